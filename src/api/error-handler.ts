@@ -1,0 +1,73 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { DomainError, RateLimitedError, type ErrorCode } from '../core/errors.ts';
+
+/** The JSON body of every API error. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+const STATUS: Record<ErrorCode, number> = {
+  invalid_input: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable: 422,
+  rate_limited: 429,
+  internal: 500,
+};
+
+/** Fastify's own error codes that are the client's fault, as domain codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_input',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_input',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_input',
+  FST_ERR_VALIDATION: 'invalid_input',
+};
+
+/** Maps any thrown error to an HTTP status and body. Internal details never reach the client. */
+export function toHttpError(err: unknown): { status: number; body: ErrorBody; retryAfter?: number } {
+  if (err instanceof DomainError) {
+    const body: ErrorBody = { error: { code: err.code, message: err.message } };
+    if (err.details) body.error.details = err.details;
+    return {
+      status: STATUS[err.code],
+      body,
+      ...(err instanceof RateLimitedError ? { retryAfter: err.retryAfterSeconds } : {}),
+    };
+  }
+  const fe = err as Partial<FastifyError>;
+  if (fe.validation) {
+    return { status: 400, body: { error: { code: 'invalid_input', message: `invalid request: ${fe.message ?? 'validation failed'}` } } };
+  }
+  const code = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (code) return { status: STATUS[code], body: { error: { code, message: fe.message ?? code } } };
+  if (fe.code === 'FST_ERR_NOT_FOUND') return { status: 404, body: { error: { code: 'not_found', message: 'no such route' } } };
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: { error: { code: 'invalid_input', message: fe.message ?? 'bad request' } } };
+  }
+  return { status: 500, body: { error: { code: 'internal', message: 'internal error; see the server log' } } };
+}
+
+export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  const { status, body, retryAfter } = toHttpError(err);
+  if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
+  return reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
+/** Installs the one error mapping and a JSON 404 on a server. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, request, reply) => {
+    const { status } = toHttpError(err);
+    if (status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.info({ code: (err as FastifyError).code, msg: (err as Error).message }, 'request rejected');
+    return sendError(reply, err);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } } satisfies ErrorBody),
+  );
+}

@@ -1,0 +1,28 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../../server/context.ts';
+import { EnrollBody, EnrollResponse, errorResponses } from '../schemas.ts';
+
+/** `POST /api/v1/enroll`: served by the API and by the boot listener (same handler). */
+export function registerEnrollRoute(app: FastifyInstance, ctx: AppContext): void {
+  app.post<{ Body: EnrollBody }>(
+    '/api/v1/enroll',
+    {
+      config: { access: 'public' },
+      bodyLimit: 1024 * 1024,
+      schema: {
+        tags: ['enrollment'],
+        summary: 'A machine registers itself (the registration agent calls this)',
+        body: EnrollBody,
+        response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 413, 415, 429) },
+      },
+      preHandler: ctx.enrollGuard ? [ctx.enrollGuard] : [],
+    },
+    async (request, reply) => {
+      const { machine, created } = await ctx.machines.enroll(request.body, {
+        kind: 'machine',
+        name: typeof request.body.service_tag === 'string' ? request.body.service_tag : 'unknown',
+      });
+      return reply.code(created ? 201 : 200).send({ id: machine.id, service_tag: machine.service_tag, status: machine.status });
+    },
+  );
+}

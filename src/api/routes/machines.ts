@@ -1,0 +1,126 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { AppContext } from '../../server/context.ts';
+import {
+  Build,
+  BuildList,
+  EventList,
+  IdParam,
+  Machine,
+  MachineList,
+  MachineListQuery,
+  MachineUpdateBody,
+  Paging,
+  errorResponses,
+} from '../schemas.ts';
+
+type Id = { Params: { id: string } };
+
+/** `/api/v1/machines…`: list, read, edit, delete, build, and each machine's builds and events. */
+export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get<{ Querystring: MachineListQuery }>(
+    '/api/v1/machines',
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['machines'], summary: 'List machines', querystring: MachineListQuery, response: { 200: MachineList, ...errorResponses(400, 401) } },
+    },
+    async (request) => {
+      const q = request.query;
+      return ctx.machines.list({
+        ...(q.status ? { status: q.status } : {}),
+        ...(q.search ? { search: q.search } : {}),
+        limit: q.limit ?? 50,
+        offset: q.offset ?? 0,
+        ...(q.sort ? { sort: q.sort } : {}),
+        ...(q.order ? { order: q.order } : {}),
+      });
+    },
+  );
+
+  app.get<Id>(
+    '/api/v1/machines/:id',
+    {
+      config: { access: 'viewer' },
+      schema: { tags: ['machines'], summary: 'One machine, by id or service tag', params: IdParam, response: { 200: Type.Ref(Machine), ...errorResponses(401, 404) } },
+    },
+    async (request) => ctx.machines.get(request.params.id),
+  );
+
+  app.put<Id & { Body: MachineUpdateBody }>(
+    '/api/v1/machines/:id',
+    {
+      config: { access: 'operator' },
+      bodyLimit: 512 * 1024,
+      schema: {
+        tags: ['machines'],
+        summary: 'Change hostname, description or NixOS configuration (partial)',
+        params: IdParam,
+        body: MachineUpdateBody,
+        response: { 200: Type.Ref(Machine), ...errorResponses(400, 401, 403, 404, 409, 413) },
+      },
+    },
+    async (request) => ctx.machines.update(request.params.id, request.body, request.actor),
+  );
+
+  app.delete<Id>(
+    '/api/v1/machines/:id',
+    {
+      config: { access: 'operator' },
+      schema: { tags: ['machines'], summary: 'Remove a machine and its images', params: IdParam, response: { 204: Type.Null(), ...errorResponses(401, 403, 404) } },
+    },
+    async (request, reply) => {
+      await ctx.machines.remove(request.params.id, request.actor);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<Id>(
+    '/api/v1/machines/:id/build',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['builds'],
+        summary: 'Build the machine’s image from its current configuration',
+        params: IdParam,
+        response: { 202: Type.Ref(Build), ...errorResponses(401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => reply.code(202).send(await ctx.machines.requestBuild(request.params.id, request.actor)),
+  );
+
+  app.get<Id & { Querystring: { limit?: number; offset?: number } }>(
+    '/api/v1/machines/:id/builds',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['builds'],
+        summary: 'A machine’s builds, newest first (without logs)',
+        params: IdParam,
+        querystring: Paging,
+        response: { 200: BuildList, ...errorResponses(401, 404) },
+      },
+    },
+    async (request) => {
+      const machine = await ctx.machines.get(request.params.id);
+      return ctx.storage.builds.listForMachine(machine.id, request.query.limit ?? 50, request.query.offset ?? 0);
+    },
+  );
+
+  app.get<Id & { Querystring: { limit?: number; offset?: number } }>(
+    '/api/v1/machines/:id/events',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['machines'],
+        summary: 'A machine’s events, newest first',
+        params: IdParam,
+        querystring: Paging,
+        response: { 200: EventList, ...errorResponses(401, 404) },
+      },
+    },
+    async (request) => {
+      const machine = await ctx.machines.get(request.params.id);
+      return ctx.storage.events.list({ machineId: machine.id, limit: request.query.limit ?? 50, offset: request.query.offset ?? 0 });
+    },
+  );
+}

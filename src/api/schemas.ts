@@ -1,0 +1,217 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { BUILD_STATUSES, MACHINE_STATUSES } from '../core/lifecycle.ts';
+
+/** Schemas declared once: used for validation, serialization and the OpenAPI document. */
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Time = Type.String({ format: 'date-time', description: 'ISO 8601 UTC' });
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ examples: ['not_found'] }),
+      message: Type.String({ examples: ['machine ABC123 not found'] }),
+      details: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+const Str = (maxLength = 256) => Type.String({ maxLength });
+const Int = () => Type.Integer({ minimum: 0 });
+
+export const Hardware = Type.Object(
+  {
+    manufacturer: Type.Optional(Str()),
+    model: Type.Optional(Str()),
+    serial: Type.Optional(Str()),
+    uuid: Type.Optional(Str()),
+    bios: Type.Optional(
+      Type.Object({ vendor: Type.Optional(Str()), version: Type.Optional(Str()), date: Type.Optional(Str()) }, { additionalProperties: true }),
+    ),
+    cpu: Type.Optional(
+      Type.Object(
+        {
+          model: Type.Optional(Str()),
+          architecture: Type.Optional(Str(64)),
+          sockets: Type.Optional(Int()),
+          cores: Type.Optional(Int()),
+          threads: Type.Optional(Int()),
+        },
+        { additionalProperties: true },
+      ),
+    ),
+    memory: Type.Optional(
+      Type.Object(
+        {
+          total_bytes: Type.Optional(Int()),
+          dimms: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  locator: Type.Optional(Str()),
+                  size_bytes: Type.Optional(Int()),
+                  type: Type.Optional(Str(64)),
+                  speed_mts: Type.Optional(Nullable(Int())),
+                },
+                { additionalProperties: true },
+              ),
+              { maxItems: 1024 },
+            ),
+          ),
+        },
+        { additionalProperties: true },
+      ),
+    ),
+    disks: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.Optional(Str()),
+            size_bytes: Type.Optional(Int()),
+            model: Type.Optional(Nullable(Str())),
+            serial: Type.Optional(Nullable(Str())),
+            rotational: Type.Optional(Nullable(Type.Boolean())),
+          },
+          { additionalProperties: true },
+        ),
+        { maxItems: 1024 },
+      ),
+    ),
+    nics: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.Optional(Str()),
+            mac: Type.Optional(Nullable(Str(64))),
+            driver: Type.Optional(Nullable(Str())),
+            speed_mbps: Type.Optional(Nullable(Type.Integer())),
+            link: Type.Optional(Nullable(Type.Boolean())),
+          },
+          { additionalProperties: true },
+        ),
+        { maxItems: 1024 },
+      ),
+    ),
+    gpus: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { vendor: Type.Optional(Nullable(Str())), model: Type.Optional(Nullable(Str())), pci_address: Type.Optional(Nullable(Str(64))) },
+          { additionalProperties: true },
+        ),
+        { maxItems: 256 },
+      ),
+    ),
+  },
+  { additionalProperties: true, $id: 'Hardware', description: 'What the registration agent found; unknown extra fields are kept.' },
+);
+
+export const EnrollBody = Type.Object(
+  {
+    service_tag: Type.String({ description: 'DMI system serial, or the SMBIOS UUID / MAC when the serial is a placeholder', examples: ['ABC123'] }),
+    mac_address: Type.String({ examples: ['52:54:00:12:34:56'] }),
+    hardware: Type.Ref(Hardware),
+  },
+  { additionalProperties: false },
+);
+export type EnrollBody = Static<typeof EnrollBody>;
+
+export const EnrollResponse = Type.Object({
+  id: Type.Integer(),
+  service_tag: Type.String(),
+  status: Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s))),
+});
+
+export const Machine = Type.Object(
+  {
+    id: Type.Integer(),
+    service_tag: Type.String(),
+    mac_address: Type.String(),
+    status: Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s))),
+    hostname: Nullable(Type.String()),
+    description: Nullable(Type.String()),
+    hardware: Type.Ref(Hardware),
+    nixos_config: Nullable(Type.String()),
+    last_build_id: Nullable(Type.Integer()),
+    booted_build_id: Nullable(Type.Integer({ description: 'the build whose image last reported that it booted' })),
+    booted_at: Nullable(Time),
+    enrolled_at: Time,
+    updated_at: Time,
+    last_seen_at: Nullable(Time),
+  },
+  { $id: 'Machine' },
+);
+
+export const MachineList = Type.Object({ items: Type.Array(Type.Ref(Machine)), total: Type.Integer() });
+
+export const MachineListQuery = Type.Object({
+  status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)))),
+  search: Type.Optional(Type.String({ maxLength: 128, description: 'matches service tag, hostname, MAC and model' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  sort: Type.Optional(Type.Union((['id', 'service_tag', 'hostname', 'status', 'last_seen_at', 'updated_at'] as const).map((s) => Type.Literal(s)))),
+  order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
+});
+export type MachineListQuery = Static<typeof MachineListQuery>;
+
+export const MachineUpdateBody = Type.Object(
+  {
+    hostname: Type.Optional(Nullable(Type.String({ description: 'an RFC 1123 label', examples: ['web-01'] }))),
+    description: Type.Optional(Nullable(Type.String())),
+    nixos_config: Type.Optional(Nullable(Type.String({ description: 'a NixOS module, at most 256 KiB' }))),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type MachineUpdateBody = Static<typeof MachineUpdateBody>;
+
+export const Build = Type.Object(
+  {
+    id: Type.Integer(),
+    machine_id: Type.Integer(),
+    status: Type.Union(BUILD_STATUSES.map((s) => Type.Literal(s))),
+    config: Type.String(),
+    hostname: Type.String(),
+    log_output: Type.String(),
+    error: Nullable(Type.String()),
+    artifact_url: Nullable(Type.String()),
+    attempts: Type.Integer(),
+    created_at: Time,
+    started_at: Nullable(Time),
+    completed_at: Nullable(Time),
+  },
+  { $id: 'Build' },
+);
+
+export const BuildList = Type.Object({ items: Type.Array(Type.Ref(Build)), total: Type.Integer() });
+
+export const Event = Type.Object(
+  {
+    id: Type.Integer(),
+    kind: Type.String({ examples: ['machine.enrolled'] }),
+    machine_id: Nullable(Type.Integer()),
+    build_id: Nullable(Type.Integer()),
+    actor: Type.String({ examples: ['user:alice', 'machine:ABC123', 'system'] }),
+    message: Type.String(),
+    data: Nullable(Type.Object({}, { additionalProperties: true })),
+    created_at: Time,
+  },
+  { $id: 'Event' },
+);
+
+export const EventList = Type.Object({ items: Type.Array(Type.Ref(Event)), total: Type.Integer() });
+
+export const Paging = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+});
+
+export const IdParam = Type.Object({ id: Type.String({ maxLength: 64, description: 'numeric id, or the service tag' }) });
+export const BuildIdParam = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+/** Shared schemas registered on a server with addSchema, referenced by $id. */
+export const SHARED_SCHEMAS = [ErrorResponse, Hardware, Machine, Build, Event];
+
+/** Standard error responses for a route's schema. */
+export function errorResponses(...codes: number[]): Record<number, TSchema> {
+  return Object.fromEntries(codes.map((c) => [c, Type.Ref(ErrorResponse)]));
+}

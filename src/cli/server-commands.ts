@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { CONFIG_KEYS, ConfigError, flagName, loadConfig, type ConfigKey } from '../config/config.ts';
+import { createLogger } from '../server/logger.ts';
+import { parseRoles, startServer, type RoleName } from '../server/serve.ts';
+import { migrate, openDatabase } from '../storage/database.ts';
+
+/** Adds `--data-dir`, `--listen`, … (one per METAL_* key) to a command. */
+function withConfigFlags(cmd: Command): Command {
+  for (const key of CONFIG_KEYS) cmd.option(`--${flagName(key)} <value>`, `overrides ${key}`);
+  return cmd;
+}
+
+function configFrom(opts: Record<string, string | undefined>) {
+  const flags: Partial<Record<ConfigKey, string>> = {};
+  for (const key of CONFIG_KEYS) {
+    const camel = flagName(key).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const v = opts[camel];
+    if (v !== undefined) flags[key] = v;
+  }
+  try {
+    return loadConfig(process.env, flags);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`metal: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function runRoles(roles: RoleName[], opts: Record<string, string | undefined>): Promise<void> {
+  const config = configFrom(opts);
+  const logger = createLogger(config.logLevel);
+  let server;
+  try {
+    server = await startServer(config, logger, roles);
+  } catch (err) {
+    logger.fatal({ err }, `metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'metal: shutting down');
+    const force = setTimeout(() => {
+      logger.error('metal: shutdown took longer than 30 s; exiting');
+      process.exit(1);
+    }, 30_000);
+    force.unref();
+    server
+      .stop()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'metal: shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+export function registerServerCommands(program: Command): void {
+  withConfigFlags(
+    program
+      .command('serve')
+      .description('run the server roles (all three by default) in this process')
+      .option('--roles <roles>', 'comma-separated roles: api, boot, builder', 'api,boot,builder')
+      .addHelpText('after', '\nExamples:\n  metal serve\n  METAL_DATABASE_URL=postgres://metal@db:5432/metal metal serve --roles api,boot'),
+  ).action(async (opts: Record<string, string | undefined>) => {
+    try {
+      await runRoles(parseRoles(opts.roles ?? 'api,boot,builder'), opts);
+    } catch (err) {
+      console.error(`metal: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(2);
+    }
+  });
+
+  withConfigFlags(
+    program.command('boot').description('run only the boot server (iPXE scripts, images, enrollment intake)').addHelpText('after', '\nExample:\n  metal boot --boot-listen 0.0.0.0:8081'),
+  ).action((opts) => runRoles(['boot'], opts));
+
+  withConfigFlags(
+    program.command('builder').description('run only an image builder (any number may run against one database)').addHelpText('after', '\nExample:\n  METAL_DATABASE_URL=postgres://metal@db/metal metal builder'),
+  ).action((opts) => runRoles(['builder'], opts));
+
+  withConfigFlags(
+    program.command('migrate').description('bring the database schema up to date and exit').addHelpText('after', '\nExample:\n  metal migrate --database-url postgres://metal@db:5432/metal'),
+  ).action(async (opts: Record<string, string | undefined>) => {
+    const config = configFrom(opts);
+    const database = await openDatabase(config.databaseUrl);
+    try {
+      const applied = await migrate(database);
+      console.log(applied.length ? `applied: ${applied.join(', ')}` : 'the schema is up to date');
+    } finally {
+      await database.close();
+    }
+  });
+}

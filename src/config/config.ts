@@ -1,0 +1,230 @@
+import { networkInterfaces } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { isAbsolute, resolve } from 'node:path';
+
+/** The whole configuration of a `metal` process, validated once at start-up and frozen. */
+export interface Config {
+  /** State directory: SQLite file, images, generated secrets. e.g. `./data` */
+  dataDir: string;
+  /** `sqlite:<path>` or `postgres://user@host:5432/db` */
+  databaseUrl: string;
+  /** REST API and dashboard listener. */
+  listen: Listen;
+  /** Boot server listener. */
+  bootListen: Listen;
+  /** How machines reach the boot server, without a trailing slash. e.g. `http://10.0.0.5:8081` */
+  bootUrl: string;
+  /** Image storage. e.g. `./data/images` */
+  imagesDir: string;
+  /** Password of the first admin; a secret, never logged. */
+  adminPassword: string | undefined;
+  /** Nix expression the builder builds. */
+  nixEntry: string;
+  /** Seconds a build may run before it fails. */
+  buildTimeoutSeconds: number;
+  /** Builds one builder runs at once. */
+  buildConcurrency: number;
+  /** Enrollments accepted per minute from one source address; 0 means no limit. */
+  enrollRate: number;
+  /** Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges). */
+  trustProxy: string[];
+  /** When set, `/api/v1/enroll` requires it; the boot server puts it on the registration kernel line. */
+  enrollToken: string | undefined;
+  /** Hex or base64 key (32 bytes) encrypting sensitive columns; generated into the data dir when unset. */
+  secretKey: string | undefined;
+  /** pino level. */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface Listen {
+  host: string;
+  port: number;
+}
+
+/** A configuration value that cannot be used; the message names the key and the value. */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    readonly value: string,
+    reason: string,
+  ) {
+    super(`config: ${key}=${JSON.stringify(value)} is invalid: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The keys `metal` reads; each also accepted as a kebab-case flag (`--data-dir`). */
+export const CONFIG_KEYS = [
+  'METAL_DATA_DIR',
+  'METAL_DATABASE_URL',
+  'METAL_LISTEN',
+  'METAL_BOOT_LISTEN',
+  'METAL_BOOT_URL',
+  'METAL_IMAGES_DIR',
+  'METAL_ADMIN_PASSWORD',
+  'METAL_NIX_ENTRY',
+  'METAL_BUILD_TIMEOUT',
+  'METAL_BUILD_CONCURRENCY',
+  'METAL_ENROLL_RATE',
+  'METAL_TRUST_PROXY',
+  'METAL_ENROLL_TOKEN',
+  'METAL_SECRET_KEY',
+  'METAL_LOG_LEVEL',
+] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+/** `METAL_BOOT_URL` -> `boot-url`: the flag name of a key. */
+export function flagName(key: ConfigKey): string {
+  return key.replace(/^METAL_/, '').toLowerCase().replaceAll('_', '-');
+}
+
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Builds the configuration from environment variables, overridden by flags (keyed by env name).
+ * Throws ConfigError on the first invalid value.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  flags: Partial<Record<ConfigKey, string>> = {},
+): Readonly<Config> {
+  const raw = (key: ConfigKey): string | undefined => {
+    const v = flags[key] ?? env[key];
+    return v === undefined || v === '' ? undefined : v;
+  };
+
+  const dataDir = resolve(raw('METAL_DATA_DIR') ?? './data');
+  const bootListen = parseListen('METAL_BOOT_LISTEN', raw('METAL_BOOT_LISTEN') ?? '0.0.0.0:8081');
+  const config: Config = {
+    dataDir,
+    databaseUrl: parseDatabaseUrl(raw('METAL_DATABASE_URL'), dataDir),
+    listen: parseListen('METAL_LISTEN', raw('METAL_LISTEN') ?? '0.0.0.0:8080'),
+    bootListen,
+    bootUrl: parseBootUrl(raw('METAL_BOOT_URL'), bootListen),
+    imagesDir: resolve(raw('METAL_IMAGES_DIR') ?? `${dataDir}/images`),
+    adminPassword: raw('METAL_ADMIN_PASSWORD'),
+    nixEntry: parseNixEntry(raw('METAL_NIX_ENTRY')),
+    buildTimeoutSeconds: parseInteger('METAL_BUILD_TIMEOUT', raw('METAL_BUILD_TIMEOUT') ?? '3600', 1, 7 * 86400),
+    buildConcurrency: parseInteger('METAL_BUILD_CONCURRENCY', raw('METAL_BUILD_CONCURRENCY') ?? '1', 1, 64),
+    enrollRate: parseInteger('METAL_ENROLL_RATE', raw('METAL_ENROLL_RATE') ?? '60', 0, 1_000_000),
+    trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
+    enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
+    secretKey: raw('METAL_SECRET_KEY'),
+    logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
+  };
+  return Object.freeze(config);
+}
+
+function parseInteger(key: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value)) throw new ConfigError(key, value, 'expected a whole number');
+  const n = Number(value);
+  if (n < min || n > max) throw new ConfigError(key, value, `expected a number from ${min} to ${max}`);
+  return n;
+}
+
+function parseEnum<T extends string>(key: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(key, value, `expected one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** `host:port`, `:port` or `[v6]:port`. */
+export function parseListen(key: string, value: string): Listen {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError(key, value, 'expected host:port, e.g. 0.0.0.0:8080');
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(key, value, 'port must be at most 65535');
+  const host = m[1] ?? (m[2] || '0.0.0.0');
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError(key, value, 'invalid host');
+  return { host, port };
+}
+
+function parseDatabaseUrl(value: string | undefined, dataDir: string): string {
+  if (value === undefined) return `sqlite:${dataDir}/metal.db`;
+  if (/^postgres(ql)?:\/\//.test(value)) {
+    try {
+      new URL(value);
+    } catch {
+      throw new ConfigError('METAL_DATABASE_URL', redactUrl(value), 'not a valid URL');
+    }
+    return value;
+  }
+  if (value.startsWith('sqlite:')) {
+    const path = value.slice('sqlite:'.length);
+    if (path === '') throw new ConfigError('METAL_DATABASE_URL', value, 'sqlite: needs a file path');
+    return path === ':memory:' ? value : `sqlite:${resolve(path)}`;
+  }
+  throw new ConfigError(
+    'METAL_DATABASE_URL',
+    redactUrl(value),
+    'expected postgres://user@host:5432/db or sqlite:<path>',
+  );
+}
+
+/** Hides a password in a database URL, for messages and logs. */
+export function redactUrl(value: string): string {
+  return value.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+}
+
+function parseBootUrl(value: string | undefined, bootListen: Listen): string {
+  if (value === undefined) {
+    const host = bootListen.host === '0.0.0.0' || bootListen.host === '::' ? firstLanAddress() : bootListen.host;
+    const shown = host.includes(':') ? `[${host}]` : host;
+    return `http://${shown}:${bootListen.port}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('METAL_BOOT_URL', value, 'not a valid URL, e.g. http://10.0.0.5:8081');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError('METAL_BOOT_URL', value, 'must be http:// or https://');
+  }
+  if (url.search || url.hash || url.username) {
+    throw new ConfigError('METAL_BOOT_URL', value, 'must not carry a query, fragment or credentials');
+  }
+  // The URL is written into iPXE scripts: only characters that need no quoting there.
+  if (!/^[A-Za-z0-9:/._~%[\]-]+$/.test(value)) {
+    throw new ConfigError('METAL_BOOT_URL', value, 'contains characters that are unsafe in an iPXE script');
+  }
+  return value.replace(/\/+$/, '');
+}
+
+/** The host's first non-loopback IPv4 address, or 127.0.0.1 when there is none. */
+function firstLanAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) {
+      if (a.family === 'IPv4' && !a.internal) return a.address;
+    }
+  }
+  return '127.0.0.1';
+}
+
+function parseNixEntry(value: string | undefined): string {
+  if (value === undefined) return resolve(PROJECT_ROOT, 'nix/netboot.nix');
+  if (value.startsWith('-')) throw new ConfigError('METAL_NIX_ENTRY', value, 'must be a path, not an option');
+  return isAbsolute(value) ? value : resolve(value);
+}
+
+function parseTrustProxy(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(item)) {
+      throw new ConfigError('METAL_TRUST_PROXY', value, `"${item}" is not an address or CIDR range`);
+    }
+  }
+  return items;
+}
+
+function parseEnrollToken(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  // It goes on a kernel command line: no spaces or quotes.
+  if (!/^[A-Za-z0-9._~-]{16,128}$/.test(value)) {
+    throw new ConfigError('METAL_ENROLL_TOKEN', '(hidden)', 'expected 16 to 128 characters of A-Z a-z 0-9 . _ ~ -');
+  }
+  return value;
+}

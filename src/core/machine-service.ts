@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+import type { ImageStore } from './image-store.ts';
+import { ConflictError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
+import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
+import type { Notifier } from './notifier.ts';
+import type { Actor, Build, Hardware, Machine } from './types.ts';
+import { nowIso } from './types.ts';
+import {
+  assertDescription,
+  assertHostname,
+  assertNixosConfig,
+  assertServiceTag,
+  isPlaceholderSerial,
+  normalizeMac,
+} from './validation.ts';
+import type { MachineFilter } from '../storage/machine-store.ts';
+import { isUniqueViolation, type Storage } from '../storage/storage.ts';
+
+export interface EnrollInput {
+  service_tag: string;
+  mac_address: string;
+  hardware: Hardware;
+}
+
+export interface MachineUpdate {
+  hostname?: string | null;
+  description?: string | null;
+  nixos_config?: string | null;
+}
+
+/** The configuration built when a machine has none: an empty NixOS module. */
+export const EMPTY_NIXOS_CONFIG = '{ ... }:\n{\n}\n';
+
+/** Machine lifecycle: enrollment, configuration, build requests, removal. */
+export class MachineService {
+  constructor(
+    private readonly storage: Storage,
+    private readonly notifier: Notifier,
+    private readonly images: ImageStore,
+  ) {}
+
+  /** Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at. */
+  async enroll(input: EnrollInput, actor: Actor): Promise<{ machine: Machine; created: boolean }> {
+    const serviceTag = assertServiceTag(input.service_tag);
+    if (isPlaceholderSerial(serviceTag)) {
+      throw new InvalidInputError(
+        `service_tag ${JSON.stringify(serviceTag)} is a vendor placeholder, not a serial; send the SMBIOS UUID or the MAC instead`,
+        { field: 'service_tag' },
+      );
+    }
+    const mac = normalizeMac(input.mac_address);
+    const now = nowIso();
+    const result = await this.storage.transaction(async (trx) => {
+      const r = await this.storage.machines.upsertEnrollment(
+        { service_tag: serviceTag, mac_address: mac, hardware: input.hardware },
+        now,
+        trx,
+      );
+      await this.storage.events.record(
+        {
+          kind: r.created ? 'machine.enrolled' : 'machine.reenrolled',
+          machineId: r.machine.id,
+          actor,
+          message: r.created ? `${serviceTag} enrolled` : `${serviceTag} enrolled again; hardware refreshed`,
+          data: { mac_address: mac },
+        },
+        trx,
+      );
+      return r;
+    });
+    this.notifier.emit('machine.updated', result.machine.id);
+    return result;
+  }
+
+  /** By numeric id, else by service tag (a numeric tag is found when no machine has that id). */
+  async get(idOrTag: string): Promise<Machine> {
+    const machine = await this.find(idOrTag);
+    if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
+    return machine;
+  }
+
+  async find(idOrTag: string): Promise<Machine | undefined> {
+    if (/^\d{1,15}$/.test(idOrTag)) {
+      const byId = await this.storage.machines.findById(Number(idOrTag));
+      if (byId) return byId;
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(idOrTag)) return undefined;
+    return this.storage.machines.findByServiceTag(idOrTag);
+  }
+
+  list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }> {
+    return this.storage.machines.list(filter);
+  }
+
+  /** Partial update; an enrolled machine with a hostname and a configuration becomes configured. */
+  async update(idOrTag: string, update: MachineUpdate, actor: Actor): Promise<Machine> {
+    const patch: { hostname?: string | null; description?: string | null; nixos_config?: string | null } = {};
+    if (update.hostname !== undefined) patch.hostname = update.hostname === null ? null : assertHostname(update.hostname);
+    if (update.description !== undefined) {
+      patch.description = update.description === null ? null : assertDescription(update.description);
+    }
+    if (update.nixos_config !== undefined) {
+      patch.nixos_config = update.nixos_config === null ? null : assertNixosConfig(update.nixos_config);
+    }
+    const current = await this.get(idOrTag);
+    const updated = await this.storage.transaction(async (trx) => {
+      const machine = await this.storage.machines.findById(current.id, trx);
+      if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
+      const next = { ...machine, ...patch };
+      const status = statusAfterEdit(machine.status, Boolean(next.hostname && next.nixos_config));
+      if (status !== machine.status) assertMachineTransition(machine.status, status, 'update');
+      const result = await this.storage.machines.update(machine.id, { ...patch, status }, nowIso(), trx);
+      const changed = Object.keys(patch).filter((k) => patch[k as keyof typeof patch] !== machine[k as keyof Machine]);
+      await this.storage.events.record(
+        {
+          kind: 'machine.updated',
+          machineId: machine.id,
+          actor,
+          message: changed.length ? `changed ${changed.join(', ')}` : 'saved without changes',
+          data: { fields: changed, ...(status !== machine.status ? { status: { from: machine.status, to: status } } : {}) },
+        },
+        trx,
+      );
+      return result;
+    });
+    this.notifier.emit('machine.updated', updated.id);
+    return updated;
+  }
+
+  /** Removes the machine, its builds and its images. A running build of it is cancelled. */
+  async remove(idOrTag: string, actor: Actor): Promise<void> {
+    const machine = await this.get(idOrTag);
+    const builds = await this.storage.db.selectFrom('builds').select(['id', 'status']).where('machine_id', '=', machine.id).execute();
+    await this.storage.transaction(async (trx) => {
+      await this.storage.machines.delete(machine.id, trx);
+      await this.storage.events.record(
+        {
+          kind: 'machine.deleted',
+          machineId: machine.id,
+          actor,
+          message: `${machine.service_tag} deleted`,
+          data: { service_tag: machine.service_tag, hostname: machine.hostname },
+        },
+        trx,
+      );
+    });
+    for (const b of builds) if (b.status === 'pending' || b.status === 'building') this.notifier.emit('build.cancelled', Number(b.id));
+    await this.images.removeMachineImages(
+      machine.service_tag,
+      builds.map((b) => Number(b.id)),
+    );
+    this.notifier.emit('machine.updated', machine.id);
+  }
+
+  /** Creates a pending build of the machine's current configuration; the machine becomes building. */
+  async requestBuild(idOrTag: string, actor: Actor): Promise<Build> {
+    const current = await this.get(idOrTag);
+    const build = await this.storage.transaction(async (trx) => {
+      const machine = await this.storage.machines.findById(current.id, trx);
+      if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
+      if (!machine.hostname) {
+        throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
+      }
+      const active = await this.storage.builds.findActiveForMachine(machine.id, trx);
+      if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
+      assertMachineTransition(machine.status, 'building', 'build');
+      const now = nowIso();
+      let created: Build;
+      try {
+        created = await this.storage.builds.create(
+          {
+            machine_id: machine.id,
+            config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
+            hostname: machine.hostname,
+            service_tag: machine.service_tag,
+            boot_token: randomBytes(24).toString('base64url'),
+          },
+          now,
+          trx,
+        );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ConflictError(`machine ${machine.service_tag} already has a build pending or running`);
+        throw err;
+      }
+      await this.storage.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now, trx);
+      await this.storage.events.record(
+        {
+          kind: 'build.requested',
+          machineId: machine.id,
+          buildId: created.id,
+          actor,
+          message: `build ${created.id} requested for ${machine.hostname}`,
+        },
+        trx,
+      );
+      return created;
+    });
+    this.notifier.emit('build.requested', build.id);
+    this.notifier.emit('machine.updated', build.machine_id);
+    return build;
+  }
+}
+
+/** Where an edit leaves a machine: enrolled becomes configured once complete; ready/failed stay served. */
+function statusAfterEdit(status: MachineStatus, complete: boolean): MachineStatus {
+  if (status === 'enrolled' && complete) return 'configured';
+  return status;
+}

@@ -1,0 +1,89 @@
+import type { BuildStatus, MachineStatus } from './lifecycle.ts';
+
+/** Hardware as reported by the registration agent; unknown extra fields are kept. */
+export interface Hardware {
+  manufacturer?: string;
+  model?: string;
+  serial?: string;
+  uuid?: string;
+  [key: string]: unknown;
+}
+
+/** A machine as the API shows it. */
+export interface Machine {
+  id: number;
+  service_tag: string;
+  /** e.g. `52:54:00:12:34:56` */
+  mac_address: string;
+  status: MachineStatus;
+  hostname: string | null;
+  description: string | null;
+  hardware: Hardware;
+  nixos_config: string | null;
+  last_build_id: number | null;
+  /** The build whose image last reported that it booted. */
+  booted_build_id: number | null;
+  booted_at: string | null;
+  enrolled_at: string;
+  updated_at: string;
+  last_seen_at: string | null;
+}
+
+/** A build as the API shows it (the per-build boot token is never part of it). */
+export interface Build {
+  id: number;
+  machine_id: number;
+  status: BuildStatus;
+  /** The NixOS configuration as it was when the build was requested. */
+  config: string;
+  hostname: string;
+  log_output: string;
+  error: string | null;
+  artifact_url: string | null;
+  attempts: number;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
+/** Who or what caused a change, as recorded in events. e.g. `{kind: 'user', name: 'alice'}` */
+export interface Actor {
+  kind: 'user' | 'token' | 'machine' | 'system' | 'builder' | 'anonymous';
+  name: string;
+  /** For users and tokens: their role. */
+  role?: Role;
+  /** For users: their id; for tokens: the token id. */
+  id?: number;
+}
+
+export type Role = 'viewer' | 'operator' | 'admin';
+export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+
+export function roleAtLeast(have: Role | undefined, need: Role): boolean {
+  if (!have) return false;
+  return ROLES.indexOf(have) >= ROLES.indexOf(need);
+}
+
+export const SYSTEM_ACTOR: Actor = { kind: 'system', name: 'system' };
+
+/** Something that happened, to which machine or build, by whom, when. */
+export interface Event {
+  id: number;
+  /** e.g. `machine.enrolled`, `build.succeeded` */
+  kind: string;
+  machine_id: number | null;
+  build_id: number | null;
+  /** e.g. `user:alice`, `machine:ABC123`, `system` */
+  actor: string;
+  message: string;
+  data: Record<string, unknown> | null;
+  created_at: string;
+}
+
+export function actorLabel(actor: Actor): string {
+  return actor.kind === 'system' ? 'system' : `${actor.kind}:${actor.name}`;
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}

@@ -1,0 +1,25 @@
+import { pino, type Logger } from 'pino';
+
+/** Structured JSON logs on stdout; secrets are redacted wherever they appear. */
+export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
+  return pino({
+    level,
+    base: { pid: process.pid, ...bindings },
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'password',
+        '*.password',
+        'token',
+        '*.token',
+        'config.adminPassword',
+        'config.secretKey',
+        'config.enrollToken',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}
+
+export type { Logger };

@@ -1,0 +1,157 @@
+import { sql, type Kysely, type Updateable } from 'kysely';
+import type { MachineStatus } from '../core/lifecycle.ts';
+import type { Hardware, Machine } from '../core/types.ts';
+import { toMachine } from './rows.ts';
+import type { MachinesTable, Schema } from './schema.ts';
+
+/** What the registration agent reports. */
+export interface Enrollment {
+  service_tag: string;
+  mac_address: string;
+  hardware: Hardware;
+}
+
+export interface MachineFilter {
+  status?: MachineStatus;
+  /** Matches service tag, hostname, MAC and model, case-insensitively. */
+  search?: string;
+  limit: number;
+  offset: number;
+  /** Column to sort by; default `id`. */
+  sort?: 'id' | 'service_tag' | 'hostname' | 'status' | 'last_seen_at' | 'updated_at';
+  order?: 'asc' | 'desc';
+}
+
+export type MachinePatch = Partial<
+  Pick<
+    MachinesTable,
+    'hostname' | 'description' | 'nixos_config' | 'status' | 'last_build_id' | 'image_build_id' | 'booted_build_id' | 'booted_at'
+  >
+>;
+
+/** The machines table. */
+export class MachineStore {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  /**
+   * Inserts a new machine, or refreshes a known one's hardware, MAC and last_seen_at (nothing else).
+   * Race-free: concurrent enrollments of one tag yield one row.
+   */
+  async upsertEnrollment(e: Enrollment, now: string, db: Kysely<Schema> = this.db): Promise<{ machine: Machine; created: boolean }> {
+    const facts = {
+      hardware: JSON.stringify(e.hardware),
+      manufacturer: str(e.hardware.manufacturer),
+      model: str(e.hardware.model),
+      system_uuid: str(e.hardware.uuid)?.toLowerCase() ?? null,
+      mac_address: e.mac_address,
+    };
+    const inserted = await db
+      .insertInto('machines')
+      .values({ service_tag: e.service_tag, status: 'enrolled', enrolled_at: now, updated_at: now, last_seen_at: now, ...facts })
+      .onConflict((oc) => oc.column('service_tag').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (inserted) return { machine: toMachine(inserted), created: true };
+    const updated = await db
+      .updateTable('machines')
+      .set({ ...facts, last_seen_at: now, updated_at: now })
+      .where('service_tag', '=', e.service_tag)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return { machine: toMachine(updated), created: false };
+  }
+
+  async findById(id: number, db: Kysely<Schema> = this.db): Promise<Machine | undefined> {
+    const row = await db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toMachine(row);
+  }
+
+  async findByServiceTag(tag: string, db: Kysely<Schema> = this.db): Promise<Machine | undefined> {
+    const row = await db.selectFrom('machines').selectAll().where('service_tag', '=', tag).executeTakeFirst();
+    return row && toMachine(row);
+  }
+
+  async findByMac(mac: string): Promise<Machine | undefined> {
+    const row = await this.db
+      .selectFrom('machines')
+      .selectAll()
+      .where('mac_address', '=', mac.toLowerCase())
+      .orderBy('id')
+      .executeTakeFirst();
+    return row && toMachine(row);
+  }
+
+  async findByUuid(uuid: string): Promise<Machine | undefined> {
+    const row = await this.db
+      .selectFrom('machines')
+      .selectAll()
+      .where('system_uuid', '=', uuid.toLowerCase())
+      .orderBy('id')
+      .executeTakeFirst();
+    return row && toMachine(row);
+  }
+
+  /** The build whose image the machine boots, if any. */
+  async imageBuildId(id: number): Promise<number | null> {
+    const row = await this.db.selectFrom('machines').select('image_build_id').where('id', '=', id).executeTakeFirst();
+    return row?.image_build_id ?? null;
+  }
+
+  async list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }> {
+    let q = this.db.selectFrom('machines');
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.search) {
+      const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where((eb) =>
+        eb.or(
+          (['service_tag', 'hostname', 'mac_address', 'model', 'manufacturer'] as const).map((col) =>
+            eb(sql`lower(${sql.ref(col)})`, 'like', sql`${pattern} escape '\\'`),
+          ),
+        ),
+      );
+    }
+    const sort = filter.sort ?? 'id';
+    const order = filter.order ?? 'asc';
+    const [rows, count] = await Promise.all([
+      q
+        .selectAll()
+        .orderBy(sort, order)
+        .orderBy('id', order)
+        .limit(filter.limit)
+        .offset(filter.offset)
+        .execute(),
+      q.select((eb) => eb.fn.countAll<string | number>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items: rows.map(toMachine), total: Number(count.n) };
+  }
+
+  /** Machines per status, for the dashboard and metrics. */
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('machines')
+      .select(['status', (eb) => eb.fn.countAll<string | number>().as('n')])
+      .groupBy('status')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async update(id: number, patch: MachinePatch, now: string, db: Kysely<Schema> = this.db): Promise<Machine> {
+    const set: Updateable<MachinesTable> = { ...patch, updated_at: now };
+    const row = await db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    return toMachine(row);
+  }
+
+  async delete(id: number, db: Kysely<Schema> = this.db): Promise<void> {
+    await db.deleteFrom('machines').where('id', '=', id).execute();
+  }
+
+  /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
+  async touchLastSeen(ids: number[], now: string): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.updateTable('machines').set({ last_seen_at: now }).where('id', 'in', ids).execute();
+  }
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' ? v : null;
+}

@@ -1,0 +1,8 @@
+import type { Migration } from './context.ts';
+import * as m0001 from './0001-initial.ts';
+
+/**
+ * Every migration, in order. Names are numbered and never change once released; add new ones at
+ * the end. The same set runs on SQLite and PostgreSQL.
+ */
+export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [['0001-initial', m0001]];

@@ -1,0 +1,62 @@
+import type { Selectable } from 'kysely';
+import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
+import type { Build, Event, Hardware, Machine } from '../core/types.ts';
+import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
+
+/** Row -> API object conversions, shared by every store. */
+export function toMachine(row: Selectable<MachinesTable>): Machine {
+  return {
+    id: Number(row.id),
+    service_tag: row.service_tag,
+    mac_address: row.mac_address,
+    status: row.status as MachineStatus,
+    hostname: row.hostname,
+    description: row.description,
+    hardware: parseJson(row.hardware) as Hardware,
+    nixos_config: row.nixos_config,
+    last_build_id: row.last_build_id === null ? null : Number(row.last_build_id),
+    booted_build_id: row.booted_build_id === null ? null : Number(row.booted_build_id),
+    booted_at: row.booted_at,
+    enrolled_at: row.enrolled_at,
+    updated_at: row.updated_at,
+    last_seen_at: row.last_seen_at,
+  };
+}
+
+export function toBuild(row: Selectable<BuildsTable>): Build {
+  return {
+    id: Number(row.id),
+    machine_id: Number(row.machine_id),
+    status: row.status as BuildStatus,
+    config: row.config,
+    hostname: row.hostname,
+    log_output: row.log_output,
+    error: row.error,
+    artifact_url: row.artifact_url,
+    attempts: Number(row.attempts),
+    created_at: row.created_at,
+    started_at: row.started_at,
+    completed_at: row.completed_at,
+  };
+}
+
+export function toEvent(row: Selectable<EventsTable>): Event {
+  return {
+    id: Number(row.id),
+    kind: row.kind,
+    machine_id: row.machine_id === null ? null : Number(row.machine_id),
+    build_id: row.build_id === null ? null : Number(row.build_id),
+    actor: row.actor_kind === 'system' ? 'system' : `${row.actor_kind}:${row.actor_name}`,
+    message: row.message,
+    data: row.data === null ? null : (parseJson(row.data) as Record<string, unknown>),
+    created_at: row.created_at,
+  };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
+}

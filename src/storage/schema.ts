@@ -1,0 +1,68 @@
+import type { Generated } from 'kysely';
+
+/** Table types as stored. Times are ISO 8601 UTC strings; JSON columns are text. */
+export interface MachinesTable {
+  id: Generated<number>;
+  service_tag: string;
+  mac_address: string;
+  status: string;
+  hostname: string | null;
+  description: string | null;
+  hardware: string;
+  /** Copied out of `hardware` for filters and grouping. */
+  manufacturer: string | null;
+  model: string | null;
+  /** SMBIOS UUID, lower-case, for boot requests that name a machine by `?uuid=`. */
+  system_uuid: string | null;
+  nixos_config: string | null;
+  last_build_id: number | null;
+  /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
+  image_build_id: number | null;
+  booted_build_id: number | null;
+  booted_at: string | null;
+  enrolled_at: string;
+  updated_at: string;
+  last_seen_at: string | null;
+}
+
+export interface BuildsTable {
+  id: Generated<number>;
+  machine_id: number;
+  status: string;
+  config: string;
+  hostname: string;
+  service_tag: string;
+  log_output: string;
+  error: string | null;
+  artifact_url: string | null;
+  attempts: number;
+  /** Which builder holds the build and until when (renewed while it works). */
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  /** Put on the image's kernel line; the image presents it when it reports that it booted. */
+  boot_token: string;
+  /** The Nix store path of the result, e.g. `/nix/store/…-metal-netboot`. */
+  store_path: string | null;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  kind: string;
+  machine_id: number | null;
+  build_id: number | null;
+  actor_kind: string;
+  actor_name: string;
+  message: string;
+  data: string | null;
+  created_at: string;
+}
+
+export interface Schema {
+  machines: MachinesTable;
+  builds: BuildsTable;
+  events: EventsTable;
+}

@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config, type ConfigKey } from '../config/config.ts';
+import type { Actor, Role } from '../core/types.ts';
+import type { Authenticator } from '../api/access.ts';
+import { createContext, type AppContext } from '../server/context.ts';
+import { createLogger } from '../server/logger.ts';
+import type { TestDatabase } from './databases.ts';
+
+/**
+ * Reads `x-test-role: admin|operator|viewer` as the caller's role: for tests of parts other than
+ * authentication, which have their own suite.
+ */
+export const headerAuthenticator: Authenticator = {
+  async authenticate(request) {
+    const role = request.headers['x-test-role'];
+    if (role !== 'admin' && role !== 'operator' && role !== 'viewer') return undefined;
+    return { kind: 'user', name: `test-${role}`, role: role as Role } satisfies Actor;
+  },
+};
+
+export interface TestContext {
+  ctx: AppContext;
+  config: Readonly<Config>;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** A full context on a fresh database and a temporary data directory. */
+export async function createTestContext(
+  db: TestDatabase,
+  env: Partial<Record<ConfigKey, string>> = {},
+  authenticator: Authenticator = headerAuthenticator,
+): Promise<TestContext> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'metal-data-'));
+  const config = loadConfig(
+    {
+      METAL_DATA_DIR: dataDir,
+      METAL_DATABASE_URL: db.url,
+      METAL_LISTEN: '127.0.0.1:0',
+      METAL_BOOT_LISTEN: '127.0.0.1:0',
+      METAL_BOOT_URL: 'http://10.0.2.100',
+      METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
+      ...env,
+    },
+    {},
+  );
+  const ctx = await createContext(config, createLogger(config.logLevel), { authenticator });
+  return {
+    ctx,
+    config,
+    dataDir,
+    async close() {
+      await ctx.close();
+      await db.cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A payload like the one the registration agent sends. */
+export function enrollmentPayload(serviceTag: string, overrides: Record<string, unknown> = {}) {
+  return {
+    service_tag: serviceTag,
+    mac_address: '52:54:00:12:34:56',
+    hardware: {
+      manufacturer: 'Dell Inc.',
+      model: 'PowerEdge R740',
+      serial: serviceTag,
+      cpu: { model: 'Intel(R) Xeon(R) Gold 6230', architecture: 'x86_64', sockets: 2, cores: 40, threads: 80 },
+      memory: { total_bytes: 412316860416 },
+      disks: [{ name: 'sda', size_bytes: 960197124096, model: 'SSDSC2KG96', serial: 'X1', rotational: false }],
+      nics: [{ name: 'eno1', mac: '52:54:00:12:34:56', driver: 'bnxt_en', speed_mbps: 25000, link: true }],
+    },
+    ...overrides,
+  };
+}
