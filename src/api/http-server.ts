@@ -1,3 +1,4 @@
+import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../server/context.ts';
 import { installAccessControl } from './access.ts';
@@ -14,11 +15,30 @@ export function createHttpServer(ctx: AppContext, options: FastifyServerOptions 
     bodyLimit: 1024 * 1024,
     trustProxy: ctx.config.trustProxy.length > 0 ? ctx.config.trustProxy : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    schemaController: { compilersFactory: { buildValidator: strictBodyValidator() } },
     forceCloseConnections: 'idle',
     ...options,
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  // Only JSON (and what a module registers in its own scope) is accepted as a body: others get 415.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
   installAccessControl(app, ctx.authenticator);
   return app;
+}
+
+/**
+ * Query strings and path parameters are text and are coerced to the declared types; JSON bodies are
+ * not: `{"service_tag": 12}` is a wrong type, not the tag "12".
+ */
+function strictBodyValidator() {
+  const coercing = AjvCompiler();
+  const strict = AjvCompiler();
+  type Build = ReturnType<typeof AjvCompiler>;
+  return (external: Parameters<Build>[0], options: Parameters<Build>[1]) => {
+    const forParts = coercing(external, options);
+    const customOptions = { ...(options?.customOptions as Record<string, unknown> | undefined), coerceTypes: false };
+    const forBody = strict(external, { ...options, customOptions } as Parameters<Build>[1]);
+    return (route: Parameters<ReturnType<Build>>[0]) => (route.httpPart === 'body' ? forBody(route) : forParts(route));
+  };
 }
