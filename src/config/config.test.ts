@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig, parseListen } from './config.ts';
+
+describe('loadConfig', () => {
+  test('defaults: SQLite in ./data, images inside it, all listeners', () => {
+    const c = loadConfig({}, {});
+    assert.match(c.databaseUrl, /^sqlite:\/.*\/data\/metal\.db$/);
+    assert.match(c.imagesDir, /\/data\/images$/);
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(c.bootListen, { host: '0.0.0.0', port: 8081 });
+    assert.match(c.bootUrl, /^http:\/\/[0-9.]+:8081$/);
+    assert.equal(c.buildTimeoutSeconds, 3600);
+    assert.equal(c.buildConcurrency, 1);
+    assert.equal(c.enrollRate, 60);
+    assert.match(c.nixEntry, /\/nix\/netboot\.nix$/);
+    assert.ok(Object.isFrozen(c));
+  });
+
+  test('flags override environment variables', () => {
+    const c = loadConfig({ METAL_LISTEN: '127.0.0.1:1000' }, { METAL_LISTEN: '127.0.0.1:2000' });
+    assert.equal(c.listen.port, 2000);
+  });
+
+  test('a trailing slash on the boot URL is dropped', () => {
+    assert.equal(loadConfig({ METAL_BOOT_URL: 'http://10.0.2.100/' }).bootUrl, 'http://10.0.2.100');
+  });
+
+  const invalid: Array<[string, Record<string, string>, RegExp]> = [
+    ['timeout not a number', { METAL_BUILD_TIMEOUT: 'soon' }, /METAL_BUILD_TIMEOUT="soon" is invalid: expected a whole number/],
+    ['zero concurrency', { METAL_BUILD_CONCURRENCY: '0' }, /METAL_BUILD_CONCURRENCY="0" is invalid: expected a number from 1 to 64/],
+    ['negative enroll rate', { METAL_ENROLL_RATE: '-1' }, /METAL_ENROLL_RATE="-1"/],
+    ['listen without port', { METAL_LISTEN: 'localhost' }, /METAL_LISTEN="localhost" is invalid: expected host:port/],
+    ['port out of range', { METAL_BOOT_LISTEN: ':70000' }, /METAL_BOOT_LISTEN=":70000" is invalid: port must be at most 65535/],
+    ['unknown database', { METAL_DATABASE_URL: 'mysql://x' }, /METAL_DATABASE_URL="mysql:\/\/x" is invalid/],
+    ['database password is hidden', { METAL_DATABASE_URL: 'mysql://u:hunter2@h/db' }, /u:\*\*\*@h/],
+    ['boot URL with a query', { METAL_BOOT_URL: 'http://a/?x=1' }, /METAL_BOOT_URL="http:\/\/a\/\?x=1" is invalid: must not carry a query/],
+    ['boot URL not http', { METAL_BOOT_URL: 'ftp://a' }, /must be http:\/\/ or https:\/\//],
+    ['boot URL with iPXE specials', { METAL_BOOT_URL: 'http://a/${x}' }, /unsafe in an iPXE script/],
+    ['trust proxy garbage', { METAL_TRUST_PROXY: '10.0.0.1,evil host' }, /METAL_TRUST_PROXY=.*"evil host" is not an address/],
+    ['bad log level', { METAL_LOG_LEVEL: 'loud' }, /METAL_LOG_LEVEL="loud" is invalid: expected one of/],
+    ['short enroll token', { METAL_ENROLL_TOKEN: 'abc' }, /METAL_ENROLL_TOKEN="\(hidden\)" is invalid/],
+  ];
+  for (const [name, env, message] of invalid) {
+    test(`rejects ${name}, naming the key and the value`, () => {
+      assert.throws(() => loadConfig(env, {}), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, message);
+        assert.doesNotMatch(err.message, /hunter2/);
+        return true;
+      });
+    });
+  }
+
+  test('parseListen accepts IPv6 and a bare port', () => {
+    assert.deepEqual(parseListen('K', '[::1]:8080'), { host: '::1', port: 8080 });
+    assert.deepEqual(parseListen('K', ':9000'), { host: '0.0.0.0', port: 9000 });
+  });
+});
