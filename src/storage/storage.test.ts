@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { migrate, openDatabase, ping, type Database } from './database.ts';
+import { isUniqueViolation, Storage } from './storage.ts';
+import { testDatabaseKinds, type TestDatabase } from '../testing/databases.ts';
+
+const NOW = '2026-01-02T03:04:05.000Z';
+const hardware = { manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', uuid: '4C4C4544-0042-3510-8052-B3C04F4E3232' };
+
+for (const kind of await testDatabaseKinds()) {
+  describe(`storage on ${kind.name}`, () => {
+    let testDb: TestDatabase;
+    let database: Database;
+    let storage: Storage;
+    before(async () => {
+      testDb = kind.fresh();
+      database = await openDatabase(testDb.url);
+      await migrate(database);
+      storage = new Storage(database);
+    });
+    after(async () => {
+      await database.close();
+      await testDb.cleanup();
+    });
+
+    test('migrations are idempotent and the database answers', async () => {
+      assert.deepEqual(await migrate(database), []);
+      await ping(database);
+    });
+
+    test('upsertEnrollment creates once, then refreshes only hardware facts', async () => {
+      const a = await storage.machines.upsertEnrollment({ service_tag: 'SM1', mac_address: '0c:c4:7a:00:00:01', hardware }, NOW);
+      assert.equal(a.created, true);
+      assert.equal(a.machine.status, 'enrolled');
+      await storage.machines.update(a.machine.id, { hostname: 'db-01', status: 'configured', nixos_config: '{}' }, NOW);
+      const b = await storage.machines.upsertEnrollment(
+        { service_tag: 'SM1', mac_address: '0c:c4:7a:00:00:02', hardware: { ...hardware, model: 'X' } },
+        '2026-01-03T00:00:00.000Z',
+      );
+      assert.equal(b.created, false);
+      assert.equal(b.machine.id, a.machine.id);
+      assert.equal(b.machine.hostname, 'db-01');
+      assert.equal(b.machine.status, 'configured');
+      assert.equal(b.machine.mac_address, '0c:c4:7a:00:00:02');
+      assert.equal(b.machine.hardware.model, 'X');
+      assert.equal(b.machine.last_seen_at, '2026-01-03T00:00:00.000Z');
+    });
+
+    test('lookups by MAC and by SMBIOS UUID (case-insensitive)', async () => {
+      assert.equal((await storage.machines.findByMac('0C:C4:7A:00:00:02'))?.service_tag, 'SM1');
+      assert.equal((await storage.machines.findByUuid('4c4c4544-0042-3510-8052-b3c04f4e3232'))?.service_tag, 'SM1');
+      assert.equal(await storage.machines.findByMac('00:00:00:00:00:00'), undefined);
+    });
+
+    test('list sorts, pages and counts', async () => {
+      for (const tag of ['SM3', 'SM2']) {
+        await storage.machines.upsertEnrollment({ service_tag: tag, mac_address: '0c:c4:7a:00:00:09', hardware }, NOW);
+      }
+      const page = await storage.machines.list({ limit: 2, offset: 0, sort: 'service_tag', order: 'desc' });
+      assert.deepEqual(page.items.map((m) => m.service_tag), ['SM3', 'SM2']);
+      assert.equal(page.total, 3);
+      const byModel = await storage.machines.list({ limit: 10, offset: 0, search: 'sys-1029' });
+      assert.equal(byModel.total, 2, 'SM1 was re-enrolled as model X');
+      assert.deepEqual(await storage.machines.countByStatus(), { configured: 1, enrolled: 2 });
+    });
+
+    test('the database allows one active build per machine', async () => {
+      const m = (await storage.machines.findByServiceTag('SM1'))!;
+      const b = { machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't' };
+      const first = await storage.builds.create(b, NOW);
+      await assert.rejects(storage.builds.create(b, NOW), (err: unknown) => isUniqueViolation(err));
+      const done = await storage.builds.transition(first.id, ['pending'], 'failed', { error: 'x' }, NOW);
+      assert.equal(done?.status, 'failed');
+      const second = await storage.builds.create(b, NOW);
+      assert.equal(second.status, 'pending');
+    });
+
+    test('transition is compare-and-set: a build that moved on is not overwritten', async () => {
+      const m = (await storage.machines.findByServiceTag('SM1'))!;
+      const active = (await storage.builds.findActiveForMachine(m.id))!;
+      assert.ok(await storage.builds.transition(active.id, ['pending'], 'cancelled', {}, NOW));
+      assert.equal(await storage.builds.transition(active.id, ['pending', 'building'], 'success', {}, NOW), undefined);
+      assert.equal((await storage.builds.findById(active.id))?.status, 'cancelled');
+    });
+
+    test('a transaction that throws writes nothing', async () => {
+      await assert.rejects(
+        storage.transaction(async (trx) => {
+          await storage.machines.upsertEnrollment({ service_tag: 'ROLLBACK', mac_address: '0c:c4:7a:00:00:0a', hardware }, NOW, trx);
+          await storage.events.record({ kind: 'x', actor: { kind: 'system', name: 'system' }, message: 'x' }, trx);
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
+      assert.equal(await storage.machines.findByServiceTag('ROLLBACK'), undefined);
+      assert.equal((await storage.events.list({ kind: 'x' })).total, 0);
+    });
+
+    test('events filter by machine, kind and actor; newest first', async () => {
+      const m = (await storage.machines.findByServiceTag('SM1'))!;
+      await storage.events.record({ kind: 'machine.updated', machineId: m.id, actor: { kind: 'user', name: 'alice' }, message: 'a' });
+      await storage.events.record({ kind: 'machine.updated', machineId: m.id, actor: { kind: 'token', name: 'ci' }, message: 'b' });
+      await storage.events.record({ kind: 'build.requested', machineId: m.id, actor: { kind: 'user', name: 'alice' }, message: 'c' });
+      const alice = await storage.events.list({ actor: 'user:alice' });
+      assert.deepEqual(alice.items.map((e) => e.message), ['c', 'a']);
+      assert.equal(alice.items[0]!.actor, 'user:alice');
+      const updates = await storage.events.list({ machineId: m.id, kind: 'machine.updated' });
+      assert.deepEqual(updates.items.map((e) => e.actor), ['token:ci', 'user:alice']);
+      assert.equal((await storage.events.list({ actor: 'token' })).total, 1);
+    });
+
+    test('deleting a machine deletes its builds', async () => {
+      const m = (await storage.machines.findByServiceTag('SM1'))!;
+      await storage.machines.delete(m.id);
+      assert.equal((await storage.builds.listForMachine(m.id)).total, 0);
+    });
+  });
+}
