@@ -1,40 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import { migrate, openDatabase } from '../../src/storage/database.ts';
 import { testDatabaseKinds } from '../../src/testing/databases.ts';
 import { enrollmentPayload } from '../../src/testing/context.ts';
-
-const METAL = new URL('../../bin/metal.js', import.meta.url).pathname;
-
-/** Starts `metal serve --roles api` and resolves with its API address once it logs that it is ready. */
-function startApi(env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, [METAL, 'serve', '--roles', 'api'], {
-    env: { ...process.env, ...env, METAL_LISTEN: '127.0.0.1:0', METAL_ENROLL_RATE: '0', METAL_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not become ready in 60 s')), 60_000);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; addresses?: { api?: string } };
-        if (entry.msg === 'metal: ready' && entry.addresses?.api) {
-          clearTimeout(timer);
-          resolve({ child, base: entry.addresses.api });
-        }
-      } catch {
-        // not a log line
-      }
-    });
-  });
-}
+import { startServerProcess } from './support/server-process.ts';
 
 for (const kind of await testDatabaseKinds()) {
   describe(`a server killed with SIGKILL during an enrollment storm, on ${kind.name}`, () => {
@@ -42,8 +14,11 @@ for (const kind of await testDatabaseKinds()) {
       const database = kind.fresh();
       const dataDir = mkdtempSync(join(tmpdir(), 'metal-crash-'));
       try {
-        const { child, base } = await startApi({ METAL_DATA_DIR: dataDir, METAL_DATABASE_URL: database.url });
-        const exited = new Promise((r) => child.once('exit', r));
+        const { child, addresses, exited } = await startServerProcess(['serve', '--roles', 'api'], {
+          METAL_DATA_DIR: dataDir,
+          METAL_DATABASE_URL: database.url,
+        });
+        const base = addresses.api!;
         const acknowledged: string[] = [];
         let killed = false;
         let next = 0;
