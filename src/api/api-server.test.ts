@@ -144,3 +144,21 @@ for (const kind of await testDatabaseKinds()) {
     });
   });
 }
+
+describe('GET /metrics', () => {
+  test('is public and counts machines by status', async () => {
+    const { freshSqlite } = await import('../testing/databases.ts');
+    const t = await createTestContext(freshSqlite());
+    const app = await buildApiServer(t.ctx);
+    try {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('METRICS1') });
+      const r = await app.inject({ url: '/metrics' });
+      assert.equal(r.statusCode, 200);
+      assert.match(r.body, /^metal_machines\{status="enrolled"\} 1$/m);
+      assert.match(r.body, /^metal_process_cpu_seconds_total /m);
+    } finally {
+      await app.close();
+      await t.close();
+    }
+  });
+});

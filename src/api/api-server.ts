@@ -6,6 +6,7 @@ import { registerBuildRoutes } from './routes/builds.ts';
 import { registerEnrollRoute } from './routes/enroll.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMachineRoutes } from './routes/machines.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
 
 /** A hook for other parts (auth, builder, dashboard) to add their routes to the API listener. */
 export type RouteModule = (app: FastifyInstance, ctx: AppContext) => void | Promise<void>;
@@ -27,6 +28,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   registerHealthRoutes(app, ctx);
+  registerMetricsRoute(app, ctx);
   registerEnrollRoute(app, ctx);
   registerMachineRoutes(app, ctx);
   registerBuildRoutes(app, ctx);
