@@ -1,0 +1,421 @@
+#!/bin/sh
+# metal-agent: the registration agent. Collects this machine's hardware, picks its service tag and
+# posts the enrollment payload to the enrollment_url= on the kernel command line, then powers off.
+#
+# Runs under busybox alone (sh, awk, sed, tr, wget); uses dmidecode, lsblk, ethtool, lspci, jq and
+# curl when they are on PATH.
+#
+# Usage: metal-agent.sh [--print]
+#   --print   print the payload JSON on stdout and exit (no network, no power-off)
+# Environment:
+#   METAL_AGENT_ROOT           prefix of every file read (/proc, /sys, /dev/console); default: empty (/)
+#   METAL_AGENT_TIMEOUT        seconds to keep retrying the enrollment URL; default 600
+#   METAL_AGENT_NO_POWEROFF=1  exit instead of powering off (also: metal.agent_stay on the command line)
+#   METAL_AGENT_CONSOLE        where results are also written; default $METAL_AGENT_ROOT/dev/console,
+#                              empty: stdout only
+# Kernel command line:
+#   enrollment_url=http://host:port/api/v1/enroll   where to post (required unless --print)
+#   metal.enroll_token=TOKEN                        sent as the X-Metal-Enroll-Token header
+#   metal.agent_stay                                do not power off
+# Exit status: 0 enrolled (or printed), 1 enrollment failed, 2 cannot run (no URL, no NIC).
+
+export LC_ALL=C
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+
+ROOT=${METAL_AGENT_ROOT:-}
+TIMEOUT=${METAL_AGENT_TIMEOUT:-600}
+CONSOLE=${METAL_AGENT_CONSOLE-$ROOT/dev/console}
+DMI=$ROOT/sys/class/dmi/id
+TMP=${TMPDIR:-/tmp}/metal-agent.$$
+
+# Vendor placeholders that are not serials; keep in step with isPlaceholderSerial in src/core/validation.ts.
+PLACEHOLDER_SERIALS='to be filled by o.e.m.|to be filled by oem|default string|system serial number|not specified|not applicable|none|n/a|0|chassis serial number|serial number|0123456789'
+
+# JSON string encoding in awk: trims surrounding whitespace, escapes quote, backslash and control
+# characters, keeps valid UTF-8, drops invalid bytes and NULs, and caps the length in characters.
+JSON_AWK='
+function jinit(  i) { for (i = 1; i < 256; i++) ORD[sprintf("%c", i)] = i; JINIT = 1 }
+function jstr(s, max,   out, n, i, c, b, b2, need, j, ok, count) {
+  if (!JINIT) jinit()
+  sub(/^[ \t\r\n\v\f]+/, "", s); sub(/[ \t\r\n\v\f]+$/, "", s)
+  out = ""; n = length(s); i = 1; count = 0
+  while (i <= n && count < max) {
+    c = substr(s, i, 1); b = ORD[c]
+    if (b == 34) out = out "\\\""
+    else if (b == 92) out = out "\\\\"
+    else if (b == 10) out = out "\\n"
+    else if (b == 9) out = out "\\t"
+    else if (b == 13) out = out "\\r"
+    else if (b == 0) { i++; continue }
+    else if (b < 32 || b == 127) out = out sprintf("\\u%04x", b)
+    else if (b < 128) out = out c
+    else {
+      need = (b >= 194 && b <= 223) ? 1 : (b >= 224 && b <= 239) ? 2 : (b >= 240 && b <= 244) ? 3 : 0
+      ok = need > 0
+      for (j = 1; ok && j <= need; j++) { b2 = ORD[substr(s, i + j, 1)]; if (b2 < 128 || b2 > 191) ok = 0 }
+      if (ok) {
+        b2 = ORD[substr(s, i + 1, 1)]
+        if ((b == 224 && b2 < 160) || (b == 237 && b2 > 159) || (b == 240 && b2 < 144) || (b == 244 && b2 > 143)) ok = 0
+      }
+      if (!ok) { i++; continue }
+      out = out substr(s, i, need + 1); i += need + 1; count++
+      continue
+    }
+    i++; count++
+  }
+  return "\"" out "\""
+}
+'
+
+say() {
+  printf 'metal-agent: %s\n' "$*"
+  if [ -n "$CONSOLE" ] && [ -w "$CONSOLE" ]; then printf 'metal-agent: %s\n' "$*" >"$CONSOLE" 2>/dev/null; fi
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# rd FILE: the file's content without NUL bytes (empty when unreadable).
+rd() { [ -r "$1" ] && tr -d '\000' <"$1" 2>/dev/null; }
+
+trim() {
+  t=$1
+  t=${t#"${t%%[![:space:]]*}"}
+  t=${t%"${t##*[![:space:]]}"}
+  printf '%s' "$t"
+}
+
+lower() { printf '%s' "$1" | tr 'A-Z' 'a-z'; }
+
+# js VALUE [MAX]: VALUE as a JSON string of at most MAX (default 255) characters.
+js() { JS_VALUE=$1 JS_MAX=${2:-255} awk "$JSON_AWK"'BEGIN { printf "%s", jstr(ENVIRON["JS_VALUE"], ENVIRON["JS_MAX"] + 0) }'; }
+
+# J is the member list of the object being built; each builder runs in its own $(subshell).
+jadd() { J="${J:+$J,}\"$1\":$2"; }
+jadd_str() { [ -n "$(trim "$2")" ] && jadd "$1" "$(js "$2" "${3:-255}")"; }
+jadd_str_or_null() { if [ -n "$(trim "$2")" ]; then jadd "$1" "$(js "$2" "${3:-255}")"; else jadd "$1" null; fi; }
+jadd_int() { case $2 in '' | *[!0-9]*) ;; *) jadd "$1" "$2" ;; esac; }
+jadd_int_or_null() { case $2 in '' | *[!0-9]*) jadd "$1" null ;; *) jadd "$1" "$2" ;; esac; }
+
+is_placeholder_serial() {
+  v=$(lower "$(trim "$1")")
+  [ -z "$v" ] && return 0
+  old_ifs=$IFS; IFS='|'; set -f
+  for p in $PLACEHOLDER_SERIALS; do
+    if [ "$v" = "$p" ]; then IFS=$old_ifs; set +f; return 0; fi
+  done
+  IFS=$old_ifs; set +f
+  printf '%s' "$v" | awk 'NR > 1 { exit 1 } { for (i = 2; i <= length($0); i++) if (substr($0, i, 1) != substr($0, 1, 1)) exit 1 }'
+}
+
+is_service_tag() {
+  case $1 in '' | [!A-Za-z0-9]* | *[!A-Za-z0-9._-]*) return 1 ;; esac
+  [ "${#1}" -le 64 ]
+}
+
+is_uuid() {
+  printf '%s' "$1" | grep -Eq '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' || return 1
+  case $1 in 00000000-0000-0000-0000-000000000000 | ffffffff-ffff-ffff-ffff-ffffffffffff) return 1 ;; esac
+}
+
+is_mac() { printf '%s' "$1" | grep -Eq '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' && [ "$1" != 00:00:00:00:00:00 ]; }
+
+dmi() {
+  v=$(rd "$DMI/$1")
+  if [ -z "$(trim "$v")" ] && [ -z "$ROOT" ] && have dmidecode; then v=$(dmidecode -s "$2" 2>/dev/null | grep -v '^#' | head -n 1); fi
+  trim "$v"
+}
+
+cmdline_arg() {
+  set -f
+  for w in $(rd "$ROOT/proc/cmdline"); do
+    case $w in "$1"=*) set +f; printf '%s' "${w#*=}"; return 0 ;; "$1") set +f; printf '1'; return 0 ;; esac
+  done
+  set +f
+  return 1
+}
+
+cpu_json() {
+  J=
+  eval "$(awk -F': *' '
+    /^processor[ \t]*:/ { threads++ }
+    /^model name[ \t]*:/ && model == "" { model = $2 }
+    /^physical id[ \t]*:/ { phys = $2; if (!(phys in socks)) { socks[phys] = 1; sockets++ } }
+    /^core id[ \t]*:/ { key = phys "/" $2; if (!(key in seen)) { seen[key] = 1; cores++ } }
+    END {
+      if (sockets == 0 && threads > 0) sockets = 1
+      if (cores == 0) cores = threads
+      printf "CPU_THREADS=%d CPU_SOCKETS=%d CPU_CORES=%d\n", threads, sockets, cores
+    }' "$ROOT/proc/cpuinfo" 2>/dev/null)"
+  jadd_str model "$(awk -F': *' '/^model name[ \t]*:/ { print $2; exit }' "$ROOT/proc/cpuinfo" 2>/dev/null)"
+  jadd_str architecture "$(uname -m)" 64
+  [ "${CPU_THREADS:-0}" -gt 0 ] && { jadd_int sockets "$CPU_SOCKETS"; jadd_int cores "$CPU_CORES"; jadd_int threads "$CPU_THREADS"; }
+  printf '{%s}' "$J"
+}
+
+dimms_json() {
+  have dmidecode || return 0
+  dmidecode -t 17 2>/dev/null | awk "$JSON_AWK"'
+    function flush() {
+      if (inDev && size > 0) {
+        printf "%s{\"locator\":%s,\"size_bytes\":%.0f", (n++ ? "," : ""), jstr(locator, 255), size
+        if (type != "" && type != "Unknown") printf ",\"type\":%s", jstr(type, 64)
+        printf ",\"speed_mts\":%s}", (speed ~ /^[0-9]+$/ ? speed : "null")
+      }
+      inDev = 0; size = 0; locator = ""; type = ""; speed = ""
+    }
+    BEGIN { printf "[" }
+    /^Memory Device/ { flush(); inDev = 1; next }
+    /^Handle / { flush(); next }
+    inDev && /^[ \t]+Size:/ {
+      split($0, f, ": "); split(f[2], p, " ")
+      u = p[2]; size = p[1] * (u == "kB" || u == "KB" ? 1024 : u == "MB" ? 1048576 : u == "GB" ? 1073741824 : u == "TB" ? 1099511627776 : 0)
+    }
+    inDev && /^[ \t]+Locator:/ { locator = substr($0, index($0, ":") + 2) }
+    inDev && /^[ \t]+Type:/ { type = substr($0, index($0, ":") + 2) }
+    inDev && /^[ \t]+Speed:/ { split(substr($0, index($0, ":") + 2), p, " "); speed = p[1] }
+    END { flush(); printf "]" }'
+}
+
+memory_json() {
+  J=
+  kb=$(awk '/^MemTotal:/ { print $2; exit }' "$ROOT/proc/meminfo" 2>/dev/null)
+  case $kb in '' | *[!0-9]*) ;; *) jadd total_bytes "$((kb * 1024))" ;; esac
+  d=$(dimms_json)
+  [ -n "$d" ] && jadd dimms "$d"
+  printf '{%s}' "$J"
+}
+
+disks_json() {
+  out=
+  for b in "$ROOT"/sys/block/*; do
+    [ -e "$b" ] || continue
+    name=${b##*/}
+    case $name in loop* | ram* | zram* | sr* | dm-* | nbd* | fd* | md*) continue ;; esac
+    J=
+    jadd_str name "$name"
+    sectors=$(trim "$(rd "$b/size")")
+    case $sectors in '' | *[!0-9]*) ;; *) jadd size_bytes "$((sectors * 512))" ;; esac
+    model=$(rd "$b/device/model")
+    serial=$(rd "$b/device/serial")
+    if [ -z "$(trim "$model$serial")" ] || [ -z "$(trim "$serial")" ]; then
+      if have lsblk; then
+        [ -z "$(trim "$model")" ] && model=$(lsblk -dno MODEL "/dev/$name" 2>/dev/null)
+        [ -z "$(trim "$serial")" ] && serial=$(lsblk -dno SERIAL "/dev/$name" 2>/dev/null)
+      fi
+    fi
+    jadd_str_or_null model "$model"
+    jadd_str_or_null serial "$serial"
+    case $(trim "$(rd "$b/queue/rotational")") in 0) jadd rotational false ;; 1) jadd rotational true ;; *) jadd rotational null ;; esac
+    out="${out:+$out,}{$J}"
+  done
+  printf '[%s]' "$out"
+}
+
+# Physical NICs: every /sys/class/net entry but lo and virtual devices (no device link).
+physical_nics() {
+  for n in "$ROOT"/sys/class/net/*; do
+    name=${n##*/}
+    [ "$name" = lo ] && continue
+    [ -L "$n/device" ] || [ -e "$n/device" ] || continue
+    printf '%s\n' "$name"
+  done
+}
+
+nic_link() {
+  case $(trim "$(rd "$1/carrier")") in
+    1) echo true ;;
+    0) echo false ;;
+    *) case $(trim "$(rd "$1/operstate")") in up) echo true ;; down | dormant | lowerlayerdown | notpresent) echo false ;; *) echo null ;; esac ;;
+  esac
+}
+
+nic_speed() {
+  s=$(trim "$(rd "$1/speed")")
+  if [ -z "$s" ] && [ -z "$ROOT" ] && have ethtool; then
+    s=$(ethtool "$2" 2>/dev/null | awk '/^[ \t]*Speed:/ { sub(/Mb\/s.*/, "", $2); print $2; exit }')
+  fi
+  case $s in '' | *[!0-9]*) echo null ;; *) [ "$s" -gt 0 ] && echo "$s" || echo null ;; esac
+}
+
+nics_json() {
+  out=
+  physical_nics >"$TMP.nics"
+  while IFS= read -r name; do
+    n=$ROOT/sys/class/net/$name
+    J=
+    jadd_str name "$name"
+    jadd_str_or_null mac "$(lower "$(trim "$(rd "$n/address")")")" 64
+    drv=$(readlink "$n/device/driver" 2>/dev/null)
+    jadd_str_or_null driver "${drv##*/}"
+    jadd speed_mbps "$(nic_speed "$n" "$name")"
+    jadd link "$(nic_link "$n")"
+    out="${out:+$out,}{$J}"
+  done <"$TMP.nics"
+  printf '[%s]' "$out"
+}
+
+primary_mac() {
+  first=
+  physical_nics >"$TMP.nics"
+  while IFS= read -r name; do
+    n=$ROOT/sys/class/net/$name
+    mac=$(lower "$(trim "$(rd "$n/address")")")
+    is_mac "$mac" || continue
+    [ -z "$first" ] && first=$mac
+    if [ "$(nic_link "$n")" = true ]; then printf '%s' "$mac"; return 0; fi
+  done <"$TMP.nics"
+  printf '%s' "$first"
+}
+
+gpu_vendor_name() {
+  case $1 in
+    0x10de) echo NVIDIA ;; 0x1002) echo AMD ;; 0x8086) echo Intel ;; 0x102b) echo Matrox ;; 0x1a03) echo ASPEED ;;
+    *) echo "$1" ;;
+  esac
+}
+
+gpus_json() {
+  out=
+  for d in "$ROOT"/sys/bus/pci/devices/*; do
+    case $(trim "$(rd "$d/class")") in 0x03????) ;; *) continue ;; esac
+    addr=${d##*/}
+    J=
+    jadd_str_or_null vendor "$(gpu_vendor_name "$(trim "$(rd "$d/vendor")")")"
+    model=
+    have lspci && model=$(lspci -mm -s "$addr" 2>/dev/null | awk -F'"' 'NR == 1 { print $6 }')
+    [ -z "$(trim "$model")" ] && model=$(rd "$d/device")
+    jadd_str_or_null model "$model"
+    jadd_str_or_null pci_address "$addr" 64
+    out="${out:+$out,}{$J}"
+  done
+  printf '[%s]' "$out"
+}
+
+# Builds the payload into $TMP.json and sets SERVICE_TAG and PRIMARY_MAC.
+build_payload() {
+  serial=$(dmi product_serial system-serial-number)
+  uuid=$(lower "$(dmi product_uuid system-uuid)")
+  PRIMARY_MAC=$(primary_mac)
+  if ! is_placeholder_serial "$serial" && is_service_tag "$serial"; then
+    SERVICE_TAG=$serial TAG_SOURCE="DMI serial"
+  elif is_uuid "$uuid"; then
+    SERVICE_TAG=$uuid TAG_SOURCE="SMBIOS UUID (serial ${serial:-empty} is not usable)"
+  elif [ -n "$PRIMARY_MAC" ]; then
+    SERVICE_TAG=$(printf '%s' "$PRIMARY_MAC" | tr -d ':') TAG_SOURCE="primary MAC (no usable serial or UUID)"
+  else
+    SERVICE_TAG=
+  fi
+  J=
+  jadd_str manufacturer "$(dmi sys_vendor system-manufacturer)"
+  jadd_str model "$(dmi product_name system-product-name)"
+  jadd_str serial "$serial"
+  is_uuid "$uuid" && jadd_str uuid "$uuid"
+  jadd bios "$(J=; jadd_str vendor "$(dmi bios_vendor bios-vendor)"; jadd_str version "$(dmi bios_version bios-version)"; jadd_str date "$(dmi bios_date bios-release-date)"; printf '{%s}' "$J")"
+  jadd cpu "$(cpu_json)"
+  jadd memory "$(memory_json)"
+  jadd disks "$(disks_json)"
+  jadd nics "$(nics_json)"
+  jadd gpus "$(gpus_json)"
+  printf '{"service_tag":%s,"mac_address":%s,"hardware":{%s}}\n' "$(js "$SERVICE_TAG" 64)" "$(js "$PRIMARY_MAC" 64)" "$J" >"$TMP.json"
+  if have jq && ! jq -e . "$TMP.json" >/dev/null 2>&1; then
+    say "internal error: the payload is not valid JSON"
+    return 1
+  fi
+}
+
+# post URL TOKEN: one attempt; sets HTTP_CODE (empty when no answer) and leaves the body in $TMP.resp.
+post() {
+  HTTP_CODE=
+  : >"$TMP.resp"
+  if have curl; then
+    set -- -sS --noproxy '*' --max-time 30 -o "$TMP.resp" -w '%{http_code}' -H 'Content-Type: application/json' \
+      ${2:+-H} ${2:+"X-Metal-Enroll-Token: $2"} --data-binary "@$TMP.json" "$1"
+    HTTP_CODE=$(curl "$@" 2>"$TMP.err")
+    [ "$HTTP_CODE" = 000 ] && HTTP_CODE=
+  else
+    set -- -S -Y off -O "$TMP.resp" --header 'Content-Type: application/json' \
+      ${2:+--header} ${2:+"X-Metal-Enroll-Token: $2"} --post-file "$TMP.json" "$1"
+    timeout 30 wget "$@" 2>"$TMP.err"
+    HTTP_CODE=$(awk 'match($0, /HTTP\/[0-9.]+ [0-9][0-9][0-9]/) { split(substr($0, RSTART), p, " "); c = p[2] } END { print c }' "$TMP.err")
+  fi
+}
+
+response_field() {
+  if have jq; then jq -r ".$1 // empty" "$TMP.resp" 2>/dev/null
+  else sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" "$TMP.resp" | head -n 1; fi
+}
+
+enroll() {
+  url=$(cmdline_arg enrollment_url) || { say "no enrollment_url= on the kernel command line; cannot enroll"; return 2; }
+  if ! printf '%s' "$url" | grep -Eq '^https?://[][A-Za-z0-9.:-]+(/[A-Za-z0-9._~/%-]*)?$'; then
+    say "enrollment_url is not a plain http(s) URL; refusing to use it"
+    return 2
+  fi
+  token=$(cmdline_arg metal.enroll_token) || token=
+  if [ -n "$token" ] && ! printf '%s' "$token" | grep -Eq '^[A-Za-z0-9._~-]{16,128}$'; then
+    say "metal.enroll_token is malformed; refusing to send it"
+    return 2
+  fi
+  build_payload || return 2
+  if [ -z "$SERVICE_TAG" ] || [ -z "$PRIMARY_MAC" ]; then say "no usable serial, UUID or network interface; cannot enroll"; return 2; fi
+  say "service tag $SERVICE_TAG from the $TAG_SOURCE; primary MAC $PRIMARY_MAC"
+  say "posting to $url"
+  start=$(date +%s)
+  delay=1
+  attempt=0
+  while :; do
+    attempt=$((attempt + 1))
+    post "$url" "$token"
+    case $HTTP_CODE in
+      200 | 201)
+        how="known machine, hardware refreshed"
+        [ "$HTTP_CODE" = 201 ] && how="new machine"
+        say "ENROLLED: $SERVICE_TAG ($how; machine $(response_field id), status $(response_field status))"
+        return 0
+        ;;
+      408 | 425 | 429 | 5?? | '') ;;
+      *)
+        say "ENROLLMENT REFUSED: HTTP $HTTP_CODE $(head -c 400 "$TMP.resp" 2>/dev/null)"
+        return 1
+        ;;
+    esac
+    elapsed=$(($(date +%s) - start))
+    left=$((TIMEOUT - elapsed))
+    reason=${HTTP_CODE:+HTTP $HTTP_CODE}
+    reason=${reason:-$(head -n 1 "$TMP.err" 2>/dev/null)}
+    if [ "$left" -le 0 ]; then
+      say "ENROLLMENT FAILED after $attempt attempts in ${elapsed}s: ${reason:-no answer}"
+      return 1
+    fi
+    [ "$delay" -gt "$left" ] && delay=$left
+    say "attempt $attempt: ${reason:-no answer}; retrying in ${delay}s"
+    sleep "$delay"
+    delay=$((delay * 2))
+    [ "$delay" -gt 30 ] && delay=30
+  done
+}
+
+cleanup() { rm -f "$TMP.json" "$TMP.resp" "$TMP.err" "$TMP.nics"; }
+trap cleanup EXIT
+
+case ${1:-} in
+  --print)
+    build_payload || exit 2
+    cat "$TMP.json"
+    exit 0
+    ;;
+  '') ;;
+  *)
+    echo "usage: metal-agent.sh [--print]" >&2
+    exit 2
+    ;;
+esac
+
+enroll
+status=$?
+if [ "${METAL_AGENT_NO_POWEROFF:-}" = 1 ] || [ -n "$ROOT" ] || cmdline_arg metal.agent_stay >/dev/null; then
+  exit "$status"
+fi
+say "powering off"
+sync
+poweroff -f
