@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerServerCommands } from './server-commands.ts';
+import { registerClientCommands } from './client-commands.ts';
+import { registerLabCommands } from './lab-commands.ts';
 
 /** The `metal` command. Server commands run roles; client commands talk to the REST API only. */
 export function buildProgram(): Command {
@@ -9,6 +11,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .addHelpText('after', '\nExample:\n  metal serve                      # API on :8080, boot server on :8081, builder, SQLite in ./data');
   registerServerCommands(program);
+  registerClientCommands(program);
+  registerLabCommands(program);
   return program;
 }
 

@@ -1,0 +1,76 @@
+import { LAB_BOOT_HOST, type LabMachine } from './lab-machine.ts';
+import type { LabFirmware } from './lab-host.ts';
+
+/** Files of one VM run, all inside its own work directory. */
+export interface LabMachineFiles {
+  /** Root of QEMU's TFTP server (holds snponly.efi under UEFI). */
+  tftpDir: string;
+  /** Raw disk image, attached as virtio-blk. */
+  disk: string;
+  /** This VM's copy of the OVMF variable store (UEFI only). */
+  ovmfVars?: string;
+  /** busybox on the host: QEMU runs `busybox nc` per guest connection to the boot server. */
+  busybox: string;
+}
+
+/** The DHCP boot file: iPXE expands `${serial}` and fetches the machine's script from the boot server. */
+export const LAB_BOOT_FILE = `http://${LAB_BOOT_HOST}/nixos/machines/\${serial}.ipxe`;
+
+/** Where, inside the TFTP root, UEFI firmware looks for the "file" named by `LAB_BOOT_FILE`. */
+export const UEFI_TFTP_PATH = `http:/${LAB_BOOT_HOST}/nixos/machines/\${serial}.ipxe`;
+
+/**
+ * The QEMU command line of a lab machine: TCG, user networking confined with `restrict=on` (the guest
+ * reaches only QEMU's DHCP/TFTP and the boot server through `guestfwd`), a virtio NIC that boots first,
+ * a virtio disk, the serial console on stdio, and no reboot (a panic or power-off ends the process).
+ */
+export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmware: LabFirmware): string[] {
+  for (const path of [files.tftpDir, files.disk, files.ovmfVars ?? '', files.busybox, firmware.ovmfCode]) {
+    if (/[,\s]/.test(path)) throw new Error(`lab: path ${JSON.stringify(path)} cannot be used on a QEMU command line (comma or space)`);
+  }
+  const smbios = [
+    'type=1',
+    `manufacturer=${qemuOptionValue(machine.manufacturer)}`,
+    `product=${qemuOptionValue(machine.product)}`,
+    `serial=${machine.serial}`,
+    ...(machine.uuid ? [`uuid=${machine.uuid}`] : []),
+  ].join(',');
+  const netdev = [
+    'user',
+    'id=n0',
+    'restrict=on',
+    `tftp=${files.tftpDir}`,
+    `bootfile=${LAB_BOOT_FILE}`,
+    `guestfwd=tcp:${LAB_BOOT_HOST}:80-cmd:${files.busybox} nc 127.0.0.1 ${machine.bootPort}`,
+  ].join(',');
+  const args = [
+    '-name', `metal-lab-${machine.serial}`,
+    '-accel', 'tcg',
+    '-machine', machine.uefi ? 'q35' : 'pc',
+    '-m', String(machine.memoryMb),
+    '-smp', String(machine.cpus),
+    '-smbios', smbios,
+    '-netdev', netdev,
+    '-device', `virtio-net-pci,netdev=n0,mac=${machine.mac},bootindex=1`,
+    '-drive', `file=${files.disk},format=raw,if=none,id=d0`,
+    '-device', 'virtio-blk-pci,drive=d0',
+    '-nodefaults',
+    '-display', 'none',
+    '-serial', 'stdio',
+    '-monitor', 'none',
+    '-no-reboot',
+  ];
+  if (machine.uefi) {
+    if (!files.ovmfVars) throw new Error('lab: a UEFI machine needs its own copy of the OVMF variable store');
+    args.push(
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${firmware.ovmfCode}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${files.ovmfVars}`,
+    );
+  }
+  return args;
+}
+
+/** QEMU reads `,,` as a literal comma inside an option value. */
+function qemuOptionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}

@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { findLabFirmware, findLabHost } from './lab-host.ts';
+import type { LabMachine } from './lab-machine.ts';
+import { qemuArguments, UEFI_TFTP_PATH } from './qemu-args.ts';
+
+export interface RunLabMachineOptions {
+  /** Where the serial console goes: `inherit` shares this terminal (keys go to the guest; Ctrl-C stops it). */
+  console: 'inherit' | Writable;
+  /** The VM is killed after this long. */
+  timeoutMs: number;
+  /** The raw disk image to use (created with the machine's size when missing), so a disk survives boots. */
+  diskFile?: string;
+  /** Stops the VM early. */
+  signal?: AbortSignal;
+}
+
+/** How a lab VM run ended. */
+export interface LabRunResult {
+  /** QEMU's exit code (0 when the guest powered off). */
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** What QEMU itself printed on stderr (not the guest console). */
+  stderr: string;
+}
+
+const KILL_GRACE_MS = 5000;
+
+/**
+ * Boots one lab machine in QEMU and resolves when QEMU exits (the guest powered off or panicked), or
+ * after killing it at the timeout. Its TFTP root, OVMF variables and (unless given) disk live in a
+ * temporary directory removed afterwards.
+ */
+export async function runLabMachine(machine: LabMachine, options: RunLabMachineOptions): Promise<LabRunResult> {
+  const host = findLabHost();
+  const firmware = findLabFirmware({ uefi: machine.uefi });
+  const workDir = await mkdtemp(join(tmpdir(), 'metal-lab-vm-'));
+  try {
+    const tftpDir = join(workDir, 'tftp');
+    await mkdir(tftpDir);
+    const disk = options.diskFile ?? join(workDir, 'disk.raw');
+    await ensureDisk(disk, machine.diskGb);
+    let ovmfVars: string | undefined;
+    if (machine.uefi) {
+      ovmfVars = join(workDir, 'OVMF_VARS.fd');
+      await copyFile(firmware.ovmfVars, ovmfVars);
+      const efiPath = join(tftpDir, UEFI_TFTP_PATH);
+      await mkdir(dirname(efiPath), { recursive: true });
+      await copyFile(firmware.snponly, efiPath);
+    }
+    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox }, firmware);
+    return await runQemu(firmware.qemu, args, options);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function ensureDisk(path: string, sizeGb: number): Promise<void> {
+  const handle = await open(path, 'a');
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) await handle.truncate(sizeGb * 1024 ** 3);
+  } finally {
+    await handle.close();
+  }
+}
+
+function runQemu(qemu: string, args: string[], options: RunLabMachineOptions): Promise<LabRunResult> {
+  const inherit = options.console === 'inherit';
+  const child = spawn(qemu, args, { stdio: [inherit ? 'inherit' : 'ignore', inherit ? 'inherit' : 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (inherit) process.stderr.write(d);
+  });
+  if (!inherit) child.stdout!.pipe(options.console as Writable, { end: false });
+
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, options.timeoutMs);
+  options.signal?.addEventListener('abort', stop, { once: true });
+
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`lab: could not start ${qemu}: ${err.message}`));
+    });
+    child.once('close', (exitCode, signal) => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      options.signal?.removeEventListener('abort', stop);
+      resolve({ exitCode, signal, timedOut, stderr });
+    });
+  });
+}
