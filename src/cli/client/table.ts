@@ -1,0 +1,72 @@
+/** Plain-text tables and status colours for terminal output. */
+
+const STATUS_COLOURS: Record<string, number> = {
+  enrolled: 36, // cyan
+  configured: 34, // blue
+  pending: 33, // yellow
+  building: 33,
+  ready: 32, // green
+  success: 32,
+  failed: 31, // red
+  cancelled: 35, // magenta
+};
+
+/** Whether to colour output: only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function shouldColour(stream: { isTTY?: boolean }, env: Record<string, string | undefined> = process.env): boolean {
+  return stream.isTTY === true && !env.NO_COLOR;
+}
+
+/** A status word in its colour, or as is when colour is off. */
+export function colourStatus(status: string, colour: boolean): string {
+  const code = STATUS_COLOURS[status];
+  return colour && code ? `\u001b[${code}m${status}\u001b[0m` : status;
+}
+
+/** A cell: plain text, and optionally how to paint it after padding (so colour codes never break alignment). */
+export type Cell = string | { text: string; paint: (padded: string) => string };
+
+/** Lines of a table with columns aligned on the longest cell; the last column is not padded. */
+export function formatTable(headers: string[], rows: Cell[][]): string[] {
+  const text = (cell: Cell | undefined) => (cell === undefined ? '' : typeof cell === 'string' ? cell : cell.text);
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => text(r[i]).length)));
+  const line = (cells: Cell[]) =>
+    cells
+      .map((cell, i) => {
+        const padded = i === cells.length - 1 ? text(cell) : text(cell).padEnd(widths[i] ?? 0);
+        return typeof cell === 'string' ? padded : cell.paint(padded);
+      })
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+/** A status cell, coloured when colour is on. */
+export function statusCell(status: string, colour: boolean): Cell {
+  return { text: status, paint: (padded) => padded.replace(status, colourStatus(status, colour)) };
+}
+
+/** Removes control characters from a server-provided string before it reaches the terminal. */
+export function printable(value: string | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/[\n\t]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+/** `1.5 GiB` from bytes. */
+export function formatBytes(bytes: number | undefined | null): string {
+  if (typeof bytes !== 'number' || !Number.isFinite(bytes)) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 10 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** A build log made safe for a terminal: lines and tabs kept, escape sequences and other control characters dropped. */
+export function printableLog(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/\r(?!\n)/g, '\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+}

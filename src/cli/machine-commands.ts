@@ -1,0 +1,139 @@
+import { Option, type Command } from 'commander';
+import { MACHINE_STATUSES } from '../core/lifecycle.ts';
+import type { Machine } from '../core/types.ts';
+import { CliError, segment } from './client/api-client.ts';
+import { clientFromEnvironment } from './client/client-settings.ts';
+import { positiveInteger, printJson, printLines, withExamples } from './client/output.ts';
+import { colourStatus, formatBytes, formatTable, printable, shouldColour, statusCell } from './client/table.ts';
+import { confirm, readTextArgument } from './client/terminal-input.ts';
+
+/** The largest NixOS configuration the API accepts. */
+const MAX_CONFIG_BYTES = 256 * 1024;
+
+interface MachineList {
+  items: Machine[];
+  total: number;
+}
+
+function machineRows(machines: Machine[], colour: boolean): string[] {
+  return formatTable(
+    ['SERVICE TAG', 'HOSTNAME', 'STATUS', 'MAC', 'MODEL', 'LAST SEEN'],
+    machines.map((m) => [
+      printable(m.service_tag),
+      printable(m.hostname) || '-',
+      statusCell(m.status, colour),
+      printable(m.mac_address),
+      printable([m.hardware?.manufacturer, m.hardware?.model].filter(Boolean).join(' ')) || '-',
+      m.last_seen_at ? m.last_seen_at.replace(/\.\d+Z$/, 'Z') : '-',
+    ]),
+  );
+}
+
+function describeMachine(m: Machine, colour: boolean): string[] {
+  const hw = m.hardware ?? {};
+  const cpu = (hw.cpu ?? {}) as { model?: string; sockets?: number; cores?: number; threads?: number };
+  const memory = (hw.memory ?? {}) as { total_bytes?: number };
+  const disks = Array.isArray(hw.disks) ? (hw.disks as Array<{ name?: string; size_bytes?: number; model?: string | null }>) : [];
+  const nics = Array.isArray(hw.nics) ? (hw.nics as Array<{ name?: string; mac?: string | null; speed_mbps?: number | null }>) : [];
+  const fields: Array<[string, string]> = [
+    ['service tag', printable(m.service_tag)],
+    ['id', String(m.id)],
+    ['status', colourStatus(m.status, colour)],
+    ['hostname', printable(m.hostname) || '-'],
+    ['description', printable(m.description) || '-'],
+    ['mac', printable(m.mac_address)],
+    ['hardware', printable([hw.manufacturer, hw.model].filter(Boolean).join(' ')) || '-'],
+    ['cpu', printable([cpu.model, cpu.cores !== undefined ? `${cpu.cores} cores` : '', cpu.threads !== undefined ? `${cpu.threads} threads` : ''].filter(Boolean).join(', ')) || '-'],
+    ['memory', formatBytes(memory.total_bytes) || '-'],
+    ['disks', disks.map((d) => printable(`${d.name ?? '?'} ${formatBytes(d.size_bytes)}${d.model ? ` ${d.model}` : ''}`.trim())).join('; ') || '-'],
+    ['nics', nics.map((n) => printable(`${n.name ?? '?'} ${n.mac ?? ''}${n.speed_mbps ? ` ${n.speed_mbps} Mb/s` : ''}`.trim())).join('; ') || '-'],
+    ['last build', m.last_build_id === null ? '-' : `${m.last_build_id}  (metal builds show ${m.last_build_id})`],
+    ['booted build', m.booted_build_id === null || m.booted_build_id === undefined ? '-' : `${m.booted_build_id} at ${m.booted_at ?? '?'}`],
+    ['enrolled', m.enrolled_at],
+    ['updated', m.updated_at],
+    ['last seen', m.last_seen_at ?? '-'],
+  ];
+  const width = Math.max(...fields.map(([k]) => k.length));
+  const lines = fields.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`);
+  lines.push('nixos configuration:');
+  if (m.nixos_config) lines.push(...m.nixos_config.replace(/\n$/, '').split('\n').map((l) => `  ${printable(l)}`));
+  else lines.push('  (none: metal machines set ' + m.service_tag + ' --config FILE)');
+  return lines;
+}
+
+/** `metal machines ls|show|set|rm`. */
+export function registerMachineCommands(program: Command): void {
+  const machines = withExamples(
+    program.command('machines').description('list, inspect, configure and remove machines'),
+    'metal machines ls --status enrolled',
+    'metal machines set ABC123 --hostname web-01 --config web-01.nix',
+  );
+
+  withExamples(
+    machines
+      .command('ls')
+      .description('list machines as a table')
+      .addOption(new Option('--status <status>', 'only machines in this status').choices(MACHINE_STATUSES))
+      .option('--search <text>', 'match service tag, hostname, MAC or model')
+      .option('--limit <n>', 'at most this many (1-500)', positiveInteger('--limit'), 50)
+      .option('--offset <n>', 'skip this many', (v) => (v === '0' ? 0 : positiveInteger('--offset')(v)))
+      .option('--json', 'print the API response as JSON'),
+    'metal machines ls',
+    'metal machines ls --status ready --json | jq -r ".items[].hostname"',
+  ).action(async (opts: { status?: string; search?: string; limit: number; offset?: number; json?: boolean }) => {
+    const list = await clientFromEnvironment().get<MachineList>('/api/v1/machines', {
+      query: { status: opts.status, search: opts.search, limit: opts.limit, offset: opts.offset },
+    });
+    if (opts.json) return printJson(list);
+    if (list.items.length === 0) {
+      process.stderr.write(list.total > 0 ? `no machines in this page (${list.total} in all)\n` : 'no machines\n');
+      return;
+    }
+    printLines(machineRows(list.items, shouldColour(process.stdout)));
+    if (list.total > list.items.length) process.stderr.write(`${list.items.length} of ${list.total} machines shown; use --limit and --offset for more\n`);
+  });
+
+  withExamples(
+    machines.command('show').description('show one machine: hardware, status and NixOS configuration').argument('<tag>', 'service tag or id').option('--json', 'print the API response as JSON'),
+    'metal machines show ABC123',
+    'metal machines show ABC123 --json | jq .hardware',
+  ).action(async (tag: string, opts: { json?: boolean }) => {
+    const machine = await clientFromEnvironment().get<Machine>(`/api/v1/machines/${segment(tag)}`);
+    if (opts.json) return printJson(machine);
+    printLines(describeMachine(machine, shouldColour(process.stdout)));
+  });
+
+  withExamples(
+    machines
+      .command('set')
+      .description('change a machine’s hostname, description or NixOS configuration')
+      .argument('<tag>', 'service tag or id')
+      .option('--hostname <name>', 'an RFC 1123 label, e.g. web-01')
+      .option('--description <text>', 'free text')
+      .option('--config <FILE>', 'the NixOS module to build, from a file (- reads standard input)')
+      .option('--json', 'print the updated machine as JSON'),
+    'metal machines set ABC123 --hostname web-01 --config ./web-01.nix',
+    'nix-instantiate --parse web.nix >/dev/null && metal machines set ABC123 --config - < web.nix',
+  ).action(async (tag: string, opts: { hostname?: string; description?: string; config?: string; json?: boolean }) => {
+    const body: Record<string, string> = {};
+    if (opts.hostname !== undefined) body.hostname = opts.hostname;
+    if (opts.description !== undefined) body.description = opts.description;
+    if (opts.config !== undefined) body.nixos_config = await readTextArgument(opts.config, MAX_CONFIG_BYTES);
+    if (Object.keys(body).length === 0) throw new CliError('nothing to change: give --hostname, --description or --config');
+    const machine = await clientFromEnvironment().put<Machine>(`/api/v1/machines/${segment(tag)}`, body);
+    if (opts.json) return printJson(machine);
+    process.stdout.write(`${printable(machine.service_tag)}: ${Object.keys(body).join(', ').replace('nixos_config', 'configuration')} saved; status ${colourStatus(machine.status, shouldColour(process.stdout))}\n`);
+  });
+
+  withExamples(
+    machines.command('rm').description('remove a machine and its images').argument('<tag>', 'service tag or id').option('-y, --yes', 'do not ask for confirmation'),
+    'metal machines rm ABC123 --yes',
+  ).action(async (tag: string, opts: { yes?: boolean }) => {
+    if (!opts.yes) {
+      if (!process.stdin.isTTY) throw new CliError(`not removing ${tag} without --yes (standard input is not a terminal to ask on)`);
+      if (!(await confirm(`remove machine ${tag} and its images?`))) throw new CliError('not removed');
+    }
+    await clientFromEnvironment().delete(`/api/v1/machines/${segment(tag)}`);
+    process.stdout.write(`${tag} removed\n`);
+  });
+}
