@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../server/context.ts';
+import { registerAuth } from '../auth/register-auth.ts';
 import { createHttpServer } from './http-server.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerEnrollRoute } from './routes/enroll.ts';
@@ -27,6 +28,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
+  registerAuth(app, ctx);
   registerHealthRoutes(app, ctx);
   registerMetricsRoute(app, ctx);
   registerEnrollRoute(app, ctx);

@@ -5,6 +5,11 @@ import { MachineService } from '../core/machine-service.ts';
 import { Notifier } from '../core/notifier.ts';
 import { ImageLayout } from '../images/image-layout.ts';
 import type { Authenticator } from '../api/access.ts';
+import { AuthService } from '../auth/auth-service.ts';
+import { createAuthenticator } from '../auth/authenticator.ts';
+import { createEnrollGuard } from '../auth/enroll-guard.ts';
+import { ensureFirstAdmin } from '../auth/first-admin.ts';
+import { loadSecretKey } from '../auth/secret-key.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { Storage } from '../storage/storage.ts';
 import type { Logger } from './logger.ts';
@@ -19,6 +24,8 @@ export interface AppContext {
   machines: MachineService;
   builds: BuildService;
   authenticator: Authenticator;
+  /** Users, sessions, API tokens, and the secret box for sensitive columns. */
+  auth: AuthService;
   /** Runs before enrollment (rate limit, enrollment token); set by the auth module. */
   enrollGuard?: preHandlerAsyncHookHandler;
   close(): Promise<void>;
@@ -27,6 +34,7 @@ export interface AppContext {
 export interface ContextOptions {
   /** Run migrations on open (default true). */
   migrate?: boolean;
+  /** Replaces the real (token and session) authenticator; the first admin is then not created. */
   authenticator?: Authenticator;
 }
 
@@ -43,6 +51,14 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     throw err;
   }
   const storage = new Storage(database);
+  let auth: AuthService;
+  try {
+    auth = new AuthService(storage, logger, loadSecretKey(config));
+    if (!options.authenticator) await ensureFirstAdmin(auth, config, logger);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
   const notifier = new Notifier();
   const images = new ImageLayout(config.imagesDir);
   const ctx: AppContext = {
@@ -53,7 +69,9 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     images,
     machines: new MachineService(storage, notifier, images),
     builds: new BuildService(storage, notifier),
-    authenticator: options.authenticator ?? { authenticate: async () => undefined },
+    authenticator: options.authenticator ?? createAuthenticator(auth),
+    auth,
+    enrollGuard: createEnrollGuard(config),
     close: () => database.close(),
   };
   return ctx;

@@ -1,8 +1,12 @@
 import type { Migration } from './context.ts';
 import * as m0001 from './0001-initial.ts';
+import * as m0002 from './0002-auth.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
  * the end. The same set runs on SQLite and PostgreSQL.
  */
-export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [['0001-initial', m0001]];
+export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
+  ['0001-initial', m0001],
+  ['0002-auth', m0002],
+];

@@ -1,0 +1,166 @@
+import { createHmac } from 'node:crypto';
+import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
+import { ROLES, nowIso, type Actor, type Role } from '../core/types.ts';
+import type { Logger } from '../server/logger.ts';
+import type { Storage } from '../storage/storage.ts';
+import { authDb } from './auth-schema.ts';
+import { CredentialStore, type Credential } from './credential-store.ts';
+import { API_TOKEN_PREFIX, SESSION_PREFIX, generateToken, hashToken, isTokenShape } from './opaque-token.ts';
+import { PasswordHasher } from './password-hasher.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import { SecretBox } from './secret-box.ts';
+import { TokenService } from './token-service.ts';
+import { UserService } from './user-service.ts';
+import { UserStore } from './user-store.ts';
+
+/** How long a sign-in session lasts. */
+export const SESSION_TTL_SECONDS = 12 * 3600;
+/** last_used_at is written at most this often per credential. */
+const TOUCH_INTERVAL_MS = 60_000;
+const GENERIC_LOGIN_FAILURE = 'wrong username or password';
+
+/** Who a presented credential belongs to, beyond the Actor recorded in events. */
+export interface Principal {
+  kind: 'session' | 'token';
+  userId: number;
+  username: string;
+  /** Session id or API token id. */
+  credentialId: number;
+  actor: Actor;
+  /** Sessions only: the SHA-256 of the session token (to end it, or keep it on a password change). */
+  sessionHash?: string;
+}
+
+export interface AuthServiceOptions {
+  /** Sign-in failures allowed per username before 429 (refilling over `loginWindowSeconds`). */
+  loginAttemptsPerUser?: number;
+  /** Sign-in failures allowed per source address. */
+  loginAttemptsPerAddress?: number;
+  loginWindowSeconds?: number;
+  now?: () => number;
+}
+
+/** A successful sign-in: the session token (shown once) and when it expires. */
+export interface LoginResult {
+  token: string;
+  expires_at: string;
+  principal: Principal;
+}
+
+/**
+ * Sign-in, sessions, and resolving presented tokens to actors; holds the per-process sign-in limiter,
+ * the user and token services, and the secret box for sensitive columns.
+ */
+export class AuthService {
+  readonly users: UserService;
+  readonly tokens: TokenService;
+  readonly secretBox: SecretBox;
+  private readonly credentials: CredentialStore;
+  private readonly userStore: UserStore;
+  private readonly hasher = new PasswordHasher();
+  private readonly perUser: RateLimiter;
+  private readonly perAddress: RateLimiter;
+  private readonly csrfKey: Buffer;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly logger: Logger,
+    secretKey: Buffer,
+    options: AuthServiceOptions = {},
+  ) {
+    const db = authDb(storage.db);
+    this.credentials = new CredentialStore(db);
+    this.userStore = new UserStore(db);
+    this.users = new UserService(storage, this.userStore, this.credentials, this.hasher);
+    this.tokens = new TokenService(storage, this.credentials, this.userStore);
+    this.secretBox = new SecretBox(secretKey);
+    this.csrfKey = createHmac('sha256', secretKey).update('metal csrf key').digest();
+    const window = options.loginWindowSeconds ?? 15 * 60;
+    this.perUser = new RateLimiter({ capacity: options.loginAttemptsPerUser ?? 5, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
+    this.perAddress = new RateLimiter({ capacity: options.loginAttemptsPerAddress ?? 20, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
+  }
+
+  /**
+   * Checks a username and password and opens a session. Wrong user and wrong password get the same
+   * answer in about the same time; too many failures per user or address get 429.
+   */
+  async login(username: string, password: string, address: string): Promise<LoginResult> {
+    const userKey = username.toLowerCase();
+    const byUser = this.perUser.take(userKey);
+    const byAddress = this.perAddress.take(address);
+    if (!byUser.allowed || !byAddress.allowed) {
+      const wait = Math.max(byUser.allowed ? 0 : byUser.retryAfterSeconds, byAddress.allowed ? 0 : byAddress.retryAfterSeconds);
+      throw new RateLimitedError(`too many failed sign-in attempts; try again in ${wait} s`, wait);
+    }
+    const user = await this.userStore.findByUsername(username);
+    const ok = user ? await this.hasher.verify(user.password_hash, password) : await this.hasher.verifyDummy(password);
+    if (!user || !ok || user.disabled) {
+      await this.storage.events.record({
+        kind: 'auth.login_failed',
+        actor: { kind: 'anonymous', name: 'anonymous' },
+        message: `failed sign-in as ${JSON.stringify(username.slice(0, 64))} from ${address}`,
+        data: { username: username.slice(0, 64), address },
+      });
+      throw new UnauthorizedError(GENERIC_LOGIN_FAILURE);
+    }
+    this.perUser.reset(userKey);
+    this.perAddress.refund(address);
+    const token = generateToken(SESSION_PREFIX);
+    const now = nowIso();
+    const expiresAt = new Date(Date.parse(now) + SESSION_TTL_SECONDS * 1000).toISOString();
+    const sessionHash = hashToken(token);
+    await this.credentials.deleteExpiredSessions(now);
+    await this.credentials.insertSession({ tokenHash: sessionHash, userId: user.id, address, now, expiresAt });
+    const actor: Actor = { kind: 'user', name: user.username, role: user.role, id: user.id };
+    await this.storage.events.record({ kind: 'auth.login', actor, message: `${user.username} signed in from ${address}`, data: { address } });
+    const principal: Principal = { kind: 'session', userId: user.id, username: user.username, credentialId: 0, actor, sessionHash };
+    return { token, expires_at: expiresAt, principal };
+  }
+
+  /** Ends a session; recorded as `auth.logout`. API tokens are revoked with DELETE /api/v1/tokens/{id} instead. */
+  async logout(principal: Principal): Promise<void> {
+    if (principal.kind !== 'session' || !principal.sessionHash) return;
+    if (await this.credentials.deleteSession(principal.sessionHash)) {
+      await this.storage.events.record({ kind: 'auth.logout', actor: principal.actor, message: `${principal.username} signed out` });
+    }
+  }
+
+  /** The principal behind a presented `ms_…` or `mt_…` token, or undefined when it is unknown, expired, revoked or disabled. */
+  async resolve(token: string): Promise<Principal | undefined> {
+    const isSession = isTokenShape(token, SESSION_PREFIX);
+    if (!isSession && !isTokenShape(token, API_TOKEN_PREFIX)) return undefined;
+    const hash = hashToken(token);
+    const found = isSession ? await this.credentials.findSession(hash) : await this.credentials.findToken(hash);
+    if (!found || found.disabled || found.revokedAt) return undefined;
+    const now = Date.now();
+    if (found.expiresAt !== null && Date.parse(found.expiresAt) <= now) return undefined;
+    await this.touch(isSession, found, now);
+    if (isSession) {
+      const actor: Actor = { kind: 'user', name: found.username, role: found.userRole, id: found.userId };
+      return { kind: 'session', userId: found.userId, username: found.username, credentialId: found.id, actor, sessionHash: hash };
+    }
+    // A token never acts above its owner's current role.
+    const role = lowerRole(found.tokenRole!, found.userRole);
+    const actor: Actor = { kind: 'token', name: `${found.username}/${found.tokenName}`, role, id: found.id };
+    return { kind: 'token', userId: found.userId, username: found.username, credentialId: found.id, actor };
+  }
+
+  /** The CSRF token of a session: an HMAC of the session token, so it needs no storage. */
+  csrfToken(sessionToken: string): string {
+    return createHmac('sha256', this.csrfKey).update(sessionToken).digest('base64url');
+  }
+
+  private async touch(isSession: boolean, found: Credential, now: number): Promise<void> {
+    if (found.lastUsedAt !== null && now - Date.parse(found.lastUsedAt) < TOUCH_INTERVAL_MS) return;
+    const at = new Date(now).toISOString();
+    try {
+      await (isSession ? this.credentials.touchSession(found.id, at) : this.credentials.touchToken(found.id, at));
+    } catch (err) {
+      this.logger.warn({ err }, 'auth: could not record last use');
+    }
+  }
+}
+
+function lowerRole(a: Role, b: Role): Role {
+  return ROLES.indexOf(a) <= ROLES.indexOf(b) ? a : b;
+}

@@ -1,0 +1,24 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../server/context.ts';
+import { registerAuthRoutes } from './auth-routes.ts';
+import { registerEventRoutes } from './event-routes.ts';
+import { installSecurityHeaders } from './security-headers.ts';
+import { verifyCsrf } from './session-cookie.ts';
+import { registerTokenRoutes } from './token-routes.ts';
+import { registerUserRoutes } from './user-routes.ts';
+
+/**
+ * Everything authentication adds to the API listener: security headers, CSRF checks on every
+ * cookie-authenticated change (public routes excepted), and the auth, user, token and event routes.
+ */
+export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
+  installSecurityHeaders(app);
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.routeOptions.config.access === 'public') return;
+    await verifyCsrf.call(app, request, reply);
+  });
+  registerAuthRoutes(app, ctx.auth);
+  registerUserRoutes(app, ctx.auth);
+  registerTokenRoutes(app, ctx.auth);
+  registerEventRoutes(app, ctx);
+}

@@ -1,0 +1,50 @@
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { ForbiddenError } from '../core/errors.ts';
+import type { AuthService, LoginResult } from './auth-service.ts';
+import { SESSION_COOKIE, requestAuth } from './authenticator.ts';
+import { constantTimeEqual } from './opaque-token.ts';
+
+function cookieAttributes(request: FastifyRequest): string {
+  return `Path=/; HttpOnly; SameSite=Strict${request.protocol === 'https' ? '; Secure' : ''}`;
+}
+
+/**
+ * Signs in with a username and password and sets the `metal_session` cookie (for the dashboard's
+ * login form). Throws UnauthorizedError or RateLimitedError like POST /api/v1/auth/login.
+ */
+export async function logInWithCookie(auth: AuthService, request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult> {
+  const result = await auth.login(username, password, request.ip);
+  const maxAge = Math.max(0, Math.floor((Date.parse(result.expires_at) - Date.now()) / 1000));
+  void reply.header('set-cookie', `${SESSION_COOKIE}=${result.token}; Max-Age=${maxAge}; ${cookieAttributes(request)}`);
+  return result;
+}
+
+/** Ends the request's session (if it has one) and clears the cookie. */
+export async function logOutWithCookie(auth: AuthService, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const current = requestAuth(request);
+  if (current) await auth.logout(current.principal);
+  void reply.header('set-cookie', `${SESSION_COOKIE}=; Max-Age=0; ${cookieAttributes(request)}`);
+}
+
+/** The CSRF token to embed in the dashboard's forms (`_csrf`) or htmx headers (`x-csrf-token`); undefined without a cookie session. */
+export function csrfToken(request: FastifyRequest): string | undefined {
+  return requestAuth(request)?.csrf;
+}
+
+/**
+ * Refuses (403) a non-GET/HEAD request authenticated by the session cookie unless it carries the
+ * session's CSRF token in the `_csrf` form field or the `x-csrf-token` header. Bearer and anonymous
+ * requests pass: a browser cannot attach a bearer token across sites.
+ */
+export const verifyCsrf: preHandlerAsyncHookHandler = async (request) => {
+  if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return;
+  const current = requestAuth(request);
+  if (!current || current.via !== 'cookie' || !current.csrf) return;
+  const header = request.headers['x-csrf-token'];
+  const body = request.body as Record<string, unknown> | null | undefined;
+  const field = body && typeof body === 'object' ? body._csrf : undefined;
+  const sent = typeof header === 'string' ? header : typeof field === 'string' ? field : undefined;
+  if (sent === undefined || !constantTimeEqual(sent, current.csrf)) {
+    throw new ForbiddenError('missing or wrong CSRF token: reload the page and try again');
+  }
+};

@@ -1,0 +1,149 @@
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError } from '../core/errors.ts';
+import { ROLES, nowIso, type Actor, type Role } from '../core/types.ts';
+import { isUniqueViolation, type Storage } from '../storage/storage.ts';
+import { authDb } from './auth-schema.ts';
+import type { CredentialStore } from './credential-store.ts';
+import { checkPasswordStrength, type PasswordHasher } from './password-hasher.ts';
+import type { User, UserStore } from './user-store.ts';
+
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+/** Refuses a username that is not 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit). */
+export function checkUsername(username: string): void {
+  if (typeof username !== 'string' || !USERNAME.test(username)) {
+    throw new InvalidInputError('username must be 1 to 64 characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit');
+  }
+}
+
+export function checkRole(role: string): asserts role is Role {
+  if (!(ROLES as readonly string[]).includes(role)) throw new InvalidInputError(`role must be one of ${ROLES.join(', ')}`);
+}
+
+/** User accounts: create, change, remove, change a password; every change is an event. */
+export class UserService {
+  constructor(
+    private readonly storage: Storage,
+    private readonly store: UserStore,
+    private readonly credentials: CredentialStore,
+    private readonly hasher: PasswordHasher,
+  ) {}
+
+  list(limit = 50, offset = 0): Promise<{ items: User[]; total: number }> {
+    return this.store.list(limit, offset);
+  }
+
+  /** By numeric id or by username. */
+  async get(ref: string | number): Promise<User> {
+    const text = String(ref);
+    // Usernames may be all digits: an id that matches no user is tried as a name.
+    const user = (/^\d{1,15}$/.test(text) ? await this.store.findById(Number(text)) : undefined) ?? (await this.store.findByUsername(text));
+    if (!user) throw new NotFoundError(`user ${ref} not found`);
+    return strip(user);
+  }
+
+  async create(input: { username: string; role: string; password: string }, actor: Actor): Promise<User> {
+    checkUsername(input.username);
+    checkRole(input.role);
+    checkPasswordStrength(input.password);
+    const passwordHash = await this.hasher.hash(input.password);
+    try {
+      return await this.storage.transaction(async (trx) => {
+        const user = await this.store.insert({ username: input.username, role: input.role as Role, passwordHash, now: nowIso() }, authDb(trx));
+        await this.storage.events.record({ kind: 'user.created', actor, message: `user ${user.username} created with role ${user.role}`, data: { user_id: user.id, username: user.username, role: user.role } }, trx);
+        return user;
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`user ${input.username} already exists`);
+      throw err;
+    }
+  }
+
+  /**
+   * Changes a user's role, disabled flag or password (admin). The last enabled admin cannot be demoted
+   * or disabled; a new password or a disabled account ends the user's sessions.
+   */
+  async update(ref: string, changes: { role?: string; disabled?: boolean; password?: string }, actor: Actor): Promise<User> {
+    if (changes.role !== undefined) checkRole(changes.role);
+    if (changes.password !== undefined) checkPasswordStrength(changes.password);
+    const passwordHash = changes.password !== undefined ? await this.hasher.hash(changes.password) : undefined;
+    const target = await this.get(ref);
+    return this.storage.transaction(async (trx) => {
+      const db = authDb(trx);
+      const losesAdmin = target.role === 'admin' && !target.disabled && ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true);
+      if (losesAdmin && (await this.store.countActiveAdmins(db)) <= 1) {
+        throw new ConflictError(`${target.username} is the last admin; make another admin first`);
+      }
+      const user = await this.store.update(
+        target.id,
+        {
+          ...(changes.role !== undefined ? { role: changes.role as Role } : {}),
+          ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}),
+          ...(passwordHash !== undefined ? { passwordHash } : {}),
+          now: nowIso(),
+        },
+        db,
+      );
+      if (!user) throw new NotFoundError(`user ${ref} not found`);
+      if (passwordHash !== undefined || changes.disabled === true) await this.credentials.deleteSessionsOf(user.id, undefined, db);
+      const what = [
+        changes.role !== undefined && changes.role !== target.role ? `role ${target.role} -> ${user.role}` : '',
+        changes.disabled !== undefined && changes.disabled !== target.disabled ? (user.disabled ? 'disabled' : 'enabled') : '',
+        passwordHash !== undefined ? 'password reset' : '',
+      ].filter(Boolean);
+      await this.storage.events.record(
+        { kind: 'user.updated', actor, message: `user ${user.username}: ${what.join(', ') || 'no change'}`, data: { user_id: user.id, username: user.username, role: user.role, disabled: user.disabled, password_reset: passwordHash !== undefined } },
+        trx,
+      );
+      return user;
+    });
+  }
+
+  /** Removes a user with their sessions and tokens. Nobody removes themselves, and the last admin stays. */
+  async remove(ref: string, actor: Actor, actorUserId?: number): Promise<void> {
+    const target = await this.get(ref);
+    if (actorUserId !== undefined && target.id === actorUserId) throw new ConflictError('you cannot remove your own account');
+    await this.storage.transaction(async (trx) => {
+      const db = authDb(trx);
+      if (target.role === 'admin' && !target.disabled && (await this.store.countActiveAdmins(db)) <= 1) {
+        throw new ConflictError(`${target.username} is the last admin; make another admin first`);
+      }
+      if (!(await this.store.delete(target.id, db))) throw new NotFoundError(`user ${ref} not found`);
+      await this.storage.events.record({ kind: 'user.deleted', actor, message: `user ${target.username} removed`, data: { user_id: target.id, username: target.username } }, trx);
+    });
+  }
+
+  /** A signed-in user changes their own password; their other sessions end. */
+  async changeOwnPassword(userId: number, current: string, next: string, actor: Actor, keepSessionHash?: string): Promise<void> {
+    const user = await this.store.findById(userId);
+    if (!user) throw new UnauthorizedError('your account no longer exists');
+    if (!(await this.hasher.verify(user.password_hash, current))) throw new ForbiddenError('the current password is wrong');
+    checkPasswordStrength(next, 'the new password');
+    const passwordHash = await this.hasher.hash(next);
+    await this.storage.transaction(async (trx) => {
+      const db = authDb(trx);
+      await this.store.update(userId, { passwordHash, now: nowIso() }, db);
+      await this.credentials.deleteSessionsOf(userId, keepSessionHash, db);
+      await this.storage.events.record({ kind: 'user.password_changed', actor, message: `${user.username} changed their password`, data: { user_id: userId, username: user.username } }, trx);
+    });
+  }
+
+  /**
+   * On a database without users, creates `admin` with `password`; returns false when a user exists.
+   * Safe when several processes start at once: only one insert wins.
+   */
+  async createFirstAdmin(password: string, actor: Actor): Promise<boolean> {
+    if ((await this.store.count()) > 0) return false;
+    try {
+      await this.create({ username: 'admin', role: 'admin', password }, actor);
+      return true;
+    } catch (err) {
+      if (err instanceof ConflictError) return false;
+      throw err;
+    }
+  }
+}
+
+function strip(user: User & { password_hash?: string }): User {
+  const { password_hash: _hash, ...rest } = user;
+  return rest;
+}
