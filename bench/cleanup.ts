@@ -1,0 +1,39 @@
+/** Things to undo when the bench ends, fails or is interrupted: child processes, temporary directories. */
+const undo: Array<{ name: string; fn: () => Promise<void> | void }> = [];
+let installed = false;
+
+/** Registers `fn` to run at the end (last registered runs first); returns a function that runs it now instead. */
+export function onCleanup(name: string, fn: () => Promise<void> | void): () => Promise<void> {
+  installSignalHandlers();
+  const entry = { name, fn };
+  undo.push(entry);
+  return async () => {
+    const i = undo.indexOf(entry);
+    if (i < 0) return;
+    undo.splice(i, 1);
+    await entry.fn();
+  };
+}
+
+/** Runs every registered cleanup, newest first; errors are reported, not thrown. */
+export async function cleanupAll(): Promise<void> {
+  while (undo.length > 0) {
+    const entry = undo.pop()!;
+    try {
+      await entry.fn();
+    } catch (err) {
+      console.error(`bench: cleanup of ${entry.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+function installSignalHandlers(): void {
+  if (installed) return;
+  installed = true;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\nbench: ${signal}: stopping servers and removing temporary files`);
+      void cleanupAll().finally(() => process.exit(130));
+    });
+  }
+}

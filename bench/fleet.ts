@@ -1,0 +1,135 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import type { Database } from '../src/storage/database.ts';
+import { enrollmentPayload } from '../src/testing/context.ts';
+
+/** The service tag of fleet machine `n` (1-based): `BENCH00001` … */
+export function fleetTag(n: number): string {
+  return `BENCH${String(n).padStart(5, '0')}`;
+}
+
+export const FLEET_TAG_PREFIX = 'BENCH';
+export const FLEET_TAG_WIDTH = 5;
+
+export interface FleetOptions {
+  count: number;
+  /** Every machine whose number is even has a published image (status ready); the others wait for one. */
+  imagesDir: string;
+}
+
+export interface Fleet {
+  count: number;
+  withImage: number;
+  /** A machine that boots its own image, and its build id. */
+  sampleReady: { tag: string; buildId: number };
+  /** A machine without an image (hold script). */
+  sampleWaiting: { tag: string };
+}
+
+/**
+ * Writes `count` machines straight into the database (much faster than enrolling them): half of them
+ * `ready` with a published build whose files and boot.json exist under `imagesDir`, the rest `configured`.
+ * Also writes the registration image, so unknown machines get a complete script.
+ */
+export async function seedFleet(database: Database, o: FleetOptions): Promise<Fleet> {
+  const { db } = database;
+  const now = new Date().toISOString();
+  writeImage(join(o.imagesDir, 'registration'), 'registration');
+  const batch = 400;
+  for (let start = 1; start <= o.count; start += batch) {
+    const rows = [];
+    for (let n = start; n < Math.min(start + batch, o.count + 1); n++) {
+      const tag = fleetTag(n);
+      const mac = `52:54:00:${hex(n >> 16)}:${hex(n >> 8)}:${hex(n)}`;
+      const hardware = { ...enrollmentPayload(tag).hardware, uuid: uuidFor(n) };
+      rows.push({
+        service_tag: tag,
+        mac_address: mac,
+        status: 'configured',
+        hostname: `node-${String(n).padStart(5, '0')}`,
+        description: null,
+        hardware: JSON.stringify(hardware),
+        manufacturer: hardware.manufacturer,
+        model: hardware.model,
+        system_uuid: hardware.uuid,
+        nixos_config: '{ ... }:\n{\n  services.openssh.enable = true;\n}\n',
+        enrolled_at: now,
+        updated_at: now,
+        last_seen_at: now,
+      });
+    }
+    await db.insertInto('machines').values(rows).execute();
+  }
+  const even = await db
+    .selectFrom('machines')
+    .select(['id', 'service_tag', 'hostname', 'nixos_config'])
+    .where(sql<boolean>`${sql.ref('id')} % 2 = 0`)
+    .where('service_tag', 'like', `${FLEET_TAG_PREFIX}%`)
+    .orderBy('id')
+    .execute();
+  for (let i = 0; i < even.length; i += batch) {
+    const rows = even.slice(i, i + batch).map((m) => ({
+      machine_id: m.id,
+      status: 'success',
+      config: m.nixos_config ?? '',
+      hostname: m.hostname ?? '',
+      service_tag: m.service_tag,
+      log_output: '',
+      attempts: 1,
+      boot_token: randomBytes(24).toString('base64url'),
+      created_at: now,
+      started_at: now,
+      completed_at: now,
+      updated_at: now,
+    }));
+    await db.insertInto('builds').values(rows).execute();
+  }
+  await sql`update machines set status = 'ready',
+      image_build_id = (select max(b.id) from builds b where b.machine_id = machines.id and b.status = 'success'),
+      last_build_id = (select max(b.id) from builds b where b.machine_id = machines.id)
+    where exists (select 1 from builds b where b.machine_id = machines.id and b.status = 'success')`.execute(db);
+  const published = await db
+    .selectFrom('machines')
+    .select(['service_tag', 'image_build_id'])
+    .where('image_build_id', 'is not', null)
+    .orderBy('id')
+    .execute();
+  mkdirSync(join(o.imagesDir, 'machines'), { recursive: true });
+  for (const m of published) {
+    writeImage(join(o.imagesDir, 'builds', String(m.image_build_id)), m.service_tag);
+    symlinkSync(`../builds/${m.image_build_id}`, join(o.imagesDir, 'machines', m.service_tag));
+  }
+  const waiting = await db.selectFrom('machines').select('service_tag').where('status', '=', 'configured').orderBy('id').executeTakeFirstOrThrow();
+  const ready = published[0];
+  if (!ready) throw new Error('bench: the fleet needs at least two machines');
+  return {
+    count: o.count,
+    withImage: published.length,
+    sampleReady: { tag: ready.service_tag, buildId: Number(ready.image_build_id) },
+    sampleWaiting: { tag: waiting.service_tag },
+  };
+}
+
+/** Writes small bzImage and initrd files and a matching boot.json, as a published build would have. */
+export function writeImage(dir: string, name: string): void {
+  mkdirSync(dir, { recursive: true });
+  const files: Record<string, { size: number; sha256: string }> = {};
+  for (const file of ['bzImage', 'initrd']) {
+    const content = Buffer.from(`${file} of ${name}\n`);
+    writeFileSync(join(dir, file), content);
+    files[file] = { size: content.length, sha256: createHash('sha256').update(content).digest('hex') };
+  }
+  const init = `/nix/store/${createHash('sha256').update(name).digest('hex').slice(0, 32)}-nixos-system-${name.toLowerCase()}/init`;
+  writeFileSync(join(dir, 'boot.json'), JSON.stringify({ init, kernel_params: ['console=ttyS0', 'loglevel=4'], files }));
+}
+
+function hex(n: number): string {
+  return (n & 0xff).toString(16).padStart(2, '0');
+}
+
+function uuidFor(n: number): string {
+  const h = createHash('sha256').update(String(n)).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

@@ -1,0 +1,134 @@
+import { randomFillSync } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchContext } from '../bench-context.ts';
+import { summariseProfileDir } from '../cpu-profile.ts';
+import { writeImage } from '../fleet.ts';
+import { residentBytes, sampleResidentMemory, startMetal } from '../metal-process.ts';
+import { startNginx } from '../nginx-process.ts';
+import { newScenario, round, type ScenarioResult } from '../result.ts';
+import { errorCount, runWrk, type LoadResult } from '../wrk.ts';
+
+/** Memory may grow by at most this much while serving, whatever the file size and client count. */
+const FLAT_MEMORY_BYTES = 64 * 1024 * 1024;
+const BUILD_ID = 1;
+const MiB = 1024 * 1024;
+
+/** Parallel downloads of one large initrd from the boot server, beside nginx with sendfile on the same file. */
+export async function benchImages(bench: BenchContext): Promise<ScenarioResult> {
+  const s = bench.sizes;
+  const result = newScenario('images', `Images: parallel downloads of a ${s.imageBytes / MiB} MiB initrd`, {
+    'file MiB': s.imageBytes / MiB,
+    clients: s.imageClients.join(' and '),
+    seconds: s.imageSeconds,
+    'wrk threads': 1,
+  });
+  const imagesDir = bench.tempDir('images');
+  const buildDir = join(imagesDir, 'builds', String(BUILD_ID));
+  mkdirSync(buildDir, { recursive: true });
+  writeImage(buildDir, 'bench-image');
+  writeRandomFile(join(buildDir, 'initrd'), s.imageBytes);
+  writeImage(join(imagesDir, 'registration'), 'registration');
+
+  const metalRuns = new Map<number, LoadResult>();
+  const profileDir = bench.profile ? bench.tempDir('profile') : undefined;
+  const metal = await startMetal({
+    args: ['boot'],
+    env: {
+      METAL_DATABASE_URL: `sqlite:${join(bench.tempDir('db'), 'metal.db')}`,
+      METAL_IMAGES_DIR: imagesDir,
+      METAL_BOOT_URL: 'http://127.0.0.1:8081',
+      METAL_DATA_DIR: bench.tempDir('data'),
+    },
+    ...(profileDir ? { cpuProfileDir: profileDir } : {}),
+  });
+  try {
+    const url = `${metal.addresses.boot}/images/builds/${BUILD_ID}/initrd`;
+    const problem = await probeImage(url, s.imageBytes);
+    if (problem) {
+      result.status = 'unavailable';
+      result.note = problem;
+      return result;
+    }
+    for (const clients of s.imageClients) {
+      const before = residentBytes(metal.pid) ?? 0;
+      const sampling = sampleResidentMemory(metal.pid);
+      const r = await runWrk({ url, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
+      const { peak } = sampling();
+      const after = residentBytes(metal.pid) ?? 0;
+      metalRuns.set(clients, r);
+      result.rows.push({
+        label: `metal boot, ${clients} clients`,
+        metrics: { ...throughput(r), 'RSS before MiB': round(before / MiB), 'RSS peak MiB': round(peak / MiB), 'RSS after MiB': round(after / MiB) },
+      });
+      result.bars.push({
+        bar: `image serving memory flat, ${clients} clients`,
+        target: `peak RSS grows < ${FLAT_MEMORY_BYTES / MiB} MiB`,
+        measured: `${round(before / MiB)} → ${round(peak / MiB)} → ${round(after / MiB)} MiB`,
+        met: peak - before < FLAT_MEMORY_BYTES && errorCount(r) === 0,
+      });
+    }
+  } finally {
+    await metal.stop();
+    if (profileDir) {
+      const p = summariseProfileDir(profileDir, 'metal boot serving images');
+      if (p) result.profiles.push(p);
+    }
+  }
+
+  const nginx = await startNginx({ prefix: bench.tempDir('nginx'), root: imagesDir, sendfile: true });
+  try {
+    for (const clients of s.imageClients) {
+      const r = await runWrk({ url: `${nginx.url}/builds/${BUILD_ID}/initrd`, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
+      result.rows.push({ label: `nginx sendfile, ${clients} clients`, metrics: throughput(r) });
+      const ours = metalRuns.get(clients)!;
+      const ratio = ours.megabytesPerSecond / r.megabytesPerSecond;
+      result.bars.push({
+        bar: `image throughput ≥ 90% of nginx, ${clients} clients`,
+        target: '≥ 0.90 × nginx',
+        measured: `${round(ours.megabytesPerSecond)} MB/s`,
+        reference: `${round(ratio)} × nginx (${round(r.megabytesPerSecond)} MB/s)`,
+        met: ratio >= 0.9 && errorCount(ours) === 0,
+      });
+    }
+  } finally {
+    await nginx.stop();
+  }
+  return result;
+}
+
+function throughput(r: LoadResult) {
+  return {
+    'MB/s': round(r.megabytesPerSecond),
+    downloads: r.requests,
+    'p50 s': round(r.p50Ms / 1000),
+    'p99 s': round(r.p99Ms / 1000),
+    errors: errorCount(r),
+  };
+}
+
+/** Checks length and a range request; returns what is wrong, if anything. */
+async function probeImage(url: string, size: number): Promise<string | undefined> {
+  const head = await fetch(url, { method: 'HEAD' });
+  if (head.status === 404) return 'GET /images/... answers 404: the boot server serves no images in this version';
+  if (head.status !== 200) return `HEAD ${new URL(url).pathname} answered ${head.status}`;
+  if (head.headers.get('content-length') !== String(size)) return `Content-Length ${head.headers.get('content-length')}, expected ${size}`;
+  const range = await fetch(url, { headers: { range: 'bytes=0-15' } });
+  const body = Buffer.from(await range.arrayBuffer());
+  if (range.status !== 206 || body.length !== 16) return `a Range request answered ${range.status} with ${body.length} bytes`;
+  return undefined;
+}
+
+function writeRandomFile(path: string, bytes: number): void {
+  const chunk = Buffer.alloc(8 * MiB);
+  const fd = openSync(path, 'w');
+  try {
+    for (let written = 0; written < bytes; written += chunk.length) {
+      const n = Math.min(chunk.length, bytes - written);
+      randomFillSync(chunk, 0, n);
+      writeSync(fd, chunk, 0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,109 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** What one wrk run measured; latencies in milliseconds. */
+export interface LoadResult {
+  requests: number;
+  durationSeconds: number;
+  requestsPerSecond: number;
+  bytes: number;
+  /** Bytes per second, in MB/s (10^6). */
+  megabytesPerSecond: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Connect, read, write and timeout errors, plus responses that were not 2xx or 3xx. */
+  errors: { connect: number; read: number; write: number; timeout: number; status: number };
+}
+
+export interface WrkOptions {
+  url: string;
+  connections: number;
+  threads: number;
+  durationSeconds: number;
+  /** Lua `request` body generator (see pathGenerator), or undefined for a fixed URL. */
+  luaRequest?: string;
+  headers?: Record<string, string>;
+  /** Per-request timeout, seconds (large downloads need more than wrk's 2 s). */
+  timeoutSeconds?: number;
+  /** Where the generated Lua script is written. */
+  workDir: string;
+}
+
+const MARK = 'BENCH_RESULT ';
+
+/** Lua that prints wrk's summary as one JSON line, so nothing depends on wrk's human-readable output. */
+export function reportLua(): string {
+  return `
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('${MARK}{"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+`;
+}
+
+/**
+ * Lua `request` function asking for `<before><prefix><n, zero-padded to width><after>` with n uniformly
+ * random in 1..count; the same seed gives the same sequence.
+ */
+export function pathGenerator(o: { before: string; prefix: string; width: number; count: number; after: string; seed?: number }): string {
+  for (const part of [o.before, o.prefix, o.after]) {
+    if (!/^[A-Za-z0-9/._?=&-]*$/.test(part)) throw new Error(`bench: ${JSON.stringify(part)} is not safe in a generated path`);
+  }
+  if (!Number.isInteger(o.count) || o.count < 1 || !Number.isInteger(o.width) || o.width < 1) throw new Error('bench: bad path generator range');
+  return `
+math.randomseed(${Math.trunc(o.seed ?? 42)})
+request = function()
+  return wrk.format(nil, string.format('${o.before}${o.prefix}%0${o.width}d${o.after}', math.random(1, ${o.count})))
+end
+`;
+}
+
+/** Parses the JSON line written by reportLua(). */
+export function parseWrkOutput(stdout: string): LoadResult {
+  const line = stdout.split('\n').find((l) => l.startsWith(MARK));
+  if (!line) throw new Error(`bench: wrk printed no result line:\n${stdout.slice(-2000)}`);
+  const r = JSON.parse(line.slice(MARK.length)) as Record<string, number>;
+  const seconds = r.duration_us! / 1e6;
+  return {
+    requests: r.requests!,
+    durationSeconds: seconds,
+    requestsPerSecond: r.requests! / seconds,
+    bytes: r.bytes!,
+    megabytesPerSecond: r.bytes! / seconds / 1e6,
+    p50Ms: r.p50_us! / 1000,
+    p90Ms: r.p90_us! / 1000,
+    p99Ms: r.p99_us! / 1000,
+    maxMs: r.max_us! / 1000,
+    errors: { connect: r.connect!, read: r.read!, write: r.write!, timeout: r.timeout!, status: r.status! },
+  };
+}
+
+/** Total of every kind of error in a result. */
+export function errorCount(r: LoadResult): number {
+  return r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout + r.errors.status;
+}
+
+/** Runs wrk (argument array, bounded by a timeout) and returns its measurements. */
+export async function runWrk(o: WrkOptions): Promise<LoadResult> {
+  const url = new URL(o.url);
+  if (url.hostname !== '127.0.0.1') throw new Error(`bench: refusing to load ${o.url}: loopback only`);
+  const script = join(o.workDir, `wrk-${process.hrtime.bigint()}.lua`);
+  writeFileSync(script, `${o.luaRequest ?? ''}\n${reportLua()}`);
+  const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.durationSeconds}s`, '-s', script];
+  args.push('--timeout', `${o.timeoutSeconds ?? 10}s`);
+  for (const [name, value] of Object.entries(o.headers ?? {})) args.push('-H', `${name}: ${value}`);
+  args.push(o.url);
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile('wrk', args, { timeout: (o.durationSeconds + 60) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) => {
+      if (err) reject(new Error(`bench: wrk failed: ${err.message}\n${errOut}`));
+      else resolve(out);
+    });
+  });
+  return parseWrkOutput(stdout);
+}
