@@ -165,7 +165,7 @@ export class ApiClient {
   #translate(err: unknown, method: string, path: string, timeoutMs = this.#timeoutMs): Error {
     if (err instanceof CliError) return err;
     if (err instanceof TimeoutError || (err instanceof DOMException && err.name === 'TimeoutError')) {
-      return new CliError(`${method} ${path}: no answer from ${this.url} within ${Math.round(timeoutMs / 1000)} s`);
+      return new CliError(`${method} ${path}: no answer from ${this.url} within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}`);
     }
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const reason = cause?.code ?? cause?.message ?? (err as Error).message;

@@ -65,7 +65,7 @@ export function writeSettings(settings: ClientSettings, env: Env = process.env):
 
 /** The server URL and token to use: METAL_URL and METAL_TOKEN override what `metal login` saved. */
 export function resolveConnection(env: Env = process.env): { url: string | undefined; token: string | undefined } {
-  const saved = readSettings(env);
+  const saved = env.METAL_URL && env.METAL_TOKEN ? {} : readSettings(env);
   return { url: env.METAL_URL || saved.url, token: env.METAL_TOKEN || saved.token };
 }
 

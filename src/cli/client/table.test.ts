@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { colourStatus, formatBytes, formatTable, printable, printableLog, shouldColour, statusCell } from './table.ts';
+
+describe('tables', () => {
+  test('columns are aligned on the longest cell and the last column is not padded', () => {
+    assert.deepEqual(formatTable(['TAG', 'STATUS', 'NAME'], [['A', 'ready', 'x'], ['LONGER', 'enrolled', '']]), ['TAG     STATUS    NAME', 'A       ready     x', 'LONGER  enrolled']);
+  });
+
+  test('colour codes do not break alignment', () => {
+    const lines = formatTable(['S', 'N'], [[statusCell('ready', true), 'a'], [statusCell('building', true), 'b']]);
+    const plain = lines.map((l) => l.replace(/\u001b\[\d+m/g, ''));
+    assert.deepEqual(plain, ['S         N', 'ready     a', 'building  b']);
+    assert.match(lines[1]!, /\u001b\[32mready\u001b\[0m/);
+  });
+
+  test('colour only on a terminal and never with NO_COLOR', () => {
+    assert.equal(shouldColour({ isTTY: true }, {}), true);
+    assert.equal(shouldColour({ isTTY: true }, { NO_COLOR: '1' }), false);
+    assert.equal(shouldColour({ isTTY: false }, {}), false);
+    assert.equal(shouldColour({}, {}), false);
+    assert.equal(colourStatus('failed', false), 'failed');
+    assert.equal(colourStatus('failed', true), '\u001b[31mfailed\u001b[0m');
+  });
+
+  test('server strings cannot drive the terminal', () => {
+    assert.equal(printable('a\u001b[2Jb\nc\td'), 'a?[2Jb c d');
+    assert.equal(printable(null), '');
+    assert.equal(printableLog('building\u001b[1m bold\u001b[0m\r\nprogress\rdone\u0007\n'), 'building bold\nprogress\ndone\n');
+  });
+
+  test('sizes in binary units', () => {
+    assert.equal(formatBytes(512), '512 B');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatBytes(412316860416), '384 GiB');
+    assert.equal(formatBytes(undefined), '');
+  });
+});
