@@ -9,9 +9,9 @@ describe('tables', () => {
 
   test('colour codes do not break alignment', () => {
     const lines = formatTable(['S', 'N'], [[statusCell('ready', true), 'a'], [statusCell('building', true), 'b']]);
-    const plain = lines.map((l) => l.replace(/\u001b\[\d+m/g, ''));
+    const plain = lines.map((l) => l.split('\u001b[32m').join('').split('\u001b[33m').join('').split('\u001b[0m').join(''));
     assert.deepEqual(plain, ['S         N', 'ready     a', 'building  b']);
-    assert.match(lines[1]!, /\u001b\[32mready\u001b\[0m/);
+    assert.ok(lines[1]!.startsWith('\u001b[32mready\u001b[0m'));
   });
 
   test('colour only on a terminal and never with NO_COLOR', () => {
