@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LabFirmware } from './lab-host.ts';
+import { parseLabMachine } from './lab-machine.ts';
+import { qemuArguments } from './qemu-args.ts';
+
+const firmware: LabFirmware = {
+  qemu: '/usr/bin/qemu-system-x86_64',
+  ovmfCode: '/usr/share/OVMF/OVMF_CODE_4M.fd',
+  ovmfVars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
+  snponly: '/usr/lib/ipxe/snponly.efi',
+};
+const files = { tftpDir: '/tmp/vm/tftp', disk: '/tmp/vm/disk.raw', busybox: '/bin/busybox' };
+
+describe('qemuArguments', () => {
+  test('a BIOS machine: TCG, confined user networking forwarding the boot host to 127.0.0.1, virtio NIC and disk', () => {
+    const machine = parseLabMachine({
+      serial: 'ABC123', mac: '52:54:00:12:34:56', memoryMb: 768, cpus: 3, bootPort: 41234,
+      manufacturer: 'Dell Inc.', product: 'PowerEdge R740', uuid: '4c4c4544-0042-3510-8052-b3c04f4e3232',
+    });
+    assert.deepEqual(qemuArguments(machine, files, firmware), [
+      '-name', 'metal-lab-ABC123',
+      '-accel', 'tcg',
+      '-machine', 'pc',
+      '-m', '768',
+      '-smp', '3',
+      '-smbios', 'type=1,manufacturer=Dell Inc.,product=PowerEdge R740,serial=ABC123,uuid=4c4c4544-0042-3510-8052-b3c04f4e3232',
+      '-netdev', 'user,id=n0,restrict=on,tftp=/tmp/vm/tftp,bootfile=http://10.0.2.100/nixos/machines/${serial}.ipxe,guestfwd=tcp:10.0.2.100:80-cmd:/bin/busybox nc 127.0.0.1 41234',
+      '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,bootindex=1',
+      '-drive', 'file=/tmp/vm/disk.raw,format=raw,if=none,id=d0',
+      '-device', 'virtio-blk-pci,drive=d0',
+      '-nodefaults',
+      '-display', 'none',
+      '-serial', 'stdio',
+      '-monitor', 'none',
+      '-no-reboot',
+    ]);
+  });
+
+  test('a UEFI machine: q35 with OVMF code read-only and its own variable store', () => {
+    const args = qemuArguments(parseLabMachine({ serial: 'U1', uefi: true }), { ...files, ovmfVars: '/tmp/vm/OVMF_VARS.fd' }, firmware);
+    assert.deepEqual(args.slice(args.indexOf('-machine'), args.indexOf('-machine') + 2), ['-machine', 'q35']);
+    assert.deepEqual(args.slice(-4), [
+      '-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+      '-drive', 'if=pflash,format=raw,unit=1,file=/tmp/vm/OVMF_VARS.fd',
+    ]);
+  });
+
+  test('a comma in an SMBIOS string is doubled, as QEMU reads a literal comma', () => {
+    const args = qemuArguments(parseLabMachine({ serial: 'C1', manufacturer: 'Acme, Inc.' }), files, firmware);
+    assert.ok(args.includes('type=1,manufacturer=Acme,, Inc.,product=Virtual Server,serial=C1'));
+  });
+
+  test('refuses a UEFI machine without its own variable store, and paths that would split a QEMU option', () => {
+    assert.throws(() => qemuArguments(parseLabMachine({ serial: 'U1', uefi: true }), files, firmware), /own copy of the OVMF variable store/);
+    assert.throws(() => qemuArguments(parseLabMachine({ serial: 'P1' }), { ...files, disk: '/tmp/a,b/disk.raw' }, firmware), /cannot be used on a QEMU command line/);
+  });
+});
