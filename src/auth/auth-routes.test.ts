@@ -19,7 +19,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(admin, /^ms_[A-Za-z0-9_-]{43}$/);
       const me = await t.app.inject({ url: '/api/v1/auth/me', headers: bearer(admin) });
       assert.equal(me.statusCode, 200);
-      assert.deepEqual({ ...me.json(), id: 0 }, { id: 0, username: 'admin', role: 'admin', kind: 'user' });
+      assert.deepEqual({ ...me.json<Record<string, unknown>>(), id: 0 }, { id: 0, username: 'admin', role: 'admin', kind: 'user' });
     });
 
     test('a wrong password and an unknown user get the same 401 answer', async () => {

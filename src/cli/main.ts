@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerServerCommands } from './server-commands.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerLabCommands } from './lab-commands.ts';
+import { registerUserCommands } from './user-commands.ts';
 
 /** The `metal` command. Server commands run roles; client commands talk to the REST API only. */
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   registerServerCommands(program);
   registerClientCommands(program);
   registerLabCommands(program);
+  registerUserCommands(program);
   return program;
 }
 

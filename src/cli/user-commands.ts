@@ -1,0 +1,111 @@
+import type { Command } from 'commander';
+import { AuthService } from '../auth/auth-service.ts';
+import { generatePassword } from '../auth/opaque-token.ts';
+import { loadSecretKey } from '../auth/secret-key.ts';
+import { CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from '../config/config.ts';
+import { DomainError } from '../core/errors.ts';
+import { SYSTEM_ACTOR } from '../core/types.ts';
+import { createLogger } from '../server/logger.ts';
+import { migrate, openDatabase } from '../storage/database.ts';
+import { Storage } from '../storage/storage.ts';
+
+function withConfigFlags(cmd: Command): Command {
+  for (const key of CONFIG_KEYS) cmd.option(`--${flagName(key)} <value>`, `overrides ${key}`);
+  return cmd;
+}
+
+function configFrom(opts: Record<string, unknown>): Readonly<Config> {
+  const flags: Partial<Record<ConfigKey, string>> = {};
+  for (const key of CONFIG_KEYS) {
+    const v = opts[flagName(key).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
+    if (typeof v === 'string') flags[key] = v;
+  }
+  return loadConfig(process.env, flags);
+}
+
+/** The first line of standard input, without its line ending. */
+async function readPasswordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
+
+/** Opens the database named by the settings (migrating it), runs `fn` with the user service, closes. */
+async function withAuth(opts: Record<string, unknown>, fn: (auth: AuthService) => Promise<void>): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = configFrom(opts);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`metal: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const database = await openDatabase(config.databaseUrl);
+  try {
+    await migrate(database);
+    await fn(new AuthService(new Storage(database), createLogger('silent'), loadSecretKey(config)));
+  } catch (err) {
+    if (err instanceof DomainError || err instanceof ConfigError) {
+      console.error(`metal: ${err.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  } finally {
+    await database.close();
+  }
+}
+
+/** `metal user add|passwd|rm|ls`: manage accounts on the server, straight in the database. */
+export function registerUserCommands(program: Command): void {
+  const user = program.command('user').description('manage user accounts on the server (opens the database directly)');
+
+  withConfigFlags(
+    user
+      .command('add <name>')
+      .description('create a user; prints a random password unless --password-stdin')
+      .requiredOption('--role <role>', 'admin, operator or viewer')
+      .option('--password-stdin', 'read the password from the first line of standard input')
+      .addHelpText('after', '\nExamples:\n  metal user add alice --role operator\n  printf "%s\\n" "$PW" | metal user add ci --role viewer --password-stdin'),
+  ).action(async (name: string, opts: Record<string, unknown>) => {
+    const password = opts.passwordStdin ? await readPasswordFromStdin() : generatePassword();
+    await withAuth(opts, async (auth) => {
+      const created = await auth.users.create({ username: name, role: String(opts.role), password }, SYSTEM_ACTOR);
+      console.log(`created ${created.username} (${created.role})`);
+      if (!opts.passwordStdin) console.log(`password: ${password}`);
+    });
+  });
+
+  withConfigFlags(
+    user
+      .command('passwd <name>')
+      .description("set a user's password (random unless --password-stdin); ends their sessions")
+      .option('--password-stdin', 'read the password from the first line of standard input')
+      .addHelpText('after', '\nExample:\n  metal user passwd admin'),
+  ).action(async (name: string, opts: Record<string, unknown>) => {
+    const password = opts.passwordStdin ? await readPasswordFromStdin() : generatePassword();
+    await withAuth(opts, async (auth) => {
+      const updated = await auth.users.update(name, { password }, SYSTEM_ACTOR);
+      console.log(`password of ${updated.username} changed`);
+      if (!opts.passwordStdin) console.log(`password: ${password}`);
+    });
+  });
+
+  withConfigFlags(
+    user.command('rm <name>').description('remove a user with their sessions and API tokens').addHelpText('after', '\nExample:\n  metal user rm alice'),
+  ).action(async (name: string, opts: Record<string, unknown>) => {
+    await withAuth(opts, async (auth) => {
+      await auth.users.remove(name, SYSTEM_ACTOR);
+      console.log(`removed ${name}`);
+    });
+  });
+
+  withConfigFlags(user.command('ls').description('list users').addHelpText('after', '\nExample:\n  metal user ls')).action(async (opts: Record<string, unknown>) => {
+    await withAuth(opts, async (auth) => {
+      const { items } = await auth.users.list(500, 0);
+      for (const u of items) console.log(`${u.username}\t${u.role}${u.disabled ? '\tdisabled' : ''}`);
+    });
+  });
+}
