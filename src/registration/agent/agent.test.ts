@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isPlaceholderSerial, isServiceTag, MAC_PATTERN, SERVICE_TAG_PATTERN } from '../../core/validation.ts';
+import {
+  AGENT_FIXTURES_DIR,
+  AGENT_SCRIPT_PATH,
+  copyFixture,
+  findBusybox,
+  makeBusyboxPath,
+  removeDir,
+  runAgent,
+  writeFile,
+} from './agent-runner.ts';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the payload is parsed JSON, checked field by field */
+
+const busybox = findBusybox();
+const GiB = 1024 ** 3;
+
+describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, () => {
+  let bbPath: string;
+  const cleanup: string[] = [];
+  before(() => {
+    bbPath = makeBusyboxPath(busybox!);
+    cleanup.push(bbPath);
+  });
+  after(() => cleanup.forEach(removeDir));
+
+  /** --print against a tree, with busybox and the tree's stand-in tools (if any) on PATH. */
+  async function print(root: string): Promise<any> {
+    const run = await runAgent({ busybox: busybox!, root, path: [join(root, 'tools'), bbPath], args: ['--print'] });
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.equal(run.stderr, '');
+    return JSON.parse(run.stdout);
+  }
+
+  async function printCopy(name: string, edit: (root: string) => void): Promise<any> {
+    const root = copyFixture(name);
+    cleanup.push(root);
+    edit(root);
+    return print(root);
+  }
+
+  const dmi = (root: string, file: string) => join(root, 'sys/class/dmi/id', file);
+
+  test('Dell PowerEdge R740: DMI serial, 2 sockets, DIMMs from dmidecode, PERC serial from lsblk', async () => {
+    const p = await print(join(AGENT_FIXTURES_DIR, 'dell-r740'));
+    assert.equal(p.service_tag, '7XK4Q53');
+    assert.equal(p.mac_address, '24:6e:96:3a:5c:10');
+    const hw = p.hardware;
+    assert.deepEqual([hw.manufacturer, hw.model, hw.serial, hw.uuid], ['Dell Inc.', 'PowerEdge R740', '7XK4Q53', '4c4c4544-0058-4b10-8034-b7c04f513533']);
+    assert.deepEqual(hw.bios, { vendor: 'Dell Inc.', version: '2.12.2', date: '07/09/2021' });
+    assert.deepEqual(hw.cpu, { model: 'Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz', architecture: 'x86_64', sockets: 2, cores: 40, threads: 80 });
+    assert.equal(hw.memory.total_bytes, 395875380 * 1024);
+    assert.equal(hw.memory.dimms.length, 12, 'empty slots are left out');
+    assert.deepEqual(hw.memory.dimms[0], { locator: 'A1', size_bytes: 32 * GiB, type: 'DDR4', speed_mts: 2933 });
+    assert.deepEqual(hw.disks, [
+      { name: 'nvme0n1', size_bytes: 3125627568 * 512, model: 'Dell Express Flash NVMe P4610 1.6TB SFF', serial: 'PHLN9430012K1P6AGN', rotational: false },
+      { name: 'sda', size_bytes: 3749707776 * 512, model: 'PERC H740P Mini', serial: '64cd98f0b8a3e00028f5a5e204f3cc5b', rotational: true },
+    ]);
+    assert.deepEqual(hw.nics, [
+      { name: 'eno1', mac: '24:6e:96:3a:5c:10', driver: 'bnxt_en', speed_mbps: 10000, link: true },
+      { name: 'eno2', mac: '24:6e:96:3a:5c:12', driver: 'bnxt_en', speed_mbps: null, link: false },
+      { name: 'eno3', mac: '24:6e:96:3a:5c:14', driver: 'tg3', speed_mbps: null, link: false },
+    ], 'lo and the bond (no device link) are not NICs');
+    assert.deepEqual(hw.gpus, [{ vendor: 'Matrox', model: 'Integrated Matrox G200eW3 Graphics Controller', pci_address: '0000:03:00.0' }]);
+  });
+
+  test('HPE ProLiant DL380 Gen10: primary MAC is the first NIC with link; no lspci gives the device id', async () => {
+    const p = await print(join(AGENT_FIXTURES_DIR, 'hpe-dl380'));
+    assert.equal(p.service_tag, 'CZJ9450B2K');
+    assert.equal(p.mac_address, '98:03:9b:6e:21:40', 'eno1 comes first but has no link');
+    assert.deepEqual([p.hardware.manufacturer, p.hardware.model], ['HPE', 'ProLiant DL380 Gen10']);
+    assert.deepEqual(p.hardware.cpu, { model: 'Intel(R) Xeon(R) Silver 4214 CPU @ 2.20GHz', architecture: 'x86_64', sockets: 2, cores: 24, threads: 48 });
+    assert.equal(p.hardware.memory.dimms.length, 12);
+    assert.deepEqual(p.hardware.memory.dimms[4], { locator: 'PROC 1 DIMM 10', size_bytes: 16 * GiB, type: 'DDR4', speed_mts: 2933 });
+    assert.deepEqual(p.hardware.disks[0].serial, 'S4NANE0N\u0001701234', 'a control character survives as \\u0001');
+    assert.deepEqual(p.hardware.disks[1], { name: 'sda', size_bytes: 1875385008 * 512, model: 'LOGICAL VOLUME', serial: null, rotational: true });
+    assert.deepEqual(p.hardware.nics.map((n: any) => [n.name, n.driver, n.speed_mbps, n.link]), [
+      ['eno1', 'tg3', null, false],
+      ['ens1f0np0', 'mlx5_core', 25000, true],
+      ['ens1f1np1', 'mlx5_core', 25000, true],
+    ]);
+    assert.deepEqual(p.hardware.gpus, [{ vendor: 'Matrox', model: '0x0538', pci_address: '0000:01:00.1' }]);
+  });
+
+  test('Supermicro SYS-1029P-WTR: one socket, a BMC VGA and a Tesla T4 (3D controller class)', async () => {
+    const p = await print(join(AGENT_FIXTURES_DIR, 'supermicro'));
+    assert.equal(p.service_tag, 'S348290X9A25847');
+    assert.equal(p.hardware.uuid, '00000000-0000-0000-0000-ac1f6b4e2a10');
+    assert.deepEqual(p.hardware.cpu, { model: 'Intel(R) Xeon(R) Silver 4210R CPU @ 2.40GHz', architecture: 'x86_64', sockets: 1, cores: 10, threads: 20 });
+    assert.equal(p.hardware.memory.total_bytes, 65669432 * 1024);
+    assert.deepEqual(p.hardware.memory.dimms.map((d: any) => [d.locator, d.size_bytes]), [
+      ['P1-DIMMA1', 16 * GiB],
+      ['P1-DIMMB1', 16 * GiB],
+      ['P1-DIMMC1', 16 * GiB],
+      ['P1-DIMMD1', 16 * GiB],
+    ]);
+    assert.deepEqual(p.hardware.disks.map((d: any) => d.name), ['nvme0n1', 'sda'], 'zram is not a disk');
+    assert.equal(p.hardware.disks[0].serial, 'S437NE0M900123');
+    assert.deepEqual(p.hardware.nics.map((n: any) => n.name), ['eno1', 'eno2'], 'a bridge is not a NIC');
+    assert.deepEqual(p.hardware.gpus, [
+      { vendor: 'ASPEED', model: 'ASPEED Graphics Family', pci_address: '0000:04:00.0' },
+      { vendor: 'NVIDIA', model: 'TU104GL [Tesla T4]', pci_address: '0000:3b:00.0' },
+    ]);
+  });
+
+  test('white box: placeholder serial gives the SMBIOS UUID (lower-case); hostile strings round-trip', async () => {
+    const p = await print(join(AGENT_FIXTURES_DIR, 'whitebox-placeholder'));
+    assert.equal(p.service_tag, 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff');
+    assert.ok(isServiceTag(p.service_tag));
+    assert.equal(p.mac_address, 'd0:50:99:d4:3e:71');
+    assert.equal(p.hardware.serial, 'To Be Filled By O.E.M.');
+    assert.deepEqual(p.hardware.bios, { vendor: 'American Megatrends Inc.', version: 'P3.30 "beta" \\ build\u001b7', date: '05/25/2022' }, 'the invalid byte 0xff is dropped');
+    assert.deepEqual(p.hardware.cpu, { model: 'AMD EPYC 7302P 16-Core Processor', architecture: 'x86_64', sockets: 1, cores: 16, threads: 32 });
+    assert.equal(p.hardware.memory.dimms, undefined, 'no dmidecode: no DIMMs, no guess');
+    assert.deepEqual(p.hardware.disks.map((d: any) => [d.name, d.model]), [['nvme0n1', 'Samsung SSD 980 PRO 1TB'], ['sda', 'Clé USB 3.0']]);
+    assert.deepEqual(p.hardware.nics[2], { name: 'eth"x\\1', mac: '70:85:c2:0b:4f:aa', driver: 'r8169', speed_mbps: null, link: false });
+    assert.deepEqual(p.hardware.gpus, [{ vendor: 'ASPEED', model: '0x2000', pci_address: '0000:43:00.0' }]);
+  });
+
+  test('identity: no UUID gives the primary MAC without colons; no link at all gives the first NIC', async () => {
+    const noUuid = await printCopy('whitebox-placeholder', (root) => rmSync(dmi(root, 'product_uuid')));
+    assert.equal(noUuid.service_tag, 'd05099d43e71');
+    assert.equal(noUuid.hardware.uuid, undefined);
+    const noLink = await printCopy('whitebox-placeholder', (root) => {
+      writeFile(dmi(root, 'product_uuid'), '00000000-0000-0000-0000-000000000000\n');
+      writeFile(join(root, 'sys/class/net/enp65s0f1/carrier'), '0\n');
+    });
+    assert.equal(noLink.service_tag, 'd05099d43e70', 'an all-zero UUID is not an identity either');
+    assert.equal(noLink.mac_address, 'd0:50:99:d4:3e:70');
+  });
+
+  const serialCases: Array<[name: string, serial: string, tag: string]> = [
+    ['surrounding whitespace is stripped', '  CZJ9450B2K \n', 'CZJ9450B2K'],
+    ['a serial outside the pattern falls through', 'ABC/123', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['a serial with a space falls through', 'ABC 123', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['a 65-character serial falls through', 'A'.repeat(40) + 'B'.repeat(25), 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['one character repeated is a placeholder', '0000000', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['an empty serial is a placeholder', '\n', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['placeholders are matched without case', 'DEFAULT STRING', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['dots and dashes are serial characters', 'SN-12.34_x', 'SN-12.34_x'],
+  ];
+  for (const [name, serial, tag] of serialCases) {
+    test(`service tag: ${name}`, async () => {
+      const p = await printCopy('whitebox-placeholder', (root) => writeFile(dmi(root, 'product_serial'), serial));
+      assert.equal(p.service_tag, tag);
+      assert.match(p.service_tag, SERVICE_TAG_PATTERN);
+    });
+  }
+
+  test('the placeholder list matches the server’s, and every entry makes the agent fall back to the UUID', async () => {
+    const script = readFileSync(AGENT_SCRIPT_PATH, 'utf8');
+    const agentList = /^PLACEHOLDER_SERIALS='([^']*)'$/m.exec(script)?.[1]?.split('|') ?? [];
+    const source = readFileSync(new URL('../../core/validation.ts', import.meta.url), 'utf8');
+    const serverBlock = /const PLACEHOLDER_SERIALS = new Set\(\s*\[([\s\S]*?)\]/.exec(source)?.[1] ?? '';
+    const serverList = [...serverBlock.matchAll(/'([^']*)'/g)].map((m) => m[1]!.toLowerCase());
+    assert.ok(serverList.length > 5, 'the server list was found');
+    assert.deepEqual([...agentList].sort(), [...serverList].sort());
+    for (const value of agentList) assert.ok(isPlaceholderSerial(value), value);
+    for (const value of ['To Be Filled By O.E.M.', 'System Serial Number', 'Not Specified', 'None', '0123456789']) {
+      const p = await printCopy('whitebox-placeholder', (root) => writeFile(dmi(root, 'product_serial'), `${value}\n`));
+      assert.equal(p.service_tag, 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff', value);
+    }
+  });
+
+  test('JSON strings: every control character, DEL, UTF-8 kept, invalid bytes dropped, length capped', async () => {
+    const controls = Buffer.from(Array.from({ length: 31 }, (_, i) => i + 1));
+    const raw = Buffer.concat([
+      Buffer.from('a"b\\c'),
+      controls,
+      Buffer.from([0x7f]),
+      Buffer.from('é€😀'),
+      Buffer.from([0xc0, 0x80, 0xed, 0xa0, 0x80, 0x80, 0xfe, 0xf5, 0x80, 0x80, 0x80, 0xe2, 0x82]),
+      Buffer.from('z'),
+      Buffer.from([0x00]),
+      Buffer.from('end\n'),
+    ]);
+    const long = 'x'.repeat(300);
+    const p = await printCopy('dell-r740', (root) => {
+      writeFile(dmi(root, 'product_name'), raw);
+      writeFile(dmi(root, 'sys_vendor'), long);
+    });
+    const expected = 'a"b\\c' + controls.toString('latin1') + '\u007fé€😀zend';
+    assert.equal(p.hardware.model, expected);
+    assert.equal(p.hardware.manufacturer, 'x'.repeat(255), 'capped below the server’s 256-character limit');
+  });
+
+  test('a tree with missing pieces still gives valid JSON with what is known', async () => {
+    const p = await printCopy('supermicro', (root) => {
+      rmSync(join(root, 'sys/class/dmi'), { recursive: true });
+      rmSync(join(root, 'proc/cpuinfo'));
+      rmSync(join(root, 'tools'), { recursive: true });
+    });
+    assert.equal(p.service_tag, 'ac1f6b4e2a10');
+    assert.equal(p.hardware.manufacturer, undefined);
+    assert.deepEqual(p.hardware.bios, {});
+    assert.deepEqual(p.hardware.cpu, { architecture: p.hardware.cpu.architecture });
+    assert.deepEqual(p.hardware.gpus.map((g: any) => g.model), ['0x2000', '0x1eb8']);
+  });
+
+  test('this machine, for real: /sys and /proc with the host’s tools', async () => {
+    const run = await runAgent({ busybox: busybox!, root: '', path: (process.env.PATH ?? '').split(':'), args: ['--print'] });
+    assert.equal(run.code, 0, run.stderr);
+    const p = JSON.parse(run.stdout);
+    assert.equal(p.hardware.cpu.threads, cpus().length);
+    assert.equal(p.hardware.memory.total_bytes, totalmem());
+    if (p.hardware.nics.length > 0) {
+      assert.match(p.mac_address, MAC_PATTERN);
+      assert.ok(isServiceTag(p.service_tag), p.service_tag);
+    }
+    for (const disk of p.hardware.disks) assert.ok(Number.isSafeInteger(disk.size_bytes), JSON.stringify(disk));
+  });
+});
