@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../server/context.ts';
 import { registerAuth } from '../auth/register-auth.ts';
+import { registerDashboard } from '../dashboard/dashboard.tsx';
 import { createHttpServer } from './http-server.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerEnrollRoute } from './routes/enroll.ts';
@@ -34,6 +35,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   registerEnrollRoute(app, ctx);
   registerMachineRoutes(app, ctx);
   registerBuildRoutes(app, ctx);
+  await registerDashboard(app, ctx);
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   return app;

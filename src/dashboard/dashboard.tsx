@@ -1,0 +1,50 @@
+import formbody from '@fastify/formbody';
+import type { FastifyInstance } from 'fastify';
+import { toHttpError } from '../api/error-handler.ts';
+import type { AppContext } from '../server/context.ts';
+import { registerAdminRoutes } from './admin-routes.tsx';
+import { BuildLogStreams } from './build-log-stream.ts';
+import { registerBuildRoutes } from './build-routes.tsx';
+import { registerFleetRoutes } from './fleet-routes.tsx';
+import { FleetSummaryCache } from './fleet-summary.ts';
+import { registerMachineRoutes } from './machine-routes.tsx';
+import { ErrorPage } from './pages/login-page.tsx';
+import { safeNext, sendHtml } from './render.ts';
+import { registerSessionRoutes } from './session-routes.tsx';
+import { registerStaticAssets } from './static-assets.ts';
+
+/**
+ * The web dashboard on the API listener, in its own scope: HTML forms are accepted only here, and a
+ * request without a session is sent to /login (303) instead of getting a JSON 401.
+ */
+export async function registerDashboard(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      route.schema = { ...route.schema, hide: true };
+    });
+    await scope.register(formbody, { bodyLimit: 1024 * 1024 });
+    const summary = new FleetSummaryCache(ctx.storage, ctx.notifier);
+    const streams = new BuildLogStreams();
+    scope.addHook('preClose', async () => streams.closeAll());
+    scope.addHook('onClose', async () => summary.close());
+
+    scope.setErrorHandler(async (err, request, reply) => {
+      const { status, body, retryAfter } = toHttpError(err);
+      if (status === 401) {
+        if (request.headers['hx-request']) return reply.code(401).header('hx-redirect', '/login').send('');
+        return reply.redirect(`/login?next=${encodeURIComponent(safeNext(request.url))}`, 303);
+      }
+      if (status >= 500) request.log.error({ err }, 'dashboard: request failed');
+      else request.log.info({ code: body.error.code, msg: body.error.message }, 'dashboard: request refused');
+      if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
+      return sendHtml(reply.code(status), <ErrorPage status={status} message={body.error.message} signedIn={request.actor?.kind !== 'anonymous'} />);
+    });
+
+    registerStaticAssets(scope);
+    registerSessionRoutes(scope, ctx);
+    registerFleetRoutes(scope, ctx, summary);
+    registerMachineRoutes(scope, ctx);
+    registerBuildRoutes(scope, ctx, streams);
+    registerAdminRoutes(scope, ctx);
+  });
+}

@@ -1,0 +1,81 @@
+import type { Hardware } from '../core/types.ts';
+
+/** Hardware facts as the dashboard shows them; every field tolerates a missing or odd value. */
+export interface HardwareView {
+  manufacturer: string | null;
+  model: string | null;
+  serial: string | null;
+  uuid: string | null;
+  bios: { vendor: string | null; version: string | null; date: string | null } | null;
+  cpu: { model: string | null; architecture: string | null; sockets: number | null; cores: number | null; threads: number | null } | null;
+  memoryBytes: number | null;
+  dimms: Array<{ locator: string | null; sizeBytes: number | null; type: string | null; speedMts: number | null }>;
+  disks: Array<{ name: string | null; sizeBytes: number | null; model: string | null; serial: string | null; rotational: boolean | null }>;
+  nics: Array<{ name: string | null; mac: string | null; driver: string | null; speedMbps: number | null; link: boolean | null }>;
+  gpus: Array<{ vendor: string | null; model: string | null; pciAddress: string | null }>;
+  /** Fields the agent sent that the dashboard has no place for, shown raw. */
+  extra: Record<string, unknown>;
+}
+
+const KNOWN = new Set(['manufacturer', 'model', 'serial', 'uuid', 'bios', 'cpu', 'memory', 'disks', 'nics', 'gpus']);
+
+/** Reads the enrollment payload's hardware into typed, defaulted fields. */
+export function viewHardware(hardware: Hardware | null | undefined): HardwareView {
+  const h = record(hardware) ?? {};
+  const bios = record(h.bios);
+  const cpu = record(h.cpu);
+  const memory = record(h.memory);
+  return {
+    manufacturer: text(h.manufacturer),
+    model: text(h.model),
+    serial: text(h.serial),
+    uuid: text(h.uuid),
+    bios: bios ? { vendor: text(bios.vendor), version: text(bios.version), date: text(bios.date) } : null,
+    cpu: cpu
+      ? { model: text(cpu.model), architecture: text(cpu.architecture), sockets: count(cpu.sockets), cores: count(cpu.cores), threads: count(cpu.threads) }
+      : null,
+    memoryBytes: count(memory?.total_bytes),
+    dimms: list(memory?.dimms).map((d) => ({ locator: text(d.locator), sizeBytes: count(d.size_bytes), type: text(d.type), speedMts: count(d.speed_mts) })),
+    disks: list(h.disks).map((d) => ({ name: text(d.name), sizeBytes: count(d.size_bytes), model: text(d.model), serial: text(d.serial), rotational: flag(d.rotational) })),
+    nics: list(h.nics).map((n) => ({ name: text(n.name), mac: text(n.mac), driver: text(n.driver), speedMbps: count(n.speed_mbps), link: flag(n.link) })),
+    gpus: list(h.gpus).map((g) => ({ vendor: text(g.vendor), model: text(g.model), pciAddress: text(g.pci_address) })),
+    extra: Object.fromEntries(Object.entries(h).filter(([k]) => !KNOWN.has(k))),
+  };
+}
+
+/** Total disk capacity in bytes. */
+export function totalDiskBytes(view: HardwareView): number {
+  return view.disks.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0);
+}
+
+/** One line for tables, e.g. "2 × Intel Xeon Gold 6230 · 40 cores / 80 threads". */
+export function cpuSummary(view: HardwareView): string {
+  const cpu = view.cpu;
+  if (!cpu) return '—';
+  const parts: string[] = [];
+  if (cpu.model) parts.push(cpu.sockets && cpu.sockets > 1 ? `${cpu.sockets} × ${cpu.model}` : cpu.model);
+  if (cpu.cores !== null) parts.push(cpu.threads !== null && cpu.threads !== cpu.cores ? `${cpu.cores} cores / ${cpu.threads} threads` : `${cpu.cores} cores`);
+  return parts.length ? parts.join(' · ') : '—';
+}
+
+function record(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function list(v: unknown): Record<string, unknown>[] {
+  return Array.isArray(v) ? v.map(record).filter((x): x is Record<string, unknown> => x !== undefined) : [];
+}
+
+function text(v: unknown): string | null {
+  if (typeof v === 'string') return v.trim() === '' ? null : v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return null;
+}
+
+function count(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
+}
+
+function flag(v: unknown): boolean | null {
+  return typeof v === 'boolean' ? v : null;
+}

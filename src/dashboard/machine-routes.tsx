@@ -1,0 +1,85 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { toHttpError } from '../api/error-handler.ts';
+import { DomainError, InvalidInputError } from '../core/errors.ts';
+import type { AppContext } from '../server/context.ts';
+import { recentBuilds, recentEvents } from './activity.ts';
+import { MachineLive, MachinePage, type MachineData } from './pages/machine-page.tsx';
+import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
+
+type Tag = { Params: { tag: string } };
+
+const NOTICES: Record<string, string> = { saved: 'Saved.' };
+
+/** The machine page and its actions: save, build, delete. Refused actions re-show the page with the reason. */
+export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): void {
+  async function load(tag: string, extra: Partial<MachineData> = {}): Promise<MachineData> {
+    const machine = await ctx.machines.get(tag);
+    const [builds, events, imageBuildId] = await Promise.all([
+      recentBuilds(ctx.storage, 10, machine.id),
+      recentEvents(ctx.storage, 30, machine.id),
+      ctx.storage.machines.imageBuildId(machine.id),
+    ]);
+    return { machine, builds, events, imageBuildId, ...extra };
+  }
+
+  /** Shows the page again with an action's domain error; other errors go to the error handler. */
+  async function refused(request: FastifyRequest<Tag>, reply: FastifyReply, err: unknown, form?: MachineData['form']): Promise<FastifyReply> {
+    if (!(err instanceof DomainError) || err.code === 'not_found' || err.code === 'forbidden' || err.code === 'unauthorized') throw err;
+    const data = await load(request.params.tag, { error: err.message, ...(form ? { form } : {}) });
+    return sendHtml(reply.code(toHttpError(err).status), <MachinePage data={data} page={pageContext(request)} />);
+  }
+
+  const path = (tag: string) => `/machines/${encodeURIComponent(tag)}`;
+
+  app.get<Tag>('/machines/:tag', { config: { access: 'viewer' } }, async (request, reply) => {
+    const notice = NOTICES[queryParam(request, 'notice') ?? ''];
+    const data = await load(request.params.tag, notice ? { notice } : {});
+    const page = pageContext(request);
+    if (queryParam(request, 'fragment') === 'live') return sendHtml(reply, <MachineLive data={data} page={page} />, true);
+    return sendHtml(reply, <MachinePage data={data} page={page} />);
+  });
+
+  app.post<Tag>('/machines/:tag', { config: { access: 'operator' } }, async (request, reply) => {
+    const form = {
+      hostname: field(request.body, 'hostname').trim(),
+      description: textareaValue(field(request.body, 'description')),
+      nixos_config: textareaValue(field(request.body, 'nixos_config')),
+    };
+    try {
+      const machine = await ctx.machines.update(
+        request.params.tag,
+        {
+          hostname: form.hostname === '' ? null : form.hostname,
+          description: form.description.trim() === '' ? null : form.description,
+          nixos_config: form.nixos_config.trim() === '' ? null : form.nixos_config,
+        },
+        request.actor,
+      );
+      return reply.redirect(`${path(machine.service_tag)}?notice=saved`, 303);
+    } catch (err) {
+      return refused(request, reply, err, form);
+    }
+  });
+
+  app.post<Tag>('/machines/:tag/build', { config: { access: 'operator' } }, async (request, reply) => {
+    try {
+      const build = await ctx.machines.requestBuild(request.params.tag, request.actor);
+      return reply.redirect(`/builds/${build.id}`, 303);
+    } catch (err) {
+      return refused(request, reply, err);
+    }
+  });
+
+  app.post<Tag>('/machines/:tag/delete', { config: { access: 'operator' } }, async (request, reply) => {
+    try {
+      const machine = await ctx.machines.get(request.params.tag);
+      if (field(request.body, 'confirm').trim() !== machine.service_tag) {
+        throw new InvalidInputError(`to delete, type the service tag ${machine.service_tag} exactly`);
+      }
+      await ctx.machines.remove(String(machine.id), request.actor);
+      return reply.redirect('/machines?notice=deleted', 303);
+    } catch (err) {
+      return refused(request, reply, err);
+    }
+  });
+}

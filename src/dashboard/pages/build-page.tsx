@@ -1,0 +1,125 @@
+import type { FC } from 'hono/jsx';
+import { isBuildFinished, type BuildStatus } from '../../core/lifecycle.ts';
+import type { Build } from '../../core/types.ts';
+import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
+import { formatDecimalBytes, formatDuration, formatTimestamp } from '../format.ts';
+import type { PublishedImage } from '../published-image.ts';
+
+/** What the build page shows. */
+export interface BuildData {
+  build: Build;
+  serviceTag: string | null;
+  image: PublishedImage | null;
+  notice?: string;
+  error?: string;
+}
+
+/** One build: status, error first when it failed, the log (streamed while it runs), its files. */
+export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, page }) => {
+  const b = data.build;
+  const running = !isBuildFinished(b.status as BuildStatus);
+  return (
+    <Layout title={`Build #${b.id}`} page={page} active="/machines">
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <a href="/machines">Machines</a> /{' '}
+        {data.serviceTag ? <a href={`/machines/${encodeURIComponent(data.serviceTag)}`}>{b.hostname}</a> : <span>{b.hostname} (deleted)</span>} / build #{b.id}
+      </nav>
+      <div class="title-row">
+        <h1>
+          Build #{b.id} of {b.hostname}
+        </h1>
+        <span id="build-status">
+          <StatusBadge status={b.status} live />
+        </span>
+        {running && may(page, 'operator') && (
+          <form method="post" action={`/builds/${b.id}/cancel`} class="inline">
+            <CsrfField page={page} />
+            <button type="submit" class="danger">
+              Cancel build
+            </button>
+          </form>
+        )}
+      </div>
+      {data.error && <Alert kind="error">{data.error}</Alert>}
+      {data.notice && <Alert kind="notice">{data.notice}</Alert>}
+      {b.error && (
+        <div class="alert alert-error build-error" role="alert">
+          <strong>Build {b.status}:</strong> <span class="pre-wrap">{b.error}</span>
+        </div>
+      )}
+      <section class="card">
+        <dl class="facts">
+          <Fact label="Requested">
+            <When iso={b.created_at} now={page.now} />
+          </Fact>
+          <Fact label="Started">{formatTimestamp(b.started_at)}</Fact>
+          <Fact label="Finished">{formatTimestamp(b.completed_at)}</Fact>
+          <Fact label="Duration">
+            <span id="build-duration">{formatDuration(b.started_at, b.completed_at, page.now)}</span>
+          </Fact>
+          <Fact label="Attempts">{String(b.attempts)}</Fact>
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="log">
+        <h2 id="log">Log</h2>
+        <pre
+          id="build-log"
+          class="log"
+          tabindex={0}
+          aria-label="Build log"
+          data-stream={running ? `/builds/${b.id}/stream?offset=${b.log_output.length}` : undefined}
+        >
+          {b.log_output}
+        </pre>
+        {running && (
+          <p class="muted" id="log-state">
+            Streaming while the build runs…
+          </p>
+        )}
+      </section>
+      {data.image && (
+        <section class="card" aria-labelledby="files">
+          <h2 id="files">Published files</h2>
+          <dl class="facts">
+            <Fact label="init">
+              <span class="mono">{data.image.init ?? '—'}</span>
+            </Fact>
+            <Fact label="Kernel parameters">
+              <span class="mono">{data.image.kernelParams.join(' ') || '—'}</span>
+            </Fact>
+          </dl>
+          <div class="table-scroll">
+            <table class="compact">
+              <thead>
+                <tr>
+                  <th scope="col">File</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">SHA-256</th>
+                </tr>
+              </thead>
+              <tbody>
+                {data.image.files.map((f) => (
+                  <tr>
+                    <td>
+                      <a href={f.url}>{f.name}</a>
+                    </td>
+                    <td class="num">{formatDecimalBytes(f.size)}</td>
+                    <td class="mono hash">{f.sha256 ?? '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      )}
+      <section class="card" aria-labelledby="config">
+        <details>
+          <summary id="config">Configuration this build used</summary>
+          <pre class="raw" data-nix>
+            {b.config}
+          </pre>
+        </details>
+      </section>
+    </Layout>
+  );
+};

@@ -1,0 +1,87 @@
+import type { FC } from 'hono/jsx';
+import type { Hardware } from '../../core/types.ts';
+import { Fact } from '../components.tsx';
+import { formatBinaryBytes, formatDecimalBytes, formatLinkSpeed } from '../format.ts';
+import { cpuSummary, totalDiskBytes, viewHardware } from '../hardware-view.ts';
+
+const dash = (v: string | number | null | undefined) => (v === null || v === undefined || v === '' ? '—' : String(v));
+
+/** A machine's hardware in human units: summary, then CPUs, DIMMs, disks, NICs and GPUs. */
+export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
+  const hw = viewHardware(hardware);
+  const extraKeys = Object.keys(hw.extra);
+  return (
+    <section class="card" aria-labelledby="hardware">
+      <h2 id="hardware">Hardware</h2>
+      <dl class="facts">
+        <Fact label="Vendor">{dash(hw.manufacturer)}</Fact>
+        <Fact label="Model">{dash(hw.model)}</Fact>
+        <Fact label="Serial">{dash(hw.serial)}</Fact>
+        <Fact label="SMBIOS UUID">
+          <span class="mono">{dash(hw.uuid)}</span>
+        </Fact>
+        <Fact label="CPU">{cpuSummary(hw)}</Fact>
+        <Fact label="Memory">{formatBinaryBytes(hw.memoryBytes)}</Fact>
+        <Fact label="Disks">
+          {hw.disks.length} · {formatDecimalBytes(totalDiskBytes(hw))}
+        </Fact>
+        <Fact label="BIOS">{hw.bios ? [hw.bios.vendor, hw.bios.version, hw.bios.date].filter(Boolean).join(' · ') || '—' : '—'}</Fact>
+      </dl>
+      {hw.cpu && (
+        <HwTable caption="CPU" head={['Model', 'Architecture', 'Sockets', 'Cores', 'Threads']} rows={[[hw.cpu.model, hw.cpu.architecture, hw.cpu.sockets, hw.cpu.cores, hw.cpu.threads].map(dash)]} />
+      )}
+      {hw.dimms.length > 0 && (
+        <HwTable
+          caption="Memory modules"
+          head={['Slot', 'Size', 'Type', 'Speed']}
+          rows={hw.dimms.map((d) => [dash(d.locator), d.sizeBytes ? formatBinaryBytes(d.sizeBytes) : 'empty', dash(d.type), d.speedMts ? `${d.speedMts} MT/s` : '—'])}
+        />
+      )}
+      {hw.disks.length > 0 && (
+        <HwTable
+          caption="Disks"
+          head={['Name', 'Size', 'Kind', 'Model', 'Serial']}
+          rows={hw.disks.map((d) => [dash(d.name), formatDecimalBytes(d.sizeBytes), d.rotational === null ? '—' : d.rotational ? 'HDD' : 'SSD', dash(d.model), dash(d.serial)])}
+        />
+      )}
+      {hw.nics.length > 0 && (
+        <HwTable
+          caption="Network interfaces"
+          head={['Name', 'MAC', 'Driver', 'Speed', 'Link']}
+          rows={hw.nics.map((n) => [dash(n.name), dash(n.mac), dash(n.driver), formatLinkSpeed(n.speedMbps), n.link === null ? '—' : n.link ? 'up' : 'down'])}
+        />
+      )}
+      {hw.gpus.length > 0 && <HwTable caption="GPUs" head={['Vendor', 'Model', 'PCI address']} rows={hw.gpus.map((g) => [dash(g.vendor), dash(g.model), dash(g.pciAddress)])} />}
+      {extraKeys.length > 0 && (
+        <details>
+          <summary>Other reported fields ({extraKeys.length})</summary>
+          <pre class="raw">{JSON.stringify(hw.extra, null, 2)}</pre>
+        </details>
+      )}
+    </section>
+  );
+};
+
+const HwTable: FC<{ caption: string; head: string[]; rows: string[][] }> = ({ caption, head, rows }) => (
+  <div class="table-scroll">
+    <table class="compact hw">
+      <caption>{caption}</caption>
+      <thead>
+        <tr>
+          {head.map((h) => (
+            <th scope="col">{h}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr>
+            {r.map((c) => (
+              <td>{c}</td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
+);

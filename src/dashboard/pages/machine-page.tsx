@@ -1,0 +1,181 @@
+import type { FC } from 'hono/jsx';
+import type { Machine } from '../../core/types.ts';
+import type { ActivityBuild, ActivityEvent } from '../activity.ts';
+import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
+import { formatDuration, formatTimestamp } from '../format.ts';
+import { HardwareSection } from './hardware-section.tsx';
+import { EventList } from './overview-page.tsx';
+
+/** What the machine page shows. */
+export interface MachineData {
+  machine: Machine;
+  builds: ActivityBuild[];
+  events: ActivityEvent[];
+  /** The build whose image the machine boots now. */
+  imageBuildId: number | null;
+  /** Values to put back in the form after a refused save. */
+  form?: { hostname: string; description: string; nixos_config: string };
+  error?: string;
+  notice?: string;
+}
+
+/** Status, boot record, builds and events; served alone for polling. */
+export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data, page }) => {
+  const m = data.machine;
+  const path = `/machines/${encodeURIComponent(m.service_tag)}`;
+  return (
+    <div id="machine-live" hx-get={`${path}?fragment=live`} hx-trigger="every 3s" hx-swap="outerHTML">
+      <section class="card" aria-labelledby="state">
+        <h2 id="state">State</h2>
+        <dl class="facts">
+          <Fact label="Status">
+            <StatusBadge status={m.status} live />
+          </Fact>
+          <Fact label="Serves image of">{data.imageBuildId ? <a href={`/builds/${data.imageBuildId}`}>build #{data.imageBuildId}</a> : <span class="muted">no image yet</span>}</Fact>
+          <Fact label="Last booted">
+            {m.booted_build_id ? (
+              <>
+                <a href={`/builds/${m.booted_build_id}`}>build #{m.booted_build_id}</a>, <When iso={m.booted_at} now={page.now} />
+              </>
+            ) : (
+              <span class="muted">has not booted an image of ours yet</span>
+            )}
+          </Fact>
+          <Fact label="Last seen">
+            <When iso={m.last_seen_at} now={page.now} />
+          </Fact>
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="builds">
+        <h2 id="builds">Builds</h2>
+        {data.builds.length === 0 ? (
+          <p class="muted">No builds yet.</p>
+        ) : (
+          <table class="compact">
+            <thead>
+              <tr>
+                <th scope="col">Build</th>
+                <th scope="col">Status</th>
+                <th scope="col">Duration</th>
+                <th scope="col">Requested</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.builds.map((b) => (
+                <tr>
+                  <td>
+                    <a href={`/builds/${b.id}`}>#{b.id}</a>
+                  </td>
+                  <td>
+                    <StatusBadge status={b.status} />
+                  </td>
+                  <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
+                  <td>
+                    <When iso={b.created_at} now={page.now} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      <section class="card" aria-labelledby="events">
+        <h2 id="events">Events</h2>
+        {data.events.length === 0 ? <p class="muted">No events.</p> : <EventList events={data.events} page={page} />}
+      </section>
+    </div>
+  );
+};
+
+/** One machine in depth: its configuration editor, actions, hardware and history. */
+export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data, page }) => {
+  const m = data.machine;
+  const path = `/machines/${encodeURIComponent(m.service_tag)}`;
+  const canEdit = may(page, 'operator');
+  const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '' };
+  return (
+    <Layout title={m.hostname ?? m.service_tag} page={page} active="/machines">
+      <nav class="crumbs" aria-label="Breadcrumb">
+        <a href="/machines">Machines</a> / <span class="mono">{m.service_tag}</span>
+      </nav>
+      <div class="title-row">
+        <h1>{m.hostname ?? m.service_tag}</h1>
+        <StatusBadge status={m.status} />
+        {canEdit && (
+          <form method="post" action={`${path}/build`} class="inline">
+            <CsrfField page={page} />
+            <button type="submit" class="primary" disabled={!m.hostname} title={m.hostname ? undefined : 'Set and save a hostname first'}>
+              Build image
+            </button>
+          </form>
+        )}
+      </div>
+      <p class="subtitle">
+        <span class="mono">{m.service_tag}</span> · <span class="mono">{m.mac_address}</span> · enrolled{' '}
+        <span title={formatTimestamp(m.enrolled_at)}>{formatTimestamp(m.enrolled_at)}</span>
+      </p>
+      {data.error && <Alert kind="error">{data.error}</Alert>}
+      {data.notice && <Alert kind="notice">{data.notice}</Alert>}
+      <div class="machine-grid">
+        <div>
+          <section class="card" aria-labelledby="configuration">
+            <h2 id="configuration">Configuration</h2>
+            <form method="post" action={path} class="stacked" id="machine-form">
+              <CsrfField page={page} />
+              <label for="hostname">Hostname</label>
+              <input id="hostname" name="hostname" value={form.hostname} maxlength={63} pattern="[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?" autocomplete="off" spellcheck={false} readonly={!canEdit} aria-describedby="hostname-help" />
+              <small id="hostname-help">One DNS label: letters, digits and hyphens.</small>
+              <label for="description">Description</label>
+              <textarea id="description" name="description" rows={2} maxlength={4096} readonly={!canEdit}>
+                {`\n${form.description}`}
+              </textarea>
+              <label for="nixos_config">NixOS configuration</label>
+              <div class="editor" data-editor>
+                <pre class="editor-gutter" aria-hidden="true"></pre>
+                <div class="editor-body">
+                  <pre class="editor-highlight" aria-hidden="true">
+                    <code></code>
+                  </pre>
+                  <textarea id="nixos_config" name="nixos_config" rows={18} spellcheck={false} autocomplete="off" wrap="off" readonly={!canEdit} aria-describedby="config-help">
+                    {`\n${form.nixos_config}`}
+                  </textarea>
+                </div>
+              </div>
+              <small id="config-help">A NixOS module. The builder adds network boot and the enrollment service around it.</small>
+              {canEdit && (
+                <div class="actions">
+                  <button type="submit" class="primary">
+                    Save
+                  </button>
+                </div>
+              )}
+            </form>
+          </section>
+          <HardwareSection hardware={m.hardware} />
+          {canEdit && (
+            <section class="card danger-zone" aria-labelledby="delete">
+              <h2 id="delete">Delete</h2>
+              <details>
+                <summary>Delete this machine…</summary>
+                <form method="post" action={`${path}/delete`} class="stacked">
+                  <CsrfField page={page} />
+                  <p>This removes the machine, its builds and its images. If it boots again it enrolls as new.</p>
+                  <label for="confirm">
+                    Type <span class="mono">{m.service_tag}</span> to confirm
+                  </label>
+                  <input id="confirm" name="confirm" required autocomplete="off" spellcheck={false} />
+                  <div class="actions">
+                    <button type="submit" class="danger">
+                      Delete machine
+                    </button>
+                  </div>
+                </form>
+              </details>
+            </section>
+          )}
+        </div>
+        <MachineLive data={data} page={page} />
+      </div>
+    </Layout>
+  );
+};

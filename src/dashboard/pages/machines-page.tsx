@@ -1,0 +1,184 @@
+import type { FC } from 'hono/jsx';
+import { MACHINE_STATUSES, type MachineStatus } from '../../core/lifecycle.ts';
+import type { Machine } from '../../core/types.ts';
+import { Alert, FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
+import { formatBinaryBytes, formatCount } from '../format.ts';
+import { cpuSummary, viewHardware } from '../hardware-view.ts';
+
+export const SORT_KEYS = ['hostname', 'service_tag', 'status', 'last_seen_at', 'id'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+
+/** The list's filter, sort and page, as read from the query string. */
+export interface MachineQuery {
+  status?: MachineStatus;
+  search?: string;
+  sort: SortKey;
+  order: 'asc' | 'desc';
+  offset: number;
+  limit: number;
+}
+
+/** Reads the list query leniently: unknown values fall back to defaults instead of failing the page. */
+export function parseMachineQuery(q: Record<string, unknown>): MachineQuery {
+  const str = (k: string) => (typeof q[k] === 'string' ? (q[k] as string) : undefined);
+  const status = str('status');
+  const sort = str('sort');
+  const search = str('search')?.trim().slice(0, 200);
+  const offset = Number(str('offset') ?? 0);
+  return {
+    ...((MACHINE_STATUSES as readonly string[]).includes(status ?? '') ? { status: status as MachineStatus } : {}),
+    ...(search ? { search } : {}),
+    sort: (SORT_KEYS as readonly string[]).includes(sort ?? '') ? (sort as SortKey) : 'id',
+    order: str('order') === 'desc' ? 'desc' : 'asc',
+    offset: Number.isSafeInteger(offset) && offset > 0 ? offset : 0,
+    limit: 50,
+  };
+}
+
+/** The query string for a list view, leaving defaults out. */
+export function machineQueryString(q: MachineQuery, change: Partial<MachineQuery> = {}): string {
+  const next = { ...q, ...change };
+  const params = new URLSearchParams();
+  if (next.status) params.set('status', next.status);
+  if (next.search) params.set('search', next.search);
+  if (next.sort !== 'id') params.set('sort', next.sort);
+  if (next.order !== 'asc') params.set('order', next.order);
+  if (next.offset > 0) params.set('offset', String(next.offset));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+/** What the list shows. */
+export interface MachinesData {
+  query: MachineQuery;
+  items: Machine[];
+  total: number;
+  bootUrl: string;
+  notice?: string;
+}
+
+const COLUMNS: Array<{ key: SortKey | null; label: string }> = [
+  { key: 'status', label: 'Status' },
+  { key: 'hostname', label: 'Hostname' },
+  { key: 'service_tag', label: 'Service tag' },
+  { key: null, label: 'Model' },
+  { key: null, label: 'CPU' },
+  { key: null, label: 'Memory' },
+  { key: 'last_seen_at', label: 'Last seen' },
+];
+
+/** The table with its pager; served alone for polling. */
+export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ data, page }) => {
+  const { query, items, total } = data;
+  const filtered = Boolean(query.status || query.search);
+  const first = total === 0 ? 0 : query.offset + 1;
+  const last = Math.min(total, query.offset + items.length);
+  const qs = machineQueryString(query);
+  return (
+    <div id="machine-table" hx-get={`/machines${qs}${qs ? '&' : '?'}fragment=table`} hx-trigger="every 5s" hx-swap="outerHTML">
+      {total === 0 && !filtered ? (
+        <FirstMachineHint bootUrl={data.bootUrl} />
+      ) : total === 0 ? (
+        <p class="muted">No machine matches this filter.</p>
+      ) : (
+        <>
+          <div class="table-scroll">
+            <table class="machines">
+              <caption class="visually-hidden">Machines, sorted by {query.sort}</caption>
+              <thead>
+                <tr>
+                  {COLUMNS.map((c) => (
+                    <th scope="col" aria-sort={c.key && c.key === query.sort ? (query.order === 'asc' ? 'ascending' : 'descending') : undefined}>
+                      {c.key ? (
+                        <a href={`/machines${machineQueryString(query, { sort: c.key, order: c.key === query.sort && query.order === 'asc' ? 'desc' : 'asc', offset: 0 })}`}>
+                          {c.label}
+                          {c.key === query.sort ? (query.order === 'asc' ? ' ▲' : ' ▼') : ''}
+                        </a>
+                      ) : (
+                        c.label
+                      )}
+                    </th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {items.map((m) => {
+                  const hw = viewHardware(m.hardware);
+                  return (
+                    <tr>
+                      <td>
+                        <StatusBadge status={m.status} />
+                      </td>
+                      <td>
+                        <a href={`/machines/${encodeURIComponent(m.service_tag)}`}>{m.hostname ?? <span class="muted">(not set)</span>}</a>
+                      </td>
+                      <td>
+                        <a href={`/machines/${encodeURIComponent(m.service_tag)}`} class="mono">
+                          {m.service_tag}
+                        </a>
+                      </td>
+                      <td class="clip">{[hw.manufacturer, hw.model].filter(Boolean).join(' ') || '—'}</td>
+                      <td class="clip">{cpuSummary(hw)}</td>
+                      <td class="num">{formatBinaryBytes(hw.memoryBytes)}</td>
+                      <td>
+                        <When iso={m.last_seen_at} now={page.now} />
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+          <nav class="pager" aria-label="Pages">
+            <span>
+              {formatCount(first)}–{formatCount(last)} of {formatCount(total)}
+            </span>
+            {query.offset > 0 ? (
+              <a href={`/machines${machineQueryString(query, { offset: Math.max(0, query.offset - query.limit) })}`} rel="prev">
+                ← Previous
+              </a>
+            ) : (
+              <span class="muted">← Previous</span>
+            )}
+            {last < total ? (
+              <a href={`/machines${machineQueryString(query, { offset: query.offset + query.limit })}`} rel="next">
+                Next →
+              </a>
+            ) : (
+              <span class="muted">Next →</span>
+            )}
+          </nav>
+        </>
+      )}
+    </div>
+  );
+};
+
+/** All machines: filter, search, sort, pages. */
+export const MachinesPage: FC<{ data: MachinesData; page: PageContext }> = ({ data, page }) => (
+  <Layout title="Machines" page={page} active="/machines">
+    <h1>Machines</h1>
+    {data.notice && <Alert kind="notice">{data.notice}</Alert>}
+    <form class="filters" method="get" action="/machines" role="search">
+      <label>
+        Search
+        <input type="search" name="search" value={data.query.search ?? ''} placeholder="tag, hostname, MAC, model" maxlength={200} />
+      </label>
+      <label>
+        Status
+        <select name="status">
+          <option value="">any</option>
+          {MACHINE_STATUSES.map((s) => (
+            <option value={s} selected={data.query.status === s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </label>
+      {data.query.sort !== 'id' && <input type="hidden" name="sort" value={data.query.sort} />}
+      {data.query.order !== 'asc' && <input type="hidden" name="order" value={data.query.order} />}
+      <button type="submit">Filter</button>
+    </form>
+    <MachineTable data={data} page={page} />
+  </Layout>
+);

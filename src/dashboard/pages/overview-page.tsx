@@ -1,0 +1,144 @@
+import type { FC } from 'hono/jsx';
+import { MACHINE_STATUSES } from '../../core/lifecycle.ts';
+import type { ActivityBuild, ActivityEvent } from '../activity.ts';
+import { Bars, Donut } from '../charts.tsx';
+import { FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
+import type { FleetSummary } from '../fleet-summary.ts';
+import { formatBinaryBytes, formatCount, formatDecimalBytes, formatDuration } from '../format.ts';
+
+/** What the overview shows. */
+export interface OverviewData {
+  summary: FleetSummary;
+  events: ActivityEvent[];
+  builds: ActivityBuild[];
+  bootUrl: string;
+}
+
+const TOP = 8;
+
+/** The live part of the overview, also served alone for polling. */
+export const OverviewBody: FC<{ data: OverviewData; page: PageContext }> = ({ data, page }) => {
+  const { summary } = data;
+  return (
+    <div id="overview" hx-get="/?fragment=overview" hx-trigger="every 5s" hx-swap="outerHTML">
+      {summary.total === 0 ? (
+        <FirstMachineHint bootUrl={data.bootUrl} />
+      ) : (
+        <>
+          <section class="stats" aria-label="Fleet capacity">
+            <Stat label="Machines" value={formatCount(summary.total)} />
+            <Stat label="CPU cores" value={formatCount(summary.cores)} note={`${formatCount(summary.threads)} threads`} />
+            <Stat label="Memory" value={formatBinaryBytes(summary.memoryBytes)} />
+            <Stat label="Disk" value={formatDecimalBytes(summary.diskBytes)} />
+          </section>
+          <div class="grid-3">
+            <section class="card" aria-labelledby="by-status">
+              <h2 id="by-status">By status</h2>
+              <Donut
+                title="Machines by status"
+                centre={formatCount(summary.total)}
+                data={MACHINE_STATUSES.map((s) => ({ label: s, value: summary.byStatus[s], tone: s, href: `/machines?status=${s}` }))}
+              />
+            </section>
+            <section class="card" aria-labelledby="by-model">
+              <h2 id="by-model">By model</h2>
+              <Bars title="Machines by model" data={withOther(summary.byModel)} />
+            </section>
+            <section class="card" aria-labelledby="by-vendor">
+              <h2 id="by-vendor">By vendor</h2>
+              <Bars title="Machines by vendor" data={withOther(summary.byVendor)} />
+            </section>
+          </div>
+        </>
+      )}
+      <div class="grid-2">
+        <section class="card" aria-labelledby="recent-builds">
+          <h2 id="recent-builds">Recent builds</h2>
+          {data.builds.length === 0 ? (
+            <p class="muted">No builds yet. Open a machine, give it a hostname and a configuration, and press Build.</p>
+          ) : (
+            <table class="compact">
+              <thead>
+                <tr>
+                  <th scope="col">Build</th>
+                  <th scope="col">Machine</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Duration</th>
+                  <th scope="col">Requested</th>
+                </tr>
+              </thead>
+              <tbody>
+                {data.builds.map((b) => (
+                  <tr>
+                    <td>
+                      <a href={`/builds/${b.id}`}>#{b.id}</a>
+                    </td>
+                    <td>
+                      <a href={`/machines/${encodeURIComponent(b.service_tag)}`}>{b.hostname}</a>
+                    </td>
+                    <td>
+                      <StatusBadge status={b.status} />
+                    </td>
+                    <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
+                    <td>
+                      <When iso={b.created_at} now={page.now} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </section>
+        <section class="card" aria-labelledby="recent-events">
+          <h2 id="recent-events">Recent events</h2>
+          {data.events.length === 0 ? <p class="muted">Nothing has happened yet.</p> : <EventList events={data.events} page={page} showMachine />}
+        </section>
+      </div>
+    </div>
+  );
+};
+
+/** The fleet at a glance. */
+export const OverviewPage: FC<{ data: OverviewData; page: PageContext }> = ({ data, page }) => (
+  <Layout title="Overview" page={page} active="/">
+    <h1>Fleet overview</h1>
+    <OverviewBody data={data} page={page} />
+  </Layout>
+);
+
+const Stat: FC<{ label: string; value: string; note?: string }> = ({ label, value, note }) => (
+  <div class="stat">
+    <div class="stat-value">{value}</div>
+    <div class="stat-label">{label}</div>
+    {note && <div class="stat-note">{note}</div>}
+  </div>
+);
+
+/** Events newest first as a timeline. */
+export const EventList: FC<{ events: ActivityEvent[]; page: PageContext; showMachine?: boolean }> = ({ events, page, showMachine }) => (
+  <ol class="timeline">
+    {events.map((e) => (
+      <li>
+        <span class="event-kind">{e.kind}</span>
+        <span class="event-message">
+          {showMachine && e.service_tag && (
+            <>
+              <a href={`/machines/${encodeURIComponent(e.service_tag)}`}>{e.service_tag}</a>:{' '}
+            </>
+          )}
+          {e.message}
+        </span>
+        <span class="event-meta">
+          {e.actor} · <When iso={e.created_at} now={page.now} />
+        </span>
+      </li>
+    ))}
+  </ol>
+);
+
+function withOther(groups: Array<[string, number]>) {
+  const top = groups.slice(0, TOP).map(([label, value]) => ({ label, value, tone: 'accent' }));
+  const rest = groups.slice(TOP).reduce((s, [, n]) => s + n, 0);
+  if (rest > 0) top.push({ label: `${groups.length - TOP} others`, value: rest, tone: 'muted' });
+  return top;
+}
