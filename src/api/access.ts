@@ -21,6 +21,20 @@ export interface Authenticator {
   authenticate(request: FastifyRequest): Promise<Actor | undefined>;
 }
 
+/** A route as registered, with the access it declared. */
+export interface DeclaredRoute {
+  method: string;
+  url: string;
+  access: Access | undefined;
+}
+
+const DECLARED = new WeakMap<FastifyInstance, DeclaredRoute[]>();
+
+/** Every route registered on a server with access control, as the router saw it (for the route-matrix test). */
+export function declaredRoutes(app: FastifyInstance): readonly DeclaredRoute[] {
+  return DECLARED.get(app) ?? [];
+}
+
 export const ANONYMOUS: Actor = Object.freeze({ kind: 'anonymous', name: 'anonymous' });
 
 /**
@@ -29,8 +43,11 @@ export const ANONYMOUS: Actor = Object.freeze({ kind: 'anonymous', name: 'anonym
  */
 export function installAccessControl(app: FastifyInstance, authenticator: Authenticator): void {
   app.decorateRequest('actor', null as unknown as Actor);
+  const declared: DeclaredRoute[] = [];
+  DECLARED.set(app, declared);
   app.addHook('onRoute', (route) => {
     const access = (route.config as { access?: Access } | undefined)?.access;
+    for (const method of [route.method].flat()) declared.push({ method, url: route.url, access });
     if (access === undefined && !route.url.startsWith('/documentation')) {
       throw new Error(`api: route ${route.method} ${route.url} declares no access (config.access)`);
     }

@@ -13,7 +13,8 @@ import { registerUserRoutes } from './user-routes.ts';
  */
 export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
   installSecurityHeaders(app);
-  app.addHook('preHandler', async (request, reply) => {
+  // Before body validation, so a forged request is refused as such whatever its body.
+  app.addHook('preValidation', async (request, reply) => {
     if (request.routeOptions.config.access === 'public') return;
     await verifyCsrf.call(app, request, reply);
   });
