@@ -25,6 +25,8 @@ export interface WrkOptions {
   durationSeconds: number;
   /** Lua `request` body generator (see pathGenerator), or undefined for a fixed URL. */
   luaRequest?: string;
+  /** Each connection waits this long between its requests (wrk's `delay`): a paced load instead of saturation. */
+  pauseMs?: number;
   headers?: Record<string, string>;
   /** Per-request timeout, seconds (large downloads need more than wrk's 2 s). */
   timeoutSeconds?: number;
@@ -94,7 +96,8 @@ export async function runWrk(o: WrkOptions): Promise<LoadResult> {
   const url = new URL(o.url);
   if (url.hostname !== '127.0.0.1') throw new Error(`bench: refusing to load ${o.url}: loopback only`);
   const script = join(o.workDir, `wrk-${process.hrtime.bigint()}.lua`);
-  writeFileSync(script, `${o.luaRequest ?? ''}\n${reportLua()}`);
+  const pause = o.pauseMs === undefined ? '' : `delay = function() return ${Math.trunc(o.pauseMs)} end\n`;
+  writeFileSync(script, `${o.luaRequest ?? ''}\n${pause}${reportLua()}`);
   const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.durationSeconds}s`, '-s', script];
   args.push('--timeout', `${o.timeoutSeconds ?? 10}s`);
   for (const [name, value] of Object.entries(o.headers ?? {})) args.push('-H', `${name}: ${value}`);
