@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApiServer } from '../api/api-server.ts';
+import { nowIso } from '../core/types.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../testing/databases.ts';
+
+const operator = { 'x-test-role': 'operator' };
+const viewer = { 'x-test-role': 'viewer' };
+const form = { 'content-type': 'application/x-www-form-urlencoded' };
+const encode = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
+for (const kind of await testDatabaseKinds()) {
+  describe(`dashboard on ${kind.name}`, () => {
+    let t: TestContext;
+    let app: FastifyInstance;
+    before(async () => {
+      t = await createTestContext(kind.fresh());
+      app = await buildApiServer(t.ctx);
+    });
+    after(async () => {
+      await app.close();
+      await t.close();
+    });
+
+    test('without a session, pages redirect to /login and polling gets 401 with HX-Redirect', async () => {
+      const page = await app.inject({ url: '/machines?status=ready' });
+      assert.equal(page.statusCode, 303);
+      assert.equal(page.headers.location, '/login?next=%2Fmachines%3Fstatus%3Dready');
+      const poll = await app.inject({ url: '/machines?fragment=table', headers: { 'hx-request': 'true' } });
+      assert.equal(poll.statusCode, 401);
+      assert.equal(poll.headers['hx-redirect'], '/login');
+      const login = await app.inject({ url: '/login' });
+      assert.equal(login.statusCode, 200);
+      assert.match(login.body, /<form method="post" action="\/login"/);
+      assert.equal(login.headers['content-security-policy']?.includes("script-src 'self'"), true);
+    });
+
+    test('an empty fleet tells a newcomer how to get a first machine in', async () => {
+      const r = await app.inject({ url: '/', headers: viewer });
+      assert.equal(r.statusCode, 200);
+      assert.match(r.body, /No machines yet/);
+      assert.match(r.body, /metal lab boot/);
+      assert.match(r.body, /http:\/\/10\.0\.2\.100\/boot\.ipxe/);
+    });
+
+    test('hostile hardware strings and descriptions are shown as text, never as markup', async () => {
+      const hostile = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">\'"&';
+      const payload = enrollmentPayload('XSS001', {
+        hardware: { manufacturer: hostile, model: hostile, cpu: { model: hostile, cores: 4 }, disks: [{ name: hostile, model: hostile }], rack: hostile },
+      });
+      assert.equal((await app.inject({ method: 'POST', url: '/api/v1/enroll', payload })).statusCode, 201);
+      await t.ctx.machines.update('XSS001', { description: hostile }, { kind: 'user', name: 'test' });
+      for (const url of ['/', '/machines', '/machines/XSS001']) {
+        const r = await app.inject({ url, headers: viewer });
+        assert.equal(r.statusCode, 200, url);
+        assert.equal(r.body.includes('<script>window'), false, url);
+        assert.equal(r.body.includes('<img src=x'), false, url);
+        assert.match(r.body, /&lt;script&gt;window\.pwned=1&lt;\/script&gt;&lt;img src=x onerror=&quot;window\.pwned=2&quot;&gt;/, url);
+      }
+    });
+
+    test('a viewer sees no action buttons, and a forged action is refused without a change', async () => {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('VIEW01') });
+      const page = await app.inject({ url: '/machines/VIEW01', headers: viewer });
+      assert.equal(page.statusCode, 200);
+      assert.equal(/method="post"/.test(page.body.replace('<form method="post" action="/logout">', '')), false, 'no form posts except logout');
+      assert.equal(page.body.includes('>Save<'), false);
+      assert.match(page.body, /id="hostname"[^>]*readonly/);
+      const forged = await app.inject({ method: 'POST', url: '/machines/VIEW01', headers: { ...viewer, ...form }, payload: encode({ hostname: 'owned' }) });
+      assert.equal(forged.statusCode, 403);
+      assert.match(forged.body, /this needs the operator role/);
+      assert.equal((await t.ctx.machines.get('VIEW01')).hostname, null);
+      const build = await app.inject({ method: 'POST', url: '/machines/VIEW01/build', headers: { ...viewer, ...form }, payload: '' });
+      assert.equal(build.statusCode, 403);
+    });
+
+    test('save: hostname, description and configuration (CRLF from the browser becomes LF)', async () => {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('EDIT01') });
+      const r = await app.inject({
+        method: 'POST',
+        url: '/machines/EDIT01',
+        headers: { ...operator, ...form },
+        payload: encode({ hostname: 'web-01', description: 'rack 4\r\nslot 2', nixos_config: '{ ... }:\r\n{\r\n  services.openssh.enable = true;\r\n}\r\n' }),
+      });
+      assert.equal(r.statusCode, 303);
+      assert.equal(r.headers.location, '/machines/EDIT01?notice=saved');
+      const m = await t.ctx.machines.get('EDIT01');
+      assert.equal(m.hostname, 'web-01');
+      assert.equal(m.description, 'rack 4\nslot 2');
+      assert.equal(m.nixos_config, '{ ... }:\n{\n  services.openssh.enable = true;\n}\n');
+      assert.equal(m.status, 'configured');
+      const shown = await app.inject({ url: r.headers.location, headers: operator });
+      assert.match(shown.body, /role="status">Saved\./);
+    });
+
+    test('a refused save shows the reason, keeps what was typed and changes nothing', async () => {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/machines/EDIT01',
+        headers: { ...operator, ...form },
+        payload: encode({ hostname: 'not_valid!', description: 'kept', nixos_config: '{ ... }: { }' }),
+      });
+      assert.equal(r.statusCode, 400);
+      assert.match(r.body, /role="alert">hostname &quot;not_valid!&quot; is invalid/);
+      assert.match(r.body, /id="hostname" name="hostname" value="not_valid!"/);
+      assert.equal((await t.ctx.machines.get('EDIT01')).hostname, 'web-01');
+    });
+
+    test('build: redirects to the build page; a second build is refused with the reason on the page', async () => {
+      const r = await app.inject({ method: 'POST', url: '/machines/EDIT01/build', headers: { ...operator, ...form }, payload: '' });
+      assert.equal(r.statusCode, 303);
+      assert.match(r.headers.location ?? '', /^\/builds\/\d+$/);
+      const page = await app.inject({ url: r.headers.location, headers: viewer });
+      assert.equal(page.statusCode, 200);
+      assert.match(page.body, /data-stream="\/builds\/\d+\/stream\?offset=0"/);
+      assert.doesNotMatch(page.body, /Cancel build/, 'a viewer gets no cancel button');
+      const again = await app.inject({ method: 'POST', url: '/machines/EDIT01/build', headers: { ...operator, ...form }, payload: '' });
+      assert.equal(again.statusCode, 409);
+      assert.match(again.body, /role="alert">machine EDIT01 already has build \d+ pending/);
+    });
+
+    test('a successful build lists its published files with sizes, sha256 and boot-server links', async () => {
+      const build = (await t.ctx.storage.builds.findActiveForMachine((await t.ctx.machines.get('EDIT01')).id))!;
+      const dir = t.ctx.images.buildDir(build.id);
+      mkdirSync(dir, { recursive: true });
+      const sha = 'a'.repeat(64);
+      writeFileSync(join(dir, 'boot.json'), JSON.stringify({ init: '/nix/store/x-init', kernel_params: ['console=ttyS0'], files: { bzImage: { size: 12345678, sha256: sha }, '../evil': { size: 1 } } }));
+      await t.ctx.storage.builds.transition(build.id, ['pending'], 'success', { started_at: nowIso(), completed_at: nowIso(), log_output: 'done\n' }, nowIso());
+      const page = await app.inject({ url: `/builds/${build.id}`, headers: viewer });
+      assert.match(page.body, new RegExp(`href="http://10\\.0\\.2\\.100/images/builds/${build.id}/bzImage"`));
+      assert.match(page.body, /12\.3 MB/);
+      assert.match(page.body, new RegExp(sha));
+      assert.doesNotMatch(page.body, /evil/);
+      assert.doesNotMatch(page.body, /data-stream=/, 'a finished build is not streamed');
+    });
+
+    test('delete needs the service tag typed exactly', async () => {
+      const wrong = await app.inject({ method: 'POST', url: '/machines/VIEW01/delete', headers: { ...operator, ...form }, payload: encode({ confirm: 'view01' }) });
+      assert.equal(wrong.statusCode, 400);
+      assert.match(wrong.body, /type the service tag VIEW01 exactly/);
+      assert.ok(await t.ctx.machines.find('VIEW01'));
+      const right = await app.inject({ method: 'POST', url: '/machines/VIEW01/delete', headers: { ...operator, ...form }, payload: encode({ confirm: 'VIEW01' }) });
+      assert.equal(right.statusCode, 303);
+      assert.equal(right.headers.location, '/machines?notice=deleted');
+      assert.equal(await t.ctx.machines.find('VIEW01'), undefined);
+    });
+
+    test('machines list: search, status filter, sort and pages', async () => {
+      for (let i = 0; i < 55; i += 1) {
+        await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload(`PAGE${String(i).padStart(3, '0')}`) });
+      }
+      const first = await app.inject({ url: '/machines?search=page&sort=service_tag', headers: viewer });
+      assert.match(first.body, /1–50 of 55/);
+      assert.match(first.body, /href="\/machines\?search=page&amp;sort=service_tag&amp;offset=50" rel="next"/);
+      const second = await app.inject({ url: '/machines?search=page&sort=service_tag&offset=50', headers: viewer });
+      assert.match(second.body, /51–55 of 55/);
+      assert.match(second.body, />PAGE054</);
+      assert.doesNotMatch(second.body, />PAGE000</);
+      const desc = await app.inject({ url: '/machines?search=page&sort=service_tag&order=desc&fragment=table', headers: viewer });
+      assert.ok(desc.body.indexOf('>PAGE054<') < desc.body.indexOf('>PAGE053<'));
+      assert.doesNotMatch(desc.body, /<html/, 'a fragment is not a page');
+      const configured = await app.inject({ url: '/machines?status=configured', headers: viewer });
+      assert.doesNotMatch(configured.body, />PAGE001</);
+      const junk = await app.inject({ url: '/machines?status=%3Cx%3E&sort=drop&offset=-4', headers: viewer });
+      assert.equal(junk.statusCode, 200);
+    });
+
+    test('the overview counts machines by status and model', async () => {
+      const r = await app.inject({ url: '/', headers: viewer });
+      assert.match(r.body, /aria-label="Machines by status: enrolled \d+, configured \d+, building 1, ready 0, failed 0"/);
+      assert.match(r.body, /PowerEdge R740/);
+      assert.match(r.body, /Recent builds/);
+    });
+
+    test('unknown machines and builds get an HTML 404 page', async () => {
+      const r = await app.inject({ url: '/machines/NOPE', headers: viewer });
+      assert.equal(r.statusCode, 404);
+      assert.match(r.body, /machine NOPE not found/);
+      const b = await app.inject({ url: '/builds/abc', headers: viewer });
+      assert.equal(b.statusCode, 400);
+    });
+
+    test('the build log streams as server-sent events until the build ends', async () => {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('STREAM1') });
+      await t.ctx.machines.update('STREAM1', { hostname: 'stream-1' }, { kind: 'user', name: 'test' });
+      const build = await t.ctx.machines.requestBuild('STREAM1', { kind: 'user', name: 'test' });
+      const address = await app.listen({ host: '127.0.0.1', port: 0 });
+      const abort = AbortSignal.timeout(15_000);
+      const res = await fetch(`${address}/builds/${build.id}/stream?offset=0`, { headers: viewer, signal: abort });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      const reader = res.body!.getReader();
+      let text = '';
+      const readUntil = async (needle: string) => {
+        while (!text.includes(needle)) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`stream ended before ${JSON.stringify(needle)}; got ${text}`);
+          text += new TextDecoder().decode(value);
+        }
+      };
+      await readUntil('"status":"pending"');
+      await t.ctx.storage.builds.transition(build.id, ['pending'], 'building', { started_at: nowIso(), log_output: 'line one\nline <two>\n' }, nowIso());
+      t.ctx.notifier.emit('build.updated', build.id);
+      await readUntil('event: log\ndata: line one\ndata: line <two>\ndata: \n\n');
+      await t.ctx.storage.builds.transition(build.id, ['building'], 'failed', { completed_at: nowIso(), error: 'nix-build exited 1', log_output: 'line one\nline <two>\nerror: boom\n' }, nowIso());
+      t.ctx.notifier.emit('build.updated', build.id);
+      await readUntil('event: end\ndata: failed');
+      assert.match(text, /event: log\ndata: error: boom\n/);
+      assert.match(text, /"error":"nix-build exited 1"/);
+      const { done } = await reader.read();
+      assert.equal(done, true, 'the server closes the stream after the end');
+    });
+  });
+}

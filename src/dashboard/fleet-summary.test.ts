@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { enrollmentPayload, createTestContext, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../testing/databases.ts';
+import { FleetSummaryCache, summarizeFleet } from './fleet-summary.ts';
+
+describe('summarizeFleet', () => {
+  test('counts statuses, sums capacity and ranks models and vendors', () => {
+    const hw = (cores: number, mem: number, disk: number) => JSON.stringify({ cpu: { cores, threads: cores * 2 }, memory: { total_bytes: mem }, disks: [{ size_bytes: disk }] });
+    const s = summarizeFleet([
+      { status: 'ready', manufacturer: 'Dell Inc.', model: 'R740', hardware: hw(40, 100, 1000) },
+      { status: 'ready', manufacturer: 'Dell Inc.', model: 'R740', hardware: hw(40, 100, 1000) },
+      { status: 'enrolled', manufacturer: 'HPE', model: 'DL380', hardware: hw(8, 10, 10) },
+      { status: 'failed', manufacturer: null, model: null, hardware: 'not json' },
+    ]);
+    assert.equal(s.total, 4);
+    assert.deepEqual(s.byStatus, { enrolled: 1, configured: 0, building: 0, ready: 2, failed: 1 });
+    assert.equal(s.cores, 88);
+    assert.equal(s.threads, 176);
+    assert.equal(s.memoryBytes, 210);
+    assert.equal(s.diskBytes, 2010);
+    assert.deepEqual(s.byModel, [['R740', 2], ['DL380', 1], ['unknown model', 1]]);
+    assert.deepEqual(s.byVendor, [['Dell Inc.', 2], ['HPE', 1], ['unknown vendor', 1]]);
+  });
+});
+
+for (const kind of await testDatabaseKinds()) {
+  describe(`FleetSummaryCache on ${kind.name}`, () => {
+    let t: TestContext;
+    before(async () => {
+      t = await createTestContext(kind.fresh());
+    });
+    after(async () => t.close());
+
+    test('is recomputed after a machine changes, and reused until then', async () => {
+      const cache = new FleetSummaryCache(t.ctx.storage, t.ctx.notifier, 60_000);
+      try {
+        assert.equal((await cache.get()).total, 0);
+        const first = cache.get();
+        assert.equal(cache.get(), first, 'no change, same summary');
+        await t.ctx.machines.enroll(enrollmentPayload('SUM001'), { kind: 'machine', name: 'SUM001' });
+        const s = await cache.get();
+        assert.equal(s.total, 1);
+        assert.equal(s.cores, 40);
+        assert.equal(s.byStatus.enrolled, 1);
+      } finally {
+        cache.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { cpuSummary, totalDiskBytes, viewHardware } from './hardware-view.ts';
+
+describe('viewHardware', () => {
+  test('reads the agent payload into typed fields', () => {
+    const view = viewHardware({
+      manufacturer: 'Dell Inc.',
+      model: 'PowerEdge R740',
+      cpu: { model: 'Intel Xeon Gold 6230', architecture: 'x86_64', sockets: 2, cores: 40, threads: 80 },
+      memory: { total_bytes: 412316860416, dimms: [{ locator: 'A1', size_bytes: 34359738368, type: 'DDR4', speed_mts: 2933 }] },
+      disks: [
+        { name: 'sda', size_bytes: 960197124096, rotational: false },
+        { name: 'sdb', size_bytes: 4000787030016, rotational: true },
+      ],
+      nics: [{ name: 'eno1', mac: '52:54:00:12:34:56', speed_mbps: 25000, link: true }],
+      gpus: [{ vendor: 'NVIDIA', model: 'A100', pci_address: '0000:01:00.0' }],
+      rack: 'R12',
+    });
+    assert.equal(view.memoryBytes, 412316860416);
+    assert.equal(view.dimms[0]?.speedMts, 2933);
+    assert.equal(totalDiskBytes(view), 960197124096 + 4000787030016);
+    assert.equal(view.nics[0]?.speedMbps, 25000);
+    assert.equal(view.gpus[0]?.pciAddress, '0000:01:00.0');
+    assert.deepEqual(view.extra, { rack: 'R12' });
+    assert.equal(cpuSummary(view), '2 × Intel Xeon Gold 6230 · 40 cores / 80 threads');
+  });
+
+  test('wrong types and missing parts become empty, never an exception', () => {
+    const view = viewHardware({ cpu: 'fast', memory: { total_bytes: '1 GB', dimms: 'many' }, disks: [null, 3, { size_bytes: -5 }], nics: {} } as never);
+    assert.equal(view.cpu, null);
+    assert.equal(view.memoryBytes, null);
+    assert.deepEqual(view.dimms, []);
+    assert.equal(view.disks.length, 1);
+    assert.equal(view.disks[0]?.sizeBytes, null);
+    assert.deepEqual(view.nics, []);
+    assert.equal(cpuSummary(view), '—');
+    assert.equal(viewHardware(undefined).model, null);
+  });
+
+  test('a single socket with SMT off shows cores only', () => {
+    assert.equal(cpuSummary(viewHardware({ cpu: { model: 'QEMU Virtual CPU', sockets: 1, cores: 2, threads: 2 } })), 'QEMU Virtual CPU · 2 cores');
+  });
+});
