@@ -3,12 +3,41 @@ import { createHttpServer } from '../api/http-server.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerHealthRoutes } from '../api/routes/health.ts';
 import type { AppContext } from '../server/context.ts';
+import { BootScriptResolver } from './boot-script-resolver.ts';
+import { BootTargetReader } from './boot-target-reader.ts';
+import { ImageCatalog } from './image-catalog.ts';
+import { registerImageRoutes } from './image-files.ts';
+import { LastSeenRecorder } from './last-seen-recorder.ts';
+import { registerScriptRoutes } from './script-routes.ts';
+
+export interface BootServerOptions {
+  /** How long a look at the registration image is reused (default 2000 ms; tests use 0). */
+  registrationTtlMs?: number;
+  /** How often collected last_seen_at updates are written (default 1500 ms). */
+  lastSeenIntervalMs?: number;
+}
 
 /** The `boot` role: what PXE clients talk to. No authentication. */
-export async function buildBootServer(ctx: AppContext): Promise<FastifyInstance> {
+export async function buildBootServer(ctx: AppContext, options: BootServerOptions = {}): Promise<FastifyInstance> {
   // Per-request logs at info would cost more than serving the script during a boot storm.
   const app = createHttpServer(ctx, { loggerInstance: ctx.logger.child({ role: 'boot' }, { level: 'warn' }) });
+  const logger = ctx.logger.child({ role: 'boot' });
+  const catalog = new ImageCatalog(ctx.images, { registrationTtlMs: options.registrationTtlMs });
+  const resolver = new BootScriptResolver(new BootTargetReader(ctx.storage.db), catalog, ctx.config, logger);
+  const lastSeen = new LastSeenRecorder(ctx.storage.machines, logger, options.lastSeenIntervalMs);
+  app.addHook('onClose', () => lastSeen.flush());
+
   registerHealthRoutes(app, ctx);
   registerEnrollRoute(app, ctx);
+  registerScriptRoutes(app, ctx, resolver, lastSeen, logger);
+  registerImageRoutes(app, ctx.config.imagesDir, logger);
+
+  const registration = await catalog.registration();
+  if (!registration.ok) {
+    logger.warn(
+      { dir: ctx.images.registrationDir, reason: registration.reason },
+      `boot: the registration image is not usable (${registration.reason}); unknown machines will wait until bzImage, initrd and boot.json are in ${ctx.images.registrationDir}`,
+    );
+  }
   return app;
 }

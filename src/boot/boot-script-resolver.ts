@@ -1,0 +1,132 @@
+import { isMac, isPlaceholderSerial, isServiceTag, isUuid } from '../core/validation.ts';
+import type { Logger } from '../server/logger.ts';
+import type { BootTarget, BootTargetReader } from './boot-target-reader.ts';
+import type { ImageCatalog } from './image-catalog.ts';
+import { renderHoldScript, renderImageScript, renderRegistrationScript, scriptUrl } from './ipxe-script.ts';
+
+/** Which row of the decision table answered a request. */
+export type ScriptKind = 'registration' | 'registration-missing' | 'image' | 'image-invalid' | 'hold-building' | 'hold-no-image';
+
+export interface ResolvedScript {
+  kind: ScriptKind;
+  script: string;
+  /** The machine the request was matched to, if any. */
+  machine?: BootTarget;
+}
+
+/** Seconds a machine waits while its build runs: short, so it boots soon after the build succeeds. */
+export const BUILDING_SLEEP_SECONDS = 5;
+/** Seconds a known machine without an image waits between asks. */
+export const NO_IMAGE_SLEEP_SECONDS = 30;
+/** Seconds a machine waits when its image or the registration image is unusable. */
+export const BROKEN_IMAGE_SLEEP_SECONDS = 60;
+
+/** A per-build token as generated (base64url); anything else is not written into a script. */
+const BOOT_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{16,256}$/;
+
+/** The boot server's decision table: which script a machine gets, from its tag, MAC and UUID. */
+export class BootScriptResolver {
+  private readonly warned = new Set<string>();
+
+  constructor(
+    private readonly reader: BootTargetReader,
+    private readonly catalog: ImageCatalog,
+    private readonly settings: { bootUrl: string; enrollToken: string | undefined },
+    private readonly logger: Logger,
+  ) {}
+
+  /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
+  async resolve(tagParam: string, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript> {
+    const tag = isServiceTag(tagParam) ? tagParam : undefined;
+    const mac = parseMac(macParam);
+    const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
+    const machine = await this.find(tag !== undefined && !isPlaceholderSerial(tag) ? tag : undefined, mac, uuid);
+    if (!machine) return this.registration(tag, mac, uuid);
+
+    const machineTag = isServiceTag(machine.serviceTag) ? machine.serviceTag : undefined;
+    const selfUrl = scriptUrl(this.settings.bootUrl, machineTag ?? tag, mac, uuid);
+    const name = machineTag ?? `machine ${machine.id}`;
+    if (machine.status === 'building') {
+      return this.hold('hold-building', machine, selfUrl, [`${name} has a build in progress`], BUILDING_SLEEP_SECONDS);
+    }
+    if (machine.imageBuildId === null) {
+      return this.hold('hold-no-image', machine, selfUrl, [`${name} is enrolled but has no image yet, build one for it`], NO_IMAGE_SLEEP_SECONDS);
+    }
+    const buildId = machine.imageBuildId;
+    const broken = (reason: string) => {
+      this.warnOnce(`build:${buildId}:${reason}`, { machine: machine.serviceTag, buildId, reason }, 'boot: image cannot be booted');
+      return this.hold('image-invalid', machine, selfUrl, [`the image of ${name} (build ${buildId}) cannot be booted: ${reason}`, 'rebuild it'], BROKEN_IMAGE_SLEEP_SECONDS);
+    };
+    const facts = await this.reader.buildFacts(buildId);
+    if (!facts || facts.machineId !== machine.id) return broken('the build does not belong to this machine');
+    if (!BOOT_TOKEN_PATTERN.test(facts.bootToken) || machineTag === undefined) return broken('its boot token or tag is malformed');
+    const image = await this.catalog.build(buildId);
+    if (!image.ok) return broken(image.reason);
+    return {
+      kind: 'image',
+      machine,
+      script: renderImageScript({
+        bootUrl: this.settings.bootUrl,
+        selfUrl,
+        tag: machineTag,
+        buildId,
+        bootToken: facts.bootToken,
+        manifest: image.manifest,
+      }),
+    };
+  }
+
+  private async find(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<BootTarget | undefined> {
+    if (tag !== undefined) {
+      const byTag = await this.reader.findMachine('service_tag', tag);
+      if (byTag) return byTag;
+    }
+    if (mac !== undefined) {
+      const byMac = await this.reader.findMachine('mac_address', mac);
+      if (byMac) return byMac;
+    }
+    if (uuid !== undefined) return this.reader.findMachine('system_uuid', uuid);
+    return undefined;
+  }
+
+  private async registration(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<ResolvedScript> {
+    const selfUrl = scriptUrl(this.settings.bootUrl, tag, mac, uuid);
+    const image = await this.catalog.registration();
+    if (!image.ok) {
+      this.warnOnce(`registration:${image.reason}`, { reason: image.reason }, 'boot: the registration image is unusable; unknown machines cannot enroll');
+      const what = image.missing.length > 0 ? `has no registration image (${image.reason} in images/registration)` : `has an unusable registration image: ${image.reason}`;
+      return {
+        kind: 'registration-missing',
+        script: renderHoldScript({ selfUrl, messages: [`the boot server ${what}`], sleepSeconds: BROKEN_IMAGE_SLEEP_SECONDS }),
+      };
+    }
+    return {
+      kind: 'registration',
+      script: renderRegistrationScript({
+        bootUrl: this.settings.bootUrl,
+        selfUrl,
+        tag,
+        manifest: image.manifest,
+        enrollToken: this.settings.enrollToken,
+      }),
+    };
+  }
+
+  private hold(kind: ScriptKind, machine: BootTarget, selfUrl: string, messages: string[], sleepSeconds: number): ResolvedScript {
+    return { kind, machine, script: renderHoldScript({ selfUrl, messages, sleepSeconds }) };
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
+    if (this.warned.has(key)) return;
+    if (this.warned.size > 1000) this.warned.clear();
+    this.warned.add(key);
+    this.logger.warn(fields, message);
+  }
+}
+
+/** `52:54:00:12:34:56` or iPXE's `52-54-00-12-34-56` (`:hexhyp`), lower-cased; anything else is ignored. */
+function parseMac(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const colons = /^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}$/.test(value) ? value.replaceAll('-', ':') : value;
+  return isMac(colons) ? colons.toLowerCase() : undefined;
+}

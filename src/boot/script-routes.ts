@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import { NotFoundError } from '../core/errors.ts';
+import type { AppContext } from '../server/context.ts';
+import type { Logger } from '../server/logger.ts';
+import type { BootScriptResolver } from './boot-script-resolver.ts';
+import { recordBooted, type BootedReport } from './booted-report.ts';
+import { renderEntryScript } from './ipxe-script.ts';
+import type { LastSeenRecorder } from './last-seen-recorder.ts';
+
+const SCRIPT_TYPE = 'text/plain; charset=utf-8';
+
+/** The iPXE script routes and the booted report: what a machine asks for at every boot. */
+export function registerScriptRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  resolver: BootScriptResolver,
+  lastSeen: LastSeenRecorder,
+  logger: Logger,
+): void {
+  const entryScript = renderEntryScript(ctx.config.bootUrl);
+
+  app.get('/boot.ipxe', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
+    reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(entryScript),
+  );
+
+  app.get<{ Params: { file: string }; Querystring: Record<string, unknown> }>(
+    '/nixos/machines/:file',
+    { config: { access: 'public' }, schema: { hide: true } },
+    async (request, reply) => {
+      const { file } = request.params;
+      if (!file.endsWith('.ipxe')) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
+      const resolved = await resolver.resolve(file.slice(0, -'.ipxe'.length), request.query.mac, request.query.uuid);
+      if (resolved.machine) lastSeen.seen(resolved.machine.id);
+      logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
+      return reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(resolved.script);
+    },
+  );
+
+  app.post<{ Params: { tag: string }; Body: BootedReport }>(
+    '/api/v1/machines/:tag/booted',
+    {
+      config: { access: 'public' },
+      bodyLimit: 4096,
+      schema: {
+        hide: true,
+        body: {
+          type: 'object',
+          required: ['build_id', 'token'],
+          properties: { build_id: { type: 'integer', minimum: 1 }, token: { type: 'string', minLength: 1, maxLength: 512 } },
+        },
+      },
+    },
+    async (request) => recordBooted(ctx.storage, ctx.notifier, request.params.tag, request.body),
+  );
+}
