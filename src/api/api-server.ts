@@ -5,6 +5,7 @@ import { registerAuth } from '../auth/register-auth.ts';
 import { registerDashboard } from '../dashboard/dashboard.tsx';
 import { createHttpServer } from './http-server.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
+import { registerBuildLogRoutes } from '../builder/log-routes.ts';
 import { registerEnrollRoute } from './routes/enroll.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMachineRoutes } from './routes/machines.ts';
@@ -35,6 +36,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   registerEnrollRoute(app, ctx);
   registerMachineRoutes(app, ctx);
   registerBuildRoutes(app, ctx);
+  registerBuildLogRoutes(app, ctx);
   await registerDashboard(app, ctx);
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageStore } from '../core/image-store.ts';
@@ -8,6 +9,7 @@ import { assertServiceTag } from '../core/validation.ts';
  *   registration/{bzImage,initrd,boot.json}
  *   builds/<build id>/{bzImage,initrd,boot.json}   immutable once published
  *   machines/<service tag> -> ../builds/<build id>  replaced atomically
+ * Names starting with `.tmp-` are work in progress and never served.
  */
 export class ImageLayout implements ImageStore {
   constructor(readonly root: string) {}
@@ -16,17 +18,39 @@ export class ImageLayout implements ImageStore {
     return join(this.root, 'registration');
   }
 
+  get buildsDir(): string {
+    return join(this.root, 'builds');
+  }
+
+  get machinesDir(): string {
+    return join(this.root, 'machines');
+  }
+
   buildDir(buildId: number): string {
-    if (!Number.isSafeInteger(buildId) || buildId < 1) throw new Error(`images: bad build id ${buildId}`);
-    return join(this.root, 'builds', String(buildId));
+    return join(this.buildsDir, String(assertBuildId(buildId)));
+  }
+
+  /** A fresh staging directory name for a build, beside its final place so rename is atomic. */
+  stagingBuildDir(buildId: number): string {
+    return join(this.buildsDir, `.tmp-${assertBuildId(buildId)}-${randomBytes(6).toString('hex')}`);
   }
 
   machineLink(serviceTag: string): string {
-    return join(this.root, 'machines', assertServiceTag(serviceTag));
+    return join(this.machinesDir, assertServiceTag(serviceTag));
+  }
+
+  /** A fresh temporary link name for a machine, renamed over machineLink() to swap atomically. */
+  stagingMachineLink(serviceTag: string): string {
+    return join(this.machinesDir, `.tmp-${assertServiceTag(serviceTag)}-${randomBytes(6).toString('hex')}`);
   }
 
   async removeMachineImages(serviceTag: string, buildIds: number[]): Promise<void> {
     await rm(this.machineLink(serviceTag), { force: true });
     for (const id of buildIds) await rm(this.buildDir(id), { recursive: true, force: true });
   }
+}
+
+function assertBuildId(buildId: number): number {
+  if (!Number.isSafeInteger(buildId) || buildId < 1) throw new Error(`images: bad build id ${buildId}`);
+  return buildId;
 }

@@ -1,0 +1,181 @@
+import { realpath } from 'node:fs/promises';
+import type { Notifier } from '../core/notifier.ts';
+import type { ImageLayout } from '../images/image-layout.ts';
+import { ImageResultError, pointMachineAt, publishBuildImage, removeBuildImage } from '../images/image-publisher.ts';
+import type { Logger } from '../server/logger.ts';
+import { BuildLogWriter } from './build-log-writer.ts';
+import { MAX_LOG_BYTES, type BuildQueue, type BuildRow } from './build-queue.ts';
+import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
+import { runNixBuild } from './nix-build.ts';
+
+/** Why a running build was stopped from outside nix-build. */
+export type StopReason = 'cancelled' | 'lost' | 'shutdown';
+
+/** What one build run needs from its builder. */
+export interface RunnerDeps {
+  queue: BuildQueue;
+  images: ImageLayout;
+  notifier: Notifier;
+  logger: Logger;
+  nixEntry: string;
+  /** Build directories go below it, e.g. `<data dir>/builds-work`. */
+  workRoot: string;
+  timeoutMs: number;
+  bootUrl: string;
+  /** Log batching interval. */
+  logIntervalMs: number;
+  /** Extra environment for nix-build. */
+  nixEnv?: Record<string, string>;
+}
+
+/** A build being run: stop it with a reason, await its end. */
+export interface RunningBuild {
+  id: number;
+  stop(reason: StopReason): void;
+  done: Promise<void>;
+}
+
+/**
+ * Runs one claimed build to its end: fresh workspace, nix-build with the lease renewed meanwhile,
+ * publication, then success, failure with a one-line reason, or release on shutdown.
+ */
+export function startBuildRun(row: BuildRow, deps: RunnerDeps): RunningBuild {
+  const id = Number(row.id);
+  const abort = new AbortController();
+  let stopReason: StopReason | undefined;
+  const stop = (reason: StopReason) => {
+    if (stopReason) return;
+    stopReason = reason;
+    abort.abort();
+  };
+  const done = runBuild(row, deps, abort.signal, stop, () => stopReason).catch((err: unknown) => {
+    deps.logger.error({ err, buildId: id }, `builder: build ${id} ended with an internal error`);
+  });
+  return { id, stop, done };
+}
+
+async function runBuild(
+  row: BuildRow,
+  deps: RunnerDeps,
+  signal: AbortSignal,
+  stop: (reason: StopReason) => void,
+  stopReason: () => StopReason | undefined,
+): Promise<void> {
+  const { queue, notifier, logger } = deps;
+  const id = Number(row.id);
+  const log = new BuildLogWriter((text) => queue.appendLog(id, text), {
+    intervalMs: deps.logIntervalMs,
+    maxBytes: MAX_LOG_BYTES,
+    onFlushed: () => notifier.emit('build.updated', id),
+  });
+  const renewal = setInterval(() => {
+    queue.renew(id).then(
+      (held) => {
+        if (!held) stop('lost');
+      },
+      (err: unknown) => logger.warn({ err, buildId: id }, `builder: could not renew the lease of build ${id}`),
+    );
+  }, Math.max(50, Math.floor(queue.leaseMs / 3)));
+  let workspace: BuildWorkspace | undefined;
+  const finish = async (outcome: () => Promise<unknown>) => {
+    clearInterval(renewal);
+    await log.flush();
+    await outcome();
+    notifier.emit('build.updated', id);
+    notifier.emit('machine.updated', Number(row.machine_id));
+  };
+  try {
+    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, config: row.config });
+    logger.info({ buildId: id, hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} started`);
+    log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
+    log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
+    const result = await runNixBuild({
+      entry: deps.nixEntry,
+      configurationFile: workspace.configurationFile,
+      hostname: row.hostname,
+      serviceTag: row.service_tag,
+      outLink: workspace.outLink,
+      timeoutMs: deps.timeoutMs,
+      signal,
+      onOutput: (text) => log.write(text),
+      ...(deps.nixEnv ? { env: deps.nixEnv } : {}),
+    });
+    if (result.outcome === 'aborted') {
+      const reason = stopReason();
+      logger.info({ buildId: id, reason }, `builder: build ${id} stopped (${reason})`);
+      if (reason === 'shutdown') {
+        await finish(() => queue.release(id, `builder ${queue.owner} stopped; the build goes back to the queue`));
+      } else {
+        await finish(async () => undefined);
+      }
+      return;
+    }
+    if (result.outcome === 'timeout') {
+      await finish(() => queue.fail(id, `nix-build did not finish within ${Math.round(deps.timeoutMs / 1000)} s (METAL_BUILD_TIMEOUT) and was stopped`));
+      return;
+    }
+    if (result.outcome === 'failed') {
+      await finish(() => queue.fail(id, result.lastError ?? `nix-build exited with code ${result.exitCode}`));
+      return;
+    }
+    await publish(row, deps, workspace.outLink, log, finish);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    await finish(() => queue.fail(id, `builder: ${message}`));
+    throw err;
+  } finally {
+    clearInterval(renewal);
+    await workspace?.remove().catch(() => undefined);
+  }
+}
+
+async function publish(
+  row: BuildRow,
+  deps: RunnerDeps,
+  outLink: string,
+  log: BuildLogWriter,
+  finish: (outcome: () => Promise<unknown>) => Promise<void>,
+): Promise<void> {
+  const { queue, images, logger } = deps;
+  const id = Number(row.id);
+  let storePath: string;
+  try {
+    storePath = await realpath(outLink);
+  } catch {
+    await finish(() => queue.fail(id, `nix-build succeeded but left no result link at ${outLink}`));
+    return;
+  }
+  const earlier = await queue.findPublishedStorePath(storePath, id);
+  let outcome;
+  try {
+    outcome = await publishBuildImage(images, { buildId: id, resultDir: storePath, ...(earlier !== undefined ? { reuseBuildId: earlier } : {}) });
+  } catch (err) {
+    if (!(err instanceof ImageResultError)) throw err;
+    await finish(() => queue.fail(id, err.message));
+    return;
+  }
+  const previous = await queue.imageBuildId(Number(row.machine_id));
+  if (outcome.reusedFrom !== undefined) {
+    log.write(`builder ${queue.owner}: ${storePath} is already published by build ${outcome.reusedFrom}; its files were linked, not copied\n`);
+  } else {
+    const f = outcome.bootJson.files;
+    log.write(`builder ${queue.owner}: published ${storePath}: bzImage ${f.bzImage.size} bytes, initrd ${f.initrd.size} bytes\n`);
+  }
+  await pointMachineAt(images, row.service_tag, id);
+  let succeeded = false;
+  await finish(async () => {
+    succeeded = await queue.succeed(id, {
+      storePath,
+      artifactUrl: `${deps.bootUrl}/images/builds/${id}/`,
+      note: `build ${id} published ${storePath}`,
+    });
+  });
+  if (succeeded) {
+    logger.info({ buildId: id, storePath }, `builder: build ${id} published`);
+    return;
+  }
+  // Cancelled or taken over while publishing: put the machine's link back and drop these files.
+  logger.info({ buildId: id }, `builder: build ${id} ended elsewhere during publication; its image is withdrawn`);
+  await pointMachineAt(images, row.service_tag, previous);
+  await removeBuildImage(images, id);
+}

@@ -1,0 +1,161 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/**
+ * The only module that runs Nix tools. Every call takes an argument array (never a shell string), runs
+ * with a timeout, and has its output captured.
+ */
+
+/** Lets Nix work as root without a daemon, build users or binary caches (see docs/builder.md). */
+export const DEFAULT_NIX_CONFIG = 'build-users-group =\nsubstituters =\nsandbox = false';
+
+/** Milliseconds between SIGTERM and SIGKILL when stopping nix-build. */
+const KILL_GRACE_MS = 5000;
+
+export interface NixBuildRequest {
+  /** The entry expression, e.g. `/srv/metal/nix/netboot.nix`. */
+  entry: string;
+  /** The generated `configuration.nix`. */
+  configurationFile: string;
+  hostname: string;
+  serviceTag: string;
+  /** Where nix-build puts the result link, e.g. `<work dir>/result`. */
+  outLink: string;
+  timeoutMs: number;
+  /** Aborting stops nix-build (cancel, shutdown, lost lease). */
+  signal?: AbortSignal;
+  /** Receives stdout and stderr as they arrive. */
+  onOutput(chunk: string): void;
+  /** Extra environment for the child (tests use it for stand-in entries). */
+  env?: Record<string, string>;
+}
+
+export interface NixBuildResult {
+  outcome: 'success' | 'failed' | 'timeout' | 'aborted';
+  exitCode: number | null;
+  /** The last `error:` line nix-build printed, without colours. */
+  lastError: string | undefined;
+}
+
+/** The argument array of the Nix entry interface, exactly as the contract states it. */
+export function nixBuildArgs(req: Pick<NixBuildRequest, 'entry' | 'configurationFile' | 'hostname' | 'serviceTag' | 'outLink'>): string[] {
+  return [
+    req.entry,
+    '--arg', 'configuration', req.configurationFile,
+    '--argstr', 'hostname', req.hostname,
+    '--argstr', 'serviceTag', req.serviceTag,
+    '-o', req.outLink,
+  ];
+}
+
+/** Full path of an executable found on PATH, or undefined. */
+export function findExecutable(name: string, path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+function nixEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, NIX_CONFIG: process.env.NIX_CONFIG ?? DEFAULT_NIX_CONFIG, ...extra };
+}
+
+/**
+ * Runs nix-build in its own process group. Under `setpriv --pdeathsig` (util-linux) when available, so
+ * nix-build is told to stop when this process dies, even by SIGKILL.
+ */
+export function runNixBuild(req: NixBuildRequest): Promise<NixBuildResult> {
+  const args = nixBuildArgs(req);
+  const setpriv = findExecutable('setpriv');
+  const [command, argv] = setpriv
+    ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', 'nix-build', ...args]]
+    : ['nix-build', args];
+  return new Promise((resolve, reject) => {
+    if (req.signal?.aborted) {
+      resolve({ outcome: 'aborted', exitCode: null, lastError: undefined });
+      return;
+    }
+    const child = spawn(command, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: nixEnv(req.env) });
+    let lastError: string | undefined;
+    let stopping: 'timeout' | 'aborted' | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    const partial = { stdout: '', stderr: '' };
+    const scan = (stream: 'stdout' | 'stderr', text: string, flush = false) => {
+      const lines = (partial[stream] + text).split('\n');
+      partial[stream] = flush ? '' : (lines.pop() ?? '');
+      for (const line of lines) {
+        const plain = stripAnsi(line).trim();
+        if (plain.startsWith('error:')) lastError = plain;
+      }
+    };
+    const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      scan(stream, text);
+      req.onOutput(text);
+    };
+    child.stdout.on('data', onData('stdout'));
+    child.stderr.on('data', onData('stderr'));
+
+    const stop = (why: 'timeout' | 'aborted') => {
+      if (stopping || child.exitCode !== null || child.signalCode !== null) return;
+      stopping = why;
+      signalGroup(child.pid, 'SIGTERM');
+      killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => stop('timeout'), req.timeoutMs);
+    const onAbort = () => stop('aborted');
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
+      reject(new Error(`builder: cannot run nix-build: ${err.message}`));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      req.signal?.removeEventListener('abort', onAbort);
+      scan('stdout', '', true);
+      scan('stderr', '', true);
+      const outcome = stopping ?? (code === 0 ? 'success' : 'failed');
+      resolve({ outcome, exitCode: code, lastError });
+    });
+  });
+}
+
+function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Checks a Nix file's syntax with `nix-instantiate --parse`; rejects with Nix's message. */
+export function parseNixFile(file: string, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nix-instantiate', ['--parse', file], { stdio: ['ignore', 'ignore', 'pipe'], env: nixEnv(), timeout: timeoutMs });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', (err) => reject(new Error(`builder: cannot run nix-instantiate: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`builder: nix-instantiate --parse ${file} failed (${signal ?? code}): ${stripAnsi(stderr).trim()}`));
+    });
+  });
+}
+
+/** Removes terminal colour codes Nix puts on its messages. */
+export function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '');
+}

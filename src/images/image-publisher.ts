@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, link, lstat, mkdir, open, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { parseBootManifest } from '../boot/boot-manifest.ts';
+import type { ImageLayout } from './image-layout.ts';
+
+/** The files every image holds besides boot.json. */
+export const IMAGE_FILES = ['bzImage', 'initrd'] as const;
+export type ImageFile = (typeof IMAGE_FILES)[number];
+
+export interface FileRecord {
+  size: number;
+  /** Lower-case hex. */
+  sha256: string;
+}
+
+/** boot.json as published: what the boot server reads, plus the size and digest of each file. */
+export interface PublishedBootJson {
+  init: string;
+  kernel_params: string[];
+  files: Record<ImageFile, FileRecord>;
+}
+
+/** A build result that cannot be published; the message is one line naming what is wrong. */
+export class ImageResultError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageResultError';
+  }
+}
+
+export interface PublishRequest {
+  buildId: number;
+  /** nix-build's result directory (usually a store path). */
+  resultDir: string;
+  /** An earlier published build of the same store path whose files can be linked instead of copied. */
+  reuseBuildId?: number;
+}
+
+export interface PublishOutcome {
+  bootJson: PublishedBootJson;
+  /** The build whose files were linked, when nothing was copied. */
+  reusedFrom?: number;
+}
+
+/** Checks that a result holds bzImage, initrd and a boot.json with `init` and `kernel_params`. */
+export async function checkBuildResult(resultDir: string): Promise<{ init: string; kernel_params: string[] }> {
+  for (const name of IMAGE_FILES) {
+    const st = await statOrUndefined(join(resultDir, name));
+    if (!st) throw new ImageResultError(`the build result has no ${name} (expected ${join(resultDir, name)})`);
+    if (!st.isFile()) throw new ImageResultError(`the build result's ${name} is not a regular file`);
+    if (st.size === 0) throw new ImageResultError(`the build result's ${name} is empty`);
+  }
+  let text: string;
+  try {
+    text = await readFile(join(resultDir, 'boot.json'), 'utf8');
+  } catch {
+    throw new ImageResultError(`the build result has no boot.json (expected ${join(resultDir, 'boot.json')})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ImageResultError("the build result's boot.json is not valid JSON");
+  }
+  const kernelParams = (value as { kernel_params?: unknown }).kernel_params;
+  if (!Array.isArray(kernelParams)) throw new ImageResultError("the build result's boot.json has no kernel_params list");
+  const parsed = parseBootManifest(value, true);
+  if (!parsed.ok) throw new ImageResultError(`the build result's ${parsed.reason}`);
+  return { init: parsed.manifest.init!, kernel_params: parsed.manifest.kernelParams };
+}
+
+/**
+ * Publishes a build result as `builds/<id>/`: files are copied (or linked from an earlier build of the
+ * same store path) into a staging directory, boot.json with sizes and sha256 is written, everything is
+ * flushed, and the directory is renamed into place. A crash leaves only a `.tmp-` directory behind.
+ */
+export async function publishBuildImage(layout: ImageLayout, req: PublishRequest): Promise<PublishOutcome> {
+  const manifest = await checkBuildResult(req.resultDir);
+  await mkdir(layout.buildsDir, { recursive: true });
+  await removeStaleStaging(layout, req.buildId);
+  const staging = layout.stagingBuildDir(req.buildId);
+  await mkdir(staging);
+  try {
+    let files: Record<ImageFile, FileRecord> | undefined;
+    let reusedFrom: number | undefined;
+    if (req.reuseBuildId !== undefined) {
+      files = await linkFromEarlierBuild(layout, req.reuseBuildId, staging);
+      if (files) reusedFrom = req.reuseBuildId;
+    }
+    files ??= await copyResultFiles(req.resultDir, staging);
+    const bootJson: PublishedBootJson = { init: manifest.init, kernel_params: manifest.kernel_params, files };
+    await writeDurably(join(staging, 'boot.json'), `${JSON.stringify(bootJson, null, 2)}\n`);
+    await syncPath(staging);
+    const final = layout.buildDir(req.buildId);
+    // A directory left by an earlier attempt of this same build was never served (the build never succeeded).
+    await rm(final, { recursive: true, force: true });
+    await rename(staging, final);
+    await syncPath(layout.buildsDir);
+    return { bootJson, ...(reusedFrom !== undefined ? { reusedFrom } : {}) };
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Points `machines/<tag>` at `builds/<id>` (or removes it for null) with one atomic rename. */
+export async function pointMachineAt(layout: ImageLayout, serviceTag: string, buildId: number | null): Promise<void> {
+  const target = layout.machineLink(serviceTag);
+  if (buildId === null) {
+    await rm(target, { force: true });
+    return;
+  }
+  await mkdir(layout.machinesDir, { recursive: true });
+  const temp = layout.stagingMachineLink(serviceTag);
+  await symlink(join('..', 'builds', String(buildId)), temp);
+  try {
+    await rename(temp, target);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await syncPath(layout.machinesDir);
+}
+
+/** Removes a build's published directory (a build that was cancelled after its files were placed). */
+export async function removeBuildImage(layout: ImageLayout, buildId: number): Promise<void> {
+  await rm(layout.buildDir(buildId), { recursive: true, force: true });
+}
+
+/** Reads a published build's boot.json and checks each file's size and sha256 against it. */
+export async function verifyBuildImage(dir: string): Promise<PublishedBootJson> {
+  const bootJson = JSON.parse(await readFile(join(dir, 'boot.json'), 'utf8')) as PublishedBootJson;
+  for (const name of IMAGE_FILES) {
+    const expected = bootJson.files?.[name];
+    if (!expected) throw new ImageResultError(`${dir}/boot.json records no ${name}`);
+    const actual = await hashFile(join(dir, name));
+    if (actual.size !== expected.size || actual.sha256 !== expected.sha256) {
+      throw new ImageResultError(`${dir}/${name} does not match boot.json (${actual.size} bytes, sha256 ${actual.sha256})`);
+    }
+  }
+  return bootJson;
+}
+
+async function linkFromEarlierBuild(layout: ImageLayout, earlierId: number, staging: string): Promise<Record<ImageFile, FileRecord> | undefined> {
+  const earlierDir = layout.buildDir(earlierId);
+  try {
+    const earlier = JSON.parse(await readFile(join(earlierDir, 'boot.json'), 'utf8')) as PublishedBootJson;
+    const files = {} as Record<ImageFile, FileRecord>;
+    for (const name of IMAGE_FILES) {
+      const record = earlier.files?.[name];
+      const st = await lstat(join(earlierDir, name));
+      if (!record || st.size !== record.size) return undefined;
+      await link(join(earlierDir, name), join(staging, name));
+      files[name] = { size: record.size, sha256: record.sha256 };
+    }
+    return files;
+  } catch {
+    // The earlier build's files are gone or on another file system: copy instead.
+    for (const name of IMAGE_FILES) await rm(join(staging, name), { force: true });
+    return undefined;
+  }
+}
+
+async function copyResultFiles(resultDir: string, staging: string): Promise<Record<ImageFile, FileRecord>> {
+  const files = {} as Record<ImageFile, FileRecord>;
+  for (const name of IMAGE_FILES) files[name] = await copyWithDigest(join(resultDir, name), join(staging, name));
+  return files;
+}
+
+/** Streams a file to its destination, hashing on the way, then flushes it to disk. */
+async function copyWithDigest(from: string, to: string): Promise<FileRecord> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(from), tap, createWriteStream(to, { mode: 0o644 }));
+  await chmod(to, 0o444);
+  await syncPath(to);
+  return { size, sha256: hash.digest('hex') };
+}
+
+async function hashFile(path: string): Promise<FileRecord> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  await writeFile(path, text, { mode: 0o444 });
+  await syncPath(path);
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function removeStaleStaging(layout: ImageLayout, buildId: number): Promise<void> {
+  const prefix = `.tmp-${buildId}-`;
+  for (const name of await readdir(layout.buildsDir)) {
+    if (name.startsWith(prefix)) await rm(join(layout.buildsDir, basename(name)), { recursive: true, force: true });
+  }
+}
+
+async function statOrUndefined(path: string) {
+  try {
+    return await stat(path);
+  } catch {
+    return undefined;
+  }
+}
