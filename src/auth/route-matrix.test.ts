@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
+import { installErrorHandling } from '../api/error-handler.ts';
 import { declaredRoutes, installAccessControl, type DeclaredRoute } from '../api/access.ts';
 import { roleAtLeast, type Role } from '../core/types.ts';
 import { testDatabaseKinds } from '../testing/databases.ts';
@@ -149,10 +150,12 @@ describe('a route without declared access', () => {
 
   test('a declared role is enforced on any server with access control', async () => {
     const app = Fastify();
+    installErrorHandling(app);
     installAccessControl(app, { authenticate: async () => undefined });
     app.get('/x', { config: { access: 'operator' } }, async () => 'secret');
     const r = await app.inject({ url: '/x' });
     assert.equal(r.statusCode, 401);
+    assert.equal(r.json().error.code, 'unauthorized');
     await app.close();
   });
 });

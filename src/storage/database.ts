@@ -78,7 +78,11 @@ export async function migrate(database: Database): Promise<string[]> {
       );
     },
   };
-  const migrator = new Migrator({ db: database.db, provider });
+  // Kysely looks for its own tables in every schema unless told which: name ours, or a database
+  // holding several schemas (one per test, or per installation) would find another schema's tables.
+  const migrationTableSchema =
+    database.dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(database.db)).rows[0]?.s : undefined;
+  const migrator = new Migrator({ db: database.db, provider, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
