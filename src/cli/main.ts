@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerServerCommands } from './server-commands.ts';
 import { registerClientCommands } from './client-commands.ts';
 import { registerLabCommands } from './lab-commands.ts';
+import { registerImageCommands } from './image-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
 
 /** The `metal` command. Server commands run roles; client commands talk to the REST API only. */
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerServerCommands(program);
   registerClientCommands(program);
   registerLabCommands(program);
+  registerImageCommands(program);
   registerUserCommands(program);
   return program;
 }

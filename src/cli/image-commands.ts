@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config/config.ts';
+import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from '../registration/nix-registration-image.ts';
+
+interface BuildRegistrationOptions {
+  entry?: string;
+  module?: string;
+  dataDir?: string;
+  imagesDir?: string;
+  buildTimeout?: string;
+}
+
+/** `metal image ...`: server-side image maintenance on this host's image storage. */
+export function registerImageCommands(program: Command): void {
+  const image = program.command('image').description('images in METAL_IMAGES_DIR (run on a host with that storage)');
+
+  image
+    .command('build-registration')
+    .description('build the NixOS registration image with nix-build and publish it to <images dir>/registration')
+    .option('--entry <file>', 'the Nix expression to build', DEFAULT_REGISTRATION_ENTRY)
+    .option('--module <file>', 'an extra NixOS module for the image (firmware, drivers this site needs)')
+    .option('--data-dir <dir>', 'overrides METAL_DATA_DIR')
+    .option('--images-dir <dir>', 'overrides METAL_IMAGES_DIR')
+    .option('--build-timeout <seconds>', 'overrides METAL_BUILD_TIMEOUT')
+    .addHelpText(
+      'after',
+      '\nNeeds nix-build with nixpkgs on NIX_PATH (a NixOS host, or NIX_PATH=nixpkgs=/path/to/nixpkgs).\nExamples:\n  metal image build-registration\n  metal image build-registration --module ./site-firmware.nix --images-dir /srv/metal/images',
+    )
+    .action(async (opts: BuildRegistrationOptions) => {
+      const config = configOrExit({ METAL_DATA_DIR: opts.dataDir, METAL_IMAGES_DIR: opts.imagesDir, METAL_BUILD_TIMEOUT: opts.buildTimeout });
+      const abort = new AbortController();
+      const stop = () => abort.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        console.log(`image: building ${opts.entry ?? DEFAULT_REGISTRATION_ENTRY}`);
+        const published = await buildNixRegistrationImage({
+          imagesDir: config.imagesDir,
+          entry: opts.entry,
+          moduleFile: opts.module,
+          timeoutMs: config.buildTimeoutSeconds * 1000,
+          onOutput: (chunk) => process.stdout.write(chunk),
+          signal: abort.signal,
+        });
+        console.log(`image: registration image published in ${published.dir}`);
+        console.log(`  bzImage ${published.files.bzImage.size} bytes  sha256 ${published.files.bzImage.sha256}`);
+        console.log(`  initrd  ${published.files.initrd.size} bytes  sha256 ${published.files.initrd.sha256}`);
+        console.log(`  init ${published.init ?? '(none)'}  kernel parameters: ${published.kernelParams.join(' ')}`);
+      } catch (err) {
+        if (!(err instanceof RegistrationBuildError)) throw err;
+        console.error(`metal: ${err.message}; nothing was published`);
+        process.exit(1);
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}
+
+function configOrExit(flags: Partial<Record<'METAL_DATA_DIR' | 'METAL_IMAGES_DIR' | 'METAL_BUILD_TIMEOUT', string | undefined>>): Readonly<Config> {
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  try {
+    return loadConfig(process.env, defined);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`metal: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
