@@ -1,0 +1,77 @@
+# The image entry of Metal Enrollment's builder: a NixOS system that boots from the network.
+#
+#   nix-build netboot.nix --arg configuration <dir>/configuration.nix \
+#     --argstr hostname web-01 --argstr serviceTag ABC123 -o <dir>/result
+#
+# result/ holds bzImage, initrd and boot.json ({ init, kernel_params }). The image runs a small
+# service that tells the boot server it came up, with the build id and per-build token the boot
+# server put on its kernel line (metal.boot_url, metal.service_tag, metal.build_id, metal.boot_token).
+{ configuration
+, hostname
+, serviceTag
+, nixpkgs ? <nixpkgs>
+, system ? "x86_64-linux"
+}:
+let
+  bootedReport = { pkgs, ... }: {
+    systemd.services.metal-booted = {
+      description = "Report to Metal Enrollment that this image booted";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      path = [ pkgs.coreutils pkgs.curl pkgs.gnused ];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        Restart = "on-failure";
+        RestartSec = 10;
+      };
+      script = ''
+        param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
+        url=$(param metal.boot_url)
+        tag=$(param metal.service_tag)
+        build=$(param metal.build_id)
+        token=$(param metal.boot_token)
+        if [ -z "$url" ] || [ -z "$tag" ] || [ -z "$build" ] || [ -z "$token" ]; then
+          echo "metal-booted: no metal.* parameters on the kernel line; nothing to report"
+          exit 0
+        fi
+        case "$build" in *[!0-9]*) echo "metal-booted: bad metal.build_id"; exit 1 ;; esac
+        case "$tag$token" in *[!A-Za-z0-9._-]*) echo "metal-booted: bad metal.service_tag or metal.boot_token"; exit 1 ;; esac
+        curl --fail --silent --show-error --retry 10 --retry-delay 5 --retry-connrefused \
+          --header 'Content-Type: application/json' \
+          --data "{\"build_id\": $build, \"token\": \"$token\"}" \
+          "$url/api/v1/machines/$tag/booted"
+        echo "metal-booted: reported build $build of $tag"
+      '';
+    };
+  };
+
+  machine = { lib, ... }: {
+    networking.hostName = lib.mkDefault hostname;
+    environment.etc."metal/service-tag".text = serviceTag;
+  };
+
+  nixos = import "${nixpkgs}/nixos/lib/eval-config.nix" {
+    inherit system;
+    modules = [
+      "${nixpkgs}/nixos/modules/installer/netboot/netboot-minimal.nix"
+      configuration
+      machine
+      bootedReport
+    ];
+  };
+
+  inherit (nixos) config pkgs;
+  build = config.system.build;
+  bootJson = pkgs.writeText "boot.json" (builtins.toJSON {
+    init = "${build.toplevel}/init";
+    kernel_params = config.boot.kernelParams;
+  });
+in
+pkgs.runCommand "metal-netboot-${hostname}" { } ''
+  mkdir -p $out
+  ln -s ${build.kernel}/${config.system.boot.loader.kernelFile} $out/bzImage
+  ln -s ${build.netbootRamdisk}/initrd $out/initrd
+  cp ${bootJson} $out/boot.json
+''
