@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { ForbiddenError } from '../core/errors.ts';
-import type { AuthService, LoginResult } from './auth-service.ts';
+import { SESSION_TTL_SECONDS, type AuthService, type LoginResult } from './auth-service.ts';
 import { SESSION_COOKIE, requestAuth } from './authenticator.ts';
 import { constantTimeEqual } from './opaque-token.ts';
 
@@ -14,8 +14,7 @@ function cookieAttributes(request: FastifyRequest): string {
  */
 export async function logInWithCookie(auth: AuthService, request: FastifyRequest, reply: FastifyReply, username: string, password: string): Promise<LoginResult> {
   const result = await auth.login(username, password, request.ip);
-  const maxAge = Math.max(0, Math.floor((Date.parse(result.expires_at) - Date.now()) / 1000));
-  void reply.header('set-cookie', `${SESSION_COOKIE}=${result.token}; Max-Age=${maxAge}; ${cookieAttributes(request)}`);
+  void reply.header('set-cookie', `${SESSION_COOKIE}=${result.token}; Max-Age=${SESSION_TTL_SECONDS}; ${cookieAttributes(request)}`);
   return result;
 }
 
