@@ -202,6 +202,15 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.deepEqual(p.hardware.gpus.map((g: any) => g.model), ['0x2000', '0x1eb8']);
   });
 
+  test('a virtio disk (QEMU) has no device/model; its serial comes from the block device', async () => {
+    const p = await printCopy('supermicro', (root) => {
+      writeFile(join(root, 'sys/block/vda/size'), '4194304\n');
+      writeFile(join(root, 'sys/block/vda/queue/rotational'), '1\n');
+      writeFile(join(root, 'sys/block/vda/serial'), 'LAB-DISK-1');
+    });
+    assert.deepEqual(p.hardware.disks.at(-1), { name: 'vda', size_bytes: 2 * GiB, model: null, serial: 'LAB-DISK-1', rotational: true });
+  });
+
   test('this machine, for real: /sys and /proc with the host’s tools', async () => {
     const run = await runAgent({ busybox: busybox!, root: '', path: (process.env.PATH ?? '').split(':'), args: ['--print'] });
     assert.equal(run.code, 0, run.stderr);

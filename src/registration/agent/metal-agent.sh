@@ -27,6 +27,7 @@ TIMEOUT=${METAL_AGENT_TIMEOUT:-600}
 CONSOLE=${METAL_AGENT_CONSOLE-$ROOT/dev/console}
 DMI=$ROOT/sys/class/dmi/id
 TMP=${TMPDIR:-/tmp}/metal-agent.$$
+mkdir -p "${TMP%/*}" 2>/dev/null
 
 # Vendor placeholders that are not serials; keep in step with isPlaceholderSerial in src/core/validation.ts.
 PLACEHOLDER_SERIALS='to be filled by o.e.m.|to be filled by oem|default string|system serial number|not specified|not applicable|none|n/a|0|chassis serial number|serial number|0123456789'
@@ -197,6 +198,7 @@ disks_json() {
     case $sectors in '' | *[!0-9]*) ;; *) jadd size_bytes "$((sectors * 512))" ;; esac
     model=$(rd "$b/device/model")
     serial=$(rd "$b/device/serial")
+    [ -z "$(trim "$serial")" ] && serial=$(rd "$b/serial")
     if [ -z "$(trim "$model$serial")" ] || [ -z "$(trim "$serial")" ]; then
       if have lsblk; then
         [ -z "$(trim "$model")" ] && model=$(lsblk -dno MODEL "/dev/$name" 2>/dev/null)
@@ -316,7 +318,10 @@ build_payload() {
   jadd disks "$(disks_json)"
   jadd nics "$(nics_json)"
   jadd gpus "$(gpus_json)"
-  printf '{"service_tag":%s,"mac_address":%s,"hardware":{%s}}\n' "$(js "$SERVICE_TAG" 64)" "$(js "$PRIMARY_MAC" 64)" "$J" >"$TMP.json"
+  if ! printf '{"service_tag":%s,"mac_address":%s,"hardware":{%s}}\n' "$(js "$SERVICE_TAG" 64)" "$(js "$PRIMARY_MAC" 64)" "$J" >"$TMP.json"; then
+    say "cannot write $TMP.json; set TMPDIR to a writable directory"
+    return 1
+  fi
   if have jq && ! jq -e . "$TMP.json" >/dev/null 2>&1; then
     say "internal error: the payload is not valid JSON"
     return 1
