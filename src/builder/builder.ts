@@ -24,6 +24,8 @@ export interface BuilderOptions {
   logIntervalMs?: number;
   /** Extra environment for nix-build. */
   nixEnv?: Record<string, string>;
+  /** The entry expression; defaults to METAL_NIX_ENTRY. */
+  nixEntry?: string;
 }
 
 const DEFAULT_LEASE_MS = 30_000;
@@ -56,7 +58,7 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     images: ctx.images,
     notifier: ctx.notifier,
     logger,
-    nixEntry: ctx.config.nixEntry,
+    nixEntry: options.nixEntry ?? ctx.config.nixEntry,
     workRoot: join(ctx.config.dataDir, 'builds-work'),
     timeoutMs: ctx.config.buildTimeoutSeconds * 1000,
     bootUrl: ctx.config.bootUrl,
@@ -142,7 +144,7 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     listen();
     void sweep().then(pump);
   }, pollMs);
-  logger.info({ concurrency: ctx.config.buildConcurrency, entry: ctx.config.nixEntry, leaseMs }, `builder: ${name} ready`);
+  logger.info({ concurrency: ctx.config.buildConcurrency, entry: deps.nixEntry, leaseMs }, `builder: ${name} ready`);
   await sweep();
   await pump();
 
