@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildBootServer } from '../../boot/boot-server.ts';
 import { createTestContext, type TestContext } from '../../testing/context.ts';
-import { testDatabaseKinds } from '../../testing/databases.ts';
+import { freshSqlite, testDatabaseKinds } from '../../testing/databases.ts';
 import { copyFixture, findBusybox, makeBusyboxPath, makeToolPath, removeDir, runAgent, type AgentRun } from './agent-runner.ts';
 
 const busybox = findBusybox();
@@ -80,6 +80,32 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
         });
       });
     }
+  });
+
+  describe('against a boot server with METAL_ENROLL_TOKEN set', () => {
+    let t: TestContext;
+    let app: FastifyInstance;
+    let url: string;
+    before(async () => {
+      t = await createTestContext(freshSqlite(), { METAL_ENROLL_TOKEN: TOKEN });
+      app = await buildBootServer(t.ctx);
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/v1/enroll`;
+    });
+    after(async () => {
+      await app.close();
+      await t.close();
+    });
+
+    test('a wrong token is refused (401, not retried, nothing stored); the right one enrolls', async () => {
+      const wrong = await enroll('hpe-dl380', `enrollment_url=${url} metal.enroll_token=${TOKEN.toUpperCase()}`, { curl: true });
+      assert.equal(wrong.code, 1, wrong.stdout);
+      assert.match(wrong.stdout, /ENROLLMENT REFUSED: HTTP 401 .*wrong enrollment token/);
+      assert.equal((await t.ctx.machines.list({ limit: 10, offset: 0 })).total, 0);
+      const right = await enroll('hpe-dl380', `enrollment_url=${url} metal.enroll_token=${TOKEN}`);
+      assert.equal(right.code, 0, right.stdout);
+      assert.equal((await t.ctx.machines.get('CZJ9450B2K')).mac_address, '98:03:9b:6e:21:40');
+    });
   });
 
   describe('against a recording server', () => {
