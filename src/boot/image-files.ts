@@ -116,7 +116,9 @@ export function registerImageRoutes(app: FastifyInstance, root: string, logger: 
       const path = (request.raw.url ?? '').split('?')[0]!;
       const segments = imagePathSegments(path.slice('/images/'.length));
       if (!segments) throw notFound(path);
-      const file = await open(await resolveFile(path, segments), 'r');
+      const file = await open(await resolveFile(path, segments), 'r').catch((err: unknown) => {
+        throw err instanceof NotFoundError ? err : notFound(path);
+      });
       let handedOver = false;
       try {
         const stats = await file.stat();

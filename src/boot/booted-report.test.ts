@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildBootServer } from './boot-server.ts';
+import { testDatabaseKinds } from '../testing/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import type { AppContext } from '../server/context.ts';
+
+const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;
+
+async function machineWithBuild(ctx: AppContext, tag: string, mac: string): Promise<{ machineId: number; buildId: number; token: string }> {
+  const { machine } = await ctx.machines.enroll(enrollmentPayload(tag, { mac_address: mac }), { kind: 'machine', name: tag });
+  await ctx.machines.update(tag, { hostname: tag.toLowerCase() }, OPERATOR);
+  const build = await ctx.machines.requestBuild(tag, OPERATOR);
+  const row = await ctx.storage.builds.findRowById(build.id);
+  return { machineId: machine.id, buildId: build.id, token: row!.boot_token };
+}
+
+for (const kind of await testDatabaseKinds()) {
+  describe(`POST /api/v1/machines/:tag/booted on ${kind.name}`, () => {
+    let t: TestContext;
+    let app: FastifyInstance;
+    let a: { machineId: number; buildId: number; token: string };
+    let b: { machineId: number; buildId: number; token: string };
+    before(async () => {
+      t = await createTestContext(kind.fresh());
+      app = await buildBootServer(t.ctx);
+      a = await machineWithBuild(t.ctx, 'BOOTA', '52:54:00:00:0a:01');
+      b = await machineWithBuild(t.ctx, 'BOOTB', '52:54:00:00:0a:02');
+    });
+    after(async () => {
+      await app.close();
+      await t.close();
+    });
+
+    const report = (tag: string, body: unknown) => app.inject({ method: 'POST', url: `/api/v1/machines/${tag}/booted`, payload: body as object });
+    const bootedEvents = async (machineId: number) =>
+      (await t.ctx.storage.events.list({ machineId, kind: 'machine.booted' })).items;
+
+    test('a wrong token is refused with 403 and nothing is recorded', async () => {
+      const r = await report('BOOTA', { build_id: a.buildId, token: `${a.token}x` });
+      assert.equal(r.statusCode, 403);
+      assert.deepEqual(r.json(), {
+        error: { code: 'forbidden', message: `boot report refused: build ${a.buildId} of BOOTA does not have this token` },
+      });
+      const m = await t.ctx.machines.get('BOOTA');
+      assert.equal(m.booted_build_id, null);
+      assert.equal(m.booted_at, null);
+      assert.deepEqual(await bootedEvents(a.machineId), []);
+    });
+
+    test("another machine's build, even with its right token, is refused with 403", async () => {
+      const r = await report('BOOTA', { build_id: b.buildId, token: b.token });
+      assert.equal(r.statusCode, 403);
+      assert.equal(r.json().error.code, 'forbidden');
+      const missing = await report('BOOTA', { build_id: 999999, token: a.token });
+      assert.equal(missing.statusCode, 403);
+      assert.equal((await t.ctx.machines.get('BOOTA')).booted_build_id, null);
+      assert.equal((await t.ctx.machines.get('BOOTB')).booted_build_id, null);
+    });
+
+    test('the right token: 200, the booted build and time are recorded with an event', async () => {
+      const r = await report('BOOTA', { build_id: a.buildId, token: a.token });
+      assert.equal(r.statusCode, 200, r.body);
+      const body = r.json();
+      assert.deepEqual(Object.keys(body).sort(), ['booted_at', 'build_id', 'machine_id']);
+      assert.equal(body.machine_id, a.machineId);
+      assert.equal(body.build_id, a.buildId);
+      const m = await t.ctx.machines.get('BOOTA');
+      assert.equal(m.booted_build_id, a.buildId);
+      assert.equal(m.booted_at, body.booted_at);
+      const events = await bootedEvents(a.machineId);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.actor, 'machine:BOOTA');
+      assert.equal(events[0]!.build_id, a.buildId);
+    });
+
+    test('unknown tag: 404; invalid tag or body: 400; nothing recorded', async () => {
+      const unknown = await report('NOSUCH', { build_id: a.buildId, token: a.token });
+      assert.equal(unknown.statusCode, 404);
+      assert.deepEqual(unknown.json(), { error: { code: 'not_found', message: 'machine NOSUCH not found' } });
+      const badTag = await report('bad%20tag', { build_id: a.buildId, token: a.token });
+      assert.equal(badTag.statusCode, 400);
+      assert.equal(badTag.json().error.code, 'invalid_input');
+      for (const body of [{ build_id: 'x', token: a.token }, { build_id: b.buildId }, { token: b.token }, { build_id: 0, token: b.token }]) {
+        const r = await report('BOOTB', body);
+        assert.equal(r.statusCode, 400, JSON.stringify(body));
+        assert.equal(r.json().error.code, 'invalid_input');
+      }
+      assert.equal((await t.ctx.machines.get('BOOTB')).booted_build_id, null);
+      assert.deepEqual(await bootedEvents(b.machineId), []);
+    });
+  });
+}

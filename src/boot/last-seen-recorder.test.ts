@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { pino } from 'pino';
+import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
+
+class RecordingWriter implements LastSeenWriter {
+  readonly calls: number[][] = [];
+  failNext = false;
+  async touchLastSeen(ids: number[]): Promise<void> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('database down');
+    }
+    this.calls.push([...ids]);
+  }
+}
+
+const silent = pino({ level: 'silent' });
+
+describe('LastSeenRecorder', () => {
+  test('many sightings become one write of distinct ids', async () => {
+    const writer = new RecordingWriter();
+    const recorder = new LastSeenRecorder(writer, silent, 3_600_000);
+    for (let i = 0; i < 500; i++) recorder.seen(i % 7);
+    assert.deepEqual(writer.calls, []);
+    await recorder.flush();
+    assert.deepEqual(writer.calls, [[0, 1, 2, 3, 4, 5, 6]]);
+    await recorder.flush();
+    assert.equal(writer.calls.length, 1, 'nothing new, nothing written');
+  });
+
+  test('the timer writes the batch by itself', async () => {
+    let wrote!: () => void;
+    const written = new Promise<void>((resolve) => (wrote = resolve));
+    const writer: LastSeenWriter = { touchLastSeen: async () => wrote() };
+    const recorder = new LastSeenRecorder(writer, silent, 1);
+    recorder.seen(1);
+    await written;
+  });
+
+  test('large batches are split; a failed write is logged and later ones still happen', async () => {
+    const writer = new RecordingWriter();
+    const recorder = new LastSeenRecorder(writer, silent, 3_600_000);
+    for (let i = 0; i < 2500; i++) recorder.seen(i);
+    await recorder.flush();
+    assert.deepEqual(writer.calls.map((c) => c.length), [1000, 1000, 500]);
+    writer.failNext = true;
+    recorder.seen(1);
+    await recorder.flush();
+    recorder.seen(2);
+    await recorder.flush();
+    assert.deepEqual(writer.calls.at(-1), [2]);
+  });
+});
