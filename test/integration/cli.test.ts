@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../../src/config/config.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { startServer, type RunningServer } from '../../src/server/serve.ts';
+import { enrollmentPayload } from '../../src/testing/context.ts';
+import { runCli } from './support/cli-process.ts';
+
+const ADMIN_PASSWORD = 'correct horse battery staple';
+const STANDIN_ENTRY = new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url).pathname;
+
+function hasNixBuild(): boolean {
+  const found = (process.env.PATH ?? '/usr/bin:/bin').split(':').some((dir) => dir && existsSync(join(dir, 'nix-build')));
+  if (!found) {
+    if (process.env.CI === 'true') throw new Error('nix-build is required in CI for the metal build tests');
+    console.warn('\n*** SKIPPING the `metal build` tests: nix-build is not installed (apt-get install nix-bin) ***\n');
+  }
+  return found;
+}
+
+describe('the metal command line against a real server', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'metal-cli-data-'));
+  const home = mkdtempSync(join(tmpdir(), 'metal-cli-home-'));
+  let server: RunningServer;
+  let url = '';
+  let adminToken = '';
+  /** The environment of a logged-in operator at a terminal: settings from `metal login`. */
+  const loggedIn = { XDG_CONFIG_HOME: home };
+  const withToken = () => ({ XDG_CONFIG_HOME: join(home, 'unused'), METAL_URL: url, METAL_TOKEN: adminToken });
+
+  async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
+    return (await response.json()) as T;
+  }
+
+  before(async () => {
+    const config = loadConfig(
+      {
+        METAL_DATA_DIR: dataDir,
+        METAL_LISTEN: '127.0.0.1:0',
+        METAL_BOOT_LISTEN: '127.0.0.1:0',
+        METAL_BOOT_URL: 'http://127.0.0.1:9',
+        METAL_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        METAL_NIX_ENTRY: STANDIN_ENTRY,
+        METAL_ENROLL_RATE: '0',
+        METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
+      },
+      {},
+    );
+    server = await startServer(config, createLogger(config.logLevel), ['api', 'builder']);
+    url = server.addresses.api!;
+    const login = await fetch(`${url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }) });
+    adminToken = ((await login.json()) as { token: string }).token;
+    for (const tag of ['CLI001', 'CLI002']) {
+      const enrolled = await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(enrollmentPayload(tag)) });
+      assert.equal(enrolled.status, 201);
+    }
+    const qemu = enrollmentPayload('CLI003', { mac_address: '52:54:00:00:00:03' });
+    qemu.hardware.manufacturer = 'QEMU';
+    qemu.hardware.model = 'Standard PC (Q35 + ICH9, 2009)';
+    await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(qemu) });
+  });
+
+  after(async () => {
+    await server?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('login with --password-stdin saves the server and a token, readable by the owner only', async () => {
+    const r = await runCli(['login', '--url', url, '--user', 'admin', '--password-stdin'], loggedIn, { input: `${ADMIN_PASSWORD}\n` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /logged in to http:\/\/127\.0\.0\.1:\d+ as admin/);
+    const file = join(home, 'metal', 'config.json');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(statSync(join(home, 'metal')).mode & 0o777, 0o700);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { url: string; token: string };
+    assert.equal(saved.url, url);
+    assert.match(saved.token, /^ms_/);
+  });
+
+  test('a wrong password is refused with the API’s message and saves nothing new', async () => {
+    const before = readFileSync(join(home, 'metal', 'config.json'), 'utf8');
+    const r = await runCli(['login', '--url', url, '--user', 'admin', '--password-stdin'], loggedIn, { input: 'not the password\n' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^metal: login failed: /);
+    assert.equal(readFileSync(join(home, 'metal', 'config.json'), 'utf8'), before);
+  });
+
+  test('machines ls is an aligned table, and --json is exactly the API’s response', async () => {
+    const [table, json] = await Promise.all([runCli(['machines', 'ls'], loggedIn), runCli(['machines', 'ls', '--json'], loggedIn)]);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^SERVICE TAG +HOSTNAME +STATUS +MAC +MODEL +LAST SEEN$/);
+    assert.equal(lines.length, 4);
+    const statusColumn = lines[0]!.indexOf('STATUS');
+    for (const line of lines.slice(1)) assert.equal(line.slice(statusColumn, statusColumn + 8), 'enrolled', line);
+    assert.ok(!table.stdout.includes('\u001b'), 'no colour when stdout is not a terminal');
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), await api('GET', '/api/v1/machines'));
+  });
+
+  test('machines ls filters by status and search', async () => {
+    const r = await runCli(['machines', 'ls', '--search', 'CLI002', '--status', 'enrolled', '--json'], loggedIn);
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout) as { items: Array<{ service_tag: string }>; total: number };
+    assert.deepEqual(list.items.map((m) => m.service_tag), ['CLI002']);
+    const bad = await runCli(['machines', 'ls', '--status', 'sleeping'], loggedIn);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /argument 'sleeping' is invalid\. Allowed choices are enrolled, configured/);
+  });
+
+  test('machines set saves the hostname and a configuration from a file; show displays them', async () => {
+    const file = join(home, 'web-01.nix');
+    writeFileSync(file, '{ config, ... }: {\n  services.openssh.enable = true;\n}\n');
+    const set = await runCli(['machines', 'set', 'CLI001', '--hostname', 'web-01', '--config', file], loggedIn);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /CLI001: hostname, configuration saved; status configured/);
+    const machine = await api<{ hostname: string; nixos_config: string; status: string }>('GET', '/api/v1/machines/CLI001');
+    assert.equal(machine.hostname, 'web-01');
+    assert.equal(machine.nixos_config, readFileSync(file, 'utf8'));
+    assert.equal(machine.status, 'configured');
+
+    const [show, json] = await Promise.all([runCli(['machines', 'show', 'CLI001'], loggedIn), runCli(['machines', 'show', 'CLI001', '--json'], withToken())]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /^hostname: +web-01$/m);
+    assert.match(show.stdout, /^hardware: +Dell Inc\. PowerEdge R740$/m);
+    assert.match(show.stdout, /^ {4}services\.openssh\.enable = true;$/m);
+    assert.deepEqual(JSON.parse(json.stdout), await api('GET', '/api/v1/machines/CLI001'));
+  });
+
+  test('an unknown tag fails with the API’s message', async () => {
+    const r = await runCli(['machines', 'show', 'NOPE42'], loggedIn);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'metal: machine NOPE42 not found\n');
+  });
+
+  test('invalid input is refused and changes nothing', async () => {
+    const r = await runCli(['machines', 'set', 'CLI002', '--hostname', 'not a hostname!'], loggedIn);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^metal: .*hostname/);
+    assert.equal((await api<{ hostname: string | null }>('GET', '/api/v1/machines/CLI002')).hostname, null);
+    const nothing = await runCli(['machines', 'set', 'CLI002'], loggedIn);
+    assert.equal(nothing.code, 1);
+    assert.equal(nothing.stderr, 'metal: nothing to change: give --hostname, --description or --config\n');
+  });
+
+  test('a bad token gets a message that says to log in', async () => {
+    const r = await runCli(['machines', 'ls'], { XDG_CONFIG_HOME: join(home, 'unused'), METAL_URL: url, METAL_TOKEN: 'mt_not_a_real_token' });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'metal: not logged in or token expired: run metal login\n');
+  });
+
+  const nix = hasNixBuild();
+
+  test('build --wait streams the log and exits 0 when the image is built', { skip: !nix }, async () => {
+    const r = await runCli(['build', 'CLI001', '--wait'], loggedIn, { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /stand-in: building image for web-01 \(CLI001\)/);
+    assert.match(r.stderr, /metal: build \d+ requested for CLI001/);
+    assert.match(r.stderr, /metal: build \d+ success/);
+    const machine = await api<{ status: string; last_build_id: number }>('GET', '/api/v1/machines/CLI001');
+    assert.equal(machine.status, 'ready');
+    const shown = await runCli(['builds', 'show', String(machine.last_build_id), '--json'], loggedIn);
+    assert.deepEqual(JSON.parse(shown.stdout), await api('GET', `/api/v1/builds/${machine.last_build_id}`));
+  });
+
+  test('a failing build exits non-zero with the build’s error', { skip: !nix }, async () => {
+    const set = await runCli(['machines', 'set', 'CLI002', '--hostname', 'broken-01', '--config', '-'], loggedIn, {
+      input: '{ config, ... }: throw "metal-cli-test: this configuration is broken on purpose"\n',
+    });
+    assert.equal(set.code, 0, set.stderr);
+    const r = await runCli(['build', 'CLI002', '--wait'], loggedIn, { timeoutMs: 120_000 });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /metal: build \d+ failed: .*broken on purpose/);
+    assert.equal((await api<{ status: string }>('GET', '/api/v1/machines/CLI002')).status, 'failed');
+  });
+
+  test('the Ansible inventory parses as JSON with groups by status, vendor and model', { skip: !nix }, async () => {
+    const [list, host] = await Promise.all([runCli(['inventory', '--list'], loggedIn), runCli(['inventory', '--host', 'web-01'], loggedIn)]);
+    assert.equal(list.code, 0, list.stderr);
+    const inventory = JSON.parse(list.stdout) as Record<string, { hosts?: string[]; children?: string[]; hostvars?: Record<string, Record<string, unknown>> }>;
+    assert.deepEqual(Object.keys(inventory._meta!.hostvars!).sort(), ['CLI003', 'broken-01', 'web-01']);
+    assert.deepEqual(inventory.status_ready, { hosts: ['web-01'] });
+    assert.deepEqual(inventory.status_failed, { hosts: ['broken-01'] });
+    assert.deepEqual(inventory.status_enrolled, { hosts: ['CLI003'] });
+    assert.deepEqual(inventory.vendor_dell_inc, { hosts: ['web-01', 'broken-01'] });
+    assert.deepEqual(inventory.vendor_qemu, { hosts: ['CLI003'] });
+    assert.deepEqual(inventory.model_standard_pc_q35_ich9_2009, { hosts: ['CLI003'] });
+    assert.ok(inventory.all!.children!.includes('model_poweredge_r740'));
+    const vars = JSON.parse(host.stdout) as Record<string, unknown>;
+    assert.equal(vars.service_tag, 'CLI001');
+    assert.equal(vars.status, 'ready');
+    assert.equal(vars.mac, '52:54:00:12:34:56');
+    assert.equal(vars.memory, 412316860416);
+  });
+
+  test('tokens: create one for a script, use it, revoke it', async () => {
+    const created = await runCli(['tokens', 'create', 'ci', '--role', 'viewer', '--expires', '30', '--json'], loggedIn);
+    assert.equal(created.code, 0, created.stderr);
+    const token = JSON.parse(created.stdout) as { id: number; token: string; role: string; expires_at: string };
+    assert.equal(token.role, 'viewer');
+    assert.ok(Date.parse(token.expires_at) > Date.now() + 29 * 86_400_000);
+    const env = { XDG_CONFIG_HOME: join(home, 'unused'), METAL_URL: url, METAL_TOKEN: token.token };
+    const [me, denied, listed] = await Promise.all([
+      runCli(['whoami'], env),
+      runCli(['machines', 'rm', 'CLI003', '--yes'], env),
+      runCli(['tokens', 'ls'], loggedIn),
+    ]);
+    assert.equal(me.stdout, `admin (viewer, token) at ${url}\n`);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /^metal: this needs the operator role/);
+    assert.match(listed.stdout, new RegExp(`^${token.id} +ci +admin +viewer `, 'm'));
+    const rm = await runCli(['tokens', 'rm', String(token.id)], loggedIn);
+    assert.equal(rm.code, 0, rm.stderr);
+    const after = await runCli(['machines', 'ls'], env);
+    assert.equal(after.stderr, 'metal: not logged in or token expired: run metal login\n');
+  });
+
+  test('users: add, set-role, list and remove through the API', async () => {
+    const add = await runCli(['users', 'add', 'alice', '--role', 'viewer', '--password-stdin'], loggedIn, { input: 'alice password 123\n' });
+    assert.equal(add.code, 0, add.stderr);
+    const role = await runCli(['users', 'set-role', 'alice', 'operator'], loggedIn);
+    assert.equal(role.stdout, 'user alice is now operator\n');
+    const ls = await runCli(['users', 'ls', '--json'], withToken());
+    assert.deepEqual(JSON.parse(ls.stdout), await api('GET', '/api/v1/users'));
+    const rm = await runCli(['users', 'rm', 'alice', '--yes'], loggedIn);
+    assert.equal(rm.code, 0, rm.stderr);
+    const gone = await runCli(['users', 'rm', 'alice', '--yes'], loggedIn);
+    assert.equal(gone.stderr, 'metal: user alice not found\n');
+  });
+
+  test('machines rm removes a machine; without --yes and no terminal it refuses', async () => {
+    const refused = await runCli(['machines', 'rm', 'CLI003'], loggedIn);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /not removing CLI003 without --yes/);
+    const rm = await runCli(['machines', 'rm', 'CLI003', '--yes'], loggedIn);
+    assert.equal(rm.code, 0, rm.stderr);
+    const res = await fetch(`${url}/api/v1/machines/CLI003`, { headers: { authorization: `Bearer ${adminToken}` } });
+    assert.equal(res.status, 404);
+  });
+
+  test('logout ends the session and forgets the token', async () => {
+    const saved = JSON.parse(readFileSync(join(home, 'metal', 'config.json'), 'utf8')) as { token: string };
+    const r = await runCli(['logout'], loggedIn);
+    assert.equal(r.code, 0, r.stderr);
+    const now = JSON.parse(readFileSync(join(home, 'metal', 'config.json'), 'utf8')) as { url: string; token?: string };
+    assert.equal(now.url, url);
+    assert.equal(now.token, undefined);
+    const old = await fetch(`${url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${saved.token}` } });
+    assert.equal(old.status, 401);
+    const ls = await runCli(['machines', 'ls'], loggedIn);
+    assert.equal(ls.stderr, 'metal: not logged in or token expired: run metal login\n');
+  });
+});
