@@ -31,6 +31,7 @@ export const Layout: FC<{ title: string; page: PageContext | null; active?: stri
       <meta name="color-scheme" content="light dark" />
       <meta name="htmx-config" content='{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}' />
       <title>{`${title} · Metal Enrollment`}</title>
+      <link rel="icon" href="/static/favicon.svg" type="image/svg+xml" />
       <link rel="stylesheet" href="/static/app.css" />
       <script src="/static/htmx.min.js" defer></script>
       <script src="/static/app.js" defer></script>

@@ -16,6 +16,7 @@ function loadAssets(): Map<string, Asset> {
   const files: Array<[string, string, string]> = [
     ['app.css', own('app.css'), 'text/css; charset=utf-8'],
     ['app.js', own('app.js'), 'text/javascript; charset=utf-8'],
+    ['favicon.svg', own('favicon.svg'), 'image/svg+xml'],
     ['htmx.min.js', createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'), 'text/javascript; charset=utf-8'],
   ];
   const assets = new Map<string, Asset>();

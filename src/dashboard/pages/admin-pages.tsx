@@ -150,7 +150,7 @@ export const TokensPage: FC<{ tokens: ApiToken[]; page: PageContext; created?: {
       <form method="post" action="/admin/tokens" class="stacked narrow">
         <CsrfField page={page} />
         <label for="token-name">Name</label>
-        <input id="token-name" name="name" required maxlength={64} pattern="[A-Za-z0-9][A-Za-z0-9._-]*" autocomplete="off" />
+        <input id="token-name" name="name" required maxlength={64} pattern="[A-Za-z0-9][A-Za-z0-9._\-]*" autocomplete="off" />
         <label for="token-role">Role</label>
         <RoleSelect id="token-role" selected="operator" />
         <label for="token-expires">Expires (optional)</label>

@@ -123,7 +123,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
             <form method={canEdit ? 'post' : undefined} action={canEdit ? path : undefined} class="stacked" id="machine-form">
               {canEdit && <CsrfField page={page} />}
               <label for="hostname">Hostname</label>
-              <input id="hostname" name="hostname" value={form.hostname} maxlength={63} pattern="[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?" autocomplete="off" spellcheck={false} readonly={!canEdit} aria-describedby="hostname-help" />
+              <input id="hostname" name="hostname" value={form.hostname} maxlength={63} pattern="[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?" autocomplete="off" spellcheck={false} readonly={!canEdit} aria-describedby="hostname-help" />
               <small id="hostname-help">One DNS label: letters, digits and hyphens.</small>
               <label for="description">Description</label>
               <textarea id="description" name="description" rows={2} maxlength={4096} readonly={!canEdit}>
