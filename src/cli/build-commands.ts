@@ -14,7 +14,9 @@ interface BuildList {
 function seconds(from: string | null, to: string | null): string {
   if (!from) return '';
   const ms = (to ? Date.parse(to) : Date.now()) - Date.parse(from);
-  return Number.isFinite(ms) ? `${Math.max(0, Math.round(ms / 1000))} s` : '';
+  if (!Number.isFinite(ms)) return '';
+  const s = Math.max(0, ms) / 1000;
+  return s < 10 ? `${s.toFixed(1)} s` : `${Math.round(s)} s`;
 }
 
 function progress(line: string): void {

@@ -22,11 +22,11 @@ export interface FollowOptions {
 /**
  * Streams a build's log from the follow endpoint until the build finishes, and returns the finished build.
  * While the log streams, the build's status is checked now and then, so progress is reported and a stream
- * that stalls after the build ended cannot hang the command. If the stream drops early, the rest of the log
- * is read from the build itself.
+ * still open after the build ended cannot hang the command. If the stream breaks, or the server has no
+ * follow endpoint, the rest of the log is read from the build record.
  */
 export async function followBuild(client: ApiClient, id: number, options: FollowOptions): Promise<Build> {
-  let received = 0;
+  let received = '';
   let lastStatus = '';
   const report = (build: Build) => {
     if (build.status !== lastStatus) {
@@ -34,20 +34,21 @@ export async function followBuild(client: ApiClient, id: number, options: Follow
       options.onStatus?.(build);
     }
   };
-  const first = await client.get<Build>(`/api/v1/builds/${id}`, { signal: options.signal });
-  report(first);
-  const stop = new AbortController();
-  const signal = options.signal ? AbortSignal.any([stop.signal, options.signal]) : stop.signal;
+  report(await client.get<Build>(`/api/v1/builds/${id}`, { signal: options.signal }));
+  const stalled = new AbortController();
+  const signal = options.signal ? AbortSignal.any([stalled.signal, options.signal]) : stalled.signal;
+  let finishedChecks = 0;
   const watcher = setInterval(() => {
     client
       .get<Build>(`/api/v1/builds/${id}`, { signal })
       .then((build) => {
         report(build);
-        // The stream should end by itself; this only bounds how long a stalled one is waited for.
-        if (isFinished(build.status) && build.log_output.length <= received) stop.abort();
+        // The stream ends by itself when the build does; this bounds the wait for one that does not.
+        if (isFinished(build.status) && ++finishedChecks >= 2) stalled.abort();
       })
       .catch(() => {});
   }, options.statusIntervalMs ?? 2000);
+  let complete = false;
   try {
     const { response, done } = await client.send('GET', `/api/v1/builds/${id}/log`, {
       query: { follow: 1 },
@@ -59,44 +60,38 @@ export async function followBuild(client: ApiClient, id: number, options: Follow
       const decoder = new TextDecoder();
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         const text = decoder.decode(chunk, { stream: true });
-        received += text.length;
+        received += text;
         options.write(printableLog(text));
       }
+      complete = true;
     } catch (err) {
       if (options.signal?.aborted) throw err;
-      // the stream broke or stalled after the build ended: the build record has the rest
     } finally {
       done();
     }
   } catch (err) {
     if (options.signal?.aborted) throw err;
     const noFollowRoute = err instanceof ApiError && err.status === 404 && err.apiMessage.startsWith('no route');
-    if (!noFollowRoute && !stop.signal.aborted) throw err;
+    if (!noFollowRoute && !stalled.signal.aborted) throw err;
   } finally {
     clearInterval(watcher);
   }
-  return await pollRest(client, id, () => received, (n) => (received = n), options, report);
-}
-
-/** Reads the build until it has finished, printing log text not yet printed. */
-async function pollRest(
-  client: ApiClient,
-  id: number,
-  received: () => number,
-  setReceived: (n: number) => void,
-  options: FollowOptions,
-  report: (build: Build) => void,
-): Promise<Build> {
   for (;;) {
     const build = await client.get<Build>(`/api/v1/builds/${id}`, { signal: options.signal });
     report(build);
-    if (build.log_output.length > received()) {
-      options.write(printableLog(build.log_output.slice(received())));
-      setReceived(build.log_output.length);
-    }
+    if (!complete) received = writeRest(build.log_output, received, options.write);
     if (isFinished(build.status)) return build;
     await pause(options.statusIntervalMs ?? 2000, options.signal);
   }
+}
+
+/** Prints the part of the stored log after what was already printed; returns what has now been printed. */
+function writeRest(log: string, printed: string, write: (text: string) => void): string {
+  const at = printed ? log.lastIndexOf(printed.slice(-4096)) : 0;
+  if (at < 0) return printed;
+  const rest = log.slice(at + Math.min(printed.length, 4096));
+  if (rest) write(printableLog(rest));
+  return printed + rest;
 }
 
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
