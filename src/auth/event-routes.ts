@@ -6,7 +6,7 @@ import type { AppContext } from '../server/context.ts';
 
 const EventQuery = Type.Object({
   actor: Type.Optional(Type.String({ maxLength: 200, description: '`user:alice`, `token:alice/ci`, `machine:ABC123`, `system`, or a kind alone (`token`)' })),
-  machine: Type.Optional(Type.String({ maxLength: 64, description: 'machine id or service tag' })),
+  machine: Type.Optional(Type.String({ maxLength: 64, description: 'machine id (also of a deleted machine) or service tag' })),
   kind: Type.Optional(Type.String({ maxLength: 64, examples: ['token.created'] })),
   since: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601; events at or after' })),
   until: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601; events before' })),
@@ -30,7 +30,8 @@ export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void
       const q = request.query;
       const since = isoTime('since', q.since);
       const until = isoTime('until', q.until);
-      const machineId = q.machine !== undefined ? (await ctx.machines.get(q.machine)).id : undefined;
+      // A numeric id is used as is, so the events of a deleted machine stay reachable; a tag must exist.
+      const machineId = q.machine === undefined ? undefined : /^\d{1,15}$/.test(q.machine) ? Number(q.machine) : (await ctx.machines.get(q.machine)).id;
       return ctx.storage.events.list({
         ...(q.actor !== undefined ? { actor: q.actor } : {}),
         ...(machineId !== undefined ? { machineId } : {}),

@@ -5,15 +5,17 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig, type ConfigKey } from '../config/config.ts';
 import { createContext } from '../server/context.ts';
-import { createLogger } from '../server/logger.ts';
+import { pino } from 'pino';
 import { testDatabaseKinds } from '../testing/databases.ts';
 import { INITIAL_PASSWORD_FILE } from './first-admin.ts';
 
 for (const kind of await testDatabaseKinds()) {
   describe(`the first admin on ${kind.name}`, () => {
+    let log = '';
     async function start(dataDir: string, url: string, env: Partial<Record<ConfigKey, string>> = {}) {
-      const config = loadConfig({ METAL_DATA_DIR: dataDir, METAL_DATABASE_URL: url, METAL_LOG_LEVEL: 'silent', METAL_BOOT_URL: 'http://10.0.2.100', ...env });
-      return createContext(config, createLogger('silent'));
+      const config = loadConfig({ METAL_DATA_DIR: dataDir, METAL_DATABASE_URL: url, METAL_LOG_LEVEL: 'info', METAL_BOOT_URL: 'http://10.0.2.100', ...env });
+      log = '';
+      return createContext(config, pino({ level: 'info' }, { write: (line: string) => void (log += line) }));
     }
 
     test('without METAL_ADMIN_PASSWORD: a random password in <data dir>/initial-admin-password (0600) that signs in; once only', async () => {
@@ -25,6 +27,8 @@ for (const kind of await testDatabaseKinds()) {
         assert.equal(statSync(file).mode & 0o777, 0o600);
         const password = readFileSync(file, 'utf8').trim();
         assert.ok(password.length >= 20);
+        assert.ok(log.includes(`its password is in ${file}`), log);
+        assert.equal(log.includes(password), false, 'the password itself is never logged');
         const login = await ctx.auth.login('admin', password, '127.0.0.1');
         assert.equal(login.principal.actor.role, 'admin');
         const events = await ctx.storage.events.list({ kind: 'user.created' });

@@ -9,6 +9,11 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
       paths: [
         'req.headers.authorization',
         'req.headers.cookie',
+        'req.headers["x-metal-enroll-token"]',
+        'req.headers["x-csrf-token"]',
+        'res.headers["set-cookie"]',
+        '*.current_password',
+        '*.new_password',
         'password',
         '*.password',
         'token',
