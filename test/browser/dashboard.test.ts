@@ -171,6 +171,11 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
     assert.match((await row.textContent()) ?? '', /384 GiB/);
     assert.match((await row.textContent()) ?? '', /just now/);
     await shot('machines.png');
+    // Live: a change made elsewhere shows up in the open table without a reload.
+    await run(page, 'window.metalTestMarker = 1');
+    await server.ctx.machines.update('CZ2D1E0F02', { hostname: 'live-update-1' }, actor);
+    await page.getByRole('link', { name: 'live-update-1' }).waitFor({ timeout: 20_000 });
+    assert.equal(await run<number | null>(page, 'window.metalTestMarker ?? null'), 1, 'the page was not reloaded');
     await page.getByLabel('Search').fill('supermicro');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByText('1–3 of 3').waitFor();

@@ -136,7 +136,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
                   <pre class="editor-highlight" aria-hidden="true">
                     <code></code>
                   </pre>
-                  <textarea id="nixos_config" name="nixos_config" rows={18} spellcheck={false} autocomplete="off" wrap="off" readonly={!canEdit} aria-describedby="config-help">
+                  <textarea id="nixos_config" name="nixos_config" rows={18} placeholder={'{ pkgs, ... }:\n{\n  services.openssh.enable = true;\n}'} spellcheck={false} autocomplete="off" wrap="off" readonly={!canEdit} aria-describedby="config-help">
                     {`\n${form.nixos_config}`}
                   </textarea>
                 </div>
