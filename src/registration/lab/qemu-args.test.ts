@@ -46,6 +46,11 @@ describe('qemuArguments', () => {
     ]);
   });
 
+  test('the serial console goes to a file when one is given', () => {
+    const args = qemuArguments(parseLabMachine({ serial: 'F1' }), { ...files, consoleLog: '/tmp/vm/console.log' }, firmware);
+    assert.equal(args[args.indexOf('-serial') + 1], 'file:/tmp/vm/console.log');
+  });
+
   test('a comma in an SMBIOS string is doubled, as QEMU reads a literal comma', () => {
     const args = qemuArguments(parseLabMachine({ serial: 'C1', manufacturer: 'Acme, Inc.' }), files, firmware);
     assert.ok(args.includes('type=1,manufacturer=Acme,, Inc.,product=Virtual Server,serial=C1'));

@@ -11,6 +11,8 @@ export interface LabMachineFiles {
   ovmfVars?: string;
   /** busybox on the host: QEMU runs `busybox nc` per guest connection to the boot server. */
   busybox: string;
+  /** Where the serial console is written; unset: QEMU's stdio. */
+  consoleLog?: string;
 }
 
 /** The DHCP boot file: iPXE expands `${serial}` and fetches the machine's script from the boot server. */
@@ -22,10 +24,11 @@ export const UEFI_TFTP_PATH = `http:/${LAB_BOOT_HOST}/nixos/machines/\${serial}.
 /**
  * The QEMU command line of a lab machine: TCG, user networking confined with `restrict=on` (the guest
  * reaches only QEMU's DHCP/TFTP and the boot server through `guestfwd`), a virtio NIC that boots first,
- * a virtio disk, the serial console on stdio, and no reboot (a panic or power-off ends the process).
+ * a virtio disk, the serial console on stdio or in a file, and no reboot (a panic or power-off ends
+ * the process).
  */
 export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmware: LabFirmware): string[] {
-  for (const path of [files.tftpDir, files.disk, files.ovmfVars ?? '', files.busybox, firmware.ovmfCode]) {
+  for (const path of [files.tftpDir, files.disk, files.ovmfVars ?? '', files.busybox, files.consoleLog ?? '', firmware.ovmfCode]) {
     if (/[,\s]/.test(path)) throw new Error(`lab: path ${JSON.stringify(path)} cannot be used on a QEMU command line (comma or space)`);
   }
   const smbios = [
@@ -56,7 +59,7 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
     '-device', 'virtio-blk-pci,drive=d0',
     '-nodefaults',
     '-display', 'none',
-    '-serial', 'stdio',
+    '-serial', files.consoleLog ? `file:${files.consoleLog}` : 'stdio',
     '-monitor', 'none',
     '-no-reboot',
   ];

@@ -2,14 +2,17 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Writable } from 'node:stream';
 import { findLabFirmware, findLabHost } from './lab-host.ts';
 import type { LabMachine } from './lab-machine.ts';
 import { qemuArguments, UEFI_TFTP_PATH } from './qemu-args.ts';
 
 export interface RunLabMachineOptions {
-  /** Where the serial console goes: `inherit` shares this terminal (keys go to the guest; Ctrl-C stops it). */
-  console: 'inherit' | Writable;
+  /**
+   * Where the serial console goes: `inherit` shares this terminal (keys go to the guest; Ctrl-C stops
+   * it); `{ logFile }` has QEMU write it to a file, which never drops a byte, unlike a pipe that is
+   * drained late.
+   */
+  console: 'inherit' | { logFile: string };
   /** The VM is killed after this long. */
   timeoutMs: number;
   /** The raw disk image to use (created with the machine's size when missing), so a disk survives boots. */
@@ -52,7 +55,8 @@ export async function runLabMachine(machine: LabMachine, options: RunLabMachineO
       await mkdir(dirname(efiPath), { recursive: true });
       await copyFile(firmware.snponly, efiPath);
     }
-    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox }, firmware);
+    const consoleLog = options.console === 'inherit' ? undefined : options.console.logFile;
+    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox, consoleLog }, firmware);
     return await runQemu(firmware.qemu, args, options);
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -71,13 +75,12 @@ async function ensureDisk(path: string, sizeGb: number): Promise<void> {
 
 function runQemu(qemu: string, args: string[], options: RunLabMachineOptions): Promise<LabRunResult> {
   const inherit = options.console === 'inherit';
-  const child = spawn(qemu, args, { stdio: [inherit ? 'inherit' : 'ignore', inherit ? 'inherit' : 'pipe', 'pipe'] });
+  const child = spawn(qemu, args, { stdio: [inherit ? 'inherit' : 'ignore', inherit ? 'inherit' : 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
     if (inherit) process.stderr.write(d);
   });
-  if (!inherit) child.stdout!.pipe(options.console as Writable, { end: false });
 
   let timedOut = false;
   let killTimer: NodeJS.Timeout | undefined;

@@ -1,7 +1,5 @@
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { parseLabMachine, type LabMachine, type LabMachineInput } from '../../../src/registration/lab/lab-machine.ts';
 import { runLabMachine, type LabRunResult } from '../../../src/registration/lab/qemu-runner.ts';
 
@@ -24,12 +22,7 @@ export async function bootVm(name: string, input: LabMachineInput, options: { ti
   const machine = parseLabMachine(input);
   mkdirSync(CONSOLE_LOG_DIR, { recursive: true });
   const logFile = join(CONSOLE_LOG_DIR, `${name}.log`);
-  const log = createWriteStream(logFile);
-  const sink = new PassThrough();
-  sink.pipe(log);
-  const result = await runLabMachine(machine, { console: sink, timeoutMs: options.timeoutMs, diskFile: options.diskFile });
-  sink.end();
-  await finished(log);
+  const result = await runLabMachine(machine, { console: { logFile }, timeoutMs: options.timeoutMs, diskFile: options.diskFile });
   const consoleText = readFileSync(logFile, 'utf8');
   if (result.timedOut || result.exitCode !== 0) {
     const why = result.timedOut ? `was killed after ${options.timeoutMs} ms` : `exited with ${result.exitCode ?? result.signal}`;
