@@ -20,7 +20,8 @@ export interface BootServerOptions {
 /** The `boot` role: what PXE clients talk to. No authentication. */
 export async function buildBootServer(ctx: AppContext, options: BootServerOptions = {}): Promise<FastifyInstance> {
   // Per-request logs at info would cost more than serving the script during a boot storm.
-  const app = createHttpServer(ctx, { loggerInstance: ctx.logger.child({ role: 'boot' }, { level: 'warn' }) });
+  // Long enough for any serial a vendor puts in DMI: an invalid one still gets a script, by MAC or UUID.
+  const app = createHttpServer(ctx, { loggerInstance: ctx.logger.child({ role: 'boot' }, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
   const logger = ctx.logger.child({ role: 'boot' });
   const catalog = new ImageCatalog(ctx.images, { registrationTtlMs: options.registrationTtlMs });
   const resolver = new BootScriptResolver(new BootTargetReader(ctx.storage.db), catalog, ctx.config, logger);

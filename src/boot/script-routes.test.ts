@@ -230,6 +230,7 @@ goto retry
         'A&&shell',
         '../../etc/passwd',
         '#comment',
+        `A${'x'.repeat(300)}`,
       ];
       for (const value of hostile) {
         const q = encodeURIComponent(value);
@@ -242,6 +243,11 @@ goto retry
       }
       const repeated = await fetchScript(app, '/nixos/machines/READY1.ipxe?mac=52:54:00:00:00:01&mac=52:54:00:00:00:02');
       assert.match(repeated, /READY1\.ipxe \|\| goto restart/);
+    });
+
+    test('a long invalid serial still gets a script, found by MAC', async () => {
+      const body = await fetchScript(app, `/nixos/machines/${'x'.repeat(500)}.ipxe?mac=52:54:00:00:00:01`);
+      assert.match(body, /metal\.service_tag=READY1 /);
     });
 
     test('a script name without .ipxe is not found', async () => {
