@@ -101,7 +101,8 @@ export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): v
 
 /**
  * Turns successive snapshots of a log into the text not yet sent. A failed build's log gains its
- * reason as a first line when it ends; the follower finds where what it sent went and continues.
+ * reason as a first line when it ends; the follower finds where what it sent went, continues from
+ * there, and sends that reason last.
  */
 export class LogFollower {
   /** Where the text already sent starts in the log, and how much of it was sent. */
@@ -111,14 +112,20 @@ export class LogFollower {
   private head = '';
 
   next(log: string): string {
+    let prepended = '';
     if (!log.startsWith(this.head, this.base)) {
       const found = log.indexOf(this.head);
-      this.base = Math.max(0, found);
-      if (found < 0) this.sent = 0;
+      if (found < 0) {
+        this.base = 0;
+        this.sent = 0;
+      } else {
+        prepended = log.slice(this.base, found);
+        this.base = found;
+      }
     }
     const text = log.slice(this.base + this.sent);
     this.sent += text.length;
     if (this.head.length < 64) this.head = log.slice(this.base, this.base + Math.min(64, this.sent));
-    return text;
+    return text + prepended;
   }
 }
