@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildBootServer } from '../../boot/boot-server.ts';
 import { createTestContext, type TestContext } from '../../testing/context.ts';
 import { freshSqlite, testDatabaseKinds } from '../../testing/databases.ts';
-import { copyFixture, findBusybox, makeBusyboxPath, makeToolPath, removeDir, runAgent, type AgentRun } from './agent-runner.ts';
+import { copyFixture, findBusybox, makeBusyboxPath, makeToolPath, removeDir, runAgent, writeFile, type AgentRun } from './agent-runner.ts';
 
 const busybox = findBusybox();
 const TOKEN = 'enroll-token-0123456789abcdef';
@@ -24,9 +24,14 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
   after(() => cleanup.forEach(removeDir));
 
   /** Runs the agent on a copy of a fixture whose kernel command line carries `cmdlineExtra`. */
-  async function enroll(fixture: string, cmdlineExtra: string, opts: { curl?: boolean; env?: Record<string, string> } = {}): Promise<AgentRun> {
+  async function enroll(
+    fixture: string,
+    cmdlineExtra: string,
+    opts: { curl?: boolean; env?: Record<string, string>; edit?: (root: string) => void } = {},
+  ): Promise<AgentRun> {
     const root = copyFixture(fixture, `initrd=initrd console=ttyS0,115200 ${cmdlineExtra}`);
     cleanup.push(root);
+    opts.edit?.(root);
     const path = [join(root, 'tools'), ...(opts.curl ? [curlPath] : []), bbPath];
     return runAgent({ busybox: busybox!, root, path, env: opts.env });
   }
@@ -169,6 +174,18 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
         if (curl) assert.match(run.stdout, /service_tag is invalid/, 'curl keeps the error body');
       });
     }
+
+    test('terminal escapes in a serial reach the console as ?, and the JSON as they are', async () => {
+      reset();
+      const serial = 'SN\u001b[2J\u0007X';
+      const run = await enroll('whitebox-placeholder', `enrollment_url=${base}/api/v1/enroll`, {
+        edit: (root) => writeFile(join(root, 'sys/class/dmi/id/product_serial'), serial),
+      });
+      assert.equal(run.code, 0, run.stdout);
+      assert.match(run.stdout, /from the SMBIOS UUID \(serial SN\?\[2J\?X is not usable\)/);
+      assert.ok([...run.stdout].every((c) => c === '\n' || c.charCodeAt(0) >= 0x20), 'no control characters but newlines on the console');
+      assert.equal(JSON.parse(requests[0]!.body).hardware.serial, serial);
+    });
 
     test('nobody listening: retries with backoff until METAL_AGENT_TIMEOUT, then fails', async () => {
       const closed = createServer();

@@ -79,9 +79,11 @@ export interface AgentRunOptions {
   args?: string[];
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** The shell to run the script with, e.g. `/bin/bash`; default `busybox sh`. */
+  shell?: string;
 }
 
-/** Runs the agent under `busybox sh` (never powering off) and resolves with its exit code and output. */
+/** Runs the agent under `busybox sh` or another shell (never powering off) and resolves with its exit code and output. */
 export function runAgent(opts: AgentRunOptions): Promise<AgentRun> {
   const env: Record<string, string> = {
     PATH: opts.path.join(delimiter),
@@ -92,9 +94,10 @@ export function runAgent(opts: AgentRunOptions): Promise<AgentRun> {
     ...opts.env,
   };
   return new Promise((resolve, reject) => {
+    const [command, argv] = opts.shell ? [opts.shell, [AGENT_SCRIPT_PATH]] : [opts.busybox, ['sh', AGENT_SCRIPT_PATH]];
     execFile(
-      opts.busybox,
-      ['sh', AGENT_SCRIPT_PATH, ...(opts.args ?? [])],
+      command,
+      [...argv, ...(opts.args ?? [])],
       { env, timeout: opts.timeoutMs ?? 60_000, encoding: 'utf8', maxBuffer: 8 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err && typeof err.code !== 'number') {

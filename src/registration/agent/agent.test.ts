@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +10,7 @@ import {
   copyFixture,
   findBusybox,
   makeBusyboxPath,
+  makeToolPath,
   removeDir,
   runAgent,
   writeFile,
@@ -202,6 +203,13 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.deepEqual(p.hardware.gpus.map((g: any) => g.model), ['0x2000', '0x1eb8']);
   });
 
+  test('a GPU vendor not in the table is named by lspci, else given as its id', async () => {
+    const withLspci = await printCopy('supermicro', (root) => writeFile(join(root, 'sys/bus/pci/devices/0000:3b:00.0/vendor'), '0x10df\n'));
+    assert.deepEqual(withLspci.hardware.gpus[1], { vendor: 'NVIDIA Corporation', model: 'TU104GL [Tesla T4]', pci_address: '0000:3b:00.0' });
+    const bare = await printCopy('whitebox-placeholder', (root) => writeFile(join(root, 'sys/bus/pci/devices/0000:43:00.0/vendor'), '0x19e5\n'));
+    assert.deepEqual(bare.hardware.gpus[0], { vendor: '0x19e5', model: '0x2000', pci_address: '0000:43:00.0' });
+  });
+
   test('a virtio disk (QEMU) has no device/model; its serial comes from the block device', async () => {
     const p = await printCopy('supermicro', (root) => {
       writeFile(join(root, 'sys/block/vda/size'), '4194304\n');
@@ -209,6 +217,19 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
       writeFile(join(root, 'sys/block/vda/serial'), 'LAB-DISK-1');
     });
     assert.deepEqual(p.hardware.disks.at(-1), { name: 'vda', size_bytes: 2 * GiB, model: null, serial: 'LAB-DISK-1', rotational: true });
+  });
+
+  test('bash and GNU tools (the NixOS image’s shell) give the same payloads as busybox', async (t) => {
+    const bash = ['/bin/bash', '/usr/bin/bash'].find((p) => existsSync(p));
+    if (!bash) return t.skip('no bash on this machine');
+    const gnu = makeToolPath(['awk', 'tr', 'cat', 'grep', 'sed', 'uname', 'readlink', 'head', 'date', 'sleep', 'timeout', 'rm', 'cut', 'mkdir']);
+    cleanup.push(gnu);
+    for (const name of ['dell-r740', 'hpe-dl380', 'supermicro', 'whitebox-placeholder']) {
+      const root = join(AGENT_FIXTURES_DIR, name);
+      const run = await runAgent({ busybox: busybox!, shell: bash, root, path: [join(root, 'tools'), gnu], args: ['--print'] });
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(JSON.parse(run.stdout), await print(root), name);
+    }
   });
 
   test('this machine, for real: /sys and /proc with the host’s tools', async () => {

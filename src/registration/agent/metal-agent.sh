@@ -8,7 +8,8 @@
 # Usage: metal-agent.sh [--print]
 #   --print   print the payload JSON on stdout and exit (no network, no power-off)
 # Environment:
-#   METAL_AGENT_ROOT           prefix of every file read (/proc, /sys, /dev/console); default: empty (/)
+#   METAL_AGENT_ROOT           prefix of every file read (/proc, /sys, /dev/console); default: empty (/);
+#                              the tools on PATH must then describe the same tree
 #   METAL_AGENT_TIMEOUT        seconds to keep retrying the enrollment URL; default 600
 #   METAL_AGENT_NO_POWEROFF=1  exit instead of powering off (also: metal.agent_stay on the command line)
 #   METAL_AGENT_CONSOLE        where results are also written; default $METAL_AGENT_ROOT/dev/console,
@@ -68,9 +69,11 @@ function jstr(s, max,   out, n, i, c, b, b2, need, j, ok, count) {
 }
 '
 
+# say MESSAGE: one line on stdout and the console, control characters (terminal escapes) shown as '?'.
 say() {
-  printf 'metal-agent: %s\n' "$*"
-  if [ -n "$CONSOLE" ] && [ -w "$CONSOLE" ]; then printf 'metal-agent: %s\n' "$*" >"$CONSOLE" 2>/dev/null; fi
+  line=$(printf 'metal-agent: %s\n' "$*" | awk '{ gsub(/[\001-\037\177]/, "?"); printf "%s%s", (NR > 1 ? " " : ""), $0 }')
+  printf '%s\n' "$line"
+  if [ -n "$CONSOLE" ] && [ -w "$CONSOLE" ]; then printf '%s\n' "$line" >"$CONSOLE" 2>/dev/null; fi
 }
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -122,7 +125,7 @@ is_mac() { printf '%s' "$1" | grep -Eq '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' && [ "$1
 
 dmi() {
   v=$(rd "$DMI/$1")
-  if [ -z "$(trim "$v")" ] && [ -z "$ROOT" ] && have dmidecode; then v=$(dmidecode -s "$2" 2>/dev/null | grep -v '^#' | head -n 1); fi
+  if [ -z "$(trim "$v")" ] && have dmidecode; then v=$(dmidecode -s "$2" 2>/dev/null | grep -v '^#' | head -n 1); fi
   trim "$v"
 }
 
@@ -233,7 +236,7 @@ nic_link() {
 
 nic_speed() {
   s=$(trim "$(rd "$1/speed")")
-  if [ -z "$s" ] && [ -z "$ROOT" ] && have ethtool; then
+  if [ -z "$s" ] && have ethtool; then
     s=$(ethtool "$2" 2>/dev/null | awk '/^[ \t]*Speed:/ { sub(/Mb\/s.*/, "", $2); print $2; exit }')
   fi
   case $s in '' | *[!0-9]*) echo null ;; *) [ "$s" -gt 0 ] && echo "$s" || echo null ;; esac
@@ -282,10 +285,16 @@ gpus_json() {
     case $(trim "$(rd "$d/class")") in 0x03????) ;; *) continue ;; esac
     addr=${d##*/}
     J=
-    jadd_str_or_null vendor "$(gpu_vendor_name "$(trim "$(rd "$d/vendor")")")"
+    vendor_id=$(trim "$(rd "$d/vendor")")
+    vendor=$(gpu_vendor_name "$vendor_id")
     model=
-    have lspci && model=$(lspci -mm -s "$addr" 2>/dev/null | awk -F'"' 'NR == 1 { print $6 }')
+    if have lspci; then
+      line=$(lspci -mm -s "$addr" 2>/dev/null | head -n 1)
+      model=$(printf '%s' "$line" | awk -F'"' '{ print $6 }')
+      [ "$vendor" = "$vendor_id" ] && [ -n "$(printf '%s' "$line" | awk -F'"' '{ print $4 }')" ] && vendor=$(printf '%s' "$line" | awk -F'"' '{ print $4 }')
+    fi
     [ -z "$(trim "$model")" ] && model=$(rd "$d/device")
+    jadd_str_or_null vendor "$vendor"
     jadd_str_or_null model "$model"
     jadd_str_or_null pci_address "$addr" 64
     out="${out:+$out,}{$J}"
