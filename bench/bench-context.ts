@@ -28,7 +28,7 @@ export const FULL: BenchSizes = {
   imageSeconds: 15,
   enrollments: 1000,
   builds: 10,
-  apiClients: 32,
+  apiClients: 8,
 };
 
 export const QUICK: BenchSizes = {
@@ -41,7 +41,7 @@ export const QUICK: BenchSizes = {
   imageSeconds: 2,
   enrollments: 200,
   builds: 2,
-  apiClients: 8,
+  apiClients: 4,
 };
 
 /** What every scenario gets: its sizes, a scratch directory, the databases to run on, and whether to profile. */
