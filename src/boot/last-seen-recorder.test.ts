@@ -41,9 +41,10 @@ describe('LastSeenRecorder', () => {
   test('large batches are split; a failed write is logged and later ones still happen', async () => {
     const writer = new RecordingWriter();
     const recorder = new LastSeenRecorder(writer, silent, 3_600_000);
-    for (let i = 0; i < 2500; i++) recorder.seen(i);
+    for (let i = 0; i < 600; i++) recorder.seen(i);
     await recorder.flush();
-    assert.deepEqual(writer.calls.map((c) => c.length), [1000, 1000, 500]);
+    assert.deepEqual(writer.calls.map((c) => c.length), [250, 250, 100]);
+    assert.deepEqual(writer.calls.flat(), Array.from({ length: 600 }, (_, i) => i));
     writer.failNext = true;
     recorder.seen(1);
     await recorder.flush();

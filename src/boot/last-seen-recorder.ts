@@ -5,8 +5,11 @@ export interface LastSeenWriter {
   touchLastSeen(ids: number[], now: string): Promise<void>;
 }
 
-/** Ids per statement, well below either database's limit on bound parameters. */
-const BATCH = 1000;
+/**
+ * Ids per statement: small enough that one write (synchronous with SQLite) never holds up script
+ * requests for long; the recorder lets waiting requests run between two statements.
+ */
+const BATCH = 250;
 
 /**
  * Collects the machines that asked for a boot script and writes their last_seen_at in one batch
@@ -47,7 +50,10 @@ export class LastSeenRecorder {
       if (ids.length === 0) return;
       try {
         const now = new Date().toISOString();
-        for (let i = 0; i < ids.length; i += BATCH) await this.writer.touchLastSeen(ids.slice(i, i + BATCH), now);
+        for (let i = 0; i < ids.length; i += BATCH) {
+          if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+          await this.writer.touchLastSeen(ids.slice(i, i + BATCH), now);
+        }
       } catch (err) {
         this.logger.warn({ err, machines: ids.length }, 'boot: could not record last_seen_at');
       }
