@@ -81,9 +81,18 @@ export function registerLabCommands(program: Command): void {
       await warnUnlessLabBootServer(machine.bootPort);
       console.error(`lab: booting ${machine.serial} (${machine.uefi ? 'UEFI' : 'BIOS'}, ${machine.cpus} CPUs, ${machine.memoryMb} MB, MAC ${machine.mac}); Ctrl-C stops it`);
       const started = Date.now();
-      const result = await runLabMachine(machine, { console: 'inherit', timeoutMs: timeoutSeconds * 1000 });
+      // Ctrl-C reaches QEMU too (same terminal); this process stays to clean up the VM's files.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+      const result = await runLabMachine(machine, { console: 'inherit', timeoutMs: timeoutSeconds * 1000, signal: stop.signal }).finally(() => {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      });
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
-      if (result.timedOut) {
+      if (stop.signal.aborted) {
+        console.error(`lab: ${machine.serial} stopped after ${seconds} s`);
+        process.exitCode = 130;
+      } else if (result.timedOut) {
         console.error(`lab: ${machine.serial} was stopped after the ${timeoutSeconds} s timeout`);
         process.exitCode = 1;
       } else if (result.exitCode !== 0) {
