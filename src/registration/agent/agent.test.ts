@@ -135,6 +135,20 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.equal(noLink.mac_address, 'd0:50:99:d4:3e:70');
   });
 
+  const uuidCases: Array<[name: string, uuid: string]> = [
+    ['the AMI default UUID that many boards share', '03000200-0400-0500-0006-000700080009'],
+    ['all ones', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF'],
+    ['a UUID hidden on a second line', 'garbage\na1b2c3d4-e5f6-4711-8899-aabbccddeeff'],
+    ['a malformed UUID', 'a1b2c3d4-e5f6-4711-8899'],
+  ];
+  for (const [name, uuid] of uuidCases) {
+    test(`identity: ${name} is not used; the MAC is`, async () => {
+      const p = await printCopy('whitebox-placeholder', (root) => writeFile(dmi(root, 'product_uuid'), `${uuid}\n`));
+      assert.equal(p.service_tag, 'd05099d43e71');
+      assert.equal(p.hardware.uuid, undefined);
+    });
+  }
+
   const serialCases: Array<[name: string, serial: string, tag: string]> = [
     ['surrounding whitespace is stripped', '  CZJ9450B2K \n', 'CZJ9450B2K'],
     ['a serial outside the pattern falls through', 'ABC/123', 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff'],

@@ -98,7 +98,6 @@ jadd() { J="${J:+$J,}\"$1\":$2"; }
 jadd_str() { [ -n "$(trim "$2")" ] && jadd "$1" "$(js "$2" "${3:-255}")"; }
 jadd_str_or_null() { if [ -n "$(trim "$2")" ]; then jadd "$1" "$(js "$2" "${3:-255}")"; else jadd "$1" null; fi; }
 jadd_int() { case $2 in '' | *[!0-9]*) ;; *) jadd "$1" "$2" ;; esac; }
-jadd_int_or_null() { case $2 in '' | *[!0-9]*) jadd "$1" null ;; *) jadd "$1" "$2" ;; esac; }
 
 is_placeholder_serial() {
   v=$(lower "$(trim "$1")")
@@ -116,12 +115,21 @@ is_service_tag() {
   [ "${#1}" -le 64 ]
 }
 
+NL='
+'
+
+# A usable SMBIOS UUID: well-formed, and not one that firmware ships on every board (all zeros, all
+# ones, the AMI default).
 is_uuid() {
+  case $1 in *"$NL"*) return 1 ;; esac
   printf '%s' "$1" | grep -Eq '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' || return 1
-  case $1 in 00000000-0000-0000-0000-000000000000 | ffffffff-ffff-ffff-ffff-ffffffffffff) return 1 ;; esac
+  case $1 in 00000000-0000-0000-0000-000000000000 | ffffffff-ffff-ffff-ffff-ffffffffffff | 03000200-0400-0500-0006-000700080009) return 1 ;; esac
 }
 
-is_mac() { printf '%s' "$1" | grep -Eq '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' && [ "$1" != 00:00:00:00:00:00 ]; }
+is_mac() {
+  case $1 in *"$NL"* | 00:00:00:00:00:00) return 1 ;; esac
+  printf '%s' "$1" | grep -Eq '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$'
+}
 
 dmi() {
   v=$(rd "$DMI/$1")
