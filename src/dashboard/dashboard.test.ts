@@ -123,6 +123,25 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(again.body, /role="alert">machine EDIT01 already has build \d+ pending/);
     });
 
+    test('an operator can cancel a running build; a failed build shows its error first', async () => {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('CANCEL1') });
+      await t.ctx.machines.update('CANCEL1', { hostname: 'cancel-1' }, { kind: 'user', name: 'test' });
+      const build = await t.ctx.machines.requestBuild('CANCEL1', { kind: 'user', name: 'test' });
+      const page = await app.inject({ url: `/machines/CANCEL1`, headers: operator });
+      assert.match(page.body, /<button type="submit" class="primary" disabled="" title="A build of this machine is already pending or running">/);
+      const r = await app.inject({ method: 'POST', url: `/builds/${build.id}/cancel`, headers: { ...operator, ...form }, payload: '' });
+      assert.equal(r.statusCode, 303);
+      assert.equal(r.headers.location, `/builds/${build.id}?notice=cancelled`);
+      assert.equal((await t.ctx.builds.get(build.id)).status, 'cancelled');
+      const shown = await app.inject({ url: r.headers.location, headers: operator });
+      assert.match(shown.body, /The build was cancelled\./);
+      assert.match(shown.body, /<strong>Build cancelled:<\/strong> <span class="pre-wrap">cancelled by user test-operator<\/span>/);
+      assert.ok(shown.body.indexOf('Build cancelled:') < shown.body.indexOf('id="build-log"'), 'the error comes before the log');
+      const again = await app.inject({ method: 'POST', url: `/builds/${build.id}/cancel`, headers: { ...operator, ...form }, payload: '' });
+      assert.equal(again.statusCode, 409);
+      assert.match(again.body, /is already cancelled/);
+    });
+
     test('a successful build lists its published files with sizes, sha256 and boot-server links', async () => {
       const build = (await t.ctx.storage.builds.findActiveForMachine((await t.ctx.machines.get('EDIT01')).id))!;
       const dir = t.ctx.images.buildDir(build.id);

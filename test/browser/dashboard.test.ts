@@ -268,6 +268,27 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
     await shot('admin-tokens.png');
     await page.goto(`${base}/admin/tokens`);
     assert.equal(await page.getByText(token).count(), 0, 'the token is not shown again');
+    await page.getByRole('button', { name: 'Revoke token ci-deploy' }).click();
+    await page.getByText('Token revoked.').waitFor();
+    const revoked = await fetch(`${base}/api/v1/machines/7XK2M53`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(revoked.status, 401, 'a revoked token is refused');
+  });
+
+  test('fits a laptop screen without sideways scrolling, and the keyboard reaches the content first', async () => {
+    for (const width of [1280, 1024]) {
+      await page.setViewportSize({ width, height: 800 });
+      for (const url of ['/', '/machines', '/machines/7XK2M53', '/builds/1', '/admin/users']) {
+        await page.goto(`${base}${url}`);
+        const overflow = await run<number>(page, 'document.documentElement.scrollWidth - document.documentElement.clientWidth');
+        assert.ok(overflow <= 0, `${url} at ${width}px overflows by ${overflow}px`);
+      }
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.goto(`${base}/machines/7XK2M53`);
+    await page.keyboard.press('Tab');
+    assert.equal(await run<string>(page, 'document.activeElement.textContent'), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await run<string>(page, 'document.activeElement.id'), 'main');
   });
 
   test('a form posted without its CSRF token is refused and changes nothing', async () => {

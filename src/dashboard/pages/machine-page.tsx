@@ -104,7 +104,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
         {canEdit && (
           <form method="post" action={`${path}/build`} class="inline">
             <CsrfField page={page} />
-            <button type="submit" class="primary" disabled={!m.hostname} title={m.hostname ? undefined : 'Set and save a hostname first'}>
+            <button type="submit" class="primary" disabled={!m.hostname || m.status === 'building'} title={buildHint(m)}>
               Build image
             </button>
           </form>
@@ -179,3 +179,10 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
     </Layout>
   );
 };
+
+/** Why Build is unavailable, shown as its tooltip; undefined when it can be pressed. */
+function buildHint(m: Machine): string | undefined {
+  if (!m.hostname) return 'Set and save a hostname first';
+  if (m.status === 'building') return 'A build of this machine is already pending or running';
+  return undefined;
+}
