@@ -7,6 +7,7 @@ import { renderHoldScript, renderImageScript, renderRegistrationScript, scriptUr
 /** Which row of the decision table answered a request. */
 export type ScriptKind = 'registration' | 'registration-missing' | 'image' | 'image-invalid' | 'hold-building' | 'hold-no-image';
 
+/** A script and the decision behind it. */
 export interface ResolvedScript {
   kind: ScriptKind;
   script: string;

@@ -10,6 +10,7 @@ import { registerImageRoutes } from './image-files.ts';
 import { LastSeenRecorder } from './last-seen-recorder.ts';
 import { registerScriptRoutes } from './script-routes.ts';
 
+/** Tuning of the boot role; the defaults suit production. */
 export interface BootServerOptions {
   /** How long a look at the registration image is reused (default 2000 ms; tests use 0). */
   registrationTtlMs?: number;

@@ -11,6 +11,7 @@ export interface BootedReport {
   token: string;
 }
 
+/** What the server recorded, as the answer to the image. */
 export interface BootedRecord {
   machine_id: number;
   build_id: number;

@@ -9,6 +9,7 @@ export type RegistrationImage = { ok: true; manifest: BootManifest } | { ok: fal
 /** A build's image, or why it cannot be booted. */
 export type BuildImage = { ok: true; manifest: BootManifest } | { ok: false; reason: string };
 
+/** How fresh the catalog's view of the registration image must be. */
 export interface ImageCatalogOptions {
   /** How long a look at the registration image is reused; 0 looks every time. */
   registrationTtlMs?: number;

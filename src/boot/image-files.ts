@@ -146,7 +146,7 @@ export function registerImageRoutes(app: FastifyInstance, root: string, logger: 
         const end = range?.end ?? stats.size - 1;
         headers['content-length'] = Math.max(0, end - start + 1);
         if (range) headers['content-range'] = `bytes ${start}-${end}/${stats.size}`;
-        logger.debug({ path, status: range ? 206 : 200, bytes: headers['content-length'] }, 'boot: image file served');
+        if (logger.isLevelEnabled('debug')) logger.debug({ path, status: range ? 206 : 200, bytes: headers['content-length'] }, 'boot: image file served');
         reply.hijack();
         reply.raw.writeHead(range ? 206 : 200, headers);
         if (request.method === 'HEAD' || stats.size === 0) {

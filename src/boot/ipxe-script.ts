@@ -71,6 +71,7 @@ function fetchAndBoot(o: FetchAndBoot): string {
   ]);
 }
 
+/** What a registration script is made of. */
 export interface RegistrationScript {
   bootUrl: string;
   selfUrl: string;
@@ -98,6 +99,7 @@ export function renderRegistrationScript(o: RegistrationScript): string {
   });
 }
 
+/** What a machine's own image script is made of. */
 export interface ImageScript {
   bootUrl: string;
   selfUrl: string;

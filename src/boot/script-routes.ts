@@ -31,7 +31,7 @@ export function registerScriptRoutes(
       if (!file.endsWith('.ipxe')) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
       const resolved = await resolver.resolve(file.slice(0, -'.ipxe'.length), request.query.mac, request.query.uuid);
       if (resolved.machine) lastSeen.seen(resolved.machine.id);
-      logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
+      if (logger.isLevelEnabled('debug')) logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
       return reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(resolved.script);
     },
   );
