@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** kmod's modprobe; /usr/sbin is not on an ordinary user's PATH on Debian. */
+const MODPROBE = ['/usr/sbin/modprobe', '/sbin/modprobe'].find((p) => existsSync(p)) ?? 'modprobe';
 
 /** The virtio drivers a lab VM needs (network and disk), in the order their dependencies require. */
 export const VIRTIO_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk'] as const;
@@ -27,7 +31,7 @@ export async function resolveModuleFiles(kernelVersion: string, modules: readonl
     if (!/^[A-Za-z0-9_-]+$/.test(module)) throw new Error(`lab: invalid module name ${JSON.stringify(module)}`);
     let stdout: string;
     try {
-      ({ stdout } = await run('modprobe', ['--set-version', kernelVersion, '--show-depends', module], { timeout: 10_000 }));
+      ({ stdout } = await run(MODPROBE, ['--set-version', kernelVersion, '--show-depends', module], { timeout: 10_000 }));
     } catch (err) {
       const reason = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
       throw new Error(`lab: modprobe could not resolve ${module} for ${kernelVersion}: ${reason}`);

@@ -94,6 +94,7 @@ function runQemu(qemu: string, args: string[], options: RunLabMachineOptions): P
     stop();
   }, options.timeoutMs);
   options.signal?.addEventListener('abort', stop, { once: true });
+  if (options.signal?.aborted) stop();
 
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
