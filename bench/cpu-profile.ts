@@ -24,6 +24,7 @@ export function summariseProfile(profile: CpuProfile, label: string, top = 15, r
   const totalHits = profile.nodes.reduce((s, n) => s + (n.hitCount ?? 0), 0);
   const msPerHit = totalHits > 0 ? (profile.endTime - profile.startTime) / 1000 / totalHits : 0;
   const byFrame = new Map<string, number>();
+  const byArea = new Map<string, number>();
   let busyHits = 0;
   for (const node of profile.nodes) {
     const hits = node.hitCount ?? 0;
@@ -31,12 +32,29 @@ export function summariseProfile(profile: CpuProfile, label: string, top = 15, r
     busyHits += hits;
     const key = frameName(node.callFrame, root);
     byFrame.set(key, (byFrame.get(key) ?? 0) + hits);
+    const area = areaOf(node.callFrame, root);
+    byArea.set(area, (byArea.get(area) ?? 0) + hits);
   }
-  const frames = [...byFrame.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, top)
-    .map(([frame, hits]) => ({ frame, selfMs: Math.round(hits * msPerHit), percent: Math.round((hits / busyHits) * 1000) / 10 }));
-  return { label, totalMs: Math.round(busyHits * msPerHit), frames };
+  const rank = (m: Map<string, number>, n: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([frame, hits]) => ({ frame, selfMs: Math.round(hits * msPerHit), percent: Math.round((hits / busyHits) * 1000) / 10 }));
+  return { label, totalMs: Math.round(busyHits * msPerHit), frames: rank(byFrame, top), areas: rank(byArea, 10) };
+}
+
+/**
+ * Where a frame's code lives: a package (`fastify`), a folder of ours (`src/boot`), Node's own
+ * JavaScript (`node:internal`), or native work (syscalls like `writev`, the garbage collector).
+ */
+export function areaOf(cf: CpuProfileNode['callFrame'], root: string): string {
+  if (!cf.url) return cf.functionName.startsWith('(') ? cf.functionName : 'native (syscalls, bindings)';
+  if (cf.url.startsWith('node:')) return 'node:internal';
+  const file = relative(root, cf.url.replace(/^file:\/\//, ''));
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file);
+  if (pkg) return pkg[1]!;
+  const dirs = file.split('/');
+  return dirs.length > 2 ? `${dirs[0]}/${dirs[1]}` : file;
 }
 
 function frameName(cf: CpuProfileNode['callFrame'], root: string): string {

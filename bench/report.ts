@@ -44,6 +44,7 @@ function scenarioSection(s: ScenarioResult): string {
   for (const p of s.profiles) {
     out.push(`CPU profile, ${p.label} (${p.totalMs} ms busy; self time):`, '');
     out.push(markdownTable(['function', 'self ms', '%'], p.frames.map((f) => [f.frame, f.selfMs, f.percent])), '');
+    out.push(markdownTable(['package or folder', 'self ms', '%'], p.areas.map((f) => [f.frame, f.selfMs, f.percent])), '');
   }
   return out.join('\n');
 }

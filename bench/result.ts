@@ -21,6 +21,8 @@ export interface ProfileSummary {
   label: string;
   totalMs: number;
   frames: Array<{ frame: string; selfMs: number; percent: number }>;
+  /** The same self time grouped by package or folder (`fastify`, `src/boot`, `node:internal`). */
+  areas: Array<{ frame: string; selfMs: number; percent: number }>;
 }
 
 export interface ScenarioResult {
