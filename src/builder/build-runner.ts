@@ -154,7 +154,6 @@ async function publish(
     await finish(() => queue.fail(id, err.message));
     return;
   }
-  const previous = await queue.imageBuildId(Number(row.machine_id));
   if (outcome.reusedFrom !== undefined) {
     log.write(`builder ${queue.owner}: ${storePath} is already published by build ${outcome.reusedFrom}; its files were linked, not copied\n`);
   } else {
@@ -163,19 +162,22 @@ async function publish(
   }
   await pointMachineAt(images, row.service_tag, id);
   let succeeded = false;
-  await finish(async () => {
-    succeeded = await queue.succeed(id, {
-      storePath,
-      artifactUrl: `${deps.bootUrl}/images/builds/${id}/`,
-      note: `build ${id} published ${storePath}`,
+  try {
+    await finish(async () => {
+      succeeded = await queue.succeed(id, {
+        storePath,
+        artifactUrl: `${deps.bootUrl}/images/builds/${id}/`,
+        note: `build ${id} published ${storePath}`,
+      });
     });
-  });
-  if (succeeded) {
-    logger.info({ buildId: id, storePath }, `builder: build ${id} published`);
-    return;
+  } finally {
+    if (!succeeded) {
+      // Cancelled, taken over or deleted while publishing: the link goes back to what the machine boots.
+      logger.info({ buildId: id }, `builder: build ${id} ended elsewhere during publication; its image is withdrawn`);
+      const current = await queue.imageBuildId(Number(row.machine_id));
+      await pointMachineAt(images, row.service_tag, current);
+      await removeBuildImage(images, id);
+    }
   }
-  // Cancelled or taken over while publishing: put the machine's link back and drop these files.
-  logger.info({ buildId: id }, `builder: build ${id} ended elsewhere during publication; its image is withdrawn`);
-  await pointMachineAt(images, row.service_tag, previous);
-  await removeBuildImage(images, id);
+  if (succeeded) logger.info({ buildId: id, storePath }, `builder: build ${id} published`);
 }

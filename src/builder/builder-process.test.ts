@@ -100,6 +100,28 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(code, 0);
     });
 
+    test('a build cancelled through another process stops there too (NOTIFY on PostgreSQL, lease renewal on SQLite)', async () => {
+      const other: AppContext = await createContext(t.config, createLogger('silent'));
+      // On PostgreSQL the lease is long, so only the notification can stop the build in time.
+      const builder = await startBuilder(other, { name: 'remote', nixEntry: FIXTURES.slow, leaseMs: kind.name === 'postgres' ? 60_000 : 1500, logIntervalMs: 50 });
+      try {
+        await enrollAndConfigure(api, 'CANCEL01', 'cancel-01', uniqueConfig());
+        const id = await requestBuild(api, 'CANCEL01');
+        await waitForBuild(t.ctx, id, (b) => b.log_output.includes('stand-in: working 0'));
+        const workDir = join(t.ctx.config.dataDir, 'builds-work', String(id));
+        assert.ok(processesMentioning(workDir).length > 0);
+        const r = await api.inject({ method: 'POST', url: `/api/v1/builds/${id}/cancel`, headers: { 'x-test-role': 'operator' } });
+        assert.equal(r.statusCode, 200);
+        await eventually(() => processesMentioning(workDir).length === 0, 'the other process to stop nix-build');
+        const build = await t.ctx.builds.get(id);
+        assert.equal(build.status, 'cancelled');
+        assert.equal(build.artifact_url, null);
+      } finally {
+        await builder.stop();
+        await other.close();
+      }
+    });
+
     if (kind.name === 'postgres') {
       test('two builders and 20 pending builds: each built exactly once', async () => {
         const other: AppContext = await createContext(t.config, createLogger('silent'));
