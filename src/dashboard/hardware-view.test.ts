@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cpuSummary, totalDiskBytes, viewHardware } from './hardware-view.ts';
+import { cpuSummary, shortCpuModel, totalDiskBytes, viewHardware } from './hardware-view.ts';
 
 describe('viewHardware', () => {
   test('reads the agent payload into typed fields', () => {
@@ -36,6 +36,12 @@ describe('viewHardware', () => {
     assert.deepEqual(view.nics, []);
     assert.equal(cpuSummary(view), '—');
     assert.equal(viewHardware(undefined).model, null);
+  });
+
+  test('CPU models lose trademark marks and filler words', () => {
+    assert.equal(shortCpuModel('Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz'), 'Intel Xeon Gold 6230 @ 2.10GHz');
+    assert.equal(shortCpuModel('AMD EPYC 7763 64-Core Processor'), 'AMD EPYC 7763 64-Core');
+    assert.equal(shortCpuModel('QEMU Virtual CPU version 2.5+'), 'QEMU Virtual CPU version 2.5+');
   });
 
   test('a single socket with SMT off shows cores only', () => {

@@ -53,9 +53,20 @@ export function cpuSummary(view: HardwareView): string {
   const cpu = view.cpu;
   if (!cpu) return '—';
   const parts: string[] = [];
-  if (cpu.model) parts.push(cpu.sockets && cpu.sockets > 1 ? `${cpu.sockets} × ${cpu.model}` : cpu.model);
+  const model = cpu.model ? shortCpuModel(cpu.model) : null;
+  if (model) parts.push(cpu.sockets && cpu.sockets > 1 ? `${cpu.sockets} × ${model}` : model);
   if (cpu.cores !== null) parts.push(cpu.threads !== null && cpu.threads !== cpu.cores ? `${cpu.cores} cores / ${cpu.threads} threads` : `${cpu.cores} cores`);
   return parts.length ? parts.join(' · ') : '—';
+}
+
+/** A CPU model without trademark marks and filler, e.g. "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz" -> "Intel Xeon Gold 6230 @ 2.10GHz". */
+export function shortCpuModel(model: string): string {
+  return model
+    .replace(/\((?:R|TM)\)/gi, '')
+    .replace(/\s+CPU(?=\s+@)/, '')
+    .replace(/\s+Processor\s*$/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 function record(v: unknown): Record<string, unknown> | undefined {

@@ -31,7 +31,7 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
           <Fact label="Status">
             <StatusBadge status={m.status} live />
           </Fact>
-          <Fact label="Serves image of">{data.imageBuildId ? <a href={`/builds/${data.imageBuildId}`}>build #{data.imageBuildId}</a> : <span class="muted">no image yet</span>}</Fact>
+          <Fact label="Boot image">{data.imageBuildId ? <a href={`/builds/${data.imageBuildId}`}>build #{data.imageBuildId}</a> : <span class="muted">no image yet</span>}</Fact>
           <Fact label="Last booted">
             {m.booted_build_id ? (
               <>
