@@ -11,9 +11,9 @@ export const LoginPage: FC<{ next: string; username?: string; error?: string; no
       <form method="post" action="/login" class="stacked">
         <input type="hidden" name="next" value={next} />
         <label for="username">Username</label>
-        <input id="username" name="username" value={username ?? ''} autocomplete="username" required autofocus maxlength={64} />
+        <input id="username" name="username" value={username ?? ''} autocomplete="username" required autofocus={!username} maxlength={64} />
         <label for="password">Password</label>
-        <input id="password" name="password" type="password" autocomplete="current-password" required maxlength={1024} />
+        <input id="password" name="password" type="password" autocomplete="current-password" required autofocus={Boolean(username)} maxlength={1024} />
         <div class="actions">
           <button type="submit" class="primary">
             Sign in
