@@ -5,6 +5,7 @@ import type { BenchContext } from '../bench-context.ts';
 import { summariseProfileDir } from '../cpu-profile.ts';
 import { FLEET_TAG_PREFIX, FLEET_TAG_WIDTH, seedFleet } from '../fleet.ts';
 import { startMetal, type MetalProcess } from '../metal-process.ts';
+import { signInAsAdmin } from '../sign-in.ts';
 import { newScenario, round, type ScenarioResult } from '../result.ts';
 import { errorCount, pathGenerator, runWrk } from '../wrk.ts';
 
@@ -79,15 +80,8 @@ async function startApi(bench: BenchContext, databaseUrl: string, profileDir: st
   const password = randomBytes(18).toString('base64url');
   const env = { METAL_DATABASE_URL: databaseUrl, METAL_DATA_DIR: bench.tempDir('data'), METAL_ADMIN_PASSWORD: password, METAL_BOOT_URL: 'http://127.0.0.1:8081', METAL_LOG_LEVEL: 'warn' };
   const server = await startMetal({ args: ['serve', '--roles', 'api'], env: { ...env, METAL_LOG_LEVEL: 'info' }, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
-  const login = await fetch(`${server.addresses.api}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  });
-  if (login.status === 200) {
-    const { token } = (await login.json()) as { token: string };
-    return { server, headers: { authorization: `Bearer ${token}` }, auth: 'bearer token of the first admin (metal serve --roles api)' };
-  }
+  const login = await signInAsAdmin(server.addresses.api!, password);
+  if (login.headers) return { server, headers: login.headers, auth: 'bearer token of the first admin (metal serve --roles api)' };
   await server.stop();
   const fallback = await startMetal({ args: [], script: TEST_AUTH_SERVER, env: { ...env, METAL_LOG_LEVEL: 'info', METAL_LISTEN: '127.0.0.1:0' }, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
   return { server: fallback, headers: { 'x-test-role': 'viewer' }, auth: `x-test-role header (POST /api/v1/auth/login answered ${login.status} in this version)` };

@@ -1,23 +1,29 @@
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config/config.ts';
-import { SYSTEM_ACTOR } from '../../src/core/types.ts';
-import { startBuilder } from '../../src/builder/builder.ts';
-import { createContext, type AppContext } from '../../src/server/context.ts';
-import { createLogger } from '../../src/server/logger.ts';
 import { enrollmentPayload } from '../../src/testing/context.ts';
 import type { BenchContext } from '../bench-context.ts';
 import { summariseLatencies } from '../latency.ts';
-import { startMetal } from '../metal-process.ts';
+import { startMetal, type MetalProcess } from '../metal-process.ts';
 import { newScenario, round, type ScenarioResult } from '../result.ts';
+import { signInAsAdmin } from '../sign-in.ts';
 
 const STANDIN_ENTRY = fileURLToPath(new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url));
 /** How long a build may stay pending before the builder counts as absent. */
 const CLAIM_GIVE_UP_MS = 15_000;
 const FINISH_GIVE_UP_MS = 180_000;
 
+interface BuildView {
+  id: number;
+  status: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+}
+
 /**
- * Time from a build request to a builder claiming it (builds.started_at - created_at), with the builder
- * in the requesting process (woken in-process) and in a separate `metal builder` process.
+ * Time from `POST /api/v1/machines/{id}/build` to a builder claiming the build (started_at - created_at),
+ * with the builder in the API's process (`metal serve --roles api,builder`) and in its own
+ * (`metal serve --roles api` beside `metal builder`), on each database.
  */
 export async function benchBuildLatency(bench: BenchContext): Promise<ScenarioResult> {
   const n = bench.sizes.builds;
@@ -29,47 +35,45 @@ export async function benchBuildLatency(bench: BenchContext): Promise<ScenarioRe
   for (const kind of await bench.databases()) {
     for (const placement of ['same process', 'separate process'] as const) {
       const database = kind.fresh();
-      const dataDir = bench.tempDir('data');
+      const password = randomBytes(18).toString('base64url');
       const env = {
-        METAL_DATA_DIR: dataDir,
+        METAL_DATA_DIR: bench.tempDir('data'),
         METAL_DATABASE_URL: database.url,
         METAL_NIX_ENTRY: STANDIN_ENTRY,
         METAL_BOOT_URL: 'http://127.0.0.1:8081',
-        METAL_LISTEN: '127.0.0.1:0',
-        METAL_BOOT_LISTEN: '127.0.0.1:0',
-        METAL_LOG_LEVEL: 'warn',
+        METAL_ADMIN_PASSWORD: password,
+        METAL_ENROLL_RATE: '0',
       };
-      const ctx = await createContext(loadConfig(env), createLogger('warn'));
-      const stops: Array<() => Promise<void>> = [];
+      const servers: MetalProcess[] = [];
+      const label = `builder in the ${placement} (${kind.name})`;
+      const bar = `build claimed within 1 s, builder in the ${placement} (${kind.name})`;
       try {
-        if (placement === 'same process') {
-          const builder = await startBuilder(ctx);
-          stops.push(() => builder.stop());
-        } else {
-          const child = await startMetal({ args: ['builder'], env: { ...env, METAL_LOG_LEVEL: 'info' } });
-          stops.push(() => child.stop());
-        }
-        const measured = await requestBuilds(ctx, n, `${kind.name.slice(0, 2)}${placement === 'same process' ? 's' : 'p'}`);
-        const label = `builder in the ${placement} (${kind.name})`;
-        if (measured.unclaimed) {
-          result.rows.push({ label, metrics: { note: measured.unclaimed } });
-          result.bars.push({ bar: `build claimed within 1 s, ${placement} (${kind.name})`, target: '< 1 s', measured: measured.unclaimed, met: false });
+        const api = await startMetal({ args: ['serve', '--roles', placement === 'same process' ? 'api,builder' : 'api'], env });
+        servers.push(api);
+        if (placement === 'separate process') servers.push(await startMetal({ args: ['builder'], env }));
+        const base = api.addresses.api!;
+        const login = await signInAsAdmin(base, password);
+        if (!login.headers) throw new Error(`POST /api/v1/auth/login answered ${login.status}`);
+        const measured = await requestBuilds(base, login.headers, n, `${kind.name.slice(0, 2)}${placement === 'same process' ? 's' : 'p'}`);
+        if (measured.problem) {
+          result.rows.push({ label, metrics: { note: measured.problem } });
+          result.bars.push({ bar, target: '< 1000 ms', measured: measured.problem, met: false });
           continue;
         }
         const lat = summariseLatencies(measured.claimMs);
         result.rows.push({
           label,
-          metrics: { 'claim p50 ms': round(lat.p50), 'claim max ms': round(lat.max), 'build p50 s': round(summariseLatencies(measured.buildMs).p50 / 1000), builds: lat.count, failed: measured.failed },
+          metrics: {
+            'claim p50 ms': round(lat.p50),
+            'claim max ms': round(lat.max),
+            'build p50 s': round(summariseLatencies(measured.buildMs).p50 / 1000),
+            builds: lat.count,
+            failed: measured.failed,
+          },
         });
-        result.bars.push({
-          bar: `build claimed within 1 s, ${placement} (${kind.name})`,
-          target: '< 1000 ms (worst of all builds)',
-          measured: `max ${round(lat.max)} ms`,
-          met: lat.max < 1000,
-        });
+        result.bars.push({ bar, target: '< 1000 ms (worst of all builds)', measured: `max ${round(lat.max)} ms`, met: lat.max < 1000 });
       } finally {
-        for (const stop of stops) await stop();
-        await ctx.close();
+        for (const server of servers.reverse()) await server.stop();
         await database.cleanup();
       }
     }
@@ -77,33 +81,44 @@ export async function benchBuildLatency(bench: BenchContext): Promise<ScenarioRe
   return result;
 }
 
-/** Requests `n` builds one after another (each on its own machine) and reads when each was claimed and finished. */
-async function requestBuilds(ctx: AppContext, n: number, prefix: string) {
+/** Enrolls, configures and builds `n` machines one after another over the API, reading when each build was claimed and finished. */
+async function requestBuilds(base: string, auth: Record<string, string>, n: number, prefix: string) {
   const claimMs: number[] = [];
   const buildMs: number[] = [];
   let failed = 0;
+  const call = async (method: string, path: string, body?: unknown, expected = 200) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    if (res.status !== expected) throw new Error(`${method} ${path} answered ${res.status}: ${text.slice(0, 300)}`);
+    return JSON.parse(text) as unknown;
+  };
   for (let i = 1; i <= n; i++) {
     const tag = `LAT${prefix.toUpperCase()}${String(i).padStart(4, '0')}`;
-    await ctx.machines.enroll(enrollmentPayload(tag), { kind: 'machine', name: tag });
-    await ctx.machines.update(tag, { hostname: `lat-${prefix}-${i}`, nixos_config: `{ ... }:\n{\n  networking.hostName = "lat-${prefix}-${i}";\n}\n` }, SYSTEM_ACTOR);
-    const build = await ctx.machines.requestBuild(tag, SYSTEM_ACTOR);
-    const claimed = await waitFor(ctx, build.id, (b) => b.started_at !== null, CLAIM_GIVE_UP_MS);
-    if (!claimed) return { claimMs, buildMs, failed, unclaimed: `build ${build.id} still pending after ${CLAIM_GIVE_UP_MS / 1000} s: no builder claimed it` };
-    const done = await waitFor(ctx, build.id, (b) => b.completed_at !== null, FINISH_GIVE_UP_MS);
-    if (!done) return { claimMs, buildMs, failed, unclaimed: `build ${build.id} did not finish within ${FINISH_GIVE_UP_MS / 1000} s` };
+    await call('POST', '/api/v1/enroll', enrollmentPayload(tag), 201);
+    await call('PUT', `/api/v1/machines/${tag}`, { hostname: `lat-${prefix}-${i}`, nixos_config: `{ ... }:\n{\n  networking.hostName = "lat-${prefix}-${i}";\n}\n` });
+    const build = (await call('POST', `/api/v1/machines/${tag}/build`, undefined, 202)) as BuildView;
+    const get = async () => (await call('GET', `/api/v1/builds/${build.id}`)) as BuildView;
+    const claimed = await waitFor(get, (b) => b.started_at !== null, CLAIM_GIVE_UP_MS);
+    if (!claimed) return { claimMs, buildMs, failed, problem: `build ${build.id} still pending after ${CLAIM_GIVE_UP_MS / 1000} s: no builder claimed it` };
+    const done = await waitFor(get, (b) => b.completed_at !== null, FINISH_GIVE_UP_MS);
+    if (!done) return { claimMs, buildMs, failed, problem: `build ${build.id} did not finish within ${FINISH_GIVE_UP_MS / 1000} s` };
     if (done.status !== 'success') failed++;
     claimMs.push(Date.parse(done.started_at!) - Date.parse(done.created_at));
     buildMs.push(Date.parse(done.completed_at!) - Date.parse(done.started_at!));
   }
-  return { claimMs, buildMs, failed, unclaimed: undefined };
+  return { claimMs, buildMs, failed, problem: undefined };
 }
 
-/** Re-reads the build every 20 ms until `ok` or the deadline; the latency itself comes from its timestamps. */
-async function waitFor(ctx: AppContext, id: number, ok: (b: { started_at: string | null; completed_at: string | null; status: string; created_at: string }) => boolean, timeoutMs: number) {
+/** Re-reads every 20 ms until `ok` or the deadline; the latency itself comes from the build's timestamps. */
+async function waitFor(get: () => Promise<BuildView>, ok: (b: BuildView) => boolean, timeoutMs: number): Promise<BuildView | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const b = await ctx.storage.builds.findById(id);
-    if (b && ok(b)) return b;
+    const b = await get();
+    if (ok(b)) return b;
     await new Promise((r) => setTimeout(r, 20));
   }
   return undefined;
