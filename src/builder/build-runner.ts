@@ -121,7 +121,7 @@ async function runBuild(
     await publish(row, deps, workspace.outLink, log, finish);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    await finish(() => queue.fail(id, `builder: ${message}`));
+    await finish(() => queue.fail(id, `builder ${queue.owner}: ${message}`));
     throw err;
   } finally {
     clearInterval(renewal);

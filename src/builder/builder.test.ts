@@ -128,6 +128,22 @@ for (const kind of await testDatabaseKinds()) {
       assert.throws(() => statSync(join(t.ctx.config.imagesDir, 'builds', String(id))), /ENOENT/);
     });
 
+    test('without nix-build on PATH: the build fails saying so', async () => {
+      const path = process.env.PATH;
+      process.env.PATH = '/nonexistent';
+      try {
+        builder = await startBuilder(t.ctx, { name: 'b1' });
+        await enrollAndConfigure(api, 'SRV005', 'web-05', uniqueConfig());
+        const id = await requestBuild(api, 'SRV005');
+        const build = await waitForBuild(t.ctx, id);
+        assert.equal(build.status, 'failed');
+        assert.equal(build.error, 'builder b1: nix-build is not installed or not on PATH (see docs/builder.md)');
+        assert.equal((await machine('SRV005')).status, 'failed');
+      } finally {
+        process.env.PATH = path;
+      }
+    });
+
     test('cancel: nix-build is stopped, the build stays cancelled, nothing is published', async () => {
       builder = await startBuilder(t.ctx, { name: 'b1', nixEntry: FIXTURES.slow, logIntervalMs: 50 });
       await enrollAndConfigure(api, 'SRV003', 'web-03', uniqueConfig());

@@ -4,6 +4,7 @@ import type { AppContext } from '../server/context.ts';
 import { BuildQueue } from './build-queue.ts';
 import { listenForBuildSignals, type BuildSignal, type SignalListener } from './build-notifications.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
+import { findExecutable } from './nix-build.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
@@ -144,6 +145,7 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     listen();
     void sweep().then(pump);
   }, pollMs);
+  if (!findExecutable('nix-build')) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
   logger.info({ concurrency: ctx.config.buildConcurrency, entry: deps.nixEntry, leaseMs }, `builder: ${name} ready`);
   await sweep();
   await pump();

@@ -74,6 +74,9 @@ function nixEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
  */
 export function runNixBuild(req: NixBuildRequest): Promise<NixBuildResult> {
   const args = nixBuildArgs(req);
+  if (!findExecutable('nix-build')) {
+    return Promise.reject(new Error('nix-build is not installed or not on PATH (see docs/builder.md)'));
+  }
   const setpriv = findExecutable('setpriv');
   const [command, argv] = setpriv
     ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', 'nix-build', ...args]]
@@ -117,7 +120,7 @@ export function runNixBuild(req: NixBuildRequest): Promise<NixBuildResult> {
     child.on('error', (err) => {
       clearTimeout(timer);
       req.signal?.removeEventListener('abort', onAbort);
-      reject(new Error(`builder: cannot run nix-build: ${err.message}`));
+      reject(new Error(`cannot run nix-build: ${err.message}`));
     });
     child.on('close', (code) => {
       clearTimeout(timer);
