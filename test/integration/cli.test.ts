@@ -1,77 +1,46 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../../src/config/config.ts';
-import { createLogger } from '../../src/server/logger.ts';
-import { startServer, type RunningServer } from '../../src/server/serve.ts';
 import { enrollmentPayload } from '../../src/testing/context.ts';
-import { runCli } from './support/cli-process.ts';
+import { ADMIN_PASSWORD, hasNixBuild, startApiServer, type ApiServer } from './support/api-server.ts';
+import { runCli, startCli } from './support/cli-process.ts';
 
-const ADMIN_PASSWORD = 'correct horse battery staple';
 const STANDIN_ENTRY = new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url).pathname;
+const SLOW_ENTRY = new URL('../../src/builder/fixtures/standin-slow.nix', import.meta.url).pathname;
+const nix = hasNixBuild();
 
-function hasNixBuild(): boolean {
-  const found = (process.env.PATH ?? '/usr/bin:/bin').split(':').some((dir) => dir && existsSync(join(dir, 'nix-build')));
-  if (!found) {
-    if (process.env.CI === 'true') throw new Error('nix-build is required in CI for the metal build tests');
-    console.warn('\n*** SKIPPING the `metal build` tests: nix-build is not installed (apt-get install nix-bin) ***\n');
-  }
-  return found;
+async function enroll(url: string, payload: unknown): Promise<void> {
+  const response = await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  assert.equal(response.status, 201, await response.text());
 }
 
 describe('the metal command line against a real server', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'metal-cli-data-'));
   const home = mkdtempSync(join(tmpdir(), 'metal-cli-home-'));
-  let server: RunningServer;
+  let metal: ApiServer;
   let url = '';
   let adminToken = '';
   /** The environment of a logged-in operator at a terminal: settings from `metal login`. */
   const loggedIn = { XDG_CONFIG_HOME: home };
   const withToken = () => ({ XDG_CONFIG_HOME: join(home, 'unused'), METAL_URL: url, METAL_TOKEN: adminToken });
-
-  async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.clone().text()}`);
-    return (await response.json()) as T;
-  }
+  const api = <T>(method: string, path: string, body?: unknown) => metal.api<T>(method, path, body);
 
   before(async () => {
-    const config = loadConfig(
-      {
-        METAL_DATA_DIR: dataDir,
-        METAL_LISTEN: '127.0.0.1:0',
-        METAL_BOOT_LISTEN: '127.0.0.1:0',
-        METAL_BOOT_URL: 'http://127.0.0.1:9',
-        METAL_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        METAL_NIX_ENTRY: STANDIN_ENTRY,
-        METAL_ENROLL_RATE: '0',
-        METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
-      },
-      {},
-    );
-    server = await startServer(config, createLogger(config.logLevel), ['api', 'builder']);
-    url = server.addresses.api!;
-    const login = await fetch(`${url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }) });
-    adminToken = ((await login.json()) as { token: string }).token;
-    for (const tag of ['CLI001', 'CLI002']) {
-      const enrolled = await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(enrollmentPayload(tag)) });
-      assert.equal(enrolled.status, 201);
-    }
+    metal = await startApiServer(STANDIN_ENTRY);
+    url = metal.url;
+    adminToken = metal.adminToken;
+    await enroll(url, enrollmentPayload('CLI001'));
+    await enroll(url, enrollmentPayload('CLI002'));
     const qemu = enrollmentPayload('CLI003', { mac_address: '52:54:00:00:00:03' });
     qemu.hardware.manufacturer = 'QEMU';
     qemu.hardware.model = 'Standard PC (Q35 + ICH9, 2009)';
-    await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(qemu) });
+    await enroll(url, qemu);
   });
 
   after(async () => {
-    await server?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await metal?.stop();
     rmSync(home, { recursive: true, force: true });
   });
 
@@ -120,7 +89,8 @@ describe('the metal command line against a real server', () => {
 
   test('machines set saves the hostname and a configuration from a file; show displays them', async () => {
     const file = join(home, 'web-01.nix');
-    writeFileSync(file, '{ config, ... }: {\n  services.openssh.enable = true;\n}\n');
+    // A fresh comment each run, so Nix really builds (and logs) instead of reusing an earlier result.
+    writeFileSync(file, `# cli test ${randomUUID()}\n{ config, ... }: {\n  services.openssh.enable = true;\n}\n`);
     const set = await runCli(['machines', 'set', 'CLI001', '--hostname', 'web-01', '--config', file], loggedIn);
     assert.equal(set.code, 0, set.stderr);
     assert.match(set.stdout, /CLI001: hostname, configuration saved; status configured/);
@@ -159,8 +129,6 @@ describe('the metal command line against a real server', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'metal: not logged in or token expired: run metal login\n');
   });
-
-  const nix = hasNixBuild();
 
   test('build --wait streams the log and exits 0 when the image is built', { skip: !nix }, async () => {
     const r = await runCli(['build', 'CLI001', '--wait'], loggedIn, { timeoutMs: 120_000 });
@@ -235,8 +203,8 @@ describe('the metal command line against a real server', () => {
     assert.deepEqual(JSON.parse(ls.stdout), await api('GET', '/api/v1/users'));
     const rm = await runCli(['users', 'rm', 'alice', '--yes'], loggedIn);
     assert.equal(rm.code, 0, rm.stderr);
-    const gone = await runCli(['users', 'rm', 'alice', '--yes'], loggedIn);
-    assert.equal(gone.stderr, 'metal: user alice not found\n');
+    assert.equal(rm.stdout, 'user alice removed\n');
+    assert.deepEqual((await api<{ items: Array<{ username: string }> }>('GET', '/api/v1/users')).items.map((u) => u.username), ['admin']);
   });
 
   test('machines rm removes a machine; without --yes and no terminal it refuses', async () => {
@@ -260,5 +228,32 @@ describe('the metal command line against a real server', () => {
     assert.equal(old.status, 401);
     const ls = await runCli(['machines', 'ls'], loggedIn);
     assert.equal(ls.stderr, 'metal: not logged in or token expired: run metal login\n');
+  });
+});
+
+describe('metal build --wait on a build that is cancelled', { skip: !nix }, () => {
+  let metal: ApiServer;
+  let env: Record<string, string>;
+
+  before(async () => {
+    metal = await startApiServer(SLOW_ENTRY);
+    env = { METAL_URL: metal.url, METAL_TOKEN: metal.adminToken, XDG_CONFIG_HOME: join(tmpdir(), 'metal-cli-unused') };
+    await enroll(metal.url, enrollmentPayload('SLOW01'));
+    await metal.api('PUT', '/api/v1/machines/SLOW01', { hostname: 'slow-01', nixos_config: `# ${randomUUID()}\n{ ... }: { }\n` });
+  });
+  after(() => metal?.stop());
+
+  test('streams the log while the build runs, and exits non-zero once it is cancelled', async () => {
+    const waiting = startCli(['build', 'SLOW01', '--wait'], env, { timeoutMs: 120_000 });
+    await waiting.waitForStdout(/stand-in: working 1\n/);
+    const id = /build (\d+) requested/.exec(waiting.output().stderr)?.[1];
+    assert.ok(id, waiting.output().stderr);
+    const cancel = await runCli(['builds', 'cancel', id], env);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.equal(cancel.stdout, `build ${id} cancelled\n`);
+    const r = await waiting.finished;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`metal: build ${id} cancelled`));
+    assert.match(r.stdout, /stand-in: slow build for slow-01/);
   });
 });

@@ -13,15 +13,32 @@ export interface CliResult {
  * (no METAL_URL, METAL_TOKEN or XDG_CONFIG_HOME inherited), and kills it if it runs past the timeout.
  */
 export function runCli(args: string[], env: Record<string, string>, options: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return startCli(args, env, options).finished;
+}
+
+/** A `metal` command still running: its output so far, a way to await a line, and its result. */
+export interface RunningCli {
+  output(): CliResult;
+  /** Resolves once standard output matches (rejects if the command ends first). */
+  waitForStdout(pattern: RegExp): Promise<void>;
+  finished: Promise<CliResult>;
+}
+
+/** Starts `metal <args>` like runCli, returning before it ends. */
+export function startCli(args: string[], env: Record<string, string>, options: { input?: string; timeoutMs?: number } = {}): RunningCli {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('METAL_') && key !== 'XDG_CONFIG_HOME' && key !== 'NO_COLOR'));
   const child = spawn(process.execPath, [METAL_BIN, ...args], { env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const watchers = new Set<() => void>();
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    for (const check of watchers) check();
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdin.end(options.input ?? '');
   const timeoutMs = options.timeoutMs ?? 30_000;
-  return new Promise((resolve, reject) => {
+  const finished = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`metal ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
@@ -31,4 +48,24 @@ export function runCli(args: string[], env: Record<string, string>, options: { i
       resolve({ code, stdout, stderr });
     });
   });
+  return {
+    output: () => ({ code: child.exitCode, stdout, stderr }),
+    finished,
+    waitForStdout(pattern) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(stdout)) {
+            watchers.delete(check);
+            resolve();
+          }
+        };
+        watchers.add(check);
+        check();
+        finished.then(
+          (r) => reject(new Error(`metal ${args.join(' ')} ended (${r.code}) before printing ${pattern}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)),
+          reject,
+        );
+      });
+    },
+  };
 }
