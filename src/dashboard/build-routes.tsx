@@ -31,6 +31,7 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: AppContext, strea
     const build = await ctx.builds.get(buildId(request.params.id));
     const offsetParam = Number(queryParam(request, 'offset') ?? 0);
     const offset = Number.isSafeInteger(offsetParam) && offsetParam > 0 ? Math.min(offsetParam, build.log_output.length) : 0;
+    if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').send();
     reply.hijack();
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

@@ -26,6 +26,11 @@ for (const kind of await testDatabaseKinds()) {
       await t.close();
     });
 
+    const recentBuildsOf = async (tag: string) => {
+      const m = await t.ctx.machines.get(tag);
+      return (await t.ctx.storage.builds.listForMachine(m.id)).items.map((b) => b.id);
+    };
+
     test('without a session, pages redirect to /login and polling gets 401 with HX-Redirect', async () => {
       const page = await app.inject({ url: '/machines?status=ready' });
       assert.equal(page.statusCode, 303);
@@ -157,6 +162,16 @@ for (const kind of await testDatabaseKinds()) {
       assert.doesNotMatch(page.body, /data-stream=/, 'a finished build is not streamed');
     });
 
+    test('a very long log shows its tail and links to the whole log', async () => {
+      const build = (await recentBuildsOf('EDIT01'))[0]!;
+      const log = `${'early line\n'.repeat(100_000)}the last line\n`;
+      await t.ctx.storage.db.updateTable('builds').set({ log_output: log }).where('id', '=', build).execute();
+      const page = await app.inject({ url: `/builds/${build}`, headers: viewer });
+      assert.match(page.body, /The first 100,014 characters are left out here/);
+      assert.match(page.body, new RegExp(`href="/api/v1/builds/${build}/log"`));
+      assert.match(page.body, /the last line/);
+    });
+
     test('delete needs the service tag typed exactly', async () => {
       const wrong = await app.inject({ method: 'POST', url: '/machines/VIEW01/delete', headers: { ...operator, ...form }, payload: encode({ confirm: 'view01' }) });
       assert.equal(wrong.statusCode, 400);
@@ -232,6 +247,9 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(text, /"error":"nix-build exited 1"/);
       const { done } = await reader.read();
       assert.equal(done, true, 'the server closes the stream after the end');
+      const head = await app.inject({ method: 'HEAD', url: `/builds/${build.id}/stream`, headers: viewer });
+      assert.equal(head.statusCode, 200);
+      assert.equal(head.headers['content-type'], 'text/event-stream; charset=utf-8');
     });
   });
 }

@@ -5,6 +5,9 @@ import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContex
 import { formatDecimalBytes, formatDuration, formatTimestamp } from '../format.ts';
 import type { PublishedImage } from '../published-image.ts';
 
+/** The tail of a very long log that the page shows; the whole log is at /api/v1/builds/<id>/log. */
+export const LOG_CHARS_SHOWN = 1_000_000;
+
 /** What the build page shows. */
 export interface BuildData {
   build: Build;
@@ -17,6 +20,7 @@ export interface BuildData {
 /** One build: status, error first when it failed, the log (streamed while it runs), its files. */
 export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, page }) => {
   const b = data.build;
+  const omitted = Math.max(0, b.log_output.length - LOG_CHARS_SHOWN);
   const running = !isBuildFinished(b.status as BuildStatus);
   return (
     <Layout title={`Build #${b.id}`} page={page} active="/machines">
@@ -62,6 +66,12 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
       </section>
       <section class="card" aria-labelledby="log">
         <h2 id="log">Log</h2>
+        {omitted > 0 && (
+          <p class="muted">
+            The first {omitted.toLocaleString('en-US')} characters are left out here; the whole log is at{' '}
+            <a href={`/api/v1/builds/${b.id}/log`}>{`/api/v1/builds/${b.id}/log`}</a>.
+          </p>
+        )}
         <pre
           id="build-log"
           class="log"
@@ -69,7 +79,7 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
           aria-label="Build log"
           data-stream={running ? `/builds/${b.id}/stream?offset=${b.log_output.length}` : undefined}
         >
-          {b.log_output}
+          {omitted > 0 ? b.log_output.slice(omitted) : b.log_output}
         </pre>
         {running && (
           <p class="muted" id="log-state">

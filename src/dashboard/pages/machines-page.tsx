@@ -5,6 +5,7 @@ import { Alert, FirstMachineHint, Layout, StatusBadge, When, type PageContext } 
 import { formatBinaryBytes, formatCount } from '../format.ts';
 import { cpuSummary, viewHardware } from '../hardware-view.ts';
 
+/** Columns the list can be sorted by (each backed by the machine store's sort). */
 export const SORT_KEYS = ['hostname', 'service_tag', 'status', 'last_seen_at', 'id'] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 
