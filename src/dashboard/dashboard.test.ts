@@ -162,6 +162,16 @@ for (const kind of await testDatabaseKinds()) {
       assert.doesNotMatch(page.body, /data-stream=/, 'a finished build is not streamed');
     });
 
+    test('the machine page says which build it serves and which it last booted, and when', async () => {
+      const [build] = await recentBuildsOf('EDIT01');
+      const m = await t.ctx.machines.get('EDIT01');
+      const bootedAt = new Date(Date.now() - 5 * 60_000).toISOString();
+      await t.ctx.storage.machines.update(m.id, { image_build_id: build!, booted_build_id: build!, booted_at: bootedAt }, nowIso());
+      const page = await app.inject({ url: '/machines/EDIT01?fragment=live', headers: viewer });
+      assert.match(page.body, new RegExp(`<dt>Boot image</dt><dd><a href="/builds/${build}">build #${build}</a>`));
+      assert.match(page.body, new RegExp(`<dt>Last booted</dt><dd><a href="/builds/${build}">build #${build}</a>, <time datetime="${bootedAt}"[^>]*>5 min ago</time>`));
+    });
+
     test('a very long log shows its tail and links to the whole log', async () => {
       const build = (await recentBuildsOf('EDIT01'))[0]!;
       const log = `${'early line\n'.repeat(100_000)}the last line\n`;
