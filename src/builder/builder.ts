@@ -5,6 +5,7 @@ import { BuildQueue } from './build-queue.ts';
 import { listenForBuildSignals, type BuildSignal, type SignalListener } from './build-notifications.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
 import { findExecutable } from './nix-build.ts';
+import { removeStaleStaging } from '../images/image-publisher.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
@@ -30,6 +31,8 @@ export interface BuilderOptions {
 }
 
 const DEFAULT_LEASE_MS = 30_000;
+/** Staging leftovers of publications interrupted this long ago are removed at start. */
+const STALE_STAGING_MS = 3600_000;
 
 /** METAL_BUILD_LEASE_SECONDS: seconds, fractions allowed (tests use short leases). */
 export function leaseMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
@@ -89,6 +92,8 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
           }
           const run = startBuildRun(row, deps);
           running.set(run.id, run);
+          ctx.notifier.emit('build.updated', run.id);
+          ctx.notifier.emit('machine.updated', Number(row.machine_id));
           void run.done.finally(() => {
             running.delete(run.id);
             void pump();
@@ -147,6 +152,7 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
   }, pollMs);
   if (!findExecutable('nix-build')) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
   logger.info({ concurrency: ctx.config.buildConcurrency, entry: deps.nixEntry, leaseMs }, `builder: ${name} ready`);
+  await removeStaleStaging(ctx.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
   await sweep();
   await pump();
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { ImageLayout } from './image-layout.ts';
-import { checkBuildResult, pointMachineAt, publishBuildImage, verifyBuildImage } from './image-publisher.ts';
+import { checkBuildResult, pointMachineAt, publishBuildImage, removeStaleStaging, verifyBuildImage } from './image-publisher.ts';
 
 const LOOP = fileURLToPath(new URL('./fixtures/publish-loop.ts', import.meta.url));
 
@@ -121,5 +121,11 @@ describe('image publication', () => {
       await verifyBuildImage(join(loopLayout.machinesDir, target));
       assert.deepEqual(readdirSync(loopLayout.machinesDir).filter((n) => !n.startsWith('.tmp-')), ['LOOP01']);
     }
+    const before = readdirSync(loopLayout.buildsDir);
+    assert.equal(await removeStaleStaging(loopLayout, 3600_000), 0, 'recent leftovers may be a publication in progress');
+    assert.deepEqual(readdirSync(loopLayout.buildsDir), before);
+    await removeStaleStaging(loopLayout, -1000);
+    assert.deepEqual([...readdirSync(loopLayout.buildsDir), ...readdirSync(loopLayout.machinesDir)].filter((n) => n.startsWith('.tmp-')), []);
+    assert.deepEqual(readdirSync(loopLayout.buildsDir).sort(), before.filter((n) => !n.startsWith('.tmp-')).sort());
   });
 });

@@ -81,7 +81,7 @@ export async function checkBuildResult(resultDir: string): Promise<{ init: strin
 export async function publishBuildImage(layout: ImageLayout, req: PublishRequest): Promise<PublishOutcome> {
   const manifest = await checkBuildResult(req.resultDir);
   await mkdir(layout.buildsDir, { recursive: true });
-  await removeStaleStaging(layout, req.buildId);
+  await removeStagingOfBuild(layout, req.buildId);
   const staging = layout.stagingBuildDir(req.buildId);
   await mkdir(staging);
   try {
@@ -129,6 +129,32 @@ export async function pointMachineAt(layout: ImageLayout, serviceTag: string, bu
 /** Removes a build's published directory (a build that was cancelled after its files were placed). */
 export async function removeBuildImage(layout: ImageLayout, buildId: number): Promise<void> {
   await rm(layout.buildDir(buildId), { recursive: true, force: true });
+}
+
+/**
+ * Removes `.tmp-` staging directories and links under builds/ and machines/ last changed more than
+ * `olderThanMs` ago: what publications interrupted by a crash left behind. Returns how many.
+ */
+export async function removeStaleStaging(layout: ImageLayout, olderThanMs: number): Promise<number> {
+  let removed = 0;
+  const cutoff = Date.now() - olderThanMs;
+  for (const dir of [layout.buildsDir, layout.machinesDir]) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.startsWith('.tmp-')) continue;
+      const path = join(dir, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (!st || st.mtimeMs > cutoff) continue;
+      await rm(path, { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 /** Reads a published build's boot.json and checks each file's size and sha256 against it. */
@@ -212,7 +238,7 @@ async function syncPath(path: string): Promise<void> {
   }
 }
 
-async function removeStaleStaging(layout: ImageLayout, buildId: number): Promise<void> {
+async function removeStagingOfBuild(layout: ImageLayout, buildId: number): Promise<void> {
   const prefix = `.tmp-${buildId}-`;
   for (const name of await readdir(layout.buildsDir)) {
     if (name.startsWith(prefix)) await rm(join(layout.buildsDir, basename(name)), { recursive: true, force: true });
