@@ -1,6 +1,12 @@
 /** Things to undo when the bench ends, fails or is interrupted: child processes, temporary directories. */
 const undo: Array<{ name: string; fn: () => Promise<void> | void }> = [];
 let installed = false;
+let interrupted = false;
+
+/** True once Ctrl-C or SIGTERM arrived: the run is being torn down and nothing new should start. */
+export function isInterrupted(): boolean {
+  return interrupted;
+}
 
 /** Registers `fn` to run at the end (last registered runs first); returns a function that runs it now instead. */
 export function onCleanup(name: string, fn: () => Promise<void> | void): () => Promise<void> {
@@ -32,6 +38,7 @@ function installSignalHandlers(): void {
   installed = true;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
+      interrupted = true;
       console.error(`\nbench: ${signal}: stopping servers and removing temporary files`);
       void cleanupAll().finally(() => process.exit(130));
     });

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createBenchContext, FULL, QUICK, type BenchContext } from './bench-context.ts';
-import { cleanupAll } from './cleanup.ts';
+import { cleanupAll, isInterrupted } from './cleanup.ts';
 import { describeMachine } from './machine-info.ts';
 import { missingTools, NGINX, NIX_BUILD, WRK, type Tool } from './prerequisites.ts';
 import { renderRunMarkdown, renderSummaryPage } from './report.ts';
@@ -81,6 +81,7 @@ async function main(): Promise<number> {
       result.status = 'failed';
       result.note = err instanceof Error ? err.message : String(err);
     }
+    if (isInterrupted()) return 130;
     scenarios.push(result);
     console.log(`bench: ${scenario.name}: ${result.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s${result.note ? `: ${result.note}` : ''}`);
     for (const row of result.rows) console.log(`  ${row.label}: ${Object.entries(row.metrics).map(([k, v]) => `${k} ${v}`).join(', ')}`);
