@@ -32,11 +32,19 @@ async function waitForBuild(client: ApiClient, build: Build, logTo: (text: strin
     interrupt.abort(new CliError('interrupted', 130));
   };
   process.once('SIGINT', onSigint);
+  let status = build.status;
+  let since = Date.now();
+  // On a terminal, a quiet build still shows it is alive.
+  const heartbeat = process.stderr.isTTY
+    ? setInterval(() => progress(`build ${build.id} still ${status} (${Math.round((Date.now() - since) / 1000)} s)`), 30_000)
+    : undefined;
   try {
     const finished = await followBuild(client, build.id, {
       write: logTo,
       signal: interrupt.signal,
       onStatus: (b) => {
+        status = b.status;
+        since = Date.now();
         if (!isFinished(b.status)) progress(`build ${b.id} ${colourStatus(b.status, colour)}${b.status === 'pending' ? ' (waiting for a builder)' : ''}`);
       },
     });
@@ -46,6 +54,7 @@ async function waitForBuild(client: ApiClient, build: Build, logTo: (text: strin
   } catch (err) {
     throw interrupt.signal.aborted ? interrupt.signal.reason : err;
   } finally {
+    clearInterval(heartbeat);
     process.off('SIGINT', onSigint);
   }
 }

@@ -9,6 +9,7 @@ import { registerUsersCommands } from './users-commands.ts';
 
 /** The client commands: they talk to the REST API only (METAL_URL/METAL_TOKEN or what `metal login` saved). */
 export function registerClientCommands(program: Command): void {
+  const before = new Set(program.commands);
   registerLoginCommands(program);
   registerMachineCommands(program);
   registerBuildCommands(program);
@@ -16,4 +17,14 @@ export function registerClientCommands(program: Command): void {
   registerTokenCommands(program);
   registerUsersCommands(program);
   registerCompletionCommands(program);
+  for (const cmd of program.commands) if (!before.has(cmd)) cmd.hook('preAction', quietOnClosedPipe);
+}
+
+/** `metal inventory | head` is not an error: a reader that stops early ends the command quietly. */
+function quietOnClosedPipe(): void {
+  if (process.stdout.listenerCount('error') > 0) return;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
 }
