@@ -32,6 +32,7 @@ export interface LabRunResult {
 }
 
 const KILL_GRACE_MS = 5000;
+const BACKSTOP_EXTRA_SECONDS = 15;
 
 /**
  * Boots one lab machine in QEMU and resolves when QEMU exits (the guest powered off or panicked), or
@@ -75,7 +76,12 @@ async function ensureDisk(path: string, sizeGb: number): Promise<void> {
 
 function runQemu(qemu: string, args: string[], options: RunLabMachineOptions): Promise<LabRunResult> {
   const inherit = options.console === 'inherit';
-  const child = spawn(qemu, args, { stdio: [inherit ? 'inherit' : 'ignore', inherit ? 'inherit' : 'ignore', 'pipe'] });
+  // coreutils `timeout` bounds QEMU even if this process dies without stopping it; --foreground keeps
+  // the terminal (and Ctrl-C) for QEMU.
+  const backstopSeconds = Math.ceil(options.timeoutMs / 1000) + BACKSTOP_EXTRA_SECONDS;
+  const child = spawn('timeout', ['--foreground', `--kill-after=${KILL_GRACE_MS / 1000}`, String(backstopSeconds), qemu, ...args], {
+    stdio: [inherit ? 'inherit' : 'ignore', inherit ? 'inherit' : 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
