@@ -130,10 +130,10 @@ export function registerMachineCommands(program: Command): void {
     'metal machines rm ABC123 --yes',
   ).action(async (tag: string, opts: { yes?: boolean }) => {
     if (!opts.yes) {
-      if (!process.stdin.isTTY) throw new CliError(`not removing ${tag} without --yes (standard input is not a terminal to ask on)`);
-      if (!(await confirm(`remove machine ${tag} and its images?`))) throw new CliError('not removed');
+      if (!process.stdin.isTTY) throw new CliError(`not removing ${printable(tag)} without --yes (standard input is not a terminal to ask on)`);
+      if (!(await confirm(`remove machine ${printable(tag)} and its images?`))) throw new CliError('not removed');
     }
     await clientFromEnvironment().delete(`/api/v1/machines/${segment(tag)}`);
-    process.stdout.write(`${tag} removed\n`);
+    process.stdout.write(`${printable(tag)} removed\n`);
   });
 }
