@@ -104,6 +104,7 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
       .catch((err: unknown) => logger.warn({ err }, 'builder: could not claim a build; trying again shortly'))
       .finally(() => {
         pumping = undefined;
+        if (again) void pump();
       });
     return pumping;
   };
