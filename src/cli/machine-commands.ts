@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { MACHINE_STATUSES } from '../core/lifecycle.ts';
-import type { Machine } from '../core/types.ts';
+import type { Event, Machine } from '../core/types.ts';
 import { CliError, segment } from './client/api-client.ts';
 import { clientFromEnvironment } from './client/client-settings.ts';
 import { positiveInteger, printJson, printLines, withExamples } from './client/output.ts';
@@ -123,6 +123,20 @@ export function registerMachineCommands(program: Command): void {
     const machine = await clientFromEnvironment().put<Machine>(`/api/v1/machines/${segment(tag)}`, body);
     if (opts.json) return printJson(machine);
     process.stdout.write(`${printable(machine.service_tag)}: ${Object.keys(body).join(', ').replace('nixos_config', 'configuration')} saved; status ${colourStatus(machine.status, shouldColour(process.stdout))}\n`);
+  });
+
+  withExamples(
+    machines
+      .command('events')
+      .description('what happened to a machine and who did it, newest first')
+      .argument('<tag>', 'service tag or id')
+      .option('--limit <n>', 'at most this many (1-500)', positiveInteger('--limit'), 20)
+      .option('--json', 'print the API response as JSON'),
+    'metal machines events ABC123 --limit 5',
+  ).action(async (tag: string, opts: { limit: number; json?: boolean }) => {
+    const list = await clientFromEnvironment().get<{ items: Event[]; total: number }>(`/api/v1/machines/${segment(tag)}/events`, { query: { limit: opts.limit } });
+    if (opts.json) return printJson(list);
+    printLines(formatTable(['TIME', 'KIND', 'ACTOR', 'MESSAGE'], list.items.map((e) => [e.created_at.replace(/\.\d+Z$/, 'Z'), printable(e.kind), printable(e.actor), printable(e.message)])));
   });
 
   withExamples(

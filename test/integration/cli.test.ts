@@ -105,6 +105,9 @@ describe('the metal command line against a real server', () => {
     assert.match(show.stdout, /^hardware: +Dell Inc\. PowerEdge R740$/m);
     assert.match(show.stdout, /^ {4}services\.openssh\.enable = true;$/m);
     assert.deepEqual(JSON.parse(json.stdout), await api('GET', '/api/v1/machines/CLI001'));
+    const events = await runCli(['machines', 'events', 'CLI001'], loggedIn);
+    assert.match(events.stdout, /^TIME +KIND +ACTOR +MESSAGE$/m);
+    assert.match(events.stdout, / machine\.\S+ +user:admin /);
   });
 
   test('an unknown tag fails with the API’s message', async () => {
