@@ -29,6 +29,7 @@ export class ApiError extends CliError {
 /** What 401 means for a person at a terminal. */
 export const NOT_LOGGED_IN = 'not logged in or token expired: run metal login';
 
+/** Where the API is and who calls it. */
 export interface ApiClientOptions {
   /** The API's base URL, e.g. `http://metal.example:8080`. */
   url: string;
@@ -37,6 +38,7 @@ export interface ApiClientOptions {
   timeoutMs?: number;
 }
 
+/** One request's query, body, headers and limits. */
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;

@@ -9,6 +9,7 @@ export function isFinished(status: string): boolean {
   return FINISHED.has(status);
 }
 
+/** Where a followed build's log and progress go. */
 export interface FollowOptions {
   /** Where log text goes (standard output, or standard error when stdout carries JSON). */
   write: (text: string) => void;

@@ -22,6 +22,7 @@ export function settingsDir(env: Env = process.env): string {
   return join(base, 'metal');
 }
 
+/** The settings file, `<settingsDir>/config.json`. */
 export function settingsPath(env: Env = process.env): string {
   return join(settingsDir(env), 'config.json');
 }

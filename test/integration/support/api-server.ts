@@ -5,6 +5,7 @@ import { loadConfig, type ConfigKey } from '../../../src/config/config.ts';
 import { createLogger } from '../../../src/server/logger.ts';
 import { startServer, type RunningServer } from '../../../src/server/serve.ts';
 
+/** The first admin's password on servers started by startApiServer. */
 export const ADMIN_PASSWORD = 'correct horse battery staple';
 
 /** A server with the api and builder roles on SQLite and port 0, signed in as the first admin. */

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 
 const METAL_BIN = new URL('../../../bin/metal.js', import.meta.url).pathname;
 
+/** How a `metal` command ended and what it printed. */
 export interface CliResult {
   code: number | null;
   stdout: string;
