@@ -7,7 +7,7 @@ import { startLabServer } from './support/lab-server.ts';
 const skip = labSkipReason({ nix: true }) ?? ((await isPostgresAvailable()) ? undefined : 'PostgreSQL unreachable');
 
 describe('a machine nobody registered, on PostgreSQL, legacy BIOS', { skip }, () => {
-  test('PXE-boots, enrolls, is configured and built, and boots its own image', { timeout: 600_000 }, async () => {
+  test('PXE-boots, enrolls, is configured; booted again before its build, it waits and boots the image once published', { timeout: 600_000 }, async () => {
     const lab = await startLabServer(freshPostgres());
     try {
       await runWholeLoop(
@@ -15,6 +15,7 @@ describe('a machine nobody registered, on PostgreSQL, legacy BIOS', { skip }, ()
         'bios-postgres',
         { serial: 'E2EPG01', cpus: 1, memoryMb: 512, diskGb: 2, manufacturer: 'Supermicro', product: 'SYS-1029P-WTR' },
         'db-01',
+        { bootBeforeBuild: true },
       );
     } finally {
       await lab.stop();

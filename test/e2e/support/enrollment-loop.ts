@@ -51,9 +51,10 @@ export async function bootUnknownMachine(lab: LabServer, name: string, input: La
 /**
  * The whole loop for one machine: first boot enrolls it; it is configured and built through the API
  * with the real nix-build on the stand-in entry; the second boot gets its own image, which reports
- * booted with the right build.
+ * booted with the right build. With `bootBeforeBuild`, the second boot starts before the build is
+ * requested: the VM is held (its iPXE sleeps and asks again) and boots the image once it is published.
  */
-export async function runWholeLoop(lab: LabServer, name: string, input: LabMachineInput, hostname: string): Promise<void> {
+export async function runWholeLoop(lab: LabServer, name: string, input: LabMachineInput, hostname: string, options: { bootBeforeBuild?: boolean } = {}): Promise<void> {
   const diskDir = mkdtempSync(join(tmpdir(), 'metal-e2e-disk-'));
   try {
     const diskFile = join(diskDir, 'disk.raw');
@@ -65,6 +66,14 @@ export async function runWholeLoop(lab: LabServer, name: string, input: LabMachi
     assert.equal(configured.status, 200, JSON.stringify(configured.body));
     assert.equal(configured.body.status, 'configured');
 
+    const secondBoot = () => bootVm(`${name}-2-own-image`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS, diskFile });
+    let early: Promise<VmBoot> | undefined;
+    if (options.bootBeforeBuild) {
+      early = secondBoot();
+      early.catch(() => {}); // awaited below; failures are reported there
+      await waitUntilSeenAgain(lab, tag, configured.body.last_seen_at, early);
+    }
+
     const requested = await lab.api('POST', `/api/v1/machines/${tag}/build`);
     assert.equal(requested.status, 202, JSON.stringify(requested.body));
     assert.equal(requested.body.status, 'pending');
@@ -74,9 +83,9 @@ export async function runWholeLoop(lab: LabServer, name: string, input: LabMachi
     assert.equal(build.body.config, nixosConfig);
     const ready = await lab.api('GET', `/api/v1/machines/${tag}`);
     assert.equal(ready.body.status, 'ready');
-    assert.equal(ready.body.booted_build_id, null, 'nothing booted yet');
+    if (!early) assert.equal(ready.body.booted_build_id, null, 'nothing booted yet');
 
-    const second: VmBoot = await bootVm(`${name}-2-own-image`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS, diskFile });
+    const second: VmBoot = await (early ?? secondBoot());
     assert.match(second.console, new RegExp(`metal-standin: booted ${hostname} build ${buildId}\\b`), `the VM booted its own image\n${consoleTail(second.console)}`);
     assert.match(second.console, /metal-standin: booted report accepted/, consoleTail(second.console));
     assert.doesNotMatch(second.console, /metal-agent:/, 'the registration image did not run again');
@@ -92,5 +101,22 @@ export async function runWholeLoop(lab: LabServer, name: string, input: LabMachi
     assert.equal(bootedEvent.build_id, buildId);
   } finally {
     rmSync(diskDir, { recursive: true, force: true });
+  }
+}
+
+/** Resolves once the machine asked the boot server for its script again (its last_seen_at moved on). */
+async function waitUntilSeenAgain(lab: LabServer, tag: string, lastSeen: string | null, vm: Promise<VmBoot>): Promise<void> {
+  let vmEnded = false;
+  void vm.then(
+    () => (vmEnded = true),
+    () => (vmEnded = true),
+  );
+  const deadline = Date.now() + VM_TIMEOUT_MS;
+  for (;;) {
+    const m = await lab.api('GET', `/api/v1/machines/${tag}`);
+    if (m.body.last_seen_at !== lastSeen) return;
+    if (vmEnded) throw new Error(`e2e: the VM of ${tag} ended before it asked for a boot script: ${String(await vm.catch((e: Error) => e.message))}`);
+    if (Date.now() > deadline) throw new Error(`e2e: the VM of ${tag} did not ask for a boot script in ${VM_TIMEOUT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
