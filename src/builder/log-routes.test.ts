@@ -48,6 +48,20 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(bad.json().error.code, 'invalid_input');
     });
 
+    test('closing the API ends open log streams', async () => {
+      const other = await buildApiServer(t.ctx);
+      const address = await other.listen({ host: '127.0.0.1', port: 0 });
+      await enrollAndConfigure(other, 'LOG000', 'log-00', uniqueConfig());
+      const id = await requestBuild(other, 'LOG000');
+      const res = await fetch(`${address}/api/v1/builds/${id}/log?follow=1`, { headers: { ...viewer, accept: 'text/event-stream' } });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      assert.equal(new TextDecoder().decode((await reader.read()).value), `: build ${id}\n\n`);
+      await other.close();
+      for (;;) if ((await reader.read()).done) break;
+      await t.ctx.builds.cancel(id, { kind: 'user', name: 'op' });
+    });
+
     test('follow streams the log as nix-build writes it and ends with the build; SSE too', { skip: !hasNix }, async () => {
       builder = await startBuilder(t.ctx, { name: 'b1', nixEnv: { METAL_STANDIN_SLEEP: '2' }, logIntervalMs: 50 });
       await enrollAndConfigure(api, 'LOG001', 'log-01', uniqueConfig());

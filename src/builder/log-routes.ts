@@ -19,10 +19,11 @@ type LogRequest = { Params: { id: number }; Querystring: { follow?: string } };
 export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): void {
   const stopForwarding = forwardBuildSignals(ctx);
   const followers = new Set<() => void>();
-  app.addHook('onClose', async () => {
-    stopForwarding();
+  // Before the listener stops: open log streams would otherwise hold the close until their builds end.
+  app.addHook('preClose', async () => {
     for (const end of followers) end();
   });
+  app.addHook('onClose', async () => stopForwarding());
 
   app.get<LogRequest>(
     '/api/v1/builds/:id/log',
@@ -63,6 +64,7 @@ export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): v
         stream.write(sse ? `${text.split('\n').map((l) => `data: ${l}`).join('\n')}\n\n` : text);
       };
       const follower = new LogFollower();
+      if (sse) stream.write(`: build ${id}\n\n`);
       void (async () => {
         try {
           for (;;) {
