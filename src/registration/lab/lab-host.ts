@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** Where the lab finds its host parts; each is from a Debian package named in `LAB_PACKAGES`. */
+/** Where the lab finds its host parts (Debian packages linux-image-cloud-amd64 and busybox-static). */
 export interface LabHost {
   /** e.g. `/boot/vmlinuz-6.1.0-56-cloud-amd64` */
   kernel: string;
@@ -21,9 +21,6 @@ export interface LabFirmware {
   /** iPXE for UEFI, driving the NIC through the firmware. */
   snponly: string;
 }
-
-/** The Debian packages behind the lab. */
-export const LAB_PACKAGES = 'qemu-system-x86 ipxe ipxe-qemu ovmf busybox-static kmod linux-image-cloud-amd64';
 
 const BOOT_DIR = '/boot';
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];

@@ -53,10 +53,6 @@ export class NewcArchive {
     return this;
   }
 
-  has(path: string): boolean {
-    return this.entries.has(normalize(path));
-  }
-
   /** The archive bytes, uncompressed. */
   toCpio(): Buffer {
     const chunks: Buffer[] = [];

@@ -6,6 +6,7 @@ import { findLabFirmware, findLabHost } from './lab-host.ts';
 import type { LabMachine } from './lab-machine.ts';
 import { qemuArguments, UEFI_TFTP_PATH } from './qemu-args.ts';
 
+/** How to run one lab VM: where its console goes and how long it may run. */
 export interface RunLabMachineOptions {
   /**
    * Where the serial console goes: `inherit` shares this terminal (keys go to the guest; Ctrl-C stops

@@ -18,6 +18,7 @@ export interface RegistrationImage {
   files: Record<'bzImage' | 'initrd', { size: number; sha256: string }>;
 }
 
+/** Where to publish the registration image and what goes into it. */
 export interface RegistrationImageOptions {
   /** METAL_IMAGES_DIR */
   imagesDir: string;
