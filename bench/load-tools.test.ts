@@ -32,6 +32,7 @@ describe('renderNginxConfig', () => {
     assert.match(conf, /listen 127\.0\.0\.1:8088;/);
     assert.match(conf, /sendfile on;/);
     assert.doesNotMatch(conf, /^user /m);
+    assert.match(renderNginxConfig({ prefix: '/tmp/p', root: '/tmp/r', port: 8088, sendfile: true, workers: 'auto' }), /^worker_processes auto;$/m);
   });
 
   it('refuses paths and users that could change the configuration', () => {
@@ -39,6 +40,7 @@ describe('renderNginxConfig', () => {
     assert.throws(() => renderNginxConfig({ prefix: 'relative', root: '/tmp/r', port: 1, sendfile: false }), /not a plain absolute path/);
     assert.throws(() => renderNginxConfig({ prefix: '/tmp/p', root: '/tmp/r', port: 70000, sendfile: false }), /port 70000 is invalid/);
     assert.throws(() => renderNginxConfig({ prefix: '/tmp/p', root: '/tmp/r', port: 1, sendfile: false, user: 'a b' }), /user "a b" is invalid/);
+    assert.throws(() => renderNginxConfig({ prefix: '/tmp/p', root: '/tmp/r', port: 1, sendfile: false, workers: 0 }), /workers 0 is invalid/);
   });
 });
 

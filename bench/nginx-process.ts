@@ -12,6 +12,8 @@ export interface NginxConfigOptions {
   port: number;
   /** `sendfile on` (the image reference) or off. */
   sendfile: boolean;
+  /** Worker processes: 1 for the script reference, `auto` (one per core) for the image reference. */
+  workers?: number | 'auto';
   /** Set when nginx starts as root, so the worker runs as that user rather than `nobody`. */
   user?: string;
 }
@@ -22,10 +24,12 @@ export function renderNginxConfig(o: NginxConfigOptions): string {
     if (!/^\/[A-Za-z0-9._/-]+$/.test(value)) throw new Error(`bench: nginx ${key} ${JSON.stringify(value)} is not a plain absolute path`);
   }
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new Error(`bench: nginx port ${o.port} is invalid`);
+  const workers = o.workers ?? 1;
+  if (workers !== 'auto' && (!Number.isInteger(workers) || workers < 1 || workers > 64)) throw new Error(`bench: nginx workers ${workers} is invalid`);
   if (o.user !== undefined && !/^[a-z_][a-z0-9_-]*$/.test(o.user)) throw new Error(`bench: nginx user ${JSON.stringify(o.user)} is invalid`);
   return [
     ...(o.user ? [`user ${o.user};`] : []),
-    'worker_processes 1;',
+    `worker_processes ${workers};`,
     'daemon off;',
     `pid ${o.prefix}/nginx.pid;`,
     `error_log ${o.prefix}/error.log warn;`,
@@ -60,7 +64,7 @@ export interface NginxProcess {
 }
 
 /** Starts nginx (as the current user, `daemon off`) from a generated config in `prefix`; stopped by `stop()` or at bench end. */
-export async function startNginx(options: { prefix: string; root: string; sendfile: boolean }): Promise<NginxProcess> {
+export async function startNginx(options: { prefix: string; root: string; sendfile: boolean; workers?: number | 'auto' }): Promise<NginxProcess> {
   mkdirSync(options.prefix, { recursive: true });
   const port = await freeLoopbackPort();
   const user = process.getuid?.() === 0 ? 'root' : undefined;
