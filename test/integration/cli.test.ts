@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { enrollmentPayload } from '../../src/testing/context.ts';
 import { ADMIN_PASSWORD, hasNixBuild, startApiServer, type ApiServer } from './support/api-server.ts';
-import { runCli, startCli } from './support/cli-process.ts';
+import { findScript, runCli, startCli, startCliOnTerminal } from './support/cli-process.ts';
 
 const STANDIN_ENTRY = new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url).pathname;
 const SLOW_ENTRY = new URL('../../src/builder/fixtures/standin-slow.nix', import.meta.url).pathname;
 const nix = hasNixBuild();
+const script = findScript();
 
 async function enroll(url: string, payload: unknown): Promise<void> {
   const response = await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
@@ -75,6 +76,26 @@ describe('the metal command line against a real server', () => {
     assert.ok(!table.stdout.includes('\u001b'), 'no colour when stdout is not a terminal');
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), await api('GET', '/api/v1/machines'));
+  });
+
+  test('on a terminal: the password is asked for without echo, and statuses are coloured', { skip: !script }, async () => {
+    const terminalHome = mkdtempSync(join(tmpdir(), 'metal-cli-tty-'));
+    try {
+      const env = { XDG_CONFIG_HOME: terminalHome, TERM: 'dumb' };
+      const login = startCliOnTerminal(script!, ['login', '--url', url, '--user', 'admin'], env);
+      await login.waitForStdout(/password for admin at http:\/\/127\.0\.0\.1:\d+: /);
+      login.type(`${ADMIN_PASSWORD}\r`);
+      const r = await login.finished;
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /logged in to http:\/\/127\.0\.0\.1:\d+ as admin/);
+      assert.ok(!r.stdout.includes(ADMIN_PASSWORD), `the password is echoed: ${JSON.stringify(r.stdout)}`);
+      const coloured = await startCliOnTerminal(script!, ['machines', 'ls'], env).finished;
+      assert.ok(coloured.stdout.includes('\u001b[36menrolled\u001b[0m'), coloured.stdout);
+      const plain = await startCliOnTerminal(script!, ['machines', 'ls'], { ...env, NO_COLOR: '1' }).finished;
+      assert.ok(!plain.stdout.includes('\u001b[') && plain.stdout.includes('enrolled'), plain.stdout);
+    } finally {
+      rmSync(terminalHome, { recursive: true, force: true });
+    }
   });
 
   test('machines ls filters by status and search', async () => {

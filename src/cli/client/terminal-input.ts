@@ -40,9 +40,10 @@ export function promptSecret(question: string): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) throw new CliError('no terminal to ask for the password on: pipe it in with --password-stdin');
   return new Promise((resolve, reject) => {
-    process.stderr.write(question);
     let secret = '';
+    // Echo goes off before the question shows, so an answer typed the moment it appears is never echoed.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     stdin.setEncoding('utf8');
     const finish = (err?: Error) => {

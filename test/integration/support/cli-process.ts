@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 
 const METAL_BIN = new URL('../../../bin/metal.js', import.meta.url).pathname;
 
@@ -26,9 +28,15 @@ export interface RunningCli {
 }
 
 /** Starts `metal <args>` like runCli, returning before it ends. */
-export function startCli(args: string[], env: Record<string, string>, options: { input?: string; timeoutMs?: number } = {}): RunningCli {
+export function startCli(
+  args: string[],
+  env: Record<string, string>,
+  options: { input?: string; timeoutMs?: number; command?: string[]; keepStdinOpen?: (stdin: Writable) => void } = {},
+): RunningCli {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('METAL_') && key !== 'XDG_CONFIG_HOME' && key !== 'NO_COLOR'));
-  const child = spawn(process.execPath, [METAL_BIN, ...args], { env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const [file, ...argv] = options.command ?? [process.execPath, METAL_BIN, ...args];
+  const label = options.command ? options.command.join(' ') : `metal ${args.join(' ')}`;
+  const child = spawn(file!, argv, { env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const watchers = new Set<() => void>();
@@ -37,12 +45,13 @@ export function startCli(args: string[], env: Record<string, string>, options: {
     for (const check of watchers) check();
   });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(options.input ?? '');
+  if (options.keepStdinOpen) options.keepStdinOpen(child.stdin);
+  else child.stdin.end(options.input ?? '');
   const timeoutMs = options.timeoutMs ?? 30_000;
   const finished = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`metal ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`${label} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
     child.once('close', (code) => {
       clearTimeout(timer);
@@ -63,10 +72,36 @@ export function startCli(args: string[], env: Record<string, string>, options: {
         watchers.add(check);
         check();
         finished.then(
-          (r) => reject(new Error(`metal ${args.join(' ')} ended (${r.code}) before printing ${pattern}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)),
+          (r) => reject(new Error(`${label} ended (${r.code}) before printing ${pattern}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)),
           reject,
         );
       });
     },
   };
+}
+
+/** Quotes a word for `sh -c` (test-controlled values only: paths and loopback URLs). */
+function shellWord(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Where util-linux `script` is, to run a command on a pseudo-terminal; outside CI its absence skips loudly. */
+export function findScript(): string | undefined {
+  const found = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+  if (!found) {
+    if (process.env.CI === 'true') throw new Error('script (util-linux) is required in CI for the terminal tests');
+    console.warn('\n*** SKIPPING the terminal tests of metal: `script` (util-linux) is not installed ***\n');
+  }
+  return found;
+}
+
+/**
+ * Runs `metal <args>` on a pseudo-terminal through `script`, so it sees a TTY on stdin, stdout and stderr.
+ * Standard input is written to the terminal only when it is asked for (see RunningCli.waitForStdout).
+ */
+export function startCliOnTerminal(script: string, args: string[], env: Record<string, string>, options: { timeoutMs?: number } = {}): RunningCli & { type(text: string): void } {
+  const command = [process.execPath, METAL_BIN, ...args].map(shellWord).join(' ');
+  let stdin: Writable | undefined;
+  const running = startCli([], env, { ...options, command: [script, '-qec', command, '/dev/null'], keepStdinOpen: (s) => (stdin = s) });
+  return { ...running, type: (text) => stdin?.write(text) };
 }
