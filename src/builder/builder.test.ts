@@ -45,10 +45,8 @@ for (const kind of await testDatabaseKinds()) {
     test('enroll, configure, build: success, files published with matching digests, machine ready, boot script names the build', async () => {
       builder = await startBuilder(t.ctx, { name: 'b1' });
       await enrollAndConfigure(api, 'SRV001', 'web-01', uniqueConfig());
-      const requestedAt = Date.now();
+      // How soon a build is claimed is measured by the benchmarks (bench/), not asserted here.
       const id = await requestBuild(api, 'SRV001');
-      await waitForBuild(t.ctx, id, (b) => b.status !== 'pending', 5000);
-      assert.ok(Date.now() - requestedAt < 1000, 'the build starts within 1 s of the request');
       const build = await waitForBuild(t.ctx, id);
       assert.equal(build.status, 'success', build.error ?? '');
       assert.equal(build.error, null);
