@@ -76,25 +76,32 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     }
   }
 
-  // One worker per core: the server under test reads files on libuv's thread pool, so it uses more
-  // than one core too.
-  const nginx = await startNginx({ prefix: bench.tempDir('nginx'), root: imagesDir, sendfile: true, workers: 'auto' });
-  try {
-    for (const clients of s.imageClients) {
-      const r = await runWrk({ url: `${nginx.url}/builds/${BUILD_ID}/initrd`, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
-      result.rows.push({ label: `nginx sendfile, a worker per core, ${clients} clients`, metrics: throughput(r) });
-      const ours = metalRuns.get(clients)!;
-      const ratio = ours.megabytesPerSecond / r.megabytesPerSecond;
-      result.bars.push({
-        bar: `image throughput ≥ 90% of nginx, ${clients} clients`,
-        target: '≥ 0.90 × nginx',
-        measured: `${round(ours.megabytesPerSecond)} MB/s`,
-        reference: `${round(ratio)} × nginx (${round(r.megabytesPerSecond)} MB/s)`,
-        met: ratio >= 0.9 && errorCount(ours) === 0,
-      });
+  // nginx with one worker is one thread; the server under test also reads files on libuv's thread
+  // pool, so the bar is judged against nginx with a worker per core, the stronger of the two.
+  const reference = new Map<number, LoadResult>();
+  for (const workers of [1, 'auto'] as const) {
+    const nginx = await startNginx({ prefix: bench.tempDir('nginx'), root: imagesDir, sendfile: true, workers });
+    try {
+      for (const clients of s.imageClients) {
+        const r = await runWrk({ url: `${nginx.url}/builds/${BUILD_ID}/initrd`, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
+        result.rows.push({ label: `nginx sendfile, ${workers === 1 ? '1 worker' : 'a worker per core'}, ${clients} clients`, metrics: throughput(r) });
+        if (workers === 'auto') reference.set(clients, r);
+      }
+    } finally {
+      await nginx.stop();
     }
-  } finally {
-    await nginx.stop();
+  }
+  for (const clients of s.imageClients) {
+    const ours = metalRuns.get(clients)!;
+    const r = reference.get(clients)!;
+    const ratio = ours.megabytesPerSecond / r.megabytesPerSecond;
+    result.bars.push({
+      bar: `image throughput ≥ 90% of nginx, ${clients} clients`,
+      target: '≥ 0.90 × nginx (a worker per core)',
+      measured: `${round(ours.megabytesPerSecond)} MB/s`,
+      reference: `${round(ratio)} × nginx (${round(r.megabytesPerSecond)} MB/s)`,
+      met: ratio >= 0.9 && errorCount(ours) === 0,
+    });
   }
   return result;
 }
