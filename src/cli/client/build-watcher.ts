@@ -1,6 +1,6 @@
 import type { Build } from '../../core/types.ts';
 import { ApiError, type ApiClient } from './api-client.ts';
-import { printableLog } from './table.ts';
+import { LogPrinter, printableLog } from './table.ts';
 
 const FINISHED = new Set(['success', 'failed', 'cancelled']);
 
@@ -50,6 +50,7 @@ export async function followBuild(client: ApiClient, id: number, options: Follow
       .catch(() => {});
   }, options.statusIntervalMs ?? 2000);
   let complete = false;
+  const printer = new LogPrinter(options.write);
   try {
     const { response, done } = await client.send('GET', `/api/v1/builds/${id}/log`, {
       query: { follow: 1 },
@@ -62,12 +63,13 @@ export async function followBuild(client: ApiClient, id: number, options: Follow
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         const text = decoder.decode(chunk, { stream: true });
         received += text;
-        options.write(printableLog(text));
+        printer.push(text);
       }
       complete = true;
     } catch (err) {
       if (options.signal?.aborted) throw err;
     } finally {
+      printer.flush();
       done();
     }
   } catch (err) {

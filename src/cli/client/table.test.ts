@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { colourStatus, formatBytes, formatTable, printable, printableLog, shouldColour, statusCell } from './table.ts';
+import { LogPrinter, colourStatus, formatBytes, formatTable, printable, printableLog, shouldColour, statusCell } from './table.ts';
 
 describe('tables', () => {
   test('columns are aligned on the longest cell and the last column is not padded', () => {
@@ -27,6 +27,14 @@ describe('tables', () => {
     assert.equal(printable('a\u001b[2Jb\nc\td'), 'a?[2Jb c d');
     assert.equal(printable(null), '');
     assert.equal(printableLog('building\u001b[1m bold\u001b[0m\r\nprogress\rdone\u0007\n'), 'building bold\nprogress\ndone\n');
+  });
+
+  test('a streamed log keeps escape sequences and line endings split between chunks whole', () => {
+    let out = '';
+    const printer = new LogPrinter((text) => (out += text));
+    for (const chunk of ['one\u001b[3', '2mgreen\u001b', '[0m\r', '\ntwo\r', 'three\u001b']) printer.push(chunk);
+    printer.flush();
+    assert.equal(out, 'one' + 'green' + '\n' + 'two\nthree');
   });
 
   test('sizes in binary units', () => {

@@ -70,3 +70,28 @@ export function printableLog(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(/\r(?!\n)/g, '\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
 }
+
+/**
+ * Makes a streamed log printable chunk by chunk: an escape sequence or a `\r\n` split between two chunks
+ * is held back until the next one, so it is removed or kept whole.
+ */
+export class LogPrinter {
+  #held = '';
+
+  constructor(private readonly write: (text: string) => void) {}
+
+  push(chunk: string): void {
+    const text = this.#held + chunk;
+    // eslint-disable-next-line no-control-regex
+    const tail = /\u001b(\[[0-9;?]*[ -/]*)?$|\r$/.exec(text);
+    this.#held = tail ? tail[0] : '';
+    const ready = tail ? text.slice(0, tail.index) : text;
+    if (ready) this.write(printableLog(ready));
+  }
+
+  /** Prints what was held back, at the end of the stream. */
+  flush(): void {
+    if (this.#held) this.write(printableLog(this.#held));
+    this.#held = '';
+  }
+}
