@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { markdownTable, renderRunMarkdown, renderSummaryPage } from './report.ts';
+import { isBusy, markdownTable, renderRunMarkdown, renderSummaryPage } from './report.ts';
 import { newScenario, round, type RunResult } from './result.ts';
 
 function sampleRun(): RunResult {
@@ -30,10 +30,20 @@ describe('renderRunMarkdown', () => {
   it('names the machine and shows each benchmark with its bars and status', () => {
     const md = renderRunMarkdown(sampleRun());
     assert.match(md, /CPU: Test CPU, 2 cores; memory 2\.0 GiB/);
-    assert.match(md, /load average at start: 0\.10, 0\.20, 0\.30/);
+    assert.match(md, /load average at start: 0\.10, 0\.20, 0\.30\n/);
     assert.match(md, /\| metal \\\| boot \| 1000 \| 12 \|/);
     assert.match(md, /\| p99 < 20 ms \| < 20 ms \| 12 ms \| 0\.5 × nginx \| met \|/);
     assert.match(md, /Status: \*\*unavailable\*\*: no image route/);
+  });
+});
+
+describe('isBusy', () => {
+  it('flags a run that started with more than half the cores busy', () => {
+    const run = sampleRun();
+    assert.equal(isBusy(run), false);
+    run.machine.loadAverageAtStart = [1.5, 1, 1];
+    assert.equal(isBusy(run), true);
+    assert.match(renderRunMarkdown(run), /busy machine/);
   });
 });
 

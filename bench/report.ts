@@ -19,9 +19,14 @@ function machineLines(run: RunResult): string[] {
   return [
     `- CPU: ${m.cpuModel}, ${m.cores} cores; memory ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB; kernel ${m.kernel}`,
     `- Node ${m.node}; ${m.nginx ?? 'nginx missing'}; ${m.wrk ?? 'wrk missing'}`,
-    `- load average at start: ${m.loadAverageAtStart.map((l) => l.toFixed(2)).join(', ')}`,
+    `- load average at start: ${m.loadAverageAtStart.map((l) => l.toFixed(2)).join(', ')}${isBusy(run) ? ' (**busy machine: other work shared the cores, so latencies are pessimistic**)' : ''}`,
     `- ${run.mode} run, ${run.startedAt} to ${run.finishedAt}: \`${run.command}\``,
   ];
+}
+
+/** True when other work kept more than half the cores busy as the run started. */
+export function isBusy(run: RunResult): boolean {
+  return run.machine.loadAverageAtStart[0] > run.machine.cores / 2;
 }
 
 function verdict(met: boolean | null): string {

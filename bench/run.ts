@@ -68,6 +68,9 @@ async function main(): Promise<number> {
   const machine = describeMachine();
   const startedAt = new Date().toISOString();
   console.log(`bench: ${values.quick ? 'quick' : 'full'} run on ${machine.cpuModel}, ${machine.cores} cores, load ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+  if (machine.loadAverageAtStart[0] > machine.cores / 2) {
+    console.warn(`bench: WARNING: load average ${machine.loadAverageAtStart[0].toFixed(2)} on ${machine.cores} cores: other work will distort these numbers`);
+  }
   const bench = createBenchContext(values.quick ? QUICK : FULL, values.quick, values.profile);
   const scenarios: ScenarioResult[] = [];
   for (const scenario of selected) {
