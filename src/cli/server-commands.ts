@@ -1,35 +1,14 @@
 import type { Command } from 'commander';
-import { CONFIG_KEYS, ConfigError, flagName, loadConfig, type ConfigKey } from '../config/config.ts';
-import { createLogger } from '../server/logger.ts';
-import { parseRoles, startServer, type RoleName } from '../server/serve.ts';
-import { migrate, openDatabase } from '../storage/database.ts';
+import { configFromFlags, withConfigFlags } from './config-flags.ts';
 
-/** Adds `--data-dir`, `--listen`, … (one per METAL_* key) to a command. */
-function withConfigFlags(cmd: Command): Command {
-  for (const key of CONFIG_KEYS) cmd.option(`--${flagName(key)} <value>`, `overrides ${key}`);
-  return cmd;
-}
-
-function configFrom(opts: Record<string, string | undefined>) {
-  const flags: Partial<Record<ConfigKey, string>> = {};
-  for (const key of CONFIG_KEYS) {
-    const camel = flagName(key).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    const v = opts[camel];
-    if (v !== undefined) flags[key] = v;
-  }
-  try {
-    return loadConfig(process.env, flags);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`metal: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
+// The server's modules (fastify, kysely, database drivers) load only when a server command runs, so
+// client commands start fast.
+type RoleName = 'api' | 'boot' | 'builder';
 
 async function runRoles(roles: RoleName[], opts: Record<string, string | undefined>): Promise<void> {
-  const config = configFrom(opts);
+  const config = configFromFlags(opts);
+  const { createLogger } = await import('../server/logger.ts');
+  const { startServer } = await import('../server/serve.ts');
   const logger = createLogger(config.logLevel);
   let server;
   try {
@@ -70,6 +49,7 @@ export function registerServerCommands(program: Command): void {
       .addHelpText('after', '\nExamples:\n  metal serve\n  METAL_DATABASE_URL=postgres://metal@db:5432/metal metal serve --roles api,boot'),
   ).action(async (opts: Record<string, string | undefined>) => {
     try {
+      const { parseRoles } = await import('../server/serve.ts');
       await runRoles(parseRoles(opts.roles ?? 'api,boot,builder'), opts);
     } catch (err) {
       console.error(`metal: ${err instanceof Error ? err.message : String(err)}`);
@@ -88,7 +68,8 @@ export function registerServerCommands(program: Command): void {
   withConfigFlags(
     program.command('migrate').description('bring the database schema up to date and exit').addHelpText('after', '\nExample:\n  metal migrate --database-url postgres://metal@db:5432/metal'),
   ).action(async (opts: Record<string, string | undefined>) => {
-    const config = configFrom(opts);
+    const config = configFromFlags(opts);
+    const { migrate, openDatabase } = await import('../storage/database.ts');
     const database = await openDatabase(config.databaseUrl);
     try {
       const applied = await migrate(database);

@@ -1,27 +1,9 @@
 import type { Command } from 'commander';
-import { AuthService } from '../auth/auth-service.ts';
+import type { AuthService } from '../auth/auth-service.ts';
 import { generatePassword } from '../auth/opaque-token.ts';
-import { loadSecretKey } from '../auth/secret-key.ts';
-import { CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from '../config/config.ts';
 import { DomainError } from '../core/errors.ts';
 import { SYSTEM_ACTOR } from '../core/types.ts';
-import { createLogger } from '../server/logger.ts';
-import { migrate, openDatabase } from '../storage/database.ts';
-import { Storage } from '../storage/storage.ts';
-
-function withConfigFlags(cmd: Command): Command {
-  for (const key of CONFIG_KEYS) cmd.option(`--${flagName(key)} <value>`, `overrides ${key}`);
-  return cmd;
-}
-
-function configFrom(opts: Record<string, unknown>): Readonly<Config> {
-  const flags: Partial<Record<ConfigKey, string>> = {};
-  for (const key of CONFIG_KEYS) {
-    const v = opts[flagName(key).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
-    if (typeof v === 'string') flags[key] = v;
-  }
-  return loadConfig(process.env, flags);
-}
+import { configFromFlags, withConfigFlags } from './config-flags.ts';
 
 /** The first line of standard input, without its line ending. */
 async function readPasswordFromStdin(): Promise<string> {
@@ -32,22 +14,19 @@ async function readPasswordFromStdin(): Promise<string> {
 
 /** Opens the database named by the settings (migrating it), runs `fn` with the user service, closes. */
 async function withAuth(opts: Record<string, unknown>, fn: (auth: AuthService) => Promise<void>): Promise<void> {
-  let config: Readonly<Config>;
-  try {
-    config = configFrom(opts);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`metal: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = configFromFlags(opts);
+  // Loaded here so that client commands don't pay for the database drivers.
+  const { AuthService } = await import('../auth/auth-service.ts');
+  const { loadSecretKey } = await import('../auth/secret-key.ts');
+  const { createLogger } = await import('../server/logger.ts');
+  const { migrate, openDatabase } = await import('../storage/database.ts');
+  const { Storage } = await import('../storage/storage.ts');
   const database = await openDatabase(config.databaseUrl);
   try {
     await migrate(database);
     await fn(new AuthService(new Storage(database), createLogger('silent'), loadSecretKey(config)));
   } catch (err) {
-    if (err instanceof DomainError || err instanceof ConfigError) {
+    if (err instanceof DomainError) {
       console.error(`metal: ${err.message}`);
       process.exitCode = 1;
       return;
