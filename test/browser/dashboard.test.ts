@@ -11,7 +11,8 @@ import { createLogger } from '../../src/server/logger.ts';
 import { enrollmentPayload } from '../../src/testing/context.ts';
 import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 
-const SCREENSHOTS = resolve('docs/screenshots');
+// Screenshots go to test-results/ on every run; METAL_UPDATE_SCREENSHOTS=1 refreshes the README's copies.
+const SCREENSHOTS = resolve(process.env.METAL_UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'test-results/screenshots');
 const ADMIN_PASSWORD = 'correct-horse-battery-staple';
 const HOSTILE = `<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'"&${'x'.repeat(150)}`;
 const LONG_HOSTILE = `${HOSTILE} ${'a-very-long-unbroken-string-'.repeat(60)}`;
