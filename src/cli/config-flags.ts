@@ -11,10 +11,10 @@ export function withConfigFlags(cmd: Command): Command {
  * The configuration from the environment and a command's parsed flags. An invalid value prints the
  * message naming the key and exits with status 2.
  */
-export function configFromFlags(opts: Record<string, unknown>): Readonly<Config> {
+export function configFromFlags(opts: object): Readonly<Config> {
   const flags: Partial<Record<ConfigKey, string>> = {};
   for (const key of CONFIG_KEYS) {
-    const v = opts[flagName(key).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
+    const v = (opts as Record<string, unknown>)[flagName(key).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
     if (typeof v === 'string') flags[key] = v;
   }
   try {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../config/config.ts';
+import { configFromFlags } from './config-flags.ts';
 import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from '../registration/nix-registration-image.ts';
 
 interface BuildRegistrationOptions {
@@ -27,7 +27,7 @@ export function registerImageCommands(program: Command): void {
       '\nNeeds nix-build with nixpkgs on NIX_PATH (a NixOS host, or NIX_PATH=nixpkgs=/path/to/nixpkgs).\nExamples:\n  metal image build-registration\n  metal image build-registration --module ./site-firmware.nix --images-dir /srv/metal/images',
     )
     .action(async (opts: BuildRegistrationOptions) => {
-      const config = configOrExit({ METAL_DATA_DIR: opts.dataDir, METAL_IMAGES_DIR: opts.imagesDir, METAL_BUILD_TIMEOUT: opts.buildTimeout });
+      const config = configFromFlags(opts);
       const abort = new AbortController();
       const stop = () => abort.abort();
       process.once('SIGINT', stop);
@@ -57,15 +57,3 @@ export function registerImageCommands(program: Command): void {
     });
 }
 
-function configOrExit(flags: Partial<Record<'METAL_DATA_DIR' | 'METAL_IMAGES_DIR' | 'METAL_BUILD_TIMEOUT', string | undefined>>): Readonly<Config> {
-  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Record<string, string>;
-  try {
-    return loadConfig(process.env, defined);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`metal: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}

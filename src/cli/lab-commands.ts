@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/config.ts';
+import { configFromFlags } from './config-flags.ts';
 import { LAB_BOOT_URL, parseLabMachine } from '../registration/lab/lab-machine.ts';
 import { runLabMachine } from '../registration/lab/qemu-runner.ts';
 import { buildRegistrationImage } from '../registration/lab/registration-image.ts';
@@ -38,7 +38,7 @@ export function registerLabCommands(program: Command): void {
     .option('--agent <file>', 'the registration agent script (default: the project\'s)')
     .addHelpText('after', '\nExample:\n  metal lab image                  # writes ./data/images/registration/{bzImage,initrd,boot.json}')
     .action(async (opts: ImageOptions) => {
-      const config = configOrExit({ METAL_DATA_DIR: opts.dataDir, METAL_IMAGES_DIR: opts.imagesDir });
+      const config = configFromFlags(opts);
       const image = await buildRegistrationImage({ imagesDir: config.imagesDir, agentFile: opts.agent });
       console.log(`lab: registration image for kernel ${image.kernelVersion} in ${image.dir}`);
       console.log(`  bzImage ${image.files.bzImage.size} bytes, initrd ${image.files.initrd.size} bytes`);
@@ -63,7 +63,7 @@ export function registerLabCommands(program: Command): void {
       `\nThe server must write ${LAB_BOOT_URL} into its boot scripts:\n  METAL_BOOT_URL=${LAB_BOOT_URL} npm start\n  metal lab boot --serial DEMO001\nCtrl-C stops the machine.`,
     )
     .action(async (opts: BootOptions) => {
-      const config = configOrExit({});
+      const config = configFromFlags({});
       const machine = parseLabMachine({
         serial: opts.serial,
         uefi: opts.uefi === true,
@@ -102,19 +102,6 @@ export function registerLabCommands(program: Command): void {
         console.error(`lab: ${machine.serial} powered off after ${seconds} s`);
       }
     });
-}
-
-function configOrExit(flags: { METAL_DATA_DIR?: string; METAL_IMAGES_DIR?: string }) {
-  try {
-    const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-    return loadConfig(process.env, defined);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`metal: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
 }
 
 /** Asks the local boot server for its generic script and warns when it does not point machines at the lab address. */
