@@ -50,6 +50,8 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
       result.note = problem;
       return result;
     }
+    // A first download warms the process up (JIT, buffer pools), so "before" is its steady state.
+    await runWrk({ url, connections: 1, threads: 1, durationSeconds: s.warmupSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
     for (const clients of s.imageClients) {
       const before = residentBytes(metal.pid) ?? 0;
       const sampling = sampleResidentMemory(metal.pid);

@@ -1,0 +1,12 @@
+import { loadConfig } from '../src/config/config.ts';
+import { createContext } from '../src/server/context.ts';
+import { createLogger } from '../src/server/logger.ts';
+import { buildBootServer } from '../src/boot/boot-server.ts';
+const config = loadConfig(process.env);
+const logger = createLogger(config.logLevel);
+const ctx = await createContext(config, logger);
+const app = await buildBootServer(ctx, { lastSeenIntervalMs: Number(process.env.EXP_LAST_SEEN_MS ?? 1500) });
+const address = await app.listen({ host: '127.0.0.1', port: 0 });
+logger.info({ addresses: { boot: address } }, 'metal: ready');
+const stop = () => void app.close().then(() => ctx.close()).then(() => process.exit(0));
+process.once('SIGTERM', stop);
