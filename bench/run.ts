@@ -1,6 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createBenchContext, FULL, QUICK, type BenchContext } from './bench-context.ts';
 import { cleanupAll, isInterrupted } from './cleanup.ts';
@@ -34,6 +34,7 @@ const HELP = `usage: npm run bench -- [--quick] [--only <name>[,<name>…]] [--p
   --only      run only these: ${SCENARIOS.map((s) => s.name).join(', ')}
   --profile   run each server under test with node --cpu-prof and summarise its hottest functions
   --no-docs   do not rewrite docs/benchmarks.md from this run
+  --render F  only rewrite docs/benchmarks.md from the results file F (e.g. after editing bench/analysis.md)
 Results go to bench/results/<date>.json and .md; docs/benchmarks.md is regenerated from a full run.`;
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -45,11 +46,19 @@ async function main(): Promise<number> {
       only: { type: 'string' },
       profile: { type: 'boolean', default: false },
       'no-docs': { type: 'boolean', default: false },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     console.log(HELP);
+    return 0;
+  }
+  if (values.render) {
+    const run = JSON.parse(readFileSync(values.render, 'utf8')) as RunResult;
+    const md = relative(ROOT, values.render).replace(/\.json$/, '.md');
+    writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), renderSummaryPage(run, md));
+    console.log(`bench: docs/benchmarks.md rewritten from ${md}`);
     return 0;
   }
   const wanted = values.only ? values.only.split(',').map((s) => s.trim()) : SCENARIOS.map((s) => s.name);
