@@ -18,6 +18,7 @@ export interface BenchSizes {
   apiClients: number;
 }
 
+/** The sizes results are quoted from: the product's bars name them. */
 export const FULL: BenchSizes = {
   machines: 10_000,
   scriptClients: 500,
@@ -31,6 +32,7 @@ export const FULL: BenchSizes = {
   apiClients: 8,
 };
 
+/** Small enough to check the whole harness in about a minute. */
 export const QUICK: BenchSizes = {
   machines: 1000,
   scriptClients: 100,

@@ -10,15 +10,17 @@ export function fleetTag(n: number): string {
   return `BENCH${String(n).padStart(5, '0')}`;
 }
 
+/** Fleet tags are the prefix and a zero-padded number of this width, so load generators can make them up. */
 export const FLEET_TAG_PREFIX = 'BENCH';
 export const FLEET_TAG_WIDTH = 5;
 
+/** How many machines to write; every even-numbered one gets a published image (status ready), the rest wait for one. */
 export interface FleetOptions {
   count: number;
-  /** Every machine whose number is even has a published image (status ready); the others wait for one. */
   imagesDir: string;
 }
 
+/** What was seeded, with one machine of each kind for checking the scripts they get. */
 export interface Fleet {
   count: number;
   withImage: number;

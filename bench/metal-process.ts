@@ -6,6 +6,7 @@ import { onCleanup } from './cleanup.ts';
 
 const METAL_BIN = fileURLToPath(new URL('../bin/metal.js', import.meta.url));
 
+/** How to start a server under test. */
 export interface MetalProcessOptions {
   /** `serve`, `boot` or `builder`, plus extra arguments, e.g. `['serve', '--roles', 'api']`. */
   args: string[];

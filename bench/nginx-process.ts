@@ -4,6 +4,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { onCleanup } from './cleanup.ts';
 
+/** What the generated nginx.conf contains. */
 export interface NginxConfigOptions {
   /** Directory nginx keeps its pid, logs and temp files in (`-p`). */
   prefix: string;

@@ -7,6 +7,7 @@ export interface Tool {
   debianPackage: string;
 }
 
+/** The programs the benchmarks run, by the package that installs them on Debian. */
 export const NGINX: Tool = { command: 'nginx', debianPackage: 'nginx-light' };
 export const WRK: Tool = { command: 'wrk', debianPackage: 'wrk' };
 export const NIX_BUILD: Tool = { command: 'nix-build', debianPackage: 'nix-bin' };

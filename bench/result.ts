@@ -25,6 +25,7 @@ export interface ProfileSummary {
   areas: Array<{ frame: string; selfMs: number; percent: number }>;
 }
 
+/** One benchmark's outcome: its parameters, measurements, bars and profiles. */
 export interface ScenarioResult {
   name: string;
   title: string;

@@ -18,6 +18,7 @@ export interface LoadResult {
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
 }
 
+/** One wrk run: target, concurrency, duration and what each request asks for. */
 export interface WrkOptions {
   url: string;
   connections: number;
