@@ -38,7 +38,7 @@ export async function buildBootServer(ctx: AppContext, options: BootServerOption
   if (!registration.ok) {
     logger.warn(
       { dir: ctx.images.registrationDir, reason: registration.reason },
-      `boot: the registration image is not usable (${registration.reason}); unknown machines will wait until bzImage, initrd and boot.json are in ${ctx.images.registrationDir}`,
+      `boot: the registration image is not usable (${registration.reason}); unknown machines will wait until bzImage, initrd and boot.json are in ${ctx.images.registrationDir} (build them with "metal image build-registration" on a Nix host, or "metal lab image" from Debian packages)`,
     );
   }
   return app;
