@@ -77,7 +77,7 @@ export function renderSummaryPage(run: RunResult, resultFile: string, analysis =
     '```sh',
     'apt-get install -y --no-install-recommends nginx-light wrk   # nix-bin for the build benchmark',
     'npm run bench                          # everything, full sizes (about 10 minutes)',
-    'npm run bench -- --quick               # small sizes, checks the harness in about a minute',
+    'npm run bench -- --quick               # small sizes, checks the harness in about two minutes',
     'npm run bench -- --only boot-scripts,images --profile   # adds CPU profiles of the servers',
     'npm run bench -- --render bench/results/<run>.json        # rewrite this page (e.g. after editing the analysis)',
     '```',

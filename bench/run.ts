@@ -30,7 +30,7 @@ export const SCENARIOS: readonly Scenario[] = [
 ];
 
 const HELP = `usage: npm run bench -- [--quick] [--only <name>[,<name>…]] [--profile] [--no-docs]
-  --quick     small sizes: checks that every benchmark works, in about a minute (numbers not quotable)
+  --quick     small sizes: checks that every benchmark works, in about two minutes (numbers not quotable)
   --only      run only these: ${SCENARIOS.map((s) => s.name).join(', ')}
   --profile   run each server under test with node --cpu-prof and summarise its hottest functions
   --no-docs   do not rewrite docs/benchmarks.md from this run

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { migrate, openDatabase } from '../../src/storage/database.ts';
 import type { BenchContext } from '../bench-context.ts';
 import { summariseProfileDir } from '../cpu-profile.ts';
@@ -9,8 +8,6 @@ import { signInAsAdmin } from '../sign-in.ts';
 import { newScenario, round, type ScenarioResult } from '../result.ts';
 import { errorCount, pathGenerator, runWrk } from '../wrk.ts';
 
-const TEST_AUTH_SERVER = fileURLToPath(new URL('../api-test-auth-server.ts', import.meta.url));
-
 /** Listing, filtering and searching a large fleet over HTTP, as the dashboard and scripts do. */
 export async function benchApiListing(bench: BenchContext): Promise<ScenarioResult> {
   const s = bench.sizes;
@@ -19,6 +16,7 @@ export async function benchApiListing(bench: BenchContext): Promise<ScenarioResu
     clients: s.apiClients,
     seconds: s.loadSeconds,
     'page size': 50,
+    authentication: 'bearer token of the first admin',
   });
   // Offsets are multiples of 100 (the generator appends "00"): random pages across the whole list.
   const hundreds = Math.floor(s.machines / 100);
@@ -38,8 +36,7 @@ export async function benchApiListing(bench: BenchContext): Promise<ScenarioResu
       await db.close();
     }
     const profileDir = bench.profile ? bench.tempDir('profile') : undefined;
-    const { server, headers, auth } = await startApi(bench, database.url, profileDir);
-    result.parameters.authentication = auth;
+    const { server, headers } = await startApi(bench, database.url, profileDir);
     try {
       const base = server.addresses.api!;
       const probe = await fetch(`${base}/api/v1/machines?limit=1`, { headers });
@@ -72,17 +69,15 @@ export async function benchApiListing(bench: BenchContext): Promise<ScenarioResu
   return result;
 }
 
-/**
- * `metal serve --roles api` signed in as the first admin; when this version has no sign-in route, the
- * API with the test authenticator instead (said so in the results).
- */
-async function startApi(bench: BenchContext, databaseUrl: string, profileDir: string | undefined): Promise<{ server: MetalProcess; headers: Record<string, string>; auth: string }> {
+/** `metal serve --roles api`, signed in as the first admin. */
+async function startApi(bench: BenchContext, databaseUrl: string, profileDir: string | undefined): Promise<{ server: MetalProcess; headers: Record<string, string> }> {
   const password = randomBytes(18).toString('base64url');
-  const env = { METAL_DATABASE_URL: databaseUrl, METAL_DATA_DIR: bench.tempDir('data'), METAL_ADMIN_PASSWORD: password, METAL_BOOT_URL: 'http://127.0.0.1:8081', METAL_LOG_LEVEL: 'warn' };
-  const server = await startMetal({ args: ['serve', '--roles', 'api'], env: { ...env, METAL_LOG_LEVEL: 'info' }, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
+  const env = { METAL_DATABASE_URL: databaseUrl, METAL_DATA_DIR: bench.tempDir('data'), METAL_ADMIN_PASSWORD: password, METAL_BOOT_URL: 'http://127.0.0.1:8081' };
+  const server = await startMetal({ args: ['serve', '--roles', 'api'], env, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
   const login = await signInAsAdmin(server.addresses.api!, password);
-  if (login.headers) return { server, headers: login.headers, auth: 'bearer token of the first admin (metal serve --roles api)' };
-  await server.stop();
-  const fallback = await startMetal({ args: [], script: TEST_AUTH_SERVER, env: { ...env, METAL_LOG_LEVEL: 'info', METAL_LISTEN: '127.0.0.1:0' }, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
-  return { server: fallback, headers: { 'x-test-role': 'viewer' }, auth: `x-test-role header (POST /api/v1/auth/login answered ${login.status} in this version)` };
+  if (!login.headers) {
+    await server.stop();
+    throw new Error(`POST /api/v1/auth/login as the first admin answered ${login.status}`);
+  }
+  return { server, headers: login.headers };
 }
