@@ -64,6 +64,19 @@ for (const kind of await testDatabaseKinds()) {
       assert.deepEqual(await storage.machines.countByStatus(), { configured: 1, enrolled: 2 });
     });
 
+    test('a search pages in order and counts every match, also past its last page', async () => {
+      const tags = async (offset: number, order: 'asc' | 'desc' = 'asc') => {
+        const r = await storage.machines.list({ limit: 2, offset, search: 'sm', sort: 'service_tag', order });
+        return [r.items.map((m) => m.service_tag), r.total];
+      };
+      assert.deepEqual(await tags(0), [['SM1', 'SM2'], 3]);
+      assert.deepEqual(await tags(2), [['SM3'], 3]);
+      assert.deepEqual(await tags(5), [[], 3]);
+      assert.deepEqual(await tags(0, 'desc'), [['SM3', 'SM2'], 3]);
+      const none = await storage.machines.list({ limit: 2, offset: 0, search: 'no such machine' });
+      assert.deepEqual([none.items, none.total], [[], 0]);
+    });
+
     test('the database allows one active build per machine', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       const b = { machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't' };
