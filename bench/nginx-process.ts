@@ -71,7 +71,7 @@ export async function startNginx(options: { prefix: string; root: string; sendfi
   const user = process.getuid?.() === 0 ? 'root' : undefined;
   const confPath = join(options.prefix, 'nginx.conf');
   writeFileSync(confPath, renderNginxConfig({ ...options, port, ...(user ? { user } : {}) }));
-  const child = spawn('nginx', ['-p', options.prefix, '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('nginx', ['-p', options.prefix, '-e', join(options.prefix, 'error.log'), '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
