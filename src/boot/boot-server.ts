@@ -16,6 +16,11 @@ export interface BootServerOptions {
   registrationTtlMs?: number;
   /** How often collected last_seen_at updates are written (default 1500 ms). */
   lastSeenIntervalMs?: number;
+  /**
+   * How long a machine lookup is reused (default 1000 ms). Changes in this process are seen at
+   * once; changes by another process within this time.
+   */
+  machineTtlMs?: number;
 }
 
 /** The `boot` role: what PXE clients talk to. No authentication. */
@@ -25,7 +30,13 @@ export async function buildBootServer(ctx: AppContext, options: BootServerOption
   const app = createHttpServer(ctx, { loggerInstance: ctx.logger.child({ role: 'boot' }, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
   const logger = ctx.logger.child({ role: 'boot' });
   const catalog = new ImageCatalog(ctx.images, { registrationTtlMs: options.registrationTtlMs });
-  const resolver = new BootScriptResolver(new BootTargetReader(ctx.storage.db), catalog, ctx.config, logger);
+  const reader = new BootTargetReader(ctx.storage.db, options.machineTtlMs ?? 1000);
+  const forget = () => reader.forgetMachines();
+  ctx.notifier.on('machine.updated', forget);
+  app.addHook('onClose', async () => {
+    ctx.notifier.off('machine.updated', forget);
+  });
+  const resolver = new BootScriptResolver(reader, catalog, ctx.config, logger);
   const lastSeen = new LastSeenRecorder(ctx.storage.machines, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
 

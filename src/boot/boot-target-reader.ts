@@ -24,16 +24,44 @@ export type BootKey = 'service_tag' | 'mac_address' | 'system_uuid';
 /** Most builds a reader remembers; published builds never change, so remembering them is safe. */
 const MAX_CACHED_BUILDS = 16384;
 
+/** Most machine lookups a reader remembers at once. */
+const MAX_CACHED_MACHINES = 65536;
+
 /**
  * Narrow, index-backed reads for the boot server's hot path: one small row per script request,
  * and each build's token read once.
+ *
+ * During a boot storm the same machines ask again every few seconds (hold scripts), so a lookup is
+ * remembered for `machineTtlMs`. Changes made in this process clear it at once (`forgetMachines`);
+ * changes made by another process are seen within the TTL, which only delays a held machine's boot.
  */
 export class BootTargetReader {
   private readonly builds = new Map<number, BuildBootFacts>();
+  private readonly machines = new Map<string, { target: BootTarget | undefined; expires: number }>();
 
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly machineTtlMs = 0,
+  ) {}
+
+  /** Drops every remembered machine lookup (a machine changed). */
+  forgetMachines(): void {
+    this.machines.clear();
+  }
 
   async findMachine(key: BootKey, value: string): Promise<BootTarget | undefined> {
+    if (this.machineTtlMs <= 0) return this.readMachine(key, value);
+    const cacheKey = `${key}\u0000${value}`;
+    const now = Date.now();
+    const cached = this.machines.get(cacheKey);
+    if (cached && cached.expires > now) return cached.target;
+    const target = await this.readMachine(key, value);
+    if (this.machines.size >= MAX_CACHED_MACHINES) this.machines.clear();
+    this.machines.set(cacheKey, { target, expires: now + this.machineTtlMs });
+    return target;
+  }
+
+  private async readMachine(key: BootKey, value: string): Promise<BootTarget | undefined> {
     const row = await this.db
       .selectFrom('machines')
       .select(['id', 'service_tag', 'status', 'image_build_id'])

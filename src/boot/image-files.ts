@@ -7,8 +7,11 @@ import { NotFoundError } from '../core/errors.ts';
 import { isServiceTag } from '../core/validation.ts';
 import type { Logger } from '../server/logger.ts';
 
-/** Read size per chunk: 16 KiB chunks reached a third of nginx's throughput, 1 MiB about 70%. */
-export const READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Read size per chunk. 16 KiB reached a third of nginx's throughput; 256 KiB was measured faster than
+ * 1 MiB with memory flat, where 1 MiB reads held about 4 MiB per download (docs/benchmarks.md).
+ */
+export const READ_CHUNK_BYTES = 256 * 1024;
 
 /** A file or directory name in the layout: no leading dot, no separators, no NUL. */
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

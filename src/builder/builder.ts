@@ -53,7 +53,9 @@ export function leaseMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
 export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Promise<RunningBuilder> {
   const name = options.name ?? `${hostname()}-${process.pid}`;
   const leaseMs = options.leaseMs ?? leaseMsFromEnv();
-  const pollMs = Math.min(options.pollMs ?? 1000, 1000, Math.max(50, Math.floor(leaseMs / 2)));
+  // PostgreSQL wakes builders with NOTIFY; SQLite has no such signal across processes, so it polls faster.
+  const defaultPollMs = ctx.storage.dialect === 'sqlite' ? 250 : 1000;
+  const pollMs = Math.min(options.pollMs ?? defaultPollMs, 1000, Math.max(50, Math.floor(leaseMs / 2)));
   const queue = new BuildQueue(ctx.storage, { kind: 'builder', name }, leaseMs);
   const running = new Map<number, RunningBuild>();
   const logger = ctx.logger.child({ builder: name });

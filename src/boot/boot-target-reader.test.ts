@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { BootTargetReader } from './boot-target-reader.ts';
+import { testDatabaseKinds } from '../testing/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { SYSTEM_ACTOR } from '../core/types.ts';
+
+for (const kind of await testDatabaseKinds()) {
+  describe(`BootTargetReader on ${kind.name}`, () => {
+    let t: TestContext;
+    before(async () => {
+      t = await createTestContext(kind.fresh());
+      await t.ctx.machines.enroll(enrollmentPayload('CACHE1'), SYSTEM_ACTOR);
+    });
+    after(() => t.close());
+
+    const setStatus = (status: string) =>
+      t.ctx.storage.db.updateTable('machines').set({ status }).where('service_tag', '=', 'CACHE1').execute();
+
+    test('without a TTL every lookup reads the database', async () => {
+      const reader = new BootTargetReader(t.ctx.storage.db);
+      assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled');
+      await setStatus('configured');
+      assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'configured');
+      await setStatus('enrolled');
+    });
+
+    test('with a TTL a lookup is reused until it expires or is forgotten', async () => {
+      const reader = new BootTargetReader(t.ctx.storage.db, 60_000);
+      assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled');
+      assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined);
+      await setStatus('configured');
+      await t.ctx.storage.machines.upsertEnrollment({ ...enrollmentPayload('NOSUCH') }, new Date().toISOString());
+      assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled', 'remembered');
+      assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined, 'an unknown machine is remembered too');
+      reader.forgetMachines();
+      assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'configured');
+      assert.equal((await reader.findMachine('service_tag', 'NOSUCH'))?.serviceTag, 'NOSUCH');
+    });
+
+    test('keys do not collide across lookup kinds', async () => {
+      const reader = new BootTargetReader(t.ctx.storage.db, 60_000);
+      assert.equal((await reader.findMachine('mac_address', '52:54:00:12:34:56'))?.serviceTag, 'CACHE1');
+      assert.equal(await reader.findMachine('service_tag', '52:54:00:12:34:56'), undefined);
+    });
+  });
+}
