@@ -1,5 +1,7 @@
 /** Things to undo when the bench ends, fails or is interrupted: child processes, temporary directories. */
-const undo: Array<{ name: string; fn: () => Promise<void> | void }> = [];
+type Entry = { name: string; fn: () => Promise<void> | void };
+const undo: Entry[] = [];
+const registered = new WeakMap<Entry, () => Promise<void>>();
 let installed = false;
 let interrupted = false;
 
@@ -13,12 +15,20 @@ export function onCleanup(name: string, fn: () => Promise<void> | void): () => P
   installSignalHandlers();
   const entry = { name, fn };
   undo.push(entry);
-  return async () => {
+  const run = async () => {
     const i = undo.indexOf(entry);
     if (i < 0) return;
     undo.splice(i, 1);
     await entry.fn();
   };
+  registered.set(entry, run);
+  return run;
+}
+
+/** Drops a registered cleanup without running it (what it undoes has ended by itself). */
+export function forget(run: (() => Promise<void>) | undefined): void {
+  const i = undo.findIndex((e) => registered.get(e) === run);
+  if (i >= 0) undo.splice(i, 1);
 }
 
 /** Runs every registered cleanup, newest first; errors are reported, not thrown. */

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { forget, onCleanup } from './cleanup.ts';
 
 /** What one wrk run measured; latencies in milliseconds. */
 export interface LoadResult {
@@ -103,11 +104,13 @@ export async function runWrk(o: WrkOptions): Promise<LoadResult> {
   args.push('--timeout', `${o.timeoutSeconds ?? 10}s`);
   for (const [name, value] of Object.entries(o.headers ?? {})) args.push('-H', `${name}: ${value}`);
   args.push(o.url);
+  let stop: (() => Promise<void>) | undefined;
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile('wrk', args, { timeout: (o.durationSeconds + 60) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) => {
+    const child = execFile('wrk', args, { timeout: (o.durationSeconds + 60) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) => {
       if (err) reject(new Error(`bench: wrk failed: ${err.message}\n${errOut}`));
       else resolve(out);
     });
-  });
+    stop = onCleanup('wrk', () => void child.kill('SIGKILL'));
+  }).finally(() => forget(stop));
   return parseWrkOutput(stdout);
 }
