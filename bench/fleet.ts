@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { Database } from '../src/storage/database.ts';
 import { enrollmentPayload } from '../src/testing/context.ts';
+import { searchTextOf } from '../src/storage/machine-store.ts';
 
 /** The service tag of fleet machine `n` (1-based): `BENCH00001` … */
 export function fleetTag(n: number): string {
@@ -46,11 +47,13 @@ export async function seedFleet(database: Database, o: FleetOptions): Promise<Fl
       const tag = fleetTag(n);
       const mac = `52:54:00:${hex(n >> 16)}:${hex(n >> 8)}:${hex(n)}`;
       const hardware = { ...enrollmentPayload(tag).hardware, uuid: uuidFor(n) };
+      const hostname = `node-${String(n).padStart(5, '0')}`;
       rows.push({
         service_tag: tag,
         mac_address: mac,
         status: 'configured',
-        hostname: `node-${String(n).padStart(5, '0')}`,
+        hostname,
+        search_text: searchTextOf({ service_tag: tag, hostname, mac_address: mac, manufacturer: hardware.manufacturer, model: hardware.model }),
         description: null,
         hardware: JSON.stringify(hardware),
         manufacturer: hardware.manufacturer,

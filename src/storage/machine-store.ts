@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Updateable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { MachineStatus } from '../core/lifecycle.ts';
 import type { Hardware, Machine } from '../core/types.ts';
 import { toMachine } from './rows.ts';
@@ -47,7 +47,15 @@ export class MachineStore {
     };
     const inserted = await db
       .insertInto('machines')
-      .values({ service_tag: e.service_tag, status: 'enrolled', enrolled_at: now, updated_at: now, last_seen_at: now, ...facts })
+      .values({
+        service_tag: e.service_tag,
+        status: 'enrolled',
+        enrolled_at: now,
+        updated_at: now,
+        last_seen_at: now,
+        ...facts,
+        search_text: searchTextOf({ ...facts, service_tag: e.service_tag, hostname: null }),
+      })
       .onConflict((oc) => oc.column('service_tag').doNothing())
       .returningAll()
       .executeTakeFirst();
@@ -58,6 +66,7 @@ export class MachineStore {
       .where('service_tag', '=', e.service_tag)
       .returningAll()
       .executeTakeFirstOrThrow();
+    await refreshSearchText(db, updated);
     return { machine: toMachine(updated), created: false };
   }
 
@@ -102,13 +111,7 @@ export class MachineStore {
     if (filter.status) q = q.where('status', '=', filter.status);
     if (filter.search) {
       const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      q = q.where((eb) =>
-        eb.or(
-          (['service_tag', 'hostname', 'mac_address', 'model', 'manufacturer'] as const).map((col) =>
-            eb(sql`lower(${sql.ref(col)})`, 'like', sql`${pattern} escape '\\'`),
-          ),
-        ),
-      );
+      q = q.where('search_text', 'like', sql<string>`${pattern} escape '\\'`);
     }
     const sort = filter.sort ?? 'id';
     const order = filter.order ?? 'asc';
@@ -149,6 +152,7 @@ export class MachineStore {
   async update(id: number, patch: MachinePatch, now: string, db: Kysely<Schema> = this.db): Promise<Machine> {
     const set: Updateable<MachinesTable> = { ...patch, updated_at: now };
     const row = await db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    await refreshSearchText(db, row);
     return toMachine(row);
   }
 
@@ -161,6 +165,19 @@ export class MachineStore {
     if (ids.length === 0) return;
     await this.db.updateTable('machines').set({ last_seen_at: now }).where('id', 'in', ids).execute();
   }
+}
+
+type SearchFacts = Pick<Selectable<MachinesTable>, 'service_tag' | 'hostname' | 'mac_address' | 'manufacturer' | 'model'>;
+
+/** What a search matches: tag, hostname, MAC, vendor and model, lower-cased, in one string. */
+export function searchTextOf(m: SearchFacts): string {
+  return [m.service_tag, m.hostname ?? '', m.mac_address, m.manufacturer ?? '', m.model ?? ''].join(' ').toLowerCase();
+}
+
+/** Rewrites a machine's search_text after a change of any field it is made of. */
+async function refreshSearchText(db: Kysely<Schema>, row: Selectable<MachinesTable>): Promise<void> {
+  const text = searchTextOf(row);
+  if (text !== row.search_text) await db.updateTable('machines').set({ search_text: text }).where('id', '=', row.id).execute();
 }
 
 function str(v: unknown): string | null {

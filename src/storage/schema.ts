@@ -14,6 +14,8 @@ export interface MachinesTable {
   model: string | null;
   /** SMBIOS UUID, lower-case, for boot requests that name a machine by `?uuid=`. */
   system_uuid: string | null;
+  /** What a search matches, lower-cased: `tag hostname mac manufacturer model` (see searchTextOf). */
+  search_text: Generated<string>;
   nixos_config: string | null;
   last_build_id: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */

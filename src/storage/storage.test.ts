@@ -61,6 +61,13 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(page.total, 3);
       const byModel = await storage.machines.list({ limit: 10, offset: 0, search: 'sys-1029' });
       assert.equal(byModel.total, 2, 'SM1 was re-enrolled as model X');
+      const byHostname = await storage.machines.list({ limit: 10, offset: 0, search: 'DB-0' });
+      assert.deepEqual(byHostname.items.map((m) => m.service_tag), ['SM1'], 'found by the hostname set after enrollment');
+      const sm1 = byHostname.items[0]!;
+      await storage.machines.update(sm1.id, { hostname: 'cache-01' }, NOW);
+      assert.equal((await storage.machines.list({ limit: 10, offset: 0, search: 'db-01' })).total, 0, 'the old hostname no longer matches');
+      assert.equal((await storage.machines.list({ limit: 10, offset: 0, search: 'cache-01' })).total, 1);
+      await storage.machines.update(sm1.id, { hostname: 'db-01' }, NOW);
       assert.deepEqual(await storage.machines.countByStatus(), { configured: 1, enrolled: 2 });
     });
 
