@@ -114,9 +114,12 @@ async function main(): Promise<number> {
   writeFileSync(join(resultsDir, `${stem}.json`), `${JSON.stringify(run, null, 2)}\n`);
   writeFileSync(join(resultsDir, `${stem}.md`), renderRunMarkdown(run));
   console.log(`bench: results in bench/results/${stem}.json and .md`);
-  if (!values.quick && !values['no-docs']) {
+  // Only a full run of every benchmark speaks for the whole page; --only and --quick runs leave it alone.
+  if (!values.quick && !values.only && !values['no-docs']) {
     writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), renderSummaryPage(run, `bench/results/${stem}.md`));
     console.log('bench: docs/benchmarks.md updated');
+  } else if (!values['no-docs']) {
+    console.log('bench: docs/benchmarks.md left as it was (not a full run of every benchmark)');
   }
   const failed = scenarios.some((s) => s.status === 'failed' || s.bars.some((b) => b.met === false));
   return failed ? 1 : 0;
