@@ -2,9 +2,9 @@ import type { FC } from 'hono/jsx';
 import type { Machine } from '../../core/types.ts';
 import type { ActivityBuild, ActivityEvent } from '../activity.ts';
 import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
-import { formatDuration, formatTimestamp } from '../format.ts';
+import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
-import { EventList } from './overview-page.tsx';
+import { BuildList, EventList } from './overview-page.tsx';
 
 /** What the machine page shows. */
 export interface MachineData {
@@ -51,32 +51,7 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
         {data.builds.length === 0 ? (
           <p class="muted">No builds yet.</p>
         ) : (
-          <table class="compact">
-            <thead>
-              <tr>
-                <th scope="col">Build</th>
-                <th scope="col">Status</th>
-                <th scope="col">Duration</th>
-                <th scope="col">Requested</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.builds.map((b) => (
-                <tr>
-                  <td>
-                    <a href={`/builds/${b.id}`}>#{b.id}</a>
-                  </td>
-                  <td>
-                    <StatusBadge status={b.status} />
-                  </td>
-                  <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
-                  <td>
-                    <When iso={b.created_at} now={page.now} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <BuildList builds={data.builds} page={page} />
         )}
       </section>
       <section class="card" aria-labelledby="events">

@@ -57,36 +57,7 @@ export const OverviewBody: FC<{ data: OverviewData; page: PageContext }> = ({ da
           {data.builds.length === 0 ? (
             <p class="muted">No builds yet. Open a machine, give it a hostname and a configuration, and press Build.</p>
           ) : (
-            <table class="compact">
-              <thead>
-                <tr>
-                  <th scope="col">Build</th>
-                  <th scope="col">Machine</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Duration</th>
-                  <th scope="col">Requested</th>
-                </tr>
-              </thead>
-              <tbody>
-                {data.builds.map((b) => (
-                  <tr>
-                    <td>
-                      <a href={`/builds/${b.id}`}>#{b.id}</a>
-                    </td>
-                    <td>
-                      <a href={`/machines/${encodeURIComponent(b.service_tag)}`}>{b.hostname}</a>
-                    </td>
-                    <td>
-                      <StatusBadge status={b.status} />
-                    </td>
-                    <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
-                    <td>
-                      <When iso={b.created_at} now={page.now} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <BuildList builds={data.builds} page={page} showMachine />
           )}
         </section>
         <section class="card" aria-labelledby="recent-events">
@@ -115,6 +86,42 @@ const Stat: FC<{ label: string; value: string; note?: string }> = ({ label, valu
 );
 
 /** Events newest first as a timeline. */
+/** Builds with their status, duration and age; `showMachine` adds which machine each is for. */
+export const BuildList: FC<{ builds: ActivityBuild[]; page: PageContext; showMachine?: boolean }> = ({ builds, page, showMachine }) => (
+  <table class="compact">
+    <thead>
+      <tr>
+        <th scope="col">Build</th>
+        {showMachine ? <th scope="col">Machine</th> : null}
+        <th scope="col">Status</th>
+        <th scope="col">Duration</th>
+        <th scope="col">Requested</th>
+      </tr>
+    </thead>
+    <tbody>
+      {builds.map((b) => (
+        <tr>
+          <td>
+            <a href={`/builds/${b.id}`}>#{b.id}</a>
+          </td>
+          {showMachine ? (
+            <td>
+              <a href={`/machines/${encodeURIComponent(b.service_tag)}`}>{b.hostname}</a>
+            </td>
+          ) : null}
+          <td>
+            <StatusBadge status={b.status} />
+          </td>
+          <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
+          <td>
+            <When iso={b.created_at} now={page.now} />
+          </td>
+        </tr>
+      ))}
+    </tbody>
+  </table>
+);
+
 export const EventList: FC<{ events: ActivityEvent[]; page: PageContext; showMachine?: boolean }> = ({ events, page, showMachine }) => (
   <ol class="timeline">
     {events.map((e) => (
