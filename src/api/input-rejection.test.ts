@@ -33,7 +33,7 @@ const enrollCases: Case[] = [
     status: 400,
     code: 'invalid_input',
   })),
-  ...['To Be Filled By O.E.M.', '0', 'None', '00000000'].map((tag) => ({
+  ...['To Be Filled By O.E.M.', '0', 'None', '00000000', '03000200-0400-0500-0006-000700080009', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF'].map((tag) => ({
     name: `placeholder serial ${JSON.stringify(tag)}`,
     payload: enrollmentPayload(tag),
     status: 400,

@@ -1,4 +1,4 @@
-import { isMac, isPlaceholderSerial, isServiceTag, isUuid } from '../core/validation.ts';
+import { isMac, isPlaceholderSerial, isPlaceholderUuid, isServiceTag, isUuid } from '../core/validation.ts';
 import type { Logger } from '../server/logger.ts';
 import type { BootTarget, BootTargetReader } from './boot-target-reader.ts';
 import type { ImageCatalog } from './image-catalog.ts';
@@ -40,7 +40,8 @@ export class BootScriptResolver {
   async resolve(tagParam: string, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript> {
     const tag = isServiceTag(tagParam) ? tagParam : undefined;
     const mac = parseMac(macParam);
-    const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
+    // A firmware's shared placeholder UUID names no one machine: never look a machine up by it.
+    const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) && !isPlaceholderUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
     const machine = await this.find(tag !== undefined && !isPlaceholderSerial(tag) ? tag : undefined, mac, uuid);
     if (!machine) return this.registration(tag, mac, uuid);
 

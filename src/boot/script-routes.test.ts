@@ -196,6 +196,13 @@ goto fetch
       assert.match(unknownTagByMac, /metal\.service_tag=READY1 /);
     });
 
+    test('a firmware placeholder UUID never names a machine, even one that reported it', async () => {
+      await enroll(t.ctx, 'SHAREDUUID1', '52:54:00:00:00:71', '03000200-0400-0500-0006-000700080009');
+      const body = await fetchScript(app, '/nixos/machines/To%20Be%20Filled%20By%20O.E.M..ipxe?uuid=03000200-0400-0500-0006-000700080009');
+      assert.equal(body, registrationScript('http://10.0.2.100/boot.ipxe', 'this machine is not enrolled, starting the registration image'));
+      assert.doesNotMatch(body, /SHAREDUUID1/);
+    });
+
     test('a placeholder or invalid serial of an unknown machine registers it; its chain URL is the entry script', async () => {
       const body = await fetchScript(app, '/nixos/machines/To%20Be%20Filled%20By%20O.E.M..ipxe');
       assert.equal(body, registrationScript('http://10.0.2.100/boot.ipxe', 'this machine is not enrolled, starting the registration image'));

@@ -11,6 +11,7 @@ import {
   assertNixosConfig,
   assertServiceTag,
   isPlaceholderSerial,
+  isPlaceholderUuid,
   normalizeMac,
 } from './validation.ts';
 import type { MachineFilter } from '../storage/machine-store.ts';
@@ -42,7 +43,7 @@ export class MachineService {
   /** Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at. */
   async enroll(input: EnrollInput, actor: Actor): Promise<{ machine: Machine; created: boolean }> {
     const serviceTag = assertServiceTag(input.service_tag);
-    if (isPlaceholderSerial(serviceTag)) {
+    if (isPlaceholderSerial(serviceTag) || isPlaceholderUuid(serviceTag)) {
       throw new InvalidInputError(
         `service_tag ${JSON.stringify(serviceTag)} is a vendor placeholder, not a serial; send the SMBIOS UUID or the MAC instead`,
         { field: 'service_tag' },

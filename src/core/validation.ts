@@ -30,6 +30,18 @@ const PLACEHOLDER_SERIALS = new Set(
   ].map((s) => s.toLowerCase()),
 );
 
+/** SMBIOS UUIDs that firmware gives every board of a kind: they identify no one machine. */
+const PLACEHOLDER_UUIDS = new Set([
+  '00000000-0000-0000-0000-000000000000',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '03000200-0400-0500-0006-000700080009',
+]);
+
+/** True for the shared firmware UUIDs above (the agent skips them too). */
+export function isPlaceholderUuid(value: string): boolean {
+  return PLACEHOLDER_UUIDS.has(value.trim().toLowerCase());
+}
+
 export function isServiceTag(value: string): boolean {
   return SERVICE_TAG_PATTERN.test(value);
 }
