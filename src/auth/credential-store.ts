@@ -45,6 +45,29 @@ function toApiToken(row: Selectable<ApiTokensTable> & { owner: string }): ApiTok
   };
 }
 
+/** The columns a session or token lookup reads about the credential and its owner. */
+interface CredentialRow {
+  id: number;
+  user_id: number;
+  expires_at: string | null;
+  last_used_at: string | null;
+  username: string;
+  role: string;
+  disabled: number | boolean;
+}
+
+function toCredential(row: CredentialRow): Credential {
+  return {
+    id: Number(row.id),
+    userId: Number(row.user_id),
+    username: row.username,
+    userRole: row.role as Role,
+    disabled: Number(row.disabled) === 1,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
 /** The sessions and api_tokens tables: both looked up by the SHA-256 of the presented token. */
 export class CredentialStore {
   constructor(private readonly db: Kysely<AuthSchema>) {}
@@ -63,16 +86,7 @@ export class CredentialStore {
       .select(['sessions.id', 'sessions.user_id', 'sessions.expires_at', 'sessions.last_used_at', 'users.username', 'users.role', 'users.disabled'])
       .where('sessions.token_hash', '=', tokenHash)
       .executeTakeFirst();
-    if (!row) return undefined;
-    return {
-      id: Number(row.id),
-      userId: Number(row.user_id),
-      username: row.username,
-      userRole: row.role as Role,
-      disabled: Number(row.disabled) === 1,
-      expiresAt: row.expires_at,
-      lastUsedAt: row.last_used_at,
-    };
+    return row && toCredential(row);
   }
 
   async deleteSession(tokenHash: string): Promise<boolean> {
@@ -123,18 +137,7 @@ export class CredentialStore {
       .where('api_tokens.token_hash', '=', tokenHash)
       .executeTakeFirst();
     if (!row) return undefined;
-    return {
-      id: Number(row.id),
-      userId: Number(row.user_id),
-      username: row.username,
-      userRole: row.role as Role,
-      disabled: Number(row.disabled) === 1,
-      expiresAt: row.expires_at,
-      lastUsedAt: row.last_used_at,
-      tokenName: row.name,
-      tokenRole: row.token_role as Role,
-      revokedAt: row.revoked_at,
-    };
+    return { ...toCredential(row), tokenName: row.name, tokenRole: row.token_role as Role, revokedAt: row.revoked_at };
   }
 
   async getToken(id: number): Promise<ApiToken | undefined> {
