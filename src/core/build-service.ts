@@ -53,11 +53,10 @@ export class BuildService {
  * After a build ends without publishing (cancelled), the machine returns to where it stood: ready
  * when it still has an image, else configured or enrolled.
  */
-export async function settleMachineAfterBuild(storage: Storage, machineId: number, trx: Kysely<Schema>): Promise<void> {
+async function settleMachineAfterBuild(storage: Storage, machineId: number, trx: Kysely<Schema>): Promise<void> {
   const machine = await storage.machines.findById(machineId, trx);
   if (!machine || machine.status !== 'building') return;
-  const row = await trx.selectFrom('machines').select('image_build_id').where('id', '=', machineId).executeTakeFirst();
-  const status: MachineStatus = row?.image_build_id
+  const status: MachineStatus = (await storage.machines.imageBuildId(machineId, trx))
     ? 'ready'
     : machine.hostname && machine.nixos_config
       ? 'configured'

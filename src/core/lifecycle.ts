@@ -7,7 +7,6 @@ export const MACHINE_STATUSES: readonly MachineStatus[] = ['enrolled', 'configur
 /** A build's place in its lifecycle. */
 export type BuildStatus = 'pending' | 'building' | 'success' | 'failed' | 'cancelled';
 export const BUILD_STATUSES: readonly BuildStatus[] = ['pending', 'building', 'success', 'failed', 'cancelled'];
-export const ACTIVE_BUILD_STATUSES: readonly BuildStatus[] = ['pending', 'building'];
 
 /**
  * Legal machine transitions. `building` is entered from any resting state when a build is requested;

@@ -80,10 +80,6 @@ export interface Event {
   created_at: string;
 }
 
-export function actorLabel(actor: Actor): string {
-  return actor.kind === 'system' ? 'system' : `${actor.kind}:${actor.name}`;
-}
-
 export function nowIso(): string {
   return new Date().toISOString();
 }

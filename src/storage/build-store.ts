@@ -57,12 +57,6 @@ export class BuildStore {
     return { items: rows.map((r) => ({ ...toBuild(r), log_output: '' })), total: Number(count.n) };
   }
 
-  /** Recent builds of every machine, newest first, without logs. */
-  async listRecent(limit = 20): Promise<Build[]> {
-    const rows = await this.db.selectFrom('builds').selectAll().orderBy('id', 'desc').limit(limit).execute();
-    return rows.map((r) => ({ ...toBuild(r), log_output: '' }));
-  }
-
   /**
    * Moves a build from one of `from` to `to` with the given extra fields, only if it is still in one
    * of `from` (compare-and-set). Returns the updated build, or undefined when it had moved on.

@@ -80,29 +80,9 @@ export class MachineStore {
     return row && toMachine(row);
   }
 
-  async findByMac(mac: string): Promise<Machine | undefined> {
-    const row = await this.db
-      .selectFrom('machines')
-      .selectAll()
-      .where('mac_address', '=', mac.toLowerCase())
-      .orderBy('id')
-      .executeTakeFirst();
-    return row && toMachine(row);
-  }
-
-  async findByUuid(uuid: string): Promise<Machine | undefined> {
-    const row = await this.db
-      .selectFrom('machines')
-      .selectAll()
-      .where('system_uuid', '=', uuid.toLowerCase())
-      .orderBy('id')
-      .executeTakeFirst();
-    return row && toMachine(row);
-  }
-
   /** The build whose image the machine boots, if any. */
-  async imageBuildId(id: number): Promise<number | null> {
-    const row = await this.db.selectFrom('machines').select('image_build_id').where('id', '=', id).executeTakeFirst();
+  async imageBuildId(id: number, db: Kysely<Schema> = this.db): Promise<number | null> {
+    const row = await db.selectFrom('machines').select('image_build_id').where('id', '=', id).executeTakeFirst();
     return row?.image_build_id ?? null;
   }
 

@@ -46,12 +46,6 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(b.machine.last_seen_at, '2026-01-03T00:00:00.000Z');
     });
 
-    test('lookups by MAC and by SMBIOS UUID (case-insensitive)', async () => {
-      assert.equal((await storage.machines.findByMac('0C:C4:7A:00:00:02'))?.service_tag, 'SM1');
-      assert.equal((await storage.machines.findByUuid('4c4c4544-0042-3510-8052-b3c04f4e3232'))?.service_tag, 'SM1');
-      assert.equal(await storage.machines.findByMac('00:00:00:00:00:00'), undefined);
-    });
-
     test('list sorts, pages and counts', async () => {
       for (const tag of ['SM3', 'SM2']) {
         await storage.machines.upsertEnrollment({ service_tag: tag, mac_address: '0c:c4:7a:00:00:09', hardware }, NOW);
