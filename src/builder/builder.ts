@@ -18,7 +18,7 @@ export interface RunningBuilder {
 export interface BuilderOptions {
   /** Defaults to `<host name>-<pid>`. */
   name?: string;
-  /** How long a claim holds without renewal; METAL_BUILD_LEASE_SECONDS, default 30 s. */
+  /** How long a claim holds without renewal; default METAL_BUILD_LEASE_SECONDS (30 s). */
   leaseMs?: number;
   /** Longest wait between looks for work and for expired leases (at most 1 s). */
   pollMs?: number;
@@ -30,20 +30,9 @@ export interface BuilderOptions {
   nixEntry?: string;
 }
 
-const DEFAULT_LEASE_MS = 30_000;
 /** Staging leftovers of publications interrupted this long ago are removed at start. */
 const STALE_STAGING_MS = 3600_000;
 
-/** METAL_BUILD_LEASE_SECONDS: seconds, fractions allowed (tests use short leases). */
-export function leaseMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.METAL_BUILD_LEASE_SECONDS;
-  if (raw === undefined || raw === '') return DEFAULT_LEASE_MS;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds < 0.2 || seconds > 3600) {
-    throw new Error(`builder: METAL_BUILD_LEASE_SECONDS=${JSON.stringify(raw)} is invalid: expected seconds between 0.2 and 3600`);
-  }
-  return Math.round(seconds * 1000);
-}
 
 /**
  * The `builder` role: claims pending builds (up to METAL_BUILD_CONCURRENCY at once) and runs them.
@@ -52,7 +41,7 @@ export function leaseMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
  */
 export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Promise<RunningBuilder> {
   const name = options.name ?? `${hostname()}-${process.pid}`;
-  const leaseMs = options.leaseMs ?? leaseMsFromEnv();
+  const leaseMs = options.leaseMs ?? ctx.config.buildLeaseMs;
   // PostgreSQL wakes builders with NOTIFY; SQLite has no such signal across processes, so it polls faster.
   const defaultPollMs = ctx.storage.dialect === 'sqlite' ? 250 : 1000;
   const pollMs = Math.min(options.pollMs ?? defaultPollMs, 1000, Math.max(50, Math.floor(leaseMs / 2)));

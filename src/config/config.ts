@@ -24,6 +24,8 @@ export interface Config {
   buildTimeoutSeconds: number;
   /** Builds one builder runs at once. */
   buildConcurrency: number;
+  /** How long a builder's claim on a build holds without renewal, in ms (it renews at a third of it). */
+  buildLeaseMs: number;
   /** Enrollments accepted per minute from one source address; 0 means no limit. */
   enrollRate: number;
   /** Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges). */
@@ -65,6 +67,7 @@ export const CONFIG_KEYS = [
   'METAL_NIX_ENTRY',
   'METAL_BUILD_TIMEOUT',
   'METAL_BUILD_CONCURRENCY',
+  'METAL_BUILD_LEASE_SECONDS',
   'METAL_ENROLL_RATE',
   'METAL_TRUST_PROXY',
   'METAL_ENROLL_TOKEN',
@@ -107,6 +110,7 @@ export function loadConfig(
     nixEntry: parseNixEntry(raw('METAL_NIX_ENTRY')),
     buildTimeoutSeconds: parseInteger('METAL_BUILD_TIMEOUT', raw('METAL_BUILD_TIMEOUT') ?? '3600', 1, 7 * 86400),
     buildConcurrency: parseInteger('METAL_BUILD_CONCURRENCY', raw('METAL_BUILD_CONCURRENCY') ?? '1', 1, 64),
+    buildLeaseMs: parseSeconds('METAL_BUILD_LEASE_SECONDS', raw('METAL_BUILD_LEASE_SECONDS') ?? '30', 0.2, 3600),
     enrollRate: parseInteger('METAL_ENROLL_RATE', raw('METAL_ENROLL_RATE') ?? '60', 0, 1_000_000),
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
@@ -121,6 +125,13 @@ function parseInteger(key: string, value: string, min: number, max: number): num
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(key, value, `expected a number from ${min} to ${max}`);
   return n;
+}
+
+/** Seconds, fractions allowed, as milliseconds. */
+function parseSeconds(key: string, value: string, min: number, max: number): number {
+  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw new ConfigError(key, value, `expected seconds from ${min} to ${max}`);
+  return Math.round(n * 1000);
 }
 
 function parseEnum<T extends string>(key: string, value: string, allowed: readonly T[]): T {
