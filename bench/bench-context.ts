@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freshPostgres, freshSqlite, isPostgresAvailable, type TestDatabase } from '../src/testing/databases.ts';
+import { freshPostgres, freshSqlite, isPostgresAvailable, type TestDatabase } from '../test/support/databases.ts';
 import { onCleanup } from './cleanup.ts';
 
 /** Sizes of one run: `quick` checks that everything works in seconds; `full` is what results are quoted from. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { migrate, openDatabase } from '../src/storage/database.ts';
-import { testDatabaseKinds } from '../src/testing/databases.ts';
+import { testDatabaseKinds } from '../test/support/databases.ts';
 import { fleetTag, seedFleet } from './fleet.ts';
 
 for (const kind of await testDatabaseKinds()) {

@@ -3,7 +3,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { Database } from '../src/storage/database.ts';
-import { enrollmentPayload } from '../src/testing/context.ts';
+import { enrollmentPayload } from '../test/support/context.ts';
 import { searchTextOf } from '../src/storage/machine-store.ts';
 
 /** The service tag of fleet machine `n` (1-based): `BENCH00001` … */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { enrollmentPayload } from '../../src/testing/context.ts';
+import { enrollmentPayload } from '../../test/support/context.ts';
 import type { BenchContext } from '../bench-context.ts';
 import { summariseLatencies } from '../latency.ts';
 import { startMetal, type MetalProcess } from '../metal-process.ts';

@@ -1,7 +1,7 @@
 import { Agent, request } from 'node:http';
 import { sql } from 'kysely';
 import { openDatabase } from '../../src/storage/database.ts';
-import { enrollmentPayload } from '../../src/testing/context.ts';
+import { enrollmentPayload } from '../../test/support/context.ts';
 import type { BenchContext } from '../bench-context.ts';
 import { summariseProfileDir } from '../cpu-profile.ts';
 import { summariseLatencies } from '../latency.ts';

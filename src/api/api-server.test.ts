@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from './api-server.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 
 const operator = { 'x-test-role': 'operator' };
 
@@ -147,7 +147,7 @@ for (const kind of await testDatabaseKinds()) {
 
 describe('GET /metrics', () => {
   test('is public and counts machines by status', async () => {
-    const { freshSqlite } = await import('../testing/databases.ts');
+    const { freshSqlite } = await import('../../test/support/databases.ts');
     const t = await createTestContext(freshSqlite());
     const app = await buildApiServer(t.ctx);
     try {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../server/context.ts';
 import { registerAuth } from '../auth/register-auth.ts';
 import { registerDashboard } from '../dashboard/dashboard.tsx';
-import { createHttpServer } from './http-server.ts';
+import { createHttpServer } from '../http/http-server.ts';
 import { registerBuildRoutes } from './routes/builds.ts';
 import { registerBuildLogRoutes } from '../builder/log-routes.ts';
 import { registerEnrollRoute } from './routes/enroll.ts';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from './api-server.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 
 const operator = { 'x-test-role': 'operator' };
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { authDb } from './auth-schema.ts';
-import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from './auth-test-context.ts';
+import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 

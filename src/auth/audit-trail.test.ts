@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { enrollmentPayload } from '../testing/context.ts';
-import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from './auth-test-context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { enrollmentPayload } from '../../test/support/context.ts';
+import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 type Event = { kind: string; actor: string; machine_id: number | null; message: string; data: Record<string, unknown> | null; created_at: string };

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { runMetal, startServerProcess } from '../../test/integration/support/server-process.ts';
+import { runMetal, startServerProcess } from '../../test/support/server-process.ts';
 
 describe('authentication in a running `metal serve` and `metal user`', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-auth-proc-'));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from './auth-test-context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
 import { CONTENT_SECURITY_POLICY } from './security-headers.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

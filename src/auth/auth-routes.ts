@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../core/errors.ts';
-import { errorResponses } from '../api/schemas.ts';
+import { errorResponses } from '../http/schemas.ts';
 import type { AuthService, Principal } from './auth-service.ts';
 import { requestAuth } from './authenticator.ts';
 import { PASSWORD_MAX_LENGTH } from './password-hasher.ts';

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
 import { ROLES, nowIso, type Actor, type Role } from '../core/types.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 import type { Storage } from '../storage/storage.ts';
 import { authDb } from './auth-schema.ts';
 import { CredentialStore, type Credential } from './credential-store.ts';

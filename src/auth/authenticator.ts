@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { Authenticator } from '../api/access.ts';
+import type { Authenticator } from '../http/access.ts';
 import type { AuthService, Principal } from './auth-service.ts';
 
 /** The dashboard's session cookie: HttpOnly, SameSite=Strict, Path=/, Secure over https. */

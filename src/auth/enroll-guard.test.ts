@@ -3,8 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../api/api-server.ts';
 import { buildBootServer } from '../boot/boot-server.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import { ENROLL_TOKEN_HEADER } from './enroll-guard.ts';
 
 const ENROLL_TOKEN = 'enroll-secret-0123456789';

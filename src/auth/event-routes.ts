@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { InvalidInputError } from '../core/errors.ts';
-import { EventList, errorResponses } from '../api/schemas.ts';
+import { EventList, errorResponses } from '../http/schemas.ts';
 import type { AppContext } from '../server/context.ts';
 
 const EventQuery = Type.Object({

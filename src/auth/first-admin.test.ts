@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { loadConfig, type ConfigKey } from '../config/config.ts';
 import { createContext } from '../server/context.ts';
 import { pino } from 'pino';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { INITIAL_PASSWORD_FILE } from './first-admin.ts';
 
 for (const kind of await testDatabaseKinds()) {

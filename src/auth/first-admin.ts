@@ -4,7 +4,7 @@ import type { Config } from '../config/config.ts';
 import { ConfigError } from '../config/config.ts';
 import { DomainError } from '../core/errors.ts';
 import { SYSTEM_ACTOR } from '../core/types.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 import type { AuthService } from './auth-service.ts';
 import { generatePassword } from './opaque-token.ts';
 

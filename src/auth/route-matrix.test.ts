@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
-import { installErrorHandling } from '../api/error-handler.ts';
-import { declaredRoutes, installAccessControl, type DeclaredRoute } from '../api/access.ts';
+import { installErrorHandling } from '../http/error-handler.ts';
+import { declaredRoutes, installAccessControl, type DeclaredRoute } from '../http/access.ts';
 import { roleAtLeast, type Role } from '../core/types.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from './auth-test-context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
 
 /** Exactly the routes that answer without a token (product.md, plus the dashboard's login page and assets). */
 function isAllowedPublic(route: DeclaredRoute): boolean {

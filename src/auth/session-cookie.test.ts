@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../api/api-server.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { enrollmentPayload } from '../testing/context.ts';
-import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from './auth-test-context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { enrollmentPayload } from '../../test/support/context.ts';
+import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
 import { SESSION_COOKIE } from './authenticator.ts';
 import { csrfToken, logInWithCookie } from './session-cookie.ts';
 

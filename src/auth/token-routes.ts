@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ROLES } from '../core/types.ts';
-import { BuildIdParam, Paging, errorResponses } from '../api/schemas.ts';
+import { BuildIdParam, Paging, errorResponses } from '../http/schemas.ts';
 import type { AuthService } from './auth-service.ts';
 import { principal } from './auth-routes.ts';
 

@@ -1,7 +1,7 @@
 import { isMac, isPlaceholderSerial, isPlaceholderUuid, isServiceTag, isUuid } from '../core/validation.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 import type { BootTarget, BootTargetReader } from './boot-target-reader.ts';
-import type { ImageCatalog } from './image-catalog.ts';
+import type { ImageCatalog } from '../images/image-catalog.ts';
 import { renderHoldScript, renderImageScript, renderRegistrationScript, scriptUrl } from './ipxe-script.ts';
 
 /** Which row of the decision table answered a request. */

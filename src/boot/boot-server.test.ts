@@ -5,8 +5,8 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { buildBootServer } from './boot-server.ts';
-import { freshSqlite } from '../testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { freshSqlite } from '../../test/support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 
 /** A logger whose warnings land in `lines`. */
 function capturingLogger(lines: Array<Record<string, unknown>>) {

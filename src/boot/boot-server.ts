@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { createHttpServer } from '../api/http-server.ts';
+import { createHttpServer } from '../http/http-server.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerHealthRoutes } from '../api/routes/health.ts';
 import type { AppContext } from '../server/context.ts';
 import { BootScriptResolver } from './boot-script-resolver.ts';
 import { BootTargetReader } from './boot-target-reader.ts';
-import { ImageCatalog } from './image-catalog.ts';
+import { ImageCatalog } from '../images/image-catalog.ts';
 import { registerImageRoutes } from './image-files.ts';
 import { LastSeenRecorder } from './last-seen-recorder.ts';
 import { registerScriptRoutes } from './script-routes.ts';

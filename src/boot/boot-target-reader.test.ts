@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BootTargetReader } from './boot-target-reader.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import { SYSTEM_ACTOR } from '../core/types.ts';
 
 for (const kind of await testDatabaseKinds()) {

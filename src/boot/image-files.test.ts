@@ -7,8 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildBootServer } from './boot-server.ts';
 import { imagePathSegments, parseRange } from './image-files.ts';
-import { freshSqlite } from '../testing/databases.ts';
-import { createTestContext, type TestContext } from '../testing/context.ts';
+import { freshSqlite } from '../../test/support/databases.ts';
+import { createTestContext, type TestContext } from '../../test/support/context.ts';
 
 /** Sends one request line exactly as given (no client-side normalisation of `..`) and returns status and body. */
 function rawRequest(port: number, method: string, path: string): Promise<{ status: number; head: string; body: string }> {

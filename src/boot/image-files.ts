@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
 import { isServiceTag } from '../core/validation.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 /**
  * Read size per chunk. 16 KiB reached a third of nginx's throughput; 256 KiB was measured faster than

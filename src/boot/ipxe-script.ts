@@ -1,4 +1,4 @@
-import type { BootManifest } from './boot-manifest.ts';
+import type { BootManifest } from '../images/boot-manifest.ts';
 
 /** Download attempts of a kernel and initrd before a script asks the boot server again. */
 export const DOWNLOAD_ATTEMPTS = 3;

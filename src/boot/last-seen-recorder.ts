@@ -1,4 +1,4 @@
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 /** Where the recorder writes: many machines' last_seen_at in one statement. */
 export interface LastSeenWriter {

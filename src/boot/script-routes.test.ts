@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildBootServer } from './boot-server.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import type { AppContext } from '../server/context.ts';
 
 const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
 import type { AppContext } from '../server/context.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 import type { BootScriptResolver } from './boot-script-resolver.ts';
 import { recordBooted, type BootedReport } from './booted-report.ts';
 import { renderEntryScript } from './ipxe-script.ts';

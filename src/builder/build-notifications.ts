@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { AppContext } from '../server/context.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 /** A cross-process build signal carried by PostgreSQL NOTIFY. */
 export interface BuildSignal {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SYSTEM_ACTOR } from '../core/types.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { BuildQueue, MAX_ATTEMPTS } from './build-queue.ts';
 
 const operator = { kind: 'user', name: 'op', role: 'operator' } as const;

@@ -2,7 +2,7 @@ import { realpath } from 'node:fs/promises';
 import type { Notifier } from '../core/notifier.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import { ImageResultError, pointMachineAt, publishBuildImage, removeBuildImage } from '../images/image-publisher.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../core/logger.ts';
 import { BuildLogWriter } from './build-log-writer.ts';
 import { MAX_LOG_BYTES, type BuildQueue, type BuildRow } from './build-queue.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';

@@ -7,11 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../api/api-server.ts';
 import { createContext, type AppContext } from '../server/context.ts';
-import { createLogger } from '../server/logger.ts';
-import { createTestContext, type TestContext } from '../testing/context.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { createLogger } from '../core/logger.ts';
+import { createTestContext, type TestContext } from '../../test/support/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { startBuilder } from './builder.ts';
-import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from './test-support.ts';
+import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 
 const METAL = fileURLToPath(new URL('../../bin/metal.js', import.meta.url));
 const hasNix = nixBuildAvailable();

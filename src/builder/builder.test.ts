@@ -6,10 +6,10 @@ import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../api/api-server.ts';
 import { buildBootServer } from '../boot/boot-server.ts';
 import { verifyBuildImage } from '../images/image-publisher.ts';
-import { createTestContext, type TestContext } from '../testing/context.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { createTestContext, type TestContext } from '../../test/support/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { startBuilder, type RunningBuilder } from './builder.ts';
-import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from './test-support.ts';
+import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 
 const operator = { 'x-test-role': 'operator' };
 const hasNix = nixBuildAvailable();

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../api/api-server.ts';
-import { createTestContext, type TestContext } from '../testing/context.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { createTestContext, type TestContext } from '../../test/support/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { startBuilder, type RunningBuilder } from './builder.ts';
 import { LogFollower } from './log-routes.ts';
-import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from './test-support.ts';
+import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 
 const viewer = { 'x-test-role': 'viewer' };
 const hasNix = nixBuildAvailable();

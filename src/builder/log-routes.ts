@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errorResponses, BuildIdParam } from '../api/schemas.ts';
+import { errorResponses, BuildIdParam } from '../http/schemas.ts';
 import { isBuildFinished } from '../core/lifecycle.ts';
 import type { AppContext } from '../server/context.ts';
 import { forwardBuildSignals } from './build-notifications.ts';

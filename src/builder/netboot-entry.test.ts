@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { parseNixFile } from './nix-build.ts';
-import { FIXTURES, nixBuildAvailable } from './test-support.ts';
+import { FIXTURES, nixBuildAvailable } from '../../test/support/builder.ts';
 
 const hasNix = nixBuildAvailable();
 const NETBOOT = fileURLToPath(new URL('../../nix/netboot.nix', import.meta.url));

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principal } from '../auth/auth-routes.ts';
-import { toHttpError } from '../api/error-handler.ts';
+import { toHttpError } from '../http/error-handler.ts';
 import { DomainError, InvalidInputError } from '../core/errors.ts';
 import type { AppContext } from '../server/context.ts';
 import { TokensPage, UsersPage } from './pages/admin-pages.tsx';

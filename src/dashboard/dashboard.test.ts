@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../api/api-server.ts';
 import { nowIso } from '../core/types.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../testing/context.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 
 const operator = { 'x-test-role': 'operator' };
 const viewer = { 'x-test-role': 'viewer' };

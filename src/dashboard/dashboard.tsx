@@ -1,6 +1,6 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance } from 'fastify';
-import { toHttpError } from '../api/error-handler.ts';
+import { toHttpError } from '../http/error-handler.ts';
 import type { AppContext } from '../server/context.ts';
 import { registerAdminRoutes } from './admin-routes.tsx';
 import { BuildLogStreams } from './build-log-stream.ts';

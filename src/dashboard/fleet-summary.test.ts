@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { enrollmentPayload, createTestContext, type TestContext } from '../testing/context.ts';
-import { testDatabaseKinds } from '../testing/databases.ts';
+import { enrollmentPayload, createTestContext, type TestContext } from '../../test/support/context.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { FleetSummaryCache, summarizeFleet } from './fleet-summary.ts';
 
 describe('summarizeFleet', () => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { toHttpError } from '../api/error-handler.ts';
+import { toHttpError } from '../http/error-handler.ts';
 import { DomainError, InvalidInputError } from '../core/errors.ts';
 import type { AppContext } from '../server/context.ts';
 import { recentBuilds, recentEvents } from './activity.ts';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { toHttpError } from '../api/error-handler.ts';
+import { toHttpError } from '../http/error-handler.ts';
 import { DomainError } from '../core/errors.ts';
 import { logInWithCookie, logOutWithCookie } from '../auth/session-cookie.ts';
 import type { AppContext } from '../server/context.ts';

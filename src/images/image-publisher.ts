@@ -4,7 +4,7 @@ import { chmod, link, lstat, mkdir, open, readFile, readdir, rename, rm, stat, s
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { parseBootManifest } from '../boot/boot-manifest.ts';
+import { parseBootManifest } from './boot-manifest.ts';
 import type { ImageLayout } from './image-layout.ts';
 
 /** The files every image holds besides boot.json. */

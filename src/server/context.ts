@@ -4,7 +4,7 @@ import { BuildService } from '../core/build-service.ts';
 import { MachineService } from '../core/machine-service.ts';
 import { Notifier } from '../core/notifier.ts';
 import { ImageLayout } from '../images/image-layout.ts';
-import type { Authenticator } from '../api/access.ts';
+import type { Authenticator } from '../http/access.ts';
 import { AuthService } from '../auth/auth-service.ts';
 import { createAuthenticator } from '../auth/authenticator.ts';
 import { createEnrollGuard } from '../auth/enroll-guard.ts';
@@ -12,7 +12,7 @@ import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { Storage } from '../storage/storage.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 /** Everything the roles of one process share. Built once by `createContext`; roles only read it. */
 export interface AppContext {

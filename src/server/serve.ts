@@ -5,7 +5,7 @@ import { buildApiServer } from '../api/api-server.ts';
 import { buildBootServer } from '../boot/boot-server.ts';
 import { startBuilder } from '../builder/builder.ts';
 import { createContext, type AppContext } from './context.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 export const ALL_ROLES = ['api', 'boot', 'builder'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { migrate, openDatabase, ping, type Database } from './database.ts';
 import { isUniqueViolation, Storage } from './storage.ts';
-import { testDatabaseKinds, type TestDatabase } from '../testing/databases.ts';
+import { testDatabaseKinds, type TestDatabase } from '../../test/support/databases.ts';
 
 const NOW = '2026-01-02T03:04:05.000Z';
 const hardware = { manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', uuid: '4C4C4544-0042-3510-8052-B3C04F4E3232' };

@@ -7,8 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { loadConfig } from '../../src/config/config.ts';
 import { startServer, type RunningServer } from '../../src/server/serve.ts';
-import { createLogger } from '../../src/server/logger.ts';
-import { enrollmentPayload } from '../../src/testing/context.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { enrollmentPayload } from '../support/context.ts';
 import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 
 // Screenshots go to test-results/ on every run; METAL_UPDATE_SCREENSHOTS=1 refreshes the README's copies.

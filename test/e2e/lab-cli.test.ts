@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
-import { freshSqlite } from '../../src/testing/databases.ts';
-import { runMetal } from '../integration/support/server-process.ts';
+import { freshSqlite } from '../support/databases.ts';
+import { runMetal } from '../support/server-process.ts';
 import { consoleTail } from './support/lab-vm.ts';
 import { startLabServer } from './support/lab-server.ts';
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
-import { freshPostgres, isPostgresAvailable } from '../../src/testing/databases.ts';
+import { freshPostgres, isPostgresAvailable } from '../support/databases.ts';
 import { runWholeLoop } from './support/enrollment-loop.ts';
 import { startLabServer } from './support/lab-server.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
-import { freshSqlite } from '../../src/testing/databases.ts';
+import { freshSqlite } from '../support/databases.ts';
 import { bootUnknownMachine } from './support/enrollment-loop.ts';
 import { startLabServer } from './support/lab-server.ts';
 

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { enrollmentPayload } from '../../src/testing/context.ts';
-import { ADMIN_PASSWORD, hasNixBuild, startApiServer, type ApiServer } from './support/api-server.ts';
-import { findScript, runCli, startCli, startCliOnTerminal } from './support/cli-process.ts';
+import { enrollmentPayload } from '../support/context.ts';
+import { ADMIN_PASSWORD, hasNixBuild, startApiServer, type ApiServer } from '../support/api-server.ts';
+import { findScript, runCli, startCli, startCliOnTerminal } from '../support/cli-process.ts';
 
 const STANDIN_ENTRY = new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url).pathname;
 const SLOW_ENTRY = new URL('../../src/builder/fixtures/standin-slow.nix', import.meta.url).pathname;

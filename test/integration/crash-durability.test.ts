@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { migrate, openDatabase } from '../../src/storage/database.ts';
-import { testDatabaseKinds } from '../../src/testing/databases.ts';
-import { enrollmentPayload } from '../../src/testing/context.ts';
-import { startServerProcess } from './support/server-process.ts';
+import { testDatabaseKinds } from '../support/databases.ts';
+import { enrollmentPayload } from '../support/context.ts';
+import { startServerProcess } from '../support/server-process.ts';
 
 for (const kind of await testDatabaseKinds()) {
   describe(`a server killed with SIGKILL during an enrollment storm, on ${kind.name}`, () => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../../src/api/api-server.ts';
-import { testDatabaseKinds } from '../../src/testing/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../src/testing/context.ts';
+import { testDatabaseKinds } from '../support/databases.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../support/context.ts';
 
 /** POSTs one enrollment over real HTTP; returns the status code. */
 async function enroll(base: string, body: unknown): Promise<number> {

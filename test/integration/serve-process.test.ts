@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { runMetal, startServerProcess } from './support/server-process.ts';
+import { runMetal, startServerProcess } from '../support/server-process.ts';
 
 describe('metal serve as a process', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-serve-'));

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../server/context.ts';
-import { Build, BuildIdParam, errorResponses } from '../schemas.ts';
+import { Build, BuildIdParam, errorResponses } from '../../http/schemas.ts';
 
 type Id = { Params: { id: number } };
 

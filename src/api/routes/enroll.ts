@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../server/context.ts';
-import { EnrollBody, EnrollResponse, errorResponses } from '../schemas.ts';
+import { EnrollBody, EnrollResponse, errorResponses } from '../../http/schemas.ts';
 
 /** `POST /api/v1/enroll`: served by the API and by the boot listener (same handler). */
 export function registerEnrollRoute(app: FastifyInstance, ctx: AppContext): void {

@@ -12,7 +12,7 @@ import {
   MachineUpdateBody,
   Paging,
   errorResponses,
-} from '../schemas.ts';
+} from '../../http/schemas.ts';
 
 type Id = { Params: { id: string } };
 

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildBootServer } from '../../boot/boot-server.ts';
-import { createTestContext, type TestContext } from '../../testing/context.ts';
-import { freshSqlite, testDatabaseKinds } from '../../testing/databases.ts';
+import { createTestContext, type TestContext } from '../../../test/support/context.ts';
+import { freshSqlite, testDatabaseKinds } from '../../../test/support/databases.ts';
 import { copyFixture, findBusybox, makeBusyboxPath, makeToolPath, removeDir, runAgent, writeFile, type AgentRun } from './agent-runner.ts';
 
 const busybox = findBusybox();

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/config.ts';
 import { LAB_BOOT_URL } from '../../../src/registration/lab/lab-machine.ts';
 import { buildRegistrationImage } from '../../../src/registration/lab/registration-image.ts';
-import { createLogger } from '../../../src/server/logger.ts';
+import { createLogger } from '../../../src/core/logger.ts';
 import { startServer, type RunningServer } from '../../../src/server/serve.ts';
-import type { TestDatabase } from '../../../src/testing/databases.ts';
+import type { TestDatabase } from '../../support/databases.ts';
 
 /** The bootable stand-in for nix/netboot.nix. */
 export const STANDIN_ENTRY = new URL('../nix/standin-netboot.nix', import.meta.url).pathname;

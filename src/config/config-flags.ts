@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from '../config/config.ts';
+import { CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from './config.ts';
 
 /** Adds `--data-dir`, `--listen`, … (one per METAL_* key) to a server-side command. */
 export function withConfigFlags(cmd: Command): Command {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { configFromFlags } from './config-flags.ts';
-import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from '../registration/nix-registration-image.ts';
+import { configFromFlags } from '../../config/config-flags.ts';
+import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from '../../registration/nix-registration-image.ts';
 
 interface BuildRegistrationOptions {
   entry?: string;

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import type { AuthService } from '../auth/auth-service.ts';
-import { generatePassword } from '../auth/opaque-token.ts';
-import { DomainError } from '../core/errors.ts';
-import { SYSTEM_ACTOR } from '../core/types.ts';
-import { configFromFlags, withConfigFlags } from './config-flags.ts';
+import type { AuthService } from '../../auth/auth-service.ts';
+import { generatePassword } from '../../auth/opaque-token.ts';
+import { DomainError } from '../../core/errors.ts';
+import { SYSTEM_ACTOR } from '../../core/types.ts';
+import { configFromFlags, withConfigFlags } from '../../config/config-flags.ts';
 
 /** The first line of standard input, without its line ending. */
 async function readPasswordFromStdin(): Promise<string> {
@@ -16,11 +16,11 @@ async function readPasswordFromStdin(): Promise<string> {
 async function withAuth(opts: Record<string, unknown>, fn: (auth: AuthService) => Promise<void>): Promise<void> {
   const config = configFromFlags(opts);
   // Loaded here so that client commands don't pay for the database drivers.
-  const { AuthService } = await import('../auth/auth-service.ts');
-  const { loadSecretKey } = await import('../auth/secret-key.ts');
-  const { createLogger } = await import('../server/logger.ts');
-  const { migrate, openDatabase } = await import('../storage/database.ts');
-  const { Storage } = await import('../storage/storage.ts');
+  const { AuthService } = await import('../../auth/auth-service.ts');
+  const { loadSecretKey } = await import('../../auth/secret-key.ts');
+  const { createLogger } = await import('../../core/logger.ts');
+  const { migrate, openDatabase } = await import('../../storage/database.ts');
+  const { Storage } = await import('../../storage/storage.ts');
   const database = await openDatabase(config.databaseUrl);
   try {
     await migrate(database);

@@ -1,9 +1,9 @@
 import { Command, CommanderError } from 'commander';
-import { registerServerCommands } from './server-commands.ts';
-import { registerClientCommands } from './client-commands.ts';
-import { registerLabCommands } from './lab-commands.ts';
-import { registerImageCommands } from './image-commands.ts';
-import { registerUserCommands } from './user-commands.ts';
+import { registerServerCommands } from './commands/serve-commands.ts';
+import { registerClientCommands } from '../cli/client-commands.ts';
+import { registerLabCommands } from './commands/lab-commands.ts';
+import { registerImageCommands } from './commands/image-commands.ts';
+import { registerUserCommands } from './commands/account-commands.ts';
 
 /** The `metal` command. Server commands run roles; client commands talk to the REST API only. */
 export function buildProgram(): Command {

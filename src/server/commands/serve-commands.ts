@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configFromFlags, withConfigFlags } from './config-flags.ts';
+import { configFromFlags, withConfigFlags } from '../../config/config-flags.ts';
 
 // The server's modules (fastify, kysely, database drivers) load only when a server command runs, so
 // client commands start fast.
@@ -7,8 +7,8 @@ type RoleName = 'api' | 'boot' | 'builder';
 
 async function runRoles(roles: RoleName[], opts: Record<string, string | undefined>): Promise<void> {
   const config = configFromFlags(opts);
-  const { createLogger } = await import('../server/logger.ts');
-  const { startServer } = await import('../server/serve.ts');
+  const { createLogger } = await import('../../core/logger.ts');
+  const { startServer } = await import('../serve.ts');
   const logger = createLogger(config.logLevel);
   let server;
   try {
@@ -49,7 +49,7 @@ export function registerServerCommands(program: Command): void {
       .addHelpText('after', '\nExamples:\n  metal serve\n  METAL_DATABASE_URL=postgres://metal@db:5432/metal metal serve --roles api,boot'),
   ).action(async (opts: Record<string, string | undefined>) => {
     try {
-      const { parseRoles } = await import('../server/serve.ts');
+      const { parseRoles } = await import('../serve.ts');
       await runRoles(parseRoles(opts.roles ?? 'api,boot,builder'), opts);
     } catch (err) {
       console.error(`metal: ${err instanceof Error ? err.message : String(err)}`);
@@ -69,7 +69,7 @@ export function registerServerCommands(program: Command): void {
     program.command('migrate').description('bring the database schema up to date and exit').addHelpText('after', '\nExample:\n  metal migrate --database-url postgres://metal@db:5432/metal'),
   ).action(async (opts: Record<string, string | undefined>) => {
     const config = configFromFlags(opts);
-    const { migrate, openDatabase } = await import('../storage/database.ts');
+    const { migrate, openDatabase } = await import('../../storage/database.ts');
     const database = await openDatabase(config.databaseUrl);
     try {
       const applied = await migrate(database);

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { configFromFlags } from './config-flags.ts';
-import { LAB_BOOT_URL, parseLabMachine } from '../registration/lab/lab-machine.ts';
-import { runLabMachine } from '../registration/lab/qemu-runner.ts';
-import { buildRegistrationImage } from '../registration/lab/registration-image.ts';
+import { configFromFlags } from '../../config/config-flags.ts';
+import { LAB_BOOT_URL, parseLabMachine } from '../../registration/lab/lab-machine.ts';
+import { runLabMachine } from '../../registration/lab/qemu-runner.ts';
+import { buildRegistrationImage } from '../../registration/lab/registration-image.ts';
 
 interface ImageOptions {
   dataDir?: string;

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 
-const METAL_BIN = new URL('../../../bin/metal.js', import.meta.url).pathname;
+const METAL_BIN = new URL('../../bin/metal.js', import.meta.url).pathname;
 
 /** How a `metal` command ended and what it printed. */
 export interface CliResult {

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { labSkipReason } from '../registration/lab/lab-requirements.ts';
-import { runMetal } from '../../test/integration/support/server-process.ts';
+import { labSkipReason } from '../../registration/lab/lab-requirements.ts';
+import { runMetal } from '../../../test/support/server-process.ts';
 
 describe('metal lab', () => {
   const dir = mkdtempSync(join(tmpdir(), 'metal-lab-cli-'));

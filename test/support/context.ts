@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type Config, type ConfigKey } from '../config/config.ts';
-import type { Actor, Role } from '../core/types.ts';
-import type { Authenticator } from '../api/access.ts';
-import { createContext, type AppContext } from '../server/context.ts';
-import { createLogger } from '../server/logger.ts';
+import { loadConfig, type Config, type ConfigKey } from '../../src/config/config.ts';
+import type { Actor, Role } from '../../src/core/types.ts';
+import type { Authenticator } from '../../src/http/access.ts';
+import { createContext, type AppContext } from '../../src/server/context.ts';
+import { createLogger } from '../../src/core/logger.ts';
 import type { TestDatabase } from './databases.ts';
 
 /**

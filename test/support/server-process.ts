@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-export const METAL_BIN = new URL('../../../bin/metal.js', import.meta.url).pathname;
+export const METAL_BIN = new URL('../../bin/metal.js', import.meta.url).pathname;
 
 export interface ServerProcess {
   child: ChildProcess;

@@ -2,17 +2,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { isBuildFinished } from '../core/lifecycle.ts';
-import type { Build } from '../core/types.ts';
-import type { AppContext } from '../server/context.ts';
-import { enrollmentPayload } from '../testing/context.ts';
-import { findExecutable } from './nix-build.ts';
+import { isBuildFinished } from '../../src/core/lifecycle.ts';
+import type { Build } from '../../src/core/types.ts';
+import type { AppContext } from '../../src/server/context.ts';
+import { enrollmentPayload } from './context.ts';
+import { findExecutable } from '../../src/builder/nix-build.ts';
 
 /** Stand-in entries for builder tests (see src/builder/fixtures/). */
 export const FIXTURES = {
-  ok: fileURLToPath(new URL('./fixtures/standin-ok.nix', import.meta.url)),
-  slow: fileURLToPath(new URL('./fixtures/standin-slow.nix', import.meta.url)),
-  noBootJson: fileURLToPath(new URL('./fixtures/standin-no-boot-json.nix', import.meta.url)),
+  ok: fileURLToPath(new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url)),
+  slow: fileURLToPath(new URL('../../src/builder/fixtures/standin-slow.nix', import.meta.url)),
+  noBootJson: fileURLToPath(new URL('../../src/builder/fixtures/standin-no-boot-json.nix', import.meta.url)),
 };
 
 /**

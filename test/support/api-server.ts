@@ -1,9 +1,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type ConfigKey } from '../../../src/config/config.ts';
-import { createLogger } from '../../../src/server/logger.ts';
-import { startServer, type RunningServer } from '../../../src/server/serve.ts';
+import { loadConfig, type ConfigKey } from '../../src/config/config.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { startServer, type RunningServer } from '../../src/server/serve.ts';
 
 /** The first admin's password on servers started by startApiServer. */
 export const ADMIN_PASSWORD = 'correct horse battery staple';

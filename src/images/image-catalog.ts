@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageLayout } from '../images/image-layout.ts';
+import type { ImageLayout } from './image-layout.ts';
 import { readBootManifest, type BootManifest } from './boot-manifest.ts';
 
 /** The registration image, or what is wrong with it (fixed text of ours). */

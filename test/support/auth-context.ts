@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
-import { loadConfig, type ConfigKey } from '../config/config.ts';
-import { createContext, type AppContext } from '../server/context.ts';
-import { createLogger } from '../server/logger.ts';
-import type { TestDatabase } from '../testing/databases.ts';
+import { buildApiServer } from '../../src/api/api-server.ts';
+import { loadConfig, type ConfigKey } from '../../src/config/config.ts';
+import { createContext, type AppContext } from '../../src/server/context.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import type { TestDatabase } from './databases.ts';
 
 /** The first admin's password in contexts made by createAuthTestContext. */
 export const TEST_ADMIN_PASSWORD = 'correct horse battery staple';
