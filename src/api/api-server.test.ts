@@ -1,7 +1,7 @@
+import { buildApiServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from './api-server.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 

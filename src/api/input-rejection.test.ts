@@ -1,9 +1,9 @@
+import { buildApiServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from './api-server.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
 
 const operator = { 'x-test-role': 'operator' };
 
@@ -80,7 +80,7 @@ for (const kind of await testDatabaseKinds()) {
 
     /** Everything a rejected request could have written. */
     async function snapshot() {
-      const db = t.ctx.storage.db;
+      const db = sqlOf(t.ctx);
       return {
         machines: await db.selectFrom('machines').selectAll().orderBy('id').execute(),
         builds: await db.selectFrom('builds').selectAll().orderBy('id').execute(),

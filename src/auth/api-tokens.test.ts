@@ -1,8 +1,8 @@
+import { sqlOf } from '../../test/support/context.ts';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { authDb } from './auth-schema.ts';
 import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -65,11 +65,11 @@ for (const kind of await testDatabaseKinds()) {
       const created = await mint(admin, { name: 'short-lived', expires_at: new Date(Date.now() + 3_600_000).toISOString() });
       assert.equal((await t.app.inject({ url: '/api/v1/machines', headers: bearer(created.token) })).statusCode, 200);
       const past = new Date(Date.now() - 1000).toISOString();
-      await authDb(t.ctx.storage.db).updateTable('api_tokens').set({ expires_at: past }).where('id', '=', created.id).execute();
+      await sqlOf(t.ctx).updateTable('api_tokens').set({ expires_at: past }).where('id', '=', created.id).execute();
       assert.equal((await t.app.inject({ url: '/api/v1/machines', headers: bearer(created.token) })).statusCode, 401);
 
       const session = await t.login('vera', 'vera-password');
-      await authDb(t.ctx.storage.db).updateTable('sessions').set({ expires_at: past }).where('user_id', '=', (await t.ctx.auth.users.get('vera')).id).execute();
+      await sqlOf(t.ctx).updateTable('sessions').set({ expires_at: past }).where('user_id', '=', (await t.ctx.auth.users.get('vera')).id).execute();
       assert.equal((await t.app.inject({ url: '/api/v1/machines', headers: bearer(session) })).statusCode, 401);
       viewer = await t.login('vera', 'vera-password');
     });
@@ -131,12 +131,12 @@ for (const kind of await testDatabaseKinds()) {
         await t.app.inject({ method: 'POST', url: '/api/v1/users', headers: bearer(admin), payload: { username: 'needle', role: 'operator', password } });
         const session = await t.login('needle', password);
         const token = (await mint(session, { name: 'needle-token' })).token;
-        const db = authDb(t.ctx.storage.db);
+        const db = sqlOf(t.ctx);
         const dump = JSON.stringify([
           await db.selectFrom('users').selectAll().execute(),
           await db.selectFrom('sessions').selectAll().execute(),
           await db.selectFrom('api_tokens').selectAll().execute(),
-          await t.ctx.storage.db.selectFrom('events').selectAll().execute(),
+          await sqlOf(t.ctx).selectFrom('events').selectAll().execute(),
         ]);
         assert.ok(dump.includes('needle-token'));
         for (const secret of [password, session, token, session.slice(3), token.slice(3)]) assert.equal(dump.includes(secret), false);

@@ -2,16 +2,14 @@ import { createHmac } from 'node:crypto';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
 import { ROLES, nowIso, type Actor, type Role } from '../core/types.ts';
 import type { Logger } from '../core/logger.ts';
-import type { Storage } from '../storage/storage.ts';
-import { authDb } from './auth-schema.ts';
-import { CredentialStore, type Credential } from './credential-store.ts';
+import type { Storage } from '../core/ports.ts';
+import type { Credential } from '../core/types.ts';
 import { API_TOKEN_PREFIX, SESSION_PREFIX, generateToken, hashToken, isTokenShape } from './opaque-token.ts';
 import { PasswordHasher } from './password-hasher.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { SecretBox } from './secret-box.ts';
 import { TokenService } from './token-service.ts';
 import { UserService } from './user-service.ts';
-import { UserStore } from './user-store.ts';
 
 /** How long a sign-in session lasts. */
 export const SESSION_TTL_SECONDS = 12 * 3600;
@@ -55,8 +53,6 @@ export class AuthService {
   readonly users: UserService;
   readonly tokens: TokenService;
   readonly secretBox: SecretBox;
-  private readonly credentials: CredentialStore;
-  private readonly userStore: UserStore;
   private readonly hasher = new PasswordHasher();
   private readonly perUser: RateLimiter;
   private readonly perAddress: RateLimiter;
@@ -68,11 +64,8 @@ export class AuthService {
     secretKey: Buffer,
     options: AuthServiceOptions = {},
   ) {
-    const db = authDb(storage.db);
-    this.credentials = new CredentialStore(db);
-    this.userStore = new UserStore(db);
-    this.users = new UserService(storage, this.userStore, this.credentials, this.hasher);
-    this.tokens = new TokenService(storage, this.credentials, this.userStore);
+    this.users = new UserService(storage, this.hasher);
+    this.tokens = new TokenService(storage);
     this.secretBox = new SecretBox(secretKey);
     this.csrfKey = createHmac('sha256', secretKey).update('metal csrf key').digest();
     const window = options.loginWindowSeconds ?? 15 * 60;
@@ -92,7 +85,7 @@ export class AuthService {
       const wait = Math.max(byUser.allowed ? 0 : byUser.retryAfterSeconds, byAddress.allowed ? 0 : byAddress.retryAfterSeconds);
       throw new RateLimitedError(`too many failed sign-in attempts; try again in ${wait} s`, wait);
     }
-    const user = await this.userStore.findByUsername(username);
+    const user = await this.storage.users.findByUsername(username);
     const ok = user ? await this.hasher.verify(user.password_hash, password) : await this.hasher.verifyDummy(password);
     if (!user || !ok || user.disabled) {
       await this.storage.events.record({
@@ -109,8 +102,8 @@ export class AuthService {
     const now = nowIso();
     const expiresAt = new Date(Date.parse(now) + SESSION_TTL_SECONDS * 1000).toISOString();
     const sessionHash = hashToken(token);
-    await this.credentials.deleteExpiredSessions(now);
-    await this.credentials.insertSession({ tokenHash: sessionHash, userId: user.id, address, now, expiresAt });
+    await this.storage.credentials.deleteExpiredSessions(now);
+    await this.storage.credentials.insertSession({ tokenHash: sessionHash, userId: user.id, address, now, expiresAt });
     const actor: Actor = { kind: 'user', name: user.username, role: user.role, id: user.id };
     await this.storage.events.record({ kind: 'auth.login', actor, message: `${user.username} signed in from ${address}`, data: { address } });
     const principal: Principal = { kind: 'session', userId: user.id, username: user.username, credentialId: 0, actor, sessionHash };
@@ -120,7 +113,7 @@ export class AuthService {
   /** Ends a session; recorded as `auth.logout`. API tokens are revoked with DELETE /api/v1/tokens/{id} instead. */
   async logout(principal: Principal): Promise<void> {
     if (principal.kind !== 'session' || !principal.sessionHash) return;
-    if (await this.credentials.deleteSession(principal.sessionHash)) {
+    if (await this.storage.credentials.deleteSession(principal.sessionHash)) {
       await this.storage.events.record({ kind: 'auth.logout', actor: principal.actor, message: `${principal.username} signed out` });
     }
   }
@@ -130,7 +123,7 @@ export class AuthService {
     const isSession = isTokenShape(token, SESSION_PREFIX);
     if (!isSession && !isTokenShape(token, API_TOKEN_PREFIX)) return undefined;
     const hash = hashToken(token);
-    const found = isSession ? await this.credentials.findSession(hash) : await this.credentials.findToken(hash);
+    const found = isSession ? await this.storage.credentials.findSession(hash) : await this.storage.credentials.findToken(hash);
     if (!found || found.disabled || found.revokedAt) return undefined;
     const now = Date.now();
     if (found.expiresAt !== null && Date.parse(found.expiresAt) <= now) return undefined;
@@ -154,7 +147,7 @@ export class AuthService {
     if (found.lastUsedAt !== null && now - Date.parse(found.lastUsedAt) < TOUCH_INTERVAL_MS) return;
     const at = new Date(now).toISOString();
     try {
-      await (isSession ? this.credentials.touchSession(found.id, at) : this.credentials.touchToken(found.id, at));
+      await (isSession ? this.storage.credentials.touchSession(found.id, at) : this.storage.credentials.touchToken(found.id, at));
     } catch (err) {
       this.logger.warn({ err }, 'auth: could not record last use');
     }

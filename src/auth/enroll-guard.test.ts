@@ -1,8 +1,7 @@
+import { buildApiServer, buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
-import { buildBootServer } from '../boot/boot-server.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import { ENROLL_TOKEN_HEADER } from './enroll-guard.ts';

@@ -2,7 +2,14 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { InvalidInputError } from '../core/errors.ts';
 import { EventList, errorResponses } from '../http/schemas.ts';
-import type { AppContext } from '../server/context.ts';
+import type { MachineService } from '../core/machine-service.ts';
+import type { EventStore } from '../core/ports.ts';
+
+/** What the audit-trail route uses. */
+export interface EventRouteOptions {
+  events: Pick<EventStore, 'list'>;
+  machines: Pick<MachineService, 'get'>;
+}
 
 const EventQuery = Type.Object({
   actor: Type.Optional(Type.String({ maxLength: 200, description: '`user:alice`, `token:alice/ci`, `machine:ABC123`, `system`, or a kind alone (`token`)' })),
@@ -22,7 +29,7 @@ function isoTime(name: string, value: string | undefined): string | undefined {
 }
 
 /** `GET /api/v1/events` (admin): the audit trail, newest first, filtered by actor, machine, kind and time. */
-export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerEventRoutes(app: FastifyInstance, { events, machines }: EventRouteOptions): void {
   app.get<{ Querystring: Static<typeof EventQuery> }>(
     '/api/v1/events',
     { config: { access: 'admin' }, schema: { tags: ['events'], summary: 'The audit trail', querystring: EventQuery, response: { 200: EventList, ...errorResponses(400, 401, 403, 404) } } },
@@ -31,8 +38,8 @@ export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void
       const since = isoTime('since', q.since);
       const until = isoTime('until', q.until);
       // A numeric id is used as is, so the events of a deleted machine stay reachable; a tag must exist.
-      const machineId = q.machine === undefined ? undefined : /^\d{1,15}$/.test(q.machine) ? Number(q.machine) : (await ctx.machines.get(q.machine)).id;
-      return ctx.storage.events.list({
+      const machineId = q.machine === undefined ? undefined : /^\d{1,15}$/.test(q.machine) ? Number(q.machine) : (await machines.get(q.machine)).id;
+      return events.list({
         ...(q.actor !== undefined ? { actor: q.actor } : {}),
         ...(machineId !== undefined ? { machineId } : {}),
         ...(q.kind !== undefined ? { kind: q.kind } : {}),

@@ -1,7 +1,7 @@
+import { buildApiServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { enrollmentPayload } from '../../test/support/context.ts';
 import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';

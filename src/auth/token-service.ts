@@ -1,10 +1,9 @@
 import { ForbiddenError, InvalidInputError, NotFoundError } from '../core/errors.ts';
 import { nowIso, roleAtLeast, type Actor, type Role } from '../core/types.ts';
-import type { Storage } from '../storage/storage.ts';
-import type { ApiToken, CredentialStore } from './credential-store.ts';
+import type { Storage } from '../core/ports.ts';
+import type { ApiToken } from '../core/types.ts';
 import { API_TOKEN_PREFIX, generateToken, hashToken } from './opaque-token.ts';
 import { checkRole } from './user-service.ts';
-import type { UserStore } from './user-store.ts';
 
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -21,11 +20,7 @@ export interface TokenRequester {
 
 /** Named API tokens: created with a role no higher than the creator's, listed, revoked. */
 export class TokenService {
-  constructor(
-    private readonly storage: Storage,
-    private readonly credentials: CredentialStore,
-    private readonly users: UserStore,
-  ) {}
+  constructor(private readonly storage: Storage) {}
 
   async create(requester: TokenRequester, input: { name: string; role?: string; expires_at?: string | null }): Promise<CreatedToken> {
     if (typeof input.name !== 'string' || !TOKEN_NAME.test(input.name)) {
@@ -42,10 +37,10 @@ export class TokenService {
       if (t <= Date.now()) throw new InvalidInputError('expires_at must be in the future');
       expiresAt = new Date(t).toISOString();
     }
-    const owner = await this.users.findById(requester.userId);
+    const owner = await this.storage.users.findById(requester.userId);
     if (!owner) throw new NotFoundError('your account no longer exists');
     const token = generateToken(API_TOKEN_PREFIX);
-    const created = await this.credentials.insertToken({ tokenHash: hashToken(token), userId: owner.id, name: input.name, role, now: nowIso(), expiresAt });
+    const created = await this.storage.credentials.insertToken({ tokenHash: hashToken(token), userId: owner.id, name: input.name, role, now: nowIso(), expiresAt });
     await this.storage.events.record({
       kind: 'token.created',
       actor: requester.actor,
@@ -57,17 +52,17 @@ export class TokenService {
 
   /** An admin sees every token; others see their own. */
   list(requester: TokenRequester, limit = 50, offset = 0): Promise<{ items: ApiToken[]; total: number }> {
-    return this.credentials.listTokens(requester.actor.role === 'admin' ? undefined : requester.userId, limit, offset);
+    return this.storage.credentials.listTokens(requester.actor.role === 'admin' ? undefined : requester.userId, limit, offset);
   }
 
   /** Revokes a token of one's own, or anyone's for an admin. Another user's token is "not found" to a non-admin. */
   async revoke(requester: TokenRequester, id: number): Promise<ApiToken> {
-    const token = await this.credentials.getToken(id);
-    const owner = token ? await this.users.findByUsername(token.owner) : undefined;
+    const token = await this.storage.credentials.getToken(id);
+    const owner = token ? await this.storage.users.findByUsername(token.owner) : undefined;
     if (!token || (requester.actor.role !== 'admin' && owner?.id !== requester.userId)) throw new NotFoundError(`token ${id} not found`);
     if (token.revoked_at === null) {
       const now = nowIso();
-      if (await this.credentials.revokeToken(id, now)) {
+      if (await this.storage.credentials.revokeToken(id, now)) {
         await this.storage.events.record({
           kind: 'token.revoked',
           actor: requester.actor,
@@ -76,6 +71,6 @@ export class TokenService {
         });
       }
     }
-    return (await this.credentials.getToken(id))!;
+    return (await this.storage.credentials.getToken(id))!;
   }
 }

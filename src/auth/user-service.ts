@@ -1,10 +1,7 @@
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthorizedError } from '../core/errors.ts';
-import { ROLES, nowIso, type Actor, type Role } from '../core/types.ts';
-import { isUniqueViolation, type Storage } from '../storage/storage.ts';
-import { authDb } from './auth-schema.ts';
-import type { CredentialStore } from './credential-store.ts';
+import { DuplicateKeyError, type Storage } from '../core/ports.ts';
+import { ROLES, nowIso, type Actor, type Role, type User } from '../core/types.ts';
 import { checkPasswordStrength, type PasswordHasher } from './password-hasher.ts';
-import type { User, UserStore } from './user-store.ts';
 
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
@@ -23,20 +20,18 @@ export function checkRole(role: string): asserts role is Role {
 export class UserService {
   constructor(
     private readonly storage: Storage,
-    private readonly store: UserStore,
-    private readonly credentials: CredentialStore,
     private readonly hasher: PasswordHasher,
   ) {}
 
   list(limit = 50, offset = 0): Promise<{ items: User[]; total: number }> {
-    return this.store.list(limit, offset);
+    return this.storage.users.list(limit, offset);
   }
 
   /** By numeric id or by username. */
   async get(ref: string | number): Promise<User> {
     const text = String(ref);
     // Usernames may be all digits: an id that matches no user is tried as a name.
-    const user = (/^\d{1,15}$/.test(text) ? await this.store.findById(Number(text)) : undefined) ?? (await this.store.findByUsername(text));
+    const user = (/^\d{1,15}$/.test(text) ? await this.storage.users.findById(Number(text)) : undefined) ?? (await this.storage.users.findByUsername(text));
     if (!user) throw new NotFoundError(`user ${ref} not found`);
     return strip(user);
   }
@@ -47,13 +42,13 @@ export class UserService {
     checkPasswordStrength(input.password);
     const passwordHash = await this.hasher.hash(input.password);
     try {
-      return await this.storage.transaction(async (trx) => {
-        const user = await this.store.insert({ username: input.username, role: input.role as Role, passwordHash, now: nowIso() }, authDb(trx));
-        await this.storage.events.record({ kind: 'user.created', actor, message: `user ${user.username} created with role ${user.role}`, data: { user_id: user.id, username: user.username, role: user.role } }, trx);
+      return await this.storage.transaction(async (tx) => {
+        const user = await tx.users.insert({ username: input.username, role: input.role as Role, passwordHash, now: nowIso() });
+        await tx.events.record({ kind: 'user.created', actor, message: `user ${user.username} created with role ${user.role}`, data: { user_id: user.id, username: user.username, role: user.role } });
         return user;
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError(`user ${input.username} already exists`);
+      if (err instanceof DuplicateKeyError) throw new ConflictError(`user ${input.username} already exists`);
       throw err;
     }
   }
@@ -67,13 +62,12 @@ export class UserService {
     if (changes.password !== undefined) checkPasswordStrength(changes.password);
     const passwordHash = changes.password !== undefined ? await this.hasher.hash(changes.password) : undefined;
     const target = await this.get(ref);
-    return this.storage.transaction(async (trx) => {
-      const db = authDb(trx);
+    return this.storage.transaction(async (tx) => {
       const losesAdmin = target.role === 'admin' && !target.disabled && ((changes.role !== undefined && changes.role !== 'admin') || changes.disabled === true);
-      if (losesAdmin && (await this.store.countActiveAdmins(db)) <= 1) {
+      if (losesAdmin && (await tx.users.countActiveAdmins()) <= 1) {
         throw new ConflictError(`${target.username} is the last admin; make another admin first`);
       }
-      const user = await this.store.update(
+      const user = await tx.users.update(
         target.id,
         {
           ...(changes.role !== undefined ? { role: changes.role as Role } : {}),
@@ -81,18 +75,16 @@ export class UserService {
           ...(passwordHash !== undefined ? { passwordHash } : {}),
           now: nowIso(),
         },
-        db,
       );
       if (!user) throw new NotFoundError(`user ${ref} not found`);
-      if (passwordHash !== undefined || changes.disabled === true) await this.credentials.deleteSessionsOf(user.id, undefined, db);
+      if (passwordHash !== undefined || changes.disabled === true) await tx.credentials.deleteSessionsOf(user.id);
       const what = [
         changes.role !== undefined && changes.role !== target.role ? `role ${target.role} -> ${user.role}` : '',
         changes.disabled !== undefined && changes.disabled !== target.disabled ? (user.disabled ? 'disabled' : 'enabled') : '',
         passwordHash !== undefined ? 'password reset' : '',
       ].filter(Boolean);
-      await this.storage.events.record(
+      await tx.events.record(
         { kind: 'user.updated', actor, message: `user ${user.username}: ${what.join(', ') || 'no change'}`, data: { user_id: user.id, username: user.username, role: user.role, disabled: user.disabled, password_reset: passwordHash !== undefined } },
-        trx,
       );
       return user;
     });
@@ -102,28 +94,26 @@ export class UserService {
   async remove(ref: string, actor: Actor, actorUserId?: number): Promise<void> {
     const target = await this.get(ref);
     if (actorUserId !== undefined && target.id === actorUserId) throw new ConflictError('you cannot remove your own account');
-    await this.storage.transaction(async (trx) => {
-      const db = authDb(trx);
-      if (target.role === 'admin' && !target.disabled && (await this.store.countActiveAdmins(db)) <= 1) {
+    await this.storage.transaction(async (tx) => {
+      if (target.role === 'admin' && !target.disabled && (await tx.users.countActiveAdmins()) <= 1) {
         throw new ConflictError(`${target.username} is the last admin; make another admin first`);
       }
-      if (!(await this.store.delete(target.id, db))) throw new NotFoundError(`user ${ref} not found`);
-      await this.storage.events.record({ kind: 'user.deleted', actor, message: `user ${target.username} removed`, data: { user_id: target.id, username: target.username } }, trx);
+      if (!(await tx.users.delete(target.id))) throw new NotFoundError(`user ${ref} not found`);
+      await tx.events.record({ kind: 'user.deleted', actor, message: `user ${target.username} removed`, data: { user_id: target.id, username: target.username } });
     });
   }
 
   /** A signed-in user changes their own password; their other sessions end. */
   async changeOwnPassword(userId: number, current: string, next: string, actor: Actor, keepSessionHash?: string): Promise<void> {
-    const user = await this.store.findById(userId);
+    const user = await this.storage.users.findById(userId);
     if (!user) throw new UnauthorizedError('your account no longer exists');
     if (!(await this.hasher.verify(user.password_hash, current))) throw new ForbiddenError('the current password is wrong');
     checkPasswordStrength(next, 'the new password');
     const passwordHash = await this.hasher.hash(next);
-    await this.storage.transaction(async (trx) => {
-      const db = authDb(trx);
-      await this.store.update(userId, { passwordHash, now: nowIso() }, db);
-      await this.credentials.deleteSessionsOf(userId, keepSessionHash, db);
-      await this.storage.events.record({ kind: 'user.password_changed', actor, message: `${user.username} changed their password`, data: { user_id: userId, username: user.username } }, trx);
+    await this.storage.transaction(async (tx) => {
+      await tx.users.update(userId, { passwordHash, now: nowIso() });
+      await tx.credentials.deleteSessionsOf(userId, keepSessionHash);
+      await tx.events.record({ kind: 'user.password_changed', actor, message: `${user.username} changed their password`, data: { user_id: userId, username: user.username } });
     });
   }
 
@@ -132,7 +122,7 @@ export class UserService {
    * Safe when several processes start at once: only one insert wins.
    */
   async createFirstAdmin(password: string, actor: Actor): Promise<boolean> {
-    if ((await this.store.count()) > 0) return false;
+    if ((await this.storage.users.count()) > 0) return false;
     try {
       await this.create({ username: 'admin', role: 'admin', password }, actor);
       return true;

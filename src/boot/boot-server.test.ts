@@ -1,10 +1,10 @@
+import { buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { buildBootServer } from './boot-server.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 

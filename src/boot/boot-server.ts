@@ -1,14 +1,34 @@
-import type { FastifyInstance } from 'fastify';
-import { createHttpServer } from '../http/http-server.ts';
+import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { BuildLifecycle } from '../core/build-lifecycle.ts';
+import type { MachineService } from '../core/machine-service.ts';
+import type { Notifier } from '../core/notifier.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
-import { registerHealthRoutes } from '../api/routes/health.ts';
-import type { AppContext } from '../server/context.ts';
-import { BootScriptResolver } from './boot-script-resolver.ts';
-import { BootTargetReader } from './boot-target-reader.ts';
+import { registerHealthRoutes } from '../http/health-routes.ts';
+import { createHttpServer, type HttpPlatform } from '../http/http-server.ts';
 import { ImageCatalog } from '../images/image-catalog.ts';
+import type { ImageLayout } from '../images/image-layout.ts';
+import { BootScriptResolver } from './boot-script-resolver.ts';
+import { BootTargetReader, type BootTargetSource } from './boot-target-reader.ts';
 import { registerImageRoutes } from './image-files.ts';
-import { LastSeenRecorder } from './last-seen-recorder.ts';
+import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
 import { registerScriptRoutes } from './script-routes.ts';
+
+/** What the boot role is built from. */
+export interface BootServerDeps {
+  platform: HttpPlatform;
+  /** How machines reach this server, e.g. `http://10.0.0.5:8081`. */
+  bootUrl: string;
+  /** Put on the registration kernel line when set (METAL_ENROLL_TOKEN). */
+  enrollToken: string | undefined;
+  images: ImageLayout;
+  /** Machine and build facts for boot decisions, and where last_seen_at is written. */
+  targets: BootTargetSource & LastSeenWriter;
+  machines: Pick<MachineService, 'enroll'>;
+  builds: Pick<BuildLifecycle, 'recordBooted'>;
+  notifier: Notifier;
+  enrollGuard?: preHandlerAsyncHookHandler;
+  ping(): Promise<void>;
+}
 
 /** Tuning of the boot role; the defaults suit production. */
 export interface BootServerOptions {
@@ -24,32 +44,32 @@ export interface BootServerOptions {
 }
 
 /** The `boot` role: what PXE clients talk to. No authentication. */
-export async function buildBootServer(ctx: AppContext, options: BootServerOptions = {}): Promise<FastifyInstance> {
+export async function createBootServer(deps: BootServerDeps, options: BootServerOptions = {}): Promise<FastifyInstance> {
+  const logger = deps.platform.logger.child({ role: 'boot' });
   // Per-request logs at info would cost more than serving the script during a boot storm.
   // Long enough for any serial a vendor puts in DMI: an invalid one still gets a script, by MAC or UUID.
-  const app = createHttpServer(ctx, { loggerInstance: ctx.logger.child({ role: 'boot' }, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
-  const logger = ctx.logger.child({ role: 'boot' });
-  const catalog = new ImageCatalog(ctx.images, { registrationTtlMs: options.registrationTtlMs });
-  const reader = new BootTargetReader(ctx.storage.db, options.machineTtlMs ?? 1000);
+  const app = createHttpServer(deps.platform, { loggerInstance: logger.child({}, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
+  const catalog = new ImageCatalog(deps.images, { registrationTtlMs: options.registrationTtlMs });
+  const reader = new BootTargetReader(deps.targets, options.machineTtlMs ?? 1000);
   const forget = () => reader.forgetMachines();
-  ctx.notifier.on('machine.updated', forget);
+  deps.notifier.on('machine.updated', forget);
   app.addHook('onClose', async () => {
-    ctx.notifier.off('machine.updated', forget);
+    deps.notifier.off('machine.updated', forget);
   });
-  const resolver = new BootScriptResolver(reader, catalog, ctx.config, logger);
-  const lastSeen = new LastSeenRecorder(ctx.storage.machines, logger, options.lastSeenIntervalMs);
+  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken }, logger);
+  const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
 
-  registerHealthRoutes(app, ctx);
-  registerEnrollRoute(app, ctx);
-  registerScriptRoutes(app, ctx, resolver, lastSeen, logger);
-  registerImageRoutes(app, ctx.config.imagesDir, logger);
+  registerHealthRoutes(app, { ping: deps.ping, logger });
+  registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}) });
+  registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger });
+  registerImageRoutes(app, deps.images.root, logger);
 
   const registration = await catalog.registration();
   if (!registration.ok) {
     logger.warn(
-      { dir: ctx.images.registrationDir, reason: registration.reason },
-      `boot: the registration image is not usable (${registration.reason}); unknown machines will wait until bzImage, initrd and boot.json are in ${ctx.images.registrationDir} (build them with "metal image build-registration" on a Nix host, or "metal lab image" from Debian packages)`,
+      { dir: deps.images.registrationDir, reason: registration.reason },
+      `boot: the registration image is not usable (${registration.reason}); unknown machines will wait until bzImage, initrd and boot.json are in ${deps.images.registrationDir} (build them with "metal image build-registration" on a Nix host, or "metal lab image" from Debian packages)`,
     );
   }
   return app;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BootTargetReader } from './boot-target-reader.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { SYSTEM_ACTOR } from '../core/types.ts';
 
 for (const kind of await testDatabaseKinds()) {
@@ -14,11 +14,15 @@ for (const kind of await testDatabaseKinds()) {
     });
     after(() => t.close());
 
+    const source = () => ({
+      findBootTarget: t.ctx.storage.machines.findBootTarget.bind(t.ctx.storage.machines),
+      bootFacts: t.ctx.storage.builds.bootFacts.bind(t.ctx.storage.builds),
+    });
     const setStatus = (status: string) =>
-      t.ctx.storage.db.updateTable('machines').set({ status }).where('service_tag', '=', 'CACHE1').execute();
+      sqlOf(t.ctx).updateTable('machines').set({ status }).where('service_tag', '=', 'CACHE1').execute();
 
     test('without a TTL every lookup reads the database', async () => {
-      const reader = new BootTargetReader(t.ctx.storage.db);
+      const reader = new BootTargetReader(source());
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled');
       await setStatus('configured');
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'configured');
@@ -26,7 +30,7 @@ for (const kind of await testDatabaseKinds()) {
     });
 
     test('with a TTL a lookup is reused until it expires or is forgotten', async () => {
-      const reader = new BootTargetReader(t.ctx.storage.db, 60_000);
+      const reader = new BootTargetReader(source(), 60_000);
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled');
       assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined);
       await setStatus('configured');
@@ -39,7 +43,7 @@ for (const kind of await testDatabaseKinds()) {
     });
 
     test('keys do not collide across lookup kinds', async () => {
-      const reader = new BootTargetReader(t.ctx.storage.db, 60_000);
+      const reader = new BootTargetReader(source(), 60_000);
       assert.equal((await reader.findMachine('mac_address', '52:54:00:12:34:56'))?.serviceTag, 'CACHE1');
       assert.equal(await reader.findMachine('service_tag', '52:54:00:12:34:56'), undefined);
     });

@@ -1,7 +1,7 @@
+import { buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildBootServer } from './boot-server.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import type { AppContext } from '../server/context.ts';
@@ -12,7 +12,7 @@ async function machineWithBuild(ctx: AppContext, tag: string, mac: string): Prom
   const { machine } = await ctx.machines.enroll(enrollmentPayload(tag, { mac_address: mac }), { kind: 'machine', name: tag });
   await ctx.machines.update(tag, { hostname: tag.toLowerCase() }, OPERATOR);
   const build = await ctx.machines.requestBuild(tag, OPERATOR);
-  const row = await ctx.storage.builds.findRowById(build.id);
+  const row = await ctx.storage.builds.findRecord(build.id);
   return { machineId: machine.id, buildId: build.id, token: row!.boot_token };
 }
 

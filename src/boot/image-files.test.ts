@@ -1,3 +1,4 @@
+import { buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
@@ -5,7 +6,6 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildBootServer } from './boot-server.ts';
 import { imagePathSegments, parseRange } from './image-files.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
 import { createTestContext, type TestContext } from '../../test/support/context.ts';

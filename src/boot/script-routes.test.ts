@@ -1,11 +1,11 @@
+import { buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildBootServer } from './boot-server.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
 import type { AppContext } from '../server/context.ts';
 
 const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;
@@ -39,8 +39,8 @@ async function publishImage(ctx: AppContext, tag: string, mac: string, bootJson:
   writeFileSync(join(dir, 'boot.json'), typeof bootJson === 'string' ? bootJson : JSON.stringify(bootJson));
   const now = new Date().toISOString();
   await ctx.storage.builds.transition(build.id, ['pending'], 'success', { completed_at: now }, now);
-  await ctx.storage.db.updateTable('machines').set({ image_build_id: build.id, status: 'ready' }).where('id', '=', id).execute();
-  const row = await ctx.storage.builds.findRowById(build.id);
+  await sqlOf(ctx).updateTable('machines').set({ image_build_id: build.id, status: 'ready' }).where('id', '=', id).execute();
+  const row = await ctx.storage.builds.findRecord(build.id);
   return { buildId: build.id, token: row!.boot_token };
 }
 

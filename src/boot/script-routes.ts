@@ -1,23 +1,26 @@
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
-import type { AppContext } from '../server/context.ts';
+import type { BootedReport, BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import type { BootScriptResolver } from './boot-script-resolver.ts';
-import { recordBooted, type BootedReport } from './booted-report.ts';
 import { renderEntryScript } from './ipxe-script.ts';
 import type { LastSeenRecorder } from './last-seen-recorder.ts';
 
 const SCRIPT_TYPE = 'text/plain; charset=utf-8';
 
+/** What the script routes use. */
+export interface ScriptRouteOptions {
+  bootUrl: string;
+  resolver: BootScriptResolver;
+  lastSeen: LastSeenRecorder;
+  builds: Pick<BuildLifecycle, 'recordBooted'>;
+  logger: Logger;
+}
+
 /** The iPXE script routes and the booted report: what a machine asks for at every boot. */
-export function registerScriptRoutes(
-  app: FastifyInstance,
-  ctx: AppContext,
-  resolver: BootScriptResolver,
-  lastSeen: LastSeenRecorder,
-  logger: Logger,
-): void {
-  const entryScript = renderEntryScript(ctx.config.bootUrl);
+export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteOptions): void {
+  const { resolver, lastSeen, logger } = options;
+  const entryScript = renderEntryScript(options.bootUrl);
 
   app.get('/boot.ipxe', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
     reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(entryScript),
@@ -50,6 +53,6 @@ export function registerScriptRoutes(
         },
       },
     },
-    async (request) => recordBooted(ctx.storage, ctx.notifier, request.params.tag, request.body),
+    async (request) => options.builds.recordBooted(request.params.tag, request.body),
   );
 }

@@ -4,7 +4,8 @@ import type { ImageLayout } from '../images/image-layout.ts';
 import { ImageResultError, pointMachineAt, publishBuildImage, removeBuildImage } from '../images/image-publisher.ts';
 import type { Logger } from '../core/logger.ts';
 import { BuildLogWriter } from './build-log-writer.ts';
-import { MAX_LOG_BYTES, type BuildQueue, type BuildRow } from './build-queue.ts';
+import { MAX_LOG_BYTES, type BuildQueue } from '../core/build-lifecycle.ts';
+import type { BuildRecord } from '../core/ports.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
 import { runNixBuild } from './nix-build.ts';
 
@@ -39,8 +40,8 @@ export interface RunningBuild {
  * Runs one claimed build to its end: fresh workspace, nix-build with the lease renewed meanwhile,
  * publication, then success, failure with a one-line reason, or release on shutdown.
  */
-export function startBuildRun(row: BuildRow, deps: RunnerDeps): RunningBuild {
-  const id = Number(row.id);
+export function startBuildRun(row: BuildRecord, deps: RunnerDeps): RunningBuild {
+  const id = row.id;
   const abort = new AbortController();
   let stopReason: StopReason | undefined;
   const stop = (reason: StopReason) => {
@@ -55,14 +56,14 @@ export function startBuildRun(row: BuildRow, deps: RunnerDeps): RunningBuild {
 }
 
 async function runBuild(
-  row: BuildRow,
+  row: BuildRecord,
   deps: RunnerDeps,
   signal: AbortSignal,
   stop: (reason: StopReason) => void,
   stopReason: () => StopReason | undefined,
 ): Promise<void> {
   const { queue, notifier, logger } = deps;
-  const id = Number(row.id);
+  const id = row.id;
   const log = new BuildLogWriter((text) => queue.appendLog(id, text), {
     intervalMs: deps.logIntervalMs,
     maxBytes: MAX_LOG_BYTES,
@@ -81,8 +82,6 @@ async function runBuild(
     clearInterval(renewal);
     await log.flush();
     await outcome();
-    notifier.emit('build.updated', id);
-    notifier.emit('machine.updated', Number(row.machine_id));
   };
   try {
     workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, config: row.config });
@@ -130,14 +129,14 @@ async function runBuild(
 }
 
 async function publish(
-  row: BuildRow,
+  row: BuildRecord,
   deps: RunnerDeps,
   outLink: string,
   log: BuildLogWriter,
   finish: (outcome: () => Promise<unknown>) => Promise<void>,
 ): Promise<void> {
   const { queue, images, logger } = deps;
-  const id = Number(row.id);
+  const id = row.id;
   let storePath: string;
   try {
     storePath = await realpath(outLink);
@@ -174,7 +173,7 @@ async function publish(
     if (!succeeded) {
       // Cancelled, taken over or deleted while publishing: the link goes back to what the machine boots.
       logger.info({ buildId: id }, `builder: build ${id} ended elsewhere during publication; its image is withdrawn`);
-      const current = await queue.imageBuildId(Number(row.machine_id));
+      const current = await queue.imageBuildId(row.machine_id);
       await pointMachineAt(images, row.service_tag, current);
       await removeBuildImage(images, id);
     }

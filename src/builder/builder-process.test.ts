@@ -1,3 +1,4 @@
+import { buildApiServer, startBuilder } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -5,12 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
 import { createContext, type AppContext } from '../server/context.ts';
 import { createLogger } from '../core/logger.ts';
-import { createTestContext, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { startBuilder } from './builder.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 
 const METAL = fileURLToPath(new URL('../../bin/metal.js', import.meta.url));
@@ -137,7 +136,7 @@ for (const kind of await testDatabaseKinds()) {
             assert.equal(build.status, 'success', `build ${id}: ${build.error}`);
             assert.equal(build.attempts, 1);
           }
-          const events = await t.ctx.storage.db
+          const events = await sqlOf(t.ctx)
             .selectFrom('events')
             .select(['build_id', 'kind', 'actor_name'])
             .where('build_id', 'in', ids)

@@ -1,14 +1,13 @@
+import { buildApiServer, buildBootServer, startBuilder } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
-import { buildBootServer } from '../boot/boot-server.ts';
 import { verifyBuildImage } from '../images/image-publisher.ts';
-import { createTestContext, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { startBuilder, type RunningBuilder } from './builder.ts';
+import { type RunningBuilder } from './builder.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 
 const operator = { 'x-test-role': 'operator' };
@@ -37,7 +36,7 @@ for (const kind of await testDatabaseKinds()) {
 
     const machine = async (tag: string) => (await api.inject({ url: `/api/v1/machines/${tag}`, headers: operator })).json();
     const imageBuildId = async (tag: string) => {
-      const row = await t.ctx.storage.db.selectFrom('machines').select('image_build_id').where('service_tag', '=', tag).executeTakeFirstOrThrow();
+      const row = await sqlOf(t.ctx).selectFrom('machines').select('image_build_id').where('service_tag', '=', tag).executeTakeFirstOrThrow();
       return row.image_build_id === null ? null : Number(row.image_build_id);
     };
     const bootScript = async (tag: string) => (await boot.inject({ url: `/nixos/machines/${tag}.ipxe` })).body;
@@ -63,7 +62,7 @@ for (const kind of await testDatabaseKinds()) {
       const m = await machine('SRV001');
       assert.equal(m.status, 'ready');
       assert.equal(await imageBuildId('SRV001'), id);
-      const row = await t.ctx.storage.builds.findRowById(id);
+      const row = await t.ctx.storage.builds.findRecord(id);
       assert.match(row!.store_path ?? '', /^\/nix\/store\/[a-z0-9]{32}-metal-standin-netboot-web-01$/);
       const events = await t.ctx.storage.events.list({ buildId: id });
       const succeeded = events.items.find((e) => e.kind === 'build.succeeded');

@@ -1,17 +1,47 @@
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import type { AppContext } from '../server/context.ts';
-import { BuildQueue } from './build-queue.ts';
-import { listenForBuildSignals, type BuildSignal, type SignalListener } from './build-notifications.ts';
+import type { BuildLifecycle } from '../core/build-lifecycle.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Notifier } from '../core/notifier.ts';
+import type { ImageLayout } from '../images/image-layout.ts';
+import { removeStaleStaging } from '../images/image-publisher.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
 import { findExecutable } from './nix-build.ts';
-import { removeStaleStaging } from '../images/image-publisher.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
   /** e.g. `build-01-4242`: the lease owner and the `builder:` actor name. */
   readonly name: string;
   stop(): Promise<void>;
+}
+
+/** What a builder works with. */
+export interface BuilderDeps {
+  builds: Pick<BuildLifecycle, 'queueFor'>;
+  notifier: Notifier;
+  images: ImageLayout;
+  logger: Logger;
+  settings: BuilderSettings;
+  /**
+   * True when build requests and cancellations from other processes arrive as notifier signals
+   * (PostgreSQL); otherwise the builder polls faster.
+   */
+  signalsAcrossProcesses: boolean;
+}
+
+/** The builder's part of the configuration. */
+export interface BuilderSettings {
+  /** METAL_NIX_ENTRY */
+  nixEntry: string;
+  /** METAL_BUILD_CONCURRENCY */
+  buildConcurrency: number;
+  /** METAL_BUILD_LEASE_SECONDS, in ms */
+  buildLeaseMs: number;
+  /** METAL_BUILD_TIMEOUT */
+  buildTimeoutSeconds: number;
+  /** Build directories go below it, e.g. `<data dir>/builds-work`. */
+  workRoot: string;
+  /** METAL_BOOT_URL, for artifact URLs. */
+  bootUrl: string;
 }
 
 /** Tuning a builder; each has a default fit for production. */
@@ -36,27 +66,28 @@ const STALE_STAGING_MS = 3600_000;
 
 /**
  * The `builder` role: claims pending builds (up to METAL_BUILD_CONCURRENCY at once) and runs them.
- * Wakes on in-process requests, on PostgreSQL NOTIFY, and on a short poll that also sweeps expired
- * leases of builders that died.
+ * Wakes on build-request signals (from this process, or relayed from others by the storage) and on
+ * a short poll that also sweeps expired leases of builders that died.
  */
-export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Promise<RunningBuilder> {
+export async function startBuildWorker(deps: BuilderDeps, options: BuilderOptions = {}): Promise<RunningBuilder> {
+  const { settings, notifier } = deps;
   const name = options.name ?? `${hostname()}-${process.pid}`;
-  const leaseMs = options.leaseMs ?? ctx.config.buildLeaseMs;
-  // PostgreSQL wakes builders with NOTIFY; SQLite has no such signal across processes, so it polls faster.
-  const defaultPollMs = ctx.storage.dialect === 'sqlite' ? 250 : 1000;
+  const leaseMs = options.leaseMs ?? settings.buildLeaseMs;
+  // Where other processes' requests arrive as signals the poll is only a safety net; elsewhere it is faster.
+  const defaultPollMs = deps.signalsAcrossProcesses ? 1000 : 250;
   const pollMs = Math.min(options.pollMs ?? defaultPollMs, 1000, Math.max(50, Math.floor(leaseMs / 2)));
-  const queue = new BuildQueue(ctx.storage, { kind: 'builder', name }, leaseMs);
+  const queue = deps.builds.queueFor({ kind: 'builder', name }, leaseMs);
   const running = new Map<number, RunningBuild>();
-  const logger = ctx.logger.child({ builder: name });
-  const deps = {
+  const logger = deps.logger.child({ builder: name });
+  const runner = {
     queue,
-    images: ctx.images,
-    notifier: ctx.notifier,
+    images: deps.images,
+    notifier,
     logger,
-    nixEntry: options.nixEntry ?? ctx.config.nixEntry,
-    workRoot: join(ctx.config.dataDir, 'builds-work'),
-    timeoutMs: ctx.config.buildTimeoutSeconds * 1000,
-    bootUrl: ctx.config.bootUrl,
+    nixEntry: options.nixEntry ?? settings.nixEntry,
+    workRoot: settings.workRoot,
+    timeoutMs: settings.buildTimeoutSeconds * 1000,
+    bootUrl: settings.bootUrl,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };
@@ -74,17 +105,15 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     pumping = (async () => {
       do {
         again = false;
-        while (!stopped && running.size < ctx.config.buildConcurrency) {
+        while (!stopped && running.size < settings.buildConcurrency) {
           const row = await queue.claimNext();
           if (!row) break;
           if (stopped) {
-            await queue.release(Number(row.id), `builder ${name} stopped; the build goes back to the queue`);
+            await queue.release(row.id, `builder ${name} stopped; the build goes back to the queue`);
             break;
           }
-          const run = startBuildRun(row, deps);
+          const run = startBuildRun(row, runner);
           running.set(run.id, run);
-          ctx.notifier.emit('build.updated', run.id);
-          ctx.notifier.emit('machine.updated', Number(row.machine_id));
           void run.done.finally(() => {
             running.delete(run.id);
             void pump();
@@ -104,7 +133,6 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     try {
       for (const o of await queue.sweepExpired()) {
         logger.warn({ buildId: o.id, action: o.action }, `builder: build ${o.id} lost its builder; ${o.action === 'retried' ? 'trying it again' : 'failed'}`);
-        ctx.notifier.emit('build.updated', o.id);
       }
     } catch (err) {
       logger.warn({ err }, 'builder: lease sweep failed');
@@ -113,38 +141,13 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
 
   const onRequested = () => void pump();
   const onCancelled = (buildId: number) => running.get(buildId)?.stop('cancelled');
-  ctx.notifier.on('build.requested', onRequested);
-  ctx.notifier.on('build.cancelled', onCancelled);
+  notifier.on('build.requested', onRequested);
+  notifier.on('build.cancelled', onCancelled);
 
-  let listener: SignalListener | undefined;
-  let listening: Promise<void> | undefined;
-  const onSignal = (signal: BuildSignal) => (signal.kind === 'requested' ? void pump() : onCancelled(signal.buildId));
-  const listen = () => {
-    if (ctx.storage.dialect !== 'postgres' || listener || listening || stopped) return;
-    listening = listenForBuildSignals(ctx.config.databaseUrl, onSignal, logger, () => {
-      const lost = listener;
-      listener = undefined;
-      void lost?.close();
-    })
-      .then((l) => {
-        if (stopped) void l.close();
-        else listener = l;
-      })
-      .catch((err: unknown) => logger.warn({ err }, 'builder: LISTEN failed; polling instead'))
-      .finally(() => {
-        listening = undefined;
-      });
-  };
-  listen();
-  await listening;
-
-  const timer = setInterval(() => {
-    listen();
-    void sweep().then(pump);
-  }, pollMs);
+  const timer = setInterval(() => void sweep().then(pump), pollMs);
   if (!findExecutable('nix-build')) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
-  logger.info({ concurrency: ctx.config.buildConcurrency, entry: deps.nixEntry, leaseMs }, `builder: ${name} ready`);
-  await removeStaleStaging(ctx.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
+  logger.info({ concurrency: settings.buildConcurrency, entry: runner.nixEntry, leaseMs }, `builder: ${name} ready`);
+  await removeStaleStaging(deps.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
   await sweep();
   await pump();
 
@@ -153,13 +156,11 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     async stop() {
       stopped = true;
       clearInterval(timer);
-      ctx.notifier.off('build.requested', onRequested);
-      ctx.notifier.off('build.cancelled', onCancelled);
+      notifier.off('build.requested', onRequested);
+      notifier.off('build.cancelled', onCancelled);
       await pumping;
       for (const run of running.values()) run.stop('shutdown');
       await Promise.all([...running.values()].map((r) => r.done));
-      await listening;
-      await listener?.close();
       logger.info(`builder: ${name} stopped`);
     },
   };

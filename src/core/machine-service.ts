@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import type { ImageStore } from './image-store.ts';
-import { ConflictError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
+import type { ImageStore } from './ports.ts';
+import type { BuildLifecycle } from './build-lifecycle.ts';
+import { InvalidInputError, NotFoundError } from './errors.ts';
 import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import type { Actor, Build, Hardware, Machine } from './types.ts';
@@ -14,8 +14,7 @@ import {
   isPlaceholderUuid,
   normalizeMac,
 } from './validation.ts';
-import type { MachineFilter } from '../storage/machine-store.ts';
-import { isUniqueViolation, type Storage } from '../storage/storage.ts';
+import type { MachineFilter, Storage } from './ports.ts';
 
 export interface EnrollInput {
   service_tag: string;
@@ -29,15 +28,13 @@ export interface MachineUpdate {
   nixos_config?: string | null;
 }
 
-/** The configuration built when a machine has none: an empty NixOS module. */
-export const EMPTY_NIXOS_CONFIG = '{ ... }:\n{\n}\n';
-
 /** Machine lifecycle: enrollment, configuration, build requests, removal. */
 export class MachineService {
   constructor(
     private readonly storage: Storage,
     private readonly notifier: Notifier,
     private readonly images: ImageStore,
+    private readonly builds: BuildLifecycle,
   ) {}
 
   /** Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at. */
@@ -51,13 +48,9 @@ export class MachineService {
     }
     const mac = normalizeMac(input.mac_address);
     const now = nowIso();
-    const result = await this.storage.transaction(async (trx) => {
-      const r = await this.storage.machines.upsertEnrollment(
-        { service_tag: serviceTag, mac_address: mac, hardware: input.hardware },
-        now,
-        trx,
-      );
-      await this.storage.events.record(
+    const result = await this.storage.transaction(async (tx) => {
+      const r = await tx.machines.upsertEnrollment({ service_tag: serviceTag, mac_address: mac, hardware: input.hardware }, now);
+      await tx.events.record(
         {
           kind: r.created ? 'machine.enrolled' : 'machine.reenrolled',
           machineId: r.machine.id,
@@ -65,7 +58,6 @@ export class MachineService {
           message: r.created ? `${serviceTag} enrolled` : `${serviceTag} enrolled again; hardware refreshed`,
           data: { mac_address: mac },
         },
-        trx,
       );
       return r;
     });
@@ -104,15 +96,15 @@ export class MachineService {
       patch.nixos_config = update.nixos_config === null ? null : assertNixosConfig(update.nixos_config);
     }
     const current = await this.get(idOrTag);
-    const updated = await this.storage.transaction(async (trx) => {
-      const machine = await this.storage.machines.findById(current.id, trx);
+    const updated = await this.storage.transaction(async (tx) => {
+      const machine = await tx.machines.findById(current.id);
       if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
       const next = { ...machine, ...patch };
       const status = statusAfterEdit(machine.status, Boolean(next.hostname && next.nixos_config));
       if (status !== machine.status) assertMachineTransition(machine.status, status, 'update');
-      const result = await this.storage.machines.update(machine.id, { ...patch, status }, nowIso(), trx);
+      const result = await tx.machines.update(machine.id, { ...patch, status }, nowIso());
       const changed = Object.keys(patch).filter((k) => patch[k as keyof typeof patch] !== machine[k as keyof Machine]);
-      await this.storage.events.record(
+      await tx.events.record(
         {
           kind: 'machine.updated',
           machineId: machine.id,
@@ -120,7 +112,6 @@ export class MachineService {
           message: changed.length ? `changed ${changed.join(', ')}` : 'saved without changes',
           data: { fields: changed, ...(status !== machine.status ? { status: { from: machine.status, to: status } } : {}) },
         },
-        trx,
       );
       return result;
     });
@@ -131,10 +122,10 @@ export class MachineService {
   /** Removes the machine, its builds and its images. A running build of it is cancelled. */
   async remove(idOrTag: string, actor: Actor): Promise<void> {
     const machine = await this.get(idOrTag);
-    const builds = await this.storage.db.selectFrom('builds').select(['id', 'status']).where('machine_id', '=', machine.id).execute();
-    await this.storage.transaction(async (trx) => {
-      await this.storage.machines.delete(machine.id, trx);
-      await this.storage.events.record(
+    const builds = await this.storage.builds.statusesForMachine(machine.id);
+    await this.storage.transaction(async (tx) => {
+      await tx.machines.delete(machine.id);
+      await tx.events.record(
         {
           kind: 'machine.deleted',
           machineId: machine.id,
@@ -142,63 +133,20 @@ export class MachineService {
           message: `${machine.service_tag} deleted`,
           data: { service_tag: machine.service_tag, hostname: machine.hostname },
         },
-        trx,
       );
     });
-    for (const b of builds) if (b.status === 'pending' || b.status === 'building') this.notifier.emit('build.cancelled', Number(b.id));
+    for (const b of builds) if (b.status === 'pending' || b.status === 'building') this.notifier.emit('build.cancelled', b.id);
     await this.images.removeMachineImages(
       machine.service_tag,
-      builds.map((b) => Number(b.id)),
+      builds.map((b) => b.id),
     );
     this.notifier.emit('machine.updated', machine.id);
   }
 
   /** Creates a pending build of the machine's current configuration; the machine becomes building. */
   async requestBuild(idOrTag: string, actor: Actor): Promise<Build> {
-    const current = await this.get(idOrTag);
-    const build = await this.storage.transaction(async (trx) => {
-      const machine = await this.storage.machines.findById(current.id, trx);
-      if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
-      if (!machine.hostname) {
-        throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
-      }
-      const active = await this.storage.builds.findActiveForMachine(machine.id, trx);
-      if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
-      assertMachineTransition(machine.status, 'building', 'build');
-      const now = nowIso();
-      let created: Build;
-      try {
-        created = await this.storage.builds.create(
-          {
-            machine_id: machine.id,
-            config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
-            hostname: machine.hostname,
-            service_tag: machine.service_tag,
-            boot_token: randomBytes(24).toString('base64url'),
-          },
-          now,
-          trx,
-        );
-      } catch (err) {
-        if (isUniqueViolation(err)) throw new ConflictError(`machine ${machine.service_tag} already has a build pending or running`);
-        throw err;
-      }
-      await this.storage.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now, trx);
-      await this.storage.events.record(
-        {
-          kind: 'build.requested',
-          machineId: machine.id,
-          buildId: created.id,
-          actor,
-          message: `build ${created.id} requested for ${machine.hostname}`,
-        },
-        trx,
-      );
-      return created;
-    });
-    this.notifier.emit('build.requested', build.id);
-    this.notifier.emit('machine.updated', build.machine_id);
-    return build;
+    const machine = await this.get(idOrTag);
+    return this.builds.request(machine.id, actor);
   }
 }
 

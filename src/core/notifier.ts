@@ -1,18 +1,21 @@
 import { EventEmitter } from 'node:events';
 
+/** Where a signal came from: this process (undefined), or another one through the storage's relay. */
+export type SignalOrigin = 'relay';
+
 /** What parts of one process tell each other without going through the database. */
 export interface NotifierEvents {
   /** A build became pending: wake an idle builder. */
-  'build.requested': [buildId: number];
+  'build.requested': [buildId: number, origin?: SignalOrigin];
   /** A build was cancelled: stop it if it runs here. */
-  'build.cancelled': [buildId: number];
+  'build.cancelled': [buildId: number, origin?: SignalOrigin];
   /** A build's status or log changed: wake followers of its log and live pages. */
-  'build.updated': [buildId: number];
+  'build.updated': [buildId: number, origin?: SignalOrigin];
   /** A machine's record changed. */
   'machine.updated': [machineId: number];
 }
 
-/** In-process publish/subscribe. Cross-process wake-ups (PostgreSQL LISTEN/NOTIFY) feed into it. */
+/** In-process publish/subscribe. Signals from other processes (PostgreSQL NOTIFY) are relayed into it. */
 export class Notifier extends EventEmitter<NotifierEvents> {
   constructor() {
     super();

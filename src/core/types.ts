@@ -83,3 +83,48 @@ export interface Event {
 export function nowIso(): string {
   return new Date().toISOString();
 }
+
+/** A user as the API shows it: never the password hash. */
+export interface User {
+  id: number;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A user with the hash, for sign-in only. */
+export interface UserWithHash extends User {
+  password_hash: string;
+}
+
+/** A named API token as the API shows it: never the token or its hash. */
+export interface ApiToken {
+  id: number;
+  name: string;
+  role: Role;
+  /** Username of the creator. */
+  owner: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+/** What a presented token or session resolves to, with its owner's current state. */
+export interface Credential {
+  /** Session or token id. */
+  id: number;
+  userId: number;
+  username: string;
+  /** The owner's role now. */
+  userRole: Role;
+  disabled: boolean;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  /** API tokens only. */
+  tokenName?: string;
+  tokenRole?: Role;
+  revokedAt?: string | null;
+}

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principal } from '../auth/auth-routes.ts';
 import { toHttpError } from '../http/error-handler.ts';
 import { DomainError, InvalidInputError } from '../core/errors.ts';
-import type { AppContext } from '../server/context.ts';
+import type { DashboardDeps } from './dashboard-deps.ts';
 import { TokensPage, UsersPage } from './pages/admin-pages.tsx';
 import { field, pageContext, queryParam, sendHtml } from './render.ts';
 
@@ -12,19 +12,19 @@ const USER_NOTICES: Record<string, string> = { created: 'User added.', removed: 
 const TOKEN_NOTICES: Record<string, string> = { revoked: 'Token revoked.' };
 
 /** /admin/users and /admin/tokens: user accounts and API tokens, for admins. */
-export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerAdminRoutes(app: FastifyInstance, deps: DashboardDeps): void {
   const requester = (request: FastifyRequest) => {
     const p = principal(request);
     return { userId: p.userId, actor: p.actor };
   };
 
   async function usersPage(request: FastifyRequest, reply: FastifyReply, extra: { error?: string; notice?: string } = {}) {
-    const { items } = await ctx.auth.users.list(500, 0);
+    const { items } = await deps.auth.users.list(500, 0);
     return sendHtml(reply, <UsersPage users={items} page={pageContext(request)} {...extra} />);
   }
 
   async function tokensPage(request: FastifyRequest, reply: FastifyReply, extra: { error?: string; notice?: string; created?: { name: string; token: string } } = {}) {
-    const { items } = await ctx.auth.tokens.list(requester(request), 500, 0);
+    const { items } = await deps.auth.tokens.list(requester(request), 500, 0);
     void reply.header('cache-control', 'no-store');
     return sendHtml(reply, <TokensPage tokens={items} page={pageContext(request)} {...extra} />);
   }
@@ -43,7 +43,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
 
   app.post('/admin/users', { config: { access: 'admin' } }, async (request, reply) => {
     try {
-      await ctx.auth.users.create(
+      await deps.auth.users.create(
         { username: field(request.body, 'username').trim(), role: field(request.body, 'role'), password: field(request.body, 'password') },
         request.actor,
       );
@@ -55,7 +55,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
 
   app.post<Id>('/admin/users/:id/delete', { config: { access: 'admin' } }, async (request, reply) => {
     try {
-      await ctx.auth.users.remove(request.params.id, request.actor, principal(request).userId);
+      await deps.auth.users.remove(request.params.id, request.actor, principal(request).userId);
       return reply.redirect('/admin/users?notice=removed', 303);
     } catch (err) {
       return refused(reply, err, () => usersPage(request, reply, { error: (err as Error).message }));
@@ -71,7 +71,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
     try {
       const expires = field(request.body, 'expires_at');
       if (expires !== '' && !/^\d{4}-\d{2}-\d{2}$/.test(expires)) throw new InvalidInputError('expires must be a date, e.g. 2030-01-31');
-      const created = await ctx.auth.tokens.create(requester(request), {
+      const created = await deps.auth.tokens.create(requester(request), {
         name: field(request.body, 'name').trim(),
         role: field(request.body, 'role'),
         expires_at: expires === '' ? null : `${expires}T23:59:59Z`,
@@ -86,7 +86,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
     const id = /^\d{1,15}$/.test(request.params.id) ? Number(request.params.id) : NaN;
     try {
       if (!Number.isSafeInteger(id)) throw new InvalidInputError('token id must be a number');
-      await ctx.auth.tokens.revoke(requester(request), id);
+      await deps.auth.tokens.revoke(requester(request), id);
       return reply.redirect('/admin/tokens?notice=revoked', 303);
     } catch (err) {
       return refused(reply, err, () => tokensPage(request, reply, { error: (err as Error).message }));

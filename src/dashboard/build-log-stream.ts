@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { isBuildFinished, type BuildStatus } from '../core/lifecycle.ts';
-import type { AppContext } from '../server/context.ts';
+import type { DashboardDeps } from './dashboard-deps.ts';
 import { formatDuration } from './format.ts';
 
 /** How often a stream re-reads the build when no in-process notification came (builders in other processes). */
@@ -16,7 +16,7 @@ export class BuildLogStreams {
    * Streams a build's log from `offset` as server-sent events until it finishes: `log` (appended text),
    * `reset` (the log restarted; full text), `status` (JSON: status, error, duration) and `end`.
    */
-  start(ctx: AppContext, buildId: number, offset: number, res: ServerResponse): void {
+  start(deps: DashboardDeps, buildId: number, offset: number, res: ServerResponse): void {
     let sent = offset;
     let lastStatus = '';
     let busy = false;
@@ -27,7 +27,7 @@ export class BuildLogStreams {
     };
     const stop = () => {
       if (!this.open.delete(stop)) return;
-      ctx.notifier.off('build.updated', onUpdate);
+      deps.notifier.off('build.updated', onUpdate);
       clearInterval(timer);
       res.end();
     };
@@ -40,7 +40,7 @@ export class BuildLogStreams {
       try {
         do {
           again = false;
-          const build = await ctx.storage.builds.findById(buildId);
+          const build = await deps.reads.builds.findById(buildId);
           if (!this.open.has(stop)) return;
           if (!build) {
             send('end', 'deleted');
@@ -67,7 +67,7 @@ export class BuildLogStreams {
           }
         } while (again);
       } catch (err) {
-        ctx.logger.warn({ err, buildId }, 'dashboard: build log stream failed');
+        deps.logger.warn({ err, buildId }, 'dashboard: build log stream failed');
         stop();
       } finally {
         busy = false;
@@ -82,7 +82,7 @@ export class BuildLogStreams {
       void refresh();
     }, POLL_MS);
     this.open.add(stop);
-    ctx.notifier.on('build.updated', onUpdate);
+    deps.notifier.on('build.updated', onUpdate);
     res.on('close', stop);
     res.write('retry: 3000\n\n');
     void refresh();

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { InvalidInputError } from '../core/errors.ts';
-import type { AppContext } from '../server/context.ts';
+import type { DashboardDeps } from './dashboard-deps.ts';
 import type { BuildLogStreams } from './build-log-stream.ts';
 import { BuildPage, type BuildData } from './pages/build-page.tsx';
-import { readPublishedImage } from './published-image.ts';
+import { readPublishedImage } from '../images/published-image.ts';
 import { pageContext, queryParam, sendHtml } from './render.ts';
 
 type Id = { Params: { id: string } };
@@ -17,18 +17,18 @@ function buildId(raw: string): number {
 }
 
 /** The build page, its live log stream, and cancel. */
-export function registerBuildRoutes(app: FastifyInstance, ctx: AppContext, streams: BuildLogStreams): void {
+export function registerBuildRoutes(app: FastifyInstance, deps: DashboardDeps, streams: BuildLogStreams): void {
   app.get<Id>('/builds/:id', { config: { access: 'viewer' } }, async (request, reply) => {
-    const build = await ctx.builds.get(buildId(request.params.id));
-    const machine = await ctx.storage.machines.findById(build.machine_id);
-    const image = build.status === 'success' ? await readPublishedImage(ctx.images, build.id, ctx.config.bootUrl) : null;
+    const build = await deps.builds.get(buildId(request.params.id));
+    const machine = await deps.reads.machines.findById(build.machine_id);
+    const image = build.status === 'success' ? await readPublishedImage(deps.images, build.id, deps.bootUrl) : null;
     const notice = NOTICES[queryParam(request, 'notice') ?? ''];
     const data: BuildData = { build, serviceTag: machine?.service_tag ?? null, image, ...(notice ? { notice } : {}) };
     return sendHtml(reply, <BuildPage data={data} page={pageContext(request)} />);
   });
 
   app.get<Id>('/builds/:id/stream', { config: { access: 'viewer' } }, async (request, reply) => {
-    const build = await ctx.builds.get(buildId(request.params.id));
+    const build = await deps.builds.get(buildId(request.params.id));
     const offsetParam = Number(queryParam(request, 'offset') ?? 0);
     const offset = Number.isSafeInteger(offsetParam) && offsetParam > 0 ? Math.min(offsetParam, build.log_output.length) : 0;
     if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').send();
@@ -39,11 +39,11 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: AppContext, strea
       'x-content-type-options': 'nosniff',
       'x-accel-buffering': 'no',
     });
-    streams.start(ctx, build.id, offset, reply.raw);
+    streams.start(deps, build.id, offset, reply.raw);
   });
 
   app.post<Id>('/builds/:id/cancel', { config: { access: 'operator' } }, async (request, reply) => {
-    const build = await ctx.builds.cancel(buildId(request.params.id), request.actor);
+    const build = await deps.builds.cancel(buildId(request.params.id), request.actor);
     return reply.redirect(`/builds/${build.id}?notice=cancelled`, 303);
   });
 }

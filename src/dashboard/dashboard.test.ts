@@ -1,11 +1,11 @@
+import { buildApiServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
 import { nowIso } from '../core/types.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 
 const operator = { 'x-test-role': 'operator' };
@@ -28,7 +28,7 @@ for (const kind of await testDatabaseKinds()) {
 
     const recentBuildsOf = async (tag: string) => {
       const m = await t.ctx.machines.get(tag);
-      return (await t.ctx.storage.builds.listForMachine(m.id)).items.map((b) => b.id);
+      return (await t.ctx.storage.builds.listForMachine(m.id, 50, 0)).items.map((b) => b.id);
     };
 
     test('without a session, pages redirect to /login and polling gets 401 with HX-Redirect', async () => {
@@ -153,7 +153,7 @@ for (const kind of await testDatabaseKinds()) {
       mkdirSync(dir, { recursive: true });
       const sha = 'a'.repeat(64);
       writeFileSync(join(dir, 'boot.json'), JSON.stringify({ init: '/nix/store/x-init', kernel_params: ['console=ttyS0'], files: { bzImage: { size: 12345678, sha256: sha }, '../evil': { size: 1 } } }));
-      await t.ctx.storage.builds.transition(build.id, ['pending'], 'success', { started_at: nowIso(), completed_at: nowIso(), log_output: 'done\n' }, nowIso());
+      await sqlOf(t.ctx).updateTable('builds').set({ status: 'success', started_at: nowIso(), completed_at: nowIso(), log_output: 'done\n' }).where('id', '=', build.id).execute();
       const page = await app.inject({ url: `/builds/${build.id}`, headers: viewer });
       assert.match(page.body, new RegExp(`href="http://10\\.0\\.2\\.100/images/builds/${build.id}/bzImage"`));
       assert.match(page.body, /12\.3 MB/);
@@ -175,7 +175,7 @@ for (const kind of await testDatabaseKinds()) {
     test('a very long log shows its tail and links to the whole log', async () => {
       const build = (await recentBuildsOf('EDIT01'))[0]!;
       const log = `${'early line\n'.repeat(100_000)}the last line\n`;
-      await t.ctx.storage.db.updateTable('builds').set({ log_output: log }).where('id', '=', build).execute();
+      await sqlOf(t.ctx).updateTable('builds').set({ log_output: log }).where('id', '=', build).execute();
       const page = await app.inject({ url: `/builds/${build}`, headers: viewer });
       assert.match(page.body, /The first 100,014 characters are left out here/);
       assert.match(page.body, new RegExp(`href="/api/v1/builds/${build}/log"`));
@@ -247,10 +247,10 @@ for (const kind of await testDatabaseKinds()) {
         }
       };
       await readUntil('"status":"pending"');
-      await t.ctx.storage.builds.transition(build.id, ['pending'], 'building', { started_at: nowIso(), log_output: 'line one\nline <two>\n' }, nowIso());
+      await sqlOf(t.ctx).updateTable('builds').set({ status: 'building', started_at: nowIso(), log_output: 'line one\nline <two>\n' }).where('id', '=', build.id).execute();
       t.ctx.notifier.emit('build.updated', build.id);
       await readUntil('event: log\ndata: line one\ndata: line <two>\ndata: \n\n');
-      await t.ctx.storage.builds.transition(build.id, ['building'], 'failed', { completed_at: nowIso(), error: 'nix-build exited 1', log_output: 'line one\nline <two>\nerror: boom\n' }, nowIso());
+      await sqlOf(t.ctx).updateTable('builds').set({ status: 'failed', completed_at: nowIso(), error: 'nix-build exited 1', log_output: 'line one\nline <two>\nerror: boom\n' }).where('id', '=', build.id).execute();
       t.ctx.notifier.emit('build.updated', build.id);
       await readUntil('event: end\ndata: failed');
       assert.match(text, /event: log\ndata: error: boom\n/);

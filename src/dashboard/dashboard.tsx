@@ -1,7 +1,7 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance } from 'fastify';
 import { toHttpError } from '../http/error-handler.ts';
-import type { AppContext } from '../server/context.ts';
+import type { DashboardDeps } from './dashboard-deps.ts';
 import { registerAdminRoutes } from './admin-routes.tsx';
 import { BuildLogStreams } from './build-log-stream.ts';
 import { registerBuildRoutes } from './build-routes.tsx';
@@ -17,13 +17,13 @@ import { registerStaticAssets } from './static-assets.ts';
  * The web dashboard on the API listener, in its own scope: HTML forms are accepted only here, and a
  * request without a session is sent to /login (303) instead of getting a JSON 401.
  */
-export async function registerDashboard(app: FastifyInstance, ctx: AppContext): Promise<void> {
+export async function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Promise<void> {
   await app.register(async (scope) => {
     scope.addHook('onRoute', (route) => {
       route.schema = { ...route.schema, hide: true };
     });
     await scope.register(formbody, { bodyLimit: 1024 * 1024 });
-    const summary = new FleetSummaryCache(ctx.storage, ctx.notifier);
+    const summary = new FleetSummaryCache(deps.reads.machines, deps.notifier);
     const streams = new BuildLogStreams();
     scope.addHook('preClose', async () => streams.closeAll());
     scope.addHook('onClose', async () => summary.close());
@@ -41,10 +41,10 @@ export async function registerDashboard(app: FastifyInstance, ctx: AppContext): 
     });
 
     registerStaticAssets(scope);
-    registerSessionRoutes(scope, ctx);
-    registerFleetRoutes(scope, ctx, summary);
-    registerMachineRoutes(scope, ctx);
-    registerBuildRoutes(scope, ctx, streams);
-    registerAdminRoutes(scope, ctx);
+    registerSessionRoutes(scope, deps);
+    registerFleetRoutes(scope, deps, summary);
+    registerMachineRoutes(scope, deps);
+    registerBuildRoutes(scope, deps, streams);
+    registerAdminRoutes(scope, deps);
   });
 }

@@ -33,7 +33,7 @@ for (const kind of await testDatabaseKinds()) {
     after(async () => t.close());
 
     test('is recomputed after a machine changes, and reused until then', async () => {
-      const cache = new FleetSummaryCache(t.ctx.storage, t.ctx.notifier, 60_000);
+      const cache = new FleetSummaryCache(t.ctx.storage.machines, t.ctx.notifier, 60_000);
       try {
         assert.equal((await cache.get()).total, 0);
         const first = cache.get();

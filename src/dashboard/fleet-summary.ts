@@ -2,7 +2,7 @@ import type { MachineStatus } from '../core/lifecycle.ts';
 import { MACHINE_STATUSES } from '../core/lifecycle.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { Hardware } from '../core/types.ts';
-import type { Storage } from '../storage/storage.ts';
+import type { MachineStore, SummaryRow } from '../core/ports.ts';
 import { totalDiskBytes, viewHardware } from './hardware-view.ts';
 
 /** The numbers on the fleet overview. */
@@ -16,14 +16,6 @@ export interface FleetSummary {
   /** Largest groups first, e.g. `[["PowerEdge R740", 12], …]`. */
   byModel: Array<[string, number]>;
   byVendor: Array<[string, number]>;
-}
-
-/** One machine's row as the summary reads it. */
-export interface SummaryRow {
-  status: string;
-  manufacturer: string | null;
-  model: string | null;
-  hardware: string;
 }
 
 /** Folds machine rows into fleet totals; hardware that does not parse counts as zero capacity. */
@@ -78,7 +70,7 @@ export class FleetSummaryCache {
   };
 
   constructor(
-    private readonly storage: Storage,
+    private readonly machines: Pick<MachineStore, 'summaryRows'>,
     private readonly notifier: Notifier,
     private readonly maxAgeMs = 15_000,
   ) {
@@ -103,7 +95,6 @@ export class FleetSummaryCache {
   }
 
   private async compute(): Promise<FleetSummary> {
-    const rows = await this.storage.db.selectFrom('machines').select(['status', 'manufacturer', 'model', 'hardware']).execute();
-    return summarizeFleet(rows);
+    return summarizeFleet(await this.machines.summaryRows());
   }
 }

@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toHttpError } from '../http/error-handler.ts';
 import { DomainError, InvalidInputError } from '../core/errors.ts';
-import type { AppContext } from '../server/context.ts';
-import { recentBuilds, recentEvents } from './activity.ts';
+import type { DashboardDeps } from './dashboard-deps.ts';
 import { MachineLive, MachinePage, type MachineData } from './pages/machine-page.tsx';
 import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
 
@@ -11,13 +10,13 @@ type Tag = { Params: { tag: string } };
 const NOTICES: Record<string, string> = { saved: 'Saved.' };
 
 /** The machine page and its actions: save, build, delete. Refused actions re-show the page with the reason. */
-export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps): void {
   async function load(tag: string, extra: Partial<MachineData> = {}): Promise<MachineData> {
-    const machine = await ctx.machines.get(tag);
+    const machine = await deps.machines.get(tag);
     const [builds, events, imageBuildId] = await Promise.all([
-      recentBuilds(ctx.storage, 10, machine.id),
-      recentEvents(ctx.storage, 30, machine.id),
-      ctx.storage.machines.imageBuildId(machine.id),
+      deps.reads.builds.recent(10, machine.id),
+      deps.reads.events.recent(30, machine.id),
+      deps.reads.machines.imageBuildId(machine.id),
     ]);
     return { machine, builds, events, imageBuildId, ...extra };
   }
@@ -46,7 +45,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
       nixos_config: textareaValue(field(request.body, 'nixos_config')),
     };
     try {
-      const machine = await ctx.machines.update(
+      const machine = await deps.machines.update(
         request.params.tag,
         {
           hostname: form.hostname === '' ? null : form.hostname,
@@ -63,7 +62,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
 
   app.post<Tag>('/machines/:tag/build', { config: { access: 'operator' } }, async (request, reply) => {
     try {
-      const build = await ctx.machines.requestBuild(request.params.tag, request.actor);
+      const build = await deps.machines.requestBuild(request.params.tag, request.actor);
       return reply.redirect(`/builds/${build.id}`, 303);
     } catch (err) {
       return refused(request, reply, err);
@@ -72,11 +71,11 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
 
   app.post<Tag>('/machines/:tag/delete', { config: { access: 'operator' } }, async (request, reply) => {
     try {
-      const machine = await ctx.machines.get(request.params.tag);
+      const machine = await deps.machines.get(request.params.tag);
       if (field(request.body, 'confirm').trim() !== machine.service_tag) {
         throw new InvalidInputError(`to delete, type the service tag ${machine.service_tag} exactly`);
       }
-      await ctx.machines.remove(String(machine.id), request.actor);
+      await deps.machines.remove(String(machine.id), request.actor);
       return reply.redirect('/machines?notice=deleted', 303);
     } catch (err) {
       return refused(request, reply, err);

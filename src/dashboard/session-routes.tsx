@@ -2,14 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { toHttpError } from '../http/error-handler.ts';
 import { DomainError } from '../core/errors.ts';
 import { logInWithCookie, logOutWithCookie } from '../auth/session-cookie.ts';
-import type { AppContext } from '../server/context.ts';
+import type { DashboardDeps } from './dashboard-deps.ts';
 import { LoginPage } from './pages/login-page.tsx';
 import { field, queryParam, safeNext, sendHtml } from './render.ts';
 
 const NOTICES: Record<string, string> = { 'signed-out': 'You are signed out.' };
 
 /** GET/POST /login (public) and POST /logout: the dashboard's cookie session. */
-export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerSessionRoutes(app: FastifyInstance, deps: DashboardDeps): void {
   app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     const next = safeNext(queryParam(request, 'next'));
     if (request.actor.kind !== 'anonymous') return reply.redirect(next, 303);
@@ -21,7 +21,7 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
     const username = field(request.body, 'username').trim();
     const next = safeNext(field(request.body, 'next'));
     try {
-      await logInWithCookie(ctx.auth, request, reply, username, field(request.body, 'password'));
+      await logInWithCookie(deps.auth, request, reply, username, field(request.body, 'password'));
       return reply.redirect(next, 303);
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
@@ -32,7 +32,7 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
   });
 
   app.post('/logout', { config: { access: 'viewer' } }, async (request, reply) => {
-    await logOutWithCookie(ctx.auth, request, reply);
+    await logOutWithCookie(deps.auth, request, reply);
     return reply.redirect('/login?notice=signed-out', 303);
   });
 }

@@ -1,19 +1,28 @@
 import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { AppContext } from '../server/context.ts';
-import { installAccessControl } from './access.ts';
+import type { Logger } from '../core/logger.ts';
+import { installAccessControl, type Authenticator } from './access.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
+
+/** What every listener is built with. */
+export interface HttpPlatform {
+  logger: Logger;
+  /** Proxies whose `X-Forwarded-For` is believed (METAL_TRUST_PROXY). */
+  trustProxy: readonly string[];
+  /** Finds who is calling; every route declares who may. */
+  authenticator: Authenticator;
+}
 
 /**
  * A Fastify instance with what every listener of ours shares: the logger, strict JSON validation,
  * the error mapping, the shared schemas and per-route access control.
  */
-export function createHttpServer(ctx: AppContext, options: FastifyServerOptions = {}): FastifyInstance {
+export function createHttpServer(platform: HttpPlatform, options: FastifyServerOptions = {}): FastifyInstance {
   const app = Fastify({
-    loggerInstance: ctx.logger,
+    loggerInstance: platform.logger,
     bodyLimit: 1024 * 1024,
-    trustProxy: ctx.config.trustProxy.length > 0 ? ctx.config.trustProxy : false,
+    trustProxy: platform.trustProxy.length > 0 ? [...platform.trustProxy] : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodyValidator() } },
     forceCloseConnections: 'idle',
@@ -23,7 +32,7 @@ export function createHttpServer(ctx: AppContext, options: FastifyServerOptions 
   // Only JSON (and what a module registers in its own scope) is accepted as a body: others get 415.
   app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
-  installAccessControl(app, ctx.authenticator);
+  installAccessControl(app, platform.authenticator);
   return app;
 }
 

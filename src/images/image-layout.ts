@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageStore } from '../core/image-store.ts';
+import type { ImageStore } from '../core/ports.ts';
 import { assertServiceTag } from '../core/validation.ts';
 
 /**

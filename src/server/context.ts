@@ -1,20 +1,26 @@
 import type { preHandlerAsyncHookHandler } from 'fastify';
 import type { Config } from '../config/config.ts';
-import { BuildService } from '../core/build-service.ts';
+import { BuildLifecycle } from '../core/build-lifecycle.ts';
+import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
 import { Notifier } from '../core/notifier.ts';
-import { ImageLayout } from '../images/image-layout.ts';
+import type { Storage } from '../core/ports.ts';
 import type { Authenticator } from '../http/access.ts';
+import type { HttpPlatform } from '../http/http-server.ts';
+import { ImageLayout } from '../images/image-layout.ts';
 import { AuthService } from '../auth/auth-service.ts';
 import { createAuthenticator } from '../auth/authenticator.ts';
 import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
+import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
-import { Storage } from '../storage/storage.ts';
-import type { Logger } from '../core/logger.ts';
+import { SqlStorage } from '../storage/storage.ts';
 
-/** Everything the roles of one process share. Built once by `createContext`; roles only read it. */
+/**
+ * Everything the roles of one process share: the one place where concrete parts are chosen. Built
+ * once by `createContext`; each role takes from it exactly what its typed options list.
+ */
 export interface AppContext {
   config: Readonly<Config>;
   logger: Logger;
@@ -22,11 +28,11 @@ export interface AppContext {
   notifier: Notifier;
   images: ImageLayout;
   machines: MachineService;
-  builds: BuildService;
+  builds: BuildLifecycle;
   authenticator: Authenticator;
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
-  /** Runs before enrollment (rate limit, enrollment token); set by the auth module. */
+  /** Runs before enrollment (rate limit, enrollment token). */
   enrollGuard?: preHandlerAsyncHookHandler;
   close(): Promise<void>;
 }
@@ -41,38 +47,43 @@ export interface ContextOptions {
 /** Opens the database, runs migrations, and wires the services. */
 export async function createContext(config: Readonly<Config>, logger: Logger, options: ContextOptions = {}): Promise<AppContext> {
   const database = await openDatabase(config.databaseUrl);
+  const notifier = new Notifier();
+  let relay: SignalRelay | undefined;
+  let auth: AuthService;
+  const storage = new SqlStorage(database);
   try {
     if (options.migrate !== false) {
       const applied = await migrate(database);
       if (applied.length > 0) logger.info({ applied }, 'storage: migrations applied');
     }
-  } catch (err) {
-    await database.close();
-    throw err;
-  }
-  const storage = new Storage(database);
-  let auth: AuthService;
-  try {
     auth = new AuthService(storage, logger, loadSecretKey(config));
     if (!options.authenticator) await ensureFirstAdmin(auth, config, logger);
+    if (storage.notifiesAcrossProcesses) relay = await startBuildSignalRelay(database.db, config.databaseUrl, notifier, logger);
   } catch (err) {
     await database.close();
     throw err;
   }
-  const notifier = new Notifier();
   const images = new ImageLayout(config.imagesDir);
-  const ctx: AppContext = {
+  const builds = new BuildLifecycle(storage, notifier);
+  return {
     config,
     logger,
     storage,
     notifier,
     images,
-    machines: new MachineService(storage, notifier, images),
-    builds: new BuildService(storage, notifier),
+    builds,
+    machines: new MachineService(storage, notifier, images, builds),
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
-    close: () => database.close(),
+    async close() {
+      await relay?.stop();
+      await storage.close();
+    },
   };
-  return ctx;
+}
+
+/** What every listener of this process is built with. */
+export function httpPlatform(ctx: AppContext): HttpPlatform {
+  return { logger: ctx.logger, trustProxy: ctx.config.trustProxy, authenticator: ctx.authenticator };
 }

@@ -1,11 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config, Listen } from '../config/config.ts';
 import { redactUrl } from '../config/config.ts';
-import { buildApiServer } from '../api/api-server.ts';
-import { buildBootServer } from '../boot/boot-server.ts';
-import { startBuilder } from '../builder/builder.ts';
-import { createContext, type AppContext } from './context.ts';
 import type { Logger } from '../core/logger.ts';
+import { createContext, type AppContext } from './context.ts';
+import { buildApiServer, buildBootServer, startBuilder } from './roles.ts';
 
 export const ALL_ROLES = ['api', 'boot', 'builder'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];

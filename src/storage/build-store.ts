@@ -1,44 +1,49 @@
-import type { Kysely, Updateable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { BuildStatus } from '../core/lifecycle.ts';
+import { DuplicateKeyError, type BuildBootFacts, type BuildFields, type BuildRecord, type BuildStore, type BuildSummary, type NewBuild } from '../core/ports.ts';
 import type { Build } from '../core/types.ts';
+import type { Dialect } from './migrations/context.ts';
 import { toBuild } from './rows.ts';
 import type { BuildsTable, Schema } from './schema.ts';
+import { isUniqueViolation } from './unique-violation.ts';
 
-export interface NewBuild {
-  machine_id: number;
-  config: string;
-  hostname: string;
-  service_tag: string;
-  boot_token: string;
-}
+/** The builds table, claims and leases included. */
+export class SqlBuildStore implements BuildStore {
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly dialect: Dialect,
+    /** True when bound to a transaction: `findRecord` then locks the row on PostgreSQL. */
+    private readonly inTransaction = false,
+  ) {}
 
-/** The builds table. Claiming and leases live with the builder (src/builder/build-queue.ts). */
-export class BuildStore {
-  constructor(private readonly db: Kysely<Schema>) {}
-
-  /** Inserts a pending build. The unique index on active builds makes a concurrent second one fail. */
-  async create(b: NewBuild, now: string, db: Kysely<Schema> = this.db): Promise<Build> {
-    const row = await db
-      .insertInto('builds')
-      .values({ ...b, status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return toBuild(row);
+  async create(b: NewBuild, now: string): Promise<Build> {
+    try {
+      const row = await this.db
+        .insertInto('builds')
+        .values({ ...b, status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toBuild(row);
+    } catch (err) {
+      // The unique index on active builds makes a concurrent second one fail.
+      if (isUniqueViolation(err)) throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`, { cause: err });
+      throw err;
+    }
   }
 
-  async findById(id: number, db: Kysely<Schema> = this.db): Promise<Build | undefined> {
-    const row = await db.selectFrom('builds').selectAll().where('id', '=', id).executeTakeFirst();
+  async findById(id: number): Promise<Build | undefined> {
+    const row = await this.db.selectFrom('builds').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toBuild(row);
   }
 
-  /** The full row, including the boot token and store path, for the builder and boot server. */
-  async findRowById(id: number, db: Kysely<Schema> = this.db) {
-    return db.selectFrom('builds').selectAll().where('id', '=', id).executeTakeFirst();
+  async findRecord(id: number): Promise<BuildRecord | undefined> {
+    const q = this.db.selectFrom('builds').selectAll().where('id', '=', id);
+    const row = await (this.inTransaction && this.dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst();
+    return row && toBuildRecord(row);
   }
 
-  /** The machine's pending or running build, if any. */
-  async findActiveForMachine(machineId: number, db: Kysely<Schema> = this.db): Promise<Build | undefined> {
-    const row = await db
+  async findActiveForMachine(machineId: number): Promise<Build | undefined> {
+    const row = await this.db
       .selectFrom('builds')
       .selectAll()
       .where('machine_id', '=', machineId)
@@ -47,7 +52,6 @@ export class BuildStore {
     return row && toBuild(row);
   }
 
-  /** Newest first. `log_output` is left out of lists (it can be large); fetch one build for it. */
   async listForMachine(machineId: number, limit = 50, offset = 0): Promise<{ items: Build[]; total: number }> {
     const q = this.db.selectFrom('builds').where('machine_id', '=', machineId);
     const [rows, count] = await Promise.all([
@@ -57,19 +61,29 @@ export class BuildStore {
     return { items: rows.map((r) => ({ ...toBuild(r), log_output: '' })), total: Number(count.n) };
   }
 
-  /**
-   * Moves a build from one of `from` to `to` with the given extra fields, only if it is still in one
-   * of `from` (compare-and-set). Returns the updated build, or undefined when it had moved on.
-   */
-  async transition(
-    id: number,
-    from: readonly BuildStatus[],
-    to: BuildStatus,
-    fields: Updateable<BuildsTable>,
-    now: string,
-    db: Kysely<Schema> = this.db,
-  ): Promise<Build | undefined> {
-    const row = await db
+  async statusesForMachine(machineId: number): Promise<Array<{ id: number; status: BuildStatus }>> {
+    const rows = await this.db.selectFrom('builds').select(['id', 'status']).where('machine_id', '=', machineId).execute();
+    return rows.map((r) => ({ id: Number(r.id), status: r.status as BuildStatus }));
+  }
+
+  async recent(limit: number, machineId?: number): Promise<BuildSummary[]> {
+    let q = this.db.selectFrom('builds').select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at']);
+    if (machineId !== undefined) q = q.where('machine_id', '=', machineId);
+    const rows = await q.orderBy('id', 'desc').limit(limit).execute();
+    return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  }
+
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('builds')
+      .select(['status', (eb) => eb.fn.countAll<string | number>().as('n')])
+      .groupBy('status')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async transition(id: number, from: readonly BuildStatus[], to: BuildStatus, fields: BuildFields, now: string): Promise<Build | undefined> {
+    const row = await this.db
       .updateTable('builds')
       .set({ ...fields, status: to, updated_at: now })
       .where('id', '=', id)
@@ -78,4 +92,88 @@ export class BuildStore {
       .executeTakeFirst();
     return row && toBuild(row);
   }
+
+  async claimNext(owner: string, leaseUntil: string, now: string): Promise<BuildRecord | undefined> {
+    const row = await this.db
+      .updateTable('builds')
+      .set({
+        status: 'building',
+        lease_owner: owner,
+        lease_expires_at: leaseUntil,
+        attempts: sql`attempts + 1`,
+        started_at: sql`coalesce(started_at, ${now})`,
+        updated_at: now,
+      })
+      .where('status', '=', 'pending')
+      .where('id', '=', (eb) => {
+        const next = eb.selectFrom('builds').select('id').where('status', '=', 'pending').orderBy('id').limit(1);
+        // PostgreSQL: concurrent claimers skip each other's row; SQLite runs one writer at a time anyway.
+        return this.dialect === 'postgres' ? next.forUpdate().skipLocked() : next;
+      })
+      .returningAll()
+      .executeTakeFirst();
+    return row && toBuildRecord(row);
+  }
+
+  async renewLease(id: number, owner: string, leaseUntil: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('builds')
+      .set({ lease_expires_at: leaseUntil })
+      .where('id', '=', id)
+      .where('status', '=', 'building')
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async appendLog(id: number, text: string, now: string, owner?: string): Promise<void> {
+    if (text === '') return;
+    let q = this.db.updateTable('builds').set({ log_output: sql`log_output || ${text}`, updated_at: now }).where('id', '=', id);
+    if (owner !== undefined) q = q.where('status', '=', 'building').where('lease_owner', '=', owner);
+    await q.execute();
+  }
+
+  async prependLog(id: number, text: string): Promise<void> {
+    await this.db.updateTable('builds').set({ log_output: sql`${text} || log_output` }).where('id', '=', id).execute();
+  }
+
+  async expiredLeases(now: string, limit: number): Promise<number[]> {
+    const rows = await this.db
+      .selectFrom('builds')
+      .select('id')
+      .where('status', '=', 'building')
+      .where('lease_expires_at', '<', now)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => Number(r.id));
+  }
+
+  async findPublishedStorePath(storePath: string, exceptId: number): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('builds')
+      .select('id')
+      .where('store_path', '=', storePath)
+      .where('status', '=', 'success')
+      .where('id', '!=', exceptId)
+      .orderBy('id', 'desc')
+      .executeTakeFirst();
+    return row ? Number(row.id) : undefined;
+  }
+
+  async bootFacts(id: number): Promise<BuildBootFacts | undefined> {
+    const row = await this.db.selectFrom('builds').select(['machine_id', 'boot_token']).where('id', '=', id).executeTakeFirst();
+    return row && { machineId: Number(row.machine_id), bootToken: row.boot_token };
+  }
+}
+
+function toBuildRecord(row: Selectable<BuildsTable>): BuildRecord {
+  return {
+    ...toBuild(row),
+    service_tag: row.service_tag,
+    lease_owner: row.lease_owner,
+    lease_expires_at: row.lease_expires_at,
+    boot_token: row.boot_token,
+    store_path: row.store_path,
+  };
 }

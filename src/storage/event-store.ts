@@ -1,39 +1,17 @@
 import type { Kysely } from 'kysely';
-import type { Actor, Event } from '../core/types.ts';
+import type { EventFilter, EventStore, EventSummary, NewEvent } from '../core/ports.ts';
+import type { Event } from '../core/types.ts';
 import { nowIso } from '../core/types.ts';
 import { toEvent } from './rows.ts';
 import type { Schema } from './schema.ts';
 
-/** What is recorded about a change. */
-export interface NewEvent {
-  /** e.g. `machine.enrolled` */
-  kind: string;
-  machineId?: number | null;
-  buildId?: number | null;
-  actor: Actor;
-  message: string;
-  data?: Record<string, unknown>;
-}
-
-export interface EventFilter {
-  machineId?: number;
-  buildId?: number;
-  kind?: string;
-  /** `user:alice`, `token:ci`, `machine:ABC123`, `system` */
-  actor?: string;
-  since?: string;
-  until?: string;
-  limit?: number;
-  offset?: number;
-}
-
 /** The events table: an append-only audit trail. */
-export class EventStore {
+export class SqlEventStore implements EventStore {
   constructor(private readonly db: Kysely<Schema>) {}
 
-  /** Appends an event; pass a transaction as `db` to record it with the change it describes. */
-  async record(event: NewEvent, db: Kysely<Schema> = this.db): Promise<void> {
-    await db
+  /** Appends an event; record it through a transaction's stores to keep it with the change it describes. */
+  async record(event: NewEvent): Promise<void> {
+    await this.db
       .insertInto('events')
       .values({
         kind: event.kind,
@@ -71,5 +49,22 @@ export class EventStore {
       q.select((eb) => eb.fn.countAll<string | number>().as('n')).executeTakeFirstOrThrow(),
     ]);
     return { items: rows.map(toEvent), total: Number(count.n) };
+  }
+
+  async recent(limit: number, machineId?: number): Promise<EventSummary[]> {
+    let q = this.db
+      .selectFrom('events')
+      .leftJoin('machines', 'machines.id', 'events.machine_id')
+      .select(['events.id', 'events.kind', 'events.message', 'events.actor_kind', 'events.actor_name', 'events.created_at', 'machines.service_tag']);
+    if (machineId !== undefined) q = q.where('events.machine_id', '=', machineId);
+    const rows = await q.orderBy('events.id', 'desc').limit(limit).execute();
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: r.kind,
+      message: r.message,
+      actor: r.actor_kind === 'system' ? 'system' : `${r.actor_kind}:${r.actor_name}`,
+      created_at: r.created_at,
+      service_tag: r.service_tag ?? null,
+    }));
   }
 }

@@ -1,43 +1,18 @@
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
-import type { MachineStatus } from '../core/lifecycle.ts';
-import type { Hardware, Machine } from '../core/types.ts';
+import type { BootKey, BootTarget, Enrollment, MachineFilter, MachinePatch, MachineStore, SummaryRow } from '../core/ports.ts';
+import type { Machine } from '../core/types.ts';
 import { toMachine } from './rows.ts';
 import type { MachinesTable, Schema } from './schema.ts';
 
-/** What the registration agent reports. */
-export interface Enrollment {
-  service_tag: string;
-  mac_address: string;
-  hardware: Hardware;
-}
-
-export interface MachineFilter {
-  status?: MachineStatus;
-  /** Matches service tag, hostname, MAC and model, case-insensitively. */
-  search?: string;
-  limit: number;
-  offset: number;
-  /** Column to sort by; default `id`. */
-  sort?: 'id' | 'service_tag' | 'hostname' | 'status' | 'last_seen_at' | 'updated_at';
-  order?: 'asc' | 'desc';
-}
-
-export type MachinePatch = Partial<
-  Pick<
-    MachinesTable,
-    'hostname' | 'description' | 'nixos_config' | 'status' | 'last_build_id' | 'image_build_id' | 'booted_build_id' | 'booted_at'
-  >
->;
-
 /** The machines table. */
-export class MachineStore {
+export class SqlMachineStore implements MachineStore {
   constructor(private readonly db: Kysely<Schema>) {}
 
   /**
    * Inserts a new machine, or refreshes a known one's hardware, MAC and last_seen_at (nothing else).
    * Race-free: concurrent enrollments of one tag yield one row.
    */
-  async upsertEnrollment(e: Enrollment, now: string, db: Kysely<Schema> = this.db): Promise<{ machine: Machine; created: boolean }> {
+  async upsertEnrollment(e: Enrollment, now: string): Promise<{ machine: Machine; created: boolean }> {
     const facts = {
       hardware: JSON.stringify(e.hardware),
       manufacturer: str(e.hardware.manufacturer),
@@ -45,7 +20,7 @@ export class MachineStore {
       system_uuid: str(e.hardware.uuid)?.toLowerCase() ?? null,
       mac_address: e.mac_address,
     };
-    const inserted = await db
+    const inserted = await this.db
       .insertInto('machines')
       .values({
         service_tag: e.service_tag,
@@ -60,29 +35,29 @@ export class MachineStore {
       .returningAll()
       .executeTakeFirst();
     if (inserted) return { machine: toMachine(inserted), created: true };
-    const updated = await db
+    const updated = await this.db
       .updateTable('machines')
       .set({ ...facts, last_seen_at: now, updated_at: now })
       .where('service_tag', '=', e.service_tag)
       .returningAll()
       .executeTakeFirstOrThrow();
-    await refreshSearchText(db, updated);
+    await refreshSearchText(this.db, updated);
     return { machine: toMachine(updated), created: false };
   }
 
-  async findById(id: number, db: Kysely<Schema> = this.db): Promise<Machine | undefined> {
-    const row = await db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+  async findById(id: number): Promise<Machine | undefined> {
+    const row = await this.db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toMachine(row);
   }
 
-  async findByServiceTag(tag: string, db: Kysely<Schema> = this.db): Promise<Machine | undefined> {
-    const row = await db.selectFrom('machines').selectAll().where('service_tag', '=', tag).executeTakeFirst();
+  async findByServiceTag(tag: string): Promise<Machine | undefined> {
+    const row = await this.db.selectFrom('machines').selectAll().where('service_tag', '=', tag).executeTakeFirst();
     return row && toMachine(row);
   }
 
   /** The build whose image the machine boots, if any. */
-  async imageBuildId(id: number, db: Kysely<Schema> = this.db): Promise<number | null> {
-    const row = await db.selectFrom('machines').select('image_build_id').where('id', '=', id).executeTakeFirst();
+  async imageBuildId(id: number): Promise<number | null> {
+    const row = await this.db.selectFrom('machines').select('image_build_id').where('id', '=', id).executeTakeFirst();
     return row?.image_build_id ?? null;
   }
 
@@ -129,15 +104,36 @@ export class MachineStore {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
-  async update(id: number, patch: MachinePatch, now: string, db: Kysely<Schema> = this.db): Promise<Machine> {
+  async update(id: number, patch: MachinePatch, now: string): Promise<Machine> {
     const set: Updateable<MachinesTable> = { ...patch, updated_at: now };
-    const row = await db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
-    await refreshSearchText(db, row);
+    const row = await this.db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    await refreshSearchText(this.db, row);
     return toMachine(row);
   }
 
-  async delete(id: number, db: Kysely<Schema> = this.db): Promise<void> {
-    await db.deleteFrom('machines').where('id', '=', id).execute();
+  async delete(id: number): Promise<void> {
+    await this.db.deleteFrom('machines').where('id', '=', id).execute();
+  }
+
+  async findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined> {
+    const row = await this.db
+      .selectFrom('machines')
+      .select(['id', 'service_tag', 'status', 'image_build_id'])
+      .where(key, '=', value)
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      id: Number(row.id),
+      serviceTag: row.service_tag,
+      status: row.status,
+      imageBuildId: row.image_build_id === null ? null : Number(row.image_build_id),
+    };
+  }
+
+  summaryRows(): Promise<SummaryRow[]> {
+    return this.db.selectFrom('machines').select(['status', 'manufacturer', 'model', 'hardware']).execute();
   }
 
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */

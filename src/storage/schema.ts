@@ -1,4 +1,5 @@
 import type { Generated } from 'kysely';
+import type { AuthSchema } from './auth-schema.ts';
 
 /** Table types as stored. Times are ISO 8601 UTC strings; JSON columns are text. */
 export interface MachinesTable {
@@ -63,7 +64,7 @@ export interface EventsTable {
   created_at: string;
 }
 
-export interface Schema {
+export interface Schema extends AuthSchema {
   machines: MachinesTable;
   builds: BuildsTable;
   events: EventsTable;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { migrate, openDatabase, ping, type Database } from './database.ts';
-import { isUniqueViolation, Storage } from './storage.ts';
+import { DuplicateKeyError } from '../core/ports.ts';
+import { SqlStorage } from './storage.ts';
 import { testDatabaseKinds, type TestDatabase } from '../../test/support/databases.ts';
 
 const NOW = '2026-01-02T03:04:05.000Z';
@@ -11,12 +12,12 @@ for (const kind of await testDatabaseKinds()) {
   describe(`storage on ${kind.name}`, () => {
     let testDb: TestDatabase;
     let database: Database;
-    let storage: Storage;
+    let storage: SqlStorage;
     before(async () => {
       testDb = kind.fresh();
       database = await openDatabase(testDb.url);
       await migrate(database);
-      storage = new Storage(database);
+      storage = new SqlStorage(database);
     });
     after(async () => {
       await database.close();
@@ -82,7 +83,7 @@ for (const kind of await testDatabaseKinds()) {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       const b = { machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't' };
       const first = await storage.builds.create(b, NOW);
-      await assert.rejects(storage.builds.create(b, NOW), (err: unknown) => isUniqueViolation(err));
+      await assert.rejects(storage.builds.create(b, NOW), (err: unknown) => err instanceof DuplicateKeyError);
       const done = await storage.builds.transition(first.id, ['pending'], 'failed', { error: 'x' }, NOW);
       assert.equal(done?.status, 'failed');
       const second = await storage.builds.create(b, NOW);
@@ -99,9 +100,9 @@ for (const kind of await testDatabaseKinds()) {
 
     test('a transaction that throws writes nothing', async () => {
       await assert.rejects(
-        storage.transaction(async (trx) => {
-          await storage.machines.upsertEnrollment({ service_tag: 'ROLLBACK', mac_address: '0c:c4:7a:00:00:0a', hardware }, NOW, trx);
-          await storage.events.record({ kind: 'x', actor: { kind: 'system', name: 'system' }, message: 'x' }, trx);
+        storage.transaction(async (tx) => {
+          await tx.machines.upsertEnrollment({ service_tag: 'ROLLBACK', mac_address: '0c:c4:7a:00:00:0a', hardware }, NOW);
+          await tx.events.record({ kind: 'x', actor: { kind: 'system', name: 'system' }, message: 'x' });
           throw new Error('boom');
         }),
         /boom/,
@@ -126,7 +127,7 @@ for (const kind of await testDatabaseKinds()) {
     test('deleting a machine deletes its builds', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       await storage.machines.delete(m.id);
-      assert.equal((await storage.builds.listForMachine(m.id)).total, 0);
+      assert.equal((await storage.builds.listForMachine(m.id, 50, 0)).total, 0);
     });
   });
 }

@@ -1,39 +1,64 @@
 import type { Kysely } from 'kysely';
-import { BuildStore } from './build-store.ts';
-import type { Database } from './database.ts';
-import { EventStore } from './event-store.ts';
-import { MachineStore } from './machine-store.ts';
+import type { Storage, Stores } from '../core/ports.ts';
+import { SqlBuildStore } from './build-store.ts';
+import { SqlCredentialStore } from './credential-store.ts';
+import { ping, type Database } from './database.ts';
+import { SqlEventStore } from './event-store.ts';
+import { SqlMachineStore } from './machine-store.ts';
+import type { Dialect } from './migrations/context.ts';
 import type { Schema } from './schema.ts';
+import { SqlUserStore } from './user-store.ts';
 
-/** Every store over one database, plus transactions across them. */
-export class Storage {
-  readonly machines: MachineStore;
-  readonly builds: BuildStore;
-  readonly events: EventStore;
+/** How often a transaction is tried when SQLite reports that another process is writing. */
+const BUSY_ATTEMPTS = 20;
 
-  constructor(readonly database: Database) {
-    this.machines = new MachineStore(database.db);
-    this.builds = new BuildStore(database.db);
-    this.events = new EventStore(database.db);
-  }
+/** Every store over one SQL handle (the database, or one transaction on it). */
+class SqlStores implements Stores {
+  readonly machines: SqlMachineStore;
+  readonly builds: SqlBuildStore;
+  readonly events: SqlEventStore;
+  readonly users: SqlUserStore;
+  readonly credentials: SqlCredentialStore;
 
-  get db(): Kysely<Schema> {
-    return this.database.db;
-  }
-
-  get dialect() {
-    return this.database.dialect;
-  }
-
-  /** Runs `fn` in one transaction; pass the given handle to each store call inside it. */
-  transaction<T>(fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
-    return this.database.db.transaction().execute(fn);
+  constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
+    this.machines = new SqlMachineStore(db);
+    this.builds = new SqlBuildStore(db, dialect, inTransaction);
+    this.events = new SqlEventStore(db);
+    this.users = new SqlUserStore(db);
+    this.credentials = new SqlCredentialStore(db);
   }
 }
 
-/** True when `err` is a unique-constraint violation on either database. */
-export function isUniqueViolation(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as { code?: unknown };
-  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
+/** The Storage port over SQLite or PostgreSQL. */
+export class SqlStorage extends SqlStores implements Storage {
+  readonly notifiesAcrossProcesses: boolean;
+
+  constructor(readonly database: Database) {
+    super(database.db, database.dialect, false);
+    this.notifiesAcrossProcesses = database.dialect === 'postgres';
+  }
+
+  get dialect(): Dialect {
+    return this.database.dialect;
+  }
+
+  async transaction<T>(fn: (tx: Stores) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.database.db.transaction().execute((trx) => fn(new SqlStores(trx, this.database.dialect, true)));
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (attempt >= BUSY_ATTEMPTS || typeof code !== 'string' || !code.startsWith('SQLITE_BUSY')) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 10 * attempt));
+      }
+    }
+  }
+
+  ping(): Promise<void> {
+    return ping(this.database);
+  }
+
+  close(): Promise<void> {
+    return this.database.close();
+  }
 }

@@ -1,9 +1,9 @@
+import { buildApiServer } from '../../src/server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../../src/api/api-server.ts';
 import { testDatabaseKinds } from '../support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../support/context.ts';
+import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../support/context.ts';
 
 /** POSTs one enrollment over real HTTP; returns the status code. */
 async function enroll(base: string, body: unknown): Promise<number> {
@@ -45,7 +45,7 @@ for (const kind of await testDatabaseKinds()) {
         [],
         'every new machine answered 201',
       );
-      const rows = await t.ctx.storage.db
+      const rows = await sqlOf(t.ctx)
         .selectFrom('machines')
         .select(['service_tag'])
         .where('service_tag', 'like', 'STORM%')
@@ -60,7 +60,7 @@ for (const kind of await testDatabaseKinds()) {
       const statuses = await Promise.all(Array.from({ length: 100 }, () => enroll(base, enrollmentPayload('SAMETAG1'))));
       assert.equal(statuses.filter((s) => s === 201).length, 1, 'exactly one 201');
       assert.equal(statuses.filter((s) => s === 200).length, 99, 'the rest 200');
-      const rows = await t.ctx.storage.db.selectFrom('machines').select('id').where('service_tag', '=', 'SAMETAG1').execute();
+      const rows = await sqlOf(t.ctx).selectFrom('machines').select('id').where('service_tag', '=', 'SAMETAG1').execute();
       assert.equal(rows.length, 1);
     });
   });

@@ -1,8 +1,8 @@
+import { buildApiServer } from '../../src/server/roles.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../../src/api/api-server.ts';
 import { loadConfig, type ConfigKey } from '../../src/config/config.ts';
 import { createContext, type AppContext } from '../../src/server/context.ts';
 import { createLogger } from '../../src/core/logger.ts';

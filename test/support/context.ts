@@ -1,11 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Kysely } from 'kysely';
 import { loadConfig, type Config, type ConfigKey } from '../../src/config/config.ts';
 import type { Actor, Role } from '../../src/core/types.ts';
 import type { Authenticator } from '../../src/http/access.ts';
 import { createContext, type AppContext } from '../../src/server/context.ts';
 import { createLogger } from '../../src/core/logger.ts';
+import type { Schema } from '../../src/storage/schema.ts';
+import type { SqlStorage } from '../../src/storage/storage.ts';
 import type { TestDatabase } from './databases.ts';
 
 /**
@@ -75,4 +78,9 @@ export function enrollmentPayload(serviceTag: string, overrides: Record<string, 
     },
     ...overrides,
   };
+}
+
+/** The SQL handle under a test context's storage, for tests that set up or inspect rows directly. */
+export function sqlOf(ctx: AppContext): Kysely<Schema> {
+  return (ctx.storage as SqlStorage).database.db;
 }

@@ -1,19 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import type { AppContext } from '../../server/context.ts';
+import type { BuildLifecycle } from '../../core/build-lifecycle.ts';
 import { Build, BuildIdParam, errorResponses } from '../../http/schemas.ts';
 
 type Id = { Params: { id: number } };
 
-/** `/api/v1/builds/{id}` and its cancel. The log stream lives with the builder (src/builder/log-routes.ts). */
-export function registerBuildRoutes(app: FastifyInstance, ctx: AppContext): void {
+/** What the build routes use. */
+export interface BuildRouteOptions {
+  builds: Pick<BuildLifecycle, 'get' | 'cancel'>;
+}
+
+/** `/api/v1/builds/{id}` and its cancel. The log stream is in build-log-routes.ts. */
+export function registerBuildRoutes(app: FastifyInstance, { builds }: BuildRouteOptions): void {
   app.get<Id>(
     '/api/v1/builds/:id',
     {
       config: { access: 'viewer' },
       schema: { tags: ['builds'], summary: 'One build, with its log so far', params: BuildIdParam, response: { 200: Type.Ref(Build), ...errorResponses(401, 404) } },
     },
-    async (request) => ctx.builds.get(request.params.id),
+    async (request) => builds.get(request.params.id),
   );
 
   app.post<Id>(
@@ -22,6 +27,6 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: AppContext): void
       config: { access: 'operator' },
       schema: { tags: ['builds'], summary: 'Stop a pending or running build', params: BuildIdParam, response: { 200: Type.Ref(Build), ...errorResponses(401, 403, 404, 409) } },
     },
-    async (request) => ctx.builds.cancel(request.params.id, request.actor),
+    async (request) => builds.cancel(request.params.id, request.actor),
   );
 }

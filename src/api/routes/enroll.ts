@@ -1,9 +1,16 @@
-import type { FastifyInstance } from 'fastify';
-import type { AppContext } from '../../server/context.ts';
+import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { MachineService } from '../../core/machine-service.ts';
 import { EnrollBody, EnrollResponse, errorResponses } from '../../http/schemas.ts';
 
+/** What the enrollment route uses. */
+export interface EnrollRouteOptions {
+  machines: Pick<MachineService, 'enroll'>;
+  /** Runs before enrollment (rate limit, enrollment token). */
+  guard?: preHandlerAsyncHookHandler;
+}
+
 /** `POST /api/v1/enroll`: served by the API and by the boot listener (same handler). */
-export function registerEnrollRoute(app: FastifyInstance, ctx: AppContext): void {
+export function registerEnrollRoute(app: FastifyInstance, options: EnrollRouteOptions): void {
   app.post<{ Body: EnrollBody }>(
     '/api/v1/enroll',
     {
@@ -15,10 +22,10 @@ export function registerEnrollRoute(app: FastifyInstance, ctx: AppContext): void
         body: EnrollBody,
         response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 413, 415, 429) },
       },
-      preHandler: ctx.enrollGuard ? [ctx.enrollGuard] : [],
+      preHandler: options.guard ? [options.guard] : [],
     },
     async (request, reply) => {
-      const { machine, created } = await ctx.machines.enroll(request.body, {
+      const { machine, created } = await options.machines.enroll(request.body, {
         kind: 'machine',
         name: typeof request.body.service_tag === 'string' ? request.body.service_tag : 'unknown',
       });

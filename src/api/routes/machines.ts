@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import type { AppContext } from '../../server/context.ts';
+import type { BuildLifecycle } from '../../core/build-lifecycle.ts';
+import type { MachineService } from '../../core/machine-service.ts';
+import type { EventStore } from '../../core/ports.ts';
 import {
   Build,
   BuildList,
@@ -16,8 +18,15 @@ import {
 
 type Id = { Params: { id: string } };
 
+/** What the machine routes use. */
+export interface MachineRouteOptions {
+  machines: MachineService;
+  builds: Pick<BuildLifecycle, 'listForMachine'>;
+  events: Pick<EventStore, 'list'>;
+}
+
 /** `/api/v1/machines…`: list, read, edit, delete, build, and each machine's builds and events. */
-export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerMachineRoutes(app: FastifyInstance, { machines, builds, events }: MachineRouteOptions): void {
   app.get<{ Querystring: MachineListQuery }>(
     '/api/v1/machines',
     {
@@ -26,7 +35,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
     },
     async (request) => {
       const q = request.query;
-      return ctx.machines.list({
+      return machines.list({
         ...(q.status ? { status: q.status } : {}),
         ...(q.search ? { search: q.search } : {}),
         limit: q.limit ?? 50,
@@ -43,7 +52,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
       config: { access: 'viewer' },
       schema: { tags: ['machines'], summary: 'One machine, by id or service tag', params: IdParam, response: { 200: Type.Ref(Machine), ...errorResponses(401, 404) } },
     },
-    async (request) => ctx.machines.get(request.params.id),
+    async (request) => machines.get(request.params.id),
   );
 
   app.put<Id & { Body: MachineUpdateBody }>(
@@ -59,7 +68,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
         response: { 200: Type.Ref(Machine), ...errorResponses(400, 401, 403, 404, 409, 413) },
       },
     },
-    async (request) => ctx.machines.update(request.params.id, request.body, request.actor),
+    async (request) => machines.update(request.params.id, request.body, request.actor),
   );
 
   app.delete<Id>(
@@ -69,7 +78,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
       schema: { tags: ['machines'], summary: 'Remove a machine and its images', params: IdParam, response: { 204: Type.Null(), ...errorResponses(401, 403, 404) } },
     },
     async (request, reply) => {
-      await ctx.machines.remove(request.params.id, request.actor);
+      await machines.remove(request.params.id, request.actor);
       return reply.code(204).send();
     },
   );
@@ -85,7 +94,7 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
         response: { 202: Type.Ref(Build), ...errorResponses(401, 403, 404, 409, 422) },
       },
     },
-    async (request, reply) => reply.code(202).send(await ctx.machines.requestBuild(request.params.id, request.actor)),
+    async (request, reply) => reply.code(202).send(await machines.requestBuild(request.params.id, request.actor)),
   );
 
   app.get<Id & { Querystring: { limit?: number; offset?: number } }>(
@@ -101,8 +110,8 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
       },
     },
     async (request) => {
-      const machine = await ctx.machines.get(request.params.id);
-      return ctx.storage.builds.listForMachine(machine.id, request.query.limit ?? 50, request.query.offset ?? 0);
+      const machine = await machines.get(request.params.id);
+      return builds.listForMachine(machine.id, request.query.limit ?? 50, request.query.offset ?? 0);
     },
   );
 
@@ -119,8 +128,8 @@ export function registerMachineRoutes(app: FastifyInstance, ctx: AppContext): vo
       },
     },
     async (request) => {
-      const machine = await ctx.machines.get(request.params.id);
-      return ctx.storage.events.list({ machineId: machine.id, limit: request.query.limit ?? 50, offset: request.query.offset ?? 0 });
+      const machine = await machines.get(request.params.id);
+      return events.list({ machineId: machine.id, limit: request.query.limit ?? 50, offset: request.query.offset ?? 0 });
     },
   );
 }

@@ -1,7 +1,5 @@
 import type { FC } from 'hono/jsx';
-import type { ApiToken } from '../../auth/credential-store.ts';
-import type { User } from '../../auth/user-store.ts';
-import { ROLES } from '../../core/types.ts';
+import { ROLES, type ApiToken, type User } from '../../core/types.ts';
 import { Alert, CsrfField, Layout, When, type PageContext } from '../components.tsx';
 
 const RoleSelect: FC<{ id: string; selected?: string }> = ({ id, selected }) => (

@@ -3,7 +3,7 @@ import { isBuildFinished, type BuildStatus } from '../../core/lifecycle.ts';
 import type { Build } from '../../core/types.ts';
 import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatDecimalBytes, formatDuration, formatTimestamp } from '../format.ts';
-import type { PublishedImage } from '../published-image.ts';
+import type { PublishedImage } from '../../images/published-image.ts';
 
 /** The tail of a very long log that the page shows; the whole log is at /api/v1/builds/<id>/log. */
 export const LOG_CHARS_SHOWN = 1_000_000;

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { Machine } from '../../core/types.ts';
-import type { ActivityBuild, ActivityEvent } from '../activity.ts';
+import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
@@ -9,8 +9,8 @@ import { BuildList, EventList } from './overview-page.tsx';
 /** What the machine page shows. */
 export interface MachineData {
   machine: Machine;
-  builds: ActivityBuild[];
-  events: ActivityEvent[];
+  builds: BuildSummary[];
+  events: EventSummary[];
   /** The build whose image the machine boots now. */
   imageBuildId: number | null;
   /** Values to put back in the form after a refused save. */

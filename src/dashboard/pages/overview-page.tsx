@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { MACHINE_STATUSES } from '../../core/lifecycle.ts';
-import type { ActivityBuild, ActivityEvent } from '../activity.ts';
+import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { Bars, Donut } from '../charts.tsx';
 import { FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
 import type { FleetSummary } from '../fleet-summary.ts';
@@ -9,8 +9,8 @@ import { formatBinaryBytes, formatCount, formatDecimalBytes, formatDuration } fr
 /** What the overview shows. */
 export interface OverviewData {
   summary: FleetSummary;
-  events: ActivityEvent[];
-  builds: ActivityBuild[];
+  events: EventSummary[];
+  builds: BuildSummary[];
   bootUrl: string;
 }
 
@@ -87,7 +87,7 @@ const Stat: FC<{ label: string; value: string; note?: string }> = ({ label, valu
 
 /** Events newest first as a timeline. */
 /** Builds with their status, duration and age; `showMachine` adds which machine each is for. */
-export const BuildList: FC<{ builds: ActivityBuild[]; page: PageContext; showMachine?: boolean }> = ({ builds, page, showMachine }) => (
+export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMachine?: boolean }> = ({ builds, page, showMachine }) => (
   <table class="compact">
     <thead>
       <tr>
@@ -122,7 +122,7 @@ export const BuildList: FC<{ builds: ActivityBuild[]; page: PageContext; showMac
   </table>
 );
 
-export const EventList: FC<{ events: ActivityEvent[]; page: PageContext; showMachine?: boolean }> = ({ events, page, showMachine }) => (
+export const EventList: FC<{ events: EventSummary[]; page: PageContext; showMachine?: boolean }> = ({ events, page, showMachine }) => (
   <ol class="timeline">
     {events.map((e) => (
       <li>

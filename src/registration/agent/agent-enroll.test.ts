@@ -1,10 +1,10 @@
+import { buildBootServer } from '../../server/roles.ts';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildBootServer } from '../../boot/boot-server.ts';
 import { createTestContext, type TestContext } from '../../../test/support/context.ts';
 import { freshSqlite, testDatabaseKinds } from '../../../test/support/databases.ts';
 import { copyFixture, findBusybox, makeBusyboxPath, makeToolPath, removeDir, runAgent, writeFile, type AgentRun } from './agent-runner.ts';

@@ -20,11 +20,11 @@ async function withAuth(opts: Record<string, unknown>, fn: (auth: AuthService) =
   const { loadSecretKey } = await import('../../auth/secret-key.ts');
   const { createLogger } = await import('../../core/logger.ts');
   const { migrate, openDatabase } = await import('../../storage/database.ts');
-  const { Storage } = await import('../../storage/storage.ts');
+  const { SqlStorage } = await import('../../storage/storage.ts');
   const database = await openDatabase(config.databaseUrl);
   try {
     await migrate(database);
-    await fn(new AuthService(new Storage(database), createLogger('silent'), loadSecretKey(config)));
+    await fn(new AuthService(new SqlStorage(database), createLogger('silent'), loadSecretKey(config)));
   } catch (err) {
     if (err instanceof DomainError) {
       console.error(`metal: ${err.message}`);

@@ -1,29 +1,52 @@
+import type { ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { errorResponses, BuildIdParam } from '../http/schemas.ts';
-import { isBuildFinished } from '../core/lifecycle.ts';
-import type { AppContext } from '../server/context.ts';
-import { forwardBuildSignals } from './build-notifications.ts';
+import type { BuildLifecycle } from '../../core/build-lifecycle.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import { isBuildFinished } from '../../core/lifecycle.ts';
+import type { Notifier } from '../../core/notifier.ts';
+import { errorResponses, BuildIdParam } from '../../http/schemas.ts';
 
 /** Longest wait between looks at a followed build (for builds run by another process). */
 const FOLLOW_POLL_MS = 1000;
+
+/** How long a closing server lets open log streams finish before it cuts their connections. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+/** An open log stream: how to end it, and when its response has gone out. */
+interface Follower {
+  end(): void;
+  finished: Promise<void>;
+  response: ServerResponse;
+}
+
+/** What the log routes use. */
+export interface BuildLogRouteOptions {
+  builds: Pick<BuildLifecycle, 'get'>;
+  notifier: Notifier;
+}
 
 type LogRequest = { Params: { id: number }; Querystring: { follow?: string } };
 
 /**
  * `GET /api/v1/builds/{id}/log[?follow=1]`: the build log as text; with follow, streamed (chunked
- * text, or server-sent events for `Accept: text/event-stream`) until the build ends. Also forwards
- * this process's build requests to builders elsewhere (PostgreSQL NOTIFY).
+ * text, or server-sent events for `Accept: text/event-stream`) until the build ends, woken by
+ * `build.updated` signals and, for builds run by another process, a short poll.
  */
-export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): void {
-  const stopForwarding = forwardBuildSignals(ctx);
-  const followers = new Set<() => void>();
-  // Before the listener stops: open log streams would otherwise hold the close until their builds end.
+export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRouteOptions): void {
+  const { builds, notifier } = options;
+  const followers = new Set<Follower>();
+  // Before the listener stops: open log streams would otherwise hold the close until their builds
+  // end. Each stream is ended, its response allowed to finish, and its connection closed, so a
+  // keep-alive connection that became idle after the close began does not hold it for a minute.
   app.addHook('preClose', async () => {
-    for (const end of followers) end();
+    const open = [...followers];
+    for (const follower of open) follower.end();
+    await Promise.race([Promise.all(open.map((f) => f.finished)), delay(SHUTDOWN_GRACE_MS)]);
+    for (const follower of open) follower.response.socket?.destroySoon();
   });
-  app.addHook('onClose', async () => stopForwarding());
 
   app.get<LogRequest>(
     '/api/v1/builds/:id/log',
@@ -40,7 +63,7 @@ export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): v
     },
     async (request, reply) => {
       const id = request.params.id;
-      const build = await ctx.builds.get(id);
+      const build = await builds.get(id);
       const follow = request.query.follow === '1' || request.query.follow === 'true';
       if (!follow) return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(build.log_output);
 
@@ -52,12 +75,17 @@ export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): v
         closed = true;
         wake?.();
       };
-      followers.add(end);
+      const finished = new Promise<void>((resolve) => {
+        reply.raw.once('finish', resolve);
+        reply.raw.once('close', resolve);
+      });
+      const entry: Follower = { end, finished, response: reply.raw };
+      followers.add(entry);
       request.raw.on('close', end);
       const onUpdated = (buildId: number) => {
         if (buildId === id) wake?.();
       };
-      ctx.notifier.on('build.updated', onUpdated);
+      notifier.on('build.updated', onUpdated);
 
       const write = (text: string) => {
         if (text === '') return;
@@ -68,7 +96,7 @@ export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): v
       void (async () => {
         try {
           for (;;) {
-            const current = await ctx.storage.builds.findById(id);
+            const current = await builds.get(id).catch(unlessNotFound);
             if (!current || closed) break;
             write(follower.next(current.log_output));
             if (isBuildFinished(current.status)) {
@@ -87,8 +115,8 @@ export function registerBuildLogRoutes(app: FastifyInstance, ctx: AppContext): v
         } catch (err) {
           request.log.warn({ err, buildId: id }, 'builder: following a build log failed');
         } finally {
-          ctx.notifier.off('build.updated', onUpdated);
-          followers.delete(end);
+          notifier.off('build.updated', onUpdated);
+          followers.delete(entry);
           stream.end();
         }
       })();
@@ -130,4 +158,10 @@ export class LogFollower {
     if (this.head.length < 64) this.head = log.slice(this.base, this.base + Math.min(64, this.sent));
     return text + prepended;
   }
+}
+
+/** A deleted build ends its stream; other errors are errors. */
+function unlessNotFound(err: unknown): undefined {
+  if (err instanceof NotFoundError) return undefined;
+  throw err;
 }

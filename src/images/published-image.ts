@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageLayout } from '../images/image-layout.ts';
+import type { ImageLayout } from './image-layout.ts';
 
 /** A build's published files as its boot.json describes them, with download URLs on the boot server. */
 export interface PublishedImage {

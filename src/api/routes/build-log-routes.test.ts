@@ -1,12 +1,12 @@
+import { buildApiServer, startBuilder } from '../../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../api/api-server.ts';
-import { createTestContext, type TestContext } from '../../test/support/context.ts';
-import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { startBuilder, type RunningBuilder } from './builder.ts';
-import { LogFollower } from './log-routes.ts';
-import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
+import { createTestContext, type TestContext } from '../../../test/support/context.ts';
+import { testDatabaseKinds } from '../../../test/support/databases.ts';
+import type { RunningBuilder } from '../../builder/builder.ts';
+import { LogFollower } from './build-log-routes.ts';
+import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from '../../../test/support/builder.ts';
 
 const viewer = { 'x-test-role': 'viewer' };
 const hasNix = nixBuildAvailable();

@@ -1,4 +1,4 @@
-import type { Generated, Kysely } from 'kysely';
+import type { Generated } from 'kysely';
 
 /** The tables of migration 0002-auth, as stored. Times are ISO 8601 UTC strings. */
 export interface UsersTable {
@@ -45,9 +45,4 @@ export interface AuthSchema {
   users: UsersTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
-}
-
-/** The shared database handle or a transaction on it, typed for the auth tables. */
-export function authDb<T>(db: Kysely<T>): Kysely<AuthSchema> {
-  return db as unknown as Kysely<AuthSchema>;
 }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { SYSTEM_ACTOR } from '../core/types.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { SYSTEM_ACTOR } from './types.ts';
+import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { BuildQueue, MAX_ATTEMPTS } from './build-queue.ts';
+import { MAX_ATTEMPTS } from './build-lifecycle.ts';
 
 const operator = { kind: 'user', name: 'op', role: 'operator' } as const;
 
@@ -26,7 +26,7 @@ for (const kind of await testDatabaseKinds()) {
       await t.ctx.machines.update(tag, { hostname: tag.toLowerCase(), nixos_config: '{ ... }: { }' }, operator);
       return t.ctx.machines.requestBuild(tag, operator);
     };
-    const queue = (name: string, leaseMs = 60_000) => new BuildQueue(t.ctx.storage, { kind: 'builder', name }, leaseMs);
+    const queue = (name: string, leaseMs = 60_000) => t.ctx.builds.queueFor({ kind: 'builder', name }, leaseMs);
 
     test('claims the oldest pending build once, with a lease and an attempt counted', async () => {
       const first = await newBuild('Q001');
@@ -98,7 +98,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(await first.succeed(build.id, { storePath: '/nix/store/x', artifactUrl: 'http://x/', note: 'n' }), false);
       assert.equal(await first.fail(build.id, 'not mine'), false);
       assert.equal(await second.succeed(build.id, { storePath: '/nix/store/y', artifactUrl: 'http://x/', note: 'n' }), true);
-      const m = await t.ctx.storage.db.selectFrom('machines').select(['status', 'image_build_id']).where('service_tag', '=', 'Q005').executeTakeFirstOrThrow();
+      const m = await sqlOf(t.ctx).selectFrom('machines').select(['status', 'image_build_id']).where('service_tag', '=', 'Q005').executeTakeFirstOrThrow();
       assert.deepEqual({ status: m.status, image: Number(m.image_build_id) }, { status: 'ready', image: build.id });
       assert.equal(await second.findPublishedStorePath('/nix/store/y', build.id + 1000), build.id);
     });

@@ -1,36 +1,8 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Role } from '../core/types.ts';
-import type { ApiTokensTable, AuthSchema } from './auth-schema.ts';
-
-/** A named API token as the API shows it: never the token or its hash. */
-export interface ApiToken {
-  id: number;
-  name: string;
-  role: Role;
-  /** Username of the creator. */
-  owner: string;
-  created_at: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
-
-/** What a presented token or session resolves to, with its owner's current state. */
-export interface Credential {
-  /** Session or token id. */
-  id: number;
-  userId: number;
-  username: string;
-  /** The owner's role now. */
-  userRole: Role;
-  disabled: boolean;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-  /** API tokens only. */
-  tokenName?: string;
-  tokenRole?: Role;
-  revokedAt?: string | null;
-}
+import type { CredentialStore } from '../core/ports.ts';
+import type { ApiToken, Credential, Role } from '../core/types.ts';
+import type { ApiTokensTable } from './auth-schema.ts';
+import type { Schema } from './schema.ts';
 
 function toApiToken(row: Selectable<ApiTokensTable> & { owner: string }): ApiToken {
   return {
@@ -69,8 +41,8 @@ function toCredential(row: CredentialRow): Credential {
 }
 
 /** The sessions and api_tokens tables: both looked up by the SHA-256 of the presented token. */
-export class CredentialStore {
-  constructor(private readonly db: Kysely<AuthSchema>) {}
+export class SqlCredentialStore implements CredentialStore {
+  constructor(private readonly db: Kysely<Schema>) {}
 
   async insertSession(s: { tokenHash: string; userId: number; address: string | null; now: string; expiresAt: string }): Promise<void> {
     await this.db
@@ -95,8 +67,8 @@ export class CredentialStore {
   }
 
   /** Ends every session of a user, except the one with `keepHash` (the caller's own). */
-  async deleteSessionsOf(userId: number, keepHash?: string, db: Kysely<AuthSchema> = this.db): Promise<void> {
-    let q = db.deleteFrom('sessions').where('user_id', '=', userId);
+  async deleteSessionsOf(userId: number, keepHash?: string): Promise<void> {
+    let q = this.db.deleteFrom('sessions').where('user_id', '=', userId);
     if (keepHash !== undefined) q = q.where('token_hash', '!=', keepHash);
     await q.execute();
   }

@@ -1,0 +1,365 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
+import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
+import type { Notifier } from './notifier.ts';
+import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
+import { nowIso, type Actor, type Build } from './types.ts';
+import { assertServiceTag } from './validation.ts';
+
+/** How many times a build is started before a lost builder fails it instead of retrying it. */
+export const MAX_ATTEMPTS = 2;
+
+/** Largest log kept per build; later output is dropped with a note. */
+export const MAX_LOG_BYTES = 4 * 1024 * 1024;
+
+/** The configuration built when a machine has none: an empty NixOS module. */
+export const EMPTY_NIXOS_CONFIG = '{ ... }:\n{\n}\n';
+
+/** What a lease sweep did to one build. */
+export interface SweepOutcome {
+  id: number;
+  action: 'retried' | 'failed';
+}
+
+/** What an image sends when it came up: its build and the per-build token from its kernel line. */
+export interface BootedReport {
+  build_id: number;
+  token: string;
+}
+
+/** What the server recorded, as the answer to the image. */
+export interface BootedRecord {
+  machine_id: number;
+  build_id: number;
+  booted_at: string;
+}
+
+/** What a successful build leaves behind. */
+export interface PublishedImage {
+  /** e.g. `/nix/store/…-metal-netboot` */
+  storePath: string;
+  artifactUrl: string;
+  note: string;
+}
+
+/**
+ * The one owner of every build transition and of the machine transitions builds cause: request,
+ * claim, log, success, failure, release, cancellation, lease loss, and the booted report. Each is
+ * one transaction with its event, followed by the in-process signal that wakes builders and pages
+ * (forwarded to other processes by the storage's relay where the database supports it).
+ */
+export class BuildLifecycle {
+  constructor(
+    private readonly storage: Storage,
+    private readonly notifier: Notifier,
+  ) {}
+
+  async get(id: number): Promise<Build> {
+    const build = await this.storage.builds.findById(id);
+    if (!build) throw new NotFoundError(`build ${id} not found`);
+    return build;
+  }
+
+  listForMachine(machineId: number, limit = 50, offset = 0): Promise<{ items: Build[]; total: number }> {
+    return this.storage.builds.listForMachine(machineId, limit, offset);
+  }
+
+  /** Creates a pending build of the machine's current configuration; the machine becomes building. */
+  async request(machineId: number, actor: Actor): Promise<Build> {
+    const build = await this.storage.transaction(async (tx) => {
+      const machine = await tx.machines.findById(machineId);
+      if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
+      if (!machine.hostname) {
+        throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
+      }
+      const active = await tx.builds.findActiveForMachine(machine.id);
+      if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
+      assertMachineTransition(machine.status, 'building', 'build');
+      const now = nowIso();
+      let created: Build;
+      try {
+        created = await tx.builds.create(
+          {
+            machine_id: machine.id,
+            config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
+            hostname: machine.hostname,
+            service_tag: machine.service_tag,
+            boot_token: randomBytes(24).toString('base64url'),
+          },
+          now,
+        );
+      } catch (err) {
+        if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
+        throw err;
+      }
+      await tx.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now);
+      await tx.events.record({
+        kind: 'build.requested',
+        machineId: machine.id,
+        buildId: created.id,
+        actor,
+        message: `build ${created.id} requested for ${machine.hostname}`,
+      });
+      return created;
+    });
+    this.notifier.emit('build.requested', build.id);
+    this.notifier.emit('machine.updated', build.machine_id);
+    return build;
+  }
+
+  /** Stops a pending or running build. The builder running it sees the change and kills nix-build. */
+  async cancel(id: number, actor: Actor): Promise<Build> {
+    const build = await this.get(id);
+    if (isBuildFinished(build.status)) throw new ConflictError(`build ${id} is already ${build.status}`);
+    const by = actor.kind === 'system' ? 'the system' : `${actor.kind} ${actor.name}`;
+    const cancelled = await this.storage.transaction(async (tx) => {
+      const now = nowIso();
+      const updated = await tx.builds.transition(id, ['pending', 'building'], 'cancelled', { ...RELEASED, completed_at: now, error: `cancelled by ${by}` }, now);
+      if (!updated) throw new ConflictError(`build ${id} finished before it could be cancelled`);
+      await settleMachine(tx, updated.machine_id);
+      await tx.events.record({ kind: 'build.cancelled', machineId: updated.machine_id, buildId: id, actor, message: `build ${id} cancelled` });
+      return updated;
+    });
+    this.notifier.emit('build.cancelled', id);
+    this.signalChanged(id, cancelled.machine_id);
+    return cancelled;
+  }
+
+  /** The queue as one builder sees it: everything it does is done as `actor`, holding leases of `leaseMs`. */
+  queueFor(actor: Actor, leaseMs: number): BuildQueue {
+    return new BuildQueue(this, this.storage, actor, leaseMs);
+  }
+
+  /**
+   * Records that a machine booted one of its builds, after checking the build's token in constant
+   * time. A wrong token and another machine's build are refused alike, so neither can be probed.
+   */
+  async recordBooted(tag: string, report: BootedReport): Promise<BootedRecord> {
+    const serviceTag = assertServiceTag(tag);
+    if (!Number.isSafeInteger(report.build_id) || report.build_id < 1) {
+      throw new InvalidInputError('build_id must be a positive whole number', { field: 'build_id' });
+    }
+    const machine = await this.storage.machines.findByServiceTag(serviceTag);
+    if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
+    const facts = await this.storage.builds.bootFacts(report.build_id);
+    const expected = facts && facts.machineId === machine.id ? facts.bootToken : undefined;
+    if (!tokensMatch(expected, report.token)) {
+      throw new ForbiddenError(`boot report refused: build ${report.build_id} of ${serviceTag} does not have this token`);
+    }
+    const actor: Actor = { kind: 'machine', name: serviceTag };
+    const bootedAt = nowIso();
+    await this.storage.transaction(async (tx) => {
+      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt }, bootedAt);
+      await tx.events.record({ kind: 'machine.booted', machineId: machine.id, buildId: report.build_id, actor, message: `${serviceTag} booted build ${report.build_id}` });
+    });
+    this.notifier.emit('machine.updated', machine.id);
+    return { machine_id: machine.id, build_id: report.build_id, booted_at: bootedAt };
+  }
+
+  /** Wakes followers of the build's log, live pages and boot decisions. */
+  signalChanged(buildId: number, machineId?: number): void {
+    this.notifier.emit('build.updated', buildId);
+    if (machineId !== undefined) this.notifier.emit('machine.updated', machineId);
+  }
+}
+
+/** Lease fields cleared when a builder lets go of a build. */
+const RELEASED = { lease_owner: null, lease_expires_at: null } as const;
+
+/**
+ * The build queue as one builder sees it: claiming with a lease, renewing it, appending to the log,
+ * and finishing. Every change is a compare-and-set on status and lease owner, so a build that was
+ * cancelled or taken over is never overwritten.
+ */
+export class BuildQueue {
+  constructor(
+    private readonly lifecycle: BuildLifecycle,
+    private readonly storage: Storage,
+    /** e.g. `builder:build-01-4242` */
+    readonly actor: Actor,
+    readonly leaseMs: number,
+  ) {}
+
+  get owner(): string {
+    return this.actor.name;
+  }
+
+  private leaseUntil(): string {
+    return new Date(Date.now() + this.leaseMs).toISOString();
+  }
+
+  /** Takes the oldest pending build, or returns undefined when there is none. */
+  async claimNext(): Promise<BuildRecord | undefined> {
+    const record = await this.storage.builds.claimNext(this.owner, this.leaseUntil(), nowIso());
+    if (!record) return undefined;
+    await this.storage.events.record({
+      kind: 'build.started',
+      machineId: record.machine_id,
+      buildId: record.id,
+      actor: this.actor,
+      message: `build ${record.id} started by ${this.owner} (attempt ${record.attempts})`,
+    });
+    this.lifecycle.signalChanged(record.id, record.machine_id);
+    return record;
+  }
+
+  /** Extends the lease; false when the build is no longer this builder's to run (cancelled, taken over). */
+  renew(id: number): Promise<boolean> {
+    return this.storage.builds.renewLease(id, this.owner, this.leaseUntil());
+  }
+
+  /** Appends output to the log of a build this builder holds. */
+  appendLog(id: number, text: string): Promise<void> {
+    return this.storage.builds.appendLog(id, text, nowIso(), this.owner);
+  }
+
+  /** An earlier successful build with this store path, whose files can be linked instead of copied. */
+  findPublishedStorePath(storePath: string, exceptId: number): Promise<number | undefined> {
+    return this.storage.builds.findPublishedStorePath(storePath, exceptId);
+  }
+
+  /** The machine's currently published build, if any. */
+  imageBuildId(machineId: number): Promise<number | null> {
+    return this.storage.machines.imageBuildId(machineId);
+  }
+
+  /**
+   * Marks a build this builder holds `success` and its machine `ready` with this image. False when
+   * the build was cancelled or taken over meanwhile (nothing is changed).
+   */
+  succeed(id: number, image: PublishedImage): Promise<boolean> {
+    return this.finishHeld(id, (tx, record) => finish(tx, record, this.actor, { status: 'success', image }));
+  }
+
+  /**
+   * Fails a build with a one-line reason, which also goes at the top of its log; the machine becomes
+   * `failed` and keeps its published image. False when the build is no longer this builder's.
+   */
+  fail(id: number, reason: string): Promise<boolean> {
+    return this.finishHeld(id, (tx, record) => finish(tx, record, this.actor, { status: 'failed', reason }));
+  }
+
+  /** Hands a build this builder holds back to the queue (graceful stop); the attempt is not counted. */
+  release(id: number, note: string): Promise<boolean> {
+    return this.finishHeld(id, (tx, record) =>
+      requeue(tx, record, this.actor, { note, attempts: Math.max(0, record.attempts - 1), kind: 'build.released', message: note }),
+    );
+  }
+
+  /**
+   * Finds builds whose builder stopped renewing its lease: each is put back in the queue once, and
+   * failed, saying the builder was lost, when it has used its attempts.
+   */
+  async sweepExpired(): Promise<SweepOutcome[]> {
+    const outcomes: SweepOutcome[] = [];
+    for (const id of await this.storage.builds.expiredLeases(nowIso(), 100)) {
+      const outcome = await this.storage.transaction(async (tx): Promise<SweepOutcome | undefined> => {
+        const record = await tx.builds.findRecord(id);
+        if (!record || record.status !== 'building' || record.lease_expires_at === null || record.lease_expires_at >= nowIso()) return undefined;
+        const lost = `builder ${record.lease_owner ?? '(unknown)'} was lost (its lease expired at ${record.lease_expires_at})`;
+        if (record.attempts >= MAX_ATTEMPTS) {
+          const failed = await finish(tx, record, this.actor, { status: 'failed', reason: `${lost} after ${record.attempts} attempts` });
+          return failed ? { id, action: 'failed' } : undefined;
+        }
+        const retried = await requeue(tx, record, this.actor, {
+          note: `${lost}; the build is tried again`,
+          kind: 'build.retried',
+          message: `${lost}; build ${id} is tried again`,
+        });
+        return retried ? { id, action: 'retried' } : undefined;
+      });
+      if (outcome) outcomes.push(outcome);
+    }
+    return outcomes;
+  }
+
+  /** Runs `step` on a build this builder still holds, in one transaction, then signals the change. */
+  private async finishHeld(id: number, step: (tx: Stores, record: BuildRecord) => Promise<boolean>): Promise<boolean> {
+    let machineId: number | undefined;
+    const done = await this.storage.transaction(async (tx) => {
+      const record = await tx.builds.findRecord(id);
+      if (!record || record.status !== 'building' || record.lease_owner !== this.owner) return false;
+      machineId = record.machine_id;
+      return step(tx, record);
+    });
+    if (done) this.lifecycle.signalChanged(id, machineId);
+    return done;
+  }
+}
+
+type Outcome = { status: 'success'; image: PublishedImage } | { status: 'failed'; reason: string };
+
+/**
+ * Ends a running build with success (the machine becomes ready with this image) or failure (the
+ * reason heads the log; a building machine becomes failed and keeps its image), with its event.
+ */
+async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Outcome): Promise<boolean> {
+  const id = record.id;
+  assertBuildTransition(record.status, outcome.status, `build ${id}`);
+  const now = nowIso();
+  const fields =
+    outcome.status === 'success'
+      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null }
+      : { error: oneLine(outcome.reason) };
+  const done = await tx.builds.transition(id, [record.status], outcome.status, { ...fields, ...RELEASED, completed_at: now }, now);
+  if (!done) return false;
+  if (outcome.status === 'failed') await tx.builds.prependLog(id, `error: ${fields.error}\n`);
+  const machine = await tx.machines.findById(record.machine_id);
+  if (outcome.status === 'success' && machine) {
+    assertMachineTransition(machine.status, 'ready', `build ${id}`);
+    await tx.machines.update(machine.id, { status: 'ready', image_build_id: id }, now);
+  } else if (outcome.status === 'failed' && machine?.status === 'building') {
+    await tx.machines.update(machine.id, { status: 'failed' }, now);
+  }
+  await tx.events.record(
+    outcome.status === 'success'
+      ? { kind: 'build.succeeded', machineId: record.machine_id, buildId: id, actor, message: outcome.image.note, data: { store_path: outcome.image.storePath } }
+      : { kind: 'build.failed', machineId: record.machine_id, buildId: id, actor, message: `build ${id} failed: ${fields.error}` },
+  );
+  return true;
+}
+
+/** Puts a running build back in the queue with a note in its log and an event. */
+async function requeue(
+  tx: Stores,
+  record: BuildRecord,
+  actor: Actor,
+  what: { note: string; kind: string; message: string; attempts?: number },
+): Promise<boolean> {
+  const now = nowIso();
+  const fields = { ...RELEASED, ...(what.attempts !== undefined ? { attempts: what.attempts } : {}) };
+  const done = await tx.builds.transition(record.id, ['building'], 'pending', fields, now);
+  if (!done) return false;
+  await tx.builds.appendLog(record.id, `\n${what.note}\n`, now);
+  await tx.events.record({ kind: what.kind, machineId: record.machine_id, buildId: record.id, actor, message: what.message });
+  return true;
+}
+
+/**
+ * After a build ends without publishing (cancelled), the machine returns to where it stood: ready
+ * when it still has an image, else configured or enrolled.
+ */
+async function settleMachine(tx: Stores, machineId: number): Promise<void> {
+  const machine = await tx.machines.findById(machineId);
+  if (!machine || machine.status !== 'building') return;
+  const status: MachineStatus = (await tx.machines.imageBuildId(machineId))
+    ? 'ready'
+    : machine.hostname && machine.nixos_config
+      ? 'configured'
+      : 'enrolled';
+  await tx.machines.update(machineId, { status }, nowIso());
+}
+
+/** The first line of a message, trimmed to a readable length. */
+export function oneLine(text: string): string {
+  const first = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? 'unknown error';
+  return first.length > 500 ? `${first.slice(0, 497)}...` : first;
+}
+
+/** Compares digests, so neither the length nor the content of the token leaks through timing. */
+function tokensMatch(expected: string | undefined, given: string): boolean {
+  const a = createHash('sha256').update(expected ?? '').digest();
+  const b = createHash('sha256').update(given).digest();
+  return timingSafeEqual(a, b) && expected !== undefined && expected !== '';
+}
+
