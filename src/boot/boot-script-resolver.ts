@@ -30,8 +30,8 @@ export class BootScriptResolver {
   private readonly warned = new Set<string>();
 
   constructor(
-    private readonly reader: BootTargetReader,
-    private readonly catalog: ImageCatalog,
+    private readonly reader: Pick<BootTargetReader, 'findMachine' | 'buildFacts'>,
+    private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
     private readonly settings: { bootUrl: string; enrollToken: string | undefined },
     private readonly logger: Logger,
   ) {}

@@ -1,32 +1,52 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { migrate, openDatabase, ping, type Database } from './database.ts';
-import { DuplicateKeyError } from '../core/ports.ts';
+import { migrate, openDatabase } from './database.ts';
+import { DuplicateKeyError, type Storage } from '../core/ports.ts';
 import { SqlStorage } from './storage.ts';
-import { testDatabaseKinds, type TestDatabase } from '../../test/support/databases.ts';
+import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { MemoryStorage } from '../../test/support/memory-storage.ts';
 
 const NOW = '2026-01-02T03:04:05.000Z';
 const hardware = { manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', uuid: '4C4C4544-0042-3510-8052-B3C04F4E3232' };
 
-for (const kind of await testDatabaseKinds()) {
-  describe(`storage on ${kind.name}`, () => {
-    let testDb: TestDatabase;
-    let database: Database;
-    let storage: SqlStorage;
-    before(async () => {
-      testDb = kind.fresh();
-      database = await openDatabase(testDb.url);
-      await migrate(database);
-      storage = new SqlStorage(database);
-    });
-    after(async () => {
-      await database.close();
-      await testDb.cleanup();
-    });
+/** One way to get a fresh Storage: each SQL database, and the in-memory one unit tests use. */
+interface StorageKind {
+  name: string;
+  open(): Promise<{ storage: Storage; close(): Promise<void> }>;
+}
 
-    test('migrations are idempotent and the database answers', async () => {
-      assert.deepEqual(await migrate(database), []);
-      await ping(database);
+const kinds: StorageKind[] = [
+  ...(await testDatabaseKinds()).map((kind) => ({
+    name: kind.name,
+    async open() {
+      const testDb = kind.fresh();
+      const database = await openDatabase(testDb.url);
+      await migrate(database);
+      assert.deepEqual(await migrate(database), [], 'migrations are idempotent');
+      return {
+        storage: new SqlStorage(database),
+        async close() {
+          await database.close();
+          await testDb.cleanup();
+        },
+      };
+    },
+  })),
+  { name: 'memory (the unit tests\' fake)', open: async () => ({ storage: new MemoryStorage(), close: async () => {} }) },
+];
+
+// The storage contract: every implementation of the core's ports passes the same cases.
+for (const kind of kinds) {
+  describe(`storage on ${kind.name}`, () => {
+    let storage: Storage;
+    let close: () => Promise<void>;
+    before(async () => {
+      ({ storage, close } = await kind.open());
+    });
+    after(async () => close());
+
+    test('the database answers', async () => {
+      await storage.ping();
     });
 
     test('upsertEnrollment creates once, then refreshes only hardware facts', async () => {

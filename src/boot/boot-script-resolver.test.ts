@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { createLogger } from '../core/logger.ts';
+import type { BootKey, BootTarget, BuildBootFacts } from '../core/ports.ts';
+import type { BuildImage, RegistrationImage } from '../images/image-catalog.ts';
+import { BootScriptResolver, type ScriptKind } from './boot-script-resolver.ts';
+
+// The boot decision table with its dependencies faked: no database, no files.
+
+const TOKEN = 'tok_abcdefghijklmnopqrstuvwx';
+const manifest = { init: '/nix/store/abc-nixos-system/init', kernelParams: ['console=ttyS0'] };
+
+interface World {
+  machines: BootTarget[];
+  /** Keys besides the service tag by which each machine is found. */
+  keys?: Record<number, Partial<Record<BootKey, string>>>;
+  builds?: Record<number, BuildBootFacts>;
+  images?: Record<number, BuildImage>;
+  registration?: RegistrationImage;
+}
+
+function resolverFor(world: World): BootScriptResolver {
+  const reader = {
+    async findMachine(key: BootKey, value: string) {
+      return world.machines.find((m) => (key === 'service_tag' ? m.serviceTag === value : world.keys?.[m.id]?.[key] === value));
+    },
+    async buildFacts(id: number) {
+      return world.builds?.[id];
+    },
+  };
+  const catalog = {
+    async registration(): Promise<RegistrationImage> {
+      return world.registration ?? { ok: true, manifest: { init: '/init', kernelParams: [] } };
+    },
+    async build(id: number): Promise<BuildImage> {
+      return world.images?.[id] ?? { ok: false, reason: 'boot.json is missing' };
+    },
+  };
+  return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined }, createLogger('silent'));
+}
+
+const ready: World = {
+  machines: [{ id: 1, serviceTag: 'WEB01', status: 'ready', imageBuildId: 7 }],
+  keys: { 1: { mac_address: '52:54:00:00:00:01', system_uuid: '4c4c4544-0000-1000-8000-000000000001' } },
+  builds: { 7: { machineId: 1, bootToken: TOKEN } },
+  images: { 7: { ok: true, manifest } },
+};
+
+const rows: Array<{ rule: string; world: World; tag: string; mac?: string; uuid?: string; kind: ScriptKind; contains?: RegExp }> = [
+  { rule: 'an unknown machine gets the registration image', world: { machines: [] }, tag: 'NEW01', kind: 'registration', contains: /images\/registration\/bzImage/ },
+  {
+    rule: 'an unknown machine waits when the registration image is missing',
+    world: { machines: [], registration: { ok: false, missing: ['bzImage'], reason: 'bzImage is missing' } },
+    tag: 'NEW01',
+    kind: 'registration-missing',
+    contains: /sleep 60/,
+  },
+  { rule: 'a machine with a build running is held briefly', world: { machines: [{ id: 1, serviceTag: 'B1', status: 'building', imageBuildId: null }] }, tag: 'B1', kind: 'hold-building', contains: /sleep 5/ },
+  { rule: 'a known machine without an image is held longer', world: { machines: [{ id: 1, serviceTag: 'E1', status: 'enrolled', imageBuildId: null }] }, tag: 'E1', kind: 'hold-no-image', contains: /sleep 30/ },
+  { rule: 'a machine with a published image boots it with its token', world: ready, tag: 'WEB01', kind: 'image', contains: new RegExp(`images/builds/7/bzImage .*${TOKEN}`) },
+  { rule: 'a placeholder serial is found by its MAC', world: ready, tag: 'To-Be-Filled-By-O.E.M.', mac: '52-54-00-00-00-01', kind: 'image' },
+  { rule: 'a placeholder serial is found by its UUID', world: ready, tag: 'Default-string', uuid: '4C4C4544-0000-1000-8000-000000000001', kind: 'image' },
+  { rule: 'a firmware placeholder UUID never finds a machine', world: ready, tag: '0', uuid: '03000200-0400-0500-0006-000700080009', kind: 'registration' },
+  { rule: 'a tag that is not a service tag is never looked up', world: ready, tag: 'WEB01;reboot', kind: 'registration' },
+  {
+    rule: 'an image whose build belongs to another machine is refused',
+    world: { ...ready, builds: { 7: { machineId: 2, bootToken: TOKEN } } },
+    tag: 'WEB01',
+    kind: 'image-invalid',
+  },
+  { rule: 'an image with a malformed token is refused', world: { ...ready, builds: { 7: { machineId: 1, bootToken: 'a b' } } }, tag: 'WEB01', kind: 'image-invalid' },
+  { rule: 'an image whose files are broken is refused', world: { ...ready, images: { 7: { ok: false, reason: 'initrd is missing' } } }, tag: 'WEB01', kind: 'image-invalid', contains: /initrd is missing/ },
+];
+
+describe('boot decision table', () => {
+  for (const row of rows) {
+    test(row.rule, async () => {
+      const resolved = await resolverFor(row.world).resolve(row.tag, row.mac, row.uuid);
+      assert.equal(resolved.kind, row.kind);
+      assert.ok(resolved.script.startsWith('#!ipxe\n'));
+      if (row.contains) assert.match(resolved.script, row.contains);
+    });
+  }
+});

@@ -1,0 +1,495 @@
+import type { BuildStatus } from '../../src/core/lifecycle.ts';
+import {
+  DuplicateKeyError,
+  type BootKey,
+  type BootTarget,
+  type BuildBootFacts,
+  type BuildFields,
+  type BuildRecord,
+  type BuildStore,
+  type BuildSummary,
+  type CredentialStore,
+  type Enrollment,
+  type EventFilter,
+  type EventStore,
+  type EventSummary,
+  type MachineFilter,
+  type MachinePatch,
+  type MachineStore,
+  type NewBuild,
+  type NewEvent,
+  type Storage,
+  type Stores,
+  type SummaryRow,
+  type UserStore,
+} from '../../src/core/ports.ts';
+import type { ApiToken, Build, Credential, Event, Machine, Role, User, UserWithHash } from '../../src/core/types.ts';
+import { nowIso } from '../../src/core/types.ts';
+
+/** A machine as kept in memory: the API object plus what the SQL table holds beside it. */
+interface MachineRow extends Machine {
+  image_build_id: number | null;
+  system_uuid: string | null;
+}
+
+/** Every table in plain arrays; a transaction works on a deep copy and commits by swapping it in. */
+interface Tables {
+  machines: MachineRow[];
+  builds: BuildRecord[];
+  events: Array<Event & { actor_kind: string; actor_name: string }>;
+  users: UserWithHash[];
+  sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
+  tokens: Array<{ id: number; token_hash: string; user_id: number; name: string; role: Role; created_at: string; expires_at: string | null; last_used_at: string | null; revoked_at: string | null }>;
+  nextId: number;
+}
+
+const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], nextId: 1 });
+const copy = <T>(v: T): T => structuredClone(v);
+
+/**
+ * The Storage port in memory, for unit tests of the core and of the interfaces: the same contract as
+ * src/storage/ (the storage contract suite runs against it too), no database, microseconds a call.
+ * `failing` makes every call throw, to exercise error paths.
+ */
+export class MemoryStorage implements Storage {
+  readonly notifiesAcrossProcesses = false;
+  /** When set, every store call throws it (a broken database). */
+  failing: Error | undefined;
+  private tables: Tables = empty();
+  private chain: Promise<unknown> = Promise.resolve();
+
+  get machines(): MachineStore {
+    return new MemoryStores(() => this.live(), () => this.failing).machines;
+  }
+  get builds(): BuildStore {
+    return new MemoryStores(() => this.live(), () => this.failing).builds;
+  }
+  get events(): EventStore {
+    return new MemoryStores(() => this.live(), () => this.failing).events;
+  }
+  get users(): UserStore {
+    return new MemoryStores(() => this.live(), () => this.failing).users;
+  }
+  get credentials(): CredentialStore {
+    return new MemoryStores(() => this.live(), () => this.failing).credentials;
+  }
+
+  private live(): Tables {
+    return this.tables;
+  }
+
+  /** One transaction at a time (like SQLite): changes land together or not at all. */
+  transaction<T>(fn: (tx: Stores) => Promise<T>): Promise<T> {
+    const run = this.chain.then(async () => {
+      const draft = copy(this.tables);
+      const result = await fn(new MemoryStores(() => draft, () => this.failing));
+      this.tables = draft;
+      return result;
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async ping(): Promise<void> {
+    if (this.failing) throw this.failing;
+  }
+
+  async close(): Promise<void> {}
+}
+
+class MemoryStores implements Stores {
+  constructor(
+    private readonly t: () => Tables,
+    private readonly failing: () => Error | undefined,
+  ) {}
+
+  private check(): Tables {
+    const err = this.failing();
+    if (err) throw err;
+    return this.t();
+  }
+
+  get machines(): MachineStore {
+    const db = () => this.check();
+    const toMachine = (row: MachineRow): Machine => {
+      const { image_build_id: _i, system_uuid: _u, ...machine } = copy(row);
+      return machine;
+    };
+    return {
+      async upsertEnrollment(e: Enrollment, now: string) {
+        const t = db();
+        const facts = { hardware: copy(e.hardware), mac_address: e.mac_address, system_uuid: typeof e.hardware.uuid === 'string' ? e.hardware.uuid.toLowerCase() : null };
+        const known = t.machines.find((m) => m.service_tag === e.service_tag);
+        if (known) {
+          Object.assign(known, facts, { last_seen_at: now, updated_at: now });
+          return { machine: toMachine(known), created: false };
+        }
+        const row: MachineRow = {
+          id: t.nextId++,
+          service_tag: e.service_tag,
+          status: 'enrolled',
+          hostname: null,
+          description: null,
+          nixos_config: null,
+          last_build_id: null,
+          booted_build_id: null,
+          booted_at: null,
+          image_build_id: null,
+          enrolled_at: now,
+          updated_at: now,
+          last_seen_at: now,
+          ...facts,
+        };
+        t.machines.push(row);
+        return { machine: toMachine(row), created: true };
+      },
+      async findById(id) {
+        const m = db().machines.find((r) => r.id === id);
+        return m && toMachine(m);
+      },
+      async findByServiceTag(tag) {
+        const m = db().machines.find((r) => r.service_tag === tag);
+        return m && toMachine(m);
+      },
+      async imageBuildId(id) {
+        return db().machines.find((r) => r.id === id)?.image_build_id ?? null;
+      },
+      async list(filter: MachineFilter) {
+        const needle = filter.search?.toLowerCase();
+        let rows = db().machines.filter((m) => (!filter.status || m.status === filter.status) && (!needle || searchText(m).includes(needle)));
+        const sort = filter.sort ?? 'id';
+        const sign = filter.order === 'desc' ? -1 : 1;
+        rows = [...rows].sort((a, b) => sign * (compare(a[sort], b[sort]) || a.id - b.id));
+        return { items: rows.slice(filter.offset, filter.offset + filter.limit).map(toMachine), total: rows.length };
+      },
+      async countByStatus() {
+        return countBy(db().machines.map((m) => m.status));
+      },
+      async update(id, patch: MachinePatch, now) {
+        const m = db().machines.find((r) => r.id === id);
+        if (!m) throw new Error(`no machine ${id}`);
+        Object.assign(m, patch, { updated_at: now });
+        return toMachine(m);
+      },
+      async delete(id) {
+        const t = db();
+        t.machines = t.machines.filter((m) => m.id !== id);
+        t.builds = t.builds.filter((b) => b.machine_id !== id);
+      },
+      async touchLastSeen(ids, now) {
+        for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
+      },
+      async findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined> {
+        const m = db().machines.find((r) => r[key] === value);
+        return m && { id: m.id, serviceTag: m.service_tag, status: m.status, imageBuildId: m.image_build_id };
+      },
+      async summaryRows(): Promise<SummaryRow[]> {
+        return db().machines.map((m) => ({
+          status: m.status,
+          manufacturer: typeof m.hardware.manufacturer === 'string' ? m.hardware.manufacturer : null,
+          model: typeof m.hardware.model === 'string' ? m.hardware.model : null,
+          hardware: JSON.stringify(m.hardware),
+        }));
+      },
+    };
+  }
+
+  get builds(): BuildStore {
+    const db = () => this.check();
+    const toBuild = (r: BuildRecord): Build => {
+      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, store_path: _p, ...build } = copy(r);
+      return build;
+    };
+    const find = (id: number) => db().builds.find((b) => b.id === id);
+    return {
+      async create(b: NewBuild, now) {
+        const t = db();
+        if (t.builds.some((x) => x.machine_id === b.machine_id && (x.status === 'pending' || x.status === 'building'))) {
+          throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`);
+        }
+        const row: BuildRecord = {
+          ...b,
+          id: t.nextId++,
+          status: 'pending',
+          log_output: '',
+          error: null,
+          artifact_url: null,
+          attempts: 0,
+          created_at: now,
+          started_at: null,
+          completed_at: null,
+          lease_owner: null,
+          lease_expires_at: null,
+          store_path: null,
+        };
+        t.builds.push(row);
+        return toBuild(row);
+      },
+      async findById(id) {
+        const b = find(id);
+        return b && toBuild(b);
+      },
+      async findRecord(id) {
+        const b = find(id);
+        return b && copy(b);
+      },
+      async findActiveForMachine(machineId) {
+        const b = db().builds.find((x) => x.machine_id === machineId && (x.status === 'pending' || x.status === 'building'));
+        return b && toBuild(b);
+      },
+      async listForMachine(machineId, limit, offset) {
+        const rows = db().builds.filter((b) => b.machine_id === machineId).sort((a, b) => b.id - a.id);
+        return { items: rows.slice(offset, offset + limit).map((b) => ({ ...toBuild(b), log_output: '' })), total: rows.length };
+      },
+      async statusesForMachine(machineId) {
+        return db().builds.filter((b) => b.machine_id === machineId).map((b) => ({ id: b.id, status: b.status }));
+      },
+      async recent(limit, machineId): Promise<BuildSummary[]> {
+        return db()
+          .builds.filter((b) => machineId === undefined || b.machine_id === machineId)
+          .sort((a, b) => b.id - a.id)
+          .slice(0, limit)
+          .map((b) => ({ id: b.id, status: b.status, service_tag: b.service_tag, hostname: b.hostname, error: b.error, created_at: b.created_at, started_at: b.started_at, completed_at: b.completed_at }));
+      },
+      async countByStatus() {
+        return countBy(db().builds.map((b) => b.status));
+      },
+      async transition(id, from: readonly BuildStatus[], to, fields: BuildFields, _now) {
+        const b = find(id);
+        if (!b || !from.includes(b.status)) return undefined;
+        Object.assign(b, fields, { status: to });
+        return toBuild(b);
+      },
+      async claimNext(owner, leaseUntil, now) {
+        const b = db().builds.filter((x) => x.status === 'pending').sort((x, y) => x.id - y.id)[0];
+        if (!b) return undefined;
+        Object.assign(b, { status: 'building', lease_owner: owner, lease_expires_at: leaseUntil, attempts: b.attempts + 1, started_at: b.started_at ?? now });
+        return copy(b);
+      },
+      async renewLease(id, owner, leaseUntil) {
+        const b = find(id);
+        if (!b || b.status !== 'building' || b.lease_owner !== owner) return false;
+        b.lease_expires_at = leaseUntil;
+        return true;
+      },
+      async appendLog(id, text, _now, owner) {
+        const b = find(id);
+        if (!b || (owner !== undefined && (b.status !== 'building' || b.lease_owner !== owner))) return;
+        b.log_output += text;
+      },
+      async prependLog(id, text) {
+        const b = find(id);
+        if (b) b.log_output = text + b.log_output;
+      },
+      async expiredLeases(now, limit) {
+        return db()
+          .builds.filter((b) => b.status === 'building' && b.lease_expires_at !== null && b.lease_expires_at < now)
+          .sort((a, b) => a.id - b.id)
+          .slice(0, limit)
+          .map((b) => b.id);
+      },
+      async findPublishedStorePath(storePath, exceptId) {
+        return db()
+          .builds.filter((b) => b.store_path === storePath && b.status === 'success' && b.id !== exceptId)
+          .sort((a, b) => b.id - a.id)[0]?.id;
+      },
+      async bootFacts(id): Promise<BuildBootFacts | undefined> {
+        const b = find(id);
+        return b && { machineId: b.machine_id, bootToken: b.boot_token };
+      },
+    };
+  }
+
+  get events(): EventStore {
+    const db = () => this.check();
+    const toEvent = (e: Tables['events'][number]): Event => {
+      const { actor_kind: _k, actor_name: _n, ...event } = copy(e);
+      return event;
+    };
+    return {
+      async record(e: NewEvent) {
+        const t = db();
+        t.events.push({
+          id: t.nextId++,
+          kind: e.kind,
+          machine_id: e.machineId ?? null,
+          build_id: e.buildId ?? null,
+          actor: e.actor.kind === 'system' ? 'system' : `${e.actor.kind}:${e.actor.name}`,
+          actor_kind: e.actor.kind,
+          actor_name: e.actor.name,
+          message: e.message,
+          data: e.data ? copy(e.data) : null,
+          created_at: nowIso(),
+        });
+      },
+      async list(filter: EventFilter = {}) {
+        const [kind, ...rest] = filter.actor?.split(':') ?? [];
+        const rows = db()
+          .events.filter(
+            (e) =>
+              (filter.machineId === undefined || e.machine_id === filter.machineId) &&
+              (filter.buildId === undefined || e.build_id === filter.buildId) &&
+              (filter.kind === undefined || e.kind === filter.kind) &&
+              (filter.actor === undefined || (e.actor_kind === kind && (rest.length === 0 || e.actor_name === rest.join(':')))) &&
+              (filter.since === undefined || e.created_at >= filter.since) &&
+              (filter.until === undefined || e.created_at < filter.until),
+          )
+          .sort((a, b) => b.id - a.id);
+        const offset = filter.offset ?? 0;
+        return { items: rows.slice(offset, offset + (filter.limit ?? 50)).map(toEvent), total: rows.length };
+      },
+      async recent(limit, machineId): Promise<EventSummary[]> {
+        const t = db();
+        return t.events
+          .filter((e) => machineId === undefined || e.machine_id === machineId)
+          .sort((a, b) => b.id - a.id)
+          .slice(0, limit)
+          .map((e) => ({ id: e.id, kind: e.kind, message: e.message, actor: e.actor, created_at: e.created_at, service_tag: t.machines.find((m) => m.id === e.machine_id)?.service_tag ?? null }));
+      },
+    };
+  }
+
+  get users(): UserStore {
+    const db = () => this.check();
+    const strip = (u: UserWithHash): User => {
+      const { password_hash: _h, ...user } = copy(u);
+      return user;
+    };
+    return {
+      async count() {
+        return db().users.length;
+      },
+      async countActiveAdmins() {
+        return db().users.filter((u) => u.role === 'admin' && !u.disabled).length;
+      },
+      async list(limit, offset) {
+        const rows = [...db().users].sort((a, b) => a.username.localeCompare(b.username));
+        return { items: rows.slice(offset, offset + limit).map(strip), total: rows.length };
+      },
+      async findByUsername(username) {
+        const u = db().users.find((x) => x.username === username);
+        return u && copy(u);
+      },
+      async findById(id) {
+        const u = db().users.find((x) => x.id === id);
+        return u && copy(u);
+      },
+      async insert(user) {
+        const t = db();
+        if (t.users.some((u) => u.username === user.username)) throw new DuplicateKeyError(`user ${user.username} already exists`);
+        const row: UserWithHash = { id: t.nextId++, username: user.username, role: user.role, disabled: false, password_hash: user.passwordHash, created_at: user.now, updated_at: user.now };
+        t.users.push(row);
+        return strip(row);
+      },
+      async update(id, changes) {
+        const u = db().users.find((x) => x.id === id);
+        if (!u) return undefined;
+        if (changes.role !== undefined) u.role = changes.role;
+        if (changes.disabled !== undefined) u.disabled = changes.disabled;
+        if (changes.passwordHash !== undefined) u.password_hash = changes.passwordHash;
+        u.updated_at = changes.now;
+        return strip(u);
+      },
+      async delete(id) {
+        const t = db();
+        const before = t.users.length;
+        t.users = t.users.filter((u) => u.id !== id);
+        t.sessions = t.sessions.filter((s) => s.user_id !== id);
+        t.tokens = t.tokens.filter((s) => s.user_id !== id);
+        return t.users.length < before;
+      },
+    };
+  }
+
+  get credentials(): CredentialStore {
+    const db = () => this.check();
+    const owner = (userId: number) => db().users.find((u) => u.id === userId)!;
+    const toCredential = (row: { id: number; user_id: number; expires_at: string | null; last_used_at: string | null }): Credential => {
+      const u = owner(row.user_id);
+      return { id: row.id, userId: u.id, username: u.username, userRole: u.role, disabled: u.disabled, expiresAt: row.expires_at, lastUsedAt: row.last_used_at };
+    };
+    const toToken = (r: Tables['tokens'][number]): ApiToken => ({
+      id: r.id,
+      name: r.name,
+      role: r.role,
+      owner: owner(r.user_id).username,
+      created_at: r.created_at,
+      expires_at: r.expires_at,
+      last_used_at: r.last_used_at,
+      revoked_at: r.revoked_at,
+    });
+    return {
+      async insertSession(s) {
+        const t = db();
+        t.sessions.push({ id: t.nextId++, token_hash: s.tokenHash, user_id: s.userId, expires_at: s.expiresAt, last_used_at: s.now });
+      },
+      async findSession(hash) {
+        const s = db().sessions.find((x) => x.token_hash === hash);
+        return s && toCredential(s);
+      },
+      async deleteSession(hash) {
+        const t = db();
+        const before = t.sessions.length;
+        t.sessions = t.sessions.filter((s) => s.token_hash !== hash);
+        return t.sessions.length < before;
+      },
+      async deleteSessionsOf(userId, keepHash) {
+        const t = db();
+        t.sessions = t.sessions.filter((s) => s.user_id !== userId || s.token_hash === keepHash);
+      },
+      async deleteExpiredSessions(now) {
+        const t = db();
+        t.sessions = t.sessions.filter((s) => s.expires_at > now);
+      },
+      async touchSession(id, now) {
+        const s = db().sessions.find((x) => x.id === id);
+        if (s) s.last_used_at = now;
+      },
+      async insertToken(tk) {
+        const t = db();
+        const row = { id: t.nextId++, token_hash: tk.tokenHash, user_id: tk.userId, name: tk.name, role: tk.role, created_at: tk.now, expires_at: tk.expiresAt, last_used_at: null, revoked_at: null };
+        t.tokens.push(row);
+        return toToken(row);
+      },
+      async findToken(hash) {
+        const r = db().tokens.find((x) => x.token_hash === hash);
+        return r && { ...toCredential(r), tokenName: r.name, tokenRole: r.role, revokedAt: r.revoked_at };
+      },
+      async getToken(id) {
+        const r = db().tokens.find((x) => x.id === id);
+        return r && toToken(r);
+      },
+      async listTokens(userId, limit, offset) {
+        const rows = db().tokens.filter((r) => userId === undefined || r.user_id === userId).sort((a, b) => b.id - a.id);
+        return { items: rows.slice(offset, offset + limit).map(toToken), total: rows.length };
+      },
+      async revokeToken(id, now) {
+        const r = db().tokens.find((x) => x.id === id && x.revoked_at === null);
+        if (!r) return false;
+        r.revoked_at = now;
+        return true;
+      },
+      async touchToken(id, now) {
+        const r = db().tokens.find((x) => x.id === id);
+        if (r) r.last_used_at = now;
+      },
+    };
+  }
+}
+
+function searchText(m: MachineRow): string {
+  return [m.service_tag, m.hostname ?? '', m.mac_address, m.hardware.manufacturer ?? '', m.hardware.model ?? ''].join(' ').toLowerCase();
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === null || a === undefined) return -1;
+  if (b === null || b === undefined) return 1;
+  return (a as string | number) < (b as string | number) ? -1 : 1;
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
