@@ -3,6 +3,7 @@ import type { BuildStatus } from '../core/lifecycle.ts';
 import { DuplicateKeyError, type BuildBootFacts, type BuildFields, type BuildRecord, type BuildStore, type BuildSummary, type NewBuild } from '../core/ports.ts';
 import type { Build } from '../core/types.ts';
 import type { Dialect } from './migrations/context.ts';
+import { countByStatus } from './count-by-status.ts';
 import { toBuild } from './rows.ts';
 import type { BuildsTable, Schema } from './schema.ts';
 import { isUniqueViolation } from './unique-violation.ts';
@@ -73,13 +74,8 @@ export class SqlBuildStore implements BuildStore {
     return rows.map((r) => ({ ...r, id: Number(r.id) }));
   }
 
-  async countByStatus(): Promise<Record<string, number>> {
-    const rows = await this.db
-      .selectFrom('builds')
-      .select(['status', (eb) => eb.fn.countAll<string | number>().as('n')])
-      .groupBy('status')
-      .execute();
-    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  countByStatus(): Promise<Record<string, number>> {
+    return countByStatus(this.db, 'builds');
   }
 
   async transition(id: number, from: readonly BuildStatus[], to: BuildStatus, fields: BuildFields, now: string): Promise<Build | undefined> {

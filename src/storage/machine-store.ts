@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { BootKey, BootTarget, Enrollment, MachineFilter, MachinePatch, MachineStore, SummaryRow } from '../core/ports.ts';
 import type { Machine } from '../core/types.ts';
+import { countByStatus } from './count-by-status.ts';
 import { toMachine } from './rows.ts';
 import type { MachinesTable, Schema } from './schema.ts';
 
@@ -95,13 +96,8 @@ export class SqlMachineStore implements MachineStore {
   }
 
   /** Machines per status, for the dashboard and metrics. */
-  async countByStatus(): Promise<Record<string, number>> {
-    const rows = await this.db
-      .selectFrom('machines')
-      .select(['status', (eb) => eb.fn.countAll<string | number>().as('n')])
-      .groupBy('status')
-      .execute();
-    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  countByStatus(): Promise<Record<string, number>> {
+    return countByStatus(this.db, 'machines');
   }
 
   async update(id: number, patch: MachinePatch, now: string): Promise<Machine> {
