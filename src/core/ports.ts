@@ -63,6 +63,35 @@ export interface BuildBootFacts {
   bootToken: string;
 }
 
+/** A machine as the boot server's in-memory table holds it, with its place in the change feed. */
+export interface BootRow extends BootTarget {
+  /** e.g. `52:54:00:12:34:56` */
+  macAddress: string;
+  /** Lower-case SMBIOS UUID, if known. */
+  systemUuid: string | null;
+  /** The kernel-line token of the published build (`imageBuildId`), if any. */
+  bootToken: string | null;
+  /** Grows with every change to the machine (the change feed's cursor). */
+  version: number;
+}
+
+/** What changed since a cursor: machines written (whole rows) and machines deleted. */
+export interface BootChanges {
+  rows: BootRow[];
+  deleted: Array<{ id: number; version: number }>;
+}
+
+/** The boot server's change feed: everything at start, then what changed after a version. */
+export interface BootFeed {
+  /** Every machine (no `since`), or the machines changed or deleted after version `since`. */
+  changes(since?: number): Promise<BootChanges>;
+  /**
+   * Calls `onChange` soon after another process changes a machine (PostgreSQL NOTIFY, or a cheap poll
+   * of SQLite's data_version); returns how to stop watching.
+   */
+  watch(onChange: () => void): Promise<() => Promise<void>>;
+}
+
 /** The machines. */
 export interface MachineStore {
   /**

@@ -26,6 +26,14 @@ export interface MachinesTable {
   enrolled_at: string;
   updated_at: string;
   last_seen_at: string | null;
+  /** Set by triggers on every change but a last-seen touch (migration 0008): the boot change feed. */
+  change_version: Generated<number | string>;
+}
+
+/** Machines deleted, for the boot change feed. */
+export interface MachineTombstonesTable {
+  machine_id: number;
+  change_version: number | string;
 }
 
 export interface BuildsTable {
@@ -68,4 +76,5 @@ export interface Schema extends AuthSchema {
   machines: MachinesTable;
   builds: BuildsTable;
   events: EventsTable;
+  machine_tombstones: MachineTombstonesTable;
 }

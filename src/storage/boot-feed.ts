@@ -1,0 +1,135 @@
+import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import type { Logger } from '../core/logger.ts';
+import type { BootChanges, BootFeed } from '../core/ports.ts';
+import type { Database } from './database.ts';
+import type { Schema } from './schema.ts';
+
+/** How often SQLite's data_version is read to notice another process's commit. */
+const SQLITE_POLL_MS = 250;
+/** How long a lost LISTEN connection waits before it is tried again. */
+const RECONNECT_MS = 1000;
+
+/**
+ * The boot change feed over SQL (migration 0008): rows by `change_version`, tombstones of deleted
+ * machines, and a watch that wakes on PostgreSQL NOTIFY or on SQLite's `data_version`.
+ */
+export class SqlBootFeed implements BootFeed {
+  constructor(
+    private readonly database: Database,
+    /** The database URL, for PostgreSQL's dedicated LISTEN connection and its schema. */
+    private readonly url: string,
+    private readonly logger: Logger,
+  ) {}
+
+  private get db(): Kysely<Schema> {
+    return this.database.db;
+  }
+
+  async changes(since?: number): Promise<BootChanges> {
+    let q = this.db
+      .selectFrom('machines')
+      .leftJoin('builds', 'builds.id', 'machines.image_build_id')
+      .select([
+        'machines.id',
+        'machines.service_tag',
+        'machines.mac_address',
+        'machines.system_uuid',
+        'machines.status',
+        'machines.image_build_id',
+        'machines.change_version',
+        'builds.boot_token',
+      ]);
+    if (since !== undefined) q = q.where('machines.change_version', '>', since);
+    const [rows, deleted] = await Promise.all([
+      q.execute(),
+      since === undefined
+        ? Promise.resolve([])
+        : this.db.selectFrom('machine_tombstones').select(['machine_id', 'change_version']).where('change_version', '>', since).execute(),
+    ]);
+    return {
+      rows: rows.map((r) => ({
+        id: Number(r.id),
+        serviceTag: r.service_tag,
+        macAddress: r.mac_address,
+        systemUuid: r.system_uuid,
+        status: r.status,
+        imageBuildId: r.image_build_id === null ? null : Number(r.image_build_id),
+        bootToken: r.boot_token ?? null,
+        version: Number(r.change_version),
+      })),
+      deleted: deleted.map((d) => ({ id: Number(d.machine_id), version: Number(d.change_version) })),
+    };
+  }
+
+  async watch(onChange: () => void): Promise<() => Promise<void>> {
+    return this.database.dialect === 'postgres' ? this.listen(onChange) : this.poll(onChange);
+  }
+
+  /** SQLite: `data_version` changes when another connection commits; this process's own writes are signalled in-process. */
+  private async poll(onChange: () => void): Promise<() => Promise<void>> {
+    const read = async () => Number((await sql<{ data_version: number }>`pragma data_version`.execute(this.db)).rows[0]?.data_version ?? 0);
+    let last = await read();
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      read()
+        .then((now) => {
+          if (now !== last) {
+            last = now;
+            onChange();
+          }
+        })
+        .catch((err: unknown) => this.logger.warn({ err }, 'storage: could not read the change marker'))
+        .finally(() => {
+          busy = false;
+        });
+    }, SQLITE_POLL_MS);
+    timer.unref();
+    return async () => clearInterval(timer);
+  }
+
+  /** PostgreSQL: a dedicated LISTEN connection, reconnected when lost (the table's own poll covers the gap). */
+  private async listen(onChange: () => void): Promise<() => Promise<void>> {
+    const url = new URL(this.url);
+    const schema = url.searchParams.get('schema') ?? 'public';
+    url.searchParams.delete('schema');
+    let stopped = false;
+    let client: pg.Client | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const connect = async () => {
+      const next = new pg.Client({ connectionString: url.toString() });
+      next.on('error', (err) => {
+        if (stopped || client !== next) return;
+        this.logger.warn({ err }, 'storage: the change-feed LISTEN connection failed; reconnecting');
+        client = undefined;
+        void next.end().catch(() => undefined);
+        retry = setTimeout(reconnect, RECONNECT_MS);
+      });
+      next.on('notification', (msg) => {
+        if (msg.channel === 'metal_changes' && msg.payload === schema) onChange();
+      });
+      await next.connect();
+      await next.query('LISTEN metal_changes');
+      if (stopped) await next.end();
+      else {
+        client = next;
+        onChange();
+      }
+    };
+    const reconnect = () => {
+      if (stopped) return;
+      connect().catch((err: unknown) => {
+        this.logger.warn({ err }, 'storage: change-feed LISTEN failed; trying again shortly');
+        retry = setTimeout(reconnect, RECONNECT_MS);
+      });
+    };
+    await connect();
+    return async () => {
+      stopped = true;
+      clearTimeout(retry);
+      await client?.end().catch(() => undefined);
+    };
+  }
+}
