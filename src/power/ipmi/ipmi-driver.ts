@@ -1,0 +1,78 @@
+import { describeBmc, type IpmiTarget } from '../bmc-target.ts';
+import type { PowerCallOptions, PowerDriver, PowerState } from '../power-driver.ts';
+import { PowerError, trimAnswer } from '../power-error.ts';
+import { runIpmitool } from './ipmitool.ts';
+
+export interface IpmiDriverOptions {
+  /** Hard limit for one ipmitool run, in ms; the caller's signal may end it sooner. */
+  commandTimeoutMs: number;
+  /** Defaults to `ipmitool` on PATH. */
+  executable?: string;
+}
+
+/** Drives a BMC over IPMI 2.0 (lanplus) through ipmitool. */
+export class IpmiDriver implements PowerDriver {
+  readonly description: string;
+
+  constructor(
+    private readonly target: IpmiTarget,
+    private readonly options: IpmiDriverOptions,
+  ) {
+    this.description = describeBmc(target);
+  }
+
+  async status(call: PowerCallOptions): Promise<PowerState> {
+    const out = await this.run(['chassis', 'power', 'status'], call);
+    const m = /Chassis Power is (on|off)\b/i.exec(out);
+    if (!m) throw this.badAnswer(out);
+    return m[1]!.toLowerCase() as PowerState;
+  }
+
+  async powerOn(call: PowerCallOptions): Promise<void> {
+    await this.control('on', call);
+  }
+
+  async powerOff(call: PowerCallOptions): Promise<void> {
+    await this.control('off', call);
+  }
+
+  async powerCycle(call: PowerCallOptions): Promise<void> {
+    await this.control('cycle', call);
+  }
+
+  async reset(call: PowerCallOptions): Promise<void> {
+    await this.control('reset', call);
+  }
+
+  async setNextBootPxe(call: PowerCallOptions): Promise<void> {
+    const out = await this.run(['chassis', 'bootdev', 'pxe'], call);
+    if (!/Set Boot Device to pxe/i.test(out)) throw this.badAnswer(out);
+  }
+
+  async close(): Promise<void> {
+    // ipmitool opens and closes its session on every run.
+  }
+
+  private async control(verb: 'on' | 'off' | 'cycle' | 'reset', call: PowerCallOptions): Promise<void> {
+    const out = await this.run(['chassis', 'power', verb], call);
+    if (!/Chassis Power Control:/i.test(out)) throw this.badAnswer(out);
+  }
+
+  private async run(command: string[], call: PowerCallOptions): Promise<string> {
+    const { stdout } = await runIpmitool({
+      address: this.target.address,
+      username: this.target.username,
+      password: this.target.password,
+      command,
+      timeoutMs: this.options.commandTimeoutMs,
+      signal: call.signal,
+      ...(this.options.executable ? { executable: this.options.executable } : {}),
+    });
+    return stdout;
+  }
+
+  private badAnswer(out: string): PowerError {
+    const answer = trimAnswer(out) || 'nothing';
+    return new PowerError('bad_answer', `ipmi: ${this.description} gave an answer that is not understood: ${answer}`, answer);
+  }
+}
