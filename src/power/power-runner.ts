@@ -92,7 +92,7 @@ export class PowerRunner {
         case 'status':
           break;
         case 'on':
-          if (pxe) await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o));
+          if (pxe) await this.setNextBootPxe(driver);
           await this.call(driver, 'power_on', (o) => driver.powerOn(o));
           return await this.settle(driver, 'on');
         case 'off':
@@ -100,7 +100,7 @@ export class PowerRunner {
           return await this.settle(driver, 'off');
         case 'cycle':
         case 'reset': {
-          if (pxe) await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o));
+          if (pxe) await this.setNextBootPxe(driver);
           const before = await this.call(driver, 'status', (o) => driver.status(o));
           if (before === 'off' && request.action === 'cycle') {
             await this.call(driver, 'power_on', (o) => driver.powerOn(o));
@@ -129,6 +129,19 @@ export class PowerRunner {
         }
       }),
     );
+  }
+
+  /**
+   * Asks for a PXE boot next. A BMC that refuses (no boot override support) does not stop the action:
+   * machines that netboot first in their boot order still come up in their new image; the refusal is a
+   * failed step in the report.
+   */
+  private async setNextBootPxe(driver: PowerDriver): Promise<void> {
+    try {
+      await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o));
+    } catch (err) {
+      if (!(err instanceof PowerError && err.kind === 'refused')) throw err;
+    }
   }
 
   /** Checks the state until it is `want` or the watch ends; returns the last state seen. */

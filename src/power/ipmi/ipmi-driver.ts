@@ -1,7 +1,7 @@
 import { describeBmc, type IpmiTarget } from '../bmc-target.ts';
 import type { PowerCallOptions, PowerDriver, PowerState } from '../power-driver.ts';
 import { PowerError, trimAnswer } from '../power-error.ts';
-import { runIpmitool } from './ipmitool.ts';
+import { classifyIpmitoolFailure, runIpmitool, type IpmitoolOutput } from './ipmitool.ts';
 
 export interface IpmiDriverOptions {
   /** Hard limit for one ipmitool run, in ms; the caller's signal may end it sooner. */
@@ -23,7 +23,7 @@ export class IpmiDriver implements PowerDriver {
 
   async status(call: PowerCallOptions): Promise<PowerState> {
     const out = await this.run(['chassis', 'power', 'status'], call);
-    const m = /Chassis Power is (on|off)\b/i.exec(out);
+    const m = /Chassis Power is (on|off)\b/i.exec(out.stdout);
     if (!m) throw this.badAnswer(out);
     return m[1]!.toLowerCase() as PowerState;
   }
@@ -46,7 +46,7 @@ export class IpmiDriver implements PowerDriver {
 
   async setNextBootPxe(call: PowerCallOptions): Promise<void> {
     const out = await this.run(['chassis', 'bootdev', 'pxe'], call);
-    if (!/Set Boot Device to pxe/i.test(out)) throw this.badAnswer(out);
+    if (!/Set Boot Device to pxe/i.test(out.stdout)) throw this.badAnswer(out);
   }
 
   async close(): Promise<void> {
@@ -55,11 +55,11 @@ export class IpmiDriver implements PowerDriver {
 
   private async control(verb: 'on' | 'off' | 'cycle' | 'reset', call: PowerCallOptions): Promise<void> {
     const out = await this.run(['chassis', 'power', verb], call);
-    if (!/Chassis Power Control:/i.test(out)) throw this.badAnswer(out);
+    if (!/Chassis Power Control:/i.test(out.stdout)) throw this.badAnswer(out);
   }
 
-  private async run(command: string[], call: PowerCallOptions): Promise<string> {
-    const { stdout } = await runIpmitool({
+  private run(command: string[], call: PowerCallOptions): Promise<IpmitoolOutput> {
+    return runIpmitool({
       address: this.target.address,
       username: this.target.username,
       password: this.target.password,
@@ -68,11 +68,15 @@ export class IpmiDriver implements PowerDriver {
       signal: call.signal,
       ...(this.options.executable ? { executable: this.options.executable } : {}),
     });
-    return stdout;
   }
 
-  private badAnswer(out: string): PowerError {
-    const answer = trimAnswer(out) || 'nothing';
+  /**
+   * ipmitool exited 0 without the expected line. Some commands (`chassis bootdev`) report the BMC's
+   * refusal only on stderr and still exit 0: that is the BMC's answer, not garbage.
+   */
+  private badAnswer(out: IpmitoolOutput): PowerError {
+    if (/\bfailed:/i.test(out.stderr)) return classifyIpmitoolFailure(`${this.target.address.host}:${this.target.address.port}`, out.stdout, out.stderr);
+    const answer = trimAnswer(out.stdout) || 'nothing';
     return new PowerError('bad_answer', `ipmi: ${this.description} gave an answer that is not understood: ${answer}`, answer);
   }
 }
