@@ -82,8 +82,8 @@ export class PowerRunner {
   }
 
   /**
-   * Performs one action on one machine. `cycle` on a machine that is off powers it on (it ends up
-   * running either way). Throws PowerError when the BMC fails twice (or once, for failures a retry cannot fix).
+   * Performs one action on one machine. `on` and `off` on a machine already in that state change
+   * nothing; `cycle` on a machine that is off powers it on (it ends up running either way). Throws PowerError when the BMC fails twice (or once, for failures a retry cannot fix).
    */
   async run(driver: PowerDriver, request: PowerRequest): Promise<PowerResult> {
     try {
@@ -92,12 +92,18 @@ export class PowerRunner {
         case 'status':
           break;
         case 'on':
+        case 'off': {
+          // Already there: nothing to do (many BMCs answer "already on" with an error).
+          const before = await this.call(driver, 'status', (o) => driver.status(o));
+          if (before === request.action) return { powerState: before, checkedAt: this.options.now() };
+          if (request.action === 'off') {
+            await this.call(driver, 'power_off', (o) => driver.powerOff(o));
+            return await this.settle(driver, 'off');
+          }
           if (pxe) await this.setNextBootPxe(driver);
           await this.call(driver, 'power_on', (o) => driver.powerOn(o));
           return await this.settle(driver, 'on');
-        case 'off':
-          await this.call(driver, 'power_off', (o) => driver.powerOff(o));
-          return await this.settle(driver, 'off');
+        }
         case 'cycle':
         case 'reset': {
           if (pxe) await this.setNextBootPxe(driver);

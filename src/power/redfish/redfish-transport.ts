@@ -53,7 +53,6 @@ export function sendRedfishRequest(req: RedfishHttpRequest): Promise<RedfishHttp
       port: req.address.port,
       method: req.method,
       path: req.path,
-      agent: false,
       headers: {
         accept: 'application/json',
         'odata-version': '4.0',
