@@ -107,7 +107,10 @@ function openTls(address: BmcAddress, tls: RedfishTls, oncreate: (err: Error | n
     ...(tls.caBundle && !pinned ? { ca: tls.caBundle } : {}),
   };
   let socket: TLSSocket;
-  const onError = (err: Error) => oncreate(err);
+  const onError = (err: Error) => {
+    socket.destroy();
+    oncreate(err);
+  };
   try {
     socket = tlsConnect(options);
   } catch (err) {
