@@ -168,7 +168,7 @@ export class PowerRunner {
     const retryOn = (err: PowerError) => (step === 'power_cycle' || step === 'reset' ? err.kind === 'unreachable' : err.isRetryable);
     for (let attempt = 1; ; attempt++) {
       try {
-        const value = await this.limit.run(() => fn({ signal: AbortSignal.timeout(this.options.callTimeoutMs) }));
+        const value = await this.limit.run(() => withDeadline(this.options.callTimeoutMs, (signal) => fn({ signal })));
         this.report({ bmc: driver.description, step, attempt, outcome: 'ok' });
         return value;
       } catch (err) {
@@ -194,6 +194,20 @@ function asPowerError(err: unknown, driver: PowerDriver): PowerError {
     return new PowerError('timeout', `power: ${driver.description} did not answer in time`);
   }
   throw err;
+}
+
+/**
+ * Runs `fn` with a signal that aborts after `ms`. A referenced timer (unlike AbortSignal.timeout), so a
+ * process waiting only on a silent BMC still reaches the deadline instead of exiting.
+ */
+async function withDeadline<T>(ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new PowerError('timeout', 'power: the call reached its time limit')), ms);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function delay(ms: number): Promise<void> {
