@@ -77,8 +77,12 @@ export type BmcTarget = IpmiTarget | RedfishTarget;
 
 /** `ipmi 10.0.0.21:623`: for logs and messages. */
 export function describeBmc(target: Pick<BmcTarget, 'type' | 'address'>): string {
-  const { host, port } = target.address;
-  return `${target.type} ${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `${target.type} ${describeAddress(target.address)}`;
+}
+
+/** `10.0.0.21:623`, `[fd00::21]:623`. */
+export function describeAddress({ host, port }: BmcAddress): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;

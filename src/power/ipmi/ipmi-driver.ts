@@ -1,4 +1,4 @@
-import { describeBmc, type IpmiTarget } from '../bmc-target.ts';
+import { describeAddress, describeBmc, type IpmiTarget } from '../bmc-target.ts';
 import type { PowerCallOptions, PowerDriver, PowerState } from '../power-driver.ts';
 import { PowerError, trimAnswer } from '../power-error.ts';
 import { classifyIpmitoolFailure, runIpmitool, type IpmitoolOutput } from './ipmitool.ts';
@@ -75,8 +75,8 @@ export class IpmiDriver implements PowerDriver {
    * refusal only on stderr and still exit 0: that is the BMC's answer, not garbage.
    */
   private badAnswer(out: IpmitoolOutput): PowerError {
-    if (/\bfailed:/i.test(out.stderr)) return classifyIpmitoolFailure(`${this.target.address.host}:${this.target.address.port}`, out.stdout, out.stderr);
+    if (/\bfailed:/i.test(out.stderr)) return classifyIpmitoolFailure(describeAddress(this.target.address), out.stdout, out.stderr);
     const answer = trimAnswer(out.stdout) || 'nothing';
-    return new PowerError('bad_answer', `ipmi: ${this.description} gave an answer that is not understood: ${answer}`, answer);
+    return new PowerError('bad_answer', `ipmi: ${describeAddress(this.target.address)} gave an answer that is not understood: ${answer}`, answer);
   }
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { BmcAddress, BmcPassword } from '../bmc-target.ts';
+import { describeAddress, type BmcAddress, type BmcPassword } from '../bmc-target.ts';
 import { PowerError, trimAnswer } from '../power-error.ts';
 
 /**
@@ -51,7 +51,7 @@ export function ipmitoolArgs(req: Pick<IpmitoolRequest, 'address' | 'username' |
 /** Runs ipmitool once. Resolves with its output on exit status 0; otherwise throws a classified PowerError. */
 export function runIpmitool(req: IpmitoolRequest): Promise<IpmitoolOutput> {
   const args = ipmitoolArgs(req);
-  const target = `${req.address.host}:${req.address.port}`;
+  const target = describeAddress(req.address);
   return new Promise((resolve, reject) => {
     if (req.signal?.aborted) {
       reject(new PowerError('timeout', `ipmi: no answer from ${target} in time`));

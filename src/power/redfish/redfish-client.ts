@@ -1,4 +1,4 @@
-import { describeBmc, type RedfishTarget } from '../bmc-target.ts';
+import { describeAddress, type RedfishTarget } from '../bmc-target.ts';
 import { PowerError, trimAnswer } from '../power-error.ts';
 import { sendRedfishRequest, type RedfishHttpResponse } from './redfish-transport.ts';
 
@@ -27,7 +27,7 @@ export class RedfishClient {
     private readonly target: RedfishTarget,
     private readonly timeoutMs: number,
   ) {
-    this.where = describeBmc(target);
+    this.where = describeAddress(target.address);
   }
 
   get(path: string, signal: AbortSignal): Promise<RedfishAnswer> {

@@ -1,4 +1,4 @@
-import { describeBmc, type RedfishTarget } from '../bmc-target.ts';
+import { describeAddress, describeBmc, type RedfishTarget } from '../bmc-target.ts';
 import type { PowerCallOptions, PowerDriver, PowerState } from '../power-driver.ts';
 import { PowerError } from '../power-error.ts';
 import { RedfishClient, redfishPath, type RedfishResource } from './redfish-client.ts';
@@ -21,6 +21,8 @@ export interface RedfishDriverOptions {
 /** Drives a BMC through the DMTF Redfish ComputerSystem resource. */
 export class RedfishDriver implements PowerDriver {
   readonly description: string;
+  /** `10.0.0.5:443`, for messages that already say `redfish:`. */
+  private readonly where: string;
   private readonly client: RedfishClient;
   private systemPath: string | undefined;
 
@@ -29,6 +31,7 @@ export class RedfishDriver implements PowerDriver {
     options: RedfishDriverOptions,
   ) {
     this.description = describeBmc(target);
+    this.where = describeAddress(target.address);
     this.client = new RedfishClient(target, options.requestTimeoutMs);
     if (target.systemId !== undefined) this.systemPath = `${SYSTEMS_PATH}/${encodeURIComponent(target.systemId)}`;
   }
@@ -59,7 +62,7 @@ export class RedfishDriver implements PowerDriver {
     const boot = isObject(body.Boot) ? body.Boot : undefined;
     const allowed = boot?.['BootSourceOverrideTarget@Redfish.AllowableValues'];
     if (Array.isArray(allowed) && !allowed.includes('Pxe')) {
-      throw new PowerError('refused', `redfish: ${this.description} does not offer a PXE boot override (it allows ${allowed.join(', ')})`);
+      throw new PowerError('refused', `redfish: ${this.where} does not offer a PXE boot override (it allows ${allowed.join(', ')})`);
     }
     await this.client.patch(path, { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }, call.signal, etag);
   }
@@ -72,13 +75,13 @@ export class RedfishDriver implements PowerDriver {
     const { body } = await this.system(call);
     const actions = isObject(body.Actions) ? body.Actions : undefined;
     const reset = actions && isObject(actions['#ComputerSystem.Reset']) ? actions['#ComputerSystem.Reset'] : undefined;
-    if (!reset) throw new PowerError('bad_answer', `redfish: ${this.description} offers no ComputerSystem.Reset action`);
-    const target = redfishPath(reset.target, this.description);
+    if (!reset) throw new PowerError('bad_answer', `redfish: ${this.where} offers no ComputerSystem.Reset action`);
+    const target = redfishPath(reset.target, this.where);
     const allowed = reset['ResetType@Redfish.AllowableValues'];
     const candidates: readonly string[] = RESET_TYPES[action];
     const resetType = Array.isArray(allowed) ? candidates.find((c) => allowed.includes(c)) : candidates[0];
     if (!resetType) {
-      throw new PowerError('refused', `redfish: ${this.description} offers no reset type for "${action}" (it allows ${(allowed as unknown[]).join(', ')})`);
+      throw new PowerError('refused', `redfish: ${this.where} offers no reset type for "${action}" (it allows ${(allowed as unknown[]).join(', ')})`);
     }
     await this.client.post(target, { ResetType: resetType }, call.signal);
   }
@@ -89,12 +92,12 @@ export class RedfishDriver implements PowerDriver {
       const { body } = await this.client.get(SYSTEMS_PATH, call.signal);
       const members = body?.Members;
       const first = Array.isArray(members) && isObject(members[0]) ? members[0]['@odata.id'] : undefined;
-      if (first === undefined) throw new PowerError('bad_answer', `redfish: ${this.description} lists no computer system under ${SYSTEMS_PATH}`);
-      this.systemPath = redfishPath(first, this.description);
+      if (first === undefined) throw new PowerError('bad_answer', `redfish: ${this.where} lists no computer system under ${SYSTEMS_PATH}`);
+      this.systemPath = redfishPath(first, this.where);
     }
     const { body, etag } = await this.client.get(this.systemPath, call.signal);
     if (!body || typeof body.PowerState !== 'string') {
-      throw new PowerError('bad_answer', `redfish: ${this.description} returned a computer system without a PowerState`);
+      throw new PowerError('bad_answer', `redfish: ${this.where} returned a computer system without a PowerState`);
     }
     return { path: this.systemPath, body, etag };
   }

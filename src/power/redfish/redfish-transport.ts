@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
-import type { BmcAddress, RedfishTls } from '../bmc-target.ts';
+import { describeAddress, type BmcAddress, type RedfishTls } from '../bmc-target.ts';
 import { PowerError, trimAnswer } from '../power-error.ts';
 
 /** A Redfish answer larger than this is not a Redfish answer. */
@@ -36,7 +36,7 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENO
  * is sent), a CA bundle, the system's CAs, or (verify false) no check. Failures become PowerErrors.
  */
 export function sendRedfishRequest(req: RedfishHttpRequest): Promise<RedfishHttpResponse> {
-  const where = `${req.address.host.includes(':') ? `[${req.address.host}]` : req.address.host}:${req.address.port}`;
+  const where = describeAddress(req.address);
   return new Promise((resolve, reject) => {
     let done = false;
     const settle = (err: Error | undefined, res?: RedfishHttpResponse) => {
