@@ -46,23 +46,28 @@ export function ipmiSimSkipReason(): string | undefined {
 
 const EMU = ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n');
 
-/** Characters allowed inside lan.conf's quoted strings and the generated shell scripts. */
+/** Characters allowed inside lan.conf's quoted strings and the generated scripts' paths. */
 const SAFE = /^[A-Za-z0-9._/:=,+@%-]+$/;
 
 export async function startIpmiSimulator(options: IpmiSimulatorOptions): Promise<IpmiSimulator> {
   const username = options.username ?? 'admin';
-  for (const word of [username, options.password, ...(options.machine ?? [])]) {
+  for (const word of [username, options.password]) {
     if (!SAFE.test(word)) throw new Error(`ipmi-simulator: ${JSON.stringify(word)} has characters the generated files cannot carry`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'metal-ipmi-sim-'));
+  if (!SAFE.test(dir)) throw new Error(`ipmi-simulator: the temporary directory ${JSON.stringify(dir)} cannot be written into lan.conf and scripts`);
   const [port, serialPort] = [await freeUdpPort(), await freeTcpPort()];
   const pidFile = join(dir, 'machine.pid');
   const controlDir = join(dir, 'control');
   mkdirSync(join(dir, 'state'));
   mkdirSync(controlDir);
 
+  // The machine's arguments go NUL-separated into a file that bash reads into an array: no quoting, and
+  // `exec` makes the machine the process ipmi_sim signals on power off.
+  const argsFile = join(dir, 'machine.args');
+  writeFileSync(argsFile, (options.machine ?? ['sleep', '600']).map((a) => `${a}\0`).join(''));
   const startScript = join(dir, 'start-machine.sh');
-  writeFileSync(startScript, `#!/bin/sh\necho $$ > ${pidFile}\nexec ${(options.machine ?? ['sleep', '600']).join(' ')}\n`);
+  writeFileSync(startScript, `#!/bin/bash\necho $$ > ${pidFile}\nmapfile -d '' -t ARGS < ${argsFile}\nexec "\${ARGS[@]}"\n`);
   chmodSync(startScript, 0o755);
   const controlScript = join(dir, 'chassis-control.sh');
   writeFileSync(
