@@ -19,8 +19,11 @@ import { CONSOLE_LOG_DIR, consoleTail } from './support/lab-vm.ts';
 import { powerLabVmCommand } from './support/power-vm.ts';
 
 const skip = labSkipReason() ?? ipmiSimSkipReason();
+const skipBuild = skip ?? labSkipReason({ nix: true });
 /** Bound on a VM's boot to enrollment under TCG on a busy 2-core machine (a boot takes 10-20 s). */
 const BOOT_TIMEOUT_MS = 240_000;
+/** Bound on one build of the stand-in entry (about a second when idle). */
+const BUILD_TIMEOUT_MS = 180_000;
 
 function newRunner(steps: PowerStep[]) {
   return new PowerRunner({ concurrency: 2, callTimeoutMs: 15_000, settleTimeoutMs: 15_000, settleIntervalMs: 500, onStep: (s) => steps.push(s) });
@@ -110,6 +113,44 @@ describe('power on through the BMC: an unknown QEMU machine PXE-boots and enroll
     } finally {
       await machine.powerOff();
       await server.close();
+      await lab.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('into the new image through the BMC: after its build publishes, a cycle boots the machine into it', { skip: skipBuild }, () => {
+  test('IPMI: enroll by power on, build with nix-build, cycle with next boot PXE, booted report recorded', { timeout: 600_000 }, async () => {
+    const lab = await startLabServer(freshSqlite());
+    const workDir = mkdtempSync(join(tmpdir(), 'metal-e2e-power-'));
+    mkdirSync(CONSOLE_LOG_DIR, { recursive: true });
+    const consoleLog = join(CONSOLE_LOG_DIR, 'power-ipmi-new-image.log');
+    const password = `pw-${randomBytes(6).toString('hex')}`;
+    const serial = 'E2EIPMI02';
+    const sim = await startIpmiSimulator({ password, machine: powerLabVmCommand({ serial, bootPort: lab.bootPort, memoryMb: 768, diskGb: 1 }, workDir, consoleLog) });
+    try {
+      const steps: PowerStep[] = [];
+      const runner = newRunner(steps);
+      const driver = () => createPowerDriver({ type: 'ipmi', address: { host: sim.host, port: sim.port }, username: sim.username, password: new BmcPassword(password) }, { callTimeoutMs: 15_000 });
+      const status = async () => (await runner.run(driver(), { action: 'status' })).powerState;
+      await powerOnAndEnroll(lab, serial, consoleLog, status, async () => (await runner.run(driver(), { action: 'on', bootDevice: 'pxe' })).powerState);
+
+      const configured = await lab.api('PUT', `/api/v1/machines/${serial}`, { hostname: 'power-01', nixos_config: '{ ... }: {\n  networking.hostName = "power-01";\n}\n' });
+      assert.equal(configured.status, 200, JSON.stringify(configured.body));
+      const requested = await lab.api('POST', `/api/v1/machines/${serial}/build`);
+      assert.equal(requested.status, 202, JSON.stringify(requested.body));
+      const buildId: number = requested.body.id;
+      const build = await lab.waitForBuild(buildId, BUILD_TIMEOUT_MS);
+      assert.equal(build.body.status, 'success', `build ${buildId}: ${build.body.error}`);
+
+      // What reboot-on-publish does: next boot PXE and a cycle (a power on, as the machine is off).
+      steps.length = 0;
+      assert.equal((await runner.run(driver(), { action: 'cycle', bootDevice: 'pxe' })).powerState, 'on');
+      assert.deepEqual(steps.filter((s) => s.outcome === 'ok').map((s) => s.step).slice(0, 3), ['status', 'power_on', 'status']);
+      await until('the booted report of the new image', async () => (await lab.api('GET', `/api/v1/machines/${serial}`)).body.booted_build_id === buildId, BOOT_TIMEOUT_MS, consoleLog);
+      assert.match(readFileSync(consoleLog, 'utf8'), new RegExp(`metal-standin: booted power-01 build ${buildId}\\b`));
+    } finally {
+      await sim.stop();
       await lab.stop();
       rmSync(workDir, { recursive: true, force: true });
     }
