@@ -11,14 +11,14 @@ import { PowerRunner, type PowerStep } from '../../src/power/power-runner.ts';
 import { ipmiSimSkipReason, startIpmiSimulator } from '../../src/power/testing/ipmi-simulator.ts';
 import { ProcessMachine } from '../../src/power/testing/process-machine.ts';
 import { startRedfishTestServer } from '../../src/power/testing/redfish-test-server.ts';
-import { createSelfSignedCertificate } from '../../src/power/testing/self-signed-cert.ts';
+import { createSelfSignedCertificate, opensslSkipReason } from '../../src/power/testing/self-signed-cert.ts';
 import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
 import { freshSqlite } from '../../src/testing/databases.ts';
 import { startLabServer, type LabServer } from './support/lab-server.ts';
 import { CONSOLE_LOG_DIR, consoleTail } from './support/lab-vm.ts';
 import { powerLabVmCommand } from './support/power-vm.ts';
 
-const skip = labSkipReason() ?? ipmiSimSkipReason();
+const skip = labSkipReason() ?? ipmiSimSkipReason() ?? opensslSkipReason();
 const skipBuild = skip ?? labSkipReason({ nix: true });
 /** Bound on a VM's boot to enrollment under TCG on a busy 2-core machine (a boot takes 10-20 s). */
 const BOOT_TIMEOUT_MS = 240_000;

@@ -7,7 +7,7 @@ import { BmcPassword } from '../bmc-target.ts';
 import { PowerError, type PowerErrorKind } from '../power-error.ts';
 import { PowerRunner } from '../power-runner.ts';
 import { freeTcpPort } from '../testing/free-port.ts';
-import { createSelfSignedCertificate } from '../testing/self-signed-cert.ts';
+import { createSelfSignedCertificate, opensslSkipReason } from '../testing/self-signed-cert.ts';
 import { RedfishDriver } from './redfish-driver.ts';
 
 /** What each misbehaving HTTPS "BMC" sends, by request path. */
@@ -25,8 +25,10 @@ const ANSWERS: Record<string, Record<string, Answer>> = {
   serverError: { '/redfish/v1/Systems': { status: 500, body: '{"error":{"code":"Base.1.8.InternalError","message":"The BMC is busy updating its firmware"}}' } },
 };
 
-describe('Redfish driver against BMCs that misbehave: a clean, named error every time, never a hang', { timeout: 60_000 }, () => {
-  const cert = createSelfSignedCertificate();
+const skip = opensslSkipReason();
+
+describe('Redfish driver against BMCs that misbehave: a clean, named error every time, never a hang', { skip, timeout: 60_000 }, () => {
+  const cert = skip ? undefined : createSelfSignedCertificate();
   let blackHole: TcpServer;
   let junk: TcpServer;
   const held: Socket[] = [];
@@ -58,7 +60,7 @@ describe('Redfish driver against BMCs that misbehave: a clean, named error every
 
   /** An HTTPS "BMC" that sends the scenario's answers (404 `{}` for any other path). */
   async function withScenario(scenario: string, fn: (serverPort: number) => Promise<void>): Promise<void> {
-    const server: HttpsServer = createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
+    const server: HttpsServer = createHttpsServer({ key: cert!.keyPem, cert: cert!.certPem }, (req, res) => {
       const answer = ANSWERS[scenario]?.[(req.url ?? '').replace(/\/$/, '')];
       res.writeHead(answer?.status ?? 404, { 'content-type': answer?.contentType ?? 'application/json' });
       res.end(answer?.body ?? '{}');

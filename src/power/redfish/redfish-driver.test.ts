@@ -7,13 +7,13 @@ import { PowerRunner, type PowerStep } from '../power-runner.ts';
 import { ProcessMachine } from '../testing/process-machine.ts';
 import { startRedfishTestServer, type RedfishTestServer } from '../testing/redfish-test-server.ts';
 import { redfishtoolSkipReason, runRedfishtool } from '../testing/redfishtool.ts';
-import { createSelfSignedCertificate, type TestCertificate } from '../testing/self-signed-cert.ts';
+import { createSelfSignedCertificate, opensslSkipReason, type TestCertificate } from '../testing/self-signed-cert.ts';
 import { RedfishDriver } from './redfish-driver.ts';
 
 const PASSWORD = `pw-${randomBytes(6).toString('hex')}`;
 const call = () => ({ signal: AbortSignal.timeout(10_000) });
 
-describe('Redfish driver against the Redfish test server (HTTPS, self-signed)', { timeout: 120_000 }, () => {
+describe('Redfish driver against the Redfish test server (HTTPS, self-signed)', { skip: opensslSkipReason(), timeout: 120_000 }, () => {
   let cert: TestCertificate;
   let machine: ProcessMachine;
   let server: RedfishTestServer;

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findExecutable } from '../../builder/nix-build.ts';
 import { freeTcpPort, freeUdpPort } from './free-port.ts';
+import { missingToolsSkipReason } from './host-tools.ts';
 
 /**
  * OpenIPMI's `ipmi_sim` as a BMC for tests, on a loopback UDP port with one admin user. Power is one of:
@@ -36,12 +36,7 @@ export interface IpmiSimulator {
 
 /** Why the simulator cannot run here (ipmi_sim or ipmitool missing), or undefined. Loud outside CI, an error in CI. */
 export function ipmiSimSkipReason(): string | undefined {
-  const missing = [['ipmi_sim', 'openipmi'], ['ipmitool', 'ipmitool']].filter(([bin]) => !findExecutable(bin!)).map(([bin, pkg]) => `${bin} (Debian package ${pkg})`);
-  if (missing.length === 0) return undefined;
-  const reason = `power: missing ${missing.join(', ')}`;
-  if (process.env.CI === 'true') throw new Error(`required in CI: ${reason}`);
-  console.warn(`\n*** SKIPPING IPMI simulator tests: ${reason} ***\n`);
-  return reason;
+  return missingToolsSkipReason('IPMI simulator tests', { ipmi_sim: 'openipmi', ipmitool: 'ipmitool', bash: 'bash' });
 }
 
 const EMU = ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n');

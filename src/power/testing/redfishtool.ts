@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findExecutable } from '../../builder/nix-build.ts';
+import { missingToolsSkipReason } from './host-tools.ts';
 
 /**
  * DMTF's redfishtool (Debian package redfishtool) as an independent Redfish client for tests. Credentials
@@ -17,11 +17,7 @@ export interface RedfishtoolTarget {
 
 /** Why redfishtool cannot run here, or undefined. Loud outside CI, an error in CI. */
 export function redfishtoolSkipReason(): string | undefined {
-  if (findExecutable('redfishtool')) return undefined;
-  const reason = 'power: no redfishtool (Debian package redfishtool)';
-  if (process.env.CI === 'true') throw new Error(`required in CI: ${reason}`);
-  console.warn(`\n*** SKIPPING redfishtool checks: ${reason} ***\n`);
-  return reason;
+  return missingToolsSkipReason('redfishtool checks', { redfishtool: 'redfishtool' });
 }
 
 /** Runs `redfishtool -r 127.0.0.1:PORT -S Always -A AUTH -c CONFIG ...args`; resolves with stdout, rejects with stderr. */

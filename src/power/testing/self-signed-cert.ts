@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { missingToolsSkipReason } from './host-tools.ts';
 
 /** A TLS key and certificate for a test server, with the certificate's SHA-256 fingerprint. */
 export interface TestCertificate {
@@ -10,6 +11,11 @@ export interface TestCertificate {
   certPem: string;
   /** e.g. `AB:CD:…`, as Node's `fingerprint256` prints it. */
   fingerprint256: string;
+}
+
+/** Why tests needing a test certificate cannot run here (no openssl), or undefined. */
+export function opensslSkipReason(): string | undefined {
+  return missingToolsSkipReason('TLS tests', { openssl: 'openssl' });
 }
 
 /**
