@@ -83,7 +83,9 @@ export class PowerRunner {
 
   /**
    * Performs one action on one machine. `on` and `off` on a machine already in that state change
-   * nothing; `cycle` on a machine that is off powers it on (it ends up running either way). Throws PowerError when the BMC fails twice (or once, for failures a retry cannot fix).
+   * nothing; `cycle` on a machine that is off powers it on (it ends up running either way). Throws
+   * PowerError when the BMC fails twice (or once, for failures a retry cannot fix); a failure that is not
+   * the BMC's (ipmitool not installed) is thrown as it is.
    */
   async run(driver: PowerDriver, request: PowerRequest): Promise<PowerResult> {
     try {
@@ -124,7 +126,10 @@ export class PowerRunner {
     }
   }
 
-  /** Runs the same action on many machines, bounded by the shared limit; every machine gets an outcome. */
+  /**
+   * Runs the same action on many machines, bounded by the shared limit; every machine gets an outcome.
+   * Rejects only for a failure that is not a BMC's (ipmitool not installed), which would fail them all.
+   */
   async runMany<K>(targets: Array<{ key: K; driver: PowerDriver }>, request: PowerRequest): Promise<Array<PowerOutcome<K>>> {
     return Promise.all(
       targets.map(async ({ key, driver }): Promise<PowerOutcome<K>> => {
