@@ -14,6 +14,7 @@ describe('loadConfig', () => {
     assert.equal(c.buildConcurrency, 1);
     assert.equal(c.buildLeaseMs, 30_000);
     assert.equal(c.enrollRate, 60);
+    assert.equal(c.powerConcurrency, 16);
     assert.match(c.nixEntry, /\/nix\/netboot\.nix$/);
     assert.ok(Object.isFrozen(c));
   });
@@ -31,6 +32,7 @@ describe('loadConfig', () => {
     ['timeout not a number', { METAL_BUILD_TIMEOUT: 'soon' }, /METAL_BUILD_TIMEOUT="soon" is invalid: expected a whole number/],
     ['zero concurrency', { METAL_BUILD_CONCURRENCY: '0' }, /METAL_BUILD_CONCURRENCY="0" is invalid: expected a number from 1 to 64/],
     ['a lease too short', { METAL_BUILD_LEASE_SECONDS: '0.1' }, /METAL_BUILD_LEASE_SECONDS="0.1" is invalid: expected seconds from 0.2 to 3600/],
+    ['zero power concurrency', { METAL_POWER_CONCURRENCY: '0' }, /METAL_POWER_CONCURRENCY="0" is invalid: expected a number from 1 to 256/],
     ['negative enroll rate', { METAL_ENROLL_RATE: '-1' }, /METAL_ENROLL_RATE="-1"/],
     ['listen without port', { METAL_LISTEN: 'localhost' }, /METAL_LISTEN="localhost" is invalid: expected host:port/],
     ['port out of range', { METAL_BOOT_LISTEN: ':70000' }, /METAL_BOOT_LISTEN=":70000" is invalid: port must be at most 65535/],

@@ -34,6 +34,8 @@ export interface Config {
   enrollToken: string | undefined;
   /** Hex or base64 key (32 bytes) encrypting sensitive columns; generated into the data dir when unset. */
   secretKey: string | undefined;
+  /** BMC calls (IPMI or Redfish) in flight at once across all machines. */
+  powerConcurrency: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -73,6 +75,7 @@ export const CONFIG_KEYS = [
   'METAL_ENROLL_TOKEN',
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
+  'METAL_POWER_CONCURRENCY',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -115,6 +118,7 @@ export function loadConfig(
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
     secretKey: raw('METAL_SECRET_KEY'),
+    powerConcurrency: parseInteger('METAL_POWER_CONCURRENCY', raw('METAL_POWER_CONCURRENCY') ?? '16', 1, 256),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
   return Object.freeze(config);
