@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { BmcPassword, type IpmiTarget } from '../bmc-target.ts';
 import { PowerError } from '../power-error.ts';
 import { PowerRunner, type PowerStep } from '../power-runner.ts';
-import { watchCommandLines } from '../testing/cmdline-watch.ts';
-import { ipmiSimSkipReason, startIpmiSimulator, type IpmiSimulator } from '../testing/ipmi-simulator.ts';
+import { watchCommandLines } from '../../../test/support/power/cmdline-watch.ts';
+import { ipmiSimSkipReason, startIpmiSimulator, type IpmiSimulator } from '../../../test/support/power/ipmi-simulator.ts';
 import { IpmiDriver } from './ipmi-driver.ts';
 
 const skip = ipmiSimSkipReason();

@@ -6,8 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { BmcPassword } from '../bmc-target.ts';
 import { PowerError, type PowerErrorKind } from '../power-error.ts';
 import { PowerRunner } from '../power-runner.ts';
-import { freeTcpPort } from '../testing/free-port.ts';
-import { createSelfSignedCertificate, opensslSkipReason } from '../testing/self-signed-cert.ts';
+import { freeTcpPort } from '../../../test/support/power/free-port.ts';
+import { createSelfSignedCertificate, opensslSkipReason } from '../../../test/support/power/self-signed-cert.ts';
 import { RedfishDriver } from './redfish-driver.ts';
 
 /** What each misbehaving HTTPS "BMC" sends, by request path. */

@@ -4,10 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import { BmcPassword, parseFingerprint, type RedfishTarget, type RedfishTls } from '../bmc-target.ts';
 import { PowerError } from '../power-error.ts';
 import { PowerRunner, type PowerStep } from '../power-runner.ts';
-import { ProcessMachine } from '../testing/process-machine.ts';
-import { startRedfishTestServer, type RedfishTestServer } from '../testing/redfish-test-server.ts';
-import { redfishtoolSkipReason, runRedfishtool } from '../testing/redfishtool.ts';
-import { createSelfSignedCertificate, opensslSkipReason, type TestCertificate } from '../testing/self-signed-cert.ts';
+import { ProcessMachine } from '../../../test/support/power/process-machine.ts';
+import { startRedfishTestServer, type RedfishTestServer } from '../../../test/support/power/redfish-test-server.ts';
+import { redfishtoolSkipReason, runRedfishtool } from '../../../test/support/power/redfishtool.ts';
+import { createSelfSignedCertificate, opensslSkipReason, type TestCertificate } from '../../../test/support/power/self-signed-cert.ts';
 import { RedfishDriver } from './redfish-driver.ts';
 
 const PASSWORD = `pw-${randomBytes(6).toString('hex')}`;
