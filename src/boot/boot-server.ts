@@ -2,12 +2,14 @@ import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import type { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { MachineService } from '../core/machine-service.ts';
 import type { Notifier } from '../core/notifier.ts';
+import type { BootFeed } from '../core/ports.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerHealthRoutes } from '../http/health-routes.ts';
 import { createHttpServer, type HttpPlatform } from '../http/http-server.ts';
 import { ImageCatalog } from '../images/image-catalog.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import { BootScriptResolver } from './boot-script-resolver.ts';
+import { BootTable } from './boot-table.ts';
 import { BootTargetReader, type BootTargetSource } from './boot-target-reader.ts';
 import { registerImageRoutes } from './image-files.ts';
 import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
@@ -26,6 +28,11 @@ export interface BootServerDeps {
   machines: Pick<MachineService, 'enroll'>;
   builds: Pick<BuildLifecycle, 'recordBooted'>;
   notifier: Notifier;
+  /**
+   * The change feed that keeps an in-memory decision table fresh; without it, each script request
+   * reads its machine from `targets` (remembered for `machineTtlMs`).
+   */
+  feed?: { source: BootFeed; ordered: boolean };
   enrollGuard?: preHandlerAsyncHookHandler;
   ping(): Promise<void>;
 }
@@ -43,6 +50,9 @@ export interface BootServerOptions {
   machineTtlMs?: number;
 }
 
+/** How far back a catch-up re-reads on a feed whose versions can commit out of order (PostgreSQL). */
+const FEED_LAG_MS = 2000;
+
 /** The `boot` role: what PXE clients talk to. No authentication. */
 export async function createBootServer(deps: BootServerDeps, options: BootServerOptions = {}): Promise<FastifyInstance> {
   const logger = deps.platform.logger.child({ role: 'boot' });
@@ -50,12 +60,22 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   // Long enough for any serial a vendor puts in DMI: an invalid one still gets a script, by MAC or UUID.
   const app = createHttpServer(deps.platform, { loggerInstance: logger.child({}, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
   const catalog = new ImageCatalog(deps.images, { registrationTtlMs: options.registrationTtlMs });
-  const reader = new BootTargetReader(deps.targets, options.machineTtlMs ?? 1000);
-  const forget = () => reader.forgetMachines();
-  deps.notifier.on('machine.updated', forget);
-  app.addHook('onClose', async () => {
-    deps.notifier.off('machine.updated', forget);
-  });
+  let reader: Pick<BootTable, 'findMachine' | 'buildFacts'>;
+  if (deps.feed) {
+    const table = new BootTable(deps.feed.source, deps.notifier, logger, { lagMs: deps.feed.ordered ? 0 : FEED_LAG_MS });
+    await table.start();
+    logger.info({ machines: table.size }, 'boot: decision table loaded');
+    app.addHook('onClose', () => table.close());
+    reader = table;
+  } else {
+    const cached = new BootTargetReader(deps.targets, options.machineTtlMs ?? 1000);
+    const forget = () => cached.forgetMachines();
+    deps.notifier.on('machine.updated', forget);
+    app.addHook('onClose', async () => {
+      deps.notifier.off('machine.updated', forget);
+    });
+    reader = cached;
+  }
   const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken }, logger);
   const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());

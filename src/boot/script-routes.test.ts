@@ -40,6 +40,8 @@ async function publishImage(ctx: AppContext, tag: string, mac: string, bootJson:
   const now = new Date().toISOString();
   await ctx.storage.builds.transition(build.id, ['pending'], 'success', { completed_at: now }, now);
   await sqlOf(ctx).updateTable('machines').set({ image_build_id: build.id, status: 'ready' }).where('id', '=', id).execute();
+  // Written around the services: say so, as they would.
+  ctx.notifier.emit('machine.updated', id);
   const row = await ctx.storage.builds.findRecord(build.id);
   return { buildId: build.id, token: row!.boot_token };
 }

@@ -4,7 +4,7 @@ import { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
 import { Notifier } from '../core/notifier.ts';
-import type { Storage } from '../core/ports.ts';
+import type { BootFeed, Storage } from '../core/ports.ts';
 import type { Authenticator } from '../http/access.ts';
 import type { HttpPlatform } from '../http/http-server.ts';
 import { ImageLayout } from '../images/image-layout.ts';
@@ -13,6 +13,7 @@ import { createAuthenticator } from '../auth/authenticator.ts';
 import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
+import { SqlBootFeed } from '../storage/boot-feed.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { SqlStorage } from '../storage/storage.ts';
@@ -25,6 +26,8 @@ export interface AppContext {
   config: Readonly<Config>;
   logger: Logger;
   storage: Storage;
+  /** The boot server's change feed, and whether its versions commit in order (SQLite) or may not (PostgreSQL). */
+  bootFeed: { source: BootFeed; ordered: boolean };
   notifier: Notifier;
   images: ImageLayout;
   machines: MachineService;
@@ -69,6 +72,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     config,
     logger,
     storage,
+    bootFeed: { source: new SqlBootFeed(database, config.databaseUrl, logger), ordered: database.dialect === 'sqlite' },
     notifier,
     images,
     builds,

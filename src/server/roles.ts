@@ -73,6 +73,7 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       machines: ctx.machines,
       builds: ctx.builds,
       notifier: ctx.notifier,
+      feed: ctx.bootFeed,
       ...(ctx.enrollGuard ? { enrollGuard: ctx.enrollGuard } : {}),
       ping: () => storage.ping(),
     },

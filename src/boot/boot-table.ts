@@ -1,0 +1,194 @@
+import type { Logger } from '../core/logger.ts';
+import type { Notifier } from '../core/notifier.ts';
+import type { BootFeed, BootKey, BootRow, BootTarget, BuildBootFacts } from '../core/ports.ts';
+
+/** Tuning of the table; the defaults suit production. */
+export interface BootTableOptions {
+  /**
+   * How far back (ms) each catch-up re-reads, for feeds whose versions can commit out of order
+   * (PostgreSQL sequences: a transaction that took version 7 may commit after one that took 8).
+   * 0 for feeds that commit in order (SQLite).
+   */
+  lagMs?: number;
+  /** A catch-up at least this often (ms) even without a signal: the safety net for a lost one. */
+  pollMs?: number;
+}
+
+/**
+ * The boot server's decision table in memory: for each machine what its script needs (tag, MAC,
+ * UUID, status, published build and its token), loaded at start and kept fresh by the storage's
+ * change feed. Script requests never wait for the database, except right after this process itself
+ * changed a machine: then the next lookup waits for one catch-up, so a change made here is served at
+ * once; a change made by another process arrives with its signal (NOTIFY, or SQLite's data_version).
+ */
+export class BootTable {
+  private readonly byId = new Map<number, BootRow>();
+  private readonly byTag = new Map<string, number>();
+  private readonly byMac = new Map<string, Set<number>>();
+  private readonly byUuid = new Map<string, Set<number>>();
+  /** Published build id -> machine id. */
+  private readonly byBuild = new Map<number, number>();
+  /** Highest version applied, and what it was `lagMs` ago (where catch-ups start). */
+  private cursor = 0;
+  private readonly history: Array<{ at: number; cursor: number }> = [];
+  private refreshing: Promise<void> | undefined;
+  private again = false;
+  private stale = false;
+  private stopWatching: (() => Promise<void>) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly lagMs: number;
+  /** A catch-up started by a change made in this process, which lookups wait for. */
+  private local: Promise<void> | undefined;
+  private readonly onLocalChange = () => {
+    this.stale = true;
+    const pending = this.refresh();
+    this.local = pending;
+    void pending.finally(() => {
+      if (this.local === pending) this.local = undefined;
+    });
+  };
+
+  constructor(
+    private readonly feed: BootFeed,
+    private readonly notifier: Notifier,
+    private readonly logger: Logger,
+    options: BootTableOptions = {},
+  ) {
+    this.lagMs = options.lagMs ?? 0;
+    this.pollMs = options.pollMs ?? 1000;
+  }
+
+  private readonly pollMs: number;
+
+  /** Loads every machine and starts following changes. */
+  async start(): Promise<void> {
+    this.apply(await this.feed.changes());
+    this.notifier.on('machine.updated', this.onLocalChange);
+    this.stopWatching = await this.feed.watch(() => void this.refresh());
+    this.timer = setInterval(() => void this.refresh(), this.pollMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.notifier.off('machine.updated', this.onLocalChange);
+    await this.stopWatching?.();
+    await this.refreshing;
+  }
+
+  /** How many machines the table holds. */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** The machine (lowest id) whose `key` is `value`. */
+  async findMachine(key: BootKey, value: string): Promise<BootTarget | undefined> {
+    if (this.stale) await this.refresh();
+    else if (this.local) await this.local;
+    let id: number | undefined;
+    if (key === 'service_tag') id = this.byTag.get(value);
+    else {
+      const ids = (key === 'mac_address' ? this.byMac : this.byUuid).get(value);
+      if (ids) for (const candidate of ids) if (id === undefined || candidate < id) id = candidate;
+    }
+    const row = id === undefined ? undefined : this.byId.get(id);
+    return row && { id: row.id, serviceTag: row.serviceTag, status: row.status, imageBuildId: row.imageBuildId };
+  }
+
+  /** The owner and token of a published build. */
+  async buildFacts(buildId: number): Promise<BuildBootFacts | undefined> {
+    const machineId = this.byBuild.get(buildId);
+    const row = machineId === undefined ? undefined : this.byId.get(machineId);
+    if (!row || row.imageBuildId !== buildId || row.bootToken === null) return undefined;
+    return { machineId: row.id, bootToken: row.bootToken };
+  }
+
+  /** Catches up with the feed; concurrent calls fold into one pass plus one more. */
+  refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.again = false;
+        const wasStale = this.stale;
+        this.stale = false;
+        try {
+          this.apply(await this.feed.changes(this.since()));
+        } catch (err) {
+          if (wasStale) this.stale = true;
+          this.logger.warn({ err }, 'boot: could not read machine changes; serving what is known');
+          break;
+        }
+      } while (this.again);
+    })().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  /**
+   * Where the next catch-up starts: the cursor as it was `lagMs` ago (0 until the table is that old),
+   * so a version that committed late is still read.
+   */
+  private since(): number {
+    if (this.lagMs <= 0) return this.cursor;
+    const now = Date.now();
+    let base = 0;
+    let keep = 0;
+    for (let i = 0; i < this.history.length && now - this.history[i]!.at >= this.lagMs; i++) {
+      base = this.history[i]!.cursor;
+      keep = i;
+    }
+    this.history.splice(0, keep);
+    return base;
+  }
+
+  private apply(changes: { rows: BootRow[]; deleted: Array<{ id: number; version: number }> }): void {
+    for (const row of changes.rows) {
+      const current = this.byId.get(row.id);
+      if (current && current.version >= row.version) continue;
+      if (current) this.unindex(current);
+      this.byId.set(row.id, row);
+      this.index(row);
+      if (row.version > this.cursor) this.cursor = row.version;
+    }
+    for (const gone of changes.deleted) {
+      const current = this.byId.get(gone.id);
+      if (current && current.version < gone.version) {
+        this.unindex(current);
+        this.byId.delete(gone.id);
+      }
+      if (gone.version > this.cursor) this.cursor = gone.version;
+    }
+    if (this.lagMs > 0) this.history.push({ at: Date.now(), cursor: this.cursor });
+  }
+
+  private index(row: BootRow): void {
+    this.byTag.set(row.serviceTag, row.id);
+    addTo(this.byMac, row.macAddress, row.id);
+    if (row.systemUuid) addTo(this.byUuid, row.systemUuid, row.id);
+    if (row.imageBuildId !== null) this.byBuild.set(row.imageBuildId, row.id);
+  }
+
+  private unindex(row: BootRow): void {
+    if (this.byTag.get(row.serviceTag) === row.id) this.byTag.delete(row.serviceTag);
+    removeFrom(this.byMac, row.macAddress, row.id);
+    if (row.systemUuid) removeFrom(this.byUuid, row.systemUuid, row.id);
+    if (row.imageBuildId !== null && this.byBuild.get(row.imageBuildId) === row.id) this.byBuild.delete(row.imageBuildId);
+  }
+}
+
+function addTo(map: Map<string, Set<number>>, key: string, id: number): void {
+  let ids = map.get(key);
+  if (!ids) map.set(key, (ids = new Set()));
+  ids.add(id);
+}
+
+function removeFrom(map: Map<string, Set<number>>, key: string, id: number): void {
+  const ids = map.get(key);
+  if (!ids) return;
+  ids.delete(id);
+  if (ids.size === 0) map.delete(key);
+}
