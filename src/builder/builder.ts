@@ -57,6 +57,8 @@ export async function startBuilder(ctx: AppContext, options: BuilderOptions = {}
     workRoot: join(ctx.config.dataDir, 'builds-work'),
     timeoutMs: ctx.config.buildTimeoutSeconds * 1000,
     bootUrl: ctx.config.bootUrl,
+    nixpkgs: ctx.config.nixpkgs,
+    consoles: ctx.config.consoles,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };

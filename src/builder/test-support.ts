@@ -6,7 +6,12 @@ import { isBuildFinished } from '../core/lifecycle.ts';
 import type { Build } from '../core/types.ts';
 import type { AppContext } from '../server/context.ts';
 import { enrollmentPayload } from '../testing/context.ts';
-import { findExecutable } from './nix-build.ts';
+import { findExecutable, OFFLINE_NIX_CONFIG } from './nix-build.ts';
+
+// Tests build offline, on hosts without nix.conf: no binary caches, build users or sandbox. Set here, at
+// import, so that every server, builder and CLI process a test starts inherits it; a NIX_CONFIG already
+// set by whoever runs the tests is kept.
+process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
 
 /** Stand-in entries for builder tests (see src/builder/fixtures/). */
 export const FIXTURES = {

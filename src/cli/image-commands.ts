@@ -41,11 +41,14 @@ export function registerImageCommands(program: Command): void {
           timeoutMs: config.buildTimeoutSeconds * 1000,
           onOutput: (chunk) => process.stdout.write(chunk),
           signal: abort.signal,
+          ...(config.nixpkgs ? { nixpkgs: config.nixpkgs } : {}),
+          consoles: config.consoles,
         });
         console.log(`image: registration image published in ${published.dir}`);
         console.log(`  bzImage ${published.files.bzImage.size} bytes  sha256 ${published.files.bzImage.sha256}`);
         console.log(`  initrd  ${published.files.initrd.size} bytes  sha256 ${published.files.initrd.sha256}`);
         console.log(`  init ${published.init ?? '(none)'}  kernel parameters: ${published.kernelParams.join(' ')}`);
+        if (published.nixpkgs) console.log(`  built with ${published.nixpkgs}`);
       } catch (err) {
         if (!(err instanceof RegistrationBuildError)) throw err;
         console.error(`metal: ${err.message}; nothing was published`);
