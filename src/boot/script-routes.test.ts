@@ -52,7 +52,7 @@ function fetchScript(app: FastifyInstance, url: string) {
   });
 }
 
-const registrationScript = (selfUrl: string, headline: string, extra = '', bootMac = '\${netX/mac}') => `#!ipxe
+const registrationScript = (selfUrl: string, headline: string, extra = '', bootMac = '${netX/mac}') => `#!ipxe
 echo metal: ${headline}
 set metal_try:int32 0
 :fetch
