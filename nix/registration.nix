@@ -69,6 +69,8 @@ let
         StandardOutput = "journal";
         StandardError = "journal";
         RemainAfterExit = true;
+        # It keeps asking until the server accepts it: no start timeout.
+        TimeoutStartSec = "infinity";
       };
     };
 

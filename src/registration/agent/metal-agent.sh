@@ -29,6 +29,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 
 ROOT=${METAL_AGENT_ROOT:-}
 TIMEOUT=${METAL_AGENT_TIMEOUT:-0}
+LOAD_IPMI_DRIVERS=
 DMI=$ROOT/sys/class/dmi/id
 TMP=${TMPDIR:-/tmp}/metal-agent.$$
 mkdir -p "${TMP%/*}" 2>/dev/null
@@ -409,7 +410,8 @@ gpus_json() {
 # The BMC's LAN settings from `ipmitool lan print` (first LAN channel that answers), for power control.
 bmc_json() {
   have ipmitool || return 0
-  if [ -z "$ROOT" ] && have modprobe; then
+  # The IPMI drivers are loaded only on a real run (not --print, not in tests): it changes the machine.
+  if [ "${LOAD_IPMI_DRIVERS:-}" = 1 ] && have modprobe; then
     modprobe -q ipmi_si 2>/dev/null
     modprobe -q ipmi_devintf 2>/dev/null
   fi
@@ -568,6 +570,7 @@ case ${1:-} in
     ;;
 esac
 
+[ -z "$ROOT" ] && [ "${METAL_AGENT_NO_POWEROFF:-}" != 1 ] && LOAD_IPMI_DRIVERS=1
 enroll
 status=$?
 if [ "$status" != 0 ]; then
