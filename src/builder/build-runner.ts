@@ -7,7 +7,7 @@ import { BuildLogWriter } from './build-log-writer.ts';
 import { MAX_LOG_BYTES, type BuildQueue, type BuildRow } from './build-queue.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
 import { describeNixpkgs, runNixBuild, type NixpkgsPin } from './nix-build.ts';
-import { readResultNixpkgs } from './result-nixpkgs.ts';
+import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 
 /** Why a running build was stopped from outside nix-build. */
 export type StopReason = 'cancelled' | 'lost' | 'shutdown';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNixBuild, type NixpkgsPin } from '../builder/nix-build.ts';
-import { readResultNixpkgs } from '../builder/result-nixpkgs.ts';
+import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 
 /** The project's NixOS registration image expression. */
 export const DEFAULT_REGISTRATION_ENTRY = fileURLToPath(new URL('../../nix/registration.nix', import.meta.url));

@@ -29,6 +29,21 @@ export async function readResultNixpkgs(resultDir: string): Promise<string | und
   return formatResultNixpkgs(parsed.nixpkgs);
 }
 
+/**
+ * The `nixpkgs` object of a result's boot.json with printable strings (or null) only, to publish beside
+ * the image; undefined when there is none or it is not such an object.
+ */
+export function sanitizeResultNixpkgs(value: unknown): ResultNixpkgs | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const out: ResultNixpkgs = {};
+  for (const key of ['source', 'sha256', 'version', 'revision'] as const) {
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'string' && PRINTABLE.test(v)) out[key] = v;
+    else if (v === null && (key === 'sha256' || key === 'revision')) out[key] = null;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 /** `nixpkgs 24.05.1234.abcdef0 (revision abcdef…, sha256 …) from /srv/nixpkgs`; undefined without facts. */
 export function formatResultNixpkgs(n: ResultNixpkgs | undefined): string | undefined {
   if (!n || typeof n !== 'object') return undefined;
