@@ -66,6 +66,9 @@ let
     # A default: the machine's own module may set its own host name.
     networking.hostName = lib.mkDefault hostname;
     boot.kernelParams = map (c: "console=${c}") consoleList;
+    # What installation-device.nix brought through installer/scan/not-detected.nix: firmware that many
+    # server NICs (bnx2x, some Intel and QLogic parts) need. A default the machine's module may turn off.
+    hardware.enableRedistributableFirmware = lib.mkDefault true;
     environment.etc."metal/service-tag".text = serviceTag;
   };
 
