@@ -24,7 +24,7 @@ export function registerImageCommands(program: Command): void {
     .option('--build-timeout <seconds>', 'overrides METAL_BUILD_TIMEOUT')
     .addHelpText(
       'after',
-      '\nNeeds nix-build with nixpkgs on NIX_PATH (a NixOS host, or NIX_PATH=nixpkgs=/path/to/nixpkgs).\nExamples:\n  metal image build-registration\n  metal image build-registration --module ./site-firmware.nix --images-dir /srv/metal/images',
+      '\nNeeds nix-build and nixpkgs: METAL_NIXPKGS (a directory, or a tarball URL with #sha256=<hash>), else <nixpkgs> on NIX_PATH.\nIts consoles come from METAL_CONSOLE.\nExamples:\n  metal image build-registration\n  metal image build-registration --module ./site-firmware.nix --images-dir /srv/metal/images\n  METAL_NIXPKGS=/srv/nixpkgs metal image build-registration',
     )
     .action(async (opts: BuildRegistrationOptions) => {
       const config = configFromFlags(opts);
