@@ -3,14 +3,21 @@
 #   nix-build netboot.nix --arg configuration <dir>/configuration.nix \
 #     --argstr hostname web-01 --argstr serviceTag ABC123 -o <dir>/result
 #
-# result/ holds bzImage, initrd and boot.json ({ init, kernel_params }). The image runs a small
+# result/ holds bzImage, initrd and boot.json ({ init, kernel_params, nixpkgs }). The image runs a small
 # service that tells the boot server it came up, with the build id and per-build token the boot
 # server put on its kernel line (metal.boot_url, metal.service_tag, metal.build_id, metal.boot_token).
+# The builder also passes `consoles` (METAL_CONSOLE) and, with METAL_NIXPKGS a tarball, `nixpkgsUrl`
+# and `nixpkgsSha256`. docs/builder.md cites the nixpkgs files and options each choice relies on.
 { configuration
 , hostname
 , serviceTag
-, nixpkgs ? <nixpkgs>
+, nixpkgsUrl ? null
+, nixpkgsSha256 ? null
+  # METAL_NIXPKGS: a tarball pinned by its hash, else <nixpkgs> (NIX_PATH, or -I nixpkgs=<path>).
+, nixpkgs ? (if nixpkgsUrl == null then <nixpkgs> else builtins.fetchTarball { url = nixpkgsUrl; sha256 = nixpkgsSha256; })
 , system ? "x86_64-linux"
+  # METAL_CONSOLE: kernel consoles, space-separated; the last one is /dev/console.
+, consoles ? "tty0 ttyS0,115200 ttyS1,115200"
 }:
 let
   bootedReport = { pkgs, ... }: {
@@ -47,15 +54,27 @@ let
     };
   };
 
-  machine = { lib, ... }: {
+  consoleList = builtins.filter (c: builtins.isString c && c != "") (builtins.split " +" consoles);
+
+  machine = { lib, modulesPath, ... }: {
+    # netboot.nix and the minimal profile only: netboot-minimal.nix would bring in
+    # profiles/installation-device.nix (autologin, empty root password, sshd, a nixpkgs copy).
+    imports = [
+      (modulesPath + "/installer/netboot/netboot.nix")
+      (modulesPath + "/profiles/minimal.nix")
+    ];
+    # A default: the machine's own module may set its own host name.
     networking.hostName = lib.mkDefault hostname;
+    boot.kernelParams = map (c: "console=${c}") consoleList;
+    # What installation-device.nix brought through installer/scan/not-detected.nix: firmware that many
+    # server NICs (bnx2x, some Intel and QLogic parts) need. A default the machine's module may turn off.
+    hardware.enableRedistributableFirmware = lib.mkDefault true;
     environment.etc."metal/service-tag".text = serviceTag;
   };
 
-  nixos = import "${nixpkgs}/nixos/lib/eval-config.nix" {
+  nixos = import (nixpkgs + "/nixos/lib/eval-config.nix") {
     inherit system;
     modules = [
-      "${nixpkgs}/nixos/modules/installer/netboot/netboot-minimal.nix"
       configuration
       machine
       bootedReport
@@ -67,6 +86,13 @@ let
   bootJson = pkgs.writeText "boot.json" (builtins.toJSON {
     init = "${build.toplevel}/init";
     kernel_params = config.boot.kernelParams;
+    nixpkgs = {
+      # toString: the path as text, never a copy of the tree in the store.
+      source = if nixpkgsUrl == null then toString nixpkgs else nixpkgsUrl;
+      sha256 = nixpkgsSha256;
+      version = config.system.nixos.version;
+      revision = config.system.nixos.revision;
+    };
   });
 in
 pkgs.runCommand "metal-netboot-${hostname}" { } ''

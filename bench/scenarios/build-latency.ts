@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { OFFLINE_NIX_CONFIG } from '../../src/builder/nix-build.ts';
 import { enrollmentPayload } from '../../test/support/context.ts';
 import type { BenchContext } from '../bench-context.ts';
 import { summariseLatencies } from '../latency.ts';
@@ -40,6 +41,8 @@ export async function benchBuildLatency(bench: BenchContext): Promise<ScenarioRe
         METAL_DATA_DIR: bench.tempDir('data'),
         METAL_DATABASE_URL: database.url,
         METAL_NIX_ENTRY: STANDIN_ENTRY,
+        // The stand-in builds from host tools: offline, without build users or sandbox.
+        NIX_CONFIG: process.env.NIX_CONFIG ?? OFFLINE_NIX_CONFIG,
         METAL_BOOT_URL: 'http://127.0.0.1:8081',
         METAL_ADMIN_PASSWORD: password,
         METAL_ENROLL_RATE: '0',

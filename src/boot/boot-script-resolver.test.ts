@@ -36,7 +36,7 @@ function resolverFor(world: World): BootScriptResolver {
       return world.images?.[id] ?? { ok: false, reason: 'boot.json is missing' };
     },
   };
-  return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined }, createLogger('silent'));
+  return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'));
 }
 
 const ready: World = {

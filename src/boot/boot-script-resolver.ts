@@ -32,7 +32,7 @@ export class BootScriptResolver {
   constructor(
     private readonly reader: Pick<BootTargetReader, 'findMachine' | 'buildFacts'>,
     private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
-    private readonly settings: { bootUrl: string; enrollToken: string | undefined },
+    private readonly settings: { bootUrl: string; enrollToken: string | undefined; afterEnroll: 'reboot' | 'poweroff' | 'hold' },
     private readonly logger: Logger,
   ) {}
 
@@ -110,6 +110,8 @@ export class BootScriptResolver {
         tag,
         manifest: image.manifest,
         enrollToken: this.settings.enrollToken,
+        bootMac: mac,
+        afterEnroll: this.settings.afterEnroll,
       }),
     };
   }

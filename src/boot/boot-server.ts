@@ -22,6 +22,8 @@ export interface BootServerDeps {
   bootUrl: string;
   /** Put on the registration kernel line when set (METAL_ENROLL_TOKEN). */
   enrollToken: string | undefined;
+  /** What the registration image does after enrolling (METAL_AFTER_ENROLL). */
+  afterEnroll: 'reboot' | 'poweroff' | 'hold';
   images: ImageLayout;
   /** Machine and build facts for boot decisions, and where last_seen_at is written. */
   targets: BootTargetSource & LastSeenWriter;
@@ -76,7 +78,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
     });
     reader = cached;
   }
-  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken }, logger);
+  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken, afterEnroll: deps.afterEnroll }, logger);
   const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
 

@@ -39,10 +39,15 @@ export function scriptUrl(bootUrl: string, tag: string | undefined, mac: string 
   return `${bootUrl}/nixos/machines/${tag}.ipxe${query ? `?${query}` : ''}`;
 }
 
+/** iPXE expands it to the MAC of the NIC it is booting through (`netX` is the last one it opened). */
+export const BOOTING_NIC_MAC = '${netX/mac}';
+
 interface FetchAndBoot {
   headline: string;
   kernelUrl: string;
   kernelArgs: string[];
+  /** Fixed arguments of this module that use iPXE expansions on purpose; written as they are. */
+  expandedArgs?: string[];
   initrdUrl: string;
   /** Chained after the downloads failed DOWNLOAD_ATTEMPTS times. */
   selfUrl: string;
@@ -55,7 +60,7 @@ function fetchAndBoot(o: FetchAndBoot): string {
     'set metal_try:int32 0',
     ':fetch',
     'inc metal_try',
-    `kernel ${[o.kernelUrl, 'initrd=initrd', ...o.kernelArgs].map(word).join(' ')} || goto failed`,
+    `kernel ${[...[o.kernelUrl, 'initrd=initrd', ...o.kernelArgs].map(word), ...(o.expandedArgs ?? [])].join(' ')} || goto failed`,
     `initrd --name initrd ${word(o.initrdUrl)} || goto failed`,
     'boot || goto failed',
     ':failed',
@@ -80,6 +85,10 @@ export interface RegistrationScript {
   manifest: BootManifest;
   /** METAL_ENROLL_TOKEN, when set. */
   enrollToken: string | undefined;
+  /** The booting NIC's MAC when the request named it (`?mac=`); else iPXE fills it in. e.g. `52:54:00:12:34:56` */
+  bootMac: string | undefined;
+  /** METAL_AFTER_ENROLL: what the agent does once enrolled. */
+  afterEnroll: 'reboot' | 'poweroff' | 'hold';
 }
 
 /** For machines the server does not know: the registration image, which enrolls them. */
@@ -93,7 +102,9 @@ export function renderRegistrationScript(o: RegistrationScript): string {
       ...o.manifest.kernelParams,
       `enrollment_url=${o.bootUrl}/api/v1/enroll`,
       ...(o.enrollToken ? [`metal.enroll_token=${o.enrollToken}`] : []),
+      `metal.after=${o.afterEnroll}`,
     ],
+    expandedArgs: [`metal.boot_mac=${o.bootMac ? word(o.bootMac) : BOOTING_NIC_MAC}`],
     initrdUrl: `${base}/initrd`,
     selfUrl: o.selfUrl,
   });

@@ -54,12 +54,12 @@ function fetchScript(app: FastifyInstance, url: string) {
   });
 }
 
-const registrationScript = (selfUrl: string, headline: string, extra = '') => `#!ipxe
+const registrationScript = (selfUrl: string, headline: string, extra = '', bootMac = '${netX/mac}') => `#!ipxe
 echo metal: ${headline}
 set metal_try:int32 0
 :fetch
 inc metal_try
-kernel http://10.0.2.100/images/registration/bzImage initrd=initrd init=/nix/store/aaaa-registration/init console=ttyS0 loglevel=4 enrollment_url=http://10.0.2.100/api/v1/enroll${extra} || goto failed
+kernel http://10.0.2.100/images/registration/bzImage initrd=initrd init=/nix/store/aaaa-registration/init console=ttyS0 loglevel=4 enrollment_url=http://10.0.2.100/api/v1/enroll${extra} metal.after=reboot metal.boot_mac=${bootMac} || goto failed
 initrd --name initrd http://10.0.2.100/images/registration/initrd || goto failed
 boot || goto failed
 :failed
@@ -109,7 +109,7 @@ for (const kind of await testDatabaseKinds()) {
       );
     });
 
-    test('unknown machine: the registration image with enrollment_url', async () => {
+    test('unknown machine: the registration image with enrollment_url, the booting NIC (?mac=) and what to do after', async () => {
       writeRegistration(t.ctx);
       const body = await fetchScript(app, '/nixos/machines/NEW1.ipxe?mac=52:54:00:00:00:99&uuid=4C4C4544-0042-3510-8052-B3C04F4E3232');
       assert.equal(
@@ -117,6 +117,8 @@ for (const kind of await testDatabaseKinds()) {
         registrationScript(
           'http://10.0.2.100/nixos/machines/NEW1.ipxe?mac=52:54:00:00:00:99&uuid=4c4c4544-0042-3510-8052-b3c04f4e3232',
           'NEW1 is not enrolled, starting the registration image',
+          '',
+          '52:54:00:00:00:99',
         ),
       );
     });

@@ -7,7 +7,8 @@ import { BuildLogWriter } from './build-log-writer.ts';
 import { MAX_LOG_BYTES, type BuildQueue } from '../core/build-lifecycle.ts';
 import type { BuildRecord } from '../core/ports.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
-import { runNixBuild } from './nix-build.ts';
+import { describeNixpkgs, runNixBuild, type NixpkgsPin } from './nix-build.ts';
+import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 
 /** Why a running build was stopped from outside nix-build. */
 export type StopReason = 'cancelled' | 'lost' | 'shutdown';
@@ -27,6 +28,10 @@ export interface RunnerDeps {
   logIntervalMs: number;
   /** Extra environment for nix-build. */
   nixEnv?: Record<string, string>;
+  /** METAL_NIXPKGS; undefined: `<nixpkgs>` from NIX_PATH. */
+  nixpkgs?: NixpkgsPin | undefined;
+  /** METAL_CONSOLE */
+  consoles?: string[];
 }
 
 /** A build being run: stop it with a reason, await its end. */
@@ -88,7 +93,10 @@ async function runBuild(
     logger.info({ buildId: id, hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
+    log.write(`builder ${queue.owner}: nixpkgs ${describeNixpkgs(deps.nixpkgs)}\n`);
     const result = await runNixBuild({
+      nixpkgs: deps.nixpkgs,
+      consoles: deps.consoles,
       entry: deps.nixEntry,
       configurationFile: workspace.configurationFile,
       hostname: row.hostname,
@@ -117,6 +125,8 @@ async function runBuild(
       await finish(() => queue.fail(id, result.lastError ?? `nix-build exited with code ${result.exitCode}`));
       return;
     }
+    const resolved = await readResultNixpkgs(workspace.outLink);
+    if (resolved) log.write(`builder ${queue.owner}: built with ${resolved}\n`);
     await publish(row, deps, workspace.outLink, log, finish);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -5,7 +5,7 @@ import type { Notifier } from '../core/notifier.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import { removeStaleStaging } from '../images/image-publisher.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
-import { findExecutable } from './nix-build.ts';
+import { findExecutable, type NixpkgsPin } from './nix-build.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
@@ -42,6 +42,10 @@ export interface BuilderSettings {
   workRoot: string;
   /** METAL_BOOT_URL, for artifact URLs. */
   bootUrl: string;
+  /** METAL_NIXPKGS; undefined: `<nixpkgs>` from NIX_PATH. */
+  nixpkgs: NixpkgsPin | undefined;
+  /** METAL_CONSOLE, e.g. `['tty0', 'ttyS1,115200']`. */
+  consoles: string[];
 }
 
 /** Tuning a builder; each has a default fit for production. */
@@ -88,6 +92,8 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     workRoot: settings.workRoot,
     timeoutMs: settings.buildTimeoutSeconds * 1000,
     bootUrl: settings.bootUrl,
+    nixpkgs: settings.nixpkgs,
+    consoles: settings.consoles,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };

@@ -7,8 +7,12 @@ import { delimiter, join } from 'node:path';
  * with a timeout, and has its output captured.
  */
 
-/** Lets Nix work as root without a daemon, build users or binary caches (see docs/builder.md). */
-export const DEFAULT_NIX_CONFIG = 'build-users-group =\nsubstituters =\nsandbox = false';
+/**
+ * Nix settings for tests on a host without network or /etc/nix/nix.conf: root without a daemon or build
+ * users, no binary caches, no sandbox (the stand-in entries call host tools). The product never applies
+ * them itself: nix-build runs with the host's Nix configuration (binary caches on), see docs/builder.md.
+ */
+export const OFFLINE_NIX_CONFIG = 'build-users-group =\nsubstituters =\nsandbox = false';
 
 /** Milliseconds between SIGTERM and SIGKILL when stopping nix-build. */
 const KILL_GRACE_MS = 5000;
@@ -29,7 +33,14 @@ export interface NixBuildRequest {
   onOutput(chunk: string): void;
   /** Extra environment for the child (tests use it for stand-in entries). */
   env?: Record<string, string>;
+  /** METAL_NIXPKGS; undefined: `<nixpkgs>` from NIX_PATH. */
+  nixpkgs?: NixpkgsPin;
+  /** METAL_CONSOLE, passed as the `consoles` argument, e.g. `['tty0', 'ttyS1,115200']`. */
+  consoles?: string[];
 }
+
+/** Where nixpkgs comes from: a tree on this host, or a tarball pinned by its hash. */
+export type NixpkgsPin = { kind: 'path'; path: string } | { kind: 'tarball'; url: string; sha256: string };
 
 export interface NixBuildResult {
   outcome: 'success' | 'failed' | 'timeout' | 'aborted';
@@ -38,15 +49,35 @@ export interface NixBuildResult {
   lastError: string | undefined;
 }
 
-/** The argument array of the Nix entry interface, exactly as the contract states it. */
-export function nixBuildArgs(req: Pick<NixBuildRequest, 'entry' | 'configurationFile' | 'hostname' | 'serviceTag' | 'outLink'>): string[] {
+/**
+ * The argument array of the Nix entry interface, exactly as the contract states it, then the optional
+ * arguments (an entry without them ignores them: nix-build passes only the arguments a function names).
+ */
+export function nixBuildArgs(
+  req: Pick<NixBuildRequest, 'entry' | 'configurationFile' | 'hostname' | 'serviceTag' | 'outLink' | 'nixpkgs' | 'consoles'>,
+): string[] {
   return [
     req.entry,
     '--arg', 'configuration', req.configurationFile,
     '--argstr', 'hostname', req.hostname,
     '--argstr', 'serviceTag', req.serviceTag,
     '-o', req.outLink,
+    ...(req.consoles && req.consoles.length > 0 ? ['--argstr', 'consoles', req.consoles.join(' ')] : []),
+    ...nixpkgsArgs(req.nixpkgs),
   ];
+}
+
+/** A tree becomes `<nixpkgs>` (for the entry and any module that names it); a tarball goes to the entry with its hash. */
+export function nixpkgsArgs(pin: NixpkgsPin | undefined): string[] {
+  if (pin === undefined) return [];
+  if (pin.kind === 'path') return ['-I', `nixpkgs=${pin.path}`];
+  return ['--argstr', 'nixpkgsUrl', pin.url, '--argstr', 'nixpkgsSha256', pin.sha256];
+}
+
+/** One line for a build log saying which nixpkgs a build uses. */
+export function describeNixpkgs(pin: NixpkgsPin | undefined): string {
+  if (pin === undefined) return '<nixpkgs> from NIX_PATH (METAL_NIXPKGS is not set)';
+  return pin.kind === 'path' ? `${pin.path} (METAL_NIXPKGS)` : `${pin.url} sha256 ${pin.sha256} (METAL_NIXPKGS)`;
 }
 
 /** Full path of an executable found on PATH, or undefined. */
@@ -64,8 +95,9 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
   return undefined;
 }
 
+/** The host's environment, so nix-build keeps the host's Nix configuration (NIX_CONFIG, NIX_PATH, nix.conf). */
 function nixEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...process.env, NIX_CONFIG: process.env.NIX_CONFIG ?? DEFAULT_NIX_CONFIG, ...extra };
+  return { ...process.env, ...extra };
 }
 
 /**

@@ -16,6 +16,9 @@ describe('loadConfig', () => {
     assert.equal(c.enrollRate, 60);
     assert.equal(c.powerConcurrency, 16);
     assert.match(c.nixEntry, /\/nix\/netboot\.nix$/);
+    assert.equal(c.nixpkgs, undefined);
+    assert.deepEqual(c.consoles, ['tty0', 'ttyS0,115200', 'ttyS1,115200']);
+    assert.equal(c.afterEnroll, 'reboot');
     assert.ok(Object.isFrozen(c));
   });
 
@@ -44,6 +47,12 @@ describe('loadConfig', () => {
     ['trust proxy garbage', { METAL_TRUST_PROXY: '10.0.0.1,evil host' }, /METAL_TRUST_PROXY=.*"evil host" is not an address/],
     ['bad log level', { METAL_LOG_LEVEL: 'loud' }, /METAL_LOG_LEVEL="loud" is invalid: expected one of/],
     ['short enroll token', { METAL_ENROLL_TOKEN: 'abc' }, /METAL_ENROLL_TOKEN="\(hidden\)" is invalid/],
+    ['nixpkgs that is no nixpkgs tree', { METAL_NIXPKGS: '/nonexistent/nixpkgs' }, /METAL_NIXPKGS="\/nonexistent\/nixpkgs" is invalid: not a nixpkgs tree/],
+    ['a nixpkgs tarball without its hash', { METAL_NIXPKGS: 'https://example.org/nixpkgs.tar.gz' }, /METAL_NIXPKGS=.* is invalid: expected a path, or a tarball URL with its hash/],
+    ['a nixpkgs tarball with a malformed hash', { METAL_NIXPKGS: 'https://example.org/n.tar.gz#sha256=abc' }, /the sha256 must be in base32/],
+    ['a console with a space-separated option', { METAL_CONSOLE: 'ttyS0 115200' }, /METAL_CONSOLE="ttyS0 115200" is invalid: "115200" is not a kernel console/],
+    ['a console with shell characters', { METAL_CONSOLE: 'ttyS0;reboot' }, /METAL_CONSOLE=.* is invalid/],
+    ['an unknown after-enroll action', { METAL_AFTER_ENROLL: 'explode' }, /METAL_AFTER_ENROLL="explode" is invalid: expected one of reboot, poweroff, hold/],
   ];
   for (const [name, env, message] of invalid) {
     test(`rejects ${name}, naming the key and the value`, () => {
@@ -55,6 +64,19 @@ describe('loadConfig', () => {
       });
     });
   }
+
+  test('METAL_NIXPKGS: a nixpkgs tree (resolved) or a tarball with its hash; METAL_CONSOLE and METAL_AFTER_ENROLL', () => {
+    const stub = new URL('../registration/fixtures/stub-nixpkgs', import.meta.url).pathname;
+    assert.deepEqual(loadConfig({ METAL_NIXPKGS: stub }).nixpkgs, { kind: 'path', path: stub });
+    const sha256 = '0'.repeat(52);
+    assert.deepEqual(loadConfig({ METAL_NIXPKGS: `https://example.org/nixpkgs.tar.gz#sha256=${sha256}` }).nixpkgs, {
+      kind: 'tarball',
+      url: 'https://example.org/nixpkgs.tar.gz',
+      sha256,
+    });
+    assert.deepEqual(loadConfig({ METAL_CONSOLE: ' ttyS1,115200n8  tty0 ' }).consoles, ['ttyS1,115200n8', 'tty0']);
+    assert.equal(loadConfig({}, { METAL_AFTER_ENROLL: 'poweroff' }).afterEnroll, 'poweroff');
+  });
 
   test('parseListen accepts IPv6 and a bare port', () => {
     assert.deepEqual(parseListen('K', '[::1]:8080'), { host: '::1', port: 8080 });

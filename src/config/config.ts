@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
@@ -38,7 +39,23 @@ export interface Config {
   powerConcurrency: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** The nixpkgs images are built from; undefined: `<nixpkgs>` from the host's NIX_PATH. */
+  nixpkgs: NixpkgsSource | undefined;
+  /** Kernel consoles of every image, the last one is /dev/console. e.g. `['tty0', 'ttyS0,115200']` */
+  consoles: string[];
+  /** What a machine does once enrolled (`metal.after=` on the registration kernel line). */
+  afterEnroll: AfterEnroll;
 }
+
+/** METAL_NIXPKGS: a nixpkgs tree on this host, or a tarball pinned by its hash. */
+export type NixpkgsSource = { kind: 'path'; path: string } | { kind: 'tarball'; url: string; sha256: string };
+
+/** METAL_AFTER_ENROLL: reboot (into the hold script, then its image), poweroff, or hold (stay on). */
+export type AfterEnroll = 'reboot' | 'poweroff' | 'hold';
+export const AFTER_ENROLL_VALUES = ['reboot', 'poweroff', 'hold'] as const;
+
+/** Default METAL_CONSOLE: VGA, and the two serial ports vendors use for serial-over-LAN. */
+export const DEFAULT_CONSOLE = 'tty0 ttyS0,115200 ttyS1,115200';
 
 export interface Listen {
   host: string;
@@ -76,6 +93,9 @@ export const CONFIG_KEYS = [
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
   'METAL_POWER_CONCURRENCY',
+  'METAL_NIXPKGS',
+  'METAL_CONSOLE',
+  'METAL_AFTER_ENROLL',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -120,6 +140,9 @@ export function loadConfig(
     secretKey: raw('METAL_SECRET_KEY'),
     powerConcurrency: parseInteger('METAL_POWER_CONCURRENCY', raw('METAL_POWER_CONCURRENCY') ?? '16', 1, 256),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
+    nixpkgs: parseNixpkgs(raw('METAL_NIXPKGS')),
+    consoles: parseConsoles(raw('METAL_CONSOLE') ?? DEFAULT_CONSOLE),
+    afterEnroll: parseEnum('METAL_AFTER_ENROLL', raw('METAL_AFTER_ENROLL') ?? 'reboot', AFTER_ENROLL_VALUES),
   };
   return Object.freeze(config);
 }
@@ -242,4 +265,37 @@ function parseEnrollToken(value: string | undefined): string | undefined {
     throw new ConfigError('METAL_ENROLL_TOKEN', '(hidden)', 'expected 16 to 128 characters of A-Z a-z 0-9 . _ ~ -');
   }
   return value;
+}
+
+/** Nix's sha256 forms: base32 (52 characters), hex (64) or SRI (`sha256-…=`). */
+const NIX_SHA256 = /^(?:[0-9abcdfghijklmnpqrsvwxyz]{52}|[0-9a-f]{64}|sha256-[A-Za-z0-9+/]{43}=)$/;
+
+/** A directory holding nixpkgs, or `https://…/nixpkgs.tar.gz#sha256=<hash>` (also `file://`). */
+function parseNixpkgs(value: string | undefined): NixpkgsSource | undefined {
+  if (value === undefined) return undefined;
+  if (/^[a-z]+:\/\//.test(value)) {
+    const m = /^((?:https?|file):\/\/[^\s#"'\\]+)#sha256=([^\s]+)$/.exec(value);
+    if (!m) throw new ConfigError('METAL_NIXPKGS', value, 'expected a path, or a tarball URL with its hash: https://…/nixpkgs.tar.gz#sha256=<hash>');
+    if (!NIX_SHA256.test(m[2]!)) throw new ConfigError('METAL_NIXPKGS', value, 'the sha256 must be in base32 (52 characters), hex (64) or SRI (sha256-…=) form');
+    return { kind: 'tarball', url: m[1]!, sha256: m[2]! };
+  }
+  // eslint-disable-next-line no-control-regex
+  if (value.startsWith('-') || /[\u0000-\u001f]/.test(value)) throw new ConfigError('METAL_NIXPKGS', value, 'must be a path or a URL');
+  const path = resolve(value);
+  if (!existsSync(resolve(path, 'nixos/lib/eval-config.nix'))) {
+    throw new ConfigError('METAL_NIXPKGS', value, `not a nixpkgs tree: ${path}/nixos/lib/eval-config.nix does not exist`);
+  }
+  return { kind: 'path', path };
+}
+
+/** Space-separated kernel consoles, each `name[,options]`, e.g. `tty0 ttyS1,115200n8`. */
+function parseConsoles(value: string): string[] {
+  const items = value.trim().split(/\s+/).filter(Boolean);
+  if (items.length === 0 || items.length > 8) throw new ConfigError('METAL_CONSOLE', value, 'expected 1 to 8 consoles, e.g. tty0 ttyS0,115200');
+  for (const item of items) {
+    if (!/^[a-zA-Z][a-zA-Z0-9]{0,15}(,[0-9]{3,7}[noe]?[5-8]?r?)?$/.test(item)) {
+      throw new ConfigError('METAL_CONSOLE', value, `"${item}" is not a kernel console (name[,speed], e.g. ttyS1,115200)`);
+    }
+  }
+  return items;
 }

@@ -68,6 +68,19 @@ describe('image publication', () => {
     assert.deepEqual(readdirSync(layout.buildsDir), ['1']);
   });
 
+  test('the nixpkgs an entry records is published in boot.json, printable strings only', async () => {
+    const nixpkgs = { source: '/srv/nixpkgs', sha256: null, version: '24.05.1234.abcdef0', revision: 'abcdef0123456789abcdef0123456789abcdef01' };
+    const result = makeResult(join(work, 'r-nixpkgs'), {
+      bzImage: 'kernel-n',
+      initrd: 'initrd-n',
+      'boot.json': JSON.stringify({ ...JSON.parse(GOOD_BOOT_JSON), nixpkgs: { ...nixpkgs, extra: 'dropped', version: '24.05\n<script>' } }),
+    });
+    const { bootJson } = await publishBuildImage(layout, { buildId: 40, resultDir: result });
+    assert.deepEqual(bootJson.nixpkgs, { source: '/srv/nixpkgs', sha256: null, revision: nixpkgs.revision }, 'a version with a newline is left out');
+    const plain = makeResult(join(work, 'r-no-nixpkgs'), { bzImage: 'kernel-p', initrd: 'initrd-p', 'boot.json': GOOD_BOOT_JSON });
+    assert.equal((await publishBuildImage(layout, { buildId: 41, resultDir: plain })).bootJson.nixpkgs, undefined);
+  });
+
   test('a result already published is linked from the earlier build, not copied', async () => {
     const result = join(work, 'r1');
     const { reusedFrom, bootJson } = await publishBuildImage(layout, { buildId: 3, resultDir: result, reuseBuildId: 1 });

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { parseBootManifest } from './boot-manifest.ts';
+import { sanitizeResultNixpkgs, type ResultNixpkgs } from './result-nixpkgs.ts';
 import type { ImageLayout } from './image-layout.ts';
 
 /** The files every image holds besides boot.json. */
@@ -22,6 +23,8 @@ export interface PublishedBootJson {
   init: string;
   kernel_params: string[];
   files: Record<ImageFile, FileRecord>;
+  /** The nixpkgs the entry says the image was built from (source, sha256, version, revision), when it says. */
+  nixpkgs?: ResultNixpkgs;
 }
 
 /** A build result that cannot be published; the message is one line naming what is wrong. */
@@ -47,7 +50,7 @@ export interface PublishOutcome {
 }
 
 /** Checks that a result holds bzImage, initrd and a boot.json with `init` and `kernel_params`. */
-export async function checkBuildResult(resultDir: string): Promise<{ init: string; kernel_params: string[] }> {
+export async function checkBuildResult(resultDir: string): Promise<{ init: string; kernel_params: string[]; nixpkgs?: ResultNixpkgs }> {
   for (const name of IMAGE_FILES) {
     const st = await statOrUndefined(join(resultDir, name));
     if (!st) throw new ImageResultError(`the build result has no ${name} (expected ${join(resultDir, name)})`);
@@ -70,7 +73,8 @@ export async function checkBuildResult(resultDir: string): Promise<{ init: strin
   if (!Array.isArray(kernelParams)) throw new ImageResultError("the build result's boot.json has no kernel_params list");
   const parsed = parseBootManifest(value, true);
   if (!parsed.ok) throw new ImageResultError(`the build result's ${parsed.reason}`);
-  return { init: parsed.manifest.init!, kernel_params: parsed.manifest.kernelParams };
+  const nixpkgs = sanitizeResultNixpkgs((value as { nixpkgs?: unknown }).nixpkgs);
+  return { init: parsed.manifest.init!, kernel_params: parsed.manifest.kernelParams, ...(nixpkgs ? { nixpkgs } : {}) };
 }
 
 /**
@@ -92,7 +96,7 @@ export async function publishBuildImage(layout: ImageLayout, req: PublishRequest
       if (files) reusedFrom = req.reuseBuildId;
     }
     files ??= await copyResultFiles(req.resultDir, staging);
-    const bootJson: PublishedBootJson = { init: manifest.init, kernel_params: manifest.kernel_params, files };
+    const bootJson: PublishedBootJson = { init: manifest.init, kernel_params: manifest.kernel_params, files, ...(manifest.nixpkgs ? { nixpkgs: manifest.nixpkgs } : {}) };
     await writeDurably(join(staging, 'boot.json'), `${JSON.stringify(bootJson, null, 2)}\n`);
     await syncPath(staging);
     const final = layout.buildDir(req.buildId);

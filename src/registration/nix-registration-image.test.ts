@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { findExecutable, parseNixFile } from '../builder/nix-build.ts';
+import { findExecutable, OFFLINE_NIX_CONFIG, parseNixFile } from '../builder/nix-build.ts';
 import { AGENT_SCRIPT_PATH } from './agent/agent-runner.ts';
 import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from './nix-registration-image.ts';
 
 const STUB_NIXPKGS = fileURLToPath(new URL('./fixtures/stub-nixpkgs', import.meta.url));
 const METAL_BIN = fileURLToPath(new URL('../../bin/metal.js', import.meta.url));
-const env = { NIX_PATH: `nixpkgs=${STUB_NIXPKGS}` };
+const env = { NIX_PATH: `nixpkgs=${STUB_NIXPKGS}`, NIX_CONFIG: process.env.NIX_CONFIG ?? OFFLINE_NIX_CONFIG };
 
 function haveNix(): boolean {
   if (findExecutable('nix-build') && findExecutable('nix-instantiate')) return true;
@@ -60,7 +60,7 @@ describe('nix/registration.nix and its publication', { skip: !haveNix() }, () =>
     const bzImage = readFileSync(join(reg, 'bzImage'));
     assert.equal(bzImage.toString(), 'STUB-KERNEL\n');
     const bootJson = JSON.parse(readFileSync(join(reg, 'boot.json'), 'utf8'));
-    assert.deepEqual(bootJson.kernel_params, ['console=ttyS0,115200', 'console=tty0', 'panic=30', 'ixgbe.allow_unsupported_sfp=1', 'loglevel=4']);
+    assert.deepEqual(bootJson.kernel_params, ['console=tty0', 'console=ttyS0,115200', 'console=ttyS1,115200', 'panic=30', 'ixgbe.allow_unsupported_sfp=1', 'loglevel=4']);
     assert.match(bootJson.init, /^\/nix\/store\/[a-z0-9]{32}-stub-nixos-system-metal-registration\/init$/);
     assert.deepEqual(bootJson.files.bzImage, { size: bzImage.length, sha256: sha256(bzImage) });
     assert.deepEqual(bootJson.files.initrd, { size: 12, sha256: sha256(Buffer.from('STUB-INITRD\n')) });
@@ -71,7 +71,7 @@ describe('nix/registration.nix and its publication', { skip: !haveNix() }, () =>
     const agentInStore = /^\/bin\/sh (\/nix\/store\/[a-z0-9]{32}-metal-agent\.sh)$/.exec(execStart!)?.[1];
     assert.ok(agentInStore, execStart);
     assert.deepEqual(readFileSync(agentInStore), readFileSync(AGENT_SCRIPT_PATH));
-    for (const tool of ['dmidecode', 'util-linux', 'ethtool', 'pciutils', 'jq', 'curl', 'systemd']) assert.ok(servicePath!.split(':').includes(`/stub/${tool}`), tool);
+    for (const tool of ['dmidecode', 'util-linux', 'ethtool', 'pciutils', 'jq', 'curl', 'ipmitool', 'smartmontools', 'kmod', 'systemd']) assert.ok(servicePath!.split(':').includes(`/stub/${tool}`), tool);
   });
 
   test('a failing entry reports Nix’s error and leaves the published image as it was', async () => {
@@ -108,13 +108,14 @@ describe('nix/registration.nix and its publication', { skip: !haveNix() }, () =>
       execFile(
         process.execPath,
         [METAL_BIN, 'image', 'build-registration', '--images-dir', cliImages, '--data-dir', join(dir, 'data')],
-        { env: { ...process.env, ...env }, timeout: 120_000, encoding: 'utf8' },
+        { env: { ...process.env, ...env, METAL_CONSOLE: 'tty0 ttyS0,115200 ttyS1,115200' }, timeout: 120_000, encoding: 'utf8' },
         (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
       );
     });
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, new RegExp(`image: registration image published in ${cliImages}/registration\\n`));
-    assert.match(run.stdout, /kernel parameters: console=ttyS0,115200 console=tty0 panic=30 loglevel=4\n/);
+    assert.match(run.stdout, /kernel parameters: console=tty0 console=ttyS0,115200 console=ttyS1,115200 panic=30 loglevel=4\n/);
+    assert.match(run.stdout, /built with nixpkgs 24\.05\.stub \(revision 0123456789abcdef0123456789abcdef01234567\) from \S+stub-nixpkgs\n/);
     assert.deepEqual(readdirSync(join(cliImages, 'registration')).sort(), ['boot.json', 'bzImage', 'initrd']);
 
     const failed = await new Promise<{ code: number; stderr: string }>((resolve) => {

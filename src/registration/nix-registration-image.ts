@@ -4,7 +4,8 @@ import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runNixBuild } from '../builder/nix-build.ts';
+import { runNixBuild, type NixpkgsPin } from '../builder/nix-build.ts';
+import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 
 /** The project's NixOS registration image expression. */
 export const DEFAULT_REGISTRATION_ENTRY = fileURLToPath(new URL('../../nix/registration.nix', import.meta.url));
@@ -33,6 +34,10 @@ export interface RegistrationBuildOptions {
   /** Extra environment for nix-build (e.g. NIX_PATH). */
   env?: Record<string, string>;
   signal?: AbortSignal;
+  /** METAL_NIXPKGS; undefined: `<nixpkgs>` from NIX_PATH. */
+  nixpkgs?: NixpkgsPin;
+  /** METAL_CONSOLE, e.g. `['tty0', 'ttyS1,115200']`. */
+  consoles?: string[];
 }
 
 /** What was published under `registration/`. */
@@ -41,6 +46,8 @@ export interface PublishedRegistrationImage {
   init: string | undefined;
   kernelParams: string[];
   files: Record<'bzImage' | 'initrd', { size: number; sha256: string }>;
+  /** The nixpkgs the image was built from, as its boot.json records it, e.g. `nixpkgs 24.05.… (revision …) from …`. */
+  nixpkgs?: string;
 }
 
 /** A registration build that failed; nothing was published. */
@@ -74,6 +81,8 @@ export async function buildNixRegistrationImage(options: RegistrationBuildOption
       onOutput: options.onOutput,
       env: options.env,
       signal: options.signal,
+      nixpkgs: options.nixpkgs,
+      consoles: options.consoles,
     });
     if (result.outcome === 'timeout') throw new RegistrationBuildError(`nix-build ran longer than ${Math.round(options.timeoutMs / 1000)} s and was stopped`);
     if (result.outcome === 'aborted') throw new RegistrationBuildError('nix-build was stopped');
@@ -81,7 +90,9 @@ export async function buildNixRegistrationImage(options: RegistrationBuildOption
       throw new RegistrationBuildError(`nix-build ${entry} failed (exit ${result.exitCode})${result.lastError ? `: ${result.lastError}` : ''}`);
     }
     const boot = await readBootJson(join(outLink, 'boot.json'));
-    return await publish(options.imagesDir, outLink, boot);
+    const nixpkgs = await readResultNixpkgs(outLink);
+    const published = await publish(options.imagesDir, outLink, boot);
+    return nixpkgs ? { ...published, nixpkgs } : published;
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -64,6 +64,7 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       platform: httpPlatform(ctx),
       bootUrl: ctx.config.bootUrl,
       enrollToken: ctx.config.enrollToken,
+      afterEnroll: ctx.config.afterEnroll,
       images: ctx.images,
       targets: {
         findBootTarget: (key, value) => storage.machines.findBootTarget(key, value),
@@ -97,6 +98,8 @@ export function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Pro
         buildTimeoutSeconds: config.buildTimeoutSeconds,
         workRoot: join(config.dataDir, 'builds-work'),
         bootUrl: config.bootUrl,
+        nixpkgs: config.nixpkgs,
+        consoles: config.consoles,
       },
       signalsAcrossProcesses: ctx.storage.notifiesAcrossProcesses,
     },

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
+import { OFFLINE_NIX_CONFIG } from '../../src/builder/nix-build.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { startServer, type RunningServer } from '../../src/server/serve.ts';
 import { createLogger } from '../../src/core/logger.ts';
@@ -82,6 +83,8 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
   before(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     dataDir = mkdtempSync(join(tmpdir(), 'metal-browser-'));
+    // The stand-in entry builds from host tools: offline, without build users or sandbox.
+    process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
     const config = loadConfig({
       METAL_DATA_DIR: dataDir,
       METAL_LISTEN: '127.0.0.1:0',

@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { OFFLINE_NIX_CONFIG } from '../../src/builder/nix-build.ts';
 import { loadConfig, type ConfigKey } from '../../src/config/config.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import { startServer, type RunningServer } from '../../src/server/serve.ts';
@@ -21,6 +22,8 @@ export interface ApiServer {
 
 /** Starts the api and builder roles in this process, building with the given Nix entry. */
 export async function startApiServer(nixEntry: string, env: Partial<Record<ConfigKey, string>> = {}): Promise<ApiServer> {
+  // The stand-in entries build from host tools: offline, without build users or sandbox.
+  process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-cli-data-'));
   const config = loadConfig(
     {

@@ -6,7 +6,12 @@ import { isBuildFinished } from '../../src/core/lifecycle.ts';
 import type { Build } from '../../src/core/types.ts';
 import type { AppContext } from '../../src/server/context.ts';
 import { enrollmentPayload } from './context.ts';
-import { findExecutable } from '../../src/builder/nix-build.ts';
+import { findExecutable, OFFLINE_NIX_CONFIG } from '../../src/builder/nix-build.ts';
+
+// Tests build offline, on hosts without nix.conf: no binary caches, build users or sandbox. Set here, at
+// import, so that every server, builder and CLI process a test starts inherits it; a NIX_CONFIG already
+// set by whoever runs the tests is kept.
+process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
 
 /** Stand-in entries for builder tests (see src/builder/fixtures/). */
 export const FIXTURES = {

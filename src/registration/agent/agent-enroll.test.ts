@@ -2,6 +2,7 @@ import { buildBootServer } from '../../server/roles.ts';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -27,13 +28,13 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
   async function enroll(
     fixture: string,
     cmdlineExtra: string,
-    opts: { curl?: boolean; env?: Record<string, string>; edit?: (root: string) => void } = {},
-  ): Promise<AgentRun> {
+    opts: { curl?: boolean; env?: Record<string, string>; edit?: (root: string) => void; consoles?: boolean } = {},
+  ): Promise<AgentRun & { root: string }> {
     const root = copyFixture(fixture, `initrd=initrd console=ttyS0,115200 ${cmdlineExtra}`);
     cleanup.push(root);
     opts.edit?.(root);
     const path = [join(root, 'tools'), ...(opts.curl ? [curlPath] : []), bbPath];
-    return runAgent({ busybox: busybox!, root, path, env: opts.env });
+    return { ...(await runAgent({ busybox: busybox!, root, path, env: opts.env, consoles: opts.consoles })), root };
   }
 
   async function printed(fixture: string): Promise<{ service_tag: string; hardware: unknown }> {
@@ -63,7 +64,7 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
         test('busybox wget: 201 and the hardware stored as collected; curl the second time: 200', async () => {
           const first = await enroll('dell-r740', `enrollment_url=${url}`);
           assert.equal(first.code, 0, first.stdout + first.stderr);
-          assert.match(first.stdout, /metal-agent: service tag 7XK4Q53 from the DMI serial; primary MAC 24:6e:96:3a:5c:10\n/);
+          assert.match(first.stdout, /metal-agent: service tag 7XK4Q53 from the DMI serial; primary MAC 24:6e:96:3a:5c:10 from /);
           assert.match(first.stdout, /metal-agent: ENROLLED: 7XK4Q53 \(new machine; machine \d+, status enrolled\)\n/);
           const machine = await t.ctx.machines.get('7XK4Q53');
           assert.equal(machine.mac_address, '24:6e:96:3a:5c:10');
@@ -102,10 +103,12 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
       await t.close();
     });
 
-    test('a wrong token is refused (401, not retried, nothing stored); the right one enrolls', async () => {
-      const wrong = await enroll('hpe-dl380', `enrollment_url=${url} metal.enroll_token=${TOKEN.toUpperCase()}`, { curl: true });
+    test('a wrong token is refused (401, asked again until METAL_AGENT_TIMEOUT, nothing stored); the right one enrolls', async () => {
+      const wrong = await enroll('hpe-dl380', `enrollment_url=${url} metal.enroll_token=${TOKEN.toUpperCase()}`, { curl: true, env: { METAL_AGENT_TIMEOUT: '1' } });
       assert.equal(wrong.code, 1, wrong.stdout);
-      assert.match(wrong.stdout, /ENROLLMENT REFUSED: HTTP 401 .*wrong enrollment token/);
+      assert.match(wrong.stdout, /ENROLLMENT REFUSED \(attempt 1\): HTTP 401 .*wrong enrollment token/);
+      assert.match(wrong.stdout, /ENROLLMENT FAILED after \d+ attempts in \d+s \(METAL_AGENT_TIMEOUT=1\)/);
+      assert.match(wrong.stdout, /NOT ENROLLED \(exit status 1\); this machine stays on/);
       assert.equal((await t.ctx.machines.list({ limit: 10, offset: 0 })).total, 0);
       const right = await enroll('hpe-dl380', `enrollment_url=${url} metal.enroll_token=${TOKEN}`);
       assert.equal(right.code, 0, right.stdout);
@@ -165,13 +168,24 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
         assert.equal(requests[0]!.headers['x-metal-enroll-token'], undefined, 'no token on the command line: no header');
       });
 
-      test(`${curl ? 'curl' : 'busybox wget'}: a 400 is final, reported, and not retried`, async () => {
-        reset([400, { error: { code: 'invalid_input', message: 'service_tag is invalid' } }]);
-        const run = await enroll('dell-r740', `enrollment_url=${base}/api/v1/enroll`, { curl });
-        assert.equal(run.code, 1);
-        assert.equal(requests.length, 1);
-        assert.match(run.stdout, /ENROLLMENT REFUSED: HTTP 400/);
+      test(`${curl ? 'curl' : 'busybox wget'}: a refusal is printed on every console and asked again with backoff until the server accepts`, async () => {
+        const refusal: [number, unknown] = [400, { error: { code: 'invalid_input', message: 'service_tag is invalid' } }];
+        reset(refusal, refusal);
+        const run = await enroll('dell-r740', `enrollment_url=${base}/api/v1/enroll console=tty0 console=ttyS1,115200 metal.after=reboot`, {
+          curl,
+          consoles: true,
+          edit: (root) => ['ttyS0', 'ttyS1', 'console'].forEach((c) => writeFile(join(root, 'dev', c), '')),
+        });
+        assert.equal(run.code, 0, run.stdout);
+        assert.equal(requests.length, 3);
+        assert.match(run.stdout, /ENROLLMENT REFUSED \(attempt 1\): HTTP 400 .*; retrying in 1s\n.*ENROLLMENT REFUSED \(attempt 2\): HTTP 400 .*; retrying in 2s\n.*ENROLLED: /s);
         if (curl) assert.match(run.stdout, /service_tag is invalid/, 'curl keeps the error body');
+        for (const c of ['ttyS0', 'ttyS1']) {
+          const console = readFileSync(join(run.root, 'dev', c), 'utf8');
+          assert.match(console, /ENROLLMENT REFUSED \(attempt 2\)/, c);
+          assert.match(console, /enrolled; rebooting \(metal\.after=reboot\)/, c);
+        }
+        assert.equal(readFileSync(join(run.root, 'dev', 'console'), 'utf8'), '', 'the consoles of the kernel line, not /dev/console again');
       });
     }
 
@@ -196,6 +210,34 @@ describe('registration agent: enrolling over HTTP', { skip: !busybox }, () => {
       assert.equal(run.code, 1, run.stdout);
       assert.match(run.stdout, /attempt 1: .*; retrying in 1s\n/);
       assert.match(run.stdout, /ENROLLMENT FAILED after \d+ attempts in \d+s/);
+    });
+
+    test('metal.after: reboot, poweroff, hold; poweroff when absent or unknown; metal.agent_stay holds', async () => {
+      const cases: Array<[string, RegExp]> = [
+        ['metal.after=reboot', /enrolled; rebooting \(metal\.after=reboot\)/],
+        ['metal.after=poweroff', /enrolled; powering off \(metal\.after=poweroff\)/],
+        ['metal.after=hold', /enrolled; staying on \(metal\.after=hold\)/],
+        ['', /enrolled; powering off \(metal\.after=poweroff\)/],
+        ['metal.after=explode', /metal\.after=explode is not reboot, poweroff or hold; powering off/],
+        ['metal.after=reboot metal.agent_stay', /enrolled; staying on \(metal\.after=hold\)/],
+      ];
+      for (const [extra, message] of cases) {
+        reset();
+        const run = await enroll('supermicro', `enrollment_url=${base}/api/v1/enroll ${extra}`);
+        assert.equal(run.code, 0, run.stdout);
+        assert.match(run.stdout, message, extra);
+      }
+    });
+
+    test('a URL nobody answers, with no METAL_AGENT_TIMEOUT: still trying, never powered off', async () => {
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const port = (closed.address() as AddressInfo).port;
+      await new Promise<void>((resolve) => closed.close(() => resolve()));
+      const root = copyFixture('dell-r740', `enrollment_url=http://127.0.0.1:${port}/api/v1/enroll`);
+      cleanup.push(root);
+      // Killed by the runner's timeout while it retries: an agent that gave up would have exited.
+      await assert.rejects(runAgent({ busybox: busybox!, root, path: [join(root, 'tools'), bbPath], timeoutMs: 8000 }), /agent did not finish \(SIGTERM\).*attempt 1: .*retrying in 1s/s);
     });
 
     test('no enrollment_url, a URL that is not plain http, or a malformed token: exit 2, nothing sent', async () => {

@@ -81,6 +81,8 @@ export interface AgentRunOptions {
   timeoutMs?: number;
   /** The shell to run the script with, e.g. `/bin/bash`; default `busybox sh`. */
   shell?: string;
+  /** Leave METAL_AGENT_CONSOLE unset, so the agent writes to the consoles of the tree's kernel line. */
+  consoles?: boolean;
 }
 
 /** Runs the agent under `busybox sh` or another shell (never powering off) and resolves with its exit code and output. */
@@ -89,7 +91,7 @@ export function runAgent(opts: AgentRunOptions): Promise<AgentRun> {
     PATH: opts.path.join(delimiter),
     METAL_AGENT_ROOT: opts.root,
     METAL_AGENT_NO_POWEROFF: '1',
-    METAL_AGENT_CONSOLE: '',
+    ...(opts.consoles ? {} : { METAL_AGENT_CONSOLE: '' }),
     TMPDIR: tmpdir(),
     ...opts.env,
   };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -59,15 +59,24 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.equal(hw.memory.dimms.length, 12, 'empty slots are left out');
     assert.deepEqual(hw.memory.dimms[0], { locator: 'A1', size_bytes: 32 * GiB, type: 'DDR4', speed_mts: 2933 });
     assert.deepEqual(hw.disks, [
-      { name: 'nvme0n1', size_bytes: 3125627568 * 512, model: 'Dell Express Flash NVMe P4610 1.6TB SFF', serial: 'PHLN9430012K1P6AGN', rotational: false },
-      { name: 'sda', size_bytes: 3749707776 * 512, model: 'PERC H740P Mini', serial: '64cd98f0b8a3e00028f5a5e204f3cc5b', rotational: true },
-    ]);
+      { name: 'nvme0n1', size_bytes: 3125627568 * 512, model: 'Dell Express Flash NVMe P4610 1.6TB SFF', serial: 'PHLN9430012K1P6AGN', rotational: false, kind: 'nvme' },
+      {
+        name: 'sda',
+        size_bytes: 3749707776 * 512,
+        model: 'PERC H740P Mini',
+        serial: '64cd98f0b8a3e00028f5a5e204f3cc5b',
+        rotational: true,
+        kind: 'raid',
+        controller: 'Broadcom / LSI MegaRAID Tri-Mode SAS3508 (PERC H740P Mini)',
+      },
+    ], 'the PERC volume is a logical volume of the RAID controller lspci names');
     assert.deepEqual(hw.nics, [
       { name: 'eno1', mac: '24:6e:96:3a:5c:10', driver: 'bnxt_en', speed_mbps: 10000, link: true },
       { name: 'eno2', mac: '24:6e:96:3a:5c:12', driver: 'bnxt_en', speed_mbps: null, link: false },
       { name: 'eno3', mac: '24:6e:96:3a:5c:14', driver: 'tg3', speed_mbps: null, link: false },
     ], 'lo and the bond (no device link) are not NICs');
     assert.deepEqual(hw.gpus, [{ vendor: 'Matrox', model: 'Integrated Matrox G200eW3 Graphics Controller', pci_address: '0000:03:00.0' }]);
+    assert.deepEqual(hw.bmc, { ip: '10.20.0.41', mac: 'd0:94:66:2a:7b:30', channel: 1, ip_source: 'Static Address', netmask: '255.255.255.0', gateway: '10.20.0.1', vlan: 120 }, 'from the recorded `ipmitool lan print 1`');
   });
 
   test('HPE ProLiant DL380 Gen10: primary MAC is the first NIC with link; no lspci gives the device id', async () => {
@@ -79,7 +88,8 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.equal(p.hardware.memory.dimms.length, 12);
     assert.deepEqual(p.hardware.memory.dimms[4], { locator: 'PROC 1 DIMM 10', size_bytes: 16 * GiB, type: 'DDR4', speed_mts: 2933 });
     assert.deepEqual(p.hardware.disks[0].serial, 'S4NANE0N\u0001701234', 'a control character survives as \\u0001');
-    assert.deepEqual(p.hardware.disks[1], { name: 'sda', size_bytes: 1875385008 * 512, model: 'LOGICAL VOLUME', serial: null, rotational: true });
+    assert.deepEqual(p.hardware.disks[1], { name: 'sda', size_bytes: 1875385008 * 512, model: 'LOGICAL VOLUME', serial: null, rotational: true, kind: 'raid', controller: null }, 'a Smart Array volume; no RAID controller on this PCI bus copy');
+    assert.equal(p.hardware.bmc, undefined, 'no ipmitool: no BMC, no guess');
     assert.deepEqual(p.hardware.nics.map((n: any) => [n.name, n.driver, n.speed_mbps, n.link]), [
       ['eno1', 'tg3', null, false],
       ['ens1f0np0', 'mlx5_core', 25000, true],
@@ -102,6 +112,10 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     ]);
     assert.deepEqual(p.hardware.disks.map((d: any) => d.name), ['nvme0n1', 'sda'], 'zram is not a disk');
     assert.equal(p.hardware.disks[0].serial, 'S437NE0M900123');
+    assert.deepEqual(p.hardware.disks.map((d: any) => [d.kind, d.smart]), [
+      ['nvme', { passed: true, power_on_hours: 17322, temperature_c: 38 }],
+      ['disk', { passed: false, power_on_hours: 43811, temperature_c: 36 }],
+    ], 'SMART from the recorded smartctl output');
     assert.deepEqual(p.hardware.nics.map((n: any) => n.name), ['eno1', 'eno2'], 'a bridge is not a NIC');
     assert.deepEqual(p.hardware.gpus, [
       { vendor: 'ASPEED', model: 'ASPEED Graphics Family', pci_address: '0000:04:00.0' },
@@ -121,6 +135,58 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.deepEqual(p.hardware.disks.map((d: any) => [d.name, d.model]), [['nvme0n1', 'Samsung SSD 980 PRO 1TB'], ['sda', 'Clé USB 3.0']]);
     assert.deepEqual(p.hardware.nics[2], { name: 'eth"x\\1', mac: '70:85:c2:0b:4f:aa', driver: 'r8169', speed_mbps: null, link: false });
     assert.deepEqual(p.hardware.gpus, [{ vendor: 'ASPEED', model: '0x2000', pci_address: '0000:43:00.0' }]);
+  });
+
+  test('metal.boot_mac: the NIC that booted is primary, not a BMC USB NIC or a management port that sorts first', async () => {
+    const addNic = (root: string, name: string, mac: string, driver: string, carrier: string) => {
+      const dir = join(root, 'sys/class/net', name);
+      writeFile(join(dir, 'address'), `${mac}\n`);
+      writeFile(join(dir, 'carrier'), `${carrier}\n`);
+      writeFile(join(dir, 'device/driver/.keep'), '');
+      rmSync(join(dir, 'device/driver'), { recursive: true });
+      symlinkSync(`../../../../bus/drivers/${driver}`, join(dir, 'device/driver'));
+    };
+    const layout = (root: string, cmdline: string) => {
+      // A Supermicro board: 1G eno1/eno2 without link, the BMC's USB NIC (up, sorts before ens2f0),
+      // and the 25G port that network-booted.
+      writeFile(join(root, 'sys/class/net/eno1/carrier'), '0\n');
+      addNic(root, 'enp0s20f0u1u6', 'be:3a:f2:b6:05:9f', 'cdc_ether', '1');
+      addNic(root, 'ens2f0', '0c:42:a1:7e:55:10', 'mlx5_core', '1');
+      writeFile(join(root, 'proc/cmdline'), `${cmdline}\n`);
+    };
+    const byName = await printCopy('supermicro', (root) => layout(root, 'console=ttyS1,115200'));
+    assert.equal(byName.mac_address, 'be:3a:f2:b6:05:9f', 'without metal.boot_mac: the BMC USB NIC, the defect metal.boot_mac fixes');
+    const booted = await printCopy('supermicro', (root) => layout(root, 'console=ttyS1,115200 metal.boot_mac=0C:42:A1:7E:55:10'));
+    assert.equal(booted.mac_address, '0c:42:a1:7e:55:10');
+    assert.deepEqual(booted.hardware.nics.filter((n: any) => n.boot).map((n: any) => n.name), ['ens2f0'], 'the booting NIC is marked');
+    assert.equal(booted.service_tag, 'S348290X9A25847', 'the identity is still the serial');
+    const unknown = await printCopy('supermicro', (root) => layout(root, 'metal.boot_mac=00:11:22:33:44:55'));
+    assert.equal(unknown.mac_address, 'be:3a:f2:b6:05:9f', 'a MAC of no NIC here falls back to the first NIC with link');
+    const garbage = await printCopy('supermicro', (root) => layout(root, 'metal.boot_mac=${netX/mac}'));
+    assert.equal(garbage.mac_address, 'be:3a:f2:b6:05:9f', 'an unexpanded or malformed value is ignored');
+  });
+
+  test('white box: board vendor and name from DMI', async () => {
+    const p = await printCopy('whitebox-placeholder', (root) => {
+      writeFile(dmi(root, 'board_vendor'), 'ASRockRack\n');
+      writeFile(dmi(root, 'board_name'), 'ROMED8-2T\n');
+    });
+    assert.deepEqual([p.hardware.board_vendor, p.hardware.board_name], ['ASRockRack', 'ROMED8-2T']);
+  });
+
+  test('BMC: the first LAN channel that answers; no MAC in the output means no BMC', async () => {
+    const ch2 = await printCopy('dell-r740', (root) => {
+      const tool = join(root, 'tools/ipmitool');
+      writeFileSync(tool, readFileSync(tool, 'utf8').replace('  1) exec cat', '  2) exec cat'));
+    });
+    assert.equal(ch2.hardware.bmc.channel, 2);
+    const dhcp = await printCopy('dell-r740', (root) => {
+      const out = join(root, 'tools/ipmitool-lan-print-1.txt');
+      writeFileSync(out, readFileSync(out, 'utf8').replace('Static Address', 'DHCP Address').replace('10.20.0.41', '0.0.0.0').replace('802.1q VLAN ID          : 120', '802.1q VLAN ID          : Disabled'));
+    });
+    assert.deepEqual(dhcp.hardware.bmc, { ip: null, mac: 'd0:94:66:2a:7b:30', channel: 1, ip_source: 'DHCP Address', netmask: '255.255.255.0', gateway: '10.20.0.1' });
+    const none = await printCopy('dell-r740', (root) => writeFileSync(join(root, 'tools/ipmitool-lan-print-1.txt'), 'Set in Progress         : Set Complete\n'));
+    assert.equal(none.hardware.bmc, undefined);
   });
 
   test('identity: no UUID gives the primary MAC without colons; no link at all gives the first NIC', async () => {
@@ -230,7 +296,7 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
       writeFile(join(root, 'sys/block/vda/queue/rotational'), '1\n');
       writeFile(join(root, 'sys/block/vda/serial'), 'LAB-DISK-1');
     });
-    assert.deepEqual(p.hardware.disks.at(-1), { name: 'vda', size_bytes: 2 * GiB, model: null, serial: 'LAB-DISK-1', rotational: true });
+    assert.deepEqual(p.hardware.disks.at(-1), { name: 'vda', size_bytes: 2 * GiB, model: null, serial: 'LAB-DISK-1', rotational: true, kind: 'disk' });
   });
 
   test('bash and GNU tools (the NixOS image’s shell) give the same payloads as busybox', async (t) => {

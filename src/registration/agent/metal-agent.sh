@@ -1,31 +1,35 @@
 #!/bin/sh
 # metal-agent: the registration agent. Collects this machine's hardware, picks its service tag and
-# posts the enrollment payload to the enrollment_url= on the kernel command line, then powers off.
+# posts the enrollment payload to the enrollment_url= on the kernel command line, then reboots, powers
+# off or stays on as metal.after= says. A failed enrollment is retried with backoff, its reason printed
+# on every console each time, and the machine never powers off on its own after a failure.
 #
-# Runs under busybox alone (sh, awk, sed, tr, wget); uses dmidecode, lsblk, ethtool, lspci, jq and
-# curl when they are on PATH.
+# Runs under busybox alone (sh, awk, sed, tr, wget); uses dmidecode, lsblk, ethtool, lspci, jq, curl,
+# ipmitool (BMC address) and smartctl (disk health) when they are on PATH.
 #
 # Usage: metal-agent.sh [--print]
 #   --print   print the payload JSON on stdout and exit (no network, no power-off)
 # Environment:
 #   METAL_AGENT_ROOT           prefix of every file read (/proc, /sys, /dev/console); default: empty (/);
 #                              the tools on PATH must then describe the same tree
-#   METAL_AGENT_TIMEOUT        seconds to keep retrying the enrollment URL; default 600
-#   METAL_AGENT_NO_POWEROFF=1  exit instead of powering off (also: metal.agent_stay on the command line)
-#   METAL_AGENT_CONSOLE        where results are also written; default $METAL_AGENT_ROOT/dev/console,
-#                              empty: stdout only
+#   METAL_AGENT_TIMEOUT        seconds to keep trying before giving up; default 0: never give up
+#   METAL_AGENT_NO_POWEROFF=1  exit instead of rebooting or powering off (also: metal.agent_stay)
+#   METAL_AGENT_CONSOLE        space-separated files the messages are also written to; default: every
+#                              console= of the kernel line (else /dev/console); empty: stdout only
 # Kernel command line:
 #   enrollment_url=http://host:port/api/v1/enroll   where to post (required unless --print)
 #   metal.enroll_token=TOKEN                        sent as the X-Metal-Enroll-Token header
-#   metal.agent_stay                                do not power off
-# Exit status: 0 enrolled (or printed), 1 enrollment failed, 2 cannot run (no URL, no NIC).
+#   metal.boot_mac=MAC                              the NIC the machine network-booted from: the primary MAC
+#   metal.after=reboot|poweroff|hold                what to do once enrolled; default poweroff
+#   metal.agent_stay                                do not reboot or power off
+# Exit status: 0 enrolled (or printed), 1 gave up (METAL_AGENT_TIMEOUT), 2 cannot run (no URL, no NIC).
 
 export LC_ALL=C
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 
 ROOT=${METAL_AGENT_ROOT:-}
-TIMEOUT=${METAL_AGENT_TIMEOUT:-600}
-CONSOLE=${METAL_AGENT_CONSOLE-$ROOT/dev/console}
+TIMEOUT=${METAL_AGENT_TIMEOUT:-0}
+LOAD_IPMI_DRIVERS=
 DMI=$ROOT/sys/class/dmi/id
 TMP=${TMPDIR:-/tmp}/metal-agent.$$
 mkdir -p "${TMP%/*}" 2>/dev/null
@@ -69,11 +73,15 @@ function jstr(s, max,   out, n, i, c, b, b2, need, j, ok, count) {
 }
 '
 
-# say MESSAGE: one line on stdout and the console, control characters (terminal escapes) shown as '?'.
+# say MESSAGE: one line on stdout and every console, control characters (terminal escapes) shown as '?'.
 say() {
   line=$(printf 'metal-agent: %s\n' "$*" | awk '{ gsub(/[\001-\037\177]/, "?"); printf "%s%s", (NR > 1 ? " " : ""), $0 }')
   printf '%s\n' "$line"
-  if [ -n "$CONSOLE" ] && [ -w "$CONSOLE" ]; then printf '%s\n' "$line" >"$CONSOLE" 2>/dev/null; fi
+  set -f
+  for c in $CONSOLES; do
+    [ -w "$c" ] && printf '%s\n' "$line" >>"$c" 2>/dev/null
+  done
+  set +f
 }
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -146,6 +154,23 @@ cmdline_arg() {
   return 1
 }
 
+# The consoles of the kernel line (console=ttyS1,115200 -> /dev/ttyS1), else /dev/console: where
+# the outcome must be readable, whichever one the site's serial-over-LAN or screen shows.
+console_files() {
+  if [ "${METAL_AGENT_CONSOLE+set}" = set ]; then printf '%s\n' "$METAL_AGENT_CONSOLE"; return 0; fi
+  found=
+  set -f
+  for w in $(rd "$ROOT/proc/cmdline"); do
+    case $w in console=*)
+      c=${w#console=}; c=${c%%,*}
+      case $c in '' | *[!A-Za-z0-9]*) ;; *) found="$found $ROOT/dev/$c" ;; esac
+      ;;
+    esac
+  done
+  set +f
+  printf '%s\n' "${found:-$ROOT/dev/console}"
+}
+
 cpu_json() {
   J=
   eval "$(awk -F': *' '
@@ -197,7 +222,51 @@ memory_json() {
   printf '{%s}' "$J"
 }
 
+# Logical volumes of hardware RAID controllers, by the model they report (PERC, Smart Array, MegaRAID, ...).
+is_logical_volume() {
+  case $(lower "$1") in
+    *"logical volume"* | perc* | *" perc "* | *megaraid* | mr9* | *raid* | *"virtual disk"* | *virtual_disk* | *"smart array"*) return 0 ;;
+  esac
+  return 1
+}
+
+# The first RAID controller on the PCI bus (class 0x0104), named by lspci when present.
+raid_controller() {
+  for d in "$ROOT"/sys/bus/pci/devices/*; do
+    case $(trim "$(rd "$d/class")") in 0x0104??) ;; *) continue ;; esac
+    addr=${d##*/}
+    if have lspci; then
+      line=$(lspci -mm -s "$addr" 2>/dev/null | head -n 1)
+      name=$(printf '%s' "$line" | awk -F'"' '{ v = $4; m = $6; s = $10; printf "%s%s%s", v, (v != "" && m != "" ? " " : ""), m; if (s != "") printf " (%s)", s }')
+      [ -n "$(trim "$name")" ] && { printf '%s' "$name"; return 0; }
+    fi
+    printf 'PCI %s:%s at %s' "$(trim "$(rd "$d/vendor")")" "$(trim "$(rd "$d/device")")" "$addr"
+    return 0
+  done
+}
+
+# SMART health of one disk from smartctl (when present): passed, power-on hours, temperature.
+smart_json() {
+  have smartctl || return 0
+  timeout 30 smartctl -H -A "/dev/$1" 2>/dev/null | awk '
+    /overall-health self-assessment test result:|SMART Health Status:/ {
+      v = $NF; if (v == "PASSED" || v == "OK") passed = "true"; else if (v != "") passed = "false"
+    }
+    /^[ \t]*9 Power_On_Hours/ { split($10, p, /[^0-9]/); hours = p[1] }
+    /^Power On Hours:/ { h = $4; gsub(/,/, "", h); hours = h }
+    /^(19[04]) (Temperature_Celsius|Airflow_Temperature_Cel)/ && temp == "" { split($10, p, /[^0-9]/); temp = p[1] }
+    /^Temperature:/ && temp == "" { temp = $2 }
+    END {
+      if (passed == "") exit
+      printf "{\"passed\":%s", passed
+      if (hours ~ /^[0-9]+$/) printf ",\"power_on_hours\":%s", hours
+      if (temp ~ /^[0-9]+$/) printf ",\"temperature_c\":%s", temp
+      printf "}"
+    }'
+}
+
 disks_json() {
+  RAID_CONTROLLER=$(raid_controller)
   out=
   for b in "$ROOT"/sys/block/*; do
     [ -e "$b" ] || continue
@@ -219,6 +288,15 @@ disks_json() {
     jadd_str_or_null model "$model"
     jadd_str_or_null serial "$serial"
     case $(trim "$(rd "$b/queue/rotational")") in 0) jadd rotational false ;; 1) jadd rotational true ;; *) jadd rotational null ;; esac
+    if is_logical_volume "$model $(rd "$b/device/vendor")"; then
+      # A RAID controller's logical volume: its model, size and serial are the controller's, not a disk's.
+      jadd kind '"raid"'
+      jadd_str_or_null controller "$RAID_CONTROLLER"
+    else
+      case $name in nvme*) jadd kind '"nvme"' ;; *) jadd kind '"disk"' ;; esac
+      smart=$(smart_json "$name")
+      [ -n "$smart" ] && jadd smart "$smart"
+    fi
     out="${out:+$out,}{$J}"
   done
   printf '[%s]' "$out"
@@ -262,22 +340,41 @@ nics_json() {
     jadd_str_or_null driver "${drv##*/}"
     jadd speed_mbps "$(nic_speed "$n" "$name")"
     jadd link "$(nic_link "$n")"
+    [ -n "$BOOT_MAC" ] && [ "$(lower "$(trim "$(rd "$n/address")")")" = "$BOOT_MAC" ] && jadd boot true
     out="${out:+$out,}{$J}"
   done <"$TMP.nics"
   printf '[%s]' "$out"
 }
 
+# The primary MAC: the NIC the machine network-booted from (metal.boot_mac=, which iPXE filled in),
+# else the first physical NIC by name with link, else the first physical NIC. By name alone the pick is
+# often a BMC's USB NIC or a 1G management port.
 primary_mac() {
-  first=
+  PRIMARY_MAC=
   physical_nics >"$TMP.nics"
+  if [ -n "$BOOT_MAC" ]; then
+    while IFS= read -r name; do
+      if [ "$(lower "$(trim "$(rd "$ROOT/sys/class/net/$name/address")")")" = "$BOOT_MAC" ]; then
+        PRIMARY_MAC=$BOOT_MAC PRIMARY_SOURCE="the NIC it booted from, $name (metal.boot_mac)"
+        return 0
+      fi
+    done <"$TMP.nics"
+    PRIMARY_SOURCE="metal.boot_mac=$BOOT_MAC is no NIC of this machine"
+  else
+    PRIMARY_SOURCE="no metal.boot_mac on the kernel line"
+  fi
+  first=
   while IFS= read -r name; do
     n=$ROOT/sys/class/net/$name
     mac=$(lower "$(trim "$(rd "$n/address")")")
     is_mac "$mac" || continue
     [ -z "$first" ] && first=$mac
-    if [ "$(nic_link "$n")" = true ]; then printf '%s' "$mac"; return 0; fi
+    if [ "$(nic_link "$n")" = true ]; then
+      PRIMARY_MAC=$mac PRIMARY_SOURCE="the first NIC with link, $name ($PRIMARY_SOURCE)"
+      return 0
+    fi
   done <"$TMP.nics"
-  printf '%s' "$first"
+  PRIMARY_MAC=$first PRIMARY_SOURCE="the first NIC, none has link ($PRIMARY_SOURCE)"
 }
 
 gpu_vendor_name() {
@@ -310,11 +407,42 @@ gpus_json() {
   printf '[%s]' "$out"
 }
 
+# The BMC's LAN settings from `ipmitool lan print` (first LAN channel that answers), for power control.
+bmc_json() {
+  have ipmitool || return 0
+  # The IPMI drivers are loaded only on a real run (not --print, not in tests): it changes the machine.
+  if [ "${LOAD_IPMI_DRIVERS:-}" = 1 ] && have modprobe; then
+    modprobe -q ipmi_si 2>/dev/null
+    modprobe -q ipmi_devintf 2>/dev/null
+  fi
+  for ch in 1 2 3 4 5 6 7 8; do
+    timeout 20 ipmitool lan print "$ch" >"$TMP.bmc" 2>/dev/null || continue
+    grep -q '^MAC Address' "$TMP.bmc" || continue
+    J=
+    field() { awk -v k="$1" 'index($0, k) == 1 { sub(/^[^:]*:[ \t]*/, ""); print; exit }' "$TMP.bmc"; }
+    ip=$(trim "$(field 'IP Address  ')")
+    case $ip in '' | 0.0.0.0) jadd ip null ;; *) jadd_str ip "$ip" 64 ;; esac
+    mac=$(lower "$(trim "$(field 'MAC Address')")")
+    if is_mac "$mac"; then jadd_str mac "$mac" 64; else jadd mac null; fi
+    jadd channel "$ch"
+    jadd_str ip_source "$(field 'IP Address Source')" 64
+    jadd_str netmask "$(field 'Subnet Mask')" 64
+    gw=$(trim "$(field 'Default Gateway IP')")
+    [ "$gw" != 0.0.0.0 ] && jadd_str gateway "$gw" 64
+    vlan=$(trim "$(field '802.1q VLAN ID')")
+    case $vlan in '' | *[!0-9]*) ;; *) jadd vlan "$vlan" ;; esac
+    printf '{%s}' "$J"
+    return 0
+  done
+}
+
 # Builds the payload into $TMP.json and sets SERVICE_TAG and PRIMARY_MAC.
 build_payload() {
+  BOOT_MAC=$(lower "$(cmdline_arg metal.boot_mac)")
+  is_mac "$BOOT_MAC" || BOOT_MAC=
   serial=$(dmi product_serial system-serial-number)
   uuid=$(lower "$(dmi product_uuid system-uuid)")
-  PRIMARY_MAC=$(primary_mac)
+  primary_mac
   if ! is_placeholder_serial "$serial" && is_service_tag "$serial"; then
     SERVICE_TAG=$serial TAG_SOURCE="DMI serial"
   elif is_uuid "$uuid"; then
@@ -329,12 +457,16 @@ build_payload() {
   jadd_str model "$(dmi product_name system-product-name)"
   jadd_str serial "$serial"
   is_uuid "$uuid" && jadd_str uuid "$uuid"
+  jadd_str board_vendor "$(dmi board_vendor baseboard-manufacturer)"
+  jadd_str board_name "$(dmi board_name baseboard-product-name)"
   jadd bios "$(J=; jadd_str vendor "$(dmi bios_vendor bios-vendor)"; jadd_str version "$(dmi bios_version bios-version)"; jadd_str date "$(dmi bios_date bios-release-date)"; printf '{%s}' "$J")"
   jadd cpu "$(cpu_json)"
   jadd memory "$(memory_json)"
   jadd disks "$(disks_json)"
   jadd nics "$(nics_json)"
   jadd gpus "$(gpus_json)"
+  bmc=$(bmc_json)
+  [ -n "$bmc" ] && jadd bmc "$bmc"
   if ! printf '{"service_tag":%s,"mac_address":%s,"hardware":{%s}}\n' "$(js "$SERVICE_TAG" 64)" "$(js "$PRIMARY_MAC" 64)" "$J" >"$TMP.json"; then
     say "cannot write $TMP.json; set TMPDIR to a writable directory"
     return 1
@@ -380,7 +512,7 @@ enroll() {
   fi
   build_payload || return 2
   if [ -z "$SERVICE_TAG" ] || [ -z "$PRIMARY_MAC" ]; then say "no usable serial, UUID or network interface; cannot enroll"; return 2; fi
-  say "service tag $SERVICE_TAG from the $TAG_SOURCE; primary MAC $PRIMARY_MAC"
+  say "service tag $SERVICE_TAG from the $TAG_SOURCE; primary MAC $PRIMARY_MAC from $PRIMARY_SOURCE"
   say "posting to $url"
   start=$(date +%s)
   delay=1
@@ -395,30 +527,35 @@ enroll() {
         say "ENROLLED: $SERVICE_TAG ($how; machine $(response_field id), status $(response_field status))"
         return 0
         ;;
-      408 | 425 | 429 | 5?? | '') ;;
+      408 | 425 | 429 | 5?? | '')
+        reason=${HTTP_CODE:+HTTP $HTTP_CODE}
+        reason=${reason:-$(head -n 1 "$TMP.err" 2>/dev/null)}
+        reason="attempt $attempt: ${reason:-no answer}"
+        ;;
       *)
-        say "ENROLLMENT REFUSED: HTTP $HTTP_CODE $(head -c 400 "$TMP.resp" 2>/dev/null)"
-        return 1
+        # The server saw the request and refused it (wrong token, a payload it rejects): it stays
+        # refused until someone changes the server, so say why on every console and keep asking.
+        reason="ENROLLMENT REFUSED (attempt $attempt): HTTP $HTTP_CODE $(head -c 400 "$TMP.resp" 2>/dev/null)"
         ;;
     esac
     elapsed=$(($(date +%s) - start))
-    left=$((TIMEOUT - elapsed))
-    reason=${HTTP_CODE:+HTTP $HTTP_CODE}
-    reason=${reason:-$(head -n 1 "$TMP.err" 2>/dev/null)}
-    if [ "$left" -le 0 ]; then
-      say "ENROLLMENT FAILED after $attempt attempts in ${elapsed}s: ${reason:-no answer}"
+    if [ "$TIMEOUT" -gt 0 ] && [ "$elapsed" -ge "$TIMEOUT" ]; then
+      say "$reason"
+      say "ENROLLMENT FAILED after $attempt attempts in ${elapsed}s (METAL_AGENT_TIMEOUT=$TIMEOUT)"
       return 1
     fi
-    [ "$delay" -gt "$left" ] && delay=$left
-    say "attempt $attempt: ${reason:-no answer}; retrying in ${delay}s"
+    if [ "$TIMEOUT" -gt 0 ] && [ "$delay" -gt $((TIMEOUT - elapsed)) ]; then delay=$((TIMEOUT - elapsed)); fi
+    say "$reason; retrying in ${delay}s"
     sleep "$delay"
     delay=$((delay * 2))
     [ "$delay" -gt 30 ] && delay=30
   done
 }
 
-cleanup() { rm -f "$TMP.json" "$TMP.resp" "$TMP.err" "$TMP.nics"; }
+cleanup() { rm -f "$TMP.json" "$TMP.resp" "$TMP.err" "$TMP.nics" "$TMP.bmc"; }
 trap cleanup EXIT
+case $TIMEOUT in *[!0-9]*) TIMEOUT=0 ;; esac
+CONSOLES=$(console_files)
 
 case ${1:-} in
   --print)
@@ -433,11 +570,24 @@ case ${1:-} in
     ;;
 esac
 
+[ -z "$ROOT" ] && [ "${METAL_AGENT_NO_POWEROFF:-}" != 1 ] && LOAD_IPMI_DRIVERS=1
 enroll
 status=$?
-if [ "${METAL_AGENT_NO_POWEROFF:-}" = 1 ] || [ -n "$ROOT" ] || cmdline_arg metal.agent_stay >/dev/null; then
+if [ "$status" != 0 ]; then
+  # Never powered off after a failure: the reason stays on the screen and the serial console.
+  say "NOT ENROLLED (exit status $status); this machine stays on so the reason above can be read"
   exit "$status"
 fi
-say "powering off"
+after=$(cmdline_arg metal.after) || after=poweroff
+case $after in reboot | poweroff | hold) ;; *) say "metal.after=$after is not reboot, poweroff or hold; powering off"; after=poweroff ;; esac
+cmdline_arg metal.agent_stay >/dev/null && after=hold
+case $after in
+  hold) say "enrolled; staying on (metal.after=hold)"; exit 0 ;;
+  reboot) say "enrolled; rebooting (metal.after=reboot): the boot server holds this machine until its image is built" ;;
+  poweroff) say "enrolled; powering off (metal.after=poweroff)" ;;
+esac
+if [ "${METAL_AGENT_NO_POWEROFF:-}" = 1 ] || [ -n "$ROOT" ]; then
+  exit 0
+fi
 sync
-poweroff -f
+if [ "$after" = reboot ]; then reboot -f; else poweroff -f; fi

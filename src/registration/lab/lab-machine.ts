@@ -22,6 +22,12 @@ export interface LabMachine {
   product: string;
   /** SMBIOS UUID, or undefined to let QEMU leave it unset. */
   uuid: string | undefined;
+  /**
+   * A second NIC placed before the booting one (a lower PCI address, so Linux names it first), on a
+   * network of its own and without a boot ROM: a management port or a BMC's USB NIC that has link but
+   * does not PXE-boot. e.g. `52:54:00:aa:00:01`
+   */
+  managementNicMac?: string;
 }
 
 /** Options as a person gives them; anything left out gets a default. */
@@ -36,6 +42,7 @@ export interface LabMachineInput {
   manufacturer?: string;
   product?: string;
   uuid?: string;
+  managementNicMac?: string;
 }
 
 /** A lab machine option that cannot be used; the message names the option and the value. */
@@ -63,7 +70,12 @@ export function parseLabMachine(input: LabMachineInput): LabMachine {
   const product = input.product ?? 'Virtual Server';
   if (!SMBIOS_TEXT.test(manufacturer)) throw new LabMachineError('manufacturer', manufacturer, 'expected letters, digits, spaces and . , ( ) _ + -');
   if (!SMBIOS_TEXT.test(product)) throw new LabMachineError('product', product, 'expected letters, digits, spaces and . , ( ) _ + -');
+  const managementNicMac = input.managementNicMac?.toLowerCase();
+  if (managementNicMac !== undefined && (!MAC_PATTERN.test(managementNicMac) || (parseInt(managementNicMac.slice(0, 2), 16) & 1) === 1 || managementNicMac === mac)) {
+    throw new LabMachineError('management-nic-mac', input.managementNicMac, 'expected a unicast MAC other than the booting NIC’s');
+  }
   return {
+    ...(managementNicMac !== undefined ? { managementNicMac } : {}),
     serial: input.serial,
     uefi: input.uefi ?? false,
     mac,

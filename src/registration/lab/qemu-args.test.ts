@@ -46,6 +46,19 @@ describe('qemuArguments', () => {
     ]);
   });
 
+  test('a management NIC comes first, on its own confined network, without a boot ROM; the second NIC boots', () => {
+    const args = qemuArguments(parseLabMachine({ serial: 'TWO1', mac: '52:54:00:00:00:02', managementNicMac: '52:54:00:00:00:01' }), files, firmware);
+    const netdevs = args.flatMap((a, i) => (a === '-netdev' || (a === '-device' && args[i + 1]!.startsWith('virtio-net')) ? [args[i + 1]!] : []));
+    assert.deepEqual(netdevs, [
+      'user,id=n1,restrict=on,net=10.0.3.0/24',
+      'virtio-net-pci,netdev=n1,mac=52:54:00:00:00:01,romfile=',
+      'user,id=n0,restrict=on,tftp=/tmp/vm/tftp,bootfile=http://10.0.2.100/nixos/machines/${serial}.ipxe,guestfwd=tcp:10.0.2.100:80-cmd:/bin/busybox nc 127.0.0.1 8081',
+      'virtio-net-pci,netdev=n0,mac=52:54:00:00:00:02,bootindex=1',
+    ]);
+    assert.throws(() => parseLabMachine({ serial: 'TWO1', mac: '52:54:00:00:00:02', managementNicMac: '52:54:00:00:00:02' }), /--management-nic-mac .* other than the booting NIC/);
+    assert.throws(() => parseLabMachine({ serial: 'TWO1', managementNicMac: 'x,romfile=/etc/passwd' }), /management-nic-mac/);
+  });
+
   test('the serial console goes to a file when one is given', () => {
     const args = qemuArguments(parseLabMachine({ serial: 'F1' }), { ...files, consoleLog: '/tmp/vm/console.log' }, firmware);
     assert.equal(args[args.indexOf('-serial') + 1], 'file:/tmp/vm/console.log');

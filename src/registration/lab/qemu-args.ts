@@ -53,6 +53,13 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
     '-m', String(machine.memoryMb),
     '-smp', String(machine.cpus),
     '-smbios', smbios,
+    ...(machine.managementNicMac
+      ? [
+          // Confined like n0, on another subnet, with nothing to boot: `romfile=` leaves it without a boot ROM.
+          '-netdev', 'user,id=n1,restrict=on,net=10.0.3.0/24',
+          '-device', `virtio-net-pci,netdev=n1,mac=${machine.managementNicMac},romfile=`,
+        ]
+      : []),
     '-netdev', netdev,
     '-device', `virtio-net-pci,netdev=n0,mac=${machine.mac},bootindex=1`,
     '-drive', `file=${files.disk},format=raw,if=none,id=d0`,

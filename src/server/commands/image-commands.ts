@@ -24,7 +24,7 @@ export function registerImageCommands(program: Command): void {
     .option('--build-timeout <seconds>', 'overrides METAL_BUILD_TIMEOUT')
     .addHelpText(
       'after',
-      '\nNeeds nix-build with nixpkgs on NIX_PATH (a NixOS host, or NIX_PATH=nixpkgs=/path/to/nixpkgs).\nExamples:\n  metal image build-registration\n  metal image build-registration --module ./site-firmware.nix --images-dir /srv/metal/images',
+      '\nNeeds nix-build and nixpkgs: METAL_NIXPKGS (a directory, or a tarball URL with #sha256=<hash>), else <nixpkgs> on NIX_PATH.\nIts consoles come from METAL_CONSOLE.\nExamples:\n  metal image build-registration\n  metal image build-registration --module ./site-firmware.nix --images-dir /srv/metal/images\n  METAL_NIXPKGS=/srv/nixpkgs metal image build-registration',
     )
     .action(async (opts: BuildRegistrationOptions) => {
       const config = configFromFlags(opts);
@@ -41,11 +41,14 @@ export function registerImageCommands(program: Command): void {
           timeoutMs: config.buildTimeoutSeconds * 1000,
           onOutput: (chunk) => process.stdout.write(chunk),
           signal: abort.signal,
+          ...(config.nixpkgs ? { nixpkgs: config.nixpkgs } : {}),
+          consoles: config.consoles,
         });
         console.log(`image: registration image published in ${published.dir}`);
         console.log(`  bzImage ${published.files.bzImage.size} bytes  sha256 ${published.files.bzImage.sha256}`);
         console.log(`  initrd  ${published.files.initrd.size} bytes  sha256 ${published.files.initrd.sha256}`);
         console.log(`  init ${published.init ?? '(none)'}  kernel parameters: ${published.kernelParams.join(' ')}`);
+        if (published.nixpkgs) console.log(`  built with ${published.nixpkgs}`);
       } catch (err) {
         if (!(err instanceof RegistrationBuildError)) throw err;
         console.error(`metal: ${err.message}; nothing was published`);

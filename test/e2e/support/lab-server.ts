@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { OFFLINE_NIX_CONFIG } from '../../../src/builder/nix-build.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { LAB_BOOT_URL } from '../../../src/registration/lab/lab-machine.ts';
 import { buildRegistrationImage } from '../../../src/registration/lab/registration-image.ts';
@@ -35,6 +36,8 @@ export interface LabServer {
  * stand-in Nix entry, builds the lab registration image, and signs in as the first admin.
  */
 export async function startLabServer(db: TestDatabase): Promise<LabServer> {
+  // The stand-in entry builds from host tools: offline, without build users or sandbox.
+  process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-e2e-'));
   const password = randomBytes(18).toString('base64url');
   const config = loadConfig(
@@ -48,6 +51,8 @@ export async function startLabServer(db: TestDatabase): Promise<LabServer> {
       METAL_ADMIN_PASSWORD: password,
       METAL_ENROLL_RATE: '0',
       METAL_BUILD_TIMEOUT: '300',
+      // The lab's VMs end when the machine powers off.
+      METAL_AFTER_ENROLL: 'poweroff',
       METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'warn',
     },
     {},
