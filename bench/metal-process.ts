@@ -44,6 +44,7 @@ export async function startMetal(options: MetalProcessOptions): Promise<MetalPro
       METAL_LISTEN: '127.0.0.1:0',
       METAL_BOOT_LISTEN: '127.0.0.1:0',
       METAL_LOG_LEVEL: 'info',
+      METAL_BUILD_UNSANDBOXED: '1',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

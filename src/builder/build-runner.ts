@@ -7,7 +7,7 @@ import { BuildLogWriter } from './build-log-writer.ts';
 import { MAX_LOG_BYTES, type BuildQueue } from '../core/build-lifecycle.ts';
 import type { BuildRecord } from '../core/ports.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
-import { describeNixpkgs, runNixBuild, type NixpkgsPin } from './nix-build.ts';
+import { describeNixpkgs, runNixBuild, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 
 /** Why a running build was stopped from outside nix-build. */
@@ -20,6 +20,8 @@ export interface RunnerDeps {
   notifier: Notifier;
   logger: Logger;
   nixEntry: string;
+  /** Where nix-build's builds run (see chooseIsolation). */
+  isolation: BuildIsolation;
   /** Build directories go below it, e.g. `<data dir>/builds-work`. */
   workRoot: string;
   timeoutMs: number;
@@ -93,10 +95,16 @@ async function runBuild(
     logger.info({ buildId: id, hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
+    log.write(
+      deps.isolation === 'daemon'
+        ? `builder ${queue.owner}: builds run in the Nix daemon's sandbox; evaluation is restricted to the entry, this build's files and nixpkgs\n`
+        : `builder ${queue.owner}: WARNING: building without a sandbox (METAL_BUILD_UNSANDBOXED=1); evaluation is restricted to the entry, this build's files and nixpkgs\n`,
+    );
     log.write(`builder ${queue.owner}: nixpkgs ${describeNixpkgs(deps.nixpkgs)}\n`);
     const result = await runNixBuild({
       nixpkgs: deps.nixpkgs,
       consoles: deps.consoles,
+      isolation: deps.isolation,
       entry: deps.nixEntry,
       configurationFile: workspace.configurationFile,
       hostname: row.hostname,

@@ -5,7 +5,7 @@ import type { Notifier } from '../core/notifier.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import { removeStaleStaging } from '../images/image-publisher.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
-import { findExecutable, type NixpkgsPin } from './nix-build.ts';
+import { findExecutable, hasNixDaemon, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
@@ -46,6 +46,22 @@ export interface BuilderSettings {
   nixpkgs: NixpkgsPin | undefined;
   /** METAL_CONSOLE, e.g. `['tty0', 'ttyS1,115200']`. */
   consoles: string[];
+  /** METAL_BUILD_UNSANDBOXED: without a Nix daemon, build anyway, without a sandbox. */
+  buildUnsandboxed: boolean;
+}
+
+/**
+ * Where this host's builds run: the Nix daemon's sandbox when there is a daemon; without one, only
+ * when METAL_BUILD_UNSANDBOXED allows it, since a configuration's derivations would then run as this
+ * user with everything it can read.
+ */
+export function chooseIsolation(settings: Pick<BuilderSettings, 'buildUnsandboxed'>, daemon = hasNixDaemon()): BuildIsolation {
+  if (daemon) return 'daemon';
+  if (settings.buildUnsandboxed) return 'unsandboxed';
+  throw new Error(
+    'builder: no Nix daemon on this host (no /nix/var/nix/daemon-socket/socket, NIX_REMOTE is not "daemon"), so builds would run without a sandbox as this user; ' +
+      'use a Nix daemon (a NixOS builder host), or set METAL_BUILD_UNSANDBOXED=1 to accept that (see docs/builder.md)',
+  );
 }
 
 /** Tuning a builder; each has a default fit for production. */
@@ -80,6 +96,9 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   // Where other processes' requests arrive as signals the poll is only a safety net; elsewhere it is faster.
   const defaultPollMs = deps.signalsAcrossProcesses ? 1000 : 250;
   const pollMs = Math.min(options.pollMs ?? defaultPollMs, 1000, Math.max(50, Math.floor(leaseMs / 2)));
+  const hasNix = findExecutable('nix-build') !== undefined;
+  // Without nix-build every build fails with a clear message anyway; the check matters where Nix runs.
+  const isolation = hasNix ? chooseIsolation(settings) : settings.buildUnsandboxed ? 'unsandboxed' : 'daemon';
   const queue = deps.builds.queueFor({ kind: 'builder', name }, leaseMs);
   const running = new Map<number, RunningBuild>();
   const logger = deps.logger.child({ builder: name });
@@ -94,6 +113,7 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     bootUrl: settings.bootUrl,
     nixpkgs: settings.nixpkgs,
     consoles: settings.consoles,
+    isolation,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };
@@ -151,7 +171,8 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   notifier.on('build.cancelled', onCancelled);
 
   const timer = setInterval(() => void sweep().then(pump), pollMs);
-  if (!findExecutable('nix-build')) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
+  if (isolation === 'unsandboxed') logger.warn('builder: building without a sandbox (METAL_BUILD_UNSANDBOXED=1): a configuration\'s derivations run as this user');
+  if (!hasNix) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
   logger.info({ concurrency: settings.buildConcurrency, entry: runner.nixEntry, leaseMs }, `builder: ${name} ready`);
   await removeStaleStaging(deps.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
   await sweep();

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 
 /**
  * The only module that runs Nix tools. Every call takes an argument array (never a shell string), runs
@@ -37,6 +37,39 @@ export interface NixBuildRequest {
   nixpkgs?: NixpkgsPin;
   /** METAL_CONSOLE, passed as the `consoles` argument, e.g. `['tty0', 'ttyS1,115200']`. */
   consoles?: string[];
+  /** Where builds run: in the Nix daemon's sandbox, or in this process's user without one. */
+  isolation?: BuildIsolation;
+}
+
+/**
+ * How a build is kept from the host: `daemon` builds go through the host's Nix daemon (sandboxed,
+ * as its build users); `unsandboxed` builds run nix-build here as this user (METAL_BUILD_UNSANDBOXED).
+ */
+export type BuildIsolation = 'daemon' | 'unsandboxed';
+
+/** The Nix daemon's socket on a multi-user Nix install (NixOS, the Nix installer's daemon mode). */
+export const NIX_DAEMON_SOCKET = '/nix/var/nix/daemon-socket/socket';
+
+/** Whether a Nix daemon can take this host's builds. */
+export function hasNixDaemon(env: NodeJS.ProcessEnv = process.env, socket = NIX_DAEMON_SOCKET): boolean {
+  return env.NIX_REMOTE === 'daemon' || existsSync(socket);
+}
+
+/**
+ * Evaluation limits every build runs with, whatever the host's Nix configuration says: only the
+ * entry's directory, the build's workspace, and the nixpkgs in use (METAL_NIXPKGS or NIX_PATH) are
+ * readable; no import from derivation (nothing is built, so nothing runs, while evaluating); no
+ * native code (`builtins.exec`); a pinned tarball is the only URL that may be fetched.
+ */
+export function evaluationLimitArgs(req: Pick<NixBuildRequest, 'entry' | 'configurationFile' | 'nixpkgs'>): string[] {
+  return [
+    '--option', 'restrict-eval', 'true',
+    '--option', 'allow-import-from-derivation', 'false',
+    '--option', 'allow-unsafe-native-code-during-evaluation', 'false',
+    '--option', 'allowed-uris', req.nixpkgs?.kind === 'tarball' ? req.nixpkgs.url : '',
+    '-I', `metal-entry=${dirname(req.entry)}`,
+    '-I', `metal-workspace=${dirname(req.configurationFile)}`,
+  ];
 }
 
 /** Where nixpkgs comes from: a tree on this host, or a tarball pinned by its hash. */
@@ -105,7 +138,7 @@ function nixEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
  * nix-build is told to stop when this process dies, even by SIGKILL.
  */
 export function runNixBuild(req: NixBuildRequest): Promise<NixBuildResult> {
-  const args = nixBuildArgs(req);
+  const args = [...nixBuildArgs(req), ...evaluationLimitArgs(req)];
   if (!findExecutable('nix-build')) {
     return Promise.reject(new Error('nix-build is not installed or not on PATH (see docs/builder.md)'));
   }
@@ -118,7 +151,8 @@ export function runNixBuild(req: NixBuildRequest): Promise<NixBuildResult> {
       resolve({ outcome: 'aborted', exitCode: null, lastError: undefined });
       return;
     }
-    const child = spawn(command, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: nixEnv(req.env) });
+    const env = nixEnv({ ...(req.isolation === 'daemon' ? { NIX_REMOTE: 'daemon' } : {}), ...req.env });
+    const child = spawn(command, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
     let lastError: string | undefined;
     let stopping: 'timeout' | 'aborted' | undefined;
     let killTimer: NodeJS.Timeout | undefined;

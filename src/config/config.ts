@@ -27,6 +27,11 @@ export interface Config {
   buildConcurrency: number;
   /** How long a builder's claim on a build holds without renewal, in ms (it renews at a third of it). */
   buildLeaseMs: number;
+  /**
+   * Lets a builder without a Nix daemon run nix-build without a sandbox (METAL_BUILD_UNSANDBOXED=1):
+   * the configuration's derivations then run as this user with access to this host.
+   */
+  buildUnsandboxed: boolean;
   /** Enrollments accepted per minute from one source address; 0 means no limit. */
   enrollRate: number;
   /** Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges). */
@@ -87,6 +92,7 @@ export const CONFIG_KEYS = [
   'METAL_BUILD_TIMEOUT',
   'METAL_BUILD_CONCURRENCY',
   'METAL_BUILD_LEASE_SECONDS',
+  'METAL_BUILD_UNSANDBOXED',
   'METAL_ENROLL_RATE',
   'METAL_TRUST_PROXY',
   'METAL_ENROLL_TOKEN',
@@ -134,6 +140,7 @@ export function loadConfig(
     buildTimeoutSeconds: parseInteger('METAL_BUILD_TIMEOUT', raw('METAL_BUILD_TIMEOUT') ?? '3600', 1, 7 * 86400),
     buildConcurrency: parseInteger('METAL_BUILD_CONCURRENCY', raw('METAL_BUILD_CONCURRENCY') ?? '1', 1, 64),
     buildLeaseMs: parseSeconds('METAL_BUILD_LEASE_SECONDS', raw('METAL_BUILD_LEASE_SECONDS') ?? '30', 0.2, 3600),
+    buildUnsandboxed: parseFlag('METAL_BUILD_UNSANDBOXED', raw('METAL_BUILD_UNSANDBOXED') ?? '0'),
     enrollRate: parseInteger('METAL_ENROLL_RATE', raw('METAL_ENROLL_RATE') ?? '60', 0, 1_000_000),
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
@@ -159,6 +166,13 @@ function parseSeconds(key: string, value: string, min: number, max: number): num
   const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
   if (!(n >= min && n <= max)) throw new ConfigError(key, value, `expected seconds from ${min} to ${max}`);
   return Math.round(n * 1000);
+}
+
+/** `1`/`true`/`yes` or `0`/`false`/`no`. */
+function parseFlag(key: string, value: string): boolean {
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw new ConfigError(key, value, 'expected 1 or 0 (true or false)');
 }
 
 function parseEnum<T extends string>(key: string, value: string, allowed: readonly T[]): T {

@@ -100,6 +100,7 @@ export function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Pro
         bootUrl: config.bootUrl,
         nixpkgs: config.nixpkgs,
         consoles: config.consoles,
+        buildUnsandboxed: config.buildUnsandboxed,
       },
       signalsAcrossProcesses: ctx.storage.notifiesAcrossProcesses,
     },

@@ -92,6 +92,7 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
       METAL_BOOT_URL: 'http://127.0.0.1:8081',
       METAL_NIX_ENTRY: resolve('src/builder/fixtures/standin-ok.nix'),
       METAL_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      METAL_BUILD_UNSANDBOXED: '1',
       METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
     });
     server = await startServer(config, createLogger(config.logLevel), ['api', 'builder']);

@@ -34,6 +34,7 @@ export async function startApiServer(nixEntry: string, env: Partial<Record<Confi
       METAL_ADMIN_PASSWORD: ADMIN_PASSWORD,
       METAL_NIX_ENTRY: nixEntry,
       METAL_ENROLL_RATE: '0',
+      METAL_BUILD_UNSANDBOXED: '1',
       METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
       ...env,
     },

@@ -32,6 +32,7 @@ export async function createAuthTestContext(db: TestDatabase, env: Partial<Recor
     METAL_LISTEN: '127.0.0.1:0',
     METAL_BOOT_LISTEN: '127.0.0.1:0',
     METAL_BOOT_URL: 'http://10.0.2.100',
+    METAL_BUILD_UNSANDBOXED: '1',
     METAL_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
     METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
     ...env,

@@ -11,6 +11,7 @@ import { startServer, type RunningServer } from '../../../src/server/serve.ts';
 import type { TestDatabase } from '../../support/databases.ts';
 
 /** The bootable stand-in for nix/netboot.nix. */
+const PROJECT_ROOT = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
 export const STANDIN_ENTRY = new URL('../nix/standin-netboot.nix', import.meta.url).pathname;
 
 /** A JSON response: status and parsed body. */
@@ -38,6 +39,11 @@ export interface LabServer {
 export async function startLabServer(db: TestDatabase): Promise<LabServer> {
   // The stand-in entry builds from host tools: offline, without build users or sandbox.
   process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
+  // Evaluation is restricted to the entry's folder; the stand-in also reads the lab's init scripts
+  // from src/, which a search-path entry makes readable.
+  if (!(process.env.NIX_PATH ?? '').includes('metal-project=')) {
+    process.env.NIX_PATH = [process.env.NIX_PATH, `metal-project=${PROJECT_ROOT}`].filter(Boolean).join(':');
+  }
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-e2e-'));
   const password = randomBytes(18).toString('base64url');
   const config = loadConfig(
@@ -51,6 +57,7 @@ export async function startLabServer(db: TestDatabase): Promise<LabServer> {
       METAL_ADMIN_PASSWORD: password,
       METAL_ENROLL_RATE: '0',
       METAL_BUILD_TIMEOUT: '300',
+      METAL_BUILD_UNSANDBOXED: '1',
       // The lab's VMs end when the machine powers off.
       METAL_AFTER_ENROLL: 'poweroff',
       METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'warn',
