@@ -27,6 +27,8 @@ export interface Principal {
   actor: Actor;
   /** Sessions only: the SHA-256 of the session token (to end it, or keep it on a password change). */
   sessionHash?: string;
+  /** API tokens only: the SHA-256 of the token (to look it up again while a stream is open). */
+  tokenHash?: string;
 }
 
 export interface AuthServiceOptions {
@@ -140,7 +142,19 @@ export class AuthService {
     // A token never acts above its owner's current role.
     const role = lowerRole(found.tokenRole!, found.userRole);
     const actor: Actor = { kind: 'token', name: `${found.username}/${found.tokenName}`, role, id: found.id };
-    return { kind: 'token', userId: found.userId, username: found.username, credentialId: found.id, actor };
+    return { kind: 'token', userId: found.userId, username: found.username, credentialId: found.id, actor, tokenHash: hash };
+  }
+
+  /**
+   * Whether the credential behind a principal still works: not signed out, revoked or expired, and its
+   * user neither disabled nor removed. Long-lived responses (log streams) ask it again and again.
+   */
+  async isStillValid(principal: Principal): Promise<boolean> {
+    const hash = principal.kind === 'session' ? principal.sessionHash : principal.tokenHash;
+    if (hash === undefined) return false;
+    const found = principal.kind === 'session' ? await this.storage.credentials.findSession(hash) : await this.storage.credentials.findToken(hash);
+    if (!found || found.disabled || found.revokedAt || found.userId !== principal.userId) return false;
+    return found.expiresAt === null || Date.parse(found.expiresAt) > Date.now();
   }
 
   /** The CSRF token of a session: an HMAC of the session token, so it needs no storage. */
