@@ -62,7 +62,24 @@ describe('authentication in a running `metal serve` and `metal user`', () => {
       const login = (password: string) =>
         fetch(`${server.addresses.api}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bob', password }) });
       assert.equal((await login('bob-password-1')).status, 401);
-      assert.equal((await login('bob-password-2')).status, 200);
+      const session = await login('bob-password-2');
+      assert.equal(session.status, 200);
+      // A new password revokes the user's API tokens, unless --keep-tokens.
+      const { token: sessionToken } = (await session.json()) as { token: string };
+      const minted = await fetch(`${server.addresses.api}/api/v1/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${sessionToken}` },
+        body: JSON.stringify({ name: 'ci' }),
+      });
+      assert.equal(minted.status, 201);
+      const { token } = (await minted.json()) as { token: string };
+      const works = async () => (await fetch(`${server.addresses.api}/api/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+      const kept = await runMetal(['user', 'passwd', 'bob', '--password-stdin', '--keep-tokens'], env, 'bob-password-3\n');
+      assert.equal(kept.code, 0, kept.stderr);
+      assert.equal(await works(), 200);
+      const reset = await runMetal(['user', 'passwd', 'bob', '--password-stdin'], env, 'bob-password-4\n');
+      assert.equal(reset.code, 0, reset.stderr);
+      assert.equal(await works(), 401);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;

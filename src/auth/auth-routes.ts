@@ -20,7 +20,11 @@ const Me = Type.Object({
   token_name: Type.Optional(Type.String()),
 });
 const PasswordBody = Type.Object(
-  { current_password: Type.String({ maxLength: PASSWORD_MAX_LENGTH }), new_password: Type.String({ maxLength: PASSWORD_MAX_LENGTH }) },
+  {
+    current_password: Type.String({ maxLength: PASSWORD_MAX_LENGTH }),
+    new_password: Type.String({ maxLength: PASSWORD_MAX_LENGTH }),
+    keep_tokens: Type.Optional(Type.Boolean({ description: 'keep your API tokens working (by default they are revoked)' })),
+  },
   { additionalProperties: false },
 );
 
@@ -80,11 +84,15 @@ export function registerAuthRoutes(app: FastifyInstance, auth: AuthService): voi
     '/api/v1/auth/password',
     {
       config: { access: 'viewer' },
-      schema: { tags: ['auth'], summary: 'Change your own password; your other sessions end', body: PasswordBody, response: { 204: Type.Null(), ...errorResponses(400, 401, 403) } },
+      schema: { tags: ['auth'], summary: 'Change your own password; your other sessions end and your API tokens are revoked unless keep_tokens', body: PasswordBody, response: { 204: Type.Null(), ...errorResponses(400, 401, 403) } },
     },
     async (request, reply) => {
       const p = principal(request);
-      await auth.users.changeOwnPassword(p.userId, request.body.current_password, request.body.new_password, p.actor, p.sessionHash);
+      await auth.users.changeOwnPassword(p.userId, request.body.current_password, request.body.new_password, p.actor, {
+        ...(p.sessionHash !== undefined ? { sessionHash: p.sessionHash } : {}),
+        ...(p.kind === 'token' ? { tokenId: p.credentialId } : {}),
+        ...(request.body.keep_tokens !== undefined ? { keepTokens: request.body.keep_tokens } : {}),
+      });
       return reply.code(204).send();
     },
   );

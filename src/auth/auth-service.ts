@@ -27,12 +27,14 @@ export interface Principal {
   actor: Actor;
   /** Sessions only: the SHA-256 of the session token (to end it, or keep it on a password change). */
   sessionHash?: string;
+  /** API tokens only: the SHA-256 of the token (to look it up again while a stream is open). */
+  tokenHash?: string;
 }
 
 export interface AuthServiceOptions {
-  /** Sign-in failures allowed per username before 429 (refilling over `loginWindowSeconds`). */
-  loginAttemptsPerUser?: number;
-  /** Sign-in failures allowed per source address. */
+  /** Sign-in failures allowed per (source address, username) before 429, e.g. 5 (refilling over `loginWindowSeconds`). */
+  loginAttemptsPerAddressAndUser?: number;
+  /** Sign-in failures allowed per source address across usernames, e.g. 20. */
   loginAttemptsPerAddress?: number;
   loginWindowSeconds?: number;
   now?: () => number;
@@ -54,7 +56,7 @@ export class AuthService {
   readonly tokens: TokenService;
   readonly secretBox: SecretBox;
   private readonly hasher = new PasswordHasher();
-  private readonly perUser: RateLimiter;
+  private readonly perAddressAndUser: RateLimiter;
   private readonly perAddress: RateLimiter;
   private readonly csrfKey: Buffer;
 
@@ -69,21 +71,26 @@ export class AuthService {
     this.secretBox = new SecretBox(secretKey);
     this.csrfKey = createHmac('sha256', secretKey).update('metal csrf key').digest();
     const window = options.loginWindowSeconds ?? 15 * 60;
-    this.perUser = new RateLimiter({ capacity: options.loginAttemptsPerUser ?? 5, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
+    this.perAddressAndUser = new RateLimiter({ capacity: options.loginAttemptsPerAddressAndUser ?? 5, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
     this.perAddress = new RateLimiter({ capacity: options.loginAttemptsPerAddress ?? 20, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
   }
 
   /**
    * Checks a username and password and opens a session. Wrong user and wrong password get the same
-   * answer in about the same time; too many failures per user or address get 429.
+   * answer in about the same time. Failures are counted per (address, username) and per address, never
+   * per username alone: nobody can lock an account for others, and a correct password from an address
+   * that has not failed always signs in. Too many failures get 429.
    */
   async login(username: string, password: string, address: string): Promise<LoginResult> {
-    const userKey = username.toLowerCase();
-    const byUser = this.perUser.take(userKey);
-    const byAddress = this.perAddress.take(address);
-    if (!byUser.allowed || !byAddress.allowed) {
-      const wait = Math.max(byUser.allowed ? 0 : byUser.retryAfterSeconds, byAddress.allowed ? 0 : byAddress.retryAfterSeconds);
-      throw new RateLimitedError(`too many failed sign-in attempts; try again in ${wait} s`, wait);
+    const addressKey = loginAddressKey(address);
+    const pairKey = `${addressKey} ${username.toLowerCase()}`;
+    const byPair = this.perAddressAndUser.take(pairKey);
+    const byAddress = this.perAddress.take(addressKey);
+    if (!byPair.allowed || !byAddress.allowed) {
+      if (byPair.allowed) this.perAddressAndUser.refund(pairKey);
+      if (byAddress.allowed) this.perAddress.refund(addressKey);
+      const wait = Math.max(byPair.allowed ? 0 : byPair.retryAfterSeconds, byAddress.allowed ? 0 : byAddress.retryAfterSeconds);
+      throw new RateLimitedError(`too many failed sign-in attempts from this address; try again in ${wait} s`, wait);
     }
     const user = await this.storage.users.findByUsername(username);
     const ok = user ? await this.hasher.verify(user.password_hash, password) : await this.hasher.verifyDummy(password);
@@ -96,8 +103,8 @@ export class AuthService {
       });
       throw new UnauthorizedError(GENERIC_LOGIN_FAILURE);
     }
-    this.perUser.reset(userKey);
-    this.perAddress.refund(address);
+    this.perAddressAndUser.reset(pairKey);
+    this.perAddress.refund(addressKey);
     const token = generateToken(SESSION_PREFIX);
     const now = nowIso();
     const expiresAt = new Date(Date.parse(now) + SESSION_TTL_SECONDS * 1000).toISOString();
@@ -135,7 +142,19 @@ export class AuthService {
     // A token never acts above its owner's current role.
     const role = lowerRole(found.tokenRole!, found.userRole);
     const actor: Actor = { kind: 'token', name: `${found.username}/${found.tokenName}`, role, id: found.id };
-    return { kind: 'token', userId: found.userId, username: found.username, credentialId: found.id, actor };
+    return { kind: 'token', userId: found.userId, username: found.username, credentialId: found.id, actor, tokenHash: hash };
+  }
+
+  /**
+   * Whether the credential behind a principal still works: not signed out, revoked or expired, and its
+   * user neither disabled nor removed. Long-lived responses (log streams) ask it again and again.
+   */
+  async isStillValid(principal: Principal): Promise<boolean> {
+    const hash = principal.kind === 'session' ? principal.sessionHash : principal.tokenHash;
+    if (hash === undefined) return false;
+    const found = principal.kind === 'session' ? await this.storage.credentials.findSession(hash) : await this.storage.credentials.findToken(hash);
+    if (!found || found.disabled || found.revokedAt || found.userId !== principal.userId) return false;
+    return found.expiresAt === null || Date.parse(found.expiresAt) > Date.now();
   }
 
   /** The CSRF token of a session: an HMAC of the session token, so it needs no storage. */
@@ -152,6 +171,21 @@ export class AuthService {
       this.logger.warn({ err }, 'auth: could not record last use');
     }
   }
+}
+
+/**
+ * The key sign-in failures are counted under for an address: IPv4 as is (also when mapped into IPv6),
+ * IPv6 by its /64, since one holder gets a whole /64 and could otherwise rotate through it.
+ */
+export function loginAddressKey(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail = ''] = address.toLowerCase().split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 function lowerRole(a: Role, b: Role): Role {

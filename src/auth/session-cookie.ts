@@ -25,6 +25,39 @@ export async function logOutWithCookie(auth: AuthService, request: FastifyReques
   void reply.header('set-cookie', `${SESSION_COOKIE}=; Max-Age=0; ${cookieAttributes(request)}`);
 }
 
+/** `Sec-Fetch-Site` values a browser sends for a request this site itself made (or the user typed). */
+const OWN_FETCH_SITES = new Set(['same-origin', 'none']);
+
+/**
+ * Refuses (ForbiddenError) a browser request sent by another site. A browser's `Sec-Fetch-Site`
+ * decides when present (`same-origin` or `none` pass); otherwise an `Origin` must name this server's
+ * own host (as the request's Host, or X-Forwarded-Host from a trusted proxy); `Origin: null` is
+ * refused. Requests with neither header (scripts, curl) pass. The login form uses it: it has no
+ * session yet, so no CSRF token, and a cross-site post would sign the browser into the attacker's
+ * account (login CSRF).
+ */
+export function checkSameOrigin(request: FastifyRequest): void {
+  const site = request.headers['sec-fetch-site'];
+  if (typeof site === 'string') {
+    if (OWN_FETCH_SITES.has(site.trim().toLowerCase())) return;
+    throw new ForbiddenError(`refused: the form was sent from another site (Sec-Fetch-Site: ${site.slice(0, 40)}); open this server's login page and sign in there`);
+  }
+  const origin = request.headers.origin;
+  if (typeof origin === 'string' && originHost(origin) !== request.host.toLowerCase()) {
+    throw new ForbiddenError(`refused: the form was sent from another site (Origin: ${origin.slice(0, 100)}); open this server's login page and sign in there`);
+  }
+}
+
+/** The host[:port] of an Origin header, or undefined for `null` and anything that is not an http(s) origin. */
+function originHost(origin: string): string | undefined {
+  try {
+    const url = new URL(origin.trim());
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host.toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The CSRF token to embed in the dashboard's forms (`_csrf`) or htmx headers (`x-csrf-token`); undefined without a cookie session. */
 export function csrfToken(request: FastifyRequest): string | undefined {
   return requestAuth(request)?.csrf;

@@ -16,7 +16,12 @@ const CreateBody = Type.Object(
   { additionalProperties: false },
 );
 const UpdateBody = Type.Object(
-  { role: Type.Optional(RoleSchema), disabled: Type.Optional(Type.Boolean()), password: Type.Optional(Type.String({ maxLength: PASSWORD_MAX_LENGTH })) },
+  {
+    role: Type.Optional(RoleSchema),
+    disabled: Type.Optional(Type.Boolean({ description: 'true ends the user’s sessions and revokes their API tokens' })),
+    password: Type.Optional(Type.String({ maxLength: PASSWORD_MAX_LENGTH, description: 'ends the user’s sessions and revokes their API tokens unless keep_tokens' })),
+    keep_tokens: Type.Optional(Type.Boolean({ description: 'with password: keep the user’s API tokens working' })),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 const UserParam = Type.Object({ id: Type.String({ maxLength: 64, description: 'numeric id, or the username' }) });

@@ -55,11 +55,14 @@ export class UserService {
 
   /**
    * Changes a user's role, disabled flag or password (admin). The last enabled admin cannot be demoted
-   * or disabled; a new password or a disabled account ends the user's sessions.
+   * or disabled. A new password ends the user's sessions and revokes their API tokens (unless
+   * `keep_tokens`); disabling does both, so re-enabling brings neither back.
    */
-  async update(ref: string, changes: { role?: string; disabled?: boolean; password?: string }, actor: Actor): Promise<User> {
+  async update(ref: string, changes: { role?: string; disabled?: boolean; password?: string; keep_tokens?: boolean }, actor: Actor): Promise<User> {
     if (changes.role !== undefined) checkRole(changes.role);
     if (changes.password !== undefined) checkPasswordStrength(changes.password);
+    if (changes.keep_tokens !== undefined && changes.password === undefined) throw new InvalidInputError('keep_tokens applies only with a new password');
+    if (changes.keep_tokens === true && changes.disabled === true) throw new InvalidInputError('keep_tokens cannot be used when disabling: a disabled account loses its tokens');
     const passwordHash = changes.password !== undefined ? await this.hasher.hash(changes.password) : undefined;
     const target = await this.get(ref);
     return this.storage.transaction(async (tx) => {
@@ -67,25 +70,32 @@ export class UserService {
       if (losesAdmin && (await tx.users.countActiveAdmins()) <= 1) {
         throw new ConflictError(`${target.username} is the last admin; make another admin first`);
       }
+      const now = nowIso();
       const user = await tx.users.update(
         target.id,
         {
           ...(changes.role !== undefined ? { role: changes.role as Role } : {}),
           ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}),
           ...(passwordHash !== undefined ? { passwordHash } : {}),
-          now: nowIso(),
+          now,
         },
       );
       if (!user) throw new NotFoundError(`user ${ref} not found`);
       if (passwordHash !== undefined || changes.disabled === true) await tx.credentials.deleteSessionsOf(user.id);
+      const revokeTokens = changes.disabled === true || (passwordHash !== undefined && changes.keep_tokens !== true);
+      const revoked = revokeTokens ? await tx.credentials.revokeTokensOf(user.id, now) : [];
       const what = [
         changes.role !== undefined && changes.role !== target.role ? `role ${target.role} -> ${user.role}` : '',
         changes.disabled !== undefined && changes.disabled !== target.disabled ? (user.disabled ? 'disabled' : 'enabled') : '',
         passwordHash !== undefined ? 'password reset' : '',
+        revoked.length > 0 ? `${revoked.length} API token(s) revoked` : '',
       ].filter(Boolean);
-      await tx.events.record(
-        { kind: 'user.updated', actor, message: `user ${user.username}: ${what.join(', ') || 'no change'}`, data: { user_id: user.id, username: user.username, role: user.role, disabled: user.disabled, password_reset: passwordHash !== undefined } },
-      );
+      await tx.events.record({
+        kind: 'user.updated',
+        actor,
+        message: `user ${user.username}: ${what.join(', ') || 'no change'}`,
+        data: { user_id: user.id, username: user.username, role: user.role, disabled: user.disabled, password_reset: passwordHash !== undefined, revoked_token_ids: revoked },
+      });
       return user;
     });
   }
@@ -103,17 +113,33 @@ export class UserService {
     });
   }
 
-  /** A signed-in user changes their own password; their other sessions end. */
-  async changeOwnPassword(userId: number, current: string, next: string, actor: Actor, keepSessionHash?: string): Promise<void> {
+  /**
+   * A signed-in user changes their own password: their other sessions end and their API tokens are
+   * revoked, except the credential making the request and, with `keepTokens`, the tokens.
+   */
+  async changeOwnPassword(
+    userId: number,
+    current: string,
+    next: string,
+    actor: Actor,
+    keep: { sessionHash?: string; tokenId?: number; keepTokens?: boolean } = {},
+  ): Promise<void> {
     const user = await this.storage.users.findById(userId);
     if (!user) throw new UnauthorizedError('your account no longer exists');
     if (!(await this.hasher.verify(user.password_hash, current))) throw new ForbiddenError('the current password is wrong');
     checkPasswordStrength(next, 'the new password');
     const passwordHash = await this.hasher.hash(next);
     await this.storage.transaction(async (tx) => {
-      await tx.users.update(userId, { passwordHash, now: nowIso() });
-      await tx.credentials.deleteSessionsOf(userId, keepSessionHash);
-      await tx.events.record({ kind: 'user.password_changed', actor, message: `${user.username} changed their password`, data: { user_id: userId, username: user.username } });
+      const now = nowIso();
+      await tx.users.update(userId, { passwordHash, now });
+      await tx.credentials.deleteSessionsOf(userId, keep.sessionHash);
+      const revoked = keep.keepTokens === true ? [] : await tx.credentials.revokeTokensOf(userId, now, keep.tokenId);
+      await tx.events.record({
+        kind: 'user.password_changed',
+        actor,
+        message: `${user.username} changed their password${revoked.length > 0 ? `; ${revoked.length} API token(s) revoked` : ''}`,
+        data: { user_id: userId, username: user.username, revoked_token_ids: revoked },
+      });
     });
   }
 

@@ -263,6 +263,8 @@ export interface CredentialStore {
   /** Newest first; only `userId`'s when given. */
   listTokens(userId: number | undefined, limit: number, offset: number): Promise<{ items: ApiToken[]; total: number }>;
   revokeToken(id: number, now: string): Promise<boolean>;
+  /** Revokes every unrevoked token of a user, except the one with id `keepId`; returns the ids revoked. */
+  revokeTokensOf(userId: number, now: string, keepId?: number): Promise<number[]>;
   touchToken(id: number, now: string): Promise<void>;
 }
 

@@ -14,9 +14,11 @@ export class BuildLogStreams {
 
   /**
    * Streams a build's log from `offset` as server-sent events until it finishes: `log` (appended text),
-   * `reset` (the log restarted; full text), `status` (JSON: status, error, duration) and `end`.
+   * `reset` (the log restarted; full text), `status` (JSON: status, error, duration) and `end` (the
+   * build's final status, `deleted`, or `signed-out`). `release` is called when the stream ends; the
+   * returned function ends it with `end: signed-out` (its credential died).
    */
-  start(deps: DashboardDeps, buildId: number, offset: number, res: ServerResponse): void {
+  start(deps: Pick<DashboardDeps, 'reads' | 'notifier' | 'logger'>, buildId: number, offset: number, res: ServerResponse, release: () => void = () => {}): () => void {
     let sent = offset;
     let lastStatus = '';
     let busy = false;
@@ -29,6 +31,7 @@ export class BuildLogStreams {
       if (!this.open.delete(stop)) return;
       deps.notifier.off('build.updated', onUpdate);
       clearInterval(timer);
+      release();
       res.end();
     };
     const refresh = async () => {
@@ -86,6 +89,11 @@ export class BuildLogStreams {
     res.on('close', stop);
     res.write('retry: 3000\n\n');
     void refresh();
+    return () => {
+      if (!this.open.has(stop)) return;
+      send('end', 'signed-out');
+      stop();
+    };
   }
 
   /** Ends every open stream. */

@@ -32,6 +32,9 @@ export function registerBuildRoutes(app: FastifyInstance, deps: DashboardDeps, s
     const offsetParam = Number(queryParam(request, 'offset') ?? 0);
     const offset = Number.isSafeInteger(offsetParam) && offsetParam > 0 ? Math.min(offsetParam, build.log_output.length) : 0;
     if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').send();
+    // Admitted before the response starts, so one stream too many gets a normal 429 page.
+    let signOut = () => {};
+    const release = deps.streamGuard.admit(request, () => signOut());
     reply.hijack();
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -39,7 +42,7 @@ export function registerBuildRoutes(app: FastifyInstance, deps: DashboardDeps, s
       'x-content-type-options': 'nosniff',
       'x-accel-buffering': 'no',
     });
-    streams.start(deps, build.id, offset, reply.raw);
+    signOut = streams.start(deps, build.id, offset, reply.raw, release);
   });
 
   app.post<Id>('/builds/:id/cancel', { config: { access: 'operator' } }, async (request, reply) => {

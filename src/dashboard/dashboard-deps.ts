@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.ts';
 import type { MachineService } from '../core/machine-service.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
+import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 
 /** Everything the dashboard uses, and nothing more. */
@@ -18,6 +19,8 @@ export interface DashboardDeps {
     events: Pick<EventStore, 'recent'>;
   };
   notifier: Notifier;
+  /** Caps open log streams per user and ends them when their session dies. */
+  streamGuard: StreamGuard;
   images: ImageLayout;
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;

@@ -1,14 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import { toHttpError } from '../http/error-handler.ts';
 import { DomainError } from '../core/errors.ts';
-import { logInWithCookie, logOutWithCookie } from '../auth/session-cookie.ts';
+import { checkSameOrigin, logInWithCookie, logOutWithCookie } from '../auth/session-cookie.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { LoginPage } from './pages/login-page.tsx';
 import { field, queryParam, safeNext, sendHtml } from './render.ts';
 
 const NOTICES: Record<string, string> = { 'signed-out': 'You are signed out.' };
 
-/** GET/POST /login (public) and POST /logout: the dashboard's cookie session. */
+/**
+ * GET/POST /login (public) and POST /logout: the dashboard's cookie session. A login form posted from
+ * another site is refused (403) before the password is even checked.
+ */
 export function registerSessionRoutes(app: FastifyInstance, deps: DashboardDeps): void {
   app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     const next = safeNext(queryParam(request, 'next'));
@@ -21,6 +24,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: DashboardDeps)
     const username = field(request.body, 'username').trim();
     const next = safeNext(field(request.body, 'next'));
     try {
+      checkSameOrigin(request);
       await logInWithCookie(deps.auth, request, reply, username, field(request.body, 'password'));
       return reply.redirect(next, 303);
     } catch (err) {

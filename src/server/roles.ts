@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { registerAuth } from '../auth/register-auth.ts';
+import { CredentialStreamGuard, type StreamGuardOptions } from '../auth/stream-guard.ts';
 import { registerBuildLogRoutes } from '../api/routes/build-log-routes.ts';
 import { registerBuildRoutes } from '../api/routes/builds.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
@@ -17,8 +18,14 @@ import { httpPlatform, type AppContext } from './context.ts';
 /** A hook for tests to add routes to the API listener with the same platform. */
 export type RouteModule = (app: FastifyInstance, ctx: AppContext) => void | Promise<void>;
 
+/** What tests may tune on the API listener. */
+export interface ApiServerOptions {
+  /** Open log streams per user and how often their credentials are checked again (defaults 8 and 30 s). */
+  streams?: StreamGuardOptions;
+}
+
 /** The `api` role: REST API v1 and its OpenAPI document, health, metrics, auth and the dashboard. */
-export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = []): Promise<FastifyInstance> {
+export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [], options: ApiServerOptions = {}): Promise<FastifyInstance> {
   const app = createHttpServer(httpPlatform(ctx));
   await app.register(swagger, {
     openapi: {
@@ -34,19 +41,22 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   const { storage, machines, builds, notifier } = ctx;
+  // One guard for the API's and the dashboard's streams, so the per-user cap counts both together.
+  const streamGuard = new CredentialStreamGuard(ctx.auth, ctx.logger, options.streams);
   registerAuth(app, { auth: ctx.auth, events: storage.events, machines });
   registerHealthRoutes(app, { ping: () => storage.ping(), logger: ctx.logger });
   registerMetricsRoute(app, createMetricsRegistry({ machines: storage.machines, builds: storage.builds }));
   registerEnrollRoute(app, { machines, ...(ctx.enrollGuard ? { guard: ctx.enrollGuard } : {}) });
   registerMachineRoutes(app, { machines, builds, events: storage.events });
   registerBuildRoutes(app, { builds });
-  registerBuildLogRoutes(app, { builds, notifier });
+  registerBuildLogRoutes(app, { builds, notifier, streamGuard });
   await registerDashboard(app, {
     machines,
     builds,
     auth: ctx.auth,
     reads: { machines: storage.machines, builds: storage.builds, events: storage.events },
     notifier,
+    streamGuard,
     images: ctx.images,
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,

@@ -134,6 +134,13 @@ export class SqlCredentialStore implements CredentialStore {
     return Number(r.numUpdatedRows) > 0;
   }
 
+  async revokeTokensOf(userId: number, now: string, keepId?: number): Promise<number[]> {
+    let q = this.db.updateTable('api_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+    if (keepId !== undefined) q = q.where('id', '!=', keepId);
+    const rows = await q.returning('id').execute();
+    return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+  }
+
   async touchToken(id: number, now: string): Promise<void> {
     await this.db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', id).execute();
   }

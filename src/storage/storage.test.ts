@@ -144,6 +144,21 @@ for (const kind of kinds) {
       assert.equal((await storage.events.list({ actor: 'token' })).total, 1);
     });
 
+    test('revokeTokensOf revokes only that user\'s live tokens, except the one kept', async () => {
+      const alice = await storage.users.insert({ username: 'tok-alice', role: 'operator', passwordHash: 'x', now: NOW });
+      const bob = await storage.users.insert({ username: 'tok-bob', role: 'viewer', passwordHash: 'x', now: NOW });
+      const mk = (userId: number, name: string) => storage.credentials.insertToken({ tokenHash: `hash-${name}`, userId, name, role: 'viewer', now: NOW, expiresAt: null });
+      const [a1, a2, a3, b1] = [await mk(alice.id, 'a1'), await mk(alice.id, 'a2'), await mk(alice.id, 'a3'), await mk(bob.id, 'b1')];
+      await storage.credentials.revokeToken(a3.id, NOW);
+      const LATER = '2026-01-03T00:00:00.000Z';
+      assert.deepEqual(await storage.credentials.revokeTokensOf(alice.id, LATER, a2.id), [a1.id]);
+      assert.equal((await storage.credentials.getToken(a1.id))!.revoked_at, LATER);
+      assert.equal((await storage.credentials.getToken(a2.id))!.revoked_at, null, 'the kept token stays');
+      assert.equal((await storage.credentials.getToken(a3.id))!.revoked_at, NOW, 'an earlier revocation keeps its time');
+      assert.equal((await storage.credentials.getToken(b1.id))!.revoked_at, null, 'another user\'s token stays');
+      assert.deepEqual(await storage.credentials.revokeTokensOf(alice.id, LATER), [a2.id]);
+    });
+
     test('deleting a machine deletes its builds', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       await storage.machines.delete(m.id);

@@ -1,4 +1,4 @@
-import { buildApiServer } from '../../src/server/roles.ts';
+import { buildApiServer, type ApiServerOptions } from '../../src/server/roles.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ export interface AuthTestContext {
  * A context with the REAL authenticator (sessions, API tokens, cookie, CSRF) and an API server, on a
  * fresh database, with `admin` / TEST_ADMIN_PASSWORD: for tests of authentication and of the dashboard's sign-in.
  */
-export async function createAuthTestContext(db: TestDatabase, env: Partial<Record<ConfigKey, string>> = {}): Promise<AuthTestContext> {
+export async function createAuthTestContext(db: TestDatabase, env: Partial<Record<ConfigKey, string>> = {}, apiOptions: ApiServerOptions = {}): Promise<AuthTestContext> {
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-auth-'));
   const config = loadConfig({
     METAL_DATA_DIR: dataDir,
@@ -38,7 +38,7 @@ export async function createAuthTestContext(db: TestDatabase, env: Partial<Recor
     ...env,
   });
   const ctx = await createContext(config, createLogger(config.logLevel));
-  const app = await buildApiServer(ctx);
+  const app = await buildApiServer(ctx, [], apiOptions);
   return {
     ctx,
     app,

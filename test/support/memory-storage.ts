@@ -469,6 +469,11 @@ class MemoryStores implements Stores {
         r.revoked_at = now;
         return true;
       },
+      async revokeTokensOf(userId, now, keepId) {
+        const rows = db().tokens.filter((x) => x.user_id === userId && x.revoked_at === null && x.id !== keepId);
+        for (const r of rows) r.revoked_at = now;
+        return rows.map((r) => r.id).sort((a, b) => a - b);
+      },
       async touchToken(id, now) {
         const r = db().tokens.find((x) => x.id === id);
         if (r) r.last_used_at = now;

@@ -8,6 +8,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { isBuildFinished } from '../../core/lifecycle.ts';
 import type { Notifier } from '../../core/notifier.ts';
 import { errorResponses, BuildIdParam } from '../../http/schemas.ts';
+import type { StreamGuard } from '../../http/stream-guard.ts';
 
 /** Longest wait between looks at a followed build (for builds run by another process). */
 const FOLLOW_POLL_MS = 1000;
@@ -26,6 +27,8 @@ interface Follower {
 export interface BuildLogRouteOptions {
   builds: Pick<BuildLifecycle, 'get'>;
   notifier: Notifier;
+  /** Caps followed logs per user and ends a stream when its session or token dies. */
+  streamGuard: StreamGuard;
 }
 
 type LogRequest = { Params: { id: number }; Querystring: { follow?: string } };
@@ -33,10 +36,12 @@ type LogRequest = { Params: { id: number }; Querystring: { follow?: string } };
 /**
  * `GET /api/v1/builds/{id}/log[?follow=1]`: the build log as text; with follow, streamed (chunked
  * text, or server-sent events for `Accept: text/event-stream`) until the build ends, woken by
- * `build.updated` signals and, for builds run by another process, a short poll.
+ * `build.updated` signals and, for builds run by another process, a short poll. A follow counts
+ * against the caller's open streams and ends when their credential dies (SSE: `event: end` with
+ * `{"status":"signed-out"}`).
  */
 export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRouteOptions): void {
-  const { builds, notifier } = options;
+  const { builds, notifier, streamGuard } = options;
   const followers = new Set<Follower>();
   // Before the listener stops: open log streams would otherwise hold the close until their builds
   // end. Each stream is ended, its response allowed to finish, and its connection closed, so a
@@ -58,7 +63,7 @@ export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRo
         params: BuildIdParam,
         querystring: Type.Object({ follow: Type.Optional(Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')])) }),
         produces: ['text/plain', 'text/event-stream'],
-        response: { 200: Type.String({ description: 'the log as text, or server-sent events' }), ...errorResponses(401, 403, 404) },
+        response: { 200: Type.String({ description: 'the log as text, or server-sent events' }), ...errorResponses(401, 403, 404, 429) },
       },
     },
     async (request, reply) => {
@@ -68,13 +73,18 @@ export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRo
       if (!follow) return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(build.log_output);
 
       const sse = (request.headers.accept ?? '').includes('text/event-stream');
-      const stream = new PassThrough();
       let closed = false;
+      let revoked = false;
       let wake: (() => void) | undefined;
       const end = () => {
         closed = true;
         wake?.();
       };
+      const release = streamGuard.admit(request, () => {
+        revoked = true;
+        end();
+      });
+      const stream = new PassThrough();
       const finished = new Promise<void>((resolve) => {
         reply.raw.once('finish', resolve);
         reply.raw.once('close', resolve);
@@ -93,6 +103,8 @@ export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRo
       };
       const follower = new LogFollower();
       if (sse) stream.write(`: build ${id}\n\n`);
+      // The status line goes out at once, before any log text, so a follower knows it was admitted.
+      reply.raw.once('pipe', () => reply.raw.flushHeaders());
       void (async () => {
         try {
           for (;;) {
@@ -115,6 +127,8 @@ export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRo
         } catch (err) {
           request.log.warn({ err, buildId: id }, 'builder: following a build log failed');
         } finally {
+          if (revoked && sse) stream.write(`event: end\ndata: ${JSON.stringify({ status: 'signed-out', error: 'the session or token of this stream ended' })}\n\n`);
+          release();
           notifier.off('build.updated', onUpdated);
           followers.delete(entry);
           stream.end();

@@ -60,13 +60,14 @@ export function registerUserCommands(program: Command): void {
   withConfigFlags(
     user
       .command('passwd <name>')
-      .description("set a user's password (random unless --password-stdin); ends their sessions")
+      .description("set a user's password (random unless --password-stdin); ends their sessions and revokes their API tokens")
       .option('--password-stdin', 'read the password from the first line of standard input')
+      .option('--keep-tokens', "keep the user's API tokens working")
       .addHelpText('after', '\nExample:\n  metal user passwd admin'),
   ).action(async (name: string, opts: Record<string, unknown>) => {
     const password = opts.passwordStdin ? await readPasswordFromStdin() : generatePassword();
     await withAuth(opts, async (auth) => {
-      const updated = await auth.users.update(name, { password }, SYSTEM_ACTOR);
+      const updated = await auth.users.update(name, { password, ...(opts.keepTokens ? { keep_tokens: true } : {}) }, SYSTEM_ACTOR);
       console.log(`password of ${updated.username} changed`);
       if (!opts.passwordStdin) console.log(`password: ${password}`);
     });
