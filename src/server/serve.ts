@@ -30,9 +30,15 @@ export function parseRoles(value: string): RoleName[] {
 }
 
 /** Starts the given roles in this process against one database and image directory. */
-export async function startServer(config: Readonly<Config>, logger: Logger, roles: readonly RoleName[]): Promise<RunningServer> {
+export async function startServer(
+  config: Readonly<Config>,
+  logger: Logger,
+  roles: readonly RoleName[],
+  /** `migrate`: run migrations first (default true); `announce`: log `metal: ready` (default true). */
+  options: { migrate?: boolean; announce?: boolean } = {},
+): Promise<RunningServer> {
   logger.info({ roles, database: redactUrl(config.databaseUrl), imagesDir: config.imagesDir, bootUrl: config.bootUrl }, 'metal: starting');
-  const ctx = await createContext(config, logger);
+  const ctx = await createContext(config, logger, { migrate: options.migrate ?? true });
   const stops: Array<() => Promise<void>> = [];
   const running: RunningServer = {
     ctx,
@@ -61,7 +67,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger, role
     await running.stop();
     throw err;
   }
-  logger.info({ addresses: running.addresses }, 'metal: ready');
+  logger.info({ addresses: running.addresses }, options.announce === false ? 'metal: worker ready' : 'metal: ready');
   return running;
 }
 

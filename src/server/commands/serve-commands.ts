@@ -58,8 +58,31 @@ export function registerServerCommands(program: Command): void {
   });
 
   withConfigFlags(
-    program.command('boot').description('run only the boot server (iPXE scripts, images, enrollment intake)').addHelpText('after', '\nExample:\n  metal boot --boot-listen 0.0.0.0:8081'),
-  ).action((opts) => runRoles(['boot'], opts));
+    program
+      .command('boot')
+      .description('run only the boot server (iPXE scripts, images, enrollment intake)')
+      .option('--workers <n>', 'boot processes sharing the port, each with its own decision table (default: one per core)')
+      .addHelpText('after', '\nExamples:\n  metal boot --boot-listen 0.0.0.0:8081\n  metal boot --workers 4'),
+  ).action(async (opts: Record<string, string | undefined>) => {
+    const { isBootWorker, runBootWorker, runBootWorkers } = await import('../boot-workers.ts');
+    const { availableParallelism } = await import('node:os');
+    const workers = opts.workers === undefined ? availableParallelism() : Number(opts.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+      console.error(`metal: --workers ${JSON.stringify(opts.workers)} is invalid: expected a whole number from 1 to 256`);
+      process.exit(2);
+    }
+    if (workers === 1) return runRoles(['boot'], opts);
+    const config = configFromFlags(opts);
+    const { createLogger } = await import('../../core/logger.ts');
+    const logger = createLogger(config.logLevel, isBootWorker() ? { worker: true } : {});
+    try {
+      await (isBootWorker() ? runBootWorker(config, logger) : runBootWorkers(workers, config, logger));
+    } catch (err) {
+      logger.fatal({ err }, `metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    }
+  });
 
   withConfigFlags(
     program.command('builder').description('run only an image builder (any number may run against one database)').addHelpText('after', '\nExample:\n  METAL_DATABASE_URL=postgres://metal@db/metal metal builder'),
