@@ -10,6 +10,7 @@ import { renderRunMarkdown, renderSummaryPage } from './report.ts';
 import { newScenario, type RunResult, type ScenarioResult } from './result.ts';
 import { benchApiListing } from './scenarios/api-listing.ts';
 import { benchBootScripts } from './scenarios/boot-scripts.ts';
+import { benchBootTable } from './scenarios/boot-table.ts';
 import { benchBuildLatency } from './scenarios/build-latency.ts';
 import { benchEnrollment } from './scenarios/enrollment.ts';
 import { benchImages } from './scenarios/images.ts';
@@ -23,6 +24,7 @@ interface Scenario {
 /** Every benchmark, in the order a run performs them. */
 export const SCENARIOS: readonly Scenario[] = [
   { name: 'boot-scripts', needs: [NGINX, WRK], run: benchBootScripts },
+  { name: 'boot-table', needs: [], run: benchBootTable },
   { name: 'images', needs: [NGINX, WRK], run: benchImages },
   { name: 'enrollment', needs: [], run: benchEnrollment },
   { name: 'build-latency', needs: [NIX_BUILD], run: benchBuildLatency },
