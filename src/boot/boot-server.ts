@@ -1,4 +1,4 @@
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { MachineService } from '../core/machine-service.ts';
 import type { Notifier } from '../core/notifier.ts';
@@ -26,7 +26,7 @@ export interface BootServerDeps {
   machines: Pick<MachineService, 'enroll'>;
   builds: Pick<BuildLifecycle, 'recordBooted'>;
   notifier: Notifier;
-  enrollGuard?: preHandlerAsyncHookHandler;
+  enrollGuard?: onRequestAsyncHookHandler;
   ping(): Promise<void>;
 }
 

@@ -34,6 +34,8 @@ export interface Config {
   enrollToken: string | undefined;
   /** Hex or base64 key (32 bytes) encrypting sensitive columns; generated into the data dir when unset. */
   secretKey: string | undefined;
+  /** How long a client may take to send a whole request (headers and body), in ms. */
+  requestTimeoutMs: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -73,6 +75,7 @@ export const CONFIG_KEYS = [
   'METAL_ENROLL_TOKEN',
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
+  'METAL_REQUEST_TIMEOUT_SECONDS',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -115,6 +118,7 @@ export function loadConfig(
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
     secretKey: raw('METAL_SECRET_KEY'),
+    requestTimeoutMs: parseSeconds('METAL_REQUEST_TIMEOUT_SECONDS', raw('METAL_REQUEST_TIMEOUT_SECONDS') ?? '30', 0.2, 3600),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
   return Object.freeze(config);
