@@ -80,19 +80,22 @@ export function boundedJson(value: unknown, maxChars = MAX_RAW_CHARS, maxDepth =
       return;
     }
     const inner = `${indent}  `;
-    const entries: Array<[string | undefined, unknown]> = Array.isArray(v) ? v.map((x) => [undefined, x]) : Object.entries(v);
-    if (entries.length === 0) {
-      write(Array.isArray(v) ? '[]' : '{}');
+    const isArray = Array.isArray(v);
+    const keys = isArray ? undefined : Object.keys(v);
+    const length = isArray ? v.length : keys!.length;
+    if (length === 0) {
+      write(isArray ? '[]' : '{}');
       return;
     }
-    write(Array.isArray(v) ? '[\n' : '{\n');
-    entries.forEach(([k, x], i) => {
-      if (full) return;
-      write(inner + (k === undefined ? '' : `${JSON.stringify(k)}: `));
-      walk(x, depth + 1, inner);
-      write(i < entries.length - 1 ? ',\n' : '\n');
-    });
-    write(indent + (Array.isArray(v) ? ']' : '}'));
+    write(isArray ? '[\n' : '{\n');
+    // Stops at the budget: a 100,000-item array costs no more than a short one.
+    for (let i = 0; i < length && !full; i++) {
+      const key = keys?.[i];
+      write(inner + (key === undefined ? '' : `${JSON.stringify(key)}: `));
+      walk(isArray ? (v as unknown[])[i] : (v as Record<string, unknown>)[key!], depth + 1, inner);
+      write(i < length - 1 ? ',\n' : '\n');
+    }
+    write(indent + (isArray ? ']' : '}'));
   };
   walk(value, 0, '');
   return full ? `${out}\n… (cut at ${maxChars} characters)` : out;
