@@ -96,7 +96,6 @@ for (const kind of await testDatabaseKinds()) {
       // The same at the top of a body of any other route: the check is on every listener and route.
       const r = await api.inject({ method: 'PUT', url: '/api/v1/machines/NOPE', payload: nested(10_000), headers: { 'content-type': 'application/json', 'x-test-role': 'operator' } });
       assert.equal(r.statusCode, 400, r.body);
-      assert.equal(await (await rowCounts(t)).machines, before.machines);
       assert.deepEqual(await rowCounts(t), before);
     });
 
