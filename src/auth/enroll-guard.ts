@@ -1,4 +1,4 @@
-import type { preHandlerAsyncHookHandler } from 'fastify';
+import type { onRequestAsyncHookHandler } from 'fastify';
 import type { Config } from '../config/config.ts';
 import { RateLimitedError, UnauthorizedError } from '../core/errors.ts';
 import { constantTimeEqual } from './opaque-token.ts';
@@ -8,10 +8,11 @@ import { RateLimiter } from './rate-limiter.ts';
 export const ENROLL_TOKEN_HEADER = 'x-metal-enroll-token';
 
 /**
- * The preHandler of POST /api/v1/enroll: at most METAL_ENROLL_RATE enrollments per minute from one
- * source address (the forwarded one behind a trusted proxy), and the enrollment token when one is set.
+ * The onRequest hook of POST /api/v1/enroll, run on the headers before the body is read: at most
+ * METAL_ENROLL_RATE enrollments per minute from one source address (the forwarded one behind a
+ * trusted proxy), and the enrollment token when one is set.
  */
-export function createEnrollGuard(config: Pick<Config, 'enrollRate' | 'enrollToken'>, now?: () => number): preHandlerAsyncHookHandler {
+export function createEnrollGuard(config: Pick<Config, 'enrollRate' | 'enrollToken'>, now?: () => number): onRequestAsyncHookHandler {
   const limiter = config.enrollRate > 0 ? new RateLimiter({ capacity: config.enrollRate, refillSeconds: 60, ...(now ? { now } : {}) }) : undefined;
   const expected = config.enrollToken;
   return async (request) => {

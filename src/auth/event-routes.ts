@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { InvalidInputError } from '../core/errors.ts';
-import { EventList, errorResponses } from '../http/schemas.ts';
+import { isRowId } from '../core/validation.ts';
+import { EventList, Limit, Offset, errorResponses } from '../http/schemas.ts';
 import type { MachineService } from '../core/machine-service.ts';
 import type { EventStore } from '../core/ports.ts';
 
@@ -17,8 +18,8 @@ const EventQuery = Type.Object({
   kind: Type.Optional(Type.String({ maxLength: 64, examples: ['token.created'] })),
   since: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601; events at or after' })),
   until: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601; events before' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Limit()),
+  offset: Type.Optional(Offset()),
 });
 
 function isoTime(name: string, value: string | undefined): string | undefined {
@@ -38,7 +39,7 @@ export function registerEventRoutes(app: FastifyInstance, { events, machines }: 
       const since = isoTime('since', q.since);
       const until = isoTime('until', q.until);
       // A numeric id is used as is, so the events of a deleted machine stay reachable; a tag must exist.
-      const machineId = q.machine === undefined ? undefined : /^\d{1,15}$/.test(q.machine) ? Number(q.machine) : (await machines.get(q.machine)).id;
+      const machineId = q.machine === undefined ? undefined : isRowId(q.machine) ? Number(q.machine) : (await machines.get(q.machine)).id;
       return events.list({
         ...(q.actor !== undefined ? { actor: q.actor } : {}),
         ...(machineId !== undefined ? { machineId } : {}),

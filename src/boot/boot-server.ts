@@ -1,4 +1,4 @@
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { MachineService } from '../core/machine-service.ts';
 import type { Notifier } from '../core/notifier.ts';
@@ -35,7 +35,7 @@ export interface BootServerDeps {
    * reads its machine from `targets` (remembered for `machineTtlMs`).
    */
   feed?: { source: BootFeed; ordered: boolean };
-  enrollGuard?: preHandlerAsyncHookHandler;
+  enrollGuard?: onRequestAsyncHookHandler;
   ping(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
+import { MAX_ID } from '../core/validation.ts';
 import type { BootedReport, BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import type { BootScriptResolver } from './boot-script-resolver.ts';
@@ -49,7 +50,7 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
         body: {
           type: 'object',
           required: ['build_id', 'token'],
-          properties: { build_id: { type: 'integer', minimum: 1 }, token: { type: 'string', minLength: 1, maxLength: 512 } },
+          properties: { build_id: { type: 'integer', minimum: 1, maximum: MAX_ID }, token: { type: 'string', minLength: 1, maxLength: 512 } },
         },
       },
     },

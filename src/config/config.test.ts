@@ -15,6 +15,7 @@ describe('loadConfig', () => {
     assert.equal(c.buildLeaseMs, 30_000);
     assert.equal(c.enrollRate, 60);
     assert.equal(c.powerConcurrency, 16);
+    assert.equal(c.requestTimeoutMs, 30_000);
     assert.match(c.nixEntry, /\/nix\/netboot\.nix$/);
     assert.equal(c.nixpkgs, undefined);
     assert.deepEqual(c.consoles, ['tty0', 'ttyS0,115200', 'ttyS1,115200']);
@@ -46,6 +47,8 @@ describe('loadConfig', () => {
     ['boot URL with iPXE specials', { METAL_BOOT_URL: 'http://a/${x}' }, /unsafe in an iPXE script/],
     ['trust proxy garbage', { METAL_TRUST_PROXY: '10.0.0.1,evil host' }, /METAL_TRUST_PROXY=.*"evil host" is not an address/],
     ['bad log level', { METAL_LOG_LEVEL: 'loud' }, /METAL_LOG_LEVEL="loud" is invalid: expected one of/],
+    ['a request timeout of zero (it would turn the timeout off)', { METAL_REQUEST_TIMEOUT_SECONDS: '0' }, /METAL_REQUEST_TIMEOUT_SECONDS="0" is invalid: expected seconds from 0.2 to 3600/],
+    ['a request timeout of a day', { METAL_REQUEST_TIMEOUT_SECONDS: '86400' }, /METAL_REQUEST_TIMEOUT_SECONDS="86400" is invalid/],
     ['short enroll token', { METAL_ENROLL_TOKEN: 'abc' }, /METAL_ENROLL_TOKEN="\(hidden\)" is invalid/],
     ['nixpkgs that is no nixpkgs tree', { METAL_NIXPKGS: '/nonexistent/nixpkgs' }, /METAL_NIXPKGS="\/nonexistent\/nixpkgs" is invalid: not a nixpkgs tree/],
     ['a nixpkgs tarball without its hash', { METAL_NIXPKGS: 'https://example.org/nixpkgs.tar.gz' }, /METAL_NIXPKGS=.* is invalid: expected a path, or a tarball URL with its hash/],

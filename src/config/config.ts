@@ -42,6 +42,8 @@ export interface Config {
   secretKey: string | undefined;
   /** BMC calls (IPMI or Redfish) in flight at once across all machines. */
   powerConcurrency: number;
+  /** How long a client may take to send a whole request (headers and body), in ms. */
+  requestTimeoutMs: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** The nixpkgs images are built from; undefined: `<nixpkgs>` from the host's NIX_PATH. */
@@ -102,6 +104,7 @@ export const CONFIG_KEYS = [
   'METAL_NIXPKGS',
   'METAL_CONSOLE',
   'METAL_AFTER_ENROLL',
+  'METAL_REQUEST_TIMEOUT_SECONDS',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -146,6 +149,7 @@ export function loadConfig(
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
     secretKey: raw('METAL_SECRET_KEY'),
     powerConcurrency: parseInteger('METAL_POWER_CONCURRENCY', raw('METAL_POWER_CONCURRENCY') ?? '16', 1, 256),
+    requestTimeoutMs: parseSeconds('METAL_REQUEST_TIMEOUT_SECONDS', raw('METAL_REQUEST_TIMEOUT_SECONDS') ?? '30', 0.2, 3600),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
     nixpkgs: parseNixpkgs(raw('METAL_NIXPKGS')),
     consoles: parseConsoles(raw('METAL_CONSOLE') ?? DEFAULT_CONSOLE),

@@ -12,6 +12,7 @@ import {
   assertServiceTag,
   isPlaceholderSerial,
   isPlaceholderUuid,
+  isRowId,
   normalizeMac,
 } from './validation.ts';
 import type { MachineFilter, Storage } from './ports.ts';
@@ -73,7 +74,7 @@ export class MachineService {
   }
 
   async find(idOrTag: string): Promise<Machine | undefined> {
-    if (/^\d{1,15}$/.test(idOrTag)) {
+    if (isRowId(idOrTag)) {
       const byId = await this.storage.machines.findById(Number(idOrTag));
       if (byId) return byId;
     }

@@ -9,6 +9,14 @@ export const HOSTNAME_PATTERN = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 /** e.g. `4c4c4544-0042-3510-8052-b3c04f4e3232` */
 export const UUID_PATTERN = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 
+/** The largest row id any lookup takes (a 32-bit integer: every database column binds it). */
+export const MAX_ID = 2_147_483_647;
+
+/** True for a decimal row id from 1 to MAX_ID, e.g. "42". */
+export function isRowId(value: string): boolean {
+  return /^\d{1,10}$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_ID;
+}
+
 export const MAX_NIXOS_CONFIG_BYTES = 256 * 1024;
 export const MAX_DESCRIPTION_LENGTH = 4096;
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { InvalidInputError } from '../core/errors.ts';
+import { MAX_ID, isRowId } from '../core/validation.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import type { BuildLogStreams } from './build-log-stream.ts';
 import { BuildPage, type BuildData } from './pages/build-page.tsx';
@@ -11,9 +12,8 @@ type Id = { Params: { id: string } };
 const NOTICES: Record<string, string> = { cancelled: 'The build was cancelled.' };
 
 function buildId(raw: string): number {
-  const id = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(id) || id < 1) throw new InvalidInputError(`build id ${JSON.stringify(raw.slice(0, 40))} is not a number`);
-  return id;
+  if (!isRowId(raw)) throw new InvalidInputError(`build id ${JSON.stringify(raw.slice(0, 40))} is not a number from 1 to ${MAX_ID}`);
+  return Number(raw);
 }
 
 /** The build page, its live log stream, and cancel. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { enrollmentPayload, createTestContext, type TestContext } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { FleetSummaryCache, summarizeFleet } from './fleet-summary.ts';
+import { FleetSummaryCache, SUMMARY_SLICE_ROWS, summarizeFleet, summarizeFleetInSlices } from './fleet-summary.ts';
 
 describe('summarizeFleet', () => {
   test('counts statuses, sums capacity and ranks models and vendors', () => {
@@ -21,6 +21,40 @@ describe('summarizeFleet', () => {
     assert.equal(s.diskBytes, 2010);
     assert.deepEqual(s.byModel, [['R740', 2], ['DL380', 1], ['unknown model', 1]]);
     assert.deepEqual(s.byVendor, [['Dell Inc.', 2], ['HPE', 1], ['unknown vendor', 1]]);
+  });
+});
+
+describe('summarizeFleetInSlices', () => {
+  const row = (hardware: string) => ({ status: 'ready', manufacturer: 'Dell Inc.', model: 'R740', hardware });
+  const small = JSON.stringify({ cpu: { cores: 4, threads: 8 }, memory: { total_bytes: 1 }, disks: [{ size_bytes: 2 }] });
+
+  test('the same totals as one pass, yielding every few hundred rows', async () => {
+    const rows = Array.from({ length: SUMMARY_SLICE_ROWS * 4 + 7 }, () => row(small));
+    let yields = 0;
+    const sliced = await summarizeFleetInSlices(rows, async () => {
+      yields += 1;
+    });
+    assert.deepEqual(sliced, summarizeFleet(rows));
+    assert.equal(yields, 4);
+  });
+
+  test('large documents make it yield sooner: 10 documents of 300 KB yield after every second one', async () => {
+    const big = JSON.stringify({ cpu: { cores: 1 }, notes: 'n'.repeat(300 * 1024) });
+    let yields = 0;
+    const s = await summarizeFleetInSlices(Array.from({ length: 10 }, () => row(big)), async () => {
+      yields += 1;
+    });
+    assert.equal(s.cores, 10);
+    assert.equal(yields, 5);
+  });
+
+  test('other work runs while a large fleet is summarized', async () => {
+    const rows = Array.from({ length: SUMMARY_SLICE_ROWS * 3 }, () => row(small));
+    const order: string[] = [];
+    const summary = summarizeFleetInSlices(rows).then(() => order.push('summary'));
+    setImmediate(() => order.push('other request'));
+    await summary;
+    assert.deepEqual(order, ['other request', 'summary']);
   });
 });
 

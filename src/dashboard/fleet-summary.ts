@@ -18,28 +18,69 @@ export interface FleetSummary {
   byVendor: Array<[string, number]>;
 }
 
+/** Hardware JSON parsed between two yields to the event loop while summarizing. */
+export const SUMMARY_SLICE_BYTES = 512 * 1024;
+/** Rows folded between two yields to the event loop while summarizing. */
+export const SUMMARY_SLICE_ROWS = 500;
+
+/**
+ * summarizeFleet in slices: it yields to the event loop after every SUMMARY_SLICE_ROWS rows or
+ * SUMMARY_SLICE_BYTES of hardware JSON, so a large fleet (or large documents) never holds up other
+ * requests (a boot script, a health check) for the whole computation.
+ */
+export async function summarizeFleetInSlices(
+  rows: readonly SummaryRow[],
+  yieldNow: () => Promise<void> = () => new Promise((resolve) => setImmediate(resolve)),
+): Promise<FleetSummary> {
+  const fold = new FleetFold();
+  let rowsInSlice = 0;
+  let bytesInSlice = 0;
+  for (const row of rows) {
+    fold.add(row);
+    rowsInSlice += 1;
+    bytesInSlice += row.hardware.length;
+    if (rowsInSlice >= SUMMARY_SLICE_ROWS || bytesInSlice >= SUMMARY_SLICE_BYTES) {
+      rowsInSlice = 0;
+      bytesInSlice = 0;
+      await yieldNow();
+    }
+  }
+  return fold.result();
+}
+
 /** Folds machine rows into fleet totals; hardware that does not parse counts as zero capacity. */
 export function summarizeFleet(rows: Iterable<SummaryRow>): FleetSummary {
-  const byStatus = Object.fromEntries(MACHINE_STATUSES.map((s) => [s, 0])) as Record<MachineStatus, number>;
-  const models = new Map<string, number>();
-  const vendors = new Map<string, number>();
-  let total = 0;
-  let cores = 0;
-  let threads = 0;
-  let memoryBytes = 0;
-  let diskBytes = 0;
-  for (const row of rows) {
-    total += 1;
-    if (row.status in byStatus) byStatus[row.status as MachineStatus] += 1;
-    bump(models, row.model ?? 'unknown model');
-    bump(vendors, row.manufacturer ?? 'unknown vendor');
+  const fold = new FleetFold();
+  for (const row of rows) fold.add(row);
+  return fold.result();
+}
+
+class FleetFold {
+  private readonly byStatus = Object.fromEntries(MACHINE_STATUSES.map((s) => [s, 0])) as Record<MachineStatus, number>;
+  private readonly models = new Map<string, number>();
+  private readonly vendors = new Map<string, number>();
+  private total = 0;
+  private cores = 0;
+  private threads = 0;
+  private memoryBytes = 0;
+  private diskBytes = 0;
+
+  add(row: SummaryRow): void {
+    this.total += 1;
+    if (row.status in this.byStatus) this.byStatus[row.status as MachineStatus] += 1;
+    bump(this.models, row.model ?? 'unknown model');
+    bump(this.vendors, row.manufacturer ?? 'unknown vendor');
     const view = viewHardware(parse(row.hardware));
-    cores += view.cpu?.cores ?? 0;
-    threads += view.cpu?.threads ?? view.cpu?.cores ?? 0;
-    memoryBytes += view.memoryBytes ?? 0;
-    diskBytes += totalDiskBytes(view);
+    this.cores += view.cpu?.cores ?? 0;
+    this.threads += view.cpu?.threads ?? view.cpu?.cores ?? 0;
+    this.memoryBytes += view.memoryBytes ?? 0;
+    this.diskBytes += totalDiskBytes(view);
   }
-  return { total, byStatus, cores, threads, memoryBytes, diskBytes, byModel: ranked(models), byVendor: ranked(vendors) };
+
+  result(): FleetSummary {
+    const { total, byStatus, cores, threads, memoryBytes, diskBytes } = this;
+    return { total, byStatus, cores, threads, memoryBytes, diskBytes, byModel: ranked(this.models), byVendor: ranked(this.vendors) };
+  }
 }
 
 function parse(json: string): Hardware | undefined {
@@ -95,6 +136,6 @@ export class FleetSummaryCache {
   }
 
   private async compute(): Promise<FleetSummary> {
-    return summarizeFleet(await this.machines.summaryRows());
+    return summarizeFleetInSlices(await this.machines.summaryRows());
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cpuSummary, shortCpuModel, totalDiskBytes, viewHardware } from './hardware-view.ts';
+import { MAX_RAW_CHARS, boundedJson, clip, cpuSummary, shortCpuModel, totalDiskBytes, viewHardware } from './hardware-view.ts';
 
 describe('viewHardware', () => {
   test('reads the agent payload into typed fields', () => {
@@ -46,5 +46,32 @@ describe('viewHardware', () => {
 
   test('a single socket with SMT off shows cores only', () => {
     assert.equal(cpuSummary(viewHardware({ cpu: { model: 'QEMU Virtual CPU', sockets: 1, cores: 2, threads: 2 } })), 'QEMU Virtual CPU · 2 cores');
+  });
+});
+
+describe('bounded rendering of reported values', () => {
+  test('boundedJson: pretty JSON as before for small values', () => {
+    const value = { rack: 'R12', slots: [1, 2], empty: {}, none: [], nested: { a: null } };
+    assert.equal(boundedJson(value), JSON.stringify(value, null, 2));
+  });
+
+  test('boundedJson: a document stored 5,000 levels deep renders cut at 16 levels, without a stack overflow', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 5000; i++) deep = { x: deep };
+    const text = boundedJson({ deep });
+    assert.ok(text.includes('{…}'));
+    assert.ok(text.length < 2000, `${text.length} characters`);
+  });
+
+  test('boundedJson: a large document is cut at MAX_RAW_CHARS with a note', () => {
+    const text = boundedJson({ items: Array.from({ length: 100_000 }, (_, i) => `item-${i}`) });
+    assert.ok(text.length <= MAX_RAW_CHARS + 40);
+    assert.match(text, /… \(cut at 8192 characters\)$/);
+  });
+
+  test('clip cuts long cells with an ellipsis', () => {
+    assert.equal(clip('short'), 'short');
+    assert.equal(clip('x'.repeat(500)).length, 128);
+    assert.ok(clip('x'.repeat(500)).endsWith('…'));
   });
 });

@@ -43,6 +43,64 @@ export function viewHardware(hardware: Hardware | null | undefined): HardwareVie
   };
 }
 
+/** Rows a hardware table shows; the rest are counted, not rendered. */
+export const MAX_HARDWARE_ROWS = 64;
+/** Characters a hardware cell shows before it is cut with an ellipsis. */
+export const MAX_CELL_CHARS = 128;
+/** Characters of the raw "other reported fields" shown. */
+export const MAX_RAW_CHARS = 8 * 1024;
+
+/** A cell's text, cut to MAX_CELL_CHARS. */
+export function clip(text: string, max = MAX_CELL_CHARS): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/**
+ * Pretty JSON of at most `maxChars` characters and `maxDepth` levels, whatever the value: a page never
+ * grows with the size or depth of what a machine reported.
+ */
+export function boundedJson(value: unknown, maxChars = MAX_RAW_CHARS, maxDepth = 16): string {
+  let out = '';
+  let full = false;
+  const write = (s: string) => {
+    if (full) return;
+    if (out.length + s.length > maxChars) {
+      out += s.slice(0, Math.max(0, maxChars - out.length));
+      full = true;
+    } else out += s;
+  };
+  const walk = (v: unknown, depth: number, indent: string) => {
+    if (full) return;
+    if (typeof v !== 'object' || v === null) {
+      write(JSON.stringify(v) ?? 'null');
+      return;
+    }
+    if (depth >= maxDepth) {
+      write(Array.isArray(v) ? '[…]' : '{…}');
+      return;
+    }
+    const inner = `${indent}  `;
+    const isArray = Array.isArray(v);
+    const keys = isArray ? undefined : Object.keys(v);
+    const length = isArray ? v.length : keys!.length;
+    if (length === 0) {
+      write(isArray ? '[]' : '{}');
+      return;
+    }
+    write(isArray ? '[\n' : '{\n');
+    // Stops at the budget: a 100,000-item array costs no more than a short one.
+    for (let i = 0; i < length && !full; i++) {
+      const key = keys?.[i];
+      write(inner + (key === undefined ? '' : `${JSON.stringify(key)}: `));
+      walk(isArray ? (v as unknown[])[i] : (v as Record<string, unknown>)[key!], depth + 1, inner);
+      write(i < length - 1 ? ',\n' : '\n');
+    }
+    write(indent + (isArray ? ']' : '}'));
+  };
+  walk(value, 0, '');
+  return full ? `${out}\n… (cut at ${maxChars} characters)` : out;
+}
+
 /** Total disk capacity in bytes. */
 export function totalDiskBytes(view: HardwareView): number {
   return view.disks.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0);

@@ -1,5 +1,6 @@
 import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { assertBodyDepth } from '../core/json-bounds.ts';
 import type { Logger } from '../core/logger.ts';
 import { installAccessControl, type Authenticator } from './access.ts';
 import { installErrorHandling } from './error-handler.ts';
@@ -12,13 +13,23 @@ export interface HttpPlatform {
   trustProxy: readonly string[];
   /** Finds who is calling; every route declares who may. */
   authenticator: Authenticator;
+  /**
+   * How long a client may take to send one whole request, headers and body (METAL_REQUEST_TIMEOUT_SECONDS;
+   * default 30 s). A client still sending after it is cut with a 408. Responses (log follows, event
+   * streams) are not bounded by it.
+   */
+  requestTimeoutMs?: number;
 }
+
+/** The default of METAL_REQUEST_TIMEOUT_SECONDS, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * A Fastify instance with what every listener of ours shares: the logger, strict JSON validation,
  * the error mapping, the shared schemas and per-route access control.
  */
 export function createHttpServer(platform: HttpPlatform, options: FastifyServerOptions = {}): FastifyInstance {
+  const requestTimeout = platform.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const app = Fastify({
     loggerInstance: platform.logger,
     bodyLimit: 1024 * 1024,
@@ -26,12 +37,22 @@ export function createHttpServer(platform: HttpPlatform, options: FastifyServerO
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodyValidator() } },
     forceCloseConnections: 'idle',
+    // A stalled upload (headers, part of a body, then silence) holds a socket and its buffered bytes:
+    // the whole request must arrive within requestTimeout, checked often enough to cut it on time.
+    requestTimeout,
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(requestTimeout, 60_000),
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4))),
+    },
     ...options,
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   // Only JSON (and what a module registers in its own scope) is accepted as a body: others get 415.
   app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
+  // Before any validator or handler walks a body: a document nested thousands of levels deep is a 400.
+  app.addHook('preValidation', async (request) => assertBodyDepth(request.body));
   installAccessControl(app, platform.authenticator);
   return app;
 }

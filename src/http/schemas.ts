@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { BUILD_STATUSES, MACHINE_STATUSES } from '../core/lifecycle.ts';
+import { MAX_ID } from '../core/validation.ts';
 
 /** Schemas declared once: used for validation, serialization and the OpenAPI document. */
 
@@ -16,6 +17,17 @@ export const ErrorResponse = Type.Object(
   },
   { $id: 'Error' },
 );
+
+/**
+ * The largest offset and id any route takes: far beyond any real fleet, and inside a 32-bit integer so
+ * every database binds it (without a bound a 2^64 offset passed validation and failed in the driver).
+ */
+export const MAX_OFFSET = 2_147_483_647;
+export { MAX_ID };
+/** `limit` of every list route: 1 to 500, default 50. */
+export const Limit = () => Type.Integer({ minimum: 1, maximum: 500, default: 50 });
+/** `offset` of every list route: 0 to MAX_OFFSET, default 0. */
+export const Offset = () => Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 });
 
 const Str = (maxLength = 256) => Type.String({ maxLength });
 const Int = () => Type.Integer({ minimum: 0 });
@@ -147,8 +159,8 @@ export const MachineList = Type.Object({ items: Type.Array(Type.Ref(Machine)), t
 export const MachineListQuery = Type.Object({
   status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)))),
   search: Type.Optional(Type.String({ maxLength: 128, description: 'matches service tag, hostname, MAC and model' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Limit()),
+  offset: Type.Optional(Offset()),
   sort: Type.Optional(Type.Union((['id', 'service_tag', 'hostname', 'status', 'last_seen_at', 'updated_at'] as const).map((s) => Type.Literal(s)))),
   order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
 });
@@ -201,12 +213,12 @@ export const Event = Type.Object(
 export const EventList = Type.Object({ items: Type.Array(Type.Ref(Event)), total: Type.Integer() });
 
 export const Paging = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Limit()),
+  offset: Type.Optional(Offset()),
 });
 
 export const IdParam = Type.Object({ id: Type.String({ maxLength: 64, description: 'numeric id, or the service tag' }) });
-export const BuildIdParam = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+export const BuildIdParam = Type.Object({ id: Type.Integer({ minimum: 1, maximum: MAX_ID }) });
 
 /** Shared schemas registered on a server with addSchema, referenced by $id. */
 export const SHARED_SCHEMAS = [ErrorResponse, Hardware, Machine, Build, Event];

@@ -1,4 +1,4 @@
-import type { preHandlerAsyncHookHandler } from 'fastify';
+import type { onRequestAsyncHookHandler } from 'fastify';
 import type { Config } from '../config/config.ts';
 import { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
@@ -36,7 +36,7 @@ export interface AppContext {
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
   /** Runs before enrollment (rate limit, enrollment token). */
-  enrollGuard?: preHandlerAsyncHookHandler;
+  enrollGuard?: onRequestAsyncHookHandler;
   close(): Promise<void>;
 }
 
@@ -89,5 +89,5 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
 
 /** What every listener of this process is built with. */
 export function httpPlatform(ctx: AppContext): HttpPlatform {
-  return { logger: ctx.logger, trustProxy: ctx.config.trustProxy, authenticator: ctx.authenticator };
+  return { logger: ctx.logger, trustProxy: ctx.config.trustProxy, authenticator: ctx.authenticator, requestTimeoutMs: ctx.config.requestTimeoutMs };
 }

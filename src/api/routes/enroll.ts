@@ -1,12 +1,13 @@
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
+import { assertHardwareBounds } from '../../core/json-bounds.ts';
 import type { MachineService } from '../../core/machine-service.ts';
 import { EnrollBody, EnrollResponse, errorResponses } from '../../http/schemas.ts';
 
 /** What the enrollment route uses. */
 export interface EnrollRouteOptions {
   machines: Pick<MachineService, 'enroll'>;
-  /** Runs before enrollment (rate limit, enrollment token). */
-  guard?: preHandlerAsyncHookHandler;
+  /** Runs when the headers are in, before the body is read (rate limit, enrollment token). */
+  guard?: onRequestAsyncHookHandler;
 }
 
 /** `POST /api/v1/enroll`: served by the API and by the boot listener (same handler). */
@@ -22,7 +23,10 @@ export function registerEnrollRoute(app: FastifyInstance, options: EnrollRouteOp
         body: EnrollBody,
         response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 413, 415, 429) },
       },
-      preHandler: options.guard ? [options.guard] : [],
+      // The guard runs on the headers alone: a limited or unauthorized client's body is never parsed.
+      onRequest: options.guard ? [options.guard] : [],
+      // Bounded before schema validation: depth, array items, string length, total size.
+      preValidation: async (request) => assertHardwareBounds((request.body as { hardware?: unknown } | null)?.hardware),
     },
     async (request, reply) => {
       const { machine, created } = await options.machines.enroll(request.body, {

@@ -2,11 +2,15 @@ import type { FC } from 'hono/jsx';
 import type { Hardware } from '../../core/types.ts';
 import { Fact } from '../components.tsx';
 import { formatBinaryBytes, formatDecimalBytes, formatLinkSpeed } from '../format.ts';
-import { cpuSummary, totalDiskBytes, viewHardware } from '../hardware-view.ts';
+import { MAX_HARDWARE_ROWS, boundedJson, clip, cpuSummary, totalDiskBytes, viewHardware } from '../hardware-view.ts';
 
-const dash = (v: string | number | null | undefined) => (v === null || v === undefined || v === '' ? '—' : String(v));
+const dash = (v: string | number | null | undefined) => (v === null || v === undefined || v === '' ? '—' : clip(String(v)));
 
-/** A machine's hardware in human units: summary, then CPUs, DIMMs, disks, NICs and GPUs. */
+/**
+ * A machine's hardware in human units: summary, then CPUs, DIMMs, disks, NICs and GPUs. Bounded
+ * whatever was reported: at most MAX_HARDWARE_ROWS rows a table, cells cut at MAX_CELL_CHARS, the raw
+ * extra fields cut at MAX_RAW_CHARS.
+ */
 export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
   const hw = viewHardware(hardware);
   const extraKeys = Object.keys(hw.extra);
@@ -20,12 +24,12 @@ export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
         <Fact label="SMBIOS UUID">
           <span class="mono">{dash(hw.uuid)}</span>
         </Fact>
-        <Fact label="CPU">{cpuSummary(hw)}</Fact>
+        <Fact label="CPU">{clip(cpuSummary(hw))}</Fact>
         <Fact label="Memory">{formatBinaryBytes(hw.memoryBytes)}</Fact>
         <Fact label="Disks">
           {hw.disks.length} · {formatDecimalBytes(totalDiskBytes(hw))}
         </Fact>
-        <Fact label="BIOS">{hw.bios ? [hw.bios.vendor, hw.bios.version, hw.bios.date].filter(Boolean).join(' · ') || '—' : '—'}</Fact>
+        <Fact label="BIOS">{hw.bios ? clip([hw.bios.vendor, hw.bios.version, hw.bios.date].filter(Boolean).join(' · ')) || '—' : '—'}</Fact>
       </dl>
       {hw.cpu && (
         <HwTable caption="CPU" head={['Model', 'Architecture', 'Sockets', 'Cores', 'Threads']} rows={[[hw.cpu.model, hw.cpu.architecture, hw.cpu.sockets, hw.cpu.cores, hw.cpu.threads].map(dash)]} />
@@ -55,7 +59,7 @@ export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
       {extraKeys.length > 0 && (
         <details>
           <summary>Other reported fields ({extraKeys.length})</summary>
-          <pre class="raw">{JSON.stringify(hw.extra, null, 2)}</pre>
+          <pre class="raw">{boundedJson(hw.extra)}</pre>
         </details>
       )}
     </section>
@@ -64,24 +68,33 @@ export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
 
 const HwTable: FC<{ caption: string; head: string[]; rows: string[][] }> = ({ caption, head, rows }) => (
   <div class="table-scroll">
-    <table class="compact hw">
-      <caption>{caption}</caption>
-      <thead>
+    <HwRows caption={caption} head={head} rows={rows.slice(0, MAX_HARDWARE_ROWS)} />
+    {rows.length > MAX_HARDWARE_ROWS && (
+      <p class="muted">
+        {rows.length - MAX_HARDWARE_ROWS} more not shown (the API has them all).
+      </p>
+    )}
+  </div>
+);
+
+const HwRows: FC<{ caption: string; head: string[]; rows: string[][] }> = ({ caption, head, rows }) => (
+  <table class="compact hw">
+    <caption>{caption}</caption>
+    <thead>
+      <tr>
+        {head.map((h) => (
+          <th scope="col">{h}</th>
+        ))}
+      </tr>
+    </thead>
+    <tbody>
+      {rows.map((r) => (
         <tr>
-          {head.map((h) => (
-            <th scope="col">{h}</th>
+          {r.map((c) => (
+            <td>{c}</td>
           ))}
         </tr>
-      </thead>
-      <tbody>
-        {rows.map((r) => (
-          <tr>
-            {r.map((c) => (
-              <td>{c}</td>
-            ))}
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  </div>
+      ))}
+    </tbody>
+  </table>
 );
