@@ -7,6 +7,7 @@ import { BootScriptResolver } from './boot-script-resolver.ts';
 import { BootTargetReader } from './boot-target-reader.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { registerImageRoutes } from './image-files.ts';
+import { registerIpxeBinaryRoutes } from './ipxe-binary-routes.ts';
 import { LastSeenRecorder } from './last-seen-recorder.ts';
 import { registerScriptRoutes } from './script-routes.ts';
 
@@ -44,6 +45,7 @@ export async function buildBootServer(ctx: AppContext, options: BootServerOption
   registerEnrollRoute(app, ctx);
   registerScriptRoutes(app, ctx, resolver, lastSeen, logger);
   registerImageRoutes(app, ctx.config.imagesDir, logger);
+  registerIpxeBinaryRoutes(app, { dir: ctx.config.ipxeDir, logger });
 
   const registration = await catalog.registration();
   if (!registration.ok) {

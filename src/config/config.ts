@@ -34,6 +34,12 @@ export interface Config {
   enrollToken: string | undefined;
   /** Hex or base64 key (32 bytes) encrypting sensitive columns; generated into the data dir when unset. */
   secretKey: string | undefined;
+  /** pxe role: interface the proxyDHCP answers on; unset, no proxyDHCP runs. e.g. `eth1` */
+  proxyDhcpInterface: string | undefined;
+  /** pxe role: TFTP listener. */
+  tftpListen: Listen;
+  /** iPXE binaries served over TFTP and at `/ipxe/` on the boot listener. e.g. `/usr/lib/ipxe` */
+  ipxeDir: string;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -73,6 +79,9 @@ export const CONFIG_KEYS = [
   'METAL_ENROLL_TOKEN',
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
+  'METAL_PROXYDHCP_INTERFACE',
+  'METAL_TFTP_LISTEN',
+  'METAL_IPXE_DIR',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -116,6 +125,9 @@ export function loadConfig(
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
     secretKey: raw('METAL_SECRET_KEY'),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
+    proxyDhcpInterface: parseInterfaceName('METAL_PROXYDHCP_INTERFACE', raw('METAL_PROXYDHCP_INTERFACE')),
+    tftpListen: parseListen('METAL_TFTP_LISTEN', raw('METAL_TFTP_LISTEN') ?? '0.0.0.0:69'),
+    ipxeDir: resolve(raw('METAL_IPXE_DIR') ?? '/usr/lib/ipxe'),
   };
   return Object.freeze(config);
 }
@@ -237,5 +249,12 @@ function parseEnrollToken(value: string | undefined): string | undefined {
   if (!/^[A-Za-z0-9._~-]{16,128}$/.test(value)) {
     throw new ConfigError('METAL_ENROLL_TOKEN', '(hidden)', 'expected 16 to 128 characters of A-Z a-z 0-9 . _ ~ -');
   }
+  return value;
+}
+
+/** A Linux interface name: at most 15 characters, no slashes or spaces. */
+function parseInterfaceName(key: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(value)) throw new ConfigError(key, value, 'expected a network interface name, e.g. eth1');
   return value;
 }

@@ -65,7 +65,8 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
   };
   const logger = options.logger.child({ component: 'tftp' });
   const transfers = new Map<string, Transfer>();
-  const socket = createSocket({ type: 'udp4', reuseAddr: true });
+  // No reuseAddr: a second server on the same port must fail, not silently share the requests.
+  const socket = createSocket('udp4');
   socket.on('error', (err) => logger.error({ err }, 'tftp: socket error'));
 
   socket.on('message', (msg, rinfo) => {

@@ -4,10 +4,12 @@ import { redactUrl } from '../config/config.ts';
 import { buildApiServer } from '../api/api-server.ts';
 import { buildBootServer } from '../boot/boot-server.ts';
 import { startBuilder } from '../builder/builder.ts';
+import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
 import type { Logger } from './logger.ts';
 
-export const ALL_ROLES = ['api', 'boot', 'builder'] as const;
+/** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
+export const ALL_ROLES = ['api', 'boot', 'builder', 'pxe'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];
 
 /** A started process: its context, listeners, and how to stop it gracefully. */
@@ -22,10 +24,10 @@ export interface RunningServer {
 
 export function parseRoles(value: string): RoleName[] {
   const roles = value.split(',').map((r) => r.trim()).filter(Boolean);
-  if (roles.length === 0) throw new Error('serve: --roles needs at least one of api, boot, builder');
+  if (roles.length === 0) throw new Error('serve: --roles needs at least one of api, boot, builder, pxe');
   for (const r of roles) {
     if (!(ALL_ROLES as readonly string[]).includes(r)) {
-      throw new Error(`serve: --roles: unknown role ${JSON.stringify(r)}; expected api, boot or builder`);
+      throw new Error(`serve: --roles: unknown role ${JSON.stringify(r)}; expected api, boot, builder or pxe`);
     }
   }
   return [...new Set(roles)] as RoleName[];
@@ -58,6 +60,17 @@ export async function startServer(config: Readonly<Config>, logger: Logger, role
     if (roles.includes('builder')) {
       const builder = await startBuilder(ctx);
       stops.push(() => builder.stop());
+    }
+    if (roles.includes('pxe')) {
+      const pxe = await startPxeServices({
+        ipxeDir: config.ipxeDir,
+        tftpListen: config.tftpListen,
+        proxyDhcpInterface: config.proxyDhcpInterface,
+        bootUrl: config.bootUrl,
+        logger,
+      });
+      running.addresses.pxe = `tftp://${pxe.tftp.address.host}:${pxe.tftp.address.port}`;
+      stops.push(() => pxe.stop());
     }
   } catch (err) {
     await running.stop();
