@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { toolSkipReason } from '../../src/pxe/testing/tool-requirements.ts';
+import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
+import { freshSqlite } from '../../src/testing/databases.ts';
+import { forwardBootServer } from './support/boot-forwarder.ts';
+import { VM_TIMEOUT_MS } from './support/enrollment-loop.ts';
+import { startLabServer, type LabServer } from './support/lab-server.ts';
+import { bootVm, consoleTail } from './support/lab-vm.ts';
+import { createPxeTestNetwork, NETWORK, netnsUnavailableReason, type PxeTestNetwork } from './support/netns.ts';
+import { startPxeRole, type PxeRoleProcess } from './support/pxe-role-process.ts';
+import { startSiteDhcp, type SiteDhcp } from './support/site-dhcp.ts';
+
+const IPXE_DIR = '/usr/lib/ipxe';
+const BOOT_PORT = 8081;
+const BOOT_URL = `http://${NETWORK.server}:${BOOT_PORT}`;
+
+function skipReason(): string | undefined {
+  const lab = labSkipReason({ uefi: true });
+  if (lab) return lab;
+  const tools = toolSkipReason({ ip: 'iproute2', dnsmasq: 'dnsmasq' });
+  if (tools) return tools;
+  const netns = netnsUnavailableReason();
+  if (netns && process.env.CI === 'true') throw new Error(`required in CI: ${netns}`);
+  if (netns) console.warn(`\n*** SKIPPING proxyDHCP boots: ${netns} ***\n`);
+  return netns;
+}
+const skip = skipReason();
+
+describe('network boot with nothing else set up: the site DHCP server has no PXE options, our proxyDHCP and TFTP run beside it', { skip }, () => {
+  let workDir: string;
+  let net: PxeTestNetwork | undefined;
+  let lab: LabServer | undefined;
+  let site: SiteDhcp | undefined;
+  let pxe: PxeRoleProcess | undefined;
+  let forwarder: { stop(): Promise<void> } | undefined;
+
+  before(async () => {
+    workDir = mkdtempSync(join(tmpdir(), 'metal-e2e-pxe-'));
+    net = await createPxeTestNetwork(String(process.pid));
+    lab = await startLabServer(freshSqlite(), { bootUrl: BOOT_URL });
+    forwarder = await forwardBootServer(net.pxeNs, NETWORK.server, BOOT_PORT, lab.bootPort, workDir);
+    site = await startSiteDhcp(net.siteNs, net.siteInterface, workDir);
+    mkdirSync(join(workDir, 'pxe'));
+    pxe = await startPxeRole(net.pxeNs, { iface: net.bridge, ipxeDir: IPXE_DIR, bootUrl: BOOT_URL, dataDir: join(workDir, 'pxe') });
+  }, { timeout: 180_000 });
+
+  after(async () => {
+    // Each part is stopped even when another fails; the namespaces go last, whatever happened.
+    const errors: unknown[] = [];
+    for (const stop of [() => pxe?.stop(), () => site?.stop(), () => forwarder?.stop(), () => lab?.stop(), () => net?.remove()]) {
+      try {
+        await stop();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+    if (errors.length) throw errors[0];
+  }, { timeout: 120_000 });
+
+  /** proxyDHCP and TFTP log lines (JSON) about one MAC or file. */
+  function pxeLog(): Array<Record<string, unknown>> {
+    return pxe!
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  async function bootAndEnroll(name: string, input: { serial: string; uefi: boolean; mac: string }) {
+    const boot = await bootVm(name, { ...input, cpus: 2, memoryMb: 1024, diskGb: 2, manufacturer: 'Supermicro', product: 'SYS-1029P' }, { timeoutMs: VM_TIMEOUT_MS, network: { netns: net!.pxeNs, tap: net!.tap } });
+    const why = `${consoleTail(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}\n--- site DHCP ---\n${site!.output().slice(-3000)}`;
+    assert.match(boot.console, /metal-agent: ENROLLED/, why);
+    const m = await lab!.api('GET', `/api/v1/machines/${input.serial}`);
+    assert.equal(m.status, 200, why);
+    assert.equal(m.body.status, 'enrolled');
+    assert.equal(m.body.mac_address, input.mac);
+    assert.match(m.body.hardware.bios?.vendor ?? '', input.uefi ? /OVMF/ : /SeaBIOS/);
+    // The address came from the site's server, which sent no boot file.
+    assert.match(site!.output(), new RegExp(`DHCPACK\\(vsite\\) 10\\.77\\.0\\.\\d+ ${input.mac}`), why);
+    assert.doesNotMatch(site!.output(), /sent size:\s*\d+ option:\s*(43|60|66|67) /, 'the site DHCP server sent no PXE option, TFTP server or boot file');
+    return { boot, why };
+  }
+
+  test('UEFI (OVMF) firmware PXE: TFTP snponly.efi, then iPXE gets /boot.ipxe, then the registration image enrolls', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
+    const mac = '52:54:00:e2:f0:01';
+    const { why } = await bootAndEnroll('pxe-uefi', { serial: 'E2EPXEUEFI1', uefi: true, mac });
+    const log = pxeLog();
+    const answers = log.filter((l) => l.mac === mac && typeof l.boot === 'string');
+    assert.ok(answers.some((l) => l.boot === 'snponly.efi' && l.arch === 7), `the firmware was offered snponly.efi\n${why}`);
+    assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe`), `iPXE was given the boot script URL\n${why}`);
+    assert.ok(log.some((l) => l.msg === 'tftp: transfer complete' && l.file === 'snponly.efi'), `snponly.efi went over our TFTP\n${why}`);
+  });
+
+  test('legacy BIOS: the NIC boot ROM (iPXE under SeaBIOS) is sent to /boot.ipxe by the proxyDHCP and enrolls', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
+    const mac = '52:54:00:e2:f0:02';
+    const { why } = await bootAndEnroll('pxe-bios', { serial: 'E2EPXEBIOS1', uefi: false, mac });
+    const answers = pxeLog().filter((l) => l.mac === mac && typeof l.boot === 'string');
+    assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe` && l.arch === 0), `the BIOS client was given the boot script URL\n${why}`);
+  });
+});
