@@ -71,8 +71,9 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
-  async function bootAndEnroll(name: string, input: { serial: string; uefi: boolean; mac: string }) {
-    const boot = await bootVm(name, { ...input, cpus: 2, memoryMb: 1024, diskGb: 2, manufacturer: 'Supermicro', product: 'SYS-1029P' }, { timeoutMs: VM_TIMEOUT_MS, network: { netns: net!.pxeNs, tap: net!.tap } });
+  async function bootAndEnroll(name: string, input: { serial: string; uefi: boolean; mac: string }, options: { uefiHttpBoot?: boolean } = {}) {
+    const network = { netns: net!.pxeNs, tap: net!.tap, uefiHttpBoot: options.uefiHttpBoot };
+    const boot = await bootVm(name, { ...input, cpus: 2, memoryMb: 1024, diskGb: 2, manufacturer: 'Supermicro', product: 'SYS-1029P' }, { timeoutMs: VM_TIMEOUT_MS, network });
     const why = `${consoleTail(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}\n--- site DHCP ---\n${site!.output().slice(-3000)}`;
     assert.match(boot.console, /metal-agent: ENROLLED/, why);
     const m = await lab!.api('GET', `/api/v1/machines/${input.serial}`);
@@ -101,5 +102,15 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
     const { why } = await bootAndEnroll('pxe-bios', { serial: 'E2EPXEBIOS1', uefi: false, mac });
     const answers = pxeLog().filter((l) => l.mac === mac && typeof l.boot === 'string');
     assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe` && l.arch === 0), `the BIOS client was given the boot script URL\n${why}`);
+  });
+
+  test('UEFI HTTP boot (OVMF with its PXE turned off): ipxe.efi over HTTP from /ipxe/, then /boot.ipxe, then enrolled', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
+    const mac = '52:54:00:e2:f0:03';
+    const { boot, why } = await bootAndEnroll('pxe-uefi-http', { serial: 'E2EHTTPBOOT1', uefi: true, mac }, { uefiHttpBoot: true });
+    assert.match(boot.console, /Start HTTP Boot over IPv4/, why);
+    const answers = pxeLog().filter((l) => l.mac === mac && typeof l.boot === 'string');
+    assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/ipxe/ipxe.efi` && l.arch === 16 && l.vendorClass?.toString().startsWith('HTTPClient')), `HTTP boot was offered ipxe.efi over HTTP\n${why}`);
+    assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe`), `iPXE was given the boot script URL\n${why}`);
+    assert.ok(!answers.some((l) => l.boot === 'snponly.efi'), 'no firmware PXE happened');
   });
 });

@@ -18,6 +18,11 @@ export interface LabMachineFiles {
    * on (its DHCP, its TFTP). Under UEFI the NIC gets no option ROM, so OVMF's own PXE client boots.
    */
   tap?: string;
+  /**
+   * UEFI only: turn off OVMF's PXE (IPv4 and IPv6) through its fw_cfg switches, so the firmware boots
+   * by UEFI HTTP boot straight away.
+   */
+  uefiHttpBoot?: boolean;
 }
 
 /** The DHCP boot file: iPXE expands `${serial}` and fetches the machine's script from the boot server. */
@@ -78,6 +83,9 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
       '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${firmware.ovmfCode}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${files.ovmfVars}`,
     );
+    if (files.uefiHttpBoot) {
+      args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
+    }
   }
   return args;
 }

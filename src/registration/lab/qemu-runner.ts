@@ -21,7 +21,7 @@ export interface RunLabMachineOptions {
   /** Stops the VM early. */
   signal?: AbortSignal;
   /** Runs QEMU inside this network namespace on this tap device instead of user networking (root only). */
-  network?: { netns: string; tap: string };
+  network?: { netns: string; tap: string; uefiHttpBoot?: boolean };
 }
 
 /** How a lab VM run ended. */
@@ -60,7 +60,7 @@ export async function runLabMachine(machine: LabMachine, options: RunLabMachineO
       await copyFile(firmware.snponly, efiPath);
     }
     const consoleLog = options.console === 'inherit' ? undefined : options.console.logFile;
-    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox, consoleLog, tap: options.network?.tap }, firmware);
+    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox, consoleLog, tap: options.network?.tap, uefiHttpBoot: options.network?.uefiHttpBoot }, firmware);
     return await runQemu(firmware.qemu, args, options);
   } finally {
     await rm(workDir, { recursive: true, force: true });

@@ -18,7 +18,7 @@ export interface VmBoot {
  * Boots a lab VM until it powers off (bounded by `timeoutMs`), keeping its serial console in
  * `<CONSOLE_LOG_DIR>/<name>.log`. Throws, with the console's tail, unless QEMU exited 0 in time.
  */
-export async function bootVm(name: string, input: LabMachineInput, options: { timeoutMs: number; diskFile?: string; network?: { netns: string; tap: string } }): Promise<VmBoot> {
+export async function bootVm(name: string, input: LabMachineInput, options: { timeoutMs: number; diskFile?: string; network?: { netns: string; tap: string; uefiHttpBoot?: boolean } }): Promise<VmBoot> {
   const machine = parseLabMachine(input);
   mkdirSync(CONSOLE_LOG_DIR, { recursive: true });
   const logFile = join(CONSOLE_LOG_DIR, `${name}.log`);
