@@ -96,6 +96,21 @@ describe('TFTP server', () => {
       }
     }
 
+    test('many clients at once: 24 curl downloads in parallel, each byte for byte', { skip: skip ?? ipxeSkip, timeout: 120_000 }, async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'metal-tftp-out-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const runs = Array.from({ length: 24 }, (_, i) => {
+        const file = IPXE_FILES[i % IPXE_FILES.length]!;
+        const out = join(dir, `${i}-${file}`);
+        return curlTftpGet(`tftp://127.0.0.1:${server.address.port}/${file}`, out, { blksize: i % 2 ? 1468 : 512 }).then((r) => ({ r, out, file }));
+      });
+      for (const { r, out, file } of await Promise.all(runs)) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(readFileSync(out).equals(files.get(file)!), `${out} differs`);
+      }
+      await waitUntil(() => server.activeTransfers() === 0, 10_000);
+    });
+
     test('curl cannot climb out with ../ or an absolute path', { skip, timeout: 30_000 }, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'metal-tftp-out-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -210,6 +225,52 @@ describe('TFTP server', () => {
       } finally {
         await client.close();
         await stranger.close();
+      }
+    });
+
+    test('a flood of requests and junk: transfers stay bounded, extra requests hear "busy", all state is released', { timeout: 60_000 }, async () => {
+      const probes = await Promise.all(Array.from({ length: 48 }, () => UdpProbe.open()));
+      try {
+        // Junk first: truncated, oversized, unknown opcodes, overflowing options, random bytes.
+        const junk = [
+          Buffer.alloc(0),
+          Buffer.from([0, 1]),
+          Buffer.from([0, 9, 1, 2]),
+          Buffer.alloc(3000, 1),
+          encodeReadRequest('snponly.efi', 'octet', Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`o${i}`, '1']))),
+          ...Array.from({ length: 500 }, () => randomBytes(1 + Math.floor(Math.random() * 1500))),
+        ];
+        // In batches (a socket buffer holds a few hundred packets), each followed by a write request as a
+        // marker: its "read-only" answer shows the server handled the batch and still answers.
+        const marker = encodeReadRequest('marker', 'octet');
+        marker[1] = TftpOpcode.WRQ;
+        for (let at = 0; at < junk.length; at += 50) {
+          for (const j of junk.slice(at, at + 50)) await probes[0]!.send(j, server.address.port);
+          await probes[0]!.send(marker, server.address.port);
+          for (;;) {
+            const got = await probes[0]!.receive(5000);
+            assert.ok(got, 'the marker is answered');
+            const packet = parseTftpPacket(got.msg);
+            if (packet.op === TftpOpcode.ERROR && packet.message === 'this server is read-only') break;
+          }
+        }
+        // 48 clients that never acknowledge: at most maxTransfers (32) run; the rest are told busy.
+        for (const p of probes) await p.send(encodeReadRequest('snponly.efi', 'octet'), server.address.port);
+        let busy = 0;
+        for (const p of probes) {
+          const got = await p.receive(5000);
+          assert.ok(got, 'every client hears something');
+          const packet = parseTftpPacket(got.msg);
+          if (packet.op === TftpOpcode.ERROR && packet.message === 'server busy, try again') busy++;
+        }
+        assert.ok(server.activeTransfers() <= 32, `at most 32 transfers (${server.activeTransfers()})`);
+        assert.ok(busy >= 48 - 32, `${busy} told busy`);
+        // Unacknowledged transfers are given up, and every one is released.
+        await waitUntil(() => server.activeTransfers() === 0, 20_000);
+        const d = await rawTftpDownload(server.address.port, 'one-block.bin');
+        assert.ok(d.data.equals(files.get('one-block.bin')!), 'the server still serves');
+      } finally {
+        await Promise.all(probes.map((p) => p.close()));
       }
     });
 
