@@ -16,6 +16,7 @@ describe('loadConfig', () => {
     assert.equal(c.enrollRate, 60);
     assert.match(c.nixEntry, /\/nix\/netboot\.nix$/);
     assert.equal(c.proxyDhcpInterface, undefined);
+    assert.equal(c.dhcpRange, undefined);
     assert.deepEqual(c.tftpListen, { host: '0.0.0.0', port: 69 });
     assert.equal(c.ipxeDir, '/usr/lib/ipxe');
     assert.ok(Object.isFrozen(c));
@@ -45,6 +46,7 @@ describe('loadConfig', () => {
     ['trust proxy garbage', { METAL_TRUST_PROXY: '10.0.0.1,evil host' }, /METAL_TRUST_PROXY=.*"evil host" is not an address/],
     ['bad log level', { METAL_LOG_LEVEL: 'loud' }, /METAL_LOG_LEVEL="loud" is invalid: expected one of/],
     ['an interface name with a slash', { METAL_PROXYDHCP_INTERFACE: 'eth0/../x' }, /METAL_PROXYDHCP_INTERFACE="eth0\/..\/x" is invalid: expected a network interface name/],
+    ['a DHCP range backwards', { METAL_DHCP_RANGE: '10.0.0.9-10.0.0.1' }, /METAL_DHCP_RANGE="10.0.0.9-10.0.0.1" is invalid: the first address is after the last/],
     ['a TFTP listener without a port', { METAL_TFTP_LISTEN: '0.0.0.0' }, /METAL_TFTP_LISTEN="0.0.0.0" is invalid: expected host:port/],
     ['short enroll token', { METAL_ENROLL_TOKEN: 'abc' }, /METAL_ENROLL_TOKEN="\(hidden\)" is invalid/],
   ];

@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
+import { parseAddressRange, type AddressRange } from '../pxe/address-pool.ts';
 
 /** The whole configuration of a `metal` process, validated once at start-up and frozen. */
 export interface Config {
@@ -36,6 +37,8 @@ export interface Config {
   secretKey: string | undefined;
   /** pxe role: interface the proxyDHCP answers on; unset, no proxyDHCP runs. e.g. `eth1` */
   proxyDhcpInterface: string | undefined;
+  /** pxe role: full DHCP hands out this range on the proxyDHCP interface; unset, proxyDHCP only. */
+  dhcpRange: AddressRange | undefined;
   /** pxe role: TFTP listener. */
   tftpListen: Listen;
   /** iPXE binaries served over TFTP and at `/ipxe/` on the boot listener. e.g. `/usr/lib/ipxe` */
@@ -80,6 +83,7 @@ export const CONFIG_KEYS = [
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
   'METAL_PROXYDHCP_INTERFACE',
+  'METAL_DHCP_RANGE',
   'METAL_TFTP_LISTEN',
   'METAL_IPXE_DIR',
 ] as const;
@@ -126,6 +130,7 @@ export function loadConfig(
     secretKey: raw('METAL_SECRET_KEY'),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
     proxyDhcpInterface: parseInterfaceName('METAL_PROXYDHCP_INTERFACE', raw('METAL_PROXYDHCP_INTERFACE')),
+    dhcpRange: parseDhcpRange(raw('METAL_DHCP_RANGE')),
     tftpListen: parseListen('METAL_TFTP_LISTEN', raw('METAL_TFTP_LISTEN') ?? '0.0.0.0:69'),
     ipxeDir: resolve(raw('METAL_IPXE_DIR') ?? '/usr/lib/ipxe'),
   };
@@ -257,4 +262,11 @@ function parseInterfaceName(key: string, value: string | undefined): string | un
   if (value === undefined) return undefined;
   if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(value)) throw new ConfigError(key, value, 'expected a network interface name, e.g. eth1');
   return value;
+}
+
+function parseDhcpRange(value: string | undefined): AddressRange | undefined {
+  if (value === undefined) return undefined;
+  const range = parseAddressRange(value);
+  if (typeof range === 'string') throw new ConfigError('METAL_DHCP_RANGE', value, range);
+  return range;
 }

@@ -23,7 +23,10 @@ export const DhcpMessageType = {
 /** Option codes we read or write. */
 export const DhcpOption = {
   PAD: 0,
+  SUBNET_MASK: 1,
   VENDOR_SPECIFIC: 43,
+  REQUESTED_ADDRESS: 50,
+  LEASE_TIME: 51,
   OVERLOAD: 52,
   MESSAGE_TYPE: 53,
   SERVER_ID: 54,

@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from '../server/logger.ts';
+import { inRange, pickAddress, type AddressRange, type LeaseStore } from './address-pool.ts';
 import { chooseBootFile, type BootFileChoice } from './boot-file-choice.ts';
 import {
   BOOTREQUEST,
@@ -31,7 +32,27 @@ export interface ProxyDhcpOptions {
   broadcastAddress?: string;
   /** Listen on 0.0.0.0 too, to hear broadcast DISCOVERs (default true; loopback tests turn it off). */
   hearBroadcasts?: boolean;
+  /**
+   * Full DHCP for networks without a DHCP server (METAL_DHCP_RANGE): every client gets an address
+   * from the range, PXE clients their boot file with it. Unset: proxyDHCP only.
+   */
+  fullDhcp?: FullDhcpOptions;
 }
+
+/** The address-giving part of a full DHCP server. */
+export interface FullDhcpOptions {
+  range: AddressRange;
+  /** The subnet mask clients get (the interface's). e.g. `255.255.255.0` */
+  netmask: string;
+  /** How long a lease lasts. */
+  leaseSeconds: number;
+  leases: LeaseStore;
+  /** The clock (tests may fix it). */
+  now?: () => Date;
+}
+
+/** Requests waiting for the lease store; more are dropped (clients retry), so a flood stays bounded. */
+const MAX_PENDING_LEASE_REQUESTS = 64;
 
 /** A running proxyDHCP. */
 export interface ProxyDhcp {
@@ -62,6 +83,8 @@ export async function startProxyDhcp(options: ProxyDhcpOptions): Promise<ProxyDh
   const pxe = await bindUdp(options.serverAddress, ports.pxe, 'METAL_PROXYDHCP_INTERFACE');
   const sockets = [onInterface, pxe, ...(wildcard ? [wildcard] : [])];
 
+  let pending = 0;
+  let leaseQueue: Promise<void> = Promise.resolve();
   const answer = (msg: Buffer, rinfo: RemoteInfo, onPxePort: boolean) => {
     let packet: DhcpPacket;
     try {
@@ -72,33 +95,56 @@ export async function startProxyDhcp(options: ProxyDhcpOptions): Promise<ProxyDh
       return;
     }
     if (packet.op !== BOOTREQUEST) return;
+    const choice = chooseBootFile(packet, { available: options.availableFiles(), bootUrl: options.bootUrl });
+    const send = (type: number, lease: LeaseGrant | undefined) => {
+      const mac = clientMac(packet);
+      let out: Buffer;
+      try {
+        out = encodeDhcpReply(buildReply(packet, type, choice, options.serverAddress, lease));
+      } catch (err) {
+        if (!(err instanceof DhcpPacketError)) throw err;
+        logger.warn({ mac, reason: err.message }, 'proxydhcp: answer could not be encoded');
+        return;
+      }
+      const to = onPxePort ? { address: rinfo.address, port: rinfo.port } : destination(packet, broadcast, ports);
+      (onPxePort ? pxe : onInterface).send(out, to.port, to.address, (err) => {
+        if (err) logger.warn({ mac, err: err.message }, 'proxydhcp: answer not sent');
+      });
+      const boot = choice.kind === 'tftp' ? choice.file : choice.kind === 'url' ? choice.url : undefined;
+      const answerName = type === DhcpMessageType.OFFER ? 'offer' : type === DhcpMessageType.ACK ? 'ack' : 'nak';
+      logger.info(
+        { mac, arch: clientArchitecture(packet), vendorClass: vendorClass(packet), answer: answerName, port: onPxePort ? ports.pxe : ports.dhcp, boot, address: lease?.address },
+        `proxydhcp: ${answerName}${lease ? ` ${lease.address}` : ''}${boot ? ` ${choice.kind === 'tftp' ? 'TFTP ' : ''}${boot}` : ''} for ${mac ?? 'a client'}`,
+      );
+    };
+
+    if (options.fullDhcp && !onPxePort) {
+      if (pending >= MAX_PENDING_LEASE_REQUESTS) {
+        logger.debug('proxydhcp: too many requests waiting for the lease store; dropped');
+        return;
+      }
+      pending++;
+      // One at a time, in arrival order: each decision sees the leases the one before it wrote.
+      const full = options.fullDhcp;
+      leaseQueue = leaseQueue
+        .then(() => leaseAnswer(packet, full, options.serverAddress))
+        .then((result) => {
+          if (result) send(result.type, result.lease);
+        })
+        .catch((err: unknown) => logger.error({ err }, 'proxydhcp: lease store failed'))
+        .finally(() => pending--);
+      return;
+    }
+
     const type = messageType(packet);
     const reply = replyType(type, packet, onPxePort, options.serverAddress);
     if (reply === undefined) return;
-    const choice = chooseBootFile(packet, { available: options.availableFiles(), bootUrl: options.bootUrl });
-    const mac = clientMac(packet);
     if (choice.kind === 'ignore') {
       // A plain DHCP client is the site's business: say nothing, log nothing above debug.
-      logger.debug({ mac, vendorClass: vendorClass(packet), reason: choice.reason }, 'proxydhcp: not answered');
+      logger.debug({ mac: clientMac(packet), vendorClass: vendorClass(packet), reason: choice.reason }, 'proxydhcp: not answered');
       return;
     }
-    let out: Buffer;
-    try {
-      out = encodeDhcpReply(buildReply(packet, reply, choice, options.serverAddress));
-    } catch (err) {
-      if (!(err instanceof DhcpPacketError)) throw err;
-      logger.warn({ mac, reason: err.message }, 'proxydhcp: answer could not be encoded');
-      return;
-    }
-    const { address, port } = onPxePort ? { address: rinfo.address, port: rinfo.port } : destination(packet, broadcast, ports);
-    const socket = onPxePort ? pxe : onInterface;
-    socket.send(out, port, address, (err) => {
-      if (err) logger.warn({ mac, err: err.message }, 'proxydhcp: answer not sent');
-    });
-    logger.info(
-      { mac, arch: clientArchitecture(packet), vendorClass: vendorClass(packet), answer: reply === DhcpMessageType.OFFER ? 'offer' : 'ack', port: onPxePort ? ports.pxe : ports.dhcp, boot: choice.kind === 'tftp' ? choice.file : choice.url },
-      `proxydhcp: ${choice.kind === 'tftp' ? `TFTP ${choice.file}` : choice.url} for ${mac ?? 'a client'}`,
-    );
+    send(reply, undefined);
   };
   onInterface.on('message', (msg, rinfo) => answer(msg, rinfo, false));
   wildcard?.on('message', (msg, rinfo) => answer(msg, rinfo, false));
@@ -109,6 +155,7 @@ export async function startProxyDhcp(options: ProxyDhcpOptions): Promise<ProxyDh
   return {
     ports: { dhcp: onInterface.address().port, pxe: pxe.address().port },
     async close() {
+      await leaseQueue;
       await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     },
   };
@@ -128,18 +175,34 @@ function replyType(type: number | undefined, packet: DhcpPacket, onPxePort: bool
   return undefined;
 }
 
-function buildReply(packet: DhcpPacket, type: number, choice: Exclude<BootFileChoice, { kind: 'ignore' }>, serverAddress: string) {
-  const bootFile = choice.kind === 'tftp' ? choice.file : choice.url;
+/** An address given with an answer (full DHCP only). */
+interface LeaseGrant {
+  address: string;
+  netmask: string;
+  leaseSeconds: number;
+}
+
+function buildReply(packet: DhcpPacket, type: number, choice: BootFileChoice, serverAddress: string, lease: LeaseGrant | undefined) {
+  const bootFile = choice.kind === 'tftp' ? choice.file : choice.kind === 'url' ? choice.url : undefined;
   const options: Array<[number, Buffer]> = [
     [DhcpOption.MESSAGE_TYPE, Buffer.from([type])],
     [DhcpOption.SERVER_ID, ipv4Bytes(serverAddress)],
-    [DhcpOption.VENDOR_CLASS, Buffer.from(choice.vendorClass, 'latin1')],
   ];
-  const uuid = packet.options.get(DhcpOption.CLIENT_UUID);
-  if (uuid && uuid.length === 17) options.push([DhcpOption.CLIENT_UUID, uuid]);
-  // Legacy PXE ROMs: skip boot server discovery and load the file named here (PXE 2.1, tag 6 = 8).
-  if (choice.kind === 'tftp' && choice.bios) options.push([DhcpOption.VENDOR_SPECIFIC, Buffer.from([6, 1, 8, 255])]);
-  options.push([DhcpOption.BOOTFILE_NAME, Buffer.from(bootFile, 'latin1')]);
+  if (type === DhcpMessageType.NAK) {
+    return { xid: packet.xid, flags: packet.flags, chaddr: packet.chaddr, htype: packet.htype, hlen: packet.hlen, giaddr: packet.giaddr, options };
+  }
+  if (lease) {
+    options.push([DhcpOption.SUBNET_MASK, ipv4Bytes(lease.netmask)]);
+    if (lease.leaseSeconds > 0) options.push([DhcpOption.LEASE_TIME, uint32(lease.leaseSeconds)]);
+  }
+  if (choice.kind !== 'ignore') {
+    options.push([DhcpOption.VENDOR_CLASS, Buffer.from(choice.vendorClass, 'latin1')]);
+    const uuid = packet.options.get(DhcpOption.CLIENT_UUID);
+    if (uuid && uuid.length === 17) options.push([DhcpOption.CLIENT_UUID, uuid]);
+    // Legacy PXE ROMs: skip boot server discovery and load the file named here (PXE 2.1, tag 6 = 8).
+    if (choice.kind === 'tftp' && choice.bios) options.push([DhcpOption.VENDOR_SPECIFIC, Buffer.from([6, 1, 8, 255])]);
+    options.push([DhcpOption.BOOTFILE_NAME, Buffer.from(bootFile!, 'latin1')]);
+  }
   return {
     xid: packet.xid,
     flags: packet.flags,
@@ -147,14 +210,65 @@ function buildReply(packet: DhcpPacket, type: number, choice: Exclude<BootFileCh
     htype: packet.htype,
     hlen: packet.hlen,
     ciaddr: packet.ciaddr,
-    // Never an address: the site's DHCP server gives those.
-    yiaddr: '0.0.0.0',
-    siaddr: serverAddress,
+    // A proxy never gives an address; full DHCP gives the leased one.
+    yiaddr: lease?.leaseSeconds === 0 ? '0.0.0.0' : (lease?.address ?? '0.0.0.0'),
+    siaddr: bootFile ? serverAddress : '0.0.0.0',
     giaddr: packet.giaddr,
-    sname: serverAddress,
-    file: bootFile.length < 128 ? bootFile : '',
+    sname: bootFile ? serverAddress : '',
+    file: bootFile && bootFile.length < 128 ? bootFile : '',
     options,
   };
+}
+
+function uint32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+}
+
+/**
+ * Full DHCP (RFC 2131) over the lease store: DISCOVER gets an OFFER of an address (not yet written);
+ * REQUEST of an address this server may give is written and ACKed, else NAKed; a REQUEST naming
+ * another server is left alone; RELEASE and DECLINE change the store; INFORM gets options only.
+ */
+async function leaseAnswer(packet: DhcpPacket, full: FullDhcpOptions, serverAddress: string): Promise<{ type: number; lease?: LeaseGrant } | undefined> {
+  const mac = clientMac(packet);
+  if (!mac) return undefined;
+  const now = (full.now ?? (() => new Date()))();
+  const nowIso = now.toISOString();
+  const expires = new Date(now.getTime() + full.leaseSeconds * 1000).toISOString();
+  const grant = (address: string): LeaseGrant => ({ address, netmask: full.netmask, leaseSeconds: full.leaseSeconds });
+  const requestedOption = packet.options.get(DhcpOption.REQUESTED_ADDRESS);
+  const requested = requestedOption?.length === 4 ? [...requestedOption].join('.') : undefined;
+  const serverId = packet.options.get(DhcpOption.SERVER_ID);
+  const forUs = serverId === undefined || (serverId.length === 4 && serverId.equals(ipv4Bytes(serverAddress)));
+
+  switch (messageType(packet)) {
+    case DhcpMessageType.DISCOVER: {
+      const address = await pickAddress(full.leases, full.range, mac, requested, serverAddress, nowIso);
+      return address === undefined ? undefined : { type: DhcpMessageType.OFFER, lease: grant(address) };
+    }
+    case DhcpMessageType.REQUEST: {
+      if (!forUs) return undefined;
+      const address = requested ?? (packet.ciaddr !== '0.0.0.0' ? packet.ciaddr : undefined);
+      if (address === undefined || !inRange(full.range, address) || address === serverAddress) return { type: DhcpMessageType.NAK };
+      return (await full.leases.claim(mac, address, expires, nowIso)) ? { type: DhcpMessageType.ACK, lease: grant(address) } : { type: DhcpMessageType.NAK };
+    }
+    case DhcpMessageType.RELEASE:
+      if (forUs && packet.ciaddr !== '0.0.0.0') await full.leases.release(mac, packet.ciaddr);
+      return undefined;
+    case DhcpMessageType.DECLINE:
+      // The client found the address in use: keep it out of the pool for one lease time.
+      if (forUs && requested !== undefined && inRange(full.range, requested)) {
+        await full.leases.release(mac, requested);
+        await full.leases.claim(`declined:${requested}`, requested, expires, nowIso);
+      }
+      return undefined;
+    case DhcpMessageType.INFORM:
+      return { type: DhcpMessageType.ACK, lease: { ...grant(packet.ciaddr), leaseSeconds: 0 } };
+    default:
+      return undefined;
+  }
 }
 
 /** RFC 2131 4.1: through the relay, to the client's own address, or broadcast. */

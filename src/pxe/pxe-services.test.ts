@@ -40,7 +40,7 @@ describe('startPxeServices', () => {
   });
 
   test('an interface address is its first IPv4 address', () => {
-    assert.equal(interfaceAddress('lo'), '127.0.0.1');
+    assert.deepEqual(interfaceAddress('lo'), { address: '127.0.0.1', netmask: '255.0.0.0' });
   });
 
   test('a TFTP port in use stops start-up naming METAL_TFTP_LISTEN', async (t) => {
@@ -56,6 +56,20 @@ describe('startPxeServices', () => {
     await assert.rejects(
       startPxeServices({ ipxeDir: dir, tftpListen: { host: '127.0.0.1', port: holder.address().port }, proxyDhcpInterface: undefined, bootUrl: 'http://x', logger }),
       /METAL_TFTP_LISTEN: 127\.0\.0\.1:\d+ is already in use/,
+    );
+  });
+
+  test('METAL_DHCP_RANGE without an interface, or outside its subnet, stops start-up naming the key', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'metal-ipxe-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const base = { ipxeDir: dir, tftpListen: { host: '127.0.0.1', port: 0 }, bootUrl: 'http://x', logger, leases: undefined };
+    await assert.rejects(
+      startPxeServices({ ...base, proxyDhcpInterface: undefined, dhcpRange: { first: '10.0.0.10', last: '10.0.0.20' } }),
+      /^PxeStartError: METAL_DHCP_RANGE: full DHCP needs METAL_PROXYDHCP_INTERFACE/,
+    );
+    await assert.rejects(
+      startPxeServices({ ...base, proxyDhcpInterface: 'lo', dhcpRange: { first: '10.0.0.10', last: '10.0.0.20' } }),
+      /METAL_DHCP_RANGE: 10\.0\.0\.10-10\.0\.0\.20 is not inside lo's subnet 127\.0\.0\.1\/255\.0\.0\.0/,
     );
   });
 });

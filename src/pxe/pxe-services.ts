@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../server/logger.ts';
+import { rangeInSubnet, type AddressRange, type LeaseStore } from './address-pool.ts';
 import { startProxyDhcp, type ProxyDhcp } from './proxy-dhcp.ts';
 import { startTftpServer, type TftpServer } from './tftp-server.ts';
 
@@ -14,8 +15,15 @@ export interface PxeServicesOptions {
   proxyDhcpInterface: string | undefined;
   /** The boot server as machines reach it. e.g. `http://10.0.0.5:8081` */
   bootUrl: string;
+  /** Full DHCP on the interface, for networks without a DHCP server. e.g. `{ first: '10.0.0.100', last: '10.0.0.200' }` */
+  dhcpRange?: AddressRange;
+  /** Where full DHCP keeps its leases (needed with `dhcpRange`). */
+  leases?: LeaseStore;
   logger: Logger;
 }
+
+/** How long a full-DHCP lease lasts. */
+export const DHCP_LEASE_SECONDS = 3600;
 
 /** The running `pxe` role. */
 export interface PxeServices {
@@ -44,7 +52,15 @@ export async function startPxeServices(options: PxeServicesOptions): Promise<Pxe
   } catch (err) {
     throw new PxeStartError(`METAL_IPXE_DIR: ${options.ipxeDir} is not a readable directory (${(err as Error).message}); install the Debian package ipxe or point METAL_IPXE_DIR at a directory of iPXE binaries`);
   }
-  const serverAddress = options.proxyDhcpInterface === undefined ? undefined : interfaceAddress(options.proxyDhcpInterface);
+  const iface = options.proxyDhcpInterface === undefined ? undefined : interfaceAddress(options.proxyDhcpInterface);
+  const serverAddress = iface?.address;
+  if (options.dhcpRange) {
+    if (!iface) throw new PxeStartError('METAL_DHCP_RANGE: full DHCP needs METAL_PROXYDHCP_INTERFACE, the interface to serve it on');
+    if (!rangeInSubnet(options.dhcpRange, iface.address, iface.netmask)) {
+      throw new PxeStartError(`METAL_DHCP_RANGE: ${options.dhcpRange.first}-${options.dhcpRange.last} is not inside ${options.proxyDhcpInterface}'s subnet ${iface.address}/${iface.netmask}`);
+    }
+    if (!options.leases) throw new PxeStartError('METAL_DHCP_RANGE: no lease store was given');
+  }
   const files = listFiles(options.ipxeDir);
   for (const needed of ['undionly.kpxe', 'snponly.efi']) {
     if (!files.has(needed)) logger.warn({ dir: options.ipxeDir }, `pxe: ${needed} is not in ${options.ipxeDir}; machines needing it will not be answered`);
@@ -54,7 +70,13 @@ export async function startPxeServices(options: PxeServicesOptions): Promise<Pxe
   let proxyDhcp: ProxyDhcp | undefined;
   if (serverAddress !== undefined) {
     try {
-      proxyDhcp = await startProxyDhcp({ serverAddress, bootUrl: options.bootUrl, availableFiles: () => listFiles(options.ipxeDir), logger });
+      proxyDhcp = await startProxyDhcp({
+        serverAddress,
+        bootUrl: options.bootUrl,
+        availableFiles: () => listFiles(options.ipxeDir),
+        logger,
+        fullDhcp: options.dhcpRange && options.leases ? { range: options.dhcpRange, netmask: iface!.netmask, leaseSeconds: DHCP_LEASE_SECONDS, leases: options.leases } : undefined,
+      });
     } catch (err) {
       await tftp.close();
       throw err;
@@ -72,14 +94,14 @@ export async function startPxeServices(options: PxeServicesOptions): Promise<Pxe
   };
 }
 
-/** The first IPv4 address of an interface; PxeStartError naming the key when there is none. */
-export function interfaceAddress(name: string): string {
+/** The first IPv4 address of an interface and its mask; PxeStartError naming the key when there is none. */
+export function interfaceAddress(name: string): { address: string; netmask: string } {
   const all = networkInterfaces();
   const addresses = all[name];
   if (!addresses) throw new PxeStartError(`METAL_PROXYDHCP_INTERFACE: no interface ${JSON.stringify(name)} on this host (have: ${Object.keys(all).join(', ')})`);
   const v4 = addresses.find((a) => a.family === 'IPv4');
   if (!v4) throw new PxeStartError(`METAL_PROXYDHCP_INTERFACE: interface ${name} has no IPv4 address`);
-  return v4.address;
+  return { address: v4.address, netmask: v4.netmask };
 }
 
 function listFiles(dir: string): Set<string> {

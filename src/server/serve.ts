@@ -5,6 +5,7 @@ import { buildApiServer } from '../api/api-server.ts';
 import { buildBootServer } from '../boot/boot-server.ts';
 import { startBuilder } from '../builder/builder.ts';
 import { startPxeServices } from '../pxe/pxe-services.ts';
+import { DhcpLeaseStore, leaseDb } from '../storage/dhcp-lease-store.ts';
 import { createContext, type AppContext } from './context.ts';
 import type { Logger } from './logger.ts';
 
@@ -67,6 +68,8 @@ export async function startServer(config: Readonly<Config>, logger: Logger, role
         tftpListen: config.tftpListen,
         proxyDhcpInterface: config.proxyDhcpInterface,
         bootUrl: config.bootUrl,
+        dhcpRange: config.dhcpRange,
+        leases: config.dhcpRange ? new DhcpLeaseStore(leaseDb(ctx.storage.db)) : undefined,
         logger,
       });
       running.addresses.pxe = `tftp://${pxe.tftp.address.host}:${pxe.tftp.address.port}`;
