@@ -93,6 +93,7 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
     const log = pxeLog();
     const answers = log.filter((l) => l.mac === mac && typeof l.boot === 'string');
     assert.ok(answers.some((l) => l.boot === 'snponly.efi' && l.arch === 7), `the firmware was offered snponly.efi\n${why}`);
+    assert.ok(answers.some((l) => l.boot === 'snponly.efi' && l.answer === 'ack' && l.port === 4011), `the firmware's boot-server request on port 4011 was answered\n${why}`);
     assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe`), `iPXE was given the boot script URL\n${why}`);
     assert.ok(log.some((l) => l.msg === 'tftp: transfer complete' && l.file === 'snponly.efi'), `snponly.efi went over our TFTP\n${why}`);
   });
@@ -112,5 +113,58 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
     assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/ipxe/ipxe.efi` && l.arch === 16 && l.vendorClass?.toString().startsWith('HTTPClient')), `HTTP boot was offered ipxe.efi over HTTP\n${why}`);
     assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe`), `iPXE was given the boot script URL\n${why}`);
     assert.ok(!answers.some((l) => l.boot === 'snponly.efi'), 'no firmware PXE happened');
+  });
+});
+
+describe('network boot on a network with no DHCP server at all: the pxe role gives addresses too (METAL_DHCP_RANGE)', { skip }, () => {
+  let workDir: string;
+  let net: PxeTestNetwork | undefined;
+  let lab: LabServer | undefined;
+  let pxe: PxeRoleProcess | undefined;
+  let forwarder: { stop(): Promise<void> } | undefined;
+
+  before(async () => {
+    workDir = mkdtempSync(join(tmpdir(), 'metal-e2e-dhcp-'));
+    net = await createPxeTestNetwork(`${process.pid}f`);
+    lab = await startLabServer(freshSqlite(), { bootUrl: BOOT_URL });
+    forwarder = await forwardBootServer(net.pxeNs, NETWORK.server, BOOT_PORT, lab.bootPort, workDir);
+    mkdirSync(join(workDir, 'pxe'));
+    pxe = await startPxeRole(net.pxeNs, { iface: net.bridge, ipxeDir: IPXE_DIR, bootUrl: BOOT_URL, dataDir: join(workDir, 'pxe'), dhcpRange: `${NETWORK.range[0]}-${NETWORK.range[1]}` });
+  }, { timeout: 180_000 });
+
+  after(async () => {
+    const errors: unknown[] = [];
+    for (const stop of [() => pxe?.stop(), () => forwarder?.stop(), () => lab?.stop(), () => net?.remove()]) {
+      try {
+        await stop();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+    if (errors.length) throw errors[0];
+  }, { timeout: 120_000 });
+
+  test('UEFI firmware PXE gets an address and snponly.efi from us, iPXE and the registration image get addresses too, and it enrolls', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
+    const mac = '52:54:00:e2:f0:04';
+    const boot = await bootVm('dhcp-uefi', { serial: 'E2EDHCPUEFI1', uefi: true, mac, cpus: 2, memoryMb: 1024, diskGb: 2 }, { timeoutMs: VM_TIMEOUT_MS, network: { netns: net!.pxeNs, tap: net!.tap } });
+    const why = `${consoleTail(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}`;
+    assert.match(boot.console, /metal-agent: ENROLLED/, why);
+    const m = await lab!.api('GET', '/api/v1/machines/E2EDHCPUEFI1');
+    assert.equal(m.status, 200, why);
+    assert.equal(m.body.mac_address, mac);
+    const log = pxe!
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.mac === mac && l.answer === 'ack');
+    // (The firmware's boot-server request on port 4011 is answered without an address.)
+    const addresses = new Set(log.filter((l) => l.port !== 4011).map((l) => l.address));
+    assert.equal(addresses.size, 1, `one address for the machine throughout: ${[...addresses].join(', ')}\n${why}`);
+    assert.match(String([...addresses][0]), /^10\.77\.0\.(1[0-4]\d|150)$/);
+    assert.ok(log.some((l) => l.boot === 'snponly.efi'), `the firmware's address came with snponly.efi\n${why}`);
+    assert.ok(log.some((l) => l.boot === `${BOOT_URL}/boot.ipxe`), `iPXE's address came with /boot.ipxe\n${why}`);
+    assert.ok(log.some((l) => l.boot === undefined), `the registration image (a plain DHCP client) got an address without boot options\n${why}`);
   });
 });

@@ -13,9 +13,9 @@ export interface PxeRoleProcess {
 
 /**
  * Starts `metal serve --roles pxe` inside `netns` as the product runs it: proxyDHCP on `iface`,
- * TFTP on port 69 serving `ipxeDir`, answering iPXE with `bootUrl`/boot.ipxe.
+ * TFTP on port 69 serving `ipxeDir`, answering iPXE with `bootUrl`/boot.ipxe; with `dhcpRange`, full DHCP.
  */
-export async function startPxeRole(netns: string, options: { iface: string; ipxeDir: string; bootUrl: string; dataDir: string }): Promise<PxeRoleProcess> {
+export async function startPxeRole(netns: string, options: { iface: string; ipxeDir: string; bootUrl: string; dataDir: string; dhcpRange?: string }): Promise<PxeRoleProcess> {
   const env = {
     ...process.env,
     METAL_DATA_DIR: options.dataDir,
@@ -25,6 +25,7 @@ export async function startPxeRole(netns: string, options: { iface: string; ipxe
     METAL_IPXE_DIR: options.ipxeDir,
     METAL_BOOT_URL: options.bootUrl,
     METAL_LOG_LEVEL: 'debug',
+    ...(options.dhcpRange ? { METAL_DHCP_RANGE: options.dhcpRange } : {}),
   };
   const child = spawn('ip', ['netns', 'exec', netns, process.execPath, METAL, 'serve', '--roles', 'pxe'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
