@@ -156,6 +156,28 @@ describe('TFTP server', () => {
       assert.equal(d.data.length, 0);
     });
 
+    test('firmware that asks for tsize and then aborts with an error can ask again from the same port', { timeout: 20_000 }, async () => {
+      const probe = await UdpProbe.open();
+      try {
+        await probe.send(encodeReadRequest('snponly.efi', 'octet', { tsize: '0', blksize: '1468' }), server.address.port);
+        const oack = await probe.receive(5000);
+        assert.ok(oack);
+        const p = parseTftpPacket(oack.msg);
+        assert.equal(p.op, TftpOpcode.OACK);
+        assert.equal((p as { options: Map<string, string> }).options.get('tsize'), String(files.get('snponly.efi')!.length));
+        // As OVMF does: end this transfer with an error, then request the file for real.
+        await probe.send(Buffer.from([0, TftpOpcode.ERROR, 0, TftpErrorCode.OPTION_REFUSED, 0]), oack.rinfo.port);
+        await waitUntil(() => server.activeTransfers() === 0, 5000);
+        await probe.send(encodeReadRequest('one-block.bin', 'octet'), server.address.port);
+        const first = await probe.receive(5000);
+        assert.ok(first);
+        assert.equal(parseTftpPacket(first.msg).op, TftpOpcode.DATA);
+        await probe.send(encodeAck(1), first.rinfo.port);
+      } finally {
+        await probe.close();
+      }
+    });
+
     test('a withheld ACK makes the server send the same block again', { timeout: 20_000 }, async () => {
       const d = await rawTftpDownload(server.address.port, 'snponly.efi', { requestOptions: { blksize: '1468' }, dropAckOf: 3 });
       assert.deepEqual(d.blocksReceived.slice(0, 4), [1, 2, 3, 3], 'block 3 came twice');
