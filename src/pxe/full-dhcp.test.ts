@@ -93,6 +93,14 @@ describe('full DHCP (METAL_DHCP_RANGE) on loopback, leases in SQLite', () => {
     assert.equal(messageType(next), DhcpMessageType.OFFER);
   });
 
+  test('a relayed DISCOVER (from another subnet) is not given an address from this one', async () => {
+    const relayed = clientPacket({ xid: ++xid, mac: '52:54:00:00:00:05' });
+    Buffer.from([192, 168, 5, 1]).copy(relayed, 24); // giaddr
+    await client.send(relayed, proxy.ports.dhcp);
+    const next = await ask(clientPacket({ xid: ++xid, mac: '52:54:00:00:00:05' }));
+    assert.equal(next.xid, xid, 'the first answer is to the direct DISCOVER after it');
+  });
+
   test('a full range offers nothing; a RELEASE frees an address for the next client', async () => {
     assert.equal(messageType(await ask(request('52:54:00:00:00:02', '10.9.0.11'))), DhcpMessageType.ACK);
     await client.send(clientPacket({ xid: ++xid, mac: '52:54:00:00:00:04' }), proxy.ports.dhcp);

@@ -233,7 +233,8 @@ function uint32(n: number): Buffer {
  */
 async function leaseAnswer(packet: DhcpPacket, full: FullDhcpOptions, serverAddress: string): Promise<{ type: number; lease?: LeaseGrant } | undefined> {
   const mac = clientMac(packet);
-  if (!mac) return undefined;
+  // Only the directly attached network is served: a relayed request comes from another subnet.
+  if (!mac || packet.giaddr !== '0.0.0.0') return undefined;
   const now = (full.now ?? (() => new Date()))();
   const nowIso = now.toISOString();
   const expires = new Date(now.getTime() + full.leaseSeconds * 1000).toISOString();
