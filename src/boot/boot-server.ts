@@ -12,6 +12,7 @@ import { BootScriptResolver } from './boot-script-resolver.ts';
 import { BootTable } from './boot-table.ts';
 import { BootTargetReader, type BootTargetSource } from './boot-target-reader.ts';
 import { registerImageRoutes } from './image-files.ts';
+import { registerIpxeBinaryRoutes } from './ipxe-binary-routes.ts';
 import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
 import { registerScriptRoutes } from './script-routes.ts';
 
@@ -25,6 +26,8 @@ export interface BootServerDeps {
   /** What the registration image does after enrolling (METAL_AFTER_ENROLL). */
   afterEnroll: 'reboot' | 'poweroff' | 'hold';
   images: ImageLayout;
+  /** iPXE binaries served at `/ipxe/<file>` (METAL_IPXE_DIR). */
+  ipxeDir: string;
   /** Machine and build facts for boot decisions, and where last_seen_at is written. */
   targets: BootTargetSource & LastSeenWriter;
   machines: Pick<MachineService, 'enroll'>;
@@ -86,6 +89,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}) });
   registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger });
   registerImageRoutes(app, deps.images.root, logger);
+  registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 
   const registration = await catalog.registration();
   if (!registration.ok) {

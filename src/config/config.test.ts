@@ -20,6 +20,10 @@ describe('loadConfig', () => {
     assert.equal(c.nixpkgs, undefined);
     assert.deepEqual(c.consoles, ['tty0', 'ttyS0,115200', 'ttyS1,115200']);
     assert.equal(c.afterEnroll, 'reboot');
+    assert.equal(c.proxyDhcpInterface, undefined);
+    assert.equal(c.dhcpRange, undefined);
+    assert.deepEqual(c.tftpListen, { host: '0.0.0.0', port: 69 });
+    assert.equal(c.ipxeDir, '/usr/lib/ipxe');
     assert.ok(Object.isFrozen(c));
   });
 
@@ -49,6 +53,9 @@ describe('loadConfig', () => {
     ['bad log level', { METAL_LOG_LEVEL: 'loud' }, /METAL_LOG_LEVEL="loud" is invalid: expected one of/],
     ['a request timeout of zero (it would turn the timeout off)', { METAL_REQUEST_TIMEOUT_SECONDS: '0' }, /METAL_REQUEST_TIMEOUT_SECONDS="0" is invalid: expected seconds from 0.2 to 3600/],
     ['a request timeout of a day', { METAL_REQUEST_TIMEOUT_SECONDS: '86400' }, /METAL_REQUEST_TIMEOUT_SECONDS="86400" is invalid/],
+    ['an interface name with a slash', { METAL_PROXYDHCP_INTERFACE: 'eth0/../x' }, /METAL_PROXYDHCP_INTERFACE="eth0\/..\/x" is invalid: expected a network interface name/],
+    ['a DHCP range backwards', { METAL_DHCP_RANGE: '10.0.0.9-10.0.0.1' }, /METAL_DHCP_RANGE="10.0.0.9-10.0.0.1" is invalid: the first address is after the last/],
+    ['a TFTP listener without a port', { METAL_TFTP_LISTEN: '0.0.0.0' }, /METAL_TFTP_LISTEN="0.0.0.0" is invalid: expected host:port/],
     ['short enroll token', { METAL_ENROLL_TOKEN: 'abc' }, /METAL_ENROLL_TOKEN="\(hidden\)" is invalid/],
     ['nixpkgs that is no nixpkgs tree', { METAL_NIXPKGS: '/nonexistent/nixpkgs' }, /METAL_NIXPKGS="\/nonexistent\/nixpkgs" is invalid: not a nixpkgs tree/],
     ['a nixpkgs tarball without its hash', { METAL_NIXPKGS: 'https://example.org/nixpkgs.tar.gz' }, /METAL_NIXPKGS=.* is invalid: expected a path, or a tarball URL with its hash/],

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
+import { parseAddressRange, type AddressRange } from '../pxe/address-pool.ts';
 
 /** The whole configuration of a `metal` process, validated once at start-up and frozen. */
 export interface Config {
@@ -44,6 +45,14 @@ export interface Config {
   powerConcurrency: number;
   /** How long a client may take to send a whole request (headers and body), in ms. */
   requestTimeoutMs: number;
+  /** pxe role: interface the proxyDHCP answers on; unset, no proxyDHCP runs. e.g. `eth1` */
+  proxyDhcpInterface: string | undefined;
+  /** pxe role: full DHCP hands out this range on the proxyDHCP interface; unset, proxyDHCP only. */
+  dhcpRange: AddressRange | undefined;
+  /** pxe role: TFTP listener. */
+  tftpListen: Listen;
+  /** iPXE binaries served over TFTP and at `/ipxe/` on the boot listener. e.g. `/usr/lib/ipxe` */
+  ipxeDir: string;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** The nixpkgs images are built from; undefined: `<nixpkgs>` from the host's NIX_PATH. */
@@ -105,6 +114,10 @@ export const CONFIG_KEYS = [
   'METAL_CONSOLE',
   'METAL_AFTER_ENROLL',
   'METAL_REQUEST_TIMEOUT_SECONDS',
+  'METAL_PROXYDHCP_INTERFACE',
+  'METAL_DHCP_RANGE',
+  'METAL_TFTP_LISTEN',
+  'METAL_IPXE_DIR',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -154,6 +167,10 @@ export function loadConfig(
     nixpkgs: parseNixpkgs(raw('METAL_NIXPKGS')),
     consoles: parseConsoles(raw('METAL_CONSOLE') ?? DEFAULT_CONSOLE),
     afterEnroll: parseEnum('METAL_AFTER_ENROLL', raw('METAL_AFTER_ENROLL') ?? 'reboot', AFTER_ENROLL_VALUES),
+    proxyDhcpInterface: parseInterfaceName('METAL_PROXYDHCP_INTERFACE', raw('METAL_PROXYDHCP_INTERFACE')),
+    dhcpRange: parseDhcpRange(raw('METAL_DHCP_RANGE')),
+    tftpListen: parseListen('METAL_TFTP_LISTEN', raw('METAL_TFTP_LISTEN') ?? '0.0.0.0:69'),
+    ipxeDir: resolve(raw('METAL_IPXE_DIR') ?? '/usr/lib/ipxe'),
   };
   return Object.freeze(config);
 }
@@ -316,4 +333,18 @@ function parseConsoles(value: string): string[] {
     }
   }
   return items;
+}
+
+/** A Linux interface name: at most 15 characters, no slashes or spaces. */
+function parseInterfaceName(key: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(value)) throw new ConfigError(key, value, 'expected a network interface name, e.g. eth1');
+  return value;
+}
+
+function parseDhcpRange(value: string | undefined): AddressRange | undefined {
+  if (value === undefined) return undefined;
+  const range = parseAddressRange(value);
+  if (typeof range === 'string') throw new ConfigError('METAL_DHCP_RANGE', value, range);
+  return range;
 }

@@ -16,6 +16,7 @@ import { loadSecretKey } from '../auth/secret-key.ts';
 import { SqlBootFeed } from '../storage/boot-feed.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
+import { DhcpLeaseStore, leaseDb } from '../storage/dhcp-lease-store.ts';
 import { SqlStorage } from '../storage/storage.ts';
 
 /**
@@ -35,6 +36,8 @@ export interface AppContext {
   authenticator: Authenticator;
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
+  /** The pxe role's full DHCP leases (METAL_DHCP_RANGE). */
+  dhcpLeases: DhcpLeaseStore;
   /** Runs before enrollment (rate limit, enrollment token). */
   enrollGuard?: onRequestAsyncHookHandler;
   close(): Promise<void>;
@@ -72,6 +75,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     config,
     logger,
     storage,
+    dhcpLeases: new DhcpLeaseStore(leaseDb(database.db)),
     bootFeed: { source: new SqlBootFeed(database, config.databaseUrl, logger), ordered: database.dialect === 'sqlite' },
     notifier,
     images,

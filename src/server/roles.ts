@@ -76,6 +76,7 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       enrollToken: ctx.config.enrollToken,
       afterEnroll: ctx.config.afterEnroll,
       images: ctx.images,
+      ipxeDir: ctx.config.ipxeDir,
       targets: {
         findBootTarget: (key, value) => storage.machines.findBootTarget(key, value),
         bootFacts: (id) => storage.builds.bootFacts(id),

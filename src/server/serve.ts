@@ -2,10 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Config, Listen } from '../config/config.ts';
 import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
+import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
 import { buildApiServer, buildBootServer, startBuilder } from './roles.ts';
 
-export const ALL_ROLES = ['api', 'boot', 'builder'] as const;
+/** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
+export const ALL_ROLES = ['api', 'boot', 'builder', 'pxe'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];
 
 /** A started process: its context, listeners, and how to stop it gracefully. */
@@ -20,10 +22,10 @@ export interface RunningServer {
 
 export function parseRoles(value: string): RoleName[] {
   const roles = value.split(',').map((r) => r.trim()).filter(Boolean);
-  if (roles.length === 0) throw new Error('serve: --roles needs at least one of api, boot, builder');
+  if (roles.length === 0) throw new Error('serve: --roles needs at least one of api, boot, builder, pxe');
   for (const r of roles) {
     if (!(ALL_ROLES as readonly string[]).includes(r)) {
-      throw new Error(`serve: --roles: unknown role ${JSON.stringify(r)}; expected api, boot or builder`);
+      throw new Error(`serve: --roles: unknown role ${JSON.stringify(r)}; expected api, boot, builder or pxe`);
     }
   }
   return [...new Set(roles)] as RoleName[];
@@ -62,6 +64,19 @@ export async function startServer(
     if (roles.includes('builder')) {
       const builder = await startBuilder(ctx);
       stops.push(() => builder.stop());
+    }
+    if (roles.includes('pxe')) {
+      const pxe = await startPxeServices({
+        ipxeDir: config.ipxeDir,
+        tftpListen: config.tftpListen,
+        proxyDhcpInterface: config.proxyDhcpInterface,
+        bootUrl: config.bootUrl,
+        dhcpRange: config.dhcpRange,
+        leases: config.dhcpRange ? ctx.dhcpLeases : undefined,
+        logger,
+      });
+      running.addresses.pxe = `tftp://${pxe.tftp.address.host}:${pxe.tftp.address.port}`;
+      stops.push(() => pxe.stop());
     }
   } catch (err) {
     await running.stop();

@@ -59,6 +59,24 @@ describe('qemuArguments', () => {
     assert.throws(() => parseLabMachine({ serial: 'TWO1', managementNicMac: 'x,romfile=/etc/passwd' }), /management-nic-mac/);
   });
 
+  test("on a tap device: no user networking; under UEFI no option ROM, so OVMF's own PXE boots", () => {
+    const bios = qemuArguments(parseLabMachine({ serial: 'T1', mac: '52:54:00:00:00:01' }), { ...files, tap: 'tap0' }, firmware);
+    assert.equal(bios[bios.indexOf('-netdev') + 1], 'tap,id=n0,ifname=tap0,script=no,downscript=no');
+    assert.equal(bios[bios.indexOf('-device') + 1], 'virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01,bootindex=1');
+    const uefi = qemuArguments(parseLabMachine({ serial: 'T2', uefi: true, mac: '52:54:00:00:00:02' }), { ...files, tap: 'tap0', ovmfVars: '/tmp/vm/V.fd' }, firmware);
+    assert.equal(uefi[uefi.indexOf('-device') + 1], 'virtio-net-pci,netdev=n0,mac=52:54:00:00:00:02,romfile=,bootindex=1');
+    assert.ok(!uefi.includes('-fw_cfg'));
+  });
+
+  test("UEFI HTTP boot turns OVMF's PXE off through fw_cfg", () => {
+    const args = qemuArguments(parseLabMachine({ serial: 'H1', uefi: true }), { ...files, tap: 'tap0', ovmfVars: '/tmp/vm/V.fd', uefiHttpBoot: true }, firmware);
+    assert.deepEqual(args.slice(-4), ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n']);
+  });
+
+  test('refuses a tap name that is not a plain interface name', () => {
+    assert.throws(() => qemuArguments(parseLabMachine({ serial: 'T3' }), { ...files, tap: 'tap0,script=/x' }, firmware), /tap device name/);
+  });
+
   test('the serial console goes to a file when one is given', () => {
     const args = qemuArguments(parseLabMachine({ serial: 'F1' }), { ...files, consoleLog: '/tmp/vm/console.log' }, firmware);
     assert.equal(args[args.indexOf('-serial') + 1], 'file:/tmp/vm/console.log');

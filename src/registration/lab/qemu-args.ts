@@ -13,6 +13,16 @@ export interface LabMachineFiles {
   busybox: string;
   /** Where the serial console is written; unset: QEMU's stdio. */
   consoleLog?: string;
+  /**
+   * A tap device to use instead of user networking: the VM is on whatever network that device is
+   * on (its DHCP, its TFTP). Under UEFI the NIC gets no option ROM, so OVMF's own PXE client boots.
+   */
+  tap?: string;
+  /**
+   * UEFI only: turn off OVMF's PXE (IPv4 and IPv6) through its fw_cfg switches, so the firmware boots
+   * by UEFI HTTP boot straight away.
+   */
+  uefiHttpBoot?: boolean;
 }
 
 /** The DHCP boot file: iPXE expands `${serial}` and fetches the machine's script from the boot server. */
@@ -38,14 +48,18 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
     `serial=${machine.serial}`,
     ...(machine.uuid ? [`uuid=${machine.uuid}`] : []),
   ].join(',');
-  const netdev = [
-    'user',
-    'id=n0',
-    'restrict=on',
-    `tftp=${files.tftpDir}`,
-    `bootfile=${LAB_BOOT_FILE}`,
-    `guestfwd=tcp:${LAB_BOOT_HOST}:80-cmd:${files.busybox} nc 127.0.0.1 ${machine.bootPort}`,
-  ].join(',');
+  if (files.tap !== undefined && !/^[A-Za-z0-9_-]{1,15}$/.test(files.tap)) throw new Error(`lab: tap device name ${JSON.stringify(files.tap)} is invalid`);
+  const netdev = files.tap !== undefined
+    ? ['tap', 'id=n0', `ifname=${files.tap}`, 'script=no', 'downscript=no'].join(',')
+    : [
+        'user',
+        'id=n0',
+        'restrict=on',
+        `tftp=${files.tftpDir}`,
+        `bootfile=${LAB_BOOT_FILE}`,
+        `guestfwd=tcp:${LAB_BOOT_HOST}:80-cmd:${files.busybox} nc 127.0.0.1 ${machine.bootPort}`,
+      ].join(',');
+  const romfile = files.tap !== undefined && machine.uefi ? ',romfile=' : '';
   const args = [
     '-name', `metal-lab-${machine.serial}`,
     '-accel', 'tcg',
@@ -61,7 +75,7 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
         ]
       : []),
     '-netdev', netdev,
-    '-device', `virtio-net-pci,netdev=n0,mac=${machine.mac},bootindex=1`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${machine.mac}${romfile},bootindex=1`,
     '-drive', `file=${files.disk},format=raw,if=none,id=d0`,
     '-device', 'virtio-blk-pci,drive=d0',
     '-nodefaults',
@@ -76,6 +90,9 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
       '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${firmware.ovmfCode}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${files.ovmfVars}`,
     );
+    if (files.uefiHttpBoot) {
+      args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n');
+    }
   }
   return args;
 }

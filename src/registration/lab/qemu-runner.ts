@@ -20,6 +20,8 @@ export interface RunLabMachineOptions {
   diskFile?: string;
   /** Stops the VM early. */
   signal?: AbortSignal;
+  /** Runs QEMU inside this network namespace on this tap device instead of user networking (root only). */
+  network?: { netns: string; tap: string; uefiHttpBoot?: boolean };
 }
 
 /** How a lab VM run ended. */
@@ -58,7 +60,7 @@ export async function runLabMachine(machine: LabMachine, options: RunLabMachineO
       await copyFile(firmware.snponly, efiPath);
     }
     const consoleLog = options.console === 'inherit' ? undefined : options.console.logFile;
-    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox, consoleLog }, firmware);
+    const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox, consoleLog, tap: options.network?.tap, uefiHttpBoot: options.network?.uefiHttpBoot }, firmware);
     return await runQemu(firmware.qemu, args, options);
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -80,7 +82,10 @@ function runQemu(qemu: string, args: string[], options: RunLabMachineOptions): P
   // coreutils `timeout` bounds QEMU even if this process dies without stopping it; --foreground keeps
   // the terminal (and Ctrl-C) for QEMU.
   const backstopSeconds = Math.ceil(options.timeoutMs / 1000) + BACKSTOP_EXTRA_SECONDS;
-  const child = spawn('timeout', ['--foreground', `--kill-after=${KILL_GRACE_MS / 1000}`, String(backstopSeconds), qemu, ...args], {
+  const bounded = ['timeout', '--foreground', `--kill-after=${KILL_GRACE_MS / 1000}`, String(backstopSeconds), qemu, ...args];
+  // `ip netns exec` execs its command, so the child is still `timeout` and its signals still reach QEMU.
+  const command = options.network ? ['ip', 'netns', 'exec', options.network.netns, ...bounded] : bounded;
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: [inherit ? 'inherit' : 'ignore', inherit ? 'inherit' : 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -3,7 +3,7 @@ import { configFromFlags, withConfigFlags } from '../../config/config-flags.ts';
 
 // The server's modules (fastify, kysely, database drivers) load only when a server command runs, so
 // client commands start fast.
-type RoleName = 'api' | 'boot' | 'builder';
+type RoleName = 'api' | 'boot' | 'builder' | 'pxe';
 
 async function runRoles(roles: RoleName[], opts: Record<string, string | undefined>): Promise<void> {
   const config = configFromFlags(opts);
@@ -45,8 +45,8 @@ export function registerServerCommands(program: Command): void {
     program
       .command('serve')
       .description('run the server roles (all three by default) in this process')
-      .option('--roles <roles>', 'comma-separated roles: api, boot, builder', 'api,boot,builder')
-      .addHelpText('after', '\nExamples:\n  metal serve\n  METAL_DATABASE_URL=postgres://metal@db:5432/metal metal serve --roles api,boot'),
+      .option('--roles <roles>', 'comma-separated roles: api, boot, builder, pxe (TFTP + proxyDHCP, not in the default)', 'api,boot,builder')
+      .addHelpText('after', '\nExamples:\n  metal serve\n  METAL_DATABASE_URL=postgres://metal@db:5432/metal metal serve --roles api,boot\n  METAL_PROXYDHCP_INTERFACE=eth1 metal serve --roles api,boot,builder,pxe'),
   ).action(async (opts: Record<string, string | undefined>) => {
     try {
       const { parseRoles } = await import('../serve.ts');

@@ -33,10 +33,11 @@ export interface LabServer {
 }
 
 /**
- * Starts every role in this process on the given database with METAL_BOOT_URL=http://10.0.2.100 and the
+ * Starts every role in this process on the given database with METAL_BOOT_URL=http://10.0.2.100 (or
+ * `options.bootUrl`) and the
  * stand-in Nix entry, builds the lab registration image, and signs in as the first admin.
  */
-export async function startLabServer(db: TestDatabase): Promise<LabServer> {
+export async function startLabServer(db: TestDatabase, options: { bootUrl?: string } = {}): Promise<LabServer> {
   // The stand-in entry builds from host tools: offline, without build users or sandbox.
   process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
   // Evaluation is restricted to the entry's folder; the stand-in also reads the lab's init scripts
@@ -52,7 +53,7 @@ export async function startLabServer(db: TestDatabase): Promise<LabServer> {
       METAL_DATABASE_URL: db.url,
       METAL_LISTEN: '127.0.0.1:0',
       METAL_BOOT_LISTEN: '127.0.0.1:0',
-      METAL_BOOT_URL: LAB_BOOT_URL,
+      METAL_BOOT_URL: options.bootUrl ?? LAB_BOOT_URL,
       METAL_NIX_ENTRY: STANDIN_ENTRY,
       METAL_ADMIN_PASSWORD: password,
       METAL_ENROLL_RATE: '0',

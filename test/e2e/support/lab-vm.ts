@@ -18,11 +18,11 @@ export interface VmBoot {
  * Boots a lab VM until it powers off (bounded by `timeoutMs`), keeping its serial console in
  * `<CONSOLE_LOG_DIR>/<name>.log`. Throws, with the console's tail, unless QEMU exited 0 in time.
  */
-export async function bootVm(name: string, input: LabMachineInput, options: { timeoutMs: number; diskFile?: string }): Promise<VmBoot> {
+export async function bootVm(name: string, input: LabMachineInput, options: { timeoutMs: number; diskFile?: string; network?: { netns: string; tap: string; uefiHttpBoot?: boolean } }): Promise<VmBoot> {
   const machine = parseLabMachine(input);
   mkdirSync(CONSOLE_LOG_DIR, { recursive: true });
   const logFile = join(CONSOLE_LOG_DIR, `${name}.log`);
-  const result = await runLabMachine(machine, { console: { logFile }, timeoutMs: options.timeoutMs, diskFile: options.diskFile });
+  const result = await runLabMachine(machine, { console: { logFile }, timeoutMs: options.timeoutMs, diskFile: options.diskFile, network: options.network });
   const consoleText = readFileSync(logFile, 'utf8');
   if (result.timedOut || result.exitCode !== 0) {
     const why = result.timedOut ? `was killed after ${options.timeoutMs} ms` : `exited with ${result.exitCode ?? result.signal}`;
