@@ -34,6 +34,10 @@ export interface Config {
   enrollToken: string | undefined;
   /** Hex or base64 key (32 bytes) encrypting sensitive columns; generated into the data dir when unset. */
   secretKey: string | undefined;
+  /** A separate listener for `GET /metrics` (METAL_METRICS_LISTEN); unset: on the API listener. */
+  metricsListen: Listen | undefined;
+  /** When set, `GET /metrics` requires `Authorization: Bearer <token>` (METAL_METRICS_TOKEN). */
+  metricsToken: string | undefined;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -73,6 +77,8 @@ export const CONFIG_KEYS = [
   'METAL_ENROLL_TOKEN',
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
+  'METAL_METRICS_LISTEN',
+  'METAL_METRICS_TOKEN',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -115,6 +121,8 @@ export function loadConfig(
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
     secretKey: raw('METAL_SECRET_KEY'),
+    metricsListen: optional(raw('METAL_METRICS_LISTEN'), (v) => parseListen('METAL_METRICS_LISTEN', v)),
+    metricsToken: optional(raw('METAL_METRICS_TOKEN'), parseMetricsToken),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
   return Object.freeze(config);
@@ -229,6 +237,18 @@ function parseTrustProxy(value: string | undefined): string[] {
     }
   }
   return items;
+}
+
+function optional<T>(value: string | undefined, parse: (v: string) => T): T | undefined {
+  return value === undefined ? undefined : parse(value);
+}
+
+function parseMetricsToken(value: string): string {
+  // Sent as a bearer token by Prometheus (`authorization: credentials_file`).
+  if (!/^[A-Za-z0-9._~+/=-]{16,256}$/.test(value)) {
+    throw new ConfigError('METAL_METRICS_TOKEN', '(hidden)', 'expected 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -');
+  }
+  return value;
 }
 
 function parseEnrollToken(value: string | undefined): string | undefined {

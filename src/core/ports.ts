@@ -130,6 +130,18 @@ export interface BuildSummary {
   completed_at: string | null;
 }
 
+/** The build queue as metrics see it. */
+export interface BuildQueueStats {
+  /** Builds waiting for a builder. */
+  pending: number;
+  /** When the oldest pending build was requested; null when none waits. */
+  oldestPendingAt: string | null;
+  /** Distinct builders holding a current lease on a running build. */
+  liveBuilders: number;
+  /** Distinct builders whose lease on a running build expired (and hold no current one). */
+  lostBuilders: number;
+}
+
 /** The builds. Every status change is a compare-and-set, so a build that moved on is never overwritten. */
 export interface BuildStore {
   /** Inserts a pending build; a second active build of one machine throws DuplicateKeyError. */
@@ -146,6 +158,8 @@ export interface BuildStore {
   /** Newest first; `machineId` narrows to one machine. */
   recent(limit: number, machineId?: number): Promise<BuildSummary[]>;
   countByStatus(): Promise<Record<string, number>>;
+  /** Queue depth, the oldest pending build and the builders seen through their leases, as of `now`. */
+  queueStats(now: string): Promise<BuildQueueStats>;
   /** Moves a build from one of `from` to `to` with `fields`; undefined when it was no longer in `from`. */
   transition(id: number, from: readonly BuildStatus[], to: BuildStatus, fields: BuildFields, now: string): Promise<Build | undefined>;
   /** Takes the oldest pending build for `owner` with a lease until `leaseUntil`, counting an attempt. */

@@ -13,6 +13,7 @@ import { createAuthenticator } from '../auth/authenticator.ts';
 import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
+import { MetalMetrics, type BuildResult } from '../metrics/metal-metrics.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { SqlStorage } from '../storage/storage.ts';
@@ -34,6 +35,8 @@ export interface AppContext {
   auth: AuthService;
   /** Runs before enrollment (rate limit, enrollment token). */
   enrollGuard?: preHandlerAsyncHookHandler;
+  /** This process's Prometheus metrics (one registry per context). */
+  metrics: MetalMetrics;
   close(): Promise<void>;
 }
 
@@ -65,6 +68,9 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   }
   const images = new ImageLayout(config.imagesDir);
   const builds = new BuildLifecycle(storage, notifier);
+  const metrics = new MetalMetrics({ machines: storage.machines, builds: storage.builds });
+  const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
+  notifier.on('build.finished', countBuild);
   return {
     config,
     logger,
@@ -76,7 +82,9 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
+    metrics,
     async close() {
+      notifier.off('build.finished', countBuild);
       await relay?.stop();
       await storage.close();
     },

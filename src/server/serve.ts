@@ -3,7 +3,7 @@ import type { Config, Listen } from '../config/config.ts';
 import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { createContext, type AppContext } from './context.ts';
-import { buildApiServer, buildBootServer, startBuilder } from './roles.ts';
+import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder } from './roles.ts';
 
 export const ALL_ROLES = ['api', 'boot', 'builder'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];
@@ -13,8 +13,10 @@ export interface RunningServer {
   ctx: AppContext;
   api?: FastifyInstance;
   boot?: FastifyInstance;
+  /** The METAL_METRICS_LISTEN listener, when configured. */
+  metrics?: FastifyInstance;
   /** Actual addresses bound (useful with port 0). */
-  addresses: Partial<Record<RoleName, string>>;
+  addresses: Partial<Record<RoleName | 'metrics', string>>;
   stop(): Promise<void>;
 }
 
@@ -49,9 +51,15 @@ export async function startServer(config: Readonly<Config>, logger: Logger, role
       stops.push(() => running.api!.close());
     }
     if (roles.includes('boot')) {
-      running.boot = await buildBootServer(ctx);
+      // /metrics goes where Prometheus can reach it: its own listener, else the API, else the boot listener.
+      running.boot = await buildBootServer(ctx, {}, !config.metricsListen && !roles.includes('api'));
       running.addresses.boot = await listen(running.boot, config.bootListen, 'METAL_BOOT_LISTEN');
       stops.push(() => running.boot!.close());
+    }
+    if (config.metricsListen) {
+      running.metrics = buildMetricsServer(ctx);
+      running.addresses.metrics = await listen(running.metrics, config.metricsListen, 'METAL_METRICS_LISTEN');
+      stops.push(() => running.metrics!.close());
     }
     if (roles.includes('builder')) {
       const builder = await startBuilder(ctx);

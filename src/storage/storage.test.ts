@@ -144,6 +144,30 @@ for (const kind of kinds) {
       assert.equal((await storage.events.list({ actor: 'token' })).total, 1);
     });
 
+    test('queueStats counts pending builds, the oldest, and builders by their leases', async () => {
+      const m = (await storage.machines.upsertEnrollment({ service_tag: 'QS1', mac_address: '0c:c4:7a:00:00:31', hardware }, NOW)).machine;
+      const n = (await storage.machines.upsertEnrollment({ service_tag: 'QS2', mac_address: '0c:c4:7a:00:00:32', hardware }, NOW)).machine;
+      const o = (await storage.machines.upsertEnrollment({ service_tag: 'QS3', mac_address: '0c:c4:7a:00:00:33', hardware }, NOW)).machine;
+      const before = await storage.builds.queueStats(NOW);
+      const build = (machine: { id: number; service_tag: string }, at: string) =>
+        storage.builds.create({ machine_id: machine.id, config: '{}', hostname: 'q', service_tag: machine.service_tag, boot_token: 't' }, at);
+      await build(m, '2026-01-02T03:00:00.000Z');
+      await build(n, '2026-01-02T03:01:00.000Z');
+      await build(o, '2026-01-02T03:02:00.000Z');
+      const pendingNow = await storage.builds.queueStats(NOW);
+      assert.equal(pendingNow.pending, before.pending + 3);
+      assert.equal(pendingNow.oldestPendingAt, before.oldestPendingAt ?? '2026-01-02T03:00:00.000Z');
+      // builder-a holds a current lease; builder-b's lease expired before NOW.
+      assert.ok(await storage.builds.claimNext('builder-a', '2026-01-02T04:00:00.000Z', NOW));
+      assert.ok(await storage.builds.claimNext('builder-b', '2026-01-02T03:00:00.000Z', NOW));
+      const stats = await storage.builds.queueStats(NOW);
+      assert.equal(stats.pending, before.pending + 1);
+      assert.equal(stats.liveBuilders, before.liveBuilders + 1);
+      assert.equal(stats.lostBuilders, before.lostBuilders + 1);
+      for (const machine of [m, n, o]) await storage.machines.delete(machine.id);
+      assert.deepEqual(await storage.builds.queueStats(NOW), before);
+    });
+
     test('deleting a machine deletes its builds', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       await storage.machines.delete(m.id);

@@ -7,6 +7,7 @@ import {
   type BuildFields,
   type BuildRecord,
   type BuildStore,
+  type BuildQueueStats,
   type BuildSummary,
   type CredentialStore,
   type Enrollment,
@@ -253,6 +254,18 @@ class MemoryStores implements Stores {
       },
       async countByStatus() {
         return countBy(db().builds.map((b) => b.status));
+      },
+      async queueStats(now): Promise<BuildQueueStats> {
+        const builds = db().builds;
+        const pending = builds.filter((b) => b.status === 'pending').map((b) => b.created_at).sort();
+        const until = new Map<string, string>();
+        for (const b of builds) {
+          if (b.status !== 'building' || b.lease_owner === null || b.lease_expires_at === null) continue;
+          const seen = until.get(b.lease_owner);
+          if (seen === undefined || b.lease_expires_at > seen) until.set(b.lease_owner, b.lease_expires_at);
+        }
+        const live = [...until.values()].filter((u) => u >= now).length;
+        return { pending: pending.length, oldestPendingAt: pending[0] ?? null, liveBuilders: live, lostBuilders: until.size - live };
       },
       async transition(id, from: readonly BuildStatus[], to, fields: BuildFields, _now) {
         const b = find(id);
