@@ -43,6 +43,11 @@ export class MetalMetrics {
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'metal_' });
+    // Gauges named like counters fail `promtool check metrics`; each is the sum of its labelled
+    // sibling (metal_nodejs_active_handles{type} and so on).
+    for (const name of ['metal_nodejs_active_handles_total', 'metal_nodejs_active_requests_total', 'metal_nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
     const byStatus = (name: string, help: string, read: () => Promise<Record<string, number>>) =>
       new Gauge({
         name,
