@@ -13,6 +13,7 @@ import { createTestContext, enrollmentPayload } from '../support/context.ts';
 import { freshSqlite } from '../support/databases.ts';
 import { buildApiServer, buildBootServer } from '../../src/server/roles.ts';
 import { prometheusTool } from '../support/metrics.ts';
+import { alertExpressions, dashboardExpressions, DEPLOY } from '../support/monitoring.ts';
 
 // The exposition checked by the real Prometheus tools: promtool's linter, and a Prometheus server
 // scraping a running metal server, then answering PromQL over what it scraped.
@@ -88,6 +89,7 @@ describe('metrics checked by the real Prometheus tools', { skip: !promtool || !p
       join(promDir, 'prometheus.yml'),
       [
         'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+        `rule_files: ['${DEPLOY.alerts}']`,
         'scrape_configs:',
         '  - job_name: metal',
         '    scrape_interval: 1s',
@@ -185,6 +187,19 @@ describe('metrics checked by the real Prometheus tools', { skip: !promtool || !p
     assert.deepEqual(seen, expected);
     const up = await query('up{job="metal"}');
     assert.equal(up, 1, 'the scrape with the bearer token succeeds');
+  });
+
+  test('Prometheus loads the alert rules, and accepts every dashboard and alert expression', { timeout: 60_000 }, async () => {
+    const rules = (await (await fetch(`${promUrl}/api/v1/rules`, { signal: AbortSignal.timeout(10_000) })).json()) as {
+      data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
+    };
+    const loaded = rules.data.groups.flatMap((g) => g.rules);
+    assert.deepEqual(loaded.map((r) => r.name).sort(), ['MetalBootServer5xx', 'MetalBuildQueueStuck', 'MetalBuildsFailing', 'MetalDown', 'MetalIdentityConflicts', 'MetalNoBuilderAlive']);
+    for (const expr of [...dashboardExpressions(), ...alertExpressions()]) {
+      const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(10_000) });
+      const body = (await r.json()) as { status: string; error?: string };
+      assert.equal(body.status, 'success', `${expr}: ${body.error}`);
+    }
   });
 });
 
