@@ -38,6 +38,8 @@ export interface Config {
   metricsListen: Listen | undefined;
   /** When set, `GET /metrics` requires `Authorization: Bearer <token>` (METAL_METRICS_TOKEN). */
   metricsToken: string | undefined;
+  /** Webhook URLs may point at loopback addresses (METAL_WEBHOOK_ALLOW_LOOPBACK=1); link-local and metadata never. */
+  webhookAllowLoopback: boolean;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -79,6 +81,7 @@ export const CONFIG_KEYS = [
   'METAL_LOG_LEVEL',
   'METAL_METRICS_LISTEN',
   'METAL_METRICS_TOKEN',
+  'METAL_WEBHOOK_ALLOW_LOOPBACK',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -123,6 +126,7 @@ export function loadConfig(
     secretKey: raw('METAL_SECRET_KEY'),
     metricsListen: optional(raw('METAL_METRICS_LISTEN'), (v) => parseListen('METAL_METRICS_LISTEN', v)),
     metricsToken: optional(raw('METAL_METRICS_TOKEN'), parseMetricsToken),
+    webhookAllowLoopback: parseEnum('METAL_WEBHOOK_ALLOW_LOOPBACK', raw('METAL_WEBHOOK_ALLOW_LOOPBACK') ?? '0', ['0', '1'] as const) === '1',
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
   return Object.freeze(config);

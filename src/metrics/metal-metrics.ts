@@ -39,6 +39,7 @@ export class MetalMetrics {
   private readonly enrollments: Counter<'result'>;
   private readonly builds: Counter<'result'>;
   private readonly buildDuration: Histogram<'result'>;
+  private readonly webhookAttempts: Counter<'result'>;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -122,6 +123,13 @@ export class MetalMetrics {
       buckets: BUILD_BUCKETS,
       registers,
     });
+    this.webhookAttempts = new Counter({
+      name: 'metal_webhook_deliveries_total',
+      help: 'Webhook delivery attempts, by result (delivered, retrying, given_up)',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['delivered', 'retrying', 'given_up'] as const) this.webhookAttempts.inc({ result }, 0);
     // Results that have not happened yet are exported as 0, so rate() and alerts see them from the start.
     for (const result of ['new', 'known', 'rejected', 'conflict', 'rate_limited'] as const) this.enrollments.inc({ result }, 0);
     for (const result of ['success', 'failed', 'cancelled'] as const) this.builds.inc({ result }, 0);
@@ -150,6 +158,10 @@ export class MetalMetrics {
   buildFinished(result: BuildResult, seconds: number | null): void {
     this.builds.inc({ result });
     if (seconds !== null) this.buildDuration.observe({ result }, seconds);
+  }
+
+  webhookAttempt(result: 'delivered' | 'retrying' | 'given_up'): void {
+    this.webhookAttempts.inc({ result });
   }
 
   /** The exposition in the Prometheus text format. */

@@ -14,6 +14,7 @@ import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
 import { MetalMetrics, type BuildResult } from '../metrics/metal-metrics.ts';
+import { WebhookService } from '../webhooks/webhook-service.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { SqlStorage } from '../storage/storage.ts';
@@ -35,6 +36,8 @@ export interface AppContext {
   auth: AuthService;
   /** Runs before enrollment (rate limit, enrollment token). */
   enrollGuard?: preHandlerAsyncHookHandler;
+  /** Webhook endpoints (the delivery worker runs with the api role). */
+  webhooks: WebhookService;
   /** This process's Prometheus metrics (one registry per context). */
   metrics: MetalMetrics;
   close(): Promise<void>;
@@ -83,6 +86,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     auth,
     enrollGuard: createEnrollGuard(config),
     metrics,
+    webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }),
     async close() {
       notifier.off('build.finished', countBuild);
       await relay?.stop();

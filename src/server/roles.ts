@@ -6,6 +6,8 @@ import { registerBuildLogRoutes } from '../api/routes/build-log-routes.ts';
 import { registerBuildRoutes } from '../api/routes/builds.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerMachineRoutes } from '../api/routes/machines.ts';
+import { registerWebhookRoutes } from '../api/routes/webhooks.ts';
+import { startWebhookWorker, type DeliverySettings, type RunningWebhookWorker } from '../webhooks/delivery-worker.ts';
 import { createBootServer, type BootServerOptions } from '../boot/boot-server.ts';
 import { startBuildWorker, type BuilderOptions, type RunningBuilder } from '../builder/builder.ts';
 import { registerDashboard } from '../dashboard/dashboard.tsx';
@@ -43,6 +45,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   registerMachineRoutes(app, { machines, builds, events: storage.events });
   registerBuildRoutes(app, { builds });
   registerBuildLogRoutes(app, { builds, notifier });
+  registerWebhookRoutes(app, { webhooks: ctx.webhooks });
   await registerDashboard(app, {
     machines,
     builds,
@@ -94,6 +97,16 @@ export function buildMetricsServer(ctx: AppContext): FastifyInstance {
   registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
   registerHealthRoutes(app, { ping: () => ctx.storage.ping(), logger: ctx.logger });
   return app;
+}
+
+/** Delivers the webhook outbox (started with the api role). */
+export function startWebhookDelivery(ctx: AppContext, settings: Omit<DeliverySettings, 'allowLoopback'> = {}): RunningWebhookWorker {
+  return startWebhookWorker({
+    storage: ctx.storage,
+    logger: ctx.logger,
+    settings: { ...settings, allowLoopback: ctx.config.webhookAllowLoopback },
+    metrics: ctx.metrics,
+  });
 }
 
 /** The `builder` role: claims pending builds and runs them. */
