@@ -5,6 +5,7 @@ import type { MachineService } from '../core/machine-service.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
+import type { WebhookService } from '../webhooks/webhook-service.ts';
 
 /** Everything the dashboard uses, and nothing more. */
 export interface DashboardDeps {
@@ -22,4 +23,6 @@ export interface DashboardDeps {
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;
   logger: Logger;
+  /** Webhook endpoints (the admin page is shown when given). */
+  webhooks?: Pick<WebhookService, 'list' | 'create' | 'update' | 'delete' | 'deliveries' | 'redeliver'>;
 }

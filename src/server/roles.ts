@@ -55,6 +55,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     images: ctx.images,
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
+    webhooks: ctx.webhooks,
   });
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
