@@ -86,7 +86,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     auth,
     enrollGuard: createEnrollGuard(config),
     metrics,
-    webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }),
+    webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }, auth.secretBox),
     async close() {
       notifier.off('build.finished', countBuild);
       await relay?.stop();

@@ -104,6 +104,7 @@ export function buildMetricsServer(ctx: AppContext): FastifyInstance {
 export function startWebhookDelivery(ctx: AppContext, settings: Omit<DeliverySettings, 'allowLoopback'> = {}): RunningWebhookWorker {
   return startWebhookWorker({
     storage: ctx.storage,
+    sealer: ctx.auth.secretBox,
     logger: ctx.logger,
     settings: { ...settings, allowLoopback: ctx.config.webhookAllowLoopback },
     metrics: ctx.metrics,

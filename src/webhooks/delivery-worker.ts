@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.ts';
 import { nowIso } from '../core/types.ts';
 import { signDelivery } from './signature.ts';
 import { checkResolvedUrl } from './url-safety.ts';
+import { WEBHOOK_SECRET_CONTEXT, type SecretSealer } from './webhook-service.ts';
 
 /** How deliveries are attempted; the defaults suit production. */
 export interface DeliverySettings {
@@ -26,6 +27,8 @@ export type AttemptResult = 'delivered' | 'retrying' | 'given_up';
 
 export interface WebhookWorkerDeps {
   storage: Pick<Storage, 'webhooks' | 'events' | 'transaction'>;
+  /** Opens the sealed secrets to sign with. */
+  sealer: Pick<SecretSealer, 'decrypt'>;
   logger: Logger;
   settings: DeliverySettings;
   metrics?: { webhookAttempt(result: AttemptResult): void };
@@ -99,9 +102,14 @@ export function startWebhookWorker(deps: WebhookWorkerDeps): RunningWebhookWorke
     let excerpt: string | null = null;
     let error: string | null = null;
     const refused = await checkResolvedUrl(d.url, settings.allowLoopback).catch((err: Error) => `cannot resolve the host: ${err.message}`);
-    if (refused) {
-      error = `not sent: ${refused}`;
-    } else {
+    let secret: string | undefined;
+    try {
+      secret = deps.sealer.decrypt(d.secret, WEBHOOK_SECRET_CONTEXT);
+    } catch (err) {
+      error = `not sent: the secret cannot be opened (${(err as Error).message}); set it again`;
+    }
+    if (secret !== undefined && refused) error = `not sent: ${refused}`;
+    if (secret !== undefined && error === null) {
       try {
         const response = await fetch(d.url, {
           method: 'POST',
@@ -113,7 +121,7 @@ export function startWebhookWorker(deps: WebhookWorkerDeps): RunningWebhookWorke
             'x-metal-event': d.event_type,
             'x-metal-delivery': d.delivery_id,
             'x-metal-timestamp': timestamp,
-            'x-metal-signature': signDelivery(d.secret, timestamp, d.payload),
+            'x-metal-signature': signDelivery(secret, timestamp, d.payload),
           },
           body: d.payload,
         });

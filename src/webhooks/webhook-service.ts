@@ -13,11 +13,21 @@ export interface WebhookInput {
   enabled?: boolean;
 }
 
-/** Webhook endpoints: validated, with an event for each change; the secret is write-only. */
+/** Seals secrets at rest (the secret box of METAL_SECRET_KEY); the worker opens them to sign. */
+export interface SecretSealer {
+  encrypt(plaintext: string, context?: string): string;
+  decrypt(sealed: string, context?: string): string;
+}
+
+/** The authenticated context of a sealed webhook secret. */
+export const WEBHOOK_SECRET_CONTEXT = 'webhooks.secret';
+
+/** Webhook endpoints: validated, with an event for each change; the secret is write-only and sealed at rest. */
 export class WebhookService {
   constructor(
     private readonly storage: Pick<Storage, 'webhooks' | 'transaction'>,
     private readonly settings: { allowLoopback: boolean },
+    private readonly sealer: SecretSealer,
   ) {}
 
   list(): Promise<Webhook[]> {
@@ -36,7 +46,8 @@ export class WebhookService {
     if (input.secret === undefined) throw new InvalidInputError('secret is required (16 to 256 characters): deliveries are signed with it', { field: 'secret' });
     const clean = this.validate(input);
     return this.storage.transaction(async (tx) => {
-      const w = await tx.webhooks.create({ url: clean.url!, events: clean.events!, secret: clean.secret!, enabled: clean.enabled ?? true }, nowIso());
+      const secret = this.sealer.encrypt(clean.secret!, WEBHOOK_SECRET_CONTEXT);
+      const w = await tx.webhooks.create({ url: clean.url!, events: clean.events!, secret, enabled: clean.enabled ?? true }, nowIso());
       await tx.events.record({ kind: 'webhook.created', actor, message: `webhook ${w.id} created for ${w.url}`, data: { webhook_id: w.id, events: w.events } });
       return w;
     });
@@ -46,7 +57,7 @@ export class WebhookService {
     const clean = this.validate(input);
     return this.storage.transaction(async (tx) => {
       if (!(await tx.webhooks.get(id))) throw new NotFoundError(`webhook ${id} not found`);
-      const patch: WebhookPatch = { ...clean };
+      const patch: WebhookPatch = { ...clean, ...(clean.secret !== undefined ? { secret: this.sealer.encrypt(clean.secret, WEBHOOK_SECRET_CONTEXT) } : {}) };
       // Turning an endpoint back on starts its failure clock afresh.
       if (clean.enabled === true) Object.assign(patch, { failing_since: null, disabled_reason: null });
       const w = (await tx.webhooks.update(id, patch, nowIso()))!;

@@ -5,7 +5,7 @@ import { buildApiServer, startWebhookDelivery } from '../server/roles.ts';
 import { retryDelayMs } from './delivery-worker.ts';
 import { refusedUrl } from './url-safety.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, sqlOf, type TestContext } from '../../test/support/context.ts';
 import { startReceiver, type Receiver } from '../../test/support/webhook-receiver.ts';
 
 const ADMIN = { 'x-test-role': 'admin' };
@@ -66,6 +66,9 @@ describe('webhook endpoints API', () => {
     const w = created.json();
     assert.deepEqual([w.url, w.events, w.enabled], ['https://hooks.example.com/x', ['build.*', 'machine.enrolled'], true]);
     assert.doesNotMatch(created.body, new RegExp(SECRET));
+    const row = await sqlOf(t.ctx).selectFrom('webhooks').select('secret').where('id', '=', w.id).executeTakeFirstOrThrow();
+    assert.match(row.secret, /^v1:/, 'the secret is sealed at rest');
+    assert.equal(row.secret.includes(SECRET), false);
     const read = await api.inject({ url: `/api/v1/webhooks/${w.id}`, headers: ADMIN });
     assert.doesNotMatch(read.body, new RegExp(SECRET));
     const put = await api.inject({ method: 'PUT', url: `/api/v1/webhooks/${w.id}`, headers: ADMIN, payload: { enabled: false, url: 'http://169.254.169.254/' } });
