@@ -345,6 +345,8 @@ export interface WebhookStore {
   claimDue(owner: string, now: string, leaseUntil: string, limit: number): Promise<DueDelivery[]>;
   /** Records an attempt on a delivery `owner` leased, releasing the lease; false when it lost it. */
   recordAttempt(id: number, owner: string, attempt: DeliveryAttempt): Promise<boolean>;
+  /** Deletes delivered and given-up deliveries created before `before`; returns how many. */
+  pruneFinished(before: string): Promise<number>;
 }
 
 /** Every store, bound to one database handle or to one transaction. */

@@ -213,6 +213,10 @@ for (const kind of kinds) {
       assert.equal(again?.status, 'pending');
       assert.equal(again?.event_id, first.event_id);
       assert.equal((await storage.webhooks.getDelivery(all.id, first.id))?.status, 'delivered');
+      // Finished deliveries older than the cut are pruned; pending ones never.
+      assert.equal(await storage.webhooks.pruneFinished('2000-01-01T00:00:00.000Z'), 0);
+      assert.equal(await storage.webhooks.pruneFinished('2999-01-01T00:00:00.000Z'), 1, 'only the delivered one');
+      assert.deepEqual((await storage.webhooks.deliveries(all.id, 10, 0)).items.map((d) => d.status), ['pending', 'pending']);
       for (const w of [all, builds, off]) assert.equal(await storage.webhooks.delete(w.id), true);
       assert.equal((await storage.webhooks.deliveries(all.id, 10, 0)).total, 0);
       await storage.machines.delete(m.id);

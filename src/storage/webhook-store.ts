@@ -126,6 +126,11 @@ export class SqlWebhookStore implements WebhookStore {
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
+
+  async pruneFinished(before: string): Promise<number> {
+    const result = await this.db.deleteFrom('webhook_deliveries').where('status', 'in', ['delivered', 'failed']).where('created_at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
 }
 
 function toWebhook(row: Selectable<WebhooksTable>): Webhook {

@@ -20,6 +20,8 @@ export interface DeliverySettings {
   pollMs?: number;
   /** Endpoints delivered to at once by this process (default 8; always one delivery per endpoint). */
   concurrency?: number;
+  /** Delivered and given-up deliveries are kept this long, then deleted (default 30 days). */
+  keepFinishedMs?: number;
 }
 
 /** How an attempt went, for metrics. */
@@ -180,12 +182,22 @@ export function startWebhookWorker(deps: WebhookWorkerDeps): RunningWebhookWorke
     });
   };
 
+  const keepMs = settings.keepFinishedMs ?? 30 * 86_400_000;
+  const prune = () =>
+    void storage.webhooks
+      .pruneFinished(new Date(Date.now() - keepMs).toISOString())
+      .then((n) => n > 0 && logger.info({ deleted: n }, `webhooks: ${n} finished deliveries older than ${Math.round(keepMs / 86_400_000)} days deleted`))
+      .catch((err: unknown) => logger.warn({ err }, 'webhooks: could not delete old deliveries'));
   const timer = setInterval(() => void tick(), pollMs);
+  const pruneTimer = setInterval(prune, 3600_000);
+  pruneTimer.unref();
+  prune();
   void tick();
   return {
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(pruneTimer);
       await Promise.allSettled([...inFlight]);
     },
   };

@@ -515,6 +515,13 @@ class MemoryStores implements Stores {
             return { ...toDelivery(head), payload: head.payload, url: w.url, secret: w.secret };
           });
       },
+      async pruneFinished(before) {
+        const t = db();
+        const keep = t.deliveries.filter((d) => d.status === 'pending' || d.created_at >= before);
+        const removed = t.deliveries.length - keep.length;
+        t.deliveries = keep;
+        return removed;
+      },
       async recordAttempt(id, owner, attempt) {
         const d = db().deliveries.find((x) => x.id === id);
         if (!d || d.lease_owner !== owner) return false;
