@@ -13,6 +13,7 @@ import { BootTable } from './boot-table.ts';
 import { BootTargetReader, type BootTargetSource } from './boot-target-reader.ts';
 import { registerImageRoutes } from './image-files.ts';
 import { registerIpxeBinaryRoutes } from './ipxe-binary-routes.ts';
+import { installHttpMetrics, registerMetricsRoute, type MetalMetrics, type MetricsRouteOptions } from '../metrics/metal-metrics.ts';
 import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
 import { registerScriptRoutes } from './script-routes.ts';
 
@@ -40,6 +41,10 @@ export interface BootServerDeps {
   feed?: { source: BootFeed; ordered: boolean };
   enrollGuard?: onRequestAsyncHookHandler;
   ping(): Promise<void>;
+  /** The process's metrics: the boot listener's requests, scripts, images and enrollments are counted there. */
+  metrics?: MetalMetrics;
+  /** Set when this listener also serves `GET /metrics` (a process without the api role). */
+  metricsRoute?: MetricsRouteOptions;
 }
 
 /** Tuning of the boot role; the defaults suit production. */
@@ -85,10 +90,13 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
 
+  const { metrics } = deps;
+  if (metrics) installHttpMetrics(app, metrics, 'boot');
+  if (metrics && deps.metricsRoute) registerMetricsRoute(app, metrics, deps.metricsRoute);
   registerHealthRoutes(app, { ping: deps.ping, logger });
-  registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}) });
-  registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger });
-  registerImageRoutes(app, deps.images.root, logger);
+  registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}), ...(metrics ? { metrics } : {}) });
+  registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) });
+  registerImageRoutes(app, deps.images.root, logger, metrics);
   registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 
   const registration = await catalog.registration();

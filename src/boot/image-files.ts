@@ -84,13 +84,20 @@ function rangeApplies(request: FastifyRequest, etag: string, lastModified: strin
   return ifRange === undefined || ifRange === etag || ifRange === lastModified;
 }
 
+/** Where image traffic is counted. */
+export interface ImageMetrics {
+  imageRequest(file: string | undefined, status: number, bytes: number): void;
+}
+
 /**
  * `GET|HEAD /images/...`: image files streamed from `root` with Content-Length, ETag,
  * Last-Modified, conditional requests (304) and single byte ranges (206, 416). No listings; a
  * path (or a symlink) that resolves outside `root` is not found.
  */
-export function registerImageRoutes(app: FastifyInstance, root: string, logger: Logger): void {
+export function registerImageRoutes(app: FastifyInstance, root: string, logger: Logger, metrics?: ImageMetrics): void {
   let rootReal: string | undefined;
+  /** What each request sent: its file name and the bytes read from disk for it. */
+  const sent = new WeakMap<FastifyRequest, { file: string; bytes: number }>();
   const notFound = (path: string): NotFoundError => {
     logger.debug({ path }, 'boot: image file not found or refused');
     return new NotFoundError('no such image file');
@@ -115,6 +122,14 @@ export function registerImageRoutes(app: FastifyInstance, root: string, logger: 
     exposeHeadRoute: false,
     config: { access: 'public' },
     schema: { hide: true },
+    ...(metrics
+      ? {
+          onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+            const what = sent.get(request);
+            metrics.imageRequest(what?.file, reply.statusCode, what?.bytes ?? 0);
+          },
+        }
+      : {}),
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const path = (request.raw.url ?? '').split('?')[0]!;
       const segments = imagePathSegments(path.slice('/images/'.length));
@@ -158,6 +173,9 @@ export function registerImageRoutes(app: FastifyInstance, root: string, logger: 
         }
         handedOver = true;
         const stream = createReadStream('', { fd: file, start, end, highWaterMark: READ_CHUNK_BYTES, autoClose: true });
+        const counted = { file: segments.at(-1)!, bytes: 0 };
+        sent.set(request, counted);
+        stream.on('data', (chunk: Buffer | string) => (counted.bytes += chunk.length));
         await pipeline(stream, reply.raw).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') logger.warn({ err, path }, 'boot: image download failed');
         });

@@ -16,6 +16,8 @@ export interface ScriptRouteOptions {
   lastSeen: LastSeenRecorder;
   builds: Pick<BuildLifecycle, 'recordBooted'>;
   logger: Logger;
+  /** Counts scripts by the decision that chose them. */
+  metrics?: { bootScript(kind: string): void };
 }
 
 /** The iPXE script routes and the booted report: what a machine asks for at every boot. */
@@ -35,6 +37,7 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
       if (!file.endsWith('.ipxe')) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
       const resolved = await resolver.resolve(file.slice(0, -'.ipxe'.length), request.query.mac, request.query.uuid);
       if (resolved.machine) lastSeen.seen(resolved.machine.id);
+      options.metrics?.bootScript(resolved.kind);
       if (logger.isLevelEnabled('debug')) logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
       return reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(resolved.script);
     },

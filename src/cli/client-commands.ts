@@ -6,6 +6,7 @@ import { registerLoginCommands } from './login-commands.ts';
 import { registerMachineCommands } from './machine-commands.ts';
 import { registerTokenCommands } from './token-commands.ts';
 import { registerUsersCommands } from './users-commands.ts';
+import { registerWebhookCommands } from './webhook-commands.ts';
 
 /** The client commands: they talk to the REST API only (METAL_URL/METAL_TOKEN or what `metal login` saved). */
 export function registerClientCommands(program: Command): void {
@@ -16,6 +17,7 @@ export function registerClientCommands(program: Command): void {
   registerInventoryCommands(program);
   registerTokenCommands(program);
   registerUsersCommands(program);
+  registerWebhookCommands(program);
   registerCompletionCommands(program);
   for (const cmd of program.commands) if (!before.has(cmd)) cmd.hook('preAction', quietOnClosedPipe);
 }

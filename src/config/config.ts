@@ -53,6 +53,12 @@ export interface Config {
   tftpListen: Listen;
   /** iPXE binaries served over TFTP and at `/ipxe/` on the boot listener. e.g. `/usr/lib/ipxe` */
   ipxeDir: string;
+  /** A separate listener for `GET /metrics` (METAL_METRICS_LISTEN); unset: on the API listener. */
+  metricsListen: Listen | undefined;
+  /** When set, `GET /metrics` requires `Authorization: Bearer <token>` (METAL_METRICS_TOKEN). */
+  metricsToken: string | undefined;
+  /** Webhook URLs may point at loopback addresses (METAL_WEBHOOK_ALLOW_LOOPBACK=1); link-local and metadata never. */
+  webhookAllowLoopback: boolean;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** The nixpkgs images are built from; undefined: `<nixpkgs>` from the host's NIX_PATH. */
@@ -118,6 +124,9 @@ export const CONFIG_KEYS = [
   'METAL_DHCP_RANGE',
   'METAL_TFTP_LISTEN',
   'METAL_IPXE_DIR',
+  'METAL_METRICS_LISTEN',
+  'METAL_METRICS_TOKEN',
+  'METAL_WEBHOOK_ALLOW_LOOPBACK',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -163,6 +172,9 @@ export function loadConfig(
     secretKey: raw('METAL_SECRET_KEY'),
     powerConcurrency: parseInteger('METAL_POWER_CONCURRENCY', raw('METAL_POWER_CONCURRENCY') ?? '16', 1, 256),
     requestTimeoutMs: parseSeconds('METAL_REQUEST_TIMEOUT_SECONDS', raw('METAL_REQUEST_TIMEOUT_SECONDS') ?? '30', 0.2, 3600),
+    metricsListen: optional(raw('METAL_METRICS_LISTEN'), (v) => parseListen('METAL_METRICS_LISTEN', v)),
+    metricsToken: optional(raw('METAL_METRICS_TOKEN'), parseMetricsToken),
+    webhookAllowLoopback: parseEnum('METAL_WEBHOOK_ALLOW_LOOPBACK', raw('METAL_WEBHOOK_ALLOW_LOOPBACK') ?? '0', ['0', '1'] as const) === '1',
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
     nixpkgs: parseNixpkgs(raw('METAL_NIXPKGS')),
     consoles: parseConsoles(raw('METAL_CONSOLE') ?? DEFAULT_CONSOLE),
@@ -291,6 +303,18 @@ function parseTrustProxy(value: string | undefined): string[] {
     }
   }
   return items;
+}
+
+function optional<T>(value: string | undefined, parse: (v: string) => T): T | undefined {
+  return value === undefined ? undefined : parse(value);
+}
+
+function parseMetricsToken(value: string): string {
+  // Sent as a bearer token by Prometheus (`authorization: credentials_file`).
+  if (!/^[A-Za-z0-9._~+/=-]{16,256}$/.test(value)) {
+    throw new ConfigError('METAL_METRICS_TOKEN', '(hidden)', 'expected 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -');
+  }
+  return value;
 }
 
 function parseEnrollToken(value: string | undefined): string | undefined {

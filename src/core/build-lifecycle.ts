@@ -121,6 +121,7 @@ export class BuildLifecycle {
       return updated;
     });
     this.notifier.emit('build.cancelled', id);
+    this.signalFinished(id, 'cancelled', cancelled.started_at);
     this.signalChanged(id, cancelled.machine_id);
     return cancelled;
   }
@@ -154,6 +155,12 @@ export class BuildLifecycle {
     });
     this.notifier.emit('machine.updated', machine.id);
     return { machine_id: machine.id, build_id: report.build_id, booted_at: bootedAt };
+  }
+
+  /** Tells the process a build ended (metrics count it), with how long it ran since it started. */
+  signalFinished(buildId: number, result: 'success' | 'failed' | 'cancelled', startedAt: string | null): void {
+    const seconds = startedAt === null ? null : Math.max(0, (Date.now() - Date.parse(startedAt)) / 1000);
+    this.notifier.emit('build.finished', buildId, result, Number.isFinite(seconds) ? seconds : null);
   }
 
   /** Wakes followers of the build's log, live pages and boot decisions. */
@@ -228,7 +235,7 @@ export class BuildQueue {
    * the build was cancelled or taken over meanwhile (nothing is changed).
    */
   succeed(id: number, image: PublishedImage): Promise<boolean> {
-    return this.finishHeld(id, (tx, record) => finish(tx, record, this.actor, { status: 'success', image }));
+    return this.finishHeld(id, (tx, record) => finish(tx, record, this.actor, { status: 'success', image }), 'success');
   }
 
   /**
@@ -236,7 +243,7 @@ export class BuildQueue {
    * `failed` and keeps its published image. False when the build is no longer this builder's.
    */
   fail(id: number, reason: string): Promise<boolean> {
-    return this.finishHeld(id, (tx, record) => finish(tx, record, this.actor, { status: 'failed', reason }));
+    return this.finishHeld(id, (tx, record) => finish(tx, record, this.actor, { status: 'failed', reason }), 'failed');
   }
 
   /** Hands a build this builder holds back to the queue (graceful stop); the attempt is not counted. */
@@ -253,13 +260,13 @@ export class BuildQueue {
   async sweepExpired(): Promise<SweepOutcome[]> {
     const outcomes: SweepOutcome[] = [];
     for (const id of await this.storage.builds.expiredLeases(nowIso(), 100)) {
-      const outcome = await this.storage.transaction(async (tx): Promise<SweepOutcome | undefined> => {
+      const outcome = await this.storage.transaction(async (tx): Promise<(SweepOutcome & { startedAt?: string | null }) | undefined> => {
         const record = await tx.builds.findRecord(id);
         if (!record || record.status !== 'building' || record.lease_expires_at === null || record.lease_expires_at >= nowIso()) return undefined;
         const lost = `builder ${record.lease_owner ?? '(unknown)'} was lost (its lease expired at ${record.lease_expires_at})`;
         if (record.attempts >= MAX_ATTEMPTS) {
           const failed = await finish(tx, record, this.actor, { status: 'failed', reason: `${lost} after ${record.attempts} attempts` });
-          return failed ? { id, action: 'failed' } : undefined;
+          return failed ? { id, action: 'failed', startedAt: record.started_at } : undefined;
         }
         const retried = await requeue(tx, record, this.actor, {
           note: `${lost}; the build is tried again`,
@@ -268,20 +275,29 @@ export class BuildQueue {
         });
         return retried ? { id, action: 'retried' } : undefined;
       });
-      if (outcome) outcomes.push(outcome);
+      if (!outcome) continue;
+      if (outcome.action === 'failed') this.lifecycle.signalFinished(id, 'failed', outcome.startedAt ?? null);
+      outcomes.push({ id: outcome.id, action: outcome.action });
     }
     return outcomes;
   }
 
   /** Runs `step` on a build this builder still holds, in one transaction, then signals the change. */
-  private async finishHeld(id: number, step: (tx: Stores, record: BuildRecord) => Promise<boolean>): Promise<boolean> {
+  private async finishHeld(
+    id: number,
+    step: (tx: Stores, record: BuildRecord) => Promise<boolean>,
+    result?: 'success' | 'failed',
+  ): Promise<boolean> {
     let machineId: number | undefined;
+    let startedAt: string | null = null;
     const done = await this.storage.transaction(async (tx) => {
       const record = await tx.builds.findRecord(id);
       if (!record || record.status !== 'building' || record.lease_owner !== this.owner) return false;
       machineId = record.machine_id;
+      startedAt = record.started_at;
       return step(tx, record);
     });
+    if (done && result) this.lifecycle.signalFinished(id, result, startedAt);
     if (done) this.lifecycle.signalChanged(id, machineId);
     return done;
   }

@@ -21,6 +21,7 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
         'config.adminPassword',
         'config.secretKey',
         'config.enrollToken',
+        'config.metricsToken',
       ],
       censor: '[redacted]',
     },

@@ -11,6 +11,11 @@ export interface NotifierEvents {
   'build.cancelled': [buildId: number, origin?: SignalOrigin];
   /** A build's status or log changed: wake followers of its log and live pages. */
   'build.updated': [buildId: number, origin?: SignalOrigin];
+  /**
+   * A build ended in this process: how, and how long it ran from its start (null when it never
+   * started). Not relayed between processes: each process reports the builds it finished.
+   */
+  'build.finished': [buildId: number, result: 'success' | 'failed' | 'cancelled', seconds: number | null];
   /** A machine's record changed. */
   'machine.updated': [machineId: number];
 }

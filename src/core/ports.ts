@@ -159,6 +159,18 @@ export interface BuildSummary {
   completed_at: string | null;
 }
 
+/** The build queue as metrics see it. */
+export interface BuildQueueStats {
+  /** Builds waiting for a builder. */
+  pending: number;
+  /** When the oldest pending build was requested; null when none waits. */
+  oldestPendingAt: string | null;
+  /** Distinct builders holding a current lease on a running build. */
+  liveBuilders: number;
+  /** Distinct builders whose lease on a running build expired (and hold no current one). */
+  lostBuilders: number;
+}
+
 /** The builds. Every status change is a compare-and-set, so a build that moved on is never overwritten. */
 export interface BuildStore {
   /** Inserts a pending build; a second active build of one machine throws DuplicateKeyError. */
@@ -175,6 +187,8 @@ export interface BuildStore {
   /** Newest first; `machineId` narrows to one machine. */
   recent(limit: number, machineId?: number): Promise<BuildSummary[]>;
   countByStatus(): Promise<Record<string, number>>;
+  /** Queue depth, the oldest pending build and the builders seen through their leases, as of `now`. */
+  queueStats(now: string): Promise<BuildQueueStats>;
   /** Moves a build from one of `from` to `to` with `fields`; undefined when it was no longer in `from`. */
   transition(id: number, from: readonly BuildStatus[], to: BuildStatus, fields: BuildFields, now: string): Promise<Build | undefined>;
   /** Takes the oldest pending build for `owner` with a lease until `leaseUntil`, counting an attempt. */
@@ -268,6 +282,104 @@ export interface CredentialStore {
   touchToken(id: number, now: string): Promise<void>;
 }
 
+/** A webhook endpoint as the API shows it (never its secret). */
+export interface Webhook {
+  id: number;
+  url: string;
+  /** Event types delivered, e.g. `machine.enrolled`, `build.*`, or `*` for all. */
+  events: string[];
+  enabled: boolean;
+  /** Since when every attempt to this endpoint has failed; null while it answers. */
+  failing_since: string | null;
+  /** Why it was disabled automatically, if it was. */
+  disabled_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NewWebhook {
+  url: string;
+  events: string[];
+  secret: string;
+  enabled: boolean;
+}
+
+export interface WebhookPatch {
+  url?: string;
+  events?: string[];
+  secret?: string;
+  enabled?: boolean;
+  failing_since?: string | null;
+  disabled_reason?: string | null;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One event on its way to one endpoint, and how its attempts went. */
+export interface WebhookDelivery {
+  id: number;
+  webhook_id: number;
+  /** Unique per delivery (X-Metal-Delivery): receivers drop a delivery id they already processed. */
+  delivery_id: string;
+  event_id: number;
+  event_type: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** When the next attempt is due; null once delivered or given up. */
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  /** The start of the last response's body. */
+  response_excerpt: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+/** A claimed delivery with what sending it needs. */
+export interface DueDelivery extends WebhookDelivery {
+  /** The JSON body, fixed when the event was recorded. */
+  payload: string;
+  url: string;
+  secret: string;
+}
+
+/** What one attempt changed. */
+export interface DeliveryAttempt {
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  response_excerpt: string | null;
+  delivered_at: string | null;
+}
+
+/**
+ * Webhook endpoints and their outbox. Deliveries are written by `EventStore.record`, in the
+ * transaction of the event, for every enabled endpoint subscribed to its type.
+ */
+export interface WebhookStore {
+  create(w: NewWebhook, now: string): Promise<Webhook>;
+  list(): Promise<Webhook[]>;
+  get(id: number): Promise<Webhook | undefined>;
+  update(id: number, patch: WebhookPatch, now: string): Promise<Webhook | undefined>;
+  delete(id: number): Promise<boolean>;
+  /** Newest first. */
+  deliveries(webhookId: number, limit: number, offset: number): Promise<{ items: WebhookDelivery[]; total: number }>;
+  getDelivery(webhookId: number, id: number): Promise<WebhookDelivery | undefined>;
+  /** A new pending delivery of the same payload under a new delivery id, due now. */
+  redeliver(webhookId: number, id: number, deliveryId: string, now: string): Promise<WebhookDelivery | undefined>;
+  /**
+   * Leases each enabled endpoint's oldest pending delivery when it is due and not leased by
+   * another worker: one delivery in flight per endpoint, in the order the events happened.
+   */
+  claimDue(owner: string, now: string, leaseUntil: string, limit: number): Promise<DueDelivery[]>;
+  /** Records an attempt on a delivery `owner` leased, releasing the lease; false when it lost it. */
+  recordAttempt(id: number, owner: string, attempt: DeliveryAttempt): Promise<boolean>;
+  /** Deletes delivered and given-up deliveries created before `before`; returns how many. */
+  pruneFinished(before: string): Promise<number>;
+}
+
 /** Every store, bound to one database handle or to one transaction. */
 export interface Stores {
   machines: MachineStore;
@@ -275,6 +387,7 @@ export interface Stores {
   events: EventStore;
   users: UserStore;
   credentials: CredentialStore;
+  webhooks: WebhookStore;
 }
 
 /** The stores, plus transactions across them and the database's health. */

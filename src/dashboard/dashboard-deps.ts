@@ -6,6 +6,7 @@ import type { Notifier } from '../core/notifier.ts';
 import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
 import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
+import type { WebhookService } from '../webhooks/webhook-service.ts';
 
 /** Everything the dashboard uses, and nothing more. */
 export interface DashboardDeps {
@@ -25,4 +26,6 @@ export interface DashboardDeps {
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;
   logger: Logger;
+  /** Webhook endpoints (the admin page is shown when given). */
+  webhooks?: Pick<WebhookService, 'list' | 'create' | 'update' | 'delete' | 'deliveries' | 'redeliver'>;
 }

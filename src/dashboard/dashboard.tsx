@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { toHttpError } from '../http/error-handler.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { registerAdminRoutes } from './admin-routes.tsx';
+import { registerWebhookPages } from './webhook-routes.tsx';
 import { BuildLogStreams } from './build-log-stream.ts';
 import { registerBuildRoutes } from './build-routes.tsx';
 import { registerFleetRoutes } from './fleet-routes.tsx';
@@ -46,5 +47,6 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     registerMachineRoutes(scope, deps);
     registerBuildRoutes(scope, deps, streams);
     registerAdminRoutes(scope, deps);
+    if (deps.webhooks) registerWebhookPages(scope, deps.webhooks);
   });
 }

@@ -14,6 +14,8 @@ import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
 import { SqlBootFeed } from '../storage/boot-feed.ts';
+import { MetalMetrics, type BuildResult } from '../metrics/metal-metrics.ts';
+import { WebhookService } from '../webhooks/webhook-service.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { DhcpLeaseStore, leaseDb } from '../storage/dhcp-lease-store.ts';
@@ -40,6 +42,10 @@ export interface AppContext {
   dhcpLeases: DhcpLeaseStore;
   /** Runs before enrollment (rate limit, enrollment token). */
   enrollGuard?: onRequestAsyncHookHandler;
+  /** Webhook endpoints (the delivery worker runs with the api role). */
+  webhooks: WebhookService;
+  /** This process's Prometheus metrics (one registry per context). */
+  metrics: MetalMetrics;
   close(): Promise<void>;
 }
 
@@ -71,6 +77,9 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   }
   const images = new ImageLayout(config.imagesDir);
   const builds = new BuildLifecycle(storage, notifier);
+  const metrics = new MetalMetrics({ machines: storage.machines, builds: storage.builds });
+  const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
+  notifier.on('build.finished', countBuild);
   return {
     config,
     logger,
@@ -84,7 +93,10 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
+    metrics,
+    webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }, auth.secretBox),
     async close() {
+      notifier.off('build.finished', countBuild);
       await relay?.stop();
       await storage.close();
     },

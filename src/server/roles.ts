@@ -7,12 +7,14 @@ import { registerBuildLogRoutes } from '../api/routes/build-log-routes.ts';
 import { registerBuildRoutes } from '../api/routes/builds.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerMachineRoutes } from '../api/routes/machines.ts';
-import { createMetricsRegistry, registerMetricsRoute } from '../api/routes/metrics.ts';
+import { registerWebhookRoutes } from '../api/routes/webhooks.ts';
+import { startWebhookWorker, type DeliverySettings, type RunningWebhookWorker } from '../webhooks/delivery-worker.ts';
 import { createBootServer, type BootServerOptions } from '../boot/boot-server.ts';
 import { startBuildWorker, type BuilderOptions, type RunningBuilder } from '../builder/builder.ts';
 import { registerDashboard } from '../dashboard/dashboard.tsx';
 import { registerHealthRoutes } from '../http/health-routes.ts';
 import { createHttpServer } from '../http/http-server.ts';
+import { installHttpMetrics, registerMetricsRoute } from '../metrics/metal-metrics.ts';
 import { httpPlatform, type AppContext } from './context.ts';
 
 /** A hook for tests to add routes to the API listener with the same platform. */
@@ -45,11 +47,14 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   const streamGuard = new CredentialStreamGuard(ctx.auth, ctx.logger, options.streams);
   registerAuth(app, { auth: ctx.auth, events: storage.events, machines });
   registerHealthRoutes(app, { ping: () => storage.ping(), logger: ctx.logger });
-  registerMetricsRoute(app, createMetricsRegistry({ machines: storage.machines, builds: storage.builds }));
-  registerEnrollRoute(app, { machines, ...(ctx.enrollGuard ? { guard: ctx.enrollGuard } : {}) });
+  installHttpMetrics(app, ctx.metrics, 'api');
+  // With METAL_METRICS_LISTEN, /metrics moves to its own listener (buildMetricsServer).
+  if (!ctx.config.metricsListen) registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
+  registerEnrollRoute(app, { machines, ...(ctx.enrollGuard ? { guard: ctx.enrollGuard } : {}), metrics: ctx.metrics });
   registerMachineRoutes(app, { machines, builds, events: storage.events });
   registerBuildRoutes(app, { builds });
   registerBuildLogRoutes(app, { builds, notifier, streamGuard });
+  registerWebhookRoutes(app, { webhooks: ctx.webhooks });
   await registerDashboard(app, {
     machines,
     builds,
@@ -60,14 +65,18 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     images: ctx.images,
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
+    webhooks: ctx.webhooks,
   });
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }
 
-/** The `boot` role: what PXE clients talk to. */
-export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}): Promise<FastifyInstance> {
+/**
+ * The `boot` role: what PXE clients talk to. With `serveMetrics` (a process without the api role and
+ * without METAL_METRICS_LISTEN) it also answers `GET /metrics`.
+ */
+export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}, serveMetrics = false): Promise<FastifyInstance> {
   const { storage } = ctx;
   return createBootServer(
     {
@@ -88,9 +97,31 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       feed: ctx.bootFeed,
       ...(ctx.enrollGuard ? { enrollGuard: ctx.enrollGuard } : {}),
       ping: () => storage.ping(),
+      metrics: ctx.metrics,
+      ...(serveMetrics ? { metricsRoute: { token: ctx.config.metricsToken } } : {}),
     },
     options,
   );
+}
+
+/** The METAL_METRICS_LISTEN listener: `GET /metrics` (and health) only, for any mix of roles. */
+export function buildMetricsServer(ctx: AppContext): FastifyInstance {
+  const app = createHttpServer(httpPlatform(ctx), { loggerInstance: ctx.logger.child({ role: 'metrics' }, { level: 'warn' }) });
+  installHttpMetrics(app, ctx.metrics, 'metrics');
+  registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
+  registerHealthRoutes(app, { ping: () => ctx.storage.ping(), logger: ctx.logger });
+  return app;
+}
+
+/** Delivers the webhook outbox (started with the api role). */
+export function startWebhookDelivery(ctx: AppContext, settings: Omit<DeliverySettings, 'allowLoopback'> = {}): RunningWebhookWorker {
+  return startWebhookWorker({
+    storage: ctx.storage,
+    sealer: ctx.auth.secretBox,
+    logger: ctx.logger,
+    settings: { ...settings, allowLoopback: ctx.config.webhookAllowLoopback },
+    metrics: ctx.metrics,
+  });
 }
 
 /** The `builder` role: claims pending builds and runs them. */

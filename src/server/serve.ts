@@ -4,7 +4,7 @@ import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
-import { buildApiServer, buildBootServer, startBuilder } from './roles.ts';
+import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, startWebhookDelivery } from './roles.ts';
 
 /** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
 export const ALL_ROLES = ['api', 'boot', 'builder', 'pxe'] as const;
@@ -15,8 +15,10 @@ export interface RunningServer {
   ctx: AppContext;
   api?: FastifyInstance;
   boot?: FastifyInstance;
+  /** The METAL_METRICS_LISTEN listener, when configured. */
+  metrics?: FastifyInstance;
   /** Actual addresses bound (useful with port 0). */
-  addresses: Partial<Record<RoleName, string>>;
+  addresses: Partial<Record<RoleName | 'metrics', string>>;
   stop(): Promise<void>;
 }
 
@@ -55,11 +57,19 @@ export async function startServer(
       running.api = await buildApiServer(ctx);
       running.addresses.api = await listen(running.api, config.listen, 'METAL_LISTEN');
       stops.push(() => running.api!.close());
+      const webhooks = startWebhookDelivery(ctx);
+      stops.push(() => webhooks.stop());
     }
     if (roles.includes('boot')) {
-      running.boot = await buildBootServer(ctx);
+      // /metrics goes where Prometheus can reach it: its own listener, else the API, else the boot listener.
+      running.boot = await buildBootServer(ctx, {}, !config.metricsListen && !roles.includes('api'));
       running.addresses.boot = await listen(running.boot, config.bootListen, 'METAL_BOOT_LISTEN');
       stops.push(() => running.boot!.close());
+    }
+    if (config.metricsListen) {
+      running.metrics = buildMetricsServer(ctx);
+      running.addresses.metrics = await listen(running.metrics, config.metricsListen, 'METAL_METRICS_LISTEN');
+      stops.push(() => running.metrics!.close());
     }
     if (roles.includes('builder')) {
       const builder = await startBuilder(ctx);

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { BuildStatus } from '../core/lifecycle.ts';
-import { DuplicateKeyError, type BuildBootFacts, type BuildFields, type BuildRecord, type BuildStore, type BuildSummary, type NewBuild } from '../core/ports.ts';
+import { DuplicateKeyError, type BuildBootFacts, type BuildFields, type BuildQueueStats, type BuildRecord, type BuildStore, type BuildSummary, type NewBuild } from '../core/ports.ts';
 import type { Build } from '../core/types.ts';
 import type { Dialect } from './migrations/context.ts';
 import { countByStatus } from './count-by-status.ts';
@@ -76,6 +76,30 @@ export class SqlBuildStore implements BuildStore {
 
   countByStatus(): Promise<Record<string, number>> {
     return countByStatus(this.db, 'builds');
+  }
+
+  async queueStats(now: string): Promise<BuildQueueStats> {
+    const [pending, leases] = await Promise.all([
+      this.db
+        .selectFrom('builds')
+        .select([(eb) => eb.fn.countAll<string | number>().as('n'), (eb) => eb.fn.min('created_at').as('oldest')])
+        .where('status', '=', 'pending')
+        .executeTakeFirstOrThrow(),
+      this.db
+        .selectFrom('builds')
+        .select(['lease_owner', (eb) => eb.fn.max('lease_expires_at').as('until')])
+        .where('status', '=', 'building')
+        .where('lease_owner', 'is not', null)
+        .groupBy('lease_owner')
+        .execute(),
+    ]);
+    const live = leases.filter((l) => l.until !== null && String(l.until) >= now).length;
+    return {
+      pending: Number(pending.n),
+      oldestPendingAt: pending.oldest === null || pending.oldest === undefined ? null : String(pending.oldest),
+      liveBuilders: live,
+      lostBuilders: leases.length - live,
+    };
   }
 
   async transition(id: number, from: readonly BuildStatus[], to: BuildStatus, fields: BuildFields, now: string): Promise<Build | undefined> {

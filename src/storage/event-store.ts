@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { EventFilter, EventStore, EventSummary, NewEvent } from '../core/ports.ts';
 import type { Event } from '../core/types.ts';
 import { nowIso } from '../core/types.ts';
+import { subscribesTo, webhookPayload } from '../core/webhook-events.ts';
 import { toEvent } from './rows.ts';
 import type { Schema } from './schema.ts';
 
@@ -9,9 +11,19 @@ import type { Schema } from './schema.ts';
 export class SqlEventStore implements EventStore {
   constructor(private readonly db: Kysely<Schema>) {}
 
-  /** Appends an event; record it through a transaction's stores to keep it with the change it describes. */
+  /**
+   * Appends an event, and a pending delivery for every enabled webhook subscribed to its type, in
+   * one transaction (the caller's when the store is bound to one): the outbox never misses an event
+   * that was recorded, nor holds one that was rolled back.
+   */
   async record(event: NewEvent): Promise<void> {
-    await this.db
+    if (this.db.isTransaction) return this.write(this.db, event);
+    await this.db.transaction().execute((trx) => this.write(trx, event));
+  }
+
+  private async write(db: Kysely<Schema>, event: NewEvent): Promise<void> {
+    const now = nowIso();
+    const row = await db
       .insertInto('events')
       .values({
         kind: event.kind,
@@ -21,8 +33,43 @@ export class SqlEventStore implements EventStore {
         actor_name: event.actor.name,
         message: event.message,
         data: event.data ? JSON.stringify(event.data) : null,
-        created_at: nowIso(),
+        created_at: now,
       })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const hooks = (await db.selectFrom('webhooks').select(['id', 'events']).where('enabled', '=', 1).execute()).filter((h) =>
+      subscribesTo(JSON.parse(h.events) as string[], event.kind),
+    );
+    if (hooks.length === 0) return;
+    const machine =
+      event.machineId != null
+        ? await db.selectFrom('machines').select(['id', 'service_tag', 'hostname']).where('id', '=', event.machineId).executeTakeFirst()
+        : undefined;
+    const payload = webhookPayload({
+      id: Number(row.id),
+      kind: event.kind,
+      occurredAt: now,
+      actor: event.actor,
+      message: event.message,
+      data: event.data,
+      machine: machine && { id: Number(machine.id), service_tag: machine.service_tag, hostname: machine.hostname },
+      buildId: event.buildId,
+    });
+    await db
+      .insertInto('webhook_deliveries')
+      .values(
+        hooks.map((h) => ({
+          webhook_id: Number(h.id),
+          delivery_id: randomUUID(),
+          event_id: Number(row.id),
+          event_type: event.kind,
+          payload,
+          status: 'pending',
+          attempts: 0,
+          next_attempt_at: now,
+          created_at: now,
+        })),
+      )
       .execute();
   }
 

@@ -72,9 +72,43 @@ export interface EventsTable {
   created_at: string;
 }
 
+export interface WebhooksTable {
+  id: Generated<number>;
+  url: string;
+  /** JSON list of event patterns. */
+  events: string;
+  secret: string;
+  enabled: number;
+  failing_since: string | null;
+  disabled_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  webhook_id: number;
+  delivery_id: string;
+  event_id: number;
+  event_type: string;
+  payload: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: string | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  response_excerpt: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
 export interface Schema extends AuthSchema {
   machines: MachinesTable;
   builds: BuildsTable;
   events: EventsTable;
   machine_tombstones: MachineTombstonesTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

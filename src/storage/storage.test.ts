@@ -159,6 +159,84 @@ for (const kind of kinds) {
       assert.deepEqual(await storage.credentials.revokeTokensOf(alice.id, LATER), [a2.id]);
     });
 
+    test('queueStats counts pending builds, the oldest, and builders by their leases', async () => {
+      const m = (await storage.machines.upsertEnrollment({ service_tag: 'QS1', mac_address: '0c:c4:7a:00:00:31', hardware }, NOW)).machine;
+      const n = (await storage.machines.upsertEnrollment({ service_tag: 'QS2', mac_address: '0c:c4:7a:00:00:32', hardware }, NOW)).machine;
+      const o = (await storage.machines.upsertEnrollment({ service_tag: 'QS3', mac_address: '0c:c4:7a:00:00:33', hardware }, NOW)).machine;
+      const before = await storage.builds.queueStats(NOW);
+      const build = (machine: { id: number; service_tag: string }, at: string) =>
+        storage.builds.create({ machine_id: machine.id, config: '{}', hostname: 'q', service_tag: machine.service_tag, boot_token: 't' }, at);
+      await build(m, '2026-01-02T03:00:00.000Z');
+      await build(n, '2026-01-02T03:01:00.000Z');
+      await build(o, '2026-01-02T03:02:00.000Z');
+      const pendingNow = await storage.builds.queueStats(NOW);
+      assert.equal(pendingNow.pending, before.pending + 3);
+      assert.equal(pendingNow.oldestPendingAt, before.oldestPendingAt ?? '2026-01-02T03:00:00.000Z');
+      // builder-a holds a current lease; builder-b's lease expired before NOW.
+      assert.ok(await storage.builds.claimNext('builder-a', '2026-01-02T04:00:00.000Z', NOW));
+      assert.ok(await storage.builds.claimNext('builder-b', '2026-01-02T03:00:00.000Z', NOW));
+      const stats = await storage.builds.queueStats(NOW);
+      assert.equal(stats.pending, before.pending + 1);
+      assert.equal(stats.liveBuilders, before.liveBuilders + 1);
+      assert.equal(stats.lostBuilders, before.lostBuilders + 1);
+      for (const machine of [m, n, o]) await storage.machines.delete(machine.id);
+      assert.deepEqual(await storage.builds.queueStats(NOW), before);
+    });
+
+    test('webhooks: an event writes a delivery for each enabled subscribed endpoint, in its transaction', async () => {
+      const all = await storage.webhooks.create({ url: 'https://hooks.example.com/a', events: ['*'], secret: 's'.repeat(16), enabled: true }, NOW);
+      const builds = await storage.webhooks.create({ url: 'https://hooks.example.com/b', events: ['build.*'], secret: 's'.repeat(16), enabled: true }, NOW);
+      const off = await storage.webhooks.create({ url: 'https://hooks.example.com/c', events: ['*'], secret: 's'.repeat(16), enabled: false }, NOW);
+      assert.deepEqual((await storage.webhooks.get(builds.id))?.events, ['build.*']);
+      assert.equal('secret' in (await storage.webhooks.get(all.id))!, false, 'the secret is never read back with the endpoint');
+      const m = (await storage.machines.upsertEnrollment({ service_tag: 'HOOK1', mac_address: '0c:c4:7a:00:00:41', hardware }, NOW)).machine;
+      await storage.events.record({ kind: 'machine.enrolled', machineId: m.id, actor: { kind: 'machine', name: 'HOOK1' }, message: 'HOOK1 enrolled', data: { mac_address: '0c:c4:7a:00:00:41' } });
+      await assert.rejects(
+        storage.transaction(async (tx) => {
+          await tx.events.record({ kind: 'machine.updated', machineId: m.id, actor: { kind: 'system', name: 'system' }, message: 'x' });
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
+      await storage.transaction((tx) => tx.events.record({ kind: 'build.failed', machineId: m.id, buildId: 99, actor: { kind: 'system', name: 'system' }, message: 'b' }));
+      const toAll = await storage.webhooks.deliveries(all.id, 10, 0);
+      assert.deepEqual(toAll.items.map((d) => d.event_type), ['build.failed', 'machine.enrolled'], 'the rolled-back event left no delivery');
+      assert.deepEqual((await storage.webhooks.deliveries(builds.id, 10, 0)).items.map((d) => d.event_type), ['build.failed']);
+      assert.equal((await storage.webhooks.deliveries(off.id, 10, 0)).total, 0);
+      const first = toAll.items[1]!;
+      assert.equal(first.status, 'pending');
+      assert.match(first.delivery_id, /^[0-9a-f-]{36}$/);
+      assert.notEqual(first.delivery_id, toAll.items[0]!.delivery_id);
+
+      // One delivery in flight per endpoint, oldest first; a leased one is not claimed twice.
+      const later = '2999-01-01T00:00:00.000Z';
+      const claimed = await storage.webhooks.claimDue('w1', later, '2999-01-01T00:01:00.000Z', 10);
+      assert.deepEqual(claimed.map((d) => [d.webhook_id, d.event_type]), [[all.id, 'machine.enrolled'], [builds.id, 'build.failed']]);
+      const body = JSON.parse(claimed[0]!.payload);
+      assert.equal(body.type, 'machine.enrolled');
+      assert.deepEqual(body.machine, { id: m.id, service_tag: 'HOOK1', hostname: null });
+      assert.equal(body.data.mac_address, '0c:c4:7a:00:00:41');
+      assert.equal(claimed[0]!.url, 'https://hooks.example.com/a');
+      assert.equal(claimed[0]!.secret, 's'.repeat(16));
+      assert.deepEqual(await storage.webhooks.claimDue('w2', later, '2999-01-01T00:01:00.000Z', 10), []);
+      const delivered = { status: 'delivered' as const, attempts: 1, next_attempt_at: null, last_status_code: 200, last_error: null, response_excerpt: 'ok', delivered_at: later };
+      assert.equal(await storage.webhooks.recordAttempt(claimed[0]!.id, 'w2', delivered), false, 'only the lease holder records');
+      assert.equal(await storage.webhooks.recordAttempt(claimed[0]!.id, 'w1', delivered), true);
+      const next = await storage.webhooks.claimDue('w2', later, '2999-01-01T00:01:00.000Z', 10);
+      assert.deepEqual(next.map((d) => [d.webhook_id, d.event_type]), [[all.id, 'build.failed']]);
+      const again = await storage.webhooks.redeliver(all.id, first.id, '00000000-0000-4000-8000-000000000001', NOW);
+      assert.equal(again?.status, 'pending');
+      assert.equal(again?.event_id, first.event_id);
+      assert.equal((await storage.webhooks.getDelivery(all.id, first.id))?.status, 'delivered');
+      // Finished deliveries older than the cut are pruned; pending ones never.
+      assert.equal(await storage.webhooks.pruneFinished('2000-01-01T00:00:00.000Z'), 0);
+      assert.equal(await storage.webhooks.pruneFinished('2999-01-01T00:00:00.000Z'), 1, 'only the delivered one');
+      assert.deepEqual((await storage.webhooks.deliveries(all.id, 10, 0)).items.map((d) => d.status), ['pending', 'pending']);
+      for (const w of [all, builds, off]) assert.equal(await storage.webhooks.delete(w.id), true);
+      assert.equal((await storage.webhooks.deliveries(all.id, 10, 0)).total, 0);
+      await storage.machines.delete(m.id);
+    });
+
     test('deleting a machine deletes its builds', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       await storage.machines.delete(m.id);

@@ -8,6 +8,7 @@ import { SqlMachineStore } from './machine-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import type { Schema } from './schema.ts';
 import { SqlUserStore } from './user-store.ts';
+import { SqlWebhookStore } from './webhook-store.ts';
 
 /** How often a transaction is tried when SQLite reports that another process is writing. */
 const BUSY_ATTEMPTS = 20;
@@ -19,6 +20,7 @@ class SqlStores implements Stores {
   readonly events: SqlEventStore;
   readonly users: SqlUserStore;
   readonly credentials: SqlCredentialStore;
+  readonly webhooks: SqlWebhookStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
     this.machines = new SqlMachineStore(db);
@@ -26,6 +28,7 @@ class SqlStores implements Stores {
     this.events = new SqlEventStore(db);
     this.users = new SqlUserStore(db);
     this.credentials = new SqlCredentialStore(db);
+    this.webhooks = new SqlWebhookStore(db);
   }
 }
 

@@ -7,6 +7,7 @@ import {
   type BuildFields,
   type BuildRecord,
   type BuildStore,
+  type BuildQueueStats,
   type BuildSummary,
   type CredentialStore,
   type Enrollment,
@@ -22,9 +23,18 @@ import {
   type Stores,
   type SummaryRow,
   type UserStore,
+  type DueDelivery,
+  type Webhook,
+  type WebhookDelivery,
+  type WebhookStore,
 } from '../../src/core/ports.ts';
+import { subscribesTo, webhookPayload } from '../../src/core/webhook-events.ts';
 import type { ApiToken, Build, Credential, Event, Machine, Role, User, UserWithHash } from '../../src/core/types.ts';
 import { nowIso } from '../../src/core/types.ts';
+import { randomUUID } from 'node:crypto';
+
+type WebhookRow = Webhook & { secret: string };
+type DeliveryRow = WebhookDelivery & { payload: string; lease_owner: string | null; lease_until: string | null };
 
 /** A machine as kept in memory: the API object plus what the SQL table holds beside it. */
 interface MachineRow extends Machine {
@@ -40,10 +50,12 @@ interface Tables {
   users: UserWithHash[];
   sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
   tokens: Array<{ id: number; token_hash: string; user_id: number; name: string; role: Role; created_at: string; expires_at: string | null; last_used_at: string | null; revoked_at: string | null }>;
+  webhooks: WebhookRow[];
+  deliveries: DeliveryRow[];
   nextId: number;
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -72,6 +84,9 @@ export class MemoryStorage implements Storage {
   }
   get credentials(): CredentialStore {
     return new MemoryStores(() => this.live(), () => this.failing).credentials;
+  }
+  get webhooks(): WebhookStore {
+    return new MemoryStores(() => this.live(), () => this.failing).webhooks;
   }
 
   private live(): Tables {
@@ -254,6 +269,18 @@ class MemoryStores implements Stores {
       async countByStatus() {
         return countBy(db().builds.map((b) => b.status));
       },
+      async queueStats(now): Promise<BuildQueueStats> {
+        const builds = db().builds;
+        const pending = builds.filter((b) => b.status === 'pending').map((b) => b.created_at).sort();
+        const until = new Map<string, string>();
+        for (const b of builds) {
+          if (b.status !== 'building' || b.lease_owner === null || b.lease_expires_at === null) continue;
+          const seen = until.get(b.lease_owner);
+          if (seen === undefined || b.lease_expires_at > seen) until.set(b.lease_owner, b.lease_expires_at);
+        }
+        const live = [...until.values()].filter((u) => u >= now).length;
+        return { pending: pending.length, oldestPendingAt: pending[0] ?? null, liveBuilders: live, lostBuilders: until.size - live };
+      },
       async transition(id, from: readonly BuildStatus[], to, fields: BuildFields, _now) {
         const b = find(id);
         if (!b || !from.includes(b.status)) return undefined;
@@ -309,8 +336,25 @@ class MemoryStores implements Stores {
     return {
       async record(e: NewEvent) {
         const t = db();
+        const id = t.nextId++;
+        const now = nowIso();
+        const hooks = t.webhooks.filter((w) => w.enabled && subscribesTo(w.events, e.kind));
+        if (hooks.length > 0) {
+          const m = e.machineId != null ? t.machines.find((x) => x.id === e.machineId) : undefined;
+          const payload = webhookPayload({
+            id,
+            kind: e.kind,
+            occurredAt: now,
+            actor: e.actor,
+            message: e.message,
+            data: e.data,
+            machine: m && { id: m.id, service_tag: m.service_tag, hostname: m.hostname },
+            buildId: e.buildId,
+          });
+          for (const w of hooks) t.deliveries.push(newDelivery(t, w.id, id, e.kind, payload, randomUUID(), now));
+        }
         t.events.push({
-          id: t.nextId++,
+          id,
           kind: e.kind,
           machine_id: e.machineId ?? null,
           build_id: e.buildId ?? null,
@@ -397,6 +441,92 @@ class MemoryStores implements Stores {
         t.sessions = t.sessions.filter((s) => s.user_id !== id);
         t.tokens = t.tokens.filter((s) => s.user_id !== id);
         return t.users.length < before;
+      },
+    };
+  }
+
+  get webhooks(): WebhookStore {
+    const db = () => this.check();
+    const strip = (w: WebhookRow): Webhook => {
+      const { secret: _s, ...rest } = copy(w);
+      return rest;
+    };
+    const toDelivery = (d: DeliveryRow): WebhookDelivery => {
+      const { payload: _p, lease_owner: _o, lease_until: _u, ...rest } = copy(d);
+      return rest;
+    };
+    return {
+      async create(w, now) {
+        const t = db();
+        const row: WebhookRow = { id: t.nextId++, url: w.url, events: [...w.events], secret: w.secret, enabled: w.enabled, failing_since: null, disabled_reason: null, created_at: now, updated_at: now };
+        t.webhooks.push(row);
+        return strip(row);
+      },
+      async list() {
+        return db().webhooks.map(strip);
+      },
+      async get(id) {
+        const w = db().webhooks.find((x) => x.id === id);
+        return w && strip(w);
+      },
+      async update(id, patch, now) {
+        const w = db().webhooks.find((x) => x.id === id);
+        if (!w) return undefined;
+        Object.assign(w, copy(patch), { updated_at: now });
+        return strip(w);
+      },
+      async delete(id) {
+        const t = db();
+        const before = t.webhooks.length;
+        t.webhooks = t.webhooks.filter((w) => w.id !== id);
+        t.deliveries = t.deliveries.filter((d) => d.webhook_id !== id);
+        return t.webhooks.length < before;
+      },
+      async deliveries(webhookId, limit, offset) {
+        const rows = db().deliveries.filter((d) => d.webhook_id === webhookId).sort((a, b) => b.id - a.id);
+        return { items: rows.slice(offset, offset + limit).map(toDelivery), total: rows.length };
+      },
+      async getDelivery(webhookId, id) {
+        const d = db().deliveries.find((x) => x.webhook_id === webhookId && x.id === id);
+        return d && toDelivery(d);
+      },
+      async redeliver(webhookId, id, deliveryId, now) {
+        const t = db();
+        const old = t.deliveries.find((x) => x.webhook_id === webhookId && x.id === id);
+        if (!old) return undefined;
+        const row = newDelivery(t, webhookId, old.event_id, old.event_type, old.payload, deliveryId, now);
+        t.deliveries.push(row);
+        return toDelivery(row);
+      },
+      async claimDue(owner, now, leaseUntil, limit) {
+        const t = db();
+        const due: Array<[DeliveryRow, WebhookRow]> = [];
+        for (const w of t.webhooks.filter((x) => x.enabled)) {
+          const head = t.deliveries.filter((d) => d.webhook_id === w.id && d.status === 'pending').sort((a, b) => a.id - b.id)[0];
+          if (!head || head.next_attempt_at === null || head.next_attempt_at > now) continue;
+          if (head.lease_until !== null && head.lease_until >= now) continue;
+          due.push([head, w]);
+        }
+        return due
+          .sort(([a], [b]) => a.id - b.id)
+          .slice(0, limit)
+          .map(([head, w]): DueDelivery => {
+            Object.assign(head, { lease_owner: owner, lease_until: leaseUntil });
+            return { ...toDelivery(head), payload: head.payload, url: w.url, secret: w.secret };
+          });
+      },
+      async pruneFinished(before) {
+        const t = db();
+        const keep = t.deliveries.filter((d) => d.status === 'pending' || d.created_at >= before);
+        const removed = t.deliveries.length - keep.length;
+        t.deliveries = keep;
+        return removed;
+      },
+      async recordAttempt(id, owner, attempt) {
+        const d = db().deliveries.find((x) => x.id === id);
+        if (!d || d.lease_owner !== owner) return false;
+        Object.assign(d, attempt, { lease_owner: null, lease_until: null });
+        return true;
       },
     };
   }
@@ -497,4 +627,25 @@ function countBy(values: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of values) out[v] = (out[v] ?? 0) + 1;
   return out;
+}
+
+function newDelivery(t: Tables, webhookId: number, eventId: number, type: string, payload: string, deliveryId: string, now: string): DeliveryRow {
+  return {
+    id: t.nextId++,
+    webhook_id: webhookId,
+    delivery_id: deliveryId,
+    event_id: eventId,
+    event_type: type,
+    payload,
+    status: 'pending',
+    attempts: 0,
+    next_attempt_at: now,
+    lease_owner: null,
+    lease_until: null,
+    last_status_code: null,
+    last_error: null,
+    response_excerpt: null,
+    created_at: now,
+    delivered_at: null,
+  };
 }

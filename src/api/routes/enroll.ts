@@ -1,6 +1,7 @@
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { assertHardwareBounds } from '../../core/json-bounds.ts';
 import type { MachineService } from '../../core/machine-service.ts';
+import type { EnrollmentResult } from '../../metrics/metal-metrics.ts';
 import { EnrollBody, EnrollResponse, errorResponses } from '../../http/schemas.ts';
 
 /** What the enrollment route uses. */
@@ -8,6 +9,17 @@ export interface EnrollRouteOptions {
   machines: Pick<MachineService, 'enroll'>;
   /** Runs when the headers are in, before the body is read (rate limit, enrollment token). */
   guard?: onRequestAsyncHookHandler;
+  /** Counts enrollments by result. */
+  metrics?: { enrollment(result: EnrollmentResult): void };
+}
+
+/** How an enrollment request ended, from its status: 201 new, 200 known, 409 conflict, 429 rate limited. */
+export function enrollmentResult(status: number): EnrollmentResult {
+  if (status === 201) return 'new';
+  if (status < 300) return 'known';
+  if (status === 409) return 'conflict';
+  if (status === 429) return 'rate_limited';
+  return status < 500 ? 'rejected' : 'error';
 }
 
 /** `POST /api/v1/enroll`: served by the API and by the boot listener (same handler). */
@@ -27,6 +39,7 @@ export function registerEnrollRoute(app: FastifyInstance, options: EnrollRouteOp
       onRequest: options.guard ? [options.guard] : [],
       // Bounded before schema validation: depth, array items, string length, total size.
       preValidation: async (request) => assertHardwareBounds((request.body as { hardware?: unknown } | null)?.hardware),
+      ...(options.metrics ? { onResponse: async (_request, reply) => options.metrics!.enrollment(enrollmentResult(reply.statusCode)) } : {}),
     },
     async (request, reply) => {
       const { machine, created } = await options.machines.enroll(request.body, {

@@ -1,0 +1,218 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { UnauthorizedError } from '../core/errors.ts';
+import type { BuildQueueStats } from '../core/ports.ts';
+
+/** What the gauges read at each scrape. */
+export interface MetricsSources {
+  machines: { countByStatus(): Promise<Record<string, number>> };
+  builds: { countByStatus(): Promise<Record<string, number>>; queueStats(now: string): Promise<BuildQueueStats> };
+}
+
+/** Which listener served a request (a bounded label). */
+export type ListenerName = 'api' | 'boot' | 'metrics';
+
+/** How an enrollment request ended. */
+export type EnrollmentResult = 'new' | 'known' | 'rejected' | 'conflict' | 'rate_limited' | 'error';
+
+/** How a build ended. */
+export type BuildResult = 'success' | 'failed' | 'cancelled';
+
+/** Seconds buckets for HTTP requests: from a cached boot script to a slow image download. */
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Seconds buckets for builds: a cached rebuild to the default one-hour timeout. */
+const BUILD_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
+
+/**
+ * The Prometheus metrics of one `metal` process: one registry per process (per context), so
+ * several servers in one test process do not mix their counts. Counters are bumped by the parts
+ * that see the event; gauges are read from the database at each scrape.
+ */
+export class MetalMetrics {
+  readonly registry = new Registry();
+  private readonly httpRequests: Counter<'listener' | 'route' | 'method' | 'status'>;
+  private readonly httpDuration: Histogram<'listener' | 'route' | 'method' | 'status'>;
+  private readonly bootScripts: Counter<'kind'>;
+  private readonly imageBytes: Counter<'kind'>;
+  private readonly imageRequests: Counter<'status'>;
+  private readonly enrollments: Counter<'result'>;
+  private readonly builds: Counter<'result'>;
+  private readonly buildDuration: Histogram<'result'>;
+  private readonly webhookAttempts: Counter<'result'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'metal_' });
+    // Gauges named like counters fail `promtool check metrics`; each is the sum of its labelled
+    // sibling (metal_nodejs_active_handles{type} and so on).
+    for (const name of ['metal_nodejs_active_handles_total', 'metal_nodejs_active_requests_total', 'metal_nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
+    const byStatus = (name: string, help: string, read: () => Promise<Record<string, number>>) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['status'],
+        registers,
+        async collect() {
+          const counts = await read();
+          this.reset();
+          for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+        },
+      });
+    byStatus('metal_machines', 'Machines by lifecycle status', () => sources.machines.countByStatus());
+    byStatus('metal_builds', 'Builds by status', () => sources.builds.countByStatus());
+
+    // One read of the queue per scrape, shared by the three gauges below (a scrape starts their
+    // collects together; the read is forgotten once it is done).
+    let pendingRead: Promise<BuildQueueStats> | undefined;
+    const queueStats = (): Promise<BuildQueueStats> => {
+      pendingRead ??= sources.builds.queueStats(new Date().toISOString()).finally(() => {
+        pendingRead = undefined;
+      });
+      return pendingRead;
+    };
+    new Gauge({
+      name: 'metal_build_queue_depth',
+      help: 'Builds waiting for a builder (pending)',
+      registers,
+      async collect() {
+        this.set((await queueStats()).pending);
+      },
+    });
+    new Gauge({
+      name: 'metal_build_oldest_pending_seconds',
+      help: 'Age of the oldest pending build in seconds (0 when none waits)',
+      registers,
+      async collect() {
+        const { oldestPendingAt } = await queueStats();
+        this.set(oldestPendingAt === null ? 0 : Math.max(0, (Date.now() - Date.parse(oldestPendingAt)) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'metal_builders',
+      help: 'Builders seen through their leases on running builds: live (lease current) or lost (lease expired)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const { liveBuilders, lostBuilders } = await queueStats();
+        this.set({ state: 'live' }, liveBuilders);
+        this.set({ state: 'lost' }, lostBuilders);
+      },
+    });
+
+    const httpLabels = ['listener', 'route', 'method', 'status'] as const;
+    this.httpRequests = new Counter({ name: 'metal_http_requests_total', help: 'HTTP requests answered, by listener, route template, method and status', labelNames: httpLabels, registers });
+    this.httpDuration = new Histogram({
+      name: 'metal_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by listener, route template, method and status',
+      labelNames: httpLabels,
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    this.bootScripts = new Counter({ name: 'metal_boot_scripts_total', help: 'iPXE scripts served, by the boot decision that chose them', labelNames: ['kind'], registers });
+    this.imageBytes = new Counter({ name: 'metal_boot_image_bytes_total', help: 'Image bytes sent to machines, by file kind (kernel, initrd, manifest, other)', labelNames: ['kind'], registers });
+    this.imageRequests = new Counter({ name: 'metal_boot_image_requests_total', help: 'Image file requests, by HTTP status', labelNames: ['status'], registers });
+    this.enrollments = new Counter({ name: 'metal_enrollments_total', help: 'Enrollment requests, by result', labelNames: ['result'], registers });
+    this.builds = new Counter({ name: 'metal_builds_total', help: 'Builds finished by this process, by result', labelNames: ['result'], registers });
+    this.buildDuration = new Histogram({
+      name: 'metal_build_duration_seconds',
+      help: 'Time from a build starting to its end, by result',
+      labelNames: ['result'],
+      buckets: BUILD_BUCKETS,
+      registers,
+    });
+    this.webhookAttempts = new Counter({
+      name: 'metal_webhook_deliveries_total',
+      help: 'Webhook delivery attempts, by result (delivered, retrying, given_up)',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['delivered', 'retrying', 'given_up'] as const) this.webhookAttempts.inc({ result }, 0);
+    // Results that have not happened yet are exported as 0, so rate() and alerts see them from the start.
+    for (const result of ['new', 'known', 'rejected', 'conflict', 'rate_limited'] as const) this.enrollments.inc({ result }, 0);
+    for (const result of ['success', 'failed', 'cancelled'] as const) this.builds.inc({ result }, 0);
+  }
+
+  httpRequest(labels: { listener: ListenerName; route: string; method: string; status: number }, seconds: number): void {
+    const l = { ...labels, status: String(labels.status) };
+    this.httpRequests.inc(l);
+    this.httpDuration.observe(l, seconds);
+  }
+
+  bootScript(kind: string): void {
+    this.bootScripts.inc({ kind });
+  }
+
+  /** One image file request; `bytes` as read from disk for it (0 for HEAD, 304, 404). */
+  imageRequest(file: string | undefined, status: number, bytes: number): void {
+    this.imageRequests.inc({ status: String(status) });
+    if (bytes > 0) this.imageBytes.inc({ kind: imageKind(file) }, bytes);
+  }
+
+  enrollment(result: EnrollmentResult): void {
+    this.enrollments.inc({ result });
+  }
+
+  buildFinished(result: BuildResult, seconds: number | null): void {
+    this.builds.inc({ result });
+    if (seconds !== null) this.buildDuration.observe({ result }, seconds);
+  }
+
+  webhookAttempt(result: 'delivered' | 'retrying' | 'given_up'): void {
+    this.webhookAttempts.inc({ result });
+  }
+
+  /** The exposition in the Prometheus text format. */
+  exposition(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** kernel, initrd, manifest or other, from an image file's name. */
+export function imageKind(file: string | undefined): string {
+  if (file === undefined) return 'other';
+  if (file === 'bzImage' || file === 'kernel') return 'kernel';
+  if (file.startsWith('initrd')) return 'initrd';
+  if (file.endsWith('.json')) return 'manifest';
+  return 'other';
+}
+
+/**
+ * Counts every answered request of a listener, labelled by route template (never the raw path, so
+ * service tags stay out of label values). Requests no route matched count as route `unmatched`.
+ */
+export function installHttpMetrics(app: FastifyInstance, metrics: MetalMetrics, listener: ListenerName): void {
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequest(
+      { listener, route: request.routeOptions.url ?? 'unmatched', method: request.method, status: reply.statusCode },
+      reply.elapsedTime / 1000,
+    );
+  });
+}
+
+/** Who may read `/metrics`: anyone, or callers presenting METAL_METRICS_TOKEN as a bearer token. */
+export interface MetricsRouteOptions {
+  token?: string | undefined;
+}
+
+/** `GET /metrics` in the Prometheus text format. */
+export function registerMetricsRoute(app: FastifyInstance, metrics: MetalMetrics, options: MetricsRouteOptions = {}): void {
+  const expected = options.token === undefined ? undefined : digest(options.token);
+  // The token is checked here rather than by the access rules: it is not a user or an API token.
+  app.get('/metrics', { config: { access: 'public' }, schema: { hide: true } }, async (request, reply) => {
+    if (expected !== undefined) {
+      const header = request.headers.authorization ?? '';
+      const given = /^Bearer (.+)$/i.exec(header)?.[1];
+      if (given === undefined || !timingSafeEqual(digest(given), expected)) {
+        throw new UnauthorizedError('metrics require Authorization: Bearer <METAL_METRICS_TOKEN>');
+      }
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.exposition());
+  });
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
