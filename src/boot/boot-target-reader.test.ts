@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BootTargetReader } from './boot-target-reader.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, macOfTag, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { SYSTEM_ACTOR } from '../core/types.ts';
 
 for (const kind of await testDatabaseKinds()) {
@@ -44,8 +44,8 @@ for (const kind of await testDatabaseKinds()) {
 
     test('keys do not collide across lookup kinds', async () => {
       const reader = new BootTargetReader(source(), 60_000);
-      assert.equal((await reader.findMachine('mac_address', '52:54:00:12:34:56'))?.serviceTag, 'CACHE1');
-      assert.equal(await reader.findMachine('service_tag', '52:54:00:12:34:56'), undefined);
+      assert.equal((await reader.findMachine('mac_address', macOfTag('CACHE1')))?.serviceTag, 'CACHE1');
+      assert.equal(await reader.findMachine('service_tag', macOfTag('CACHE1')), undefined);
     });
   });
 }

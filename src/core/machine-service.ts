@@ -1,6 +1,6 @@
 import type { ImageStore } from './ports.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
-import { InvalidInputError, NotFoundError } from './errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import type { Actor, Build, Hardware, Machine } from './types.ts';
@@ -15,6 +15,16 @@ import {
   normalizeMac,
 } from './validation.ts';
 import type { MachineFilter, Storage } from './ports.ts';
+
+/** A plain number as an id is written: no sign, no leading zero (`012` is only ever a service tag). */
+const PLAIN_ID = /^[1-9]\d{0,14}$/;
+/** What a service tag may look like (see assertServiceTag). */
+const SERVICE_TAG_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** How to name a machine by its service tag in a URL: `tag:12` when the tag alone would read as an id. */
+export function machineRef(serviceTag: string): string {
+  return PLAIN_ID.test(serviceTag) ? `tag:${serviceTag}` : serviceTag;
+}
 
 export interface EnrollInput {
   service_tag: string;
@@ -65,20 +75,30 @@ export class MachineService {
     return result;
   }
 
-  /** By numeric id, else by service tag (a numeric tag is found when no machine has that id). */
-  async get(idOrTag: string): Promise<Machine> {
-    const machine = await this.find(idOrTag);
-    if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
+  /** The machine `ref` names (see find); NotFoundError when none. */
+  async get(ref: string): Promise<Machine> {
+    const machine = await this.find(ref);
+    if (!machine) throw new NotFoundError(`machine ${ref} not found`);
     return machine;
   }
 
-  async find(idOrTag: string): Promise<Machine | undefined> {
-    if (/^\d{1,15}$/.test(idOrTag)) {
-      const byId = await this.storage.machines.findById(Number(idOrTag));
-      if (byId) return byId;
+  /**
+   * `id:12` is machine 12 and `tag:12` the machine whose service tag is `12`. A bare reference is a
+   * service tag, or an id when it is a plain number (`12`, never `012`) that is no machine's tag; a
+   * number that is both one machine's id and another's tag is ambiguous (ConflictError).
+   */
+  async find(ref: string): Promise<Machine | undefined> {
+    const explicitId = /^id:(\d{1,15})$/.exec(ref);
+    if (explicitId) return this.storage.machines.findById(Number(explicitId[1]));
+    if (ref.startsWith('id:')) return undefined;
+    const tag = ref.startsWith('tag:') ? ref.slice('tag:'.length) : ref;
+    const byTag = SERVICE_TAG_REF.test(tag) ? await this.storage.machines.findByServiceTag(tag) : undefined;
+    if (tag !== ref || !PLAIN_ID.test(ref)) return byTag;
+    const byId = await this.storage.machines.findById(Number(ref));
+    if (byId && byTag && byId.id !== byTag.id) {
+      throw new ConflictError(`${ref} is both machine ${byId.service_tag}'s id and machine ${byTag.id}'s service tag: say id:${ref} or tag:${ref}`);
     }
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(idOrTag)) return undefined;
-    return this.storage.machines.findByServiceTag(idOrTag);
+    return byTag ?? byId;
   }
 
   list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }> {

@@ -4,6 +4,7 @@ import { DomainError, InvalidInputError } from '../core/errors.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { MachineLive, MachinePage, type MachineData } from './pages/machine-page.tsx';
 import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
+import { machineRef } from '../core/machine-service.ts';
 
 type Tag = { Params: { tag: string } };
 
@@ -28,7 +29,7 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
     return sendHtml(reply.code(toHttpError(err).status), <MachinePage data={data} page={pageContext(request)} />);
   }
 
-  const path = (tag: string) => `/machines/${encodeURIComponent(tag)}`;
+  const path = (tag: string) => `/machines/${encodeURIComponent(machineRef(tag))}`;
 
   app.get<Tag>('/machines/:tag', { config: { access: 'viewer' } }, async (request, reply) => {
     const notice = NOTICES[queryParam(request, 'notice') ?? ''];

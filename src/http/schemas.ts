@@ -205,7 +205,9 @@ export const Paging = Type.Object({
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
 });
 
-export const IdParam = Type.Object({ id: Type.String({ maxLength: 64, description: 'numeric id, or the service tag' }) });
+export const IdParam = Type.Object({
+  id: Type.String({ maxLength: 72, description: 'a service tag (`ABC123`, or `tag:12` for a numeric one), or `id:12`; a plain number is an id only when it is no machine’s tag' }),
+});
 export const BuildIdParam = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
 /** Shared schemas registered on a server with addSchema, referenced by $id. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,9 +65,10 @@ export async function createTestContext(
 
 /** A payload like the one the registration agent sends. */
 export function enrollmentPayload(serviceTag: string, overrides: Record<string, unknown> = {}) {
+  const mac = macOfTag(serviceTag);
   return {
     service_tag: serviceTag,
-    mac_address: '52:54:00:12:34:56',
+    mac_address: mac,
     hardware: {
       manufacturer: 'Dell Inc.',
       model: 'PowerEdge R740',
@@ -74,10 +76,16 @@ export function enrollmentPayload(serviceTag: string, overrides: Record<string, 
       cpu: { model: 'Intel(R) Xeon(R) Gold 6230', architecture: 'x86_64', sockets: 2, cores: 40, threads: 80 },
       memory: { total_bytes: 412316860416 },
       disks: [{ name: 'sda', size_bytes: 960197124096, model: 'SSDSC2KG96', serial: 'X1', rotational: false }],
-      nics: [{ name: 'eno1', mac: '52:54:00:12:34:56', driver: 'bnxt_en', speed_mbps: 25000, link: true }],
+      nics: [{ name: 'eno1', mac, driver: 'bnxt_en', speed_mbps: 25000, link: true }],
     },
     ...overrides,
   };
+}
+
+/** A MAC of the QEMU range that is the same for one tag and (practically always) differs between tags. */
+export function macOfTag(serviceTag: string): string {
+  const bytes = createHash('sha256').update(serviceTag).digest().subarray(0, 3);
+  return `52:54:00:${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 }
 
 /** The SQL handle under a test context's storage, for tests that set up or inspect rows directly. */

@@ -5,6 +5,7 @@ import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContex
 import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
 import { BuildList, EventList } from './overview-page.tsx';
+import { machineRef } from '../../core/machine-service.ts';
 
 /** What the machine page shows. */
 export interface MachineData {
@@ -22,7 +23,7 @@ export interface MachineData {
 /** Status, boot record, builds and events; served alone for polling. */
 export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data, page }) => {
   const m = data.machine;
-  const path = `/machines/${encodeURIComponent(m.service_tag)}`;
+  const path = `/machines/${encodeURIComponent(machineRef(m.service_tag))}`;
   return (
     <div id="machine-live" hx-get={`${path}?fragment=live`} hx-trigger="every 3s" hx-swap="outerHTML">
       <section class="card" aria-labelledby="state">
@@ -65,7 +66,7 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
 /** One machine in depth: its configuration editor, actions, hardware and history. */
 export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data, page }) => {
   const m = data.machine;
-  const path = `/machines/${encodeURIComponent(m.service_tag)}`;
+  const path = `/machines/${encodeURIComponent(machineRef(m.service_tag))}`;
   const canEdit = may(page, 'operator');
   const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '' };
   return (
