@@ -5,7 +5,7 @@ import type { ImageCatalog } from '../images/image-catalog.ts';
 import { renderHoldScript, renderImageScript, renderRegistrationScript, scriptUrl } from './ipxe-script.ts';
 
 /** Which row of the decision table answered a request. */
-export type ScriptKind = 'registration' | 'registration-missing' | 'image' | 'image-invalid' | 'hold-building' | 'hold-no-image';
+export type ScriptKind = 'registration' | 'registration-ambiguous' | 'registration-missing' | 'image' | 'image-invalid' | 'hold-building' | 'hold-no-image';
 
 /** A script and the decision behind it. */
 export interface ResolvedScript {
@@ -42,7 +42,13 @@ export class BootScriptResolver {
     const mac = parseMac(macParam);
     // A firmware's shared placeholder UUID names no one machine: never look a machine up by it.
     const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) && !isPlaceholderUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
-    const machine = await this.find(tag !== undefined && !isPlaceholderSerial(tag) ? tag : undefined, mac, uuid);
+    const found = await this.find(tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined, mac, uuid);
+    if (found.ambiguous !== undefined) {
+      if (this.logger.isLevelEnabled('debug')) this.logger.debug({ tag, mac, uuid, reason: found.ambiguous }, 'boot: no unambiguous machine, registration image');
+      const resolved = await this.registration(tag, mac, uuid);
+      return resolved.kind === 'registration' ? { ...resolved, kind: 'registration-ambiguous' } : resolved;
+    }
+    const machine = found.machine;
     if (!machine) return this.registration(tag, mac, uuid);
 
     const machineTag = isServiceTag(machine.serviceTag) ? machine.serviceTag : undefined;
@@ -78,17 +84,23 @@ export class BootScriptResolver {
     };
   }
 
-  private async find(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<BootTarget | undefined> {
+  /**
+   * A real serial finds its machine by tag, or none: a machine found by MAC or UUID would be another
+   * machine. Without one, the MAC and UUID must agree on one machine with no identity claim pending
+   * (with a UUID in the request, a MAC match must own that UUID too); anything else is ambiguous.
+   */
+  private async find(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<{ machine?: BootTarget; ambiguous?: string }> {
     if (tag !== undefined) {
       const byTag = await this.reader.findMachine('service_tag', tag);
-      if (byTag) return byTag;
+      return byTag ? { machine: byTag } : {};
     }
-    if (mac !== undefined) {
-      const byMac = await this.reader.findMachine('mac_address', mac);
-      if (byMac) return byMac;
-    }
-    if (uuid !== undefined) return this.reader.findMachine('system_uuid', uuid);
-    return undefined;
+    const byMac = mac === undefined ? undefined : await this.reader.findMachine('mac_address', mac);
+    const byUuid = uuid === undefined ? undefined : await this.reader.findMachine('system_uuid', uuid);
+    if (byMac && byUuid && byMac.id !== byUuid.id) return { ambiguous: 'its MAC and its UUID belong to different machines' };
+    if (byMac && uuid !== undefined && byMac.systemUuid !== uuid) return { ambiguous: 'the machine owning its MAC does not own its UUID' };
+    const machine = byMac ?? byUuid;
+    if (machine?.identityConflict) return { ambiguous: `${machine.serviceTag} has an identity conflict waiting for an operator` };
+    return machine ? { machine } : {};
   }
 
   private async registration(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<ResolvedScript> {
@@ -124,6 +136,11 @@ export class BootScriptResolver {
     this.warned.add(key);
     this.logger.warn(fields, message);
   }
+}
+
+/** A vendor placeholder serial, also as firmware spells it with dashes or underscores (`Default-string`). */
+function isPlaceholderTag(tag: string): boolean {
+  return isPlaceholderSerial(tag) || isPlaceholderSerial(tag.replace(/[-_]+/g, ' '));
 }
 
 /** `52:54:00:12:34:56` or iPXE's `52-54-00-12-34-56` (`:hexhyp`), lower-cased; anything else is ignored. */

@@ -34,7 +34,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled');
       assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined);
       await setStatus('configured');
-      await t.ctx.storage.machines.upsertEnrollment({ ...enrollmentPayload('NOSUCH') }, new Date().toISOString());
+      await t.ctx.machines.enroll(enrollmentPayload('NOSUCH'), { kind: 'machine', name: 'NOSUCH' });
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled', 'remembered');
       assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined, 'an unknown machine is remembered too');
       reader.forgetMachines();

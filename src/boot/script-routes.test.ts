@@ -170,7 +170,7 @@ goto fetch
       assert.match(await fetchScript(app, '/nixos/machines/READY1.ipxe'), /^echo metal: READY1: booting build /m);
     });
 
-    test('placeholder serial falls back to the MAC, then to the UUID; the chain URL uses the found tag', async () => {
+    test('placeholder serial falls back to the MAC, then to the UUID; the chain URL uses the found tag; a real serial never does', async () => {
       await enroll(t.ctx, '4c4c4544-0042-3510-8052-b3c04f4e3299', '52:54:00:00:00:04', '4c4c4544-0042-3510-8052-b3c04f4e3299');
       const byMac = await fetchScript(app, '/nixos/machines/To%20Be%20Filled%20By%20O.E.M..ipxe?mac=52-54-00-00-00-04');
       assert.equal(
@@ -192,8 +192,12 @@ goto fetch
       );
       const readyByMac = await fetchScript(app, '/nixos/machines/Default%20string.ipxe?mac=52:54:00:00:00:01');
       assert.match(readyByMac, /metal\.service_tag=READY1 /);
+      // A real serial no machine has is a new machine, whatever MAC it names: never READY1's image.
       const unknownTagByMac = await fetchScript(app, '/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01');
-      assert.match(unknownTagByMac, /metal\.service_tag=READY1 /);
+      assert.equal(
+        unknownTagByMac,
+        registrationScript('http://10.0.2.100/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01', 'NEWSERIAL9 is not enrolled, starting the registration image'),
+      );
     });
 
     test('a firmware placeholder UUID never names a machine, even one that reported it', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { macOfTag } from '../../test/support/mac-of-tag.ts';
 import { MemoryStorage } from '../../test/support/memory-storage.ts';
 import { BuildLifecycle, MAX_ATTEMPTS } from './build-lifecycle.ts';
 import { ConflictError, ForbiddenError, NotFoundError, UnprocessableError } from './errors.ts';
@@ -26,7 +27,7 @@ function setup() {
   const machines = new MachineService(storage, notifier, images, builds);
   /** An enrolled machine with a hostname and configuration: `configured`. */
   const configured = async (tag: string) => {
-    await machines.enroll({ service_tag: tag, mac_address: '52:54:00:00:00:01', hardware: {} }, { kind: 'machine', name: tag });
+    await machines.enroll({ service_tag: tag, mac_address: macOfTag(tag), hardware: {} }, { kind: 'machine', name: tag });
     return machines.update(tag, { hostname: tag.toLowerCase(), nixos_config: '{ ... }: { }' }, operator);
   };
   return { storage, notifier, signals, builds, machines, images, configured };

@@ -3,7 +3,7 @@ import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
-import type { Actor, Build, Hardware, Machine } from './types.ts';
+import type { Actor, Build, Hardware, IdentityConflict, Machine } from './types.ts';
 import { nowIso } from './types.ts';
 import {
   assertDescription,
@@ -12,9 +12,10 @@ import {
   assertServiceTag,
   isPlaceholderSerial,
   isPlaceholderUuid,
+  isUuid,
   normalizeMac,
 } from './validation.ts';
-import type { MachineFilter, Storage } from './ports.ts';
+import { DuplicateKeyError, type MachineFilter, type Storage, type Stores } from './ports.ts';
 
 /** A plain number as an id is written: no sign, no leading zero (`012` is only ever a service tag). */
 const PLAIN_ID = /^[1-9]\d{0,14}$/;
@@ -47,8 +48,13 @@ export class MachineService {
     private readonly builds: BuildLifecycle,
   ) {}
 
-  /** Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at. */
-  async enroll(input: EnrollInput, actor: Actor): Promise<{ machine: Machine; created: boolean }> {
+  /**
+   * Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at.
+   * A MAC or UUID that is not the known machine's, or that another machine holds, is an identity
+   * conflict: nothing but the flag changes (a new tag is created flagged, owning none of the disputed
+   * values), an event is recorded, and ConflictError is thrown once that is stored.
+   */
+  async enroll(input: EnrollInput, actor: Actor, address: string | null = null): Promise<{ machine: Machine; created: boolean }> {
     const serviceTag = assertServiceTag(input.service_tag);
     if (isPlaceholderSerial(serviceTag) || isPlaceholderUuid(serviceTag)) {
       throw new InvalidInputError(
@@ -56,23 +62,80 @@ export class MachineService {
         { field: 'service_tag' },
       );
     }
-    const mac = normalizeMac(input.mac_address);
-    const now = nowIso();
-    const result = await this.storage.transaction(async (tx) => {
-      const r = await tx.machines.upsertEnrollment({ service_tag: serviceTag, mac_address: mac, hardware: input.hardware }, now);
-      await tx.events.record(
-        {
-          kind: r.created ? 'machine.enrolled' : 'machine.reenrolled',
-          machineId: r.machine.id,
-          actor,
-          message: r.created ? `${serviceTag} enrolled` : `${serviceTag} enrolled again; hardware refreshed`,
-          data: { mac_address: mac },
-        },
-      );
-      return r;
-    });
+    const claim = { serviceTag, mac: normalizeMac(input.mac_address), uuid: ownableUuid(input.hardware.uuid), hardware: input.hardware, address };
+    let result: EnrollOutcome | undefined;
+    for (let attempt = 1; result === undefined; attempt++) {
+      try {
+        result = await this.storage.transaction((tx) => enrollIn(tx, claim, actor, nowIso()));
+      } catch (err) {
+        // A concurrent enrollment took the tag, MAC or UUID: decide again against what it wrote.
+        if (!(err instanceof DuplicateKeyError) || attempt >= 3) throw err;
+      }
+    }
     this.notifier.emit('machine.updated', result.machine.id);
-    return result;
+    if (result.conflict) {
+      throw new ConflictError(
+        `${serviceTag}: identity conflict: ${describeConflict(result.conflict)}; ${result.created ? 'the machine was created flagged' : 'nothing was changed'}, an operator must accept or reject the claim`,
+      );
+    }
+    return { machine: result.machine, created: result.created };
+  }
+
+  /**
+   * Settles a machine's identity conflict: `accept` makes the claimed MAC and UUID the machine's (any
+   * other machine holding them gives them up), `reject` drops the claim. ConflictError when there is none.
+   */
+  async resolveIdentityConflict(ref: string, action: 'accept' | 'reject', actor: Actor): Promise<Machine> {
+    const current = await this.get(ref);
+    const { machine, released } = await this.storage.transaction(async (tx) => {
+      const identity = await tx.machines.findIdentity(current.id);
+      if (!identity) throw new NotFoundError(`machine ${ref} not found`);
+      const conflict = identity.identity_conflict;
+      if (!conflict) throw new ConflictError(`machine ${identity.service_tag} has no identity conflict to ${action}`);
+      const now = nowIso();
+      if (action === 'reject') {
+        const machine = await tx.machines.update(identity.id, { identity_conflict: null }, now);
+        await tx.events.record({
+          kind: 'machine.identity_rejected',
+          machineId: identity.id,
+          actor,
+          message: `rejected the claim of ${describeClaim(conflict)}`,
+          data: { ...conflict },
+        });
+        return { machine, released: [] as number[] };
+      }
+      const holders = (await tx.machines.identityHolders(conflict.mac_address, conflict.system_uuid)).filter((h) => h.id !== identity.id);
+      for (const h of holders) {
+        await tx.machines.update(h.id, { ...(h.mac ? { identity_mac: null } : {}), ...(h.uuid ? { system_uuid: null } : {}) }, now);
+        await tx.events.record({
+          kind: 'machine.identity_released',
+          machineId: h.id,
+          actor,
+          message: `gave up ${[h.mac ? `MAC ${conflict.mac_address}` : '', h.uuid ? `UUID ${conflict.system_uuid}` : ''].filter(Boolean).join(' and ')} to ${identity.service_tag}`,
+          data: { to: identity.service_tag, ...(h.mac ? { mac_address: conflict.mac_address } : {}), ...(h.uuid ? { system_uuid: conflict.system_uuid } : {}) },
+        });
+      }
+      const machine = await tx.machines.update(
+        identity.id,
+        {
+          mac_address: conflict.mac_address,
+          identity_mac: conflict.mac_address,
+          ...(conflict.system_uuid !== null ? { system_uuid: conflict.system_uuid } : {}),
+          identity_conflict: null,
+        },
+        now,
+      );
+      await tx.events.record({
+        kind: 'machine.identity_accepted',
+        machineId: identity.id,
+        actor,
+        message: `accepted ${describeClaim(conflict)} as this machine's`,
+        data: { ...conflict, previous: { mac_address: identity.identity_mac, system_uuid: identity.system_uuid } },
+      });
+      return { machine, released: holders.map((h) => h.id) };
+    });
+    for (const id of [machine.id, ...released]) this.notifier.emit('machine.updated', id);
+    return machine;
   }
 
   /** The machine `ref` names (see find); NotFoundError when none. */
@@ -168,6 +231,102 @@ export class MachineService {
     const machine = await this.get(idOrTag);
     return this.builds.request(machine.id, actor);
   }
+}
+
+/** What an enrollment claims. */
+interface Claim {
+  serviceTag: string;
+  mac: string;
+  uuid: string | null;
+  hardware: Hardware;
+  address: string | null;
+}
+
+interface EnrollOutcome {
+  machine: Machine;
+  created: boolean;
+  conflict: IdentityConflict | null;
+}
+
+/** One enrollment decided and written in one transaction (see MachineService.enroll). */
+async function enrollIn(tx: Stores, claim: Claim, actor: Actor, now: string): Promise<EnrollOutcome> {
+  const known = await tx.machines.findByServiceTag(claim.serviceTag);
+  const identity = known ? await tx.machines.findIdentity(known.id) : undefined;
+  const holders = (await tx.machines.identityHolders(claim.mac, claim.uuid)).filter((h) => h.id !== known?.id);
+  const conflictOf = (): IdentityConflict => ({
+    mac_address: claim.mac,
+    system_uuid: claim.uuid,
+    held_by: holders.map((h) => h.service_tag),
+    claimed_at: now,
+    address: claim.address,
+  });
+  if (known && identity) {
+    const differs =
+      claim.mac !== identity.mac_address.toLowerCase() || (claim.uuid !== null && identity.system_uuid !== null && claim.uuid !== identity.system_uuid);
+    if (differs || holders.length > 0) {
+      const conflict = conflictOf();
+      const machine = await tx.machines.update(known.id, { identity_conflict: conflict }, now);
+      await recordConflict(tx, known.id, actor, conflict, `${claim.serviceTag} enrolled again claiming ${describeConflict(conflict)}; nothing was changed`);
+      return { machine, created: false, conflict };
+    }
+    // The machine's own values, which it may not have owned yet (an older record, a rejected claim).
+    const fill = {
+      ...(identity.identity_mac === null ? { identity_mac: claim.mac } : {}),
+      ...(identity.system_uuid === null && claim.uuid !== null ? { system_uuid: claim.uuid } : {}),
+    };
+    let machine = await tx.machines.refreshHardware(known.id, claim.hardware, now);
+    if (Object.keys(fill).length > 0) machine = await tx.machines.update(known.id, fill, now);
+    await tx.events.record({
+      kind: 'machine.reenrolled',
+      machineId: known.id,
+      actor,
+      message: `${claim.serviceTag} enrolled again; hardware refreshed`,
+      data: { mac_address: claim.mac, address: claim.address },
+    });
+    return { machine, created: false, conflict: null };
+  }
+  const conflict = holders.length > 0 ? conflictOf() : null;
+  const machine = await tx.machines.insertEnrolled(
+    {
+      service_tag: claim.serviceTag,
+      mac_address: claim.mac,
+      hardware: claim.hardware,
+      identity_mac: holders.some((h) => h.mac) ? null : claim.mac,
+      system_uuid: holders.some((h) => h.uuid) ? null : claim.uuid,
+      identity_conflict: conflict,
+    },
+    now,
+  );
+  if (!machine) throw new DuplicateKeyError(`${claim.serviceTag} was enrolled concurrently`);
+  await tx.events.record({
+    kind: 'machine.enrolled',
+    machineId: machine.id,
+    actor,
+    message: `${claim.serviceTag} enrolled`,
+    data: { mac_address: claim.mac, address: claim.address },
+  });
+  if (conflict) await recordConflict(tx, machine.id, actor, conflict, `${claim.serviceTag} enrolled claiming ${describeConflict(conflict)}; created flagged`);
+  return { machine, created: true, conflict };
+}
+
+async function recordConflict(tx: Stores, machineId: number, actor: Actor, conflict: IdentityConflict, message: string): Promise<void> {
+  await tx.events.record({ kind: 'machine.identity_conflict', machineId, actor, message, data: { ...conflict } });
+}
+
+/** `MAC 52:54:00:12:34:56 and UUID …` */
+function describeClaim(c: IdentityConflict): string {
+  return `MAC ${c.mac_address}${c.system_uuid ? ` and UUID ${c.system_uuid}` : ''}`;
+}
+
+/** The claim, and who holds it when someone does. */
+function describeConflict(c: IdentityConflict): string {
+  return `${describeClaim(c)}${c.held_by.length > 0 ? ` (held by ${c.held_by.join(', ')})` : ' (not this machine\'s)'}`;
+}
+
+/** A reported SMBIOS UUID a machine can own: well-formed and not a firmware placeholder; lower-case. */
+function ownableUuid(value: unknown): string | null {
+  if (typeof value !== 'string' || !isUuid(value) || isPlaceholderUuid(value)) return null;
+  return value.toLowerCase();
 }
 
 /** Where an edit leaves a machine: enrolled becomes configured once complete; ready/failed stay served. */

@@ -1,14 +1,38 @@
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
-import type { ApiToken, Actor, Build, Credential, Event, Hardware, Machine, Role, User, UserWithHash } from './types.ts';
+import type { ApiToken, Actor, Build, Credential, Event, Hardware, IdentityConflict, Machine, Role, User, UserWithHash } from './types.ts';
 
 // The ports of the core: what the domain needs from storage, named for their role. src/storage/
 // implements them over SQLite and PostgreSQL; tests implement them in memory (test/support/).
 
-/** What the registration agent reports. */
-export interface Enrollment {
+/** A machine as first enrolled, with the identity it owns (decided by the core). */
+export interface NewMachine {
   service_tag: string;
+  /** As claimed, lower-case, e.g. `52:54:00:12:34:56` */
   mac_address: string;
   hardware: Hardware;
+  /** The MAC boot requests find it by (`?mac=`); null when another machine holds it. Unique. */
+  identity_mac: string | null;
+  /** The SMBIOS UUID boot requests find it by (`?uuid=`), lower-case; null when unknown or held. Unique. */
+  system_uuid: string | null;
+  identity_conflict: IdentityConflict | null;
+}
+
+/** The identity a machine owns, and a pending claim against it. */
+export interface MachineIdentity {
+  id: number;
+  service_tag: string;
+  mac_address: string;
+  identity_mac: string | null;
+  system_uuid: string | null;
+  identity_conflict: IdentityConflict | null;
+}
+
+/** A machine that holds a MAC or a UUID, and which of the two. */
+export interface IdentityHolder {
+  id: number;
+  service_tag: string;
+  mac: boolean;
+  uuid: boolean;
 }
 
 export interface MachineFilter {
@@ -33,6 +57,11 @@ export interface MachinePatch {
   image_build_id?: number | null;
   booted_build_id?: number | null;
   booted_at?: string | null;
+  mac_address?: string;
+  /** Unique: a write that gives a second machine the same MAC or UUID throws DuplicateKeyError. */
+  identity_mac?: string | null;
+  system_uuid?: string | null;
+  identity_conflict?: IdentityConflict | null;
 }
 
 /** One machine's row as the fleet summary reads it (hardware as stored JSON text). */
@@ -55,6 +84,10 @@ export interface BootTarget {
   status: string;
   /** The build whose image the machine boots, if one is published. */
   imageBuildId: number | null;
+  /** The SMBIOS UUID it owns, lower-case, if any. */
+  systemUuid: string | null;
+  /** True while an identity claim against it waits for an operator. */
+  identityConflict: boolean;
 }
 
 /** A published build's owner and the token on its kernel line. */
@@ -66,10 +99,15 @@ export interface BuildBootFacts {
 /** The machines. */
 export interface MachineStore {
   /**
-   * Inserts a new machine, or refreshes a known one's hardware, MAC and last_seen_at (nothing else).
-   * Race-free: concurrent enrollments of one tag yield one row.
+   * Inserts a new enrolled machine; undefined when its tag exists (a concurrent enrollment won), and
+   * DuplicateKeyError when another machine took its MAC or UUID meanwhile.
    */
-  upsertEnrollment(e: Enrollment, now: string): Promise<{ machine: Machine; created: boolean }>;
+  insertEnrolled(m: NewMachine, now: string): Promise<Machine | undefined>;
+  /** Re-enrollment: replaces the hardware document and sets last_seen_at, nothing else. */
+  refreshHardware(id: number, hardware: Hardware, now: string): Promise<Machine>;
+  findIdentity(id: number): Promise<MachineIdentity | undefined>;
+  /** The machines owning `mac` (as identity_mac) or `uuid` (as system_uuid). */
+  identityHolders(mac: string, uuid: string | null): Promise<IdentityHolder[]>;
   findById(id: number): Promise<Machine | undefined>;
   findByServiceTag(tag: string): Promise<Machine | undefined>;
   /** The build whose image the machine boots, if any. */
@@ -80,7 +118,7 @@ export interface MachineStore {
   delete(id: number): Promise<void>;
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   touchLastSeen(ids: number[], now: string): Promise<void>;
-  /** The first machine (lowest id) whose `key` equals `value`, as a boot decision needs it. */
+  /** The machine whose tag, owned MAC (identity_mac) or owned UUID equals `value`, as a boot decision needs it. */
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   /** Every machine's status, vendor, model and hardware, for the fleet summary. */
   summaryRows(): Promise<SummaryRow[]>;

@@ -138,6 +138,18 @@ export const Machine = Type.Object(
     enrolled_at: Time,
     updated_at: Time,
     last_seen_at: Nullable(Time),
+    identity_conflict: Nullable(
+      Type.Object(
+        {
+          mac_address: Type.String({ description: 'the MAC the enrollment claimed' }),
+          system_uuid: Nullable(Type.String({ description: 'the SMBIOS UUID it claimed' })),
+          held_by: Type.Array(Type.String(), { description: 'service tags of other machines holding the claimed MAC or UUID' }),
+          claimed_at: Time,
+          address: Nullable(Type.String({ description: 'where the enrollment came from' })),
+        },
+        { description: 'an enrollment’s claim of a MAC or UUID that is not this machine’s, until an operator accepts or rejects it' },
+      ),
+    ),
   },
   { $id: 'Machine' },
 );
@@ -163,6 +175,12 @@ export const MachineUpdateBody = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 export type MachineUpdateBody = Static<typeof MachineUpdateBody>;
+
+export const IdentityDecisionBody = Type.Object(
+  { action: Type.Union([Type.Literal('accept'), Type.Literal('reject')], { description: 'accept: the claimed MAC and UUID become the machine’s; reject: the claim is dropped' }) },
+  { additionalProperties: false },
+);
+export type IdentityDecisionBody = Static<typeof IdentityDecisionBody>;
 
 export const Build = Type.Object(
   {

@@ -13,8 +13,12 @@ export interface MachinesTable {
   /** Copied out of `hardware` for filters and grouping. */
   manufacturer: string | null;
   model: string | null;
-  /** SMBIOS UUID, lower-case, for boot requests that name a machine by `?uuid=`. */
+  /** SMBIOS UUID this machine owns, lower-case, for boot requests that name it by `?uuid=`. Unique. */
   system_uuid: string | null;
+  /** The MAC this machine owns, lower-case, for boot requests that name it by `?mac=`. Unique. */
+  identity_mac: string | null;
+  /** JSON IdentityConflict: a claim waiting for an operator. */
+  identity_conflict: string | null;
   /** What a search matches, lower-cased: `tag hostname mac manufacturer model` (see searchTextOf). */
   search_text: Generated<string>;
   nixos_config: string | null;

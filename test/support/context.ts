@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,9 @@ import { createLogger } from '../../src/core/logger.ts';
 import type { Schema } from '../../src/storage/schema.ts';
 import type { SqlStorage } from '../../src/storage/storage.ts';
 import type { TestDatabase } from './databases.ts';
+import { macOfTag } from './mac-of-tag.ts';
+
+export { macOfTag };
 
 /**
  * Reads `x-test-role: admin|operator|viewer` as the caller's role: for tests of parts other than
@@ -80,12 +82,6 @@ export function enrollmentPayload(serviceTag: string, overrides: Record<string, 
     },
     ...overrides,
   };
-}
-
-/** A MAC of the QEMU range that is the same for one tag and (practically always) differs between tags. */
-export function macOfTag(serviceTag: string): string {
-  const bytes = createHash('sha256').update(serviceTag).digest().subarray(0, 3);
-  return `52:54:00:${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 }
 
 /** The SQL handle under a test context's storage, for tests that set up or inspect rows directly. */

@@ -9,7 +9,9 @@ import {
   type BuildStore,
   type BuildSummary,
   type CredentialStore,
-  type Enrollment,
+  type IdentityHolder,
+  type MachineIdentity,
+  type NewMachine,
   type EventFilter,
   type EventStore,
   type EventSummary,
@@ -30,6 +32,7 @@ import { nowIso } from '../../src/core/types.ts';
 interface MachineRow extends Machine {
   image_build_id: number | null;
   system_uuid: string | null;
+  identity_mac: string | null;
 }
 
 /** Every table in plain arrays; a transaction works on a deep copy and commits by swapping it in. */
@@ -41,6 +44,12 @@ interface Tables {
   sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
   tokens: Array<{ id: number; token_hash: string; user_id: number; name: string; role: Role; created_at: string; expires_at: string | null; last_used_at: string | null; revoked_at: string | null }>;
   nextId: number;
+}
+
+/** The unique indexes on identity_mac and system_uuid, as the SQL stores have them. */
+function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, mac: string | null, uuid: string | null): void {
+  const taken = rows.some((r) => r.id !== exceptId && ((mac !== null && r.identity_mac === mac) || (uuid !== null && r.system_uuid === uuid)));
+  if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
 const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], nextId: 1 });
@@ -112,21 +121,19 @@ class MemoryStores implements Stores {
   get machines(): MachineStore {
     const db = () => this.check();
     const toMachine = (row: MachineRow): Machine => {
-      const { image_build_id: _i, system_uuid: _u, ...machine } = copy(row);
+      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, ...machine } = copy(row);
       return machine;
     };
     return {
-      async upsertEnrollment(e: Enrollment, now: string) {
+      async insertEnrolled(m: NewMachine, now: string) {
         const t = db();
-        const facts = { hardware: copy(e.hardware), mac_address: e.mac_address, system_uuid: typeof e.hardware.uuid === 'string' ? e.hardware.uuid.toLowerCase() : null };
-        const known = t.machines.find((m) => m.service_tag === e.service_tag);
-        if (known) {
-          Object.assign(known, facts, { last_seen_at: now, updated_at: now });
-          return { machine: toMachine(known), created: false };
-        }
+        if (t.machines.some((r) => r.service_tag === m.service_tag)) return undefined;
+        assertIdentityFree(t.machines, undefined, m.identity_mac, m.system_uuid);
         const row: MachineRow = {
           id: t.nextId++,
-          service_tag: e.service_tag,
+          service_tag: m.service_tag,
+          mac_address: m.mac_address,
+          hardware: copy(m.hardware),
           status: 'enrolled',
           hostname: null,
           description: null,
@@ -138,10 +145,36 @@ class MemoryStores implements Stores {
           enrolled_at: now,
           updated_at: now,
           last_seen_at: now,
-          ...facts,
+          identity_mac: m.identity_mac,
+          system_uuid: m.system_uuid,
+          identity_conflict: copy(m.identity_conflict),
         };
         t.machines.push(row);
-        return { machine: toMachine(row), created: true };
+        return toMachine(row);
+      },
+      async refreshHardware(id, hardware, now) {
+        const m = db().machines.find((r) => r.id === id);
+        if (!m) throw new Error(`no machine ${id}`);
+        Object.assign(m, { hardware: copy(hardware), last_seen_at: now, updated_at: now });
+        return toMachine(m);
+      },
+      async findIdentity(id): Promise<MachineIdentity | undefined> {
+        const m = db().machines.find((r) => r.id === id);
+        return (
+          m && {
+            id: m.id,
+            service_tag: m.service_tag,
+            mac_address: m.mac_address,
+            identity_mac: m.identity_mac,
+            system_uuid: m.system_uuid,
+            identity_conflict: copy(m.identity_conflict),
+          }
+        );
+      },
+      async identityHolders(mac, uuid): Promise<IdentityHolder[]> {
+        return db()
+          .machines.filter((r) => r.identity_mac === mac || (uuid !== null && r.system_uuid === uuid))
+          .map((r) => ({ id: r.id, service_tag: r.service_tag, mac: r.identity_mac === mac, uuid: uuid !== null && r.system_uuid === uuid }));
       },
       async findById(id) {
         const m = db().machines.find((r) => r.id === id);
@@ -168,7 +201,9 @@ class MemoryStores implements Stores {
       async update(id, patch: MachinePatch, now) {
         const m = db().machines.find((r) => r.id === id);
         if (!m) throw new Error(`no machine ${id}`);
-        Object.assign(m, patch, { updated_at: now });
+        const t = db();
+        assertIdentityFree(t.machines, id, patch.identity_mac ?? null, patch.system_uuid ?? null);
+        Object.assign(m, copy(patch), { updated_at: now });
         return toMachine(m);
       },
       async delete(id) {
@@ -180,8 +215,18 @@ class MemoryStores implements Stores {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
       },
       async findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined> {
-        const m = db().machines.find((r) => r[key] === value);
-        return m && { id: m.id, serviceTag: m.service_tag, status: m.status, imageBuildId: m.image_build_id };
+        const column = key === 'mac_address' ? 'identity_mac' : key;
+        const m = db().machines.find((r) => r[column] === value);
+        return (
+          m && {
+            id: m.id,
+            serviceTag: m.service_tag,
+            status: m.status,
+            imageBuildId: m.image_build_id,
+            systemUuid: m.system_uuid,
+            identityConflict: m.identity_conflict !== null,
+          }
+        );
       },
       async summaryRows(): Promise<SummaryRow[]> {
         return db().machines.map((m) => ({

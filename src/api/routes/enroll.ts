@@ -20,15 +20,16 @@ export function registerEnrollRoute(app: FastifyInstance, options: EnrollRouteOp
         tags: ['enrollment'],
         summary: 'A machine registers itself (the registration agent calls this)',
         body: EnrollBody,
-        response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 413, 415, 429) },
+        response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 409, 413, 415, 429) },
       },
       preHandler: options.guard ? [options.guard] : [],
     },
     async (request, reply) => {
-      const { machine, created } = await options.machines.enroll(request.body, {
-        kind: 'machine',
-        name: typeof request.body.service_tag === 'string' ? request.body.service_tag : 'unknown',
-      });
+      const { machine, created } = await options.machines.enroll(
+        request.body,
+        { kind: 'machine', name: typeof request.body.service_tag === 'string' ? request.body.service_tag : 'unknown' },
+        request.ip,
+      );
       return reply.code(created ? 201 : 200).send({ id: machine.id, service_tag: machine.service_tag, status: machine.status });
     },
   );

@@ -8,6 +8,7 @@ import {
   BuildList,
   EventList,
   IdParam,
+  IdentityDecisionBody,
   Machine,
   MachineList,
   MachineListQuery,
@@ -95,6 +96,22 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
       },
     },
     async (request, reply) => reply.code(202).send(await machines.requestBuild(request.params.id, request.actor)),
+  );
+
+  app.post<Id & { Body: IdentityDecisionBody }>(
+    '/api/v1/machines/:id/identity',
+    {
+      config: { access: 'operator' },
+      bodyLimit: 1024,
+      schema: {
+        tags: ['machines'],
+        summary: 'Accept or reject the machine’s identity conflict (409 when it has none)',
+        params: IdParam,
+        body: IdentityDecisionBody,
+        response: { 200: Type.Ref(Machine), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => machines.resolveIdentityConflict(request.params.id, request.body.action, request.actor),
   );
 
   app.get<Id & { Querystring: { limit?: number; offset?: number } }>(

@@ -2,6 +2,7 @@ import type { Migration } from './context.ts';
 import * as m0001 from './0001-initial.ts';
 import * as m0002 from './0002-auth.ts';
 import * as m0003 from './0003-machine-search-text.ts';
+import * as m0004 from './0004-machine-identity.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -11,4 +12,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0001-initial', m0001],
   ['0002-auth', m0002],
   ['0003-machine-search-text', m0003],
+  ['0004-machine-identity', m0004],
 ];
