@@ -24,6 +24,8 @@ export const BROKEN_IMAGE_SLEEP_SECONDS = 60;
 
 /** A per-build token as generated (base64url); anything else is not written into a script. */
 const BOOT_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{16,256}$/;
+/** A build's image key as generated (base64url). */
+const IMAGE_KEY_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 
 /** The boot server's decision table: which script a machine gets, from its tag, MAC and UUID. */
 export class BootScriptResolver {
@@ -34,6 +36,8 @@ export class BootScriptResolver {
     private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
     private readonly settings: { bootUrl: string; enrollToken: string | undefined },
     private readonly logger: Logger,
+    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.issueBootToken). */
+    private readonly tokens: { issueBootToken(buildId: number): Promise<string> },
   ) {}
 
   /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
@@ -67,7 +71,9 @@ export class BootScriptResolver {
     };
     const facts = await this.reader.buildFacts(buildId);
     if (!facts || facts.machineId !== machine.id) return broken('the build does not belong to this machine');
-    if (!BOOT_TOKEN_PATTERN.test(facts.bootToken) || machineTag === undefined) return broken('its boot token or tag is malformed');
+    if (!BOOT_TOKEN_PATTERN.test(facts.bootToken) || !IMAGE_KEY_PATTERN.test(facts.imageKey) || machineTag === undefined) {
+      return broken('its boot token, image key or tag is malformed');
+    }
     const image = await this.catalog.build(buildId);
     if (!image.ok) return broken(image.reason);
     return {
@@ -78,7 +84,8 @@ export class BootScriptResolver {
         selfUrl,
         tag: machineTag,
         buildId,
-        bootToken: facts.bootToken,
+        imageKey: facts.imageKey,
+        bootToken: await this.tokens.issueBootToken(buildId),
         manifest: image.manifest,
       }),
     };

@@ -24,7 +24,7 @@ export interface BootServerDeps {
   /** Machine and build facts for boot decisions, and where last_seen_at is written. */
   targets: BootTargetSource & LastSeenWriter;
   machines: Pick<MachineService, 'enroll'>;
-  builds: Pick<BuildLifecycle, 'recordBooted'>;
+  builds: Pick<BuildLifecycle, 'recordBooted' | 'issueBootToken'>;
   notifier: Notifier;
   enrollGuard?: preHandlerAsyncHookHandler;
   ping(): Promise<void>;
@@ -56,14 +56,14 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   app.addHook('onClose', async () => {
     deps.notifier.off('machine.updated', forget);
   });
-  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken }, logger);
+  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken }, logger, deps.builds);
   const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
 
   registerHealthRoutes(app, { ping: deps.ping, logger });
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}) });
   registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger });
-  registerImageRoutes(app, deps.images.root, logger);
+  registerImageRoutes(app, deps.images.root, logger, (key) => reader.buildIdOfImageKey(key));
 
   const registration = await catalog.registration();
   if (!registration.ok) {

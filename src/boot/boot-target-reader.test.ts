@@ -17,6 +17,7 @@ for (const kind of await testDatabaseKinds()) {
     const source = () => ({
       findBootTarget: t.ctx.storage.machines.findBootTarget.bind(t.ctx.storage.machines),
       bootFacts: t.ctx.storage.builds.bootFacts.bind(t.ctx.storage.builds),
+      findIdByImageKey: t.ctx.storage.builds.findIdByImageKey.bind(t.ctx.storage.builds),
     });
     const setStatus = (status: string) =>
       sqlOf(t.ctx).updateTable('machines').set({ status }).where('service_tag', '=', 'CACHE1').execute();

@@ -90,10 +90,12 @@ export interface BootTarget {
   identityConflict: boolean;
 }
 
-/** A published build's owner and the token on its kernel line. */
+/** A published build's owner, the token on its kernel line and the key in its image URLs. */
 export interface BuildBootFacts {
   machineId: number;
   bootToken: string;
+  /** `builds/<image key>/` in image URLs: random, so images cannot be found by counting build ids. */
+  imageKey: string;
 }
 
 /** The machines. */
@@ -131,6 +133,8 @@ export interface NewBuild {
   hostname: string;
   service_tag: string;
   boot_token: string;
+  /** 128 random bits, base64url: the build's directory in image URLs. */
+  image_key: string;
 }
 
 /** A build as stored: the API's fields plus what only the builder and boot server see. */
@@ -141,6 +145,8 @@ export interface BuildRecord extends Build {
   lease_expires_at: string | null;
   /** Put on the image's kernel line; the image presents it when it reports that it booted. */
   boot_token: string;
+  /** The build's directory in image URLs (`/images/builds/<image key>/`), e.g. `3q2-7wAAAAB3zM1uYm9vdA` */
+  image_key: string;
   /** e.g. `/nix/store/…-metal-netboot` */
   store_path: string | null;
 }
@@ -200,6 +206,15 @@ export interface BuildStore {
   findPublishedStorePath(storePath: string, exceptId: number): Promise<number | undefined>;
   /** The owner and kernel-line token of a build, for boot reports and scripts. */
   bootFacts(id: number): Promise<BuildBootFacts | undefined>;
+  /**
+   * Keeps the SHA-256 (hex) of the per-boot token on the kernel line of the latest image script handed
+   * out, replacing an unused one.
+   */
+  setBootNonce(id: number, nonceHash: string): Promise<void>;
+  /** Clears the per-boot token if it is `nonceHash`: true once, for the first report of that boot. */
+  consumeBootNonce(id: number, nonceHash: string): Promise<boolean>;
+  /** The build whose image URLs use `imageKey`. */
+  findIdByImageKey(imageKey: string): Promise<number | undefined>;
 }
 
 /** What is recorded about a change. */

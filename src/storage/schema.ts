@@ -48,6 +48,10 @@ export interface BuildsTable {
   lease_expires_at: string | null;
   /** Put on the image's kernel line; the image presents it when it reports that it booted. */
   boot_token: string;
+  /** 128 random bits, base64url: the build's directory in image URLs. Unique. */
+  image_key: string;
+  /** SHA-256 (hex) of the per-boot token of the latest image script, until a booted report uses it. */
+  boot_nonce: string | null;
   /** The Nix store path of the result, e.g. `/nix/store/…-metal-netboot`. */
   store_path: string | null;
   created_at: string;

@@ -128,13 +128,17 @@ for (const kind of kinds) {
 
     test('the database allows one active build per machine', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
-      const b = { machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't' };
-      const first = await storage.builds.create(b, NOW);
-      await assert.rejects(storage.builds.create(b, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      const b = (key: string) => ({ machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't', image_key: key });
+      const first = await storage.builds.create(b('key-first-aaaaaaaaaaaa'), NOW);
+      await assert.rejects(storage.builds.create(b('key-second-aaaaaaaaaaa'), NOW), (err: unknown) => err instanceof DuplicateKeyError);
       const done = await storage.builds.transition(first.id, ['pending'], 'failed', { error: 'x' }, NOW);
       assert.equal(done?.status, 'failed');
-      const second = await storage.builds.create(b, NOW);
+      const second = await storage.builds.create(b('key-third-aaaaaaaaaaaa'), NOW);
       assert.equal(second.status, 'pending');
+      assert.equal(await storage.builds.findIdByImageKey('key-first-aaaaaaaaaaaa'), first.id);
+      assert.equal(await storage.builds.findIdByImageKey('key-nobody-aaaaaaaaaaa'), undefined);
+      assert.equal((await storage.builds.bootFacts(second.id))?.imageKey, 'key-third-aaaaaaaaaaaa');
+      assert.equal((await storage.builds.findRecord(second.id))?.image_key, 'key-third-aaaaaaaaaaaa');
     });
 
     test('transition is compare-and-set: a build that moved on is not overwritten', async () => {

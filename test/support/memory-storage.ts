@@ -39,6 +39,8 @@ interface MachineRow extends Machine {
 interface Tables {
   machines: MachineRow[];
   builds: BuildRecord[];
+  /** builds.boot_nonce, by build id. */
+  bootNonces: Record<number, string>;
   events: Array<Event & { actor_kind: string; actor_name: string }>;
   users: UserWithHash[];
   sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
@@ -52,7 +54,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootNonces: {}, events: [], users: [], sessions: [], tokens: [], nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -242,7 +244,7 @@ class MemoryStores implements Stores {
   get builds(): BuildStore {
     const db = () => this.check();
     const toBuild = (r: BuildRecord): Build => {
-      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, store_path: _p, ...build } = copy(r);
+      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, image_key: _k, store_path: _p, ...build } = copy(r);
       return build;
     };
     const find = (id: number) => db().builds.find((b) => b.id === id);
@@ -340,7 +342,20 @@ class MemoryStores implements Stores {
       },
       async bootFacts(id): Promise<BuildBootFacts | undefined> {
         const b = find(id);
-        return b && { machineId: b.machine_id, bootToken: b.boot_token };
+        return b && { machineId: b.machine_id, bootToken: b.boot_token, imageKey: b.image_key };
+      },
+      async setBootNonce(id, nonceHash) {
+        const t = db();
+        if (t.builds.some((x) => x.id === id)) t.bootNonces[id] = nonceHash;
+      },
+      async consumeBootNonce(id, nonceHash) {
+        const t = db();
+        if (t.bootNonces[id] !== nonceHash) return false;
+        delete t.bootNonces[id];
+        return true;
+      },
+      async findIdByImageKey(imageKey) {
+        return db().builds.find((b) => b.image_key === imageKey)?.id;
       },
     };
   }

@@ -12,7 +12,7 @@ const UUID_X = '4C4C4544-0042-3510-8052-B3C04F4E3232';
 // fail, the oldest machine keeps the value, and every other one is flagged for an operator.
 for (const kind of await testDatabaseKinds()) {
   describe(`migration 0004-machine-identity on ${kind.name}`, () => {
-    test('duplicates from an older database are kept, the older machine owns, the others are flagged', async () => {
+    test('duplicates from an older database are kept, the older machine owns, the others are flagged; builds get image keys', async () => {
       const testDb = kind.fresh();
       const database = await openDatabase(testDb.url);
       try {
@@ -28,6 +28,9 @@ for (const kind of await testDatabaseKinds()) {
           await sql`insert into machines (service_tag, mac_address, status, hardware, system_uuid, enrolled_at, updated_at)
             values (${tag}, ${mac}, 'enrolled', '{}', ${uuid}, ${NOW}, ${NOW})`.execute(database.db);
         }
+        const old1Id = (await sql<{ id: number }>`select id from machines where service_tag = 'OLD1'`.execute(database.db)).rows[0]!.id;
+        await sql`insert into builds (machine_id, status, config, hostname, service_tag, boot_token, artifact_url, created_at, updated_at)
+          values (${old1Id}, 'success', '{}', 'old-1', 'OLD1', 'tok', 'http://10.0.2.100/images/builds/1/', ${NOW}, ${NOW})`.execute(database.db);
         assert.deepEqual(await migrate(database), ['0004-machine-identity']);
         const storage = new SqlStorage(database);
         const identity = async (tag: string) => {
@@ -49,6 +52,10 @@ for (const kind of await testDatabaseKinds()) {
         assert.equal((await storage.machines.findBootTarget('mac_address', '52:54:00:aa:bb:01'))?.serviceTag, 'OLD1');
         assert.equal((await storage.machines.findBootTarget('system_uuid', UUID_X.toLowerCase()))?.serviceTag, 'OLD1');
         assert.equal((await storage.machines.findById((await storage.machines.findByServiceTag('OLD2'))!.id))?.identity_conflict?.mac_address, '52:54:00:aa:bb:01');
+        const build = (await storage.builds.findRecord(1))!;
+        assert.match(build.image_key, /^[A-Za-z0-9_-]{22}$/, 'an existing build gets a random image key');
+        assert.equal(build.artifact_url, `http://10.0.2.100/images/builds/${build.image_key}/`, 'and its artifact URL follows');
+        assert.equal(await storage.builds.findIdByImageKey(build.image_key), 1);
       } finally {
         await database.close();
         await testDb.cleanup();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { isPlaceholderUuid, isUuid } from '../../core/validation.ts';
 import type { MigrationContext } from './context.ts';
@@ -14,6 +15,10 @@ interface Row {
  * `?mac=` boot requests find), `system_uuid` the UUID it owns; both unique, lower-case. Older databases
  * may hold duplicates: the lowest id keeps the value, every other machine gives it up and is flagged with
  * an `identity_conflict` (JSON) for an operator to accept or reject. Placeholder UUIDs are dropped.
+ *
+ * Builds get an `image_key` (128 random bits): their images are served under `builds/<image key>/`,
+ * no longer under a build id anyone can count to. Published builds' artifact URLs follow. `boot_nonce`
+ * holds the hash of the single-use token of the latest image script handed out.
  */
 export async function up(db: Kysely<unknown>, _ctx: MigrationContext): Promise<void> {
   await db.schema.alterTable('machines').addColumn('identity_mac', 'text').execute();
@@ -39,6 +44,20 @@ export async function up(db: Kysely<unknown>, _ctx: MigrationContext): Promise<v
       identity_conflict = ${conflict} where id = ${row.id}`.execute(db);
   }
   await db.schema.dropIndex('machines_system_uuid').execute();
+  await giveBuildsImageKeys(db);
   await db.schema.createIndex('machines_identity_mac').on('machines').column('identity_mac').unique().execute();
   await db.schema.createIndex('machines_system_uuid_unique').on('machines').column('system_uuid').unique().execute();
+}
+
+/** A random image key for every build, and artifact URLs rewritten from `builds/<id>/` to it. */
+async function giveBuildsImageKeys(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('builds').addColumn('image_key', 'text').execute();
+  await db.schema.alterTable('builds').addColumn('boot_nonce', 'text').execute();
+  const builds = (await sql<{ id: number; artifact_url: string | null }>`select id, artifact_url from builds order by id`.execute(db)).rows;
+  for (const build of builds) {
+    const key = randomBytes(16).toString('base64url');
+    const url = build.artifact_url?.replace(/\/images\/builds\/\d+\/$/, `/images/builds/${key}/`) ?? null;
+    await sql`update builds set image_key = ${key}, artifact_url = ${url} where id = ${build.id}`.execute(db);
+  }
+  await db.schema.createIndex('builds_image_key').on('builds').column('image_key').unique().execute();
 }
