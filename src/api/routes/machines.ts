@@ -51,7 +51,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     '/api/v1/machines/:id',
     {
       config: { access: 'viewer' },
-      schema: { tags: ['machines'], summary: 'One machine, by id or service tag', params: IdParam, response: { 200: Type.Ref(Machine), ...errorResponses(401, 404) } },
+      schema: { tags: ['machines'], summary: 'One machine, by service tag, tag:X or id:N', params: IdParam, response: { 200: Type.Ref(Machine), ...errorResponses(401, 404, 409) } },
     },
     async (request) => machines.get(request.params.id),
   );
@@ -76,7 +76,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     '/api/v1/machines/:id',
     {
       config: { access: 'operator' },
-      schema: { tags: ['machines'], summary: 'Remove a machine and its images', params: IdParam, response: { 204: Type.Null(), ...errorResponses(401, 403, 404) } },
+      schema: { tags: ['machines'], summary: 'Remove a machine and its images', params: IdParam, response: { 204: Type.Null(), ...errorResponses(401, 403, 404, 409) } },
     },
     async (request, reply) => {
       await machines.remove(request.params.id, request.actor);
@@ -123,7 +123,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
         summary: 'A machine’s builds, newest first (without logs)',
         params: IdParam,
         querystring: Paging,
-        response: { 200: BuildList, ...errorResponses(401, 404) },
+        response: { 200: BuildList, ...errorResponses(401, 404, 409) },
       },
     },
     async (request) => {
@@ -141,7 +141,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
         summary: 'A machine’s events, newest first',
         params: IdParam,
         querystring: Paging,
-        response: { 200: EventList, ...errorResponses(401, 404) },
+        response: { 200: EventList, ...errorResponses(401, 404, 409) },
       },
     },
     async (request) => {
