@@ -182,6 +182,8 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(page.body, /52:54:00:aa:00:31/);
       assert.match(page.body, /action="\/machines\/DASH0001\/identity"/);
       assert.match(page.body, /value="accept"/);
+      const list = await api.inject({ url: '/machines?search=DASH0001', headers: viewer });
+      assert.match(list.body, /identity conflict/, 'the machines list marks it too');
       const asViewer = await api.inject({ url: '/machines/DASH0001', headers: viewer });
       assert.match(asViewer.body, /Identity conflict/);
       assert.doesNotMatch(asViewer.body, /value="accept"/);

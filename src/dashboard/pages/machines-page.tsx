@@ -110,6 +110,12 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                     <tr>
                       <td>
                         <StatusBadge status={m.status} />
+                        {m.identity_conflict && (
+                          <span class="badge badge-failed" title="an enrollment claimed another MAC or UUID for this machine; open it to accept or reject">
+                            {' '}
+                            identity conflict
+                          </span>
+                        )}
                       </td>
                       <td>
                         <a href={`/machines/${encodeURIComponent(machineRef(m.service_tag))}`}>{m.hostname ?? <span class="muted">(not set)</span>}</a>
