@@ -51,6 +51,7 @@ export async function seedFleet(database: Database, o: FleetOptions): Promise<Fl
       rows.push({
         service_tag: tag,
         mac_address: mac,
+        identity_mac: mac,
         status: 'configured',
         hostname,
         search_text: searchTextOf({ service_tag: tag, hostname, mac_address: mac, manufacturer: hardware.manufacturer, model: hardware.model }),
@@ -84,6 +85,7 @@ export async function seedFleet(database: Database, o: FleetOptions): Promise<Fl
       log_output: '',
       attempts: 1,
       boot_token: randomBytes(24).toString('base64url'),
+      image_key: randomBytes(16).toString('base64url'),
       created_at: now,
       started_at: now,
       completed_at: now,

@@ -118,7 +118,7 @@ async function probeScripts(base: string, fleet: Fleet): Promise<string | undefi
   const ownText = await own.text();
   if (own.status === 404 && !ownText.startsWith('#!ipxe')) return `GET /nixos/machines/<tag>.ipxe answers 404: the boot server has no script route in this version`;
   if (own.status !== 200 || !ownText.startsWith('#!ipxe')) return `the script of a ready machine is ${own.status}: ${ownText.slice(0, 200)}`;
-  if (!ownText.includes(`/images/builds/${fleet.sampleReady.buildId}/`)) {
+  if (!ownText.includes(` metal.build_id=${fleet.sampleReady.buildId} `)) {
     return `the script of ready machine ${fleet.sampleReady.tag} does not boot build ${fleet.sampleReady.buildId}:\n${ownText}`;
   }
   const hold = await fetch(`${base}/nixos/machines/${fleet.sampleWaiting.tag}.ipxe`);

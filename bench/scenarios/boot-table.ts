@@ -68,6 +68,7 @@ async function seed(url: string, n: number): Promise<void> {
         rows.push({
           service_tag: fleetTag(i),
           mac_address: `52:54:00:${hex(i >> 16)}:${hex(i >> 8)}:${hex(i)}`,
+          identity_mac: `52:54:00:${hex(i >> 16)}:${hex(i >> 8)}:${hex(i)}`,
           system_uuid: `4c4c4544-0000-1000-8000-${i.toString(16).padStart(12, '0')}`,
           status: 'configured',
           hostname: `node-${i}`,
@@ -84,7 +85,7 @@ async function seed(url: string, n: number): Promise<void> {
       if (slice.length === 0) continue;
       const builds = await database.db
         .insertInto('builds')
-        .values(slice.map(({ id }) => ({ machine_id: Number(id), status: 'success', config: '{}', hostname: 'h', service_tag: 't', log_output: '', attempts: 1, boot_token: randomBytes(24).toString('base64url'), created_at: now, updated_at: now })))
+        .values(slice.map(({ id }) => ({ machine_id: Number(id), status: 'success', config: '{}', hostname: 'h', service_tag: 't', log_output: '', attempts: 1, boot_token: randomBytes(24).toString('base64url'), image_key: randomBytes(16).toString('base64url'), created_at: now, updated_at: now })))
         .returning(['id', 'machine_id'])
         .execute();
       for (const b of builds) {

@@ -11,7 +11,6 @@ import { errorCount, runWrk, type LoadResult } from '../wrk.ts';
 
 /** Memory may grow by at most this much while serving, whatever the file size and client count. */
 const FLAT_MEMORY_BYTES = 64 * 1024 * 1024;
-const BUILD_ID = 1;
 const MiB = 1024 * 1024;
 
 /** Parallel downloads of one large initrd from the boot server, beside nginx with sendfile on the same file. */
@@ -24,11 +23,12 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     'wrk threads': 1,
   });
   const imagesDir = bench.tempDir('images');
-  const buildDir = join(imagesDir, 'builds', String(BUILD_ID));
-  mkdirSync(buildDir, { recursive: true });
-  writeImage(buildDir, 'bench-image');
-  writeRandomFile(join(buildDir, 'initrd'), s.imageBytes);
-  writeImage(join(imagesDir, 'registration'), 'registration');
+  // The registration image: served by the same code as a build's, and reachable without a build in the
+  // database (a build's files are only served under its random image key).
+  const registrationDir = join(imagesDir, 'registration');
+  mkdirSync(registrationDir, { recursive: true });
+  writeImage(registrationDir, 'registration');
+  writeRandomFile(join(registrationDir, 'initrd'), s.imageBytes);
 
   const metalRuns = new Map<number, LoadResult>();
   const profileDir = bench.profile ? bench.tempDir('profile') : undefined;
@@ -43,7 +43,7 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     ...(profileDir ? { cpuProfileDir: profileDir } : {}),
   });
   try {
-    const url = `${metal.addresses.boot}/images/builds/${BUILD_ID}/initrd`;
+    const url = `${metal.addresses.boot}/images/registration/initrd`;
     const problem = await probeImage(url, s.imageBytes);
     if (problem) {
       result.status = 'unavailable';
@@ -85,7 +85,7 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     const nginx = await startNginx({ prefix: bench.tempDir('nginx'), root: imagesDir, sendfile: true, workers });
     try {
       for (const clients of s.imageClients) {
-        const r = await runWrk({ url: `${nginx.url}/builds/${BUILD_ID}/initrd`, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
+        const r = await runWrk({ url: `${nginx.url}/registration/initrd`, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
         result.rows.push({ label: `nginx sendfile, ${workers === 1 ? '1 worker' : 'a worker per core'}, ${clients} clients`, metrics: throughput(r) });
         if (workers === 'auto') reference.set(clients, r);
       }

@@ -8,6 +8,9 @@ import { BootScriptResolver, type ScriptKind } from './boot-script-resolver.ts';
 // The boot decision table with its dependencies faked: no database, no files.
 
 const TOKEN = 'tok_abcdefghijklmnopqrstuvwx';
+const KEY = 'k7Hq2pX9bR4sT1vW3yZ5aQ';
+/** The per-boot token the fake lifecycle mints. */
+const BOOT_NONCE = 'boot_nonce_abcdefghijklmnop';
 const manifest = { init: '/nix/store/abc-nixos-system/init', kernelParams: ['console=ttyS0'] };
 
 interface World {
@@ -36,13 +39,14 @@ function resolverFor(world: World): BootScriptResolver {
       return world.images?.[id] ?? { ok: false, reason: 'boot.json is missing' };
     },
   };
-  return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'));
+  const tokens = { issueBootToken: async () => BOOT_NONCE };
+  return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
 }
 
 const ready: World = {
-  machines: [{ id: 1, serviceTag: 'WEB01', status: 'ready', imageBuildId: 7 }],
+  machines: [{ id: 1, serviceTag: 'WEB01', status: 'ready', imageBuildId: 7, systemUuid: '4c4c4544-0000-1000-8000-000000000001', identityConflict: false }],
   keys: { 1: { mac_address: '52:54:00:00:00:01', system_uuid: '4c4c4544-0000-1000-8000-000000000001' } },
-  builds: { 7: { machineId: 1, bootToken: TOKEN } },
+  builds: { 7: { machineId: 1, bootToken: TOKEN, imageKey: KEY } },
   images: { 7: { ok: true, manifest } },
 };
 
@@ -55,20 +59,45 @@ const rows: Array<{ rule: string; world: World; tag: string; mac?: string; uuid?
     kind: 'registration-missing',
     contains: /sleep 60/,
   },
-  { rule: 'a machine with a build running is held briefly', world: { machines: [{ id: 1, serviceTag: 'B1', status: 'building', imageBuildId: null }] }, tag: 'B1', kind: 'hold-building', contains: /sleep 5/ },
-  { rule: 'a known machine without an image is held longer', world: { machines: [{ id: 1, serviceTag: 'E1', status: 'enrolled', imageBuildId: null }] }, tag: 'E1', kind: 'hold-no-image', contains: /sleep 30/ },
-  { rule: 'a machine with a published image boots it with its token', world: ready, tag: 'WEB01', kind: 'image', contains: new RegExp(`images/builds/7/bzImage .*${TOKEN}`) },
+  { rule: 'a machine with a build running is held briefly', world: { machines: [{ id: 1, serviceTag: 'B1', status: 'building', imageBuildId: null, systemUuid: null, identityConflict: false }] }, tag: 'B1', kind: 'hold-building', contains: /sleep 5/ },
+  { rule: 'a known machine without an image is held longer', world: { machines: [{ id: 1, serviceTag: 'E1', status: 'enrolled', imageBuildId: null, systemUuid: null, identityConflict: false }] }, tag: 'E1', kind: 'hold-no-image', contains: /sleep 30/ },
+  { rule: 'a machine with a published image boots it with its token', world: ready, tag: 'WEB01', kind: 'image', contains: new RegExp(`images/builds/${KEY}/bzImage .*metal\\.boot_token=${BOOT_NONCE} `) },
+  { rule: 'an image with a malformed image key is refused', world: { ...ready, builds: { 7: { machineId: 1, bootToken: TOKEN, imageKey: '7' } } }, tag: 'WEB01', kind: 'image-invalid' },
   { rule: 'a placeholder serial is found by its MAC', world: ready, tag: 'To-Be-Filled-By-O.E.M.', mac: '52-54-00-00-00-01', kind: 'image' },
   { rule: 'a placeholder serial is found by its UUID', world: ready, tag: 'Default-string', uuid: '4C4C4544-0000-1000-8000-000000000001', kind: 'image' },
+  { rule: 'a placeholder serial is found by a MAC and UUID that agree', world: ready, tag: 'Default-string', mac: '52:54:00:00:00:01', uuid: '4c4c4544-0000-1000-8000-000000000001', kind: 'image' },
+  {
+    rule: 'a MAC and a UUID of two different machines find neither',
+    world: {
+      ...ready,
+      machines: [...ready.machines, { id: 2, serviceTag: 'OTHER2', status: 'ready', imageBuildId: null, systemUuid: '4c4c4544-0000-1000-8000-000000000002', identityConflict: false }],
+      keys: { ...ready.keys, 2: { system_uuid: '4c4c4544-0000-1000-8000-000000000002' } },
+    },
+    tag: 'Default-string',
+    mac: '52:54:00:00:00:01',
+    uuid: '4c4c4544-0000-1000-8000-000000000002',
+    kind: 'registration-ambiguous',
+  },
+  { rule: 'a MAC whose machine owns another UUID (or none) is not a match', world: ready, tag: 'Default-string', mac: '52:54:00:00:00:01', uuid: '4c4c4544-0000-1000-8000-0000000000ff', kind: 'registration-ambiguous' },
+  {
+    rule: 'a machine with an identity conflict is never found by MAC or UUID',
+    world: { ...ready, machines: [{ ...ready.machines[0]!, identityConflict: true }] },
+    tag: 'Default-string',
+    mac: '52:54:00:00:00:01',
+    kind: 'registration-ambiguous',
+    contains: /images\/registration\/bzImage/,
+  },
+  { rule: 'a machine with an identity conflict still boots by its own tag', world: { ...ready, machines: [{ ...ready.machines[0]!, identityConflict: true }] }, tag: 'WEB01', kind: 'image' },
+  { rule: 'a real serial no machine has is not matched to another machine by MAC', world: ready, tag: 'NEWSERVER9', mac: '52:54:00:00:00:01', kind: 'registration' },
   { rule: 'a firmware placeholder UUID never finds a machine', world: ready, tag: '0', uuid: '03000200-0400-0500-0006-000700080009', kind: 'registration' },
   { rule: 'a tag that is not a service tag is never looked up', world: ready, tag: 'WEB01;reboot', kind: 'registration' },
   {
     rule: 'an image whose build belongs to another machine is refused',
-    world: { ...ready, builds: { 7: { machineId: 2, bootToken: TOKEN } } },
+    world: { ...ready, builds: { 7: { machineId: 2, bootToken: TOKEN, imageKey: KEY } } },
     tag: 'WEB01',
     kind: 'image-invalid',
   },
-  { rule: 'an image with a malformed token is refused', world: { ...ready, builds: { 7: { machineId: 1, bootToken: 'a b' } } }, tag: 'WEB01', kind: 'image-invalid' },
+  { rule: 'an image with a malformed token is refused', world: { ...ready, builds: { 7: { machineId: 1, bootToken: 'a b', imageKey: KEY } } }, tag: 'WEB01', kind: 'image-invalid' },
   { rule: 'an image whose files are broken is refused', world: { ...ready, images: { 7: { ok: false, reason: 'initrd is missing' } } }, tag: 'WEB01', kind: 'image-invalid', contains: /initrd is missing/ },
 ];
 

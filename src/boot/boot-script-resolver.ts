@@ -5,7 +5,7 @@ import type { ImageCatalog } from '../images/image-catalog.ts';
 import { renderHoldScript, renderImageScript, renderRegistrationScript, scriptUrl } from './ipxe-script.ts';
 
 /** Which row of the decision table answered a request. */
-export type ScriptKind = 'registration' | 'registration-missing' | 'image' | 'image-invalid' | 'hold-building' | 'hold-no-image';
+export type ScriptKind = 'registration' | 'registration-ambiguous' | 'registration-missing' | 'image' | 'image-invalid' | 'hold-building' | 'hold-no-image';
 
 /** A script and the decision behind it. */
 export interface ResolvedScript {
@@ -24,6 +24,8 @@ export const BROKEN_IMAGE_SLEEP_SECONDS = 60;
 
 /** A per-build token as generated (base64url); anything else is not written into a script. */
 const BOOT_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{16,256}$/;
+/** A build's image key as generated (base64url). */
+const IMAGE_KEY_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 
 /** The boot server's decision table: which script a machine gets, from its tag, MAC and UUID. */
 export class BootScriptResolver {
@@ -34,6 +36,8 @@ export class BootScriptResolver {
     private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
     private readonly settings: { bootUrl: string; enrollToken: string | undefined; afterEnroll: 'reboot' | 'poweroff' | 'hold' },
     private readonly logger: Logger,
+    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.issueBootToken). */
+    private readonly tokens: { issueBootToken(buildId: number): Promise<string> },
   ) {}
 
   /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
@@ -42,7 +46,13 @@ export class BootScriptResolver {
     const mac = parseMac(macParam);
     // A firmware's shared placeholder UUID names no one machine: never look a machine up by it.
     const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) && !isPlaceholderUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
-    const machine = await this.find(tag !== undefined && !isPlaceholderSerial(tag) ? tag : undefined, mac, uuid);
+    const found = await this.find(tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined, mac, uuid);
+    if (found.ambiguous !== undefined) {
+      if (this.logger.isLevelEnabled('debug')) this.logger.debug({ tag, mac, uuid, reason: found.ambiguous }, 'boot: no unambiguous machine, registration image');
+      const resolved = await this.registration(tag, mac, uuid);
+      return resolved.kind === 'registration' ? { ...resolved, kind: 'registration-ambiguous' } : resolved;
+    }
+    const machine = found.machine;
     if (!machine) return this.registration(tag, mac, uuid);
 
     const machineTag = isServiceTag(machine.serviceTag) ? machine.serviceTag : undefined;
@@ -61,7 +71,9 @@ export class BootScriptResolver {
     };
     const facts = await this.reader.buildFacts(buildId);
     if (!facts || facts.machineId !== machine.id) return broken('the build does not belong to this machine');
-    if (!BOOT_TOKEN_PATTERN.test(facts.bootToken) || machineTag === undefined) return broken('its boot token or tag is malformed');
+    if (!BOOT_TOKEN_PATTERN.test(facts.bootToken) || !IMAGE_KEY_PATTERN.test(facts.imageKey) || machineTag === undefined) {
+      return broken('its boot token, image key or tag is malformed');
+    }
     const image = await this.catalog.build(buildId);
     if (!image.ok) return broken(image.reason);
     return {
@@ -72,23 +84,30 @@ export class BootScriptResolver {
         selfUrl,
         tag: machineTag,
         buildId,
-        bootToken: facts.bootToken,
+        imageKey: facts.imageKey,
+        bootToken: await this.tokens.issueBootToken(buildId),
         manifest: image.manifest,
       }),
     };
   }
 
-  private async find(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<BootTarget | undefined> {
+  /**
+   * A real serial finds its machine by tag, or none: a machine found by MAC or UUID would be another
+   * machine. Without one, the MAC and UUID must agree on one machine with no identity claim pending
+   * (with a UUID in the request, a MAC match must own that UUID too); anything else is ambiguous.
+   */
+  private async find(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<{ machine?: BootTarget; ambiguous?: string }> {
     if (tag !== undefined) {
       const byTag = await this.reader.findMachine('service_tag', tag);
-      if (byTag) return byTag;
+      return byTag ? { machine: byTag } : {};
     }
-    if (mac !== undefined) {
-      const byMac = await this.reader.findMachine('mac_address', mac);
-      if (byMac) return byMac;
-    }
-    if (uuid !== undefined) return this.reader.findMachine('system_uuid', uuid);
-    return undefined;
+    const byMac = mac === undefined ? undefined : await this.reader.findMachine('mac_address', mac);
+    const byUuid = uuid === undefined ? undefined : await this.reader.findMachine('system_uuid', uuid);
+    if (byMac && byUuid && byMac.id !== byUuid.id) return { ambiguous: 'its MAC and its UUID belong to different machines' };
+    if (byMac && uuid !== undefined && byMac.systemUuid !== uuid) return { ambiguous: 'the machine owning its MAC does not own its UUID' };
+    const machine = byMac ?? byUuid;
+    if (machine?.identityConflict) return { ambiguous: `${machine.serviceTag} has an identity conflict waiting for an operator` };
+    return machine ? { machine } : {};
   }
 
   private async registration(tag: string | undefined, mac: string | undefined, uuid: string | undefined): Promise<ResolvedScript> {
@@ -126,6 +145,11 @@ export class BootScriptResolver {
     this.warned.add(key);
     this.logger.warn(fields, message);
   }
+}
+
+/** A vendor placeholder serial, also as firmware spells it with dashes or underscores (`Default-string`). */
+function isPlaceholderTag(tag: string): boolean {
+  return isPlaceholderSerial(tag) || isPlaceholderSerial(tag.replace(/[-_]+/g, ' '));
 }
 
 /** `52:54:00:12:34:56` or iPXE's `52-54-00-12-34-56` (`:hexhyp`), lower-cased; anything else is ignored. */

@@ -32,7 +32,7 @@ export interface BootServerDeps {
   /** Machine and build facts for boot decisions, and where last_seen_at is written. */
   targets: BootTargetSource & LastSeenWriter;
   machines: Pick<MachineService, 'enroll'>;
-  builds: Pick<BuildLifecycle, 'recordBooted'>;
+  builds: Pick<BuildLifecycle, 'recordBooted' | 'issueBootToken'>;
   notifier: Notifier;
   /**
    * The change feed that keeps an in-memory decision table fresh; without it, each script request
@@ -70,7 +70,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   // Long enough for any serial a vendor puts in DMI: an invalid one still gets a script, by MAC or UUID.
   const app = createHttpServer(deps.platform, { loggerInstance: logger.child({}, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
   const catalog = new ImageCatalog(deps.images, { registrationTtlMs: options.registrationTtlMs });
-  let reader: Pick<BootTable, 'findMachine' | 'buildFacts'>;
+  let reader: Pick<BootTable, 'findMachine' | 'buildFacts' | 'buildIdOfImageKey'>;
   if (deps.feed) {
     const table = new BootTable(deps.feed.source, deps.notifier, logger, { lagMs: deps.feed.ordered ? 0 : FEED_LAG_MS });
     await table.start();
@@ -86,7 +86,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
     });
     reader = cached;
   }
-  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken, afterEnroll: deps.afterEnroll }, logger);
+  const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken, afterEnroll: deps.afterEnroll }, logger, deps.builds);
   const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
 
@@ -96,7 +96,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   registerHealthRoutes(app, { ping: deps.ping, logger });
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}), ...(metrics ? { metrics } : {}) });
   registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) });
-  registerImageRoutes(app, deps.images.root, logger, metrics);
+  registerImageRoutes(app, deps.images.root, logger, (key) => reader.buildIdOfImageKey(key), metrics);
   registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 
   const registration = await catalog.registration();

@@ -13,7 +13,7 @@ class FakeFeed implements BootFeed {
   signal: (() => void) | undefined;
 
   put(row: Partial<BootRow> & { id: number; version: number }): void {
-    this.rows.set(row.id, { serviceTag: `M${row.id}`, macAddress: `52:54:00:00:00:0${row.id}`, systemUuid: null, status: 'enrolled', imageBuildId: null, bootToken: null, ...row });
+    this.rows.set(row.id, { serviceTag: `M${row.id}`, macAddress: `52:54:00:00:00:0${row.id}`, systemUuid: null, identityConflict: false, status: 'enrolled', imageBuildId: null, bootToken: null, imageKey: null, ...row });
   }
 
   async changes(since?: number): Promise<BootChanges> {
@@ -59,13 +59,14 @@ describe('boot decision table in memory', () => {
     feed.put({ id: 1, version: 1 });
     feed.put({ id: 2, version: 2 });
     const { table } = await tableOn(feed);
-    feed.put({ id: 1, version: 3, status: 'ready', imageBuildId: 9, bootToken: 'tok' });
+    feed.put({ id: 1, version: 3, status: 'ready', imageBuildId: 9, bootToken: 'tok', imageKey: 'key9' });
     feed.rows.delete(2);
     feed.tombstones.push({ id: 2, version: 4 });
     feed.signal!();
     await table.refresh();
-    assert.deepEqual(await table.findMachine('service_tag', 'M1'), { id: 1, serviceTag: 'M1', status: 'ready', imageBuildId: 9 });
-    assert.deepEqual(await table.buildFacts(9), { machineId: 1, bootToken: 'tok' });
+    assert.deepEqual(await table.findMachine('service_tag', 'M1'), { id: 1, serviceTag: 'M1', status: 'ready', imageBuildId: 9, systemUuid: null, identityConflict: false });
+    assert.deepEqual(await table.buildFacts(9), { machineId: 1, bootToken: 'tok', imageKey: 'key9' });
+    assert.equal(await table.buildIdOfImageKey('key9'), 9);
     assert.equal(await table.findMachine('service_tag', 'M2'), undefined);
     assert.equal(await table.findMachine('mac_address', '52:54:00:00:00:02'), undefined, 'indexes follow the deletion');
     await table.close();

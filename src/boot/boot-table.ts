@@ -28,6 +28,8 @@ export class BootTable {
   private readonly byUuid = new Map<string, Set<number>>();
   /** Published build id -> machine id. */
   private readonly byBuild = new Map<number, number>();
+  /** Published build's image key -> build id. */
+  private readonly byImageKey = new Map<string, number>();
   /** Highest version applied, and what it was `lagMs` ago (where catch-ups start). */
   private cursor = 0;
   private readonly history: Array<{ at: number; cursor: number }> = [];
@@ -92,15 +94,20 @@ export class BootTable {
       if (ids) for (const candidate of ids) if (id === undefined || candidate < id) id = candidate;
     }
     const row = id === undefined ? undefined : this.byId.get(id);
-    return row && { id: row.id, serviceTag: row.serviceTag, status: row.status, imageBuildId: row.imageBuildId };
+    return row && { id: row.id, serviceTag: row.serviceTag, status: row.status, imageBuildId: row.imageBuildId, systemUuid: row.systemUuid, identityConflict: row.identityConflict };
   }
 
   /** The owner and token of a published build. */
   async buildFacts(buildId: number): Promise<BuildBootFacts | undefined> {
     const machineId = this.byBuild.get(buildId);
     const row = machineId === undefined ? undefined : this.byId.get(machineId);
-    if (!row || row.imageBuildId !== buildId || row.bootToken === null) return undefined;
-    return { machineId: row.id, bootToken: row.bootToken };
+    if (!row || row.imageBuildId !== buildId || row.bootToken === null || row.imageKey === null) return undefined;
+    return { machineId: row.id, bootToken: row.bootToken, imageKey: row.imageKey };
+  }
+
+  /** The published build whose image URLs carry `imageKey`. */
+  async buildIdOfImageKey(imageKey: string): Promise<number | undefined> {
+    return this.byImageKey.get(imageKey);
   }
 
   /** Catches up with the feed; concurrent calls fold into one pass plus one more. */
@@ -167,16 +174,18 @@ export class BootTable {
 
   private index(row: BootRow): void {
     this.byTag.set(row.serviceTag, row.id);
-    addTo(this.byMac, row.macAddress, row.id);
+    if (row.macAddress) addTo(this.byMac, row.macAddress, row.id);
     if (row.systemUuid) addTo(this.byUuid, row.systemUuid, row.id);
     if (row.imageBuildId !== null) this.byBuild.set(row.imageBuildId, row.id);
+    if (row.imageBuildId !== null && row.imageKey !== null) this.byImageKey.set(row.imageKey, row.imageBuildId);
   }
 
   private unindex(row: BootRow): void {
     if (this.byTag.get(row.serviceTag) === row.id) this.byTag.delete(row.serviceTag);
-    removeFrom(this.byMac, row.macAddress, row.id);
+    if (row.macAddress) removeFrom(this.byMac, row.macAddress, row.id);
     if (row.systemUuid) removeFrom(this.byUuid, row.systemUuid, row.id);
     if (row.imageBuildId !== null && this.byBuild.get(row.imageBuildId) === row.id) this.byBuild.delete(row.imageBuildId);
+    if (row.imageKey !== null && this.byImageKey.get(row.imageKey) === row.imageBuildId) this.byImageKey.delete(row.imageKey);
   }
 }
 

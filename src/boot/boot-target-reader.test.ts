@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BootTargetReader } from './boot-target-reader.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext, sqlOf } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, macOfTag, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { SYSTEM_ACTOR } from '../core/types.ts';
 
 for (const kind of await testDatabaseKinds()) {
@@ -17,6 +17,7 @@ for (const kind of await testDatabaseKinds()) {
     const source = () => ({
       findBootTarget: t.ctx.storage.machines.findBootTarget.bind(t.ctx.storage.machines),
       bootFacts: t.ctx.storage.builds.bootFacts.bind(t.ctx.storage.builds),
+      findIdByImageKey: t.ctx.storage.builds.findIdByImageKey.bind(t.ctx.storage.builds),
     });
     const setStatus = (status: string) =>
       sqlOf(t.ctx).updateTable('machines').set({ status }).where('service_tag', '=', 'CACHE1').execute();
@@ -34,7 +35,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled');
       assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined);
       await setStatus('configured');
-      await t.ctx.storage.machines.upsertEnrollment({ ...enrollmentPayload('NOSUCH') }, new Date().toISOString());
+      await t.ctx.machines.enroll(enrollmentPayload('NOSUCH'), { kind: 'machine', name: 'NOSUCH' });
       assert.equal((await reader.findMachine('service_tag', 'CACHE1'))?.status, 'enrolled', 'remembered');
       assert.equal(await reader.findMachine('service_tag', 'NOSUCH'), undefined, 'an unknown machine is remembered too');
       reader.forgetMachines();
@@ -44,8 +45,8 @@ for (const kind of await testDatabaseKinds()) {
 
     test('keys do not collide across lookup kinds', async () => {
       const reader = new BootTargetReader(source(), 60_000);
-      assert.equal((await reader.findMachine('mac_address', '52:54:00:12:34:56'))?.serviceTag, 'CACHE1');
-      assert.equal(await reader.findMachine('service_tag', '52:54:00:12:34:56'), undefined);
+      assert.equal((await reader.findMachine('mac_address', macOfTag('CACHE1')))?.serviceTag, 'CACHE1');
+      assert.equal(await reader.findMachine('service_tag', macOfTag('CACHE1')), undefined);
     });
   });
 }

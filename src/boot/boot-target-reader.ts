@@ -4,6 +4,7 @@ import type { BootKey, BootTarget, BuildBootFacts } from '../core/ports.ts';
 export interface BootTargetSource {
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   bootFacts(buildId: number): Promise<BuildBootFacts | undefined>;
+  findIdByImageKey(imageKey: string): Promise<number | undefined>;
 }
 
 export type { BootKey, BootTarget, BuildBootFacts };
@@ -24,6 +25,7 @@ const MAX_CACHED_MACHINES = 65536;
  */
 export class BootTargetReader {
   private readonly builds = new Map<number, BuildBootFacts>();
+  private readonly imageKeys = new Map<string, number>();
   private readonly machines = new Map<string, { target: BootTarget | undefined; expires: number }>();
 
   constructor(
@@ -50,6 +52,17 @@ export class BootTargetReader {
 
   private readMachine(key: BootKey, value: string): Promise<BootTarget | undefined> {
     return this.source.findBootTarget(key, value);
+  }
+
+  /** The build whose image URLs use `imageKey` (a key never changes its build, so found ones are kept). */
+  async buildIdOfImageKey(imageKey: string): Promise<number | undefined> {
+    const cached = this.imageKeys.get(imageKey);
+    if (cached !== undefined) return cached;
+    const id = await this.source.findIdByImageKey(imageKey);
+    if (id === undefined) return undefined;
+    if (this.imageKeys.size >= MAX_CACHED_BUILDS) this.imageKeys.delete(this.imageKeys.keys().next().value as string);
+    this.imageKeys.set(imageKey, id);
+    return id;
   }
 
   async buildFacts(buildId: number): Promise<BuildBootFacts | undefined> {

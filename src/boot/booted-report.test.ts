@@ -12,8 +12,8 @@ async function machineWithBuild(ctx: AppContext, tag: string, mac: string): Prom
   const { machine } = await ctx.machines.enroll(enrollmentPayload(tag, { mac_address: mac }), { kind: 'machine', name: tag });
   await ctx.machines.update(tag, { hostname: tag.toLowerCase() }, OPERATOR);
   const build = await ctx.machines.requestBuild(tag, OPERATOR);
-  const row = await ctx.storage.builds.findRecord(build.id);
-  return { machineId: machine.id, buildId: build.id, token: row!.boot_token };
+  // The token an image script of this build would carry on its kernel line.
+  return { machineId: machine.id, buildId: build.id, token: await ctx.builds.issueBootToken(build.id) };
 }
 
 for (const kind of await testDatabaseKinds()) {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { imagePathSegments, parseRange } from './image-files.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
-import { createTestContext, type TestContext } from '../../test/support/context.ts';
+import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 
 /** Sends one request line exactly as given (no client-side normalisation of `..`) and returns status and body. */
 function rawRequest(port: number, method: string, path: string): Promise<{ status: number; head: string; body: string }> {
@@ -34,25 +34,33 @@ describe('GET|HEAD /images/...', () => {
   const kernel = randomBytes(3 * 1024 * 1024 + 17);
   const secret = 'root:x:0:0:TOP-SECRET';
   let outside: string;
+  /** A real build, its directory on disk `builds/<buildId>/`, served as `builds/<key>/`. */
+  let buildId: number;
+  let key: string;
 
   before(async () => {
     t = await createTestContext(freshSqlite());
     const images = t.ctx.images;
+    const operator = { kind: 'user', name: 'test', role: 'operator' } as const;
+    await t.ctx.machines.enroll(enrollmentPayload('FILES1'), { kind: 'machine', name: 'FILES1' });
+    await t.ctx.machines.update('FILES1', { hostname: 'files-1' }, operator);
+    buildId = (await t.ctx.machines.requestBuild('FILES1', operator)).id;
+    key = (await t.ctx.storage.builds.findRecord(buildId))!.image_key;
     mkdirSync(images.registrationDir, { recursive: true });
     writeFileSync(join(images.registrationDir, 'bzImage'), kernel);
     writeFileSync(join(images.registrationDir, 'initrd'), 'initrd-bytes');
     writeFileSync(join(images.registrationDir, 'boot.json'), '{"kernel_params":[]}');
-    mkdirSync(join(images.buildDir(7), 'subdir'), { recursive: true });
-    writeFileSync(join(images.buildDir(7), 'initrd'), '0123456789');
-    utimesSync(join(images.buildDir(7), 'initrd'), new Date('2026-01-02T03:04:05Z'), new Date('2026-01-02T03:04:05Z'));
+    mkdirSync(join(images.buildDir(buildId), 'subdir'), { recursive: true });
+    writeFileSync(join(images.buildDir(buildId), 'initrd'), '0123456789');
+    utimesSync(join(images.buildDir(buildId), 'initrd'), new Date('2026-01-02T03:04:05Z'), new Date('2026-01-02T03:04:05Z'));
     mkdirSync(join(images.root, 'machines'), { recursive: true });
-    symlinkSync('../builds/7', images.machineLink('LINKED1'));
+    symlinkSync(`../builds/${buildId}`, images.machineLink('LINKED1'));
     outside = join(t.dataDir, 'outside');
     mkdirSync(outside);
     writeFileSync(join(outside, 'passwd'), secret);
     symlinkSync(join(outside, 'passwd'), join(images.registrationDir, 'evil'));
     symlinkSync(outside, images.machineLink('EVIL1'));
-    symlinkSync('../../outside/passwd', join(images.buildDir(7), 'escape'));
+    symlinkSync('../../outside/passwd', join(images.buildDir(buildId), 'escape'));
     app = await buildBootServer(t.ctx);
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
     port = Number(new URL(address).port);
@@ -84,7 +92,7 @@ describe('GET|HEAD /images/...', () => {
   });
 
   test('Range: 206 with the bytes asked for; suffix and open ranges; several ranges get the whole file', async () => {
-    const url = '/images/builds/7/initrd';
+    const url = `/images/builds/${key}/initrd`;
     const cases: Array<[string, number, string, string | undefined]> = [
       ['bytes=2-5', 206, '2345', 'bytes 2-5/10'],
       ['bytes=7-', 206, '789', 'bytes 7-9/10'],
@@ -108,7 +116,7 @@ describe('GET|HEAD /images/...', () => {
 
   test('Range past the end: 416 with the size', async () => {
     for (const range of ['bytes=10-', 'bytes=10-20', 'bytes=-0']) {
-      const r = await app.inject({ url: '/images/builds/7/initrd', headers: { range } });
+      const r = await app.inject({ url: `/images/builds/${key}/initrd`, headers: { range } });
       assert.equal(r.statusCode, 416, range);
       assert.equal(r.headers['content-range'], 'bytes */10');
       assert.equal(r.json().error.code, 'invalid_input');
@@ -116,32 +124,35 @@ describe('GET|HEAD /images/...', () => {
   });
 
   test('If-Range naming another version: the whole file', async () => {
-    const r = await app.inject({ url: '/images/builds/7/initrd', headers: { range: 'bytes=0-1', 'if-range': '"old"' } });
+    const r = await app.inject({ url: `/images/builds/${key}/initrd`, headers: { range: 'bytes=0-1', 'if-range': '"old"' } });
     assert.equal(r.statusCode, 200);
     assert.equal(r.body, '0123456789');
   });
 
   test('If-None-Match and If-Modified-Since: 304 without a body when unchanged', async () => {
-    const first = await app.inject({ url: '/images/builds/7/initrd' });
+    const first = await app.inject({ url: `/images/builds/${key}/initrd` });
     const etag = first.headers.etag as string;
     assert.equal(first.headers['last-modified'], 'Fri, 02 Jan 2026 03:04:05 GMT');
     for (const headers of [{ 'if-none-match': etag }, { 'if-none-match': `"x", ${etag}` }, { 'if-none-match': '*' }, { 'if-modified-since': 'Fri, 02 Jan 2026 03:04:05 GMT' }]) {
-      const r = await app.inject({ url: '/images/builds/7/initrd', headers });
+      const r = await app.inject({ url: `/images/builds/${key}/initrd`, headers });
       assert.equal(r.statusCode, 304, JSON.stringify(headers));
       assert.equal(r.body, '');
       assert.equal(r.headers.etag, etag);
     }
     for (const headers of [{ 'if-none-match': '"other"' }, { 'if-modified-since': 'Thu, 01 Jan 2026 00:00:00 GMT' }, { 'if-none-match': '"other"', 'if-modified-since': 'Fri, 02 Jan 2026 03:04:05 GMT' }]) {
-      const r = await app.inject({ url: '/images/builds/7/initrd', headers });
+      const r = await app.inject({ url: `/images/builds/${key}/initrd`, headers });
       assert.equal(r.statusCode, 200, JSON.stringify(headers));
       assert.equal(r.body, '0123456789');
     }
   });
 
-  test('machines/<tag> links into builds/ are followed', async () => {
-    const r = await app.inject({ url: '/images/machines/LINKED1/initrd' });
-    assert.equal(r.statusCode, 200);
-    assert.equal(r.body, '0123456789');
+  test('a build’s files are served by its random key only: not by counting build ids, not by machines/<tag>', async () => {
+    assert.equal((await app.inject({ url: `/images/builds/${key}/initrd` })).body, '0123456789');
+    for (const url of [`/images/builds/${buildId}/initrd`, '/images/builds/1/initrd', '/images/machines/LINKED1/initrd', `/images/builds/${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}/initrd`]) {
+      const r = await app.inject({ url });
+      assert.equal(r.statusCode, 404, url);
+      assert.equal(r.json().error.code, 'not_found', url);
+    }
   });
 
   test('traversal by .., encoded .., encoded /, NUL, backslash or a symlink pointing out: 404, nothing leaks', async () => {
@@ -160,7 +171,7 @@ describe('GET|HEAD /images/...', () => {
       '/images/registration/%252e%252e/passwd',
       '/images/registration/evil',
       '/images/machines/EVIL1/passwd',
-      '/images/builds/7/escape',
+      `/images/builds/${key}/escape`,
       '/images/registration/.',
       '/images/registration/%',
     ];
@@ -177,13 +188,14 @@ describe('GET|HEAD /images/...', () => {
       '/images/',
       '/images/registration',
       '/images/registration/',
-      '/images/builds/7',
-      '/images/builds/7/',
-      '/images/builds/7/subdir',
+      `/images/builds/${key}`,
+      `/images/builds/${key}/`,
+      `/images/builds/${key}/subdir`,
       '/images/machines/LINKED1',
       '/images/registration/nothing',
       '/images/builds/8/initrd',
       '/images/builds/007/initrd',
+      '/images/builds/AAAAAAAAAAAAAAAAAAAAAA/initrd',
       '/images/other/file',
     ]) {
       const r = await rawRequest(port, 'GET', path);
@@ -197,12 +209,11 @@ describe('image path rules', () => {
   test('only files of the layout map to segments', () => {
     const ok: Array<[string, string[]]> = [
       ['registration/bzImage', ['registration', 'bzImage']],
-      ['builds/12/boot.json', ['builds', '12', 'boot.json']],
-      ['machines/ABC-123.x/initrd', ['machines', 'ABC-123.x', 'initrd']],
-      ['machines/ABC%31/initrd', ['machines', 'ABC1', 'initrd']],
+      ['builds/3q2-7wAAAAB3zM1uYm9vdA/boot.json', ['builds', '3q2-7wAAAAB3zM1uYm9vdA', 'boot.json']],
+      ['builds/3q2-7wAAAAB3zM1uYm9vd%41/initrd', ['builds', '3q2-7wAAAAB3zM1uYm9vdA', 'initrd']],
     ];
     for (const [path, segments] of ok) assert.deepEqual(imagePathSegments(path), segments, path);
-    for (const path of ['registration', 'builds/x/initrd', 'builds/0/initrd', 'machines/.hidden/initrd', 'registration/.boot.json', 'registration/a/b', '', 'x/y']) {
+    for (const path of ['registration', 'builds/x/initrd', 'builds/0/initrd', 'builds/12/boot.json', 'machines/ABC-123.x/initrd', 'machines/.hidden/initrd', 'registration/.boot.json', 'registration/a/b', '', 'x/y']) {
       assert.equal(imagePathSegments(path), undefined, path);
     }
   });

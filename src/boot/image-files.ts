@@ -4,7 +4,6 @@ import { join, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
-import { isServiceTag } from '../core/validation.ts';
 import type { Logger } from '../core/logger.ts';
 
 /**
@@ -15,12 +14,14 @@ export const READ_CHUNK_BYTES = 256 * 1024;
 
 /** A file or directory name in the layout: no leading dot, no separators, no NUL. */
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-const BUILD_ID = /^[1-9][0-9]{0,14}$/;
+/** A build's image key as generated: 128 bits in base64url (longer ones are accepted, counting ids is not). */
+const IMAGE_KEY = /^[A-Za-z0-9_-]{22,64}$/;
 
 /**
- * Maps a request path below /images/ to path segments, or undefined when it is not a file of the
- * image layout (registration/<f>, builds/<id>/<f>, machines/<tag>/<f>). Segments are decoded
- * one by one, so an encoded `/` or `..` stays inside its segment and fails the name check.
+ * Maps a request path below /images/ to path segments, or undefined when it is not a served file
+ * (registration/<f>, builds/<image key>/<f>). Segments are decoded one by one, so an encoded `/` or
+ * `..` stays inside its segment and fails the name check. A build's files are reached by its random
+ * image key only: neither its sequential id nor the `machines/<tag>` link is served.
  */
 export function imagePathSegments(rawPath: string): string[] | undefined {
   const segments: string[] = [];
@@ -37,8 +38,7 @@ export function imagePathSegments(rawPath: string): string[] | undefined {
   const [area, a, b, extra] = segments;
   if (extra !== undefined) return undefined;
   if (area === 'registration' && a !== undefined && b === undefined) return segments;
-  if (area === 'builds' && a !== undefined && BUILD_ID.test(a) && b !== undefined) return segments;
-  if (area === 'machines' && a !== undefined && isServiceTag(a) && b !== undefined) return segments;
+  if (area === 'builds' && a !== undefined && IMAGE_KEY.test(a) && b !== undefined) return segments;
   return undefined;
 }
 
@@ -94,7 +94,14 @@ export interface ImageMetrics {
  * Last-Modified, conditional requests (304) and single byte ranges (206, 416). No listings; a
  * path (or a symlink) that resolves outside `root` is not found.
  */
-export function registerImageRoutes(app: FastifyInstance, root: string, logger: Logger, metrics?: ImageMetrics): void {
+export function registerImageRoutes(
+  app: FastifyInstance,
+  root: string,
+  logger: Logger,
+  /** The build whose files `builds/<image key>/` names (its directory on disk is `builds/<id>/`). */
+  buildIdOfImageKey: (imageKey: string) => Promise<number | undefined>,
+  metrics?: ImageMetrics,
+): void {
   let rootReal: string | undefined;
   /** What each request sent: its file name and the bytes read from disk for it. */
   const sent = new WeakMap<FastifyRequest, { file: string; bytes: number }>();
@@ -134,6 +141,11 @@ export function registerImageRoutes(app: FastifyInstance, root: string, logger: 
       const path = (request.raw.url ?? '').split('?')[0]!;
       const segments = imagePathSegments(path.slice('/images/'.length));
       if (!segments) throw notFound(path);
+      if (segments[0] === 'builds') {
+        const buildId = await buildIdOfImageKey(segments[1]!);
+        if (buildId === undefined) throw notFound(path);
+        segments[1] = String(buildId);
+      }
       const file = await open(await resolveFile(path, segments), 'r').catch((err: unknown) => {
         throw err instanceof NotFoundError ? err : notFound(path);
       });

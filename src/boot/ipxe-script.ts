@@ -116,6 +116,8 @@ export interface ImageScript {
   selfUrl: string;
   tag: string;
   buildId: number;
+  /** The build's directory in image URLs, e.g. `3q2-7wAAAAB3zM1uYm9vdA` */
+  imageKey: string;
   /** The per-build token the image presents when it reports that it booted. */
   bootToken: string;
   manifest: BootManifest;
@@ -123,7 +125,7 @@ export interface ImageScript {
 
 /** A machine's own image, fetched from the immutable per-build directory. */
 export function renderImageScript(o: ImageScript): string {
-  const base = `${o.bootUrl}/images/builds/${o.buildId}`;
+  const base = `${o.bootUrl}/images/builds/${o.imageKey}`;
   return fetchAndBoot({
     headline: `${o.tag}: booting build ${o.buildId}`,
     kernelUrl: `${base}/bzImage`,

@@ -28,7 +28,7 @@ async function enroll(ctx: AppContext, tag: string, mac: string, uuid?: string):
 }
 
 /** Enrolls, configures and builds a machine, then publishes the build as the builder would. */
-async function publishImage(ctx: AppContext, tag: string, mac: string, bootJson: unknown): Promise<{ buildId: number; token: string }> {
+async function publishImage(ctx: AppContext, tag: string, mac: string, bootJson: unknown): Promise<{ buildId: number; token: string; key: string }> {
   const id = await enroll(ctx, tag, mac);
   await ctx.machines.update(tag, { hostname: `h-${tag.toLowerCase().replace(/[^a-z0-9]/g, '')}`, nixos_config: '{ ... }: { }' }, OPERATOR);
   const build = await ctx.machines.requestBuild(tag, OPERATOR);
@@ -43,7 +43,7 @@ async function publishImage(ctx: AppContext, tag: string, mac: string, bootJson:
   // Written around the services: say so, as they would.
   ctx.notifier.emit('machine.updated', id);
   const row = await ctx.storage.builds.findRecord(build.id);
-  return { buildId: build.id, token: row!.boot_token };
+  return { buildId: build.id, token: row!.boot_token, key: row!.image_key };
 }
 
 function fetchScript(app: FastifyInstance, url: string) {
@@ -85,7 +85,7 @@ for (const kind of await testDatabaseKinds()) {
   describe(`boot scripts on ${kind.name}`, () => {
     let t: TestContext;
     let app: FastifyInstance;
-    let image: { buildId: number; token: string };
+    let image: { buildId: number; token: string; key: string };
     before(async () => {
       t = await createTestContext(kind.fresh());
       // last_seen_at is written only when this server closes, so the batching test below is exact.
@@ -126,6 +126,9 @@ for (const kind of await testDatabaseKinds()) {
     test('a machine with a published image boots it from its build directory with its token', async () => {
       const body = await fetchScript(app, '/nixos/machines/READY1.ipxe');
       const b = image.buildId;
+      const token = /metal\.boot_token=([A-Za-z0-9_-]+) /.exec(body)?.[1] ?? '';
+      assert.match(token, /^[A-Za-z0-9_-]{32}$/, 'a fresh per-boot token');
+      assert.notEqual(token, image.token, 'not the per-build secret');
       assert.equal(
         body,
         `#!ipxe
@@ -133,8 +136,8 @@ echo metal: READY1: booting build ${b}
 set metal_try:int32 0
 :fetch
 inc metal_try
-kernel http://10.0.2.100/images/builds/${b}/bzImage initrd=initrd init=${BUILD_INIT} console=ttyS0 nvme_core.default_ps_max_latency_us=0 metal.boot_url=http://10.0.2.100 metal.service_tag=READY1 metal.build_id=${b} metal.boot_token=${image.token} || goto failed
-initrd --name initrd http://10.0.2.100/images/builds/${b}/initrd || goto failed
+kernel http://10.0.2.100/images/builds/${image.key}/bzImage initrd=initrd init=${BUILD_INIT} console=ttyS0 nvme_core.default_ps_max_latency_us=0 metal.boot_url=http://10.0.2.100 metal.service_tag=READY1 metal.build_id=${b} metal.boot_token=${token} || goto failed
+initrd --name initrd http://10.0.2.100/images/builds/${image.key}/initrd || goto failed
 boot || goto failed
 :failed
 iseq \${metal_try} 3 || goto retry
@@ -148,6 +151,25 @@ sleep 5
 goto fetch
 `,
       );
+    });
+
+    test('the token on the kernel line is single-use: the first booted report takes it, a replay is refused, the next boot gets a new one', async () => {
+      const tokenOf = async () => /metal\.boot_token=([A-Za-z0-9_-]+) /.exec(await fetchScript(app, '/nixos/machines/READY1.ipxe'))?.[1] ?? '';
+      const report = (token: string) =>
+        app.inject({ method: 'POST', url: '/api/v1/machines/READY1/booted', payload: { build_id: image.buildId, token } });
+      const stale = await tokenOf();
+      const first = await tokenOf();
+      assert.notEqual(first, stale);
+      assert.equal((await report(stale)).statusCode, 403, 'only the latest script’s token is valid');
+      assert.equal((await report(image.token)).statusCode, 403, 'the per-build secret is not a boot token');
+      assert.equal((await report(first)).statusCode, 200);
+      const replay = await report(first);
+      assert.equal(replay.statusCode, 403);
+      assert.equal(replay.json().error.code, 'forbidden');
+      const next = await tokenOf();
+      assert.equal((await report(next)).statusCode, 200, 'the next boot reports again');
+      const booted = await t.ctx.storage.events.list({ kind: 'machine.booted', buildId: image.buildId });
+      assert.equal(booted.total, 2);
     });
 
     test('known machine without an image: hold with the long sleep', async () => {
@@ -174,7 +196,7 @@ goto fetch
       assert.match(await fetchScript(app, '/nixos/machines/READY1.ipxe'), /^echo metal: READY1: booting build /m);
     });
 
-    test('placeholder serial falls back to the MAC, then to the UUID; the chain URL uses the found tag', async () => {
+    test('placeholder serial falls back to the MAC, then to the UUID; the chain URL uses the found tag; a real serial never does', async () => {
       await enroll(t.ctx, '4c4c4544-0042-3510-8052-b3c04f4e3299', '52:54:00:00:00:04', '4c4c4544-0042-3510-8052-b3c04f4e3299');
       const byMac = await fetchScript(app, '/nixos/machines/To%20Be%20Filled%20By%20O.E.M..ipxe?mac=52-54-00-00-00-04');
       assert.equal(
@@ -196,8 +218,12 @@ goto fetch
       );
       const readyByMac = await fetchScript(app, '/nixos/machines/Default%20string.ipxe?mac=52:54:00:00:00:01');
       assert.match(readyByMac, /metal\.service_tag=READY1 /);
+      // A real serial no machine has is a new machine, whatever MAC it names: never READY1's image.
       const unknownTagByMac = await fetchScript(app, '/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01');
-      assert.match(unknownTagByMac, /metal\.service_tag=READY1 /);
+      assert.equal(
+        unknownTagByMac,
+        registrationScript('http://10.0.2.100/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01', 'NEWSERIAL9 is not enrolled, starting the registration image'),
+      );
     });
 
     test('a firmware placeholder UUID never names a machine, even one that reported it', async () => {

@@ -183,7 +183,7 @@ async function publish(
     await finish(async () => {
       succeeded = await queue.succeed(id, {
         storePath,
-        artifactUrl: `${deps.bootUrl}/images/builds/${id}/`,
+        artifactUrl: `${deps.bootUrl}/images/builds/${row.image_key}/`,
         note: `build ${id} published ${storePath}`,
       });
     });

@@ -49,7 +49,9 @@ for (const kind of await testDatabaseKinds()) {
       const build = await waitForBuild(t.ctx, id);
       assert.equal(build.status, 'success', build.error ?? '');
       assert.equal(build.error, null);
-      assert.equal(build.artifact_url, `http://10.0.2.100/images/builds/${id}/`);
+      const key = (await t.ctx.storage.builds.findRecord(id))!.image_key;
+      assert.match(key, /^[A-Za-z0-9_-]{22}$/, 'a random 128-bit key, not the build id');
+      assert.equal(build.artifact_url, `http://10.0.2.100/images/builds/${key}/`);
       assert.match(build.log_output, /stand-in: building image for web-01 \(SRV001\)/);
       assert.match(build.log_output, /building '\/nix\/store\/.*\.drv'/, 'nix-build\'s own output is in the log');
 
@@ -70,8 +72,8 @@ for (const kind of await testDatabaseKinds()) {
       assert.ok(events.items.some((e) => e.kind === 'build.started'));
 
       const script = await bootScript('SRV001');
-      assert.match(script, new RegExp(`kernel http://10\\.0\\.2\\.100/images/builds/${id}/bzImage initrd=initrd init=${bootJson.init.replace(/[.]/g, '\\.')} console=ttyS0`));
-      assert.match(script, new RegExp(`initrd --name initrd http://10\\.0\\.2\\.100/images/builds/${id}/initrd`));
+      assert.match(script, new RegExp(`kernel http://10\\.0\\.2\\.100/images/builds/${key}/bzImage initrd=initrd init=${bootJson.init.replace(/[.]/g, '\\.')} console=ttyS0`));
+      assert.match(script, new RegExp(`initrd --name initrd http://10\\.0\\.2\\.100/images/builds/${key}/initrd`));
       assert.equal(processesMentioning(join(t.ctx.config.dataDir, 'builds-work', String(id))).length, 0);
     });
 
@@ -108,7 +110,8 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal((await machine('SRV001')).status, 'failed');
       assert.equal(await imageBuildId('SRV001'), published);
       assert.equal(readlinkSync(join(t.ctx.config.imagesDir, 'machines', 'SRV001')), `../builds/${published}`);
-      assert.match(await bootScript('SRV001'), new RegExp(`/images/builds/${published}/bzImage `));
+      const publishedKey = (await t.ctx.storage.builds.findRecord(published!))!.image_key;
+      assert.match(await bootScript('SRV001'), new RegExp(`/images/builds/${publishedKey}/bzImage `));
       await verifyBuildImage(join(t.ctx.config.imagesDir, 'builds', String(published)));
     });
 

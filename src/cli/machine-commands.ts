@@ -6,6 +6,7 @@ import { clientFromEnvironment } from './client/client-settings.ts';
 import { positiveInteger, printJson, printLines, withExamples } from './client/output.ts';
 import { colourStatus, formatBytes, formatTable, printable, shouldColour, statusCell } from './client/table.ts';
 import { confirm, readTextArgument } from './client/terminal-input.ts';
+import { machineRef } from '../core/machine-service.ts';
 
 /** The largest NixOS configuration the API accepts. */
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -53,6 +54,12 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['updated', m.updated_at],
     ['last seen', m.last_seen_at ?? '-'],
   ];
+  const conflict = m.identity_conflict;
+  if (conflict) {
+    const claimed = `MAC ${conflict.mac_address}${conflict.system_uuid ? ` UUID ${conflict.system_uuid}` : ''}`;
+    const held = conflict.held_by.length > 0 ? `, held by ${conflict.held_by.join(', ')}` : '';
+    fields.push(['identity conflict', printable(`${claimed}${held}, from ${conflict.address ?? '?'} at ${conflict.claimed_at} (accept or reject: POST /api/v1/machines/${machineRef(m.service_tag)}/identity)`)]);
+  }
   const width = Math.max(...fields.map(([k]) => k.length));
   const lines = fields.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`);
   lines.push('nixos configuration:');

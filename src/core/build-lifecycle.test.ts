@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { macOfTag } from '../../test/support/mac-of-tag.ts';
 import { MemoryStorage } from '../../test/support/memory-storage.ts';
 import { BuildLifecycle, MAX_ATTEMPTS } from './build-lifecycle.ts';
 import { ConflictError, ForbiddenError, NotFoundError, UnprocessableError } from './errors.ts';
@@ -26,7 +27,7 @@ function setup() {
   const machines = new MachineService(storage, notifier, images, builds);
   /** An enrolled machine with a hostname and configuration: `configured`. */
   const configured = async (tag: string) => {
-    await machines.enroll({ service_tag: tag, mac_address: '52:54:00:00:00:01', hardware: {} }, { kind: 'machine', name: tag });
+    await machines.enroll({ service_tag: tag, mac_address: macOfTag(tag), hardware: {} }, { kind: 'machine', name: tag });
     return machines.update(tag, { hostname: tag.toLowerCase(), nixos_config: '{ ... }: { }' }, operator);
   };
   return { storage, notifier, signals, builds, machines, images, configured };
@@ -171,16 +172,19 @@ describe('build lifecycle (in memory)', () => {
     assert.deepEqual(kinds, ['build.failed', 'build.started', 'build.retried', 'build.started', 'build.requested']);
   });
 
-  test('booted report: the right token records the boot; a wrong one or another machine\'s build is refused alike', async () => {
+  test('booted report: the latest token records the boot once; a wrong, stale or replayed one or another machine\'s build is refused alike', async () => {
     const s = setup();
     const m = await s.configured('BOOT1');
     await s.configured('BOOT2');
     const b = await s.builds.request(m.id, operator);
-    const token = (await s.storage.builds.findRecord(b.id))!.boot_token;
+    const stale = await s.builds.issueBootToken(b.id);
+    const token = await s.builds.issueBootToken(b.id);
     await assert.rejects(s.builds.recordBooted('BOOT1', { build_id: b.id, token: 'wrong-token-xxxxxxxxxxxx' }), ForbiddenError);
+    await assert.rejects(s.builds.recordBooted('BOOT1', { build_id: b.id, token: stale }), ForbiddenError, 'replaced by a newer script');
     await assert.rejects(s.builds.recordBooted('BOOT2', { build_id: b.id, token }), ForbiddenError);
     const record = await s.builds.recordBooted('BOOT1', { build_id: b.id, token });
     assert.equal(record.build_id, b.id);
+    await assert.rejects(s.builds.recordBooted('BOOT1', { build_id: b.id, token }), ForbiddenError, 'single use');
     assert.equal((await s.machines.get('BOOT1')).booted_build_id, b.id);
     assert.equal((await s.machines.get('BOOT2')).booted_build_id, null);
   });

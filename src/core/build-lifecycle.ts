@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
@@ -85,6 +85,7 @@ export class BuildLifecycle {
             hostname: machine.hostname,
             service_tag: machine.service_tag,
             boot_token: randomBytes(24).toString('base64url'),
+            image_key: randomBytes(16).toString('base64url'),
           },
           now,
         );
@@ -135,21 +136,31 @@ export class BuildLifecycle {
    * Records that a machine booted one of its builds, after checking the build's token in constant
    * time. A wrong token and another machine's build are refused alike, so neither can be probed.
    */
+  /**
+   * A fresh single-use token for the kernel line of an image script of `buildId`: the first booted
+   * report presenting it is accepted, and only the latest script's token is valid.
+   */
+  async issueBootToken(buildId: number): Promise<string> {
+    const token = randomBytes(24).toString('base64url');
+    await this.storage.builds.setBootNonce(buildId, sha256Hex(token));
+    return token;
+  }
+
   async recordBooted(tag: string, report: BootedReport): Promise<BootedRecord> {
     const serviceTag = assertServiceTag(tag);
     if (!Number.isSafeInteger(report.build_id) || report.build_id < 1) {
       throw new InvalidInputError('build_id must be a positive whole number', { field: 'build_id' });
     }
+    const refused = () => new ForbiddenError(`boot report refused: build ${report.build_id} of ${serviceTag} does not have this token`);
     const machine = await this.storage.machines.findByServiceTag(serviceTag);
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
     const facts = await this.storage.builds.bootFacts(report.build_id);
-    const expected = facts && facts.machineId === machine.id ? facts.bootToken : undefined;
-    if (!tokensMatch(expected, report.token)) {
-      throw new ForbiddenError(`boot report refused: build ${report.build_id} of ${serviceTag} does not have this token`);
-    }
+    if (!facts || facts.machineId !== machine.id) throw refused();
     const actor: Actor = { kind: 'machine', name: serviceTag };
     const bootedAt = nowIso();
     await this.storage.transaction(async (tx) => {
+      // Single use: the token is cleared by the first report, so a replayed one is refused.
+      if (!(await tx.builds.consumeBootNonce(report.build_id, sha256Hex(report.token)))) throw refused();
       await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt }, bootedAt);
       await tx.events.record({ kind: 'machine.booted', machineId: machine.id, buildId: report.build_id, actor, message: `${serviceTag} booted build ${report.build_id}` });
     });
@@ -373,9 +384,7 @@ export function oneLine(text: string): string {
 }
 
 /** Compares digests, so neither the length nor the content of the token leaks through timing. */
-function tokensMatch(expected: string | undefined, given: string): boolean {
-  const a = createHash('sha256').update(expected ?? '').digest();
-  const b = createHash('sha256').update(given).digest();
-  return timingSafeEqual(a, b) && expected !== undefined && expected !== '';
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 

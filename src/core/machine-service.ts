@@ -1,9 +1,10 @@
 import type { ImageStore } from './ports.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
-import { InvalidInputError, NotFoundError } from './errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import type { Actor, Build, Hardware, Machine } from './types.ts';
+import { describeClaim, describeConflict, enrollIn, ownableUuid, type EnrollOutcome } from './enrollment-decision.ts';
 import { nowIso } from './types.ts';
 import {
   assertDescription,
@@ -15,7 +16,17 @@ import {
   isRowId,
   normalizeMac,
 } from './validation.ts';
-import type { MachineFilter, Storage } from './ports.ts';
+import { DuplicateKeyError, type MachineFilter, type Storage } from './ports.ts';
+
+/** A plain number as an id is written: no sign, no leading zero (`012` is only ever a service tag). */
+const PLAIN_ID = /^[1-9]\d{0,14}$/;
+/** What a service tag may look like (see assertServiceTag). */
+const SERVICE_TAG_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** How to name a machine by its service tag in a URL: `tag:12` when the tag alone would read as an id. */
+export function machineRef(serviceTag: string): string {
+  return PLAIN_ID.test(serviceTag) ? `tag:${serviceTag}` : serviceTag;
+}
 
 export interface EnrollInput {
   service_tag: string;
@@ -38,8 +49,13 @@ export class MachineService {
     private readonly builds: BuildLifecycle,
   ) {}
 
-  /** Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at. */
-  async enroll(input: EnrollInput, actor: Actor): Promise<{ machine: Machine; created: boolean }> {
+  /**
+   * Registers a new machine (created: true) or refreshes a known one's hardware and last_seen_at.
+   * A MAC or UUID that is not the known machine's, or that another machine holds, is an identity
+   * conflict: nothing but the flag changes (a new tag is created flagged, owning none of the disputed
+   * values), an event is recorded, and ConflictError is thrown once that is stored.
+   */
+  async enroll(input: EnrollInput, actor: Actor, address: string | null = null): Promise<{ machine: Machine; created: boolean }> {
     const serviceTag = assertServiceTag(input.service_tag);
     if (isPlaceholderSerial(serviceTag) || isPlaceholderUuid(serviceTag)) {
       throw new InvalidInputError(
@@ -47,39 +63,106 @@ export class MachineService {
         { field: 'service_tag' },
       );
     }
-    const mac = normalizeMac(input.mac_address);
-    const now = nowIso();
-    const result = await this.storage.transaction(async (tx) => {
-      const r = await tx.machines.upsertEnrollment({ service_tag: serviceTag, mac_address: mac, hardware: input.hardware }, now);
-      await tx.events.record(
-        {
-          kind: r.created ? 'machine.enrolled' : 'machine.reenrolled',
-          machineId: r.machine.id,
-          actor,
-          message: r.created ? `${serviceTag} enrolled` : `${serviceTag} enrolled again; hardware refreshed`,
-          data: { mac_address: mac },
-        },
-      );
-      return r;
-    });
+    const claim = { serviceTag, mac: normalizeMac(input.mac_address), uuid: ownableUuid(input.hardware.uuid), hardware: input.hardware, address };
+    let result: EnrollOutcome | undefined;
+    for (let attempt = 1; result === undefined; attempt++) {
+      try {
+        result = await this.storage.transaction((tx) => enrollIn(tx, claim, actor, nowIso()));
+      } catch (err) {
+        // A concurrent enrollment took the tag, MAC or UUID: decide again against what it wrote.
+        if (!(err instanceof DuplicateKeyError) || attempt >= 3) throw err;
+      }
+    }
     this.notifier.emit('machine.updated', result.machine.id);
-    return result;
+    if (result.conflict) {
+      throw new ConflictError(
+        `${serviceTag}: identity conflict: ${describeConflict(result.conflict)}; ${result.created ? 'the machine was created flagged' : 'nothing was changed'}, an operator must accept or reject the claim`,
+      );
+    }
+    return { machine: result.machine, created: result.created };
   }
 
-  /** By numeric id, else by service tag (a numeric tag is found when no machine has that id). */
-  async get(idOrTag: string): Promise<Machine> {
-    const machine = await this.find(idOrTag);
-    if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
+  /**
+   * Settles a machine's identity conflict: `accept` makes the claimed MAC and UUID the machine's (any
+   * other machine holding them gives them up), `reject` drops the claim. ConflictError when there is none.
+   */
+  async resolveIdentityConflict(ref: string, action: 'accept' | 'reject', actor: Actor): Promise<Machine> {
+    const current = await this.get(ref);
+    const { machine, released } = await this.storage.transaction(async (tx) => {
+      const identity = await tx.machines.findIdentity(current.id);
+      if (!identity) throw new NotFoundError(`machine ${ref} not found`);
+      const conflict = identity.identity_conflict;
+      if (!conflict) throw new ConflictError(`machine ${identity.service_tag} has no identity conflict to ${action}`);
+      const now = nowIso();
+      if (action === 'reject') {
+        const machine = await tx.machines.update(identity.id, { identity_conflict: null }, now);
+        await tx.events.record({
+          kind: 'machine.identity_rejected',
+          machineId: identity.id,
+          actor,
+          message: `rejected the claim of ${describeClaim(conflict)}`,
+          data: { ...conflict },
+        });
+        return { machine, released: [] as number[] };
+      }
+      const holders = (await tx.machines.identityHolders(conflict.mac_address, conflict.system_uuid)).filter((h) => h.id !== identity.id);
+      for (const h of holders) {
+        await tx.machines.update(h.id, { ...(h.mac ? { identity_mac: null } : {}), ...(h.uuid ? { system_uuid: null } : {}) }, now);
+        await tx.events.record({
+          kind: 'machine.identity_released',
+          machineId: h.id,
+          actor,
+          message: `gave up ${[h.mac ? `MAC ${conflict.mac_address}` : '', h.uuid ? `UUID ${conflict.system_uuid}` : ''].filter(Boolean).join(' and ')} to ${identity.service_tag}`,
+          data: { to: identity.service_tag, ...(h.mac ? { mac_address: conflict.mac_address } : {}), ...(h.uuid ? { system_uuid: conflict.system_uuid } : {}) },
+        });
+      }
+      const machine = await tx.machines.update(
+        identity.id,
+        {
+          mac_address: conflict.mac_address,
+          identity_mac: conflict.mac_address,
+          ...(conflict.system_uuid !== null ? { system_uuid: conflict.system_uuid } : {}),
+          identity_conflict: null,
+        },
+        now,
+      );
+      await tx.events.record({
+        kind: 'machine.identity_accepted',
+        machineId: identity.id,
+        actor,
+        message: `accepted ${describeClaim(conflict)} as this machine's`,
+        data: { ...conflict, previous: { mac_address: identity.identity_mac, system_uuid: identity.system_uuid } },
+      });
+      return { machine, released: holders.map((h) => h.id) };
+    });
+    for (const id of [machine.id, ...released]) this.notifier.emit('machine.updated', id);
     return machine;
   }
 
-  async find(idOrTag: string): Promise<Machine | undefined> {
-    if (isRowId(idOrTag)) {
-      const byId = await this.storage.machines.findById(Number(idOrTag));
-      if (byId) return byId;
+  /** The machine `ref` names (see find); NotFoundError when none. */
+  async get(ref: string): Promise<Machine> {
+    const machine = await this.find(ref);
+    if (!machine) throw new NotFoundError(`machine ${ref} not found`);
+    return machine;
+  }
+
+  /**
+   * `id:12` is machine 12 and `tag:12` the machine whose service tag is `12`. A bare reference is a
+   * service tag, or an id when it is a plain number (`12`, never `012`) that is no machine's tag; a
+   * number that is both one machine's id and another's tag is ambiguous (ConflictError).
+   */
+  async find(ref: string): Promise<Machine | undefined> {
+    const explicitId = /^id:(\d{1,15})$/.exec(ref);
+    if (explicitId) return isRowId(explicitId[1]!) ? this.storage.machines.findById(Number(explicitId[1])) : undefined;
+    if (ref.startsWith('id:')) return undefined;
+    const tag = ref.startsWith('tag:') ? ref.slice('tag:'.length) : ref;
+    const byTag = SERVICE_TAG_REF.test(tag) ? await this.storage.machines.findByServiceTag(tag) : undefined;
+    if (tag !== ref || !PLAIN_ID.test(ref) || !isRowId(ref)) return byTag;
+    const byId = await this.storage.machines.findById(Number(ref));
+    if (byId && byTag && byId.id !== byTag.id) {
+      throw new ConflictError(`${ref} is both machine ${byId.service_tag}'s id and machine ${byTag.id}'s service tag: say id:${ref} or tag:${ref}`);
     }
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(idOrTag)) return undefined;
-    return this.storage.machines.findByServiceTag(idOrTag);
+    return byTag ?? byId;
   }
 
   list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }> {

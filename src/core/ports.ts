@@ -1,14 +1,38 @@
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
-import type { ApiToken, Actor, Build, Credential, Event, Hardware, Machine, Role, User, UserWithHash } from './types.ts';
+import type { ApiToken, Actor, Build, Credential, Event, Hardware, IdentityConflict, Machine, Role, User, UserWithHash } from './types.ts';
 
 // The ports of the core: what the domain needs from storage, named for their role. src/storage/
 // implements them over SQLite and PostgreSQL; tests implement them in memory (test/support/).
 
-/** What the registration agent reports. */
-export interface Enrollment {
+/** A machine as first enrolled, with the identity it owns (decided by the core). */
+export interface NewMachine {
   service_tag: string;
+  /** As claimed, lower-case, e.g. `52:54:00:12:34:56` */
   mac_address: string;
   hardware: Hardware;
+  /** The MAC boot requests find it by (`?mac=`); null when another machine holds it. Unique. */
+  identity_mac: string | null;
+  /** The SMBIOS UUID boot requests find it by (`?uuid=`), lower-case; null when unknown or held. Unique. */
+  system_uuid: string | null;
+  identity_conflict: IdentityConflict | null;
+}
+
+/** The identity a machine owns, and a pending claim against it. */
+export interface MachineIdentity {
+  id: number;
+  service_tag: string;
+  mac_address: string;
+  identity_mac: string | null;
+  system_uuid: string | null;
+  identity_conflict: IdentityConflict | null;
+}
+
+/** A machine that holds a MAC or a UUID, and which of the two. */
+export interface IdentityHolder {
+  id: number;
+  service_tag: string;
+  mac: boolean;
+  uuid: boolean;
 }
 
 export interface MachineFilter {
@@ -33,6 +57,11 @@ export interface MachinePatch {
   image_build_id?: number | null;
   booted_build_id?: number | null;
   booted_at?: string | null;
+  mac_address?: string;
+  /** Unique: a write that gives a second machine the same MAC or UUID throws DuplicateKeyError. */
+  identity_mac?: string | null;
+  system_uuid?: string | null;
+  identity_conflict?: IdentityConflict | null;
 }
 
 /** One machine's row as the fleet summary reads it (hardware as stored JSON text). */
@@ -55,22 +84,28 @@ export interface BootTarget {
   status: string;
   /** The build whose image the machine boots, if one is published. */
   imageBuildId: number | null;
+  /** The SMBIOS UUID it owns, lower-case, if any. */
+  systemUuid: string | null;
+  /** True while an identity claim against it waits for an operator. */
+  identityConflict: boolean;
 }
 
-/** A published build's owner and the token on its kernel line. */
+/** A published build's owner, the token on its kernel line and the key in its image URLs. */
 export interface BuildBootFacts {
   machineId: number;
   bootToken: string;
+  /** `builds/<image key>/` in image URLs: random, so images cannot be found by counting build ids. */
+  imageKey: string;
 }
 
 /** A machine as the boot server's in-memory table holds it, with its place in the change feed. */
 export interface BootRow extends BootTarget {
-  /** e.g. `52:54:00:12:34:56` */
-  macAddress: string;
-  /** Lower-case SMBIOS UUID, if known. */
-  systemUuid: string | null;
+  /** The MAC the machine owns (its identity MAC), e.g. `52:54:00:12:34:56`; null while disputed. */
+  macAddress: string | null;
   /** The kernel-line token of the published build (`imageBuildId`), if any. */
   bootToken: string | null;
+  /** The random key in the published build's image URLs, if any. */
+  imageKey: string | null;
   /** Grows with every change to the machine (the change feed's cursor). */
   version: number;
 }
@@ -95,10 +130,15 @@ export interface BootFeed {
 /** The machines. */
 export interface MachineStore {
   /**
-   * Inserts a new machine, or refreshes a known one's hardware, MAC and last_seen_at (nothing else).
-   * Race-free: concurrent enrollments of one tag yield one row.
+   * Inserts a new enrolled machine; undefined when its tag exists (a concurrent enrollment won), and
+   * DuplicateKeyError when another machine took its MAC or UUID meanwhile.
    */
-  upsertEnrollment(e: Enrollment, now: string): Promise<{ machine: Machine; created: boolean }>;
+  insertEnrolled(m: NewMachine, now: string): Promise<Machine | undefined>;
+  /** Re-enrollment: replaces the hardware document and sets last_seen_at, nothing else. */
+  refreshHardware(id: number, hardware: Hardware, now: string): Promise<Machine>;
+  findIdentity(id: number): Promise<MachineIdentity | undefined>;
+  /** The machines owning `mac` (as identity_mac) or `uuid` (as system_uuid). */
+  identityHolders(mac: string, uuid: string | null): Promise<IdentityHolder[]>;
   findById(id: number): Promise<Machine | undefined>;
   findByServiceTag(tag: string): Promise<Machine | undefined>;
   /** The build whose image the machine boots, if any. */
@@ -109,7 +149,7 @@ export interface MachineStore {
   delete(id: number): Promise<void>;
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   touchLastSeen(ids: number[], now: string): Promise<void>;
-  /** The first machine (lowest id) whose `key` equals `value`, as a boot decision needs it. */
+  /** The machine whose tag, owned MAC (identity_mac) or owned UUID equals `value`, as a boot decision needs it. */
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   /** Every machine's status, vendor, model and hardware, for the fleet summary. */
   summaryRows(): Promise<SummaryRow[]>;
@@ -122,6 +162,8 @@ export interface NewBuild {
   hostname: string;
   service_tag: string;
   boot_token: string;
+  /** 128 random bits, base64url: the build's directory in image URLs. */
+  image_key: string;
 }
 
 /** A build as stored: the API's fields plus what only the builder and boot server see. */
@@ -132,6 +174,8 @@ export interface BuildRecord extends Build {
   lease_expires_at: string | null;
   /** Put on the image's kernel line; the image presents it when it reports that it booted. */
   boot_token: string;
+  /** The build's directory in image URLs (`/images/builds/<image key>/`), e.g. `3q2-7wAAAAB3zM1uYm9vdA` */
+  image_key: string;
   /** e.g. `/nix/store/…-metal-netboot` */
   store_path: string | null;
 }
@@ -205,6 +249,15 @@ export interface BuildStore {
   findPublishedStorePath(storePath: string, exceptId: number): Promise<number | undefined>;
   /** The owner and kernel-line token of a build, for boot reports and scripts. */
   bootFacts(id: number): Promise<BuildBootFacts | undefined>;
+  /**
+   * Keeps the SHA-256 (hex) of the per-boot token on the kernel line of the latest image script handed
+   * out, replacing an unused one.
+   */
+  setBootNonce(id: number, nonceHash: string): Promise<void>;
+  /** Clears the per-boot token if it is `nonceHash`: true once, for the first report of that boot. */
+  consumeBootNonce(id: number, nonceHash: string): Promise<boolean>;
+  /** The build whose image URLs use `imageKey`. */
+  findIdByImageKey(imageKey: string): Promise<number | undefined>;
 }
 
 /** What is recorded about a change. */

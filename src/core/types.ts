@@ -27,6 +27,24 @@ export interface Machine {
   enrolled_at: string;
   updated_at: string;
   last_seen_at: string | null;
+  /** An enrollment's claim of a MAC or UUID that is not this machine's, until an operator decides. */
+  identity_conflict: IdentityConflict | null;
+}
+
+/**
+ * An enrollment under this machine's tag that claimed a different MAC or UUID, or a MAC or UUID that
+ * another machine holds. Nothing else about the machine changed; an operator accepts or rejects it.
+ */
+export interface IdentityConflict {
+  /** The MAC the enrollment claimed, e.g. `52:54:00:12:34:56` */
+  mac_address: string;
+  /** The SMBIOS UUID it claimed, lower-case, if any. */
+  system_uuid: string | null;
+  /** Service tags of other machines that hold the claimed MAC or UUID. */
+  held_by: string[];
+  claimed_at: string;
+  /** Where the enrollment came from, e.g. `10.0.2.15` */
+  address: string | null;
 }
 
 /** A build as the API shows it (the per-build boot token is never part of it). */

@@ -21,7 +21,7 @@ export function registerBuildRoutes(app: FastifyInstance, deps: DashboardDeps, s
   app.get<Id>('/builds/:id', { config: { access: 'viewer' } }, async (request, reply) => {
     const build = await deps.builds.get(buildId(request.params.id));
     const machine = await deps.reads.machines.findById(build.machine_id);
-    const image = build.status === 'success' ? await readPublishedImage(deps.images, build.id, deps.bootUrl) : null;
+    const image = build.status === 'success' ? await readPublishedImage(deps.images, build.id, build.artifact_url) : null;
     const notice = NOTICES[queryParam(request, 'notice') ?? ''];
     const data: BuildData = { build, serviceTag: machine?.service_tag ?? null, image, ...(notice ? { notice } : {}) };
     return sendHtml(reply, <BuildPage data={data} page={pageContext(request)} />);

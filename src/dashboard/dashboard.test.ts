@@ -153,9 +153,10 @@ for (const kind of await testDatabaseKinds()) {
       mkdirSync(dir, { recursive: true });
       const sha = 'a'.repeat(64);
       writeFileSync(join(dir, 'boot.json'), JSON.stringify({ init: '/nix/store/x-init', kernel_params: ['console=ttyS0'], files: { bzImage: { size: 12345678, sha256: sha }, '../evil': { size: 1 } } }));
-      await sqlOf(t.ctx).updateTable('builds').set({ status: 'success', started_at: nowIso(), completed_at: nowIso(), log_output: 'done\n' }).where('id', '=', build.id).execute();
+      const key = (await t.ctx.storage.builds.findRecord(build.id))!.image_key;
+      await sqlOf(t.ctx).updateTable('builds').set({ status: 'success', started_at: nowIso(), completed_at: nowIso(), log_output: 'done\n', artifact_url: `http://10.0.2.100/images/builds/${key}/` }).where('id', '=', build.id).execute();
       const page = await app.inject({ url: `/builds/${build.id}`, headers: viewer });
-      assert.match(page.body, new RegExp(`href="http://10\\.0\\.2\\.100/images/builds/${build.id}/bzImage"`));
+      assert.match(page.body, new RegExp(`href="http://10\\.0\\.2\\.100/images/builds/${key}/bzImage"`));
       assert.match(page.body, /12\.3 MB/);
       assert.match(page.body, new RegExp(sha));
       assert.doesNotMatch(page.body, /evil/);

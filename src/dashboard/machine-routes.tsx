@@ -4,10 +4,11 @@ import { DomainError, InvalidInputError } from '../core/errors.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { MachineLive, MachinePage, type MachineData } from './pages/machine-page.tsx';
 import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
+import { machineRef } from '../core/machine-service.ts';
 
 type Tag = { Params: { tag: string } };
 
-const NOTICES: Record<string, string> = { saved: 'Saved.' };
+const NOTICES: Record<string, string> = { saved: 'Saved.', 'identity-accepted': 'Identity claim accepted.', 'identity-rejected': 'Identity claim rejected.' };
 
 /** The machine page and its actions: save, build, delete. Refused actions re-show the page with the reason. */
 export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps): void {
@@ -28,7 +29,7 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
     return sendHtml(reply.code(toHttpError(err).status), <MachinePage data={data} page={pageContext(request)} />);
   }
 
-  const path = (tag: string) => `/machines/${encodeURIComponent(tag)}`;
+  const path = (tag: string) => `/machines/${encodeURIComponent(machineRef(tag))}`;
 
   app.get<Tag>('/machines/:tag', { config: { access: 'viewer' } }, async (request, reply) => {
     const notice = NOTICES[queryParam(request, 'notice') ?? ''];
@@ -69,13 +70,24 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
     }
   });
 
+  app.post<Tag>('/machines/:tag/identity', { config: { access: 'operator' } }, async (request, reply) => {
+    try {
+      const action = field(request.body, 'action');
+      if (action !== 'accept' && action !== 'reject') throw new InvalidInputError('action must be accept or reject', { field: 'action' });
+      const machine = await deps.machines.resolveIdentityConflict(request.params.tag, action, request.actor);
+      return reply.redirect(`${path(machine.service_tag)}?notice=identity-${action}ed`, 303);
+    } catch (err) {
+      return refused(request, reply, err);
+    }
+  });
+
   app.post<Tag>('/machines/:tag/delete', { config: { access: 'operator' } }, async (request, reply) => {
     try {
       const machine = await deps.machines.get(request.params.tag);
       if (field(request.body, 'confirm').trim() !== machine.service_tag) {
         throw new InvalidInputError(`to delete, type the service tag ${machine.service_tag} exactly`);
       }
-      await deps.machines.remove(String(machine.id), request.actor);
+      await deps.machines.remove(`id:${machine.id}`, request.actor);
       return reply.redirect('/machines?notice=deleted', 303);
     } catch (err) {
       return refused(request, reply, err);

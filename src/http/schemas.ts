@@ -150,6 +150,18 @@ export const Machine = Type.Object(
     enrolled_at: Time,
     updated_at: Time,
     last_seen_at: Nullable(Time),
+    identity_conflict: Nullable(
+      Type.Object(
+        {
+          mac_address: Type.String({ description: 'the MAC the enrollment claimed' }),
+          system_uuid: Nullable(Type.String({ description: 'the SMBIOS UUID it claimed' })),
+          held_by: Type.Array(Type.String(), { description: 'service tags of other machines holding the claimed MAC or UUID' }),
+          claimed_at: Time,
+          address: Nullable(Type.String({ description: 'where the enrollment came from' })),
+        },
+        { description: 'an enrollment’s claim of a MAC or UUID that is not this machine’s, until an operator accepts or rejects it' },
+      ),
+    ),
   },
   { $id: 'Machine' },
 );
@@ -175,6 +187,12 @@ export const MachineUpdateBody = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 export type MachineUpdateBody = Static<typeof MachineUpdateBody>;
+
+export const IdentityDecisionBody = Type.Object(
+  { action: Type.Union([Type.Literal('accept'), Type.Literal('reject')], { description: 'accept: the claimed MAC and UUID become the machine’s; reject: the claim is dropped' }) },
+  { additionalProperties: false },
+);
+export type IdentityDecisionBody = Static<typeof IdentityDecisionBody>;
 
 export const Build = Type.Object(
   {
@@ -217,7 +235,9 @@ export const Paging = Type.Object({
   offset: Type.Optional(Offset()),
 });
 
-export const IdParam = Type.Object({ id: Type.String({ maxLength: 64, description: 'numeric id, or the service tag' }) });
+export const IdParam = Type.Object({
+  id: Type.String({ maxLength: 72, description: 'a service tag (`ABC123`, or `tag:12` for a numeric one), or `id:12`; a plain number is an id only when it is no machine’s tag' }),
+});
 export const BuildIdParam = Type.Object({ id: Type.Integer({ minimum: 1, maximum: MAX_ID }) });
 
 /** Shared schemas registered on a server with addSchema, referenced by $id. */

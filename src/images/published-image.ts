@@ -12,8 +12,12 @@ export interface PublishedImage {
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
-/** Reads builds/<id>/boot.json; null when the build published nothing (or it is unreadable). */
-export async function readPublishedImage(images: ImageLayout, buildId: number, bootUrl: string): Promise<PublishedImage | null> {
+/**
+ * Reads builds/<id>/boot.json; null when the build published nothing (or it is unreadable). File URLs
+ * are under the build's artifact URL (`<boot url>/images/builds/<image key>/`).
+ */
+export async function readPublishedImage(images: ImageLayout, buildId: number, artifactUrl: string | null): Promise<PublishedImage | null> {
+  if (artifactUrl === null) return null;
   let raw: string;
   try {
     raw = await readFile(join(images.buildDir(buildId), 'boot.json'), 'utf8');
@@ -40,7 +44,7 @@ export async function readPublishedImage(images: ImageLayout, buildId: number, b
           name,
           size: typeof i.size === 'number' ? i.size : null,
           sha256: typeof i.sha256 === 'string' && SHA256.test(i.sha256) ? i.sha256 : null,
-          url: `${bootUrl}/images/builds/${buildId}/${encodeURIComponent(name)}`,
+          url: `${artifactUrl.endsWith('/') ? artifactUrl : `${artifactUrl}/`}${encodeURIComponent(name)}`,
         };
       }),
   };

@@ -89,6 +89,7 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       targets: {
         findBootTarget: (key, value) => storage.machines.findBootTarget(key, value),
         bootFacts: (id) => storage.builds.bootFacts(id),
+        findIdByImageKey: (key) => storage.builds.findIdByImageKey(key),
         touchLastSeen: (ids, now) => storage.machines.touchLastSeen(ids, now),
       },
       machines: ctx.machines,

@@ -33,12 +33,14 @@ export class SqlBootFeed implements BootFeed {
       .select([
         'machines.id',
         'machines.service_tag',
-        'machines.mac_address',
+        'machines.identity_mac',
         'machines.system_uuid',
+        'machines.identity_conflict',
         'machines.status',
         'machines.image_build_id',
         'machines.change_version',
         'builds.boot_token',
+        'builds.image_key',
       ]);
     if (since !== undefined) q = q.where('machines.change_version', '>', since);
     const [rows, deleted] = await Promise.all([
@@ -51,11 +53,13 @@ export class SqlBootFeed implements BootFeed {
       rows: rows.map((r) => ({
         id: Number(r.id),
         serviceTag: r.service_tag,
-        macAddress: r.mac_address,
+        macAddress: r.identity_mac,
         systemUuid: r.system_uuid,
+        identityConflict: r.identity_conflict !== null,
         status: r.status,
         imageBuildId: r.image_build_id === null ? null : Number(r.image_build_id),
         bootToken: r.boot_token ?? null,
+        imageKey: r.image_key ?? null,
         version: Number(r.change_version),
       })),
       deleted: deleted.map((d) => ({ id: Number(d.machine_id), version: Number(d.change_version) })),

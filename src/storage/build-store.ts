@@ -182,8 +182,22 @@ export class SqlBuildStore implements BuildStore {
   }
 
   async bootFacts(id: number): Promise<BuildBootFacts | undefined> {
-    const row = await this.db.selectFrom('builds').select(['machine_id', 'boot_token']).where('id', '=', id).executeTakeFirst();
-    return row && { machineId: Number(row.machine_id), bootToken: row.boot_token };
+    const row = await this.db.selectFrom('builds').select(['machine_id', 'boot_token', 'image_key']).where('id', '=', id).executeTakeFirst();
+    return row && { machineId: Number(row.machine_id), bootToken: row.boot_token, imageKey: row.image_key };
+  }
+
+  async setBootNonce(id: number, nonceHash: string): Promise<void> {
+    await this.db.updateTable('builds').set({ boot_nonce: nonceHash }).where('id', '=', id).execute();
+  }
+
+  async consumeBootNonce(id: number, nonceHash: string): Promise<boolean> {
+    const result = await this.db.updateTable('builds').set({ boot_nonce: null }).where('id', '=', id).where('boot_nonce', '=', nonceHash).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async findIdByImageKey(imageKey: string): Promise<number | undefined> {
+    const row = await this.db.selectFrom('builds').select('id').where('image_key', '=', imageKey).executeTakeFirst();
+    return row ? Number(row.id) : undefined;
   }
 }
 
@@ -194,6 +208,7 @@ function toBuildRecord(row: Selectable<BuildsTable>): BuildRecord {
     lease_owner: row.lease_owner,
     lease_expires_at: row.lease_expires_at,
     boot_token: row.boot_token,
+    image_key: row.image_key,
     store_path: row.store_path,
   };
 }

@@ -68,13 +68,18 @@ async function openPostgres(url: string, options: OpenOptions): Promise<Database
   return { db, dialect: 'postgres', close: () => db.destroy() };
 }
 
-/** Brings the schema up to date; safe to run from several processes at once. Returns names applied. */
-export async function migrate(database: Database): Promise<string[]> {
+/**
+ * Brings the schema up to date (or up to the migration named `upTo`, for tests of an older schema);
+ * safe to run from several processes at once. Returns names applied.
+ */
+export async function migrate(database: Database, upTo?: string): Promise<string[]> {
   const ctx = { dialect: database.dialect };
+  const last = upTo === undefined ? MIGRATIONS.length : MIGRATIONS.findIndex(([name]) => name === upTo) + 1;
+  if (last === 0) throw new Error(`storage: no migration named ${upTo}`);
   const provider: MigrationProvider = {
     async getMigrations() {
       return Object.fromEntries(
-        MIGRATIONS.map(([name, m]) => [name, { up: (db: Kysely<unknown>) => m.up(db, ctx) }]),
+        MIGRATIONS.slice(0, last).map(([name, m]) => [name, { up: (db: Kysely<unknown>) => m.up(db, ctx) }]),
       );
     },
   };

@@ -1,6 +1,18 @@
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
-import type { BootKey, BootTarget, Enrollment, MachineFilter, MachinePatch, MachineStore, SummaryRow } from '../core/ports.ts';
-import type { Machine } from '../core/types.ts';
+import {
+  DuplicateKeyError,
+  type BootKey,
+  type BootTarget,
+  type IdentityHolder,
+  type MachineFilter,
+  type MachineIdentity,
+  type MachinePatch,
+  type MachineStore,
+  type NewMachine,
+  type SummaryRow,
+} from '../core/ports.ts';
+import type { Hardware, IdentityConflict, Machine } from '../core/types.ts';
+import { isUniqueViolation } from './unique-violation.ts';
 import { countByStatus } from './count-by-status.ts';
 import { toMachine } from './rows.ts';
 import type { MachinesTable, Schema } from './schema.ts';
@@ -9,41 +21,68 @@ import type { MachinesTable, Schema } from './schema.ts';
 export class SqlMachineStore implements MachineStore {
   constructor(private readonly db: Kysely<Schema>) {}
 
-  /**
-   * Inserts a new machine, or refreshes a known one's hardware, MAC and last_seen_at (nothing else).
-   * Race-free: concurrent enrollments of one tag yield one row.
-   */
-  async upsertEnrollment(e: Enrollment, now: string): Promise<{ machine: Machine; created: boolean }> {
-    const facts = {
-      hardware: JSON.stringify(e.hardware),
-      manufacturer: str(e.hardware.manufacturer),
-      model: str(e.hardware.model),
-      system_uuid: str(e.hardware.uuid)?.toLowerCase() ?? null,
-      mac_address: e.mac_address,
-    };
-    const inserted = await this.db
-      .insertInto('machines')
-      .values({
-        service_tag: e.service_tag,
-        status: 'enrolled',
-        enrolled_at: now,
-        updated_at: now,
-        last_seen_at: now,
-        ...facts,
-        search_text: searchTextOf({ ...facts, service_tag: e.service_tag, hostname: null }),
-      })
-      .onConflict((oc) => oc.column('service_tag').doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (inserted) return { machine: toMachine(inserted), created: true };
+  async insertEnrolled(m: NewMachine, now: string): Promise<Machine | undefined> {
+    const facts = { ...hardwareFacts(m.hardware), mac_address: m.mac_address };
+    try {
+      const inserted = await this.db
+        .insertInto('machines')
+        .values({
+          service_tag: m.service_tag,
+          status: 'enrolled',
+          enrolled_at: now,
+          updated_at: now,
+          last_seen_at: now,
+          ...facts,
+          identity_mac: m.identity_mac,
+          system_uuid: m.system_uuid,
+          identity_conflict: m.identity_conflict === null ? null : JSON.stringify(m.identity_conflict),
+          search_text: searchTextOf({ ...facts, service_tag: m.service_tag, hostname: null }),
+        })
+        .onConflict((oc) => oc.column('service_tag').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      return inserted && toMachine(inserted);
+    } catch (err) {
+      throw identityTaken(err, m.service_tag);
+    }
+  }
+
+  async refreshHardware(id: number, hardware: Hardware, now: string): Promise<Machine> {
     const updated = await this.db
       .updateTable('machines')
-      .set({ ...facts, last_seen_at: now, updated_at: now })
-      .where('service_tag', '=', e.service_tag)
+      .set({ ...hardwareFacts(hardware), last_seen_at: now, updated_at: now })
+      .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow();
     await refreshSearchText(this.db, updated);
-    return { machine: toMachine(updated), created: false };
+    return toMachine(updated);
+  }
+
+  async findIdentity(id: number): Promise<MachineIdentity | undefined> {
+    const row = await this.db
+      .selectFrom('machines')
+      .select(['id', 'service_tag', 'mac_address', 'identity_mac', 'system_uuid', 'identity_conflict'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      id: Number(row.id),
+      service_tag: row.service_tag,
+      mac_address: row.mac_address,
+      identity_mac: row.identity_mac,
+      system_uuid: row.system_uuid,
+      identity_conflict: row.identity_conflict === null ? null : (JSON.parse(row.identity_conflict) as IdentityConflict),
+    };
+  }
+
+  async identityHolders(mac: string, uuid: string | null): Promise<IdentityHolder[]> {
+    const rows = await this.db
+      .selectFrom('machines')
+      .select(['id', 'service_tag', 'identity_mac', 'system_uuid'])
+      .where((eb) => (uuid === null ? eb('identity_mac', '=', mac) : eb.or([eb('identity_mac', '=', mac), eb('system_uuid', '=', uuid)])))
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ id: Number(r.id), service_tag: r.service_tag, mac: r.identity_mac === mac, uuid: uuid !== null && r.system_uuid === uuid }));
   }
 
   async findById(id: number): Promise<Machine | undefined> {
@@ -101,8 +140,18 @@ export class SqlMachineStore implements MachineStore {
   }
 
   async update(id: number, patch: MachinePatch, now: string): Promise<Machine> {
-    const set: Updateable<MachinesTable> = { ...patch, updated_at: now };
-    const row = await this.db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    const { identity_conflict: conflict, ...rest } = patch;
+    const set: Updateable<MachinesTable> = {
+      ...rest,
+      ...(conflict !== undefined ? { identity_conflict: conflict === null ? null : JSON.stringify(conflict) } : {}),
+      updated_at: now,
+    };
+    let row: Selectable<MachinesTable>;
+    try {
+      row = await this.db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    } catch (err) {
+      throw identityTaken(err, `machine ${id}`);
+    }
     await refreshSearchText(this.db, row);
     return toMachine(row);
   }
@@ -114,10 +163,8 @@ export class SqlMachineStore implements MachineStore {
   async findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined> {
     const row = await this.db
       .selectFrom('machines')
-      .select(['id', 'service_tag', 'status', 'image_build_id'])
-      .where(key, '=', value)
-      .orderBy('id')
-      .limit(1)
+      .select(['id', 'service_tag', 'status', 'image_build_id', 'system_uuid', 'identity_conflict'])
+      .where(key === 'mac_address' ? 'identity_mac' : key, '=', value)
       .executeTakeFirst();
     if (!row) return undefined;
     return {
@@ -125,6 +172,8 @@ export class SqlMachineStore implements MachineStore {
       serviceTag: row.service_tag,
       status: row.status,
       imageBuildId: row.image_build_id === null ? null : Number(row.image_build_id),
+      systemUuid: row.system_uuid,
+      identityConflict: row.identity_conflict !== null,
     };
   }
 
@@ -150,6 +199,17 @@ export function searchTextOf(m: SearchFacts): string {
 async function refreshSearchText(db: Kysely<Schema>, row: Selectable<MachinesTable>): Promise<void> {
   const text = searchTextOf(row);
   if (text !== row.search_text) await db.updateTable('machines').set({ search_text: text }).where('id', '=', row.id).execute();
+}
+
+/** What is copied out of the hardware document into columns. */
+function hardwareFacts(hardware: Hardware) {
+  return { hardware: JSON.stringify(hardware), manufacturer: str(hardware.manufacturer), model: str(hardware.model) };
+}
+
+/** A unique-index violation on identity_mac or system_uuid, as the core's DuplicateKeyError. */
+function identityTaken(err: unknown, what: string): unknown {
+  if (isUniqueViolation(err)) return new DuplicateKeyError(`${what}: its MAC or UUID was taken by another machine meanwhile`, { cause: err });
+  return err;
 }
 
 function str(v: unknown): string | null {

@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
-import type { Build, Event, Hardware, Machine } from '../core/types.ts';
+import type { Build, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
 
 /** Row -> API object conversions, shared by every store. */
@@ -20,6 +20,7 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     enrolled_at: row.enrolled_at,
     updated_at: row.updated_at,
     last_seen_at: row.last_seen_at,
+    identity_conflict: row.identity_conflict === null ? null : (parseJson(row.identity_conflict) as IdentityConflict),
   };
 }
 

@@ -13,8 +13,12 @@ export interface MachinesTable {
   /** Copied out of `hardware` for filters and grouping. */
   manufacturer: string | null;
   model: string | null;
-  /** SMBIOS UUID, lower-case, for boot requests that name a machine by `?uuid=`. */
+  /** SMBIOS UUID this machine owns, lower-case, for boot requests that name it by `?uuid=`. Unique. */
   system_uuid: string | null;
+  /** The MAC this machine owns, lower-case, for boot requests that name it by `?mac=`. Unique. */
+  identity_mac: string | null;
+  /** JSON IdentityConflict: a claim waiting for an operator. */
+  identity_conflict: string | null;
   /** What a search matches, lower-cased: `tag hostname mac manufacturer model` (see searchTextOf). */
   search_text: Generated<string>;
   nixos_config: string | null;
@@ -52,6 +56,10 @@ export interface BuildsTable {
   lease_expires_at: string | null;
   /** Put on the image's kernel line; the image presents it when it reports that it booted. */
   boot_token: string;
+  /** 128 random bits, base64url: the build's directory in image URLs. Unique. */
+  image_key: string;
+  /** SHA-256 (hex) of the per-boot token of the latest image script, until a booted report uses it. */
+  boot_nonce: string | null;
   /** The Nix store path of the result, e.g. `/nix/store/…-metal-netboot`. */
   store_path: string | null;
   created_at: string;

@@ -9,6 +9,11 @@ import { MemoryStorage } from '../../test/support/memory-storage.ts';
 const NOW = '2026-01-02T03:04:05.000Z';
 const hardware = { manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', uuid: '4C4C4544-0042-3510-8052-B3C04F4E3232' };
 
+/** A new machine owning `mac` and, when given, `uuid`. */
+function newMachine(tag: string, mac: string, uuid: string | null = null, hw: Record<string, unknown> = hardware) {
+  return { service_tag: tag, mac_address: mac, hardware: hw, identity_mac: mac, system_uuid: uuid, identity_conflict: null };
+}
+
 /** One way to get a fresh Storage: each SQL database, and the in-memory one unit tests use. */
 interface StorageKind {
   name: string;
@@ -49,27 +54,49 @@ for (const kind of kinds) {
       await storage.ping();
     });
 
-    test('upsertEnrollment creates once, then refreshes only hardware facts', async () => {
-      const a = await storage.machines.upsertEnrollment({ service_tag: 'SM1', mac_address: '0c:c4:7a:00:00:01', hardware }, NOW);
-      assert.equal(a.created, true);
-      assert.equal(a.machine.status, 'enrolled');
-      await storage.machines.update(a.machine.id, { hostname: 'db-01', status: 'configured', nixos_config: '{}' }, NOW);
-      const b = await storage.machines.upsertEnrollment(
-        { service_tag: 'SM1', mac_address: '0c:c4:7a:00:00:02', hardware: { ...hardware, model: 'X' } },
-        '2026-01-03T00:00:00.000Z',
+    test('insertEnrolled creates once; refreshHardware changes only hardware facts and last_seen_at', async () => {
+      const a = (await storage.machines.insertEnrolled(newMachine('SM1', '0c:c4:7a:00:00:01', '4c4c4544-0042-3510-8052-b3c04f4e3232'), NOW))!;
+      assert.equal(a.status, 'enrolled');
+      assert.equal(a.identity_conflict, null);
+      assert.equal(await storage.machines.insertEnrolled(newMachine('SM1', '0c:c4:7a:00:00:99'), NOW), undefined, 'the tag exists');
+      await storage.machines.update(a.id, { hostname: 'db-01', status: 'configured', nixos_config: '{}' }, NOW);
+      const b = await storage.machines.refreshHardware(a.id, { ...hardware, model: 'X' }, '2026-01-03T00:00:00.000Z');
+      assert.equal(b.id, a.id);
+      assert.equal(b.hostname, 'db-01');
+      assert.equal(b.status, 'configured');
+      assert.equal(b.mac_address, '0c:c4:7a:00:00:01');
+      assert.equal(b.hardware.model, 'X');
+      assert.equal(b.last_seen_at, '2026-01-03T00:00:00.000Z');
+    });
+
+    test('a MAC or UUID belongs to at most one machine', async () => {
+      const sm1 = (await storage.machines.findByServiceTag('SM1'))!;
+      await assert.rejects(storage.machines.insertEnrolled(newMachine('DUP1', '0c:c4:7a:00:00:01'), NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      await assert.rejects(
+        storage.machines.insertEnrolled(newMachine('DUP2', '0c:c4:7a:00:00:0d', '4c4c4544-0042-3510-8052-b3c04f4e3232'), NOW),
+        (err: unknown) => err instanceof DuplicateKeyError,
       );
-      assert.equal(b.created, false);
-      assert.equal(b.machine.id, a.machine.id);
-      assert.equal(b.machine.hostname, 'db-01');
-      assert.equal(b.machine.status, 'configured');
-      assert.equal(b.machine.mac_address, '0c:c4:7a:00:00:02');
-      assert.equal(b.machine.hardware.model, 'X');
-      assert.equal(b.machine.last_seen_at, '2026-01-03T00:00:00.000Z');
+      const conflict = { mac_address: '0c:c4:7a:00:00:01', system_uuid: null, held_by: ['SM1'], claimed_at: NOW, address: '10.0.0.9' };
+      const flagged = (await storage.machines.insertEnrolled({ ...newMachine('DUP3', '0c:c4:7a:00:00:01'), identity_mac: null, identity_conflict: conflict }, NOW))!;
+      assert.deepEqual(flagged.identity_conflict, conflict);
+      assert.deepEqual(await storage.machines.identityHolders('0c:c4:7a:00:00:01', '4c4c4544-0042-3510-8052-b3c04f4e3232'), [
+        { id: sm1.id, service_tag: 'SM1', mac: true, uuid: true },
+      ]);
+      await assert.rejects(storage.machines.update(flagged.id, { identity_mac: '0c:c4:7a:00:00:01' }, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      assert.equal((await storage.machines.findBootTarget('mac_address', '0c:c4:7a:00:00:01'))?.serviceTag, 'SM1');
+      const target = await storage.machines.findBootTarget('system_uuid', '4c4c4544-0042-3510-8052-b3c04f4e3232');
+      assert.deepEqual([target?.serviceTag, target?.systemUuid, target?.identityConflict], ['SM1', '4c4c4544-0042-3510-8052-b3c04f4e3232', false]);
+      assert.equal((await storage.machines.findBootTarget('service_tag', 'DUP3'))?.identityConflict, true);
+      const identity = await storage.machines.findIdentity(flagged.id);
+      assert.deepEqual([identity?.identity_mac, identity?.system_uuid, identity?.identity_conflict?.address], [null, null, '10.0.0.9']);
+      await storage.machines.update(flagged.id, { identity_conflict: null }, NOW);
+      assert.equal((await storage.machines.findById(flagged.id))?.identity_conflict, null);
+      await storage.machines.delete(flagged.id);
     });
 
     test('list sorts, pages and counts', async () => {
-      for (const tag of ['SM3', 'SM2']) {
-        await storage.machines.upsertEnrollment({ service_tag: tag, mac_address: '0c:c4:7a:00:00:09', hardware }, NOW);
+      for (const [tag, mac] of [['SM3', '0c:c4:7a:00:00:03'], ['SM2', '0c:c4:7a:00:00:02']] as const) {
+        await storage.machines.insertEnrolled(newMachine(tag, mac), NOW);
       }
       const page = await storage.machines.list({ limit: 2, offset: 0, sort: 'service_tag', order: 'desc' });
       assert.deepEqual(page.items.map((m) => m.service_tag), ['SM3', 'SM2']);
@@ -101,13 +128,17 @@ for (const kind of kinds) {
 
     test('the database allows one active build per machine', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
-      const b = { machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't' };
-      const first = await storage.builds.create(b, NOW);
-      await assert.rejects(storage.builds.create(b, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      const b = (key: string) => ({ machine_id: m.id, config: '{}', hostname: 'db-01', service_tag: 'SM1', boot_token: 't', image_key: key });
+      const first = await storage.builds.create(b('key-first-aaaaaaaaaaaa'), NOW);
+      await assert.rejects(storage.builds.create(b('key-second-aaaaaaaaaaa'), NOW), (err: unknown) => err instanceof DuplicateKeyError);
       const done = await storage.builds.transition(first.id, ['pending'], 'failed', { error: 'x' }, NOW);
       assert.equal(done?.status, 'failed');
-      const second = await storage.builds.create(b, NOW);
+      const second = await storage.builds.create(b('key-third-aaaaaaaaaaaa'), NOW);
       assert.equal(second.status, 'pending');
+      assert.equal(await storage.builds.findIdByImageKey('key-first-aaaaaaaaaaaa'), first.id);
+      assert.equal(await storage.builds.findIdByImageKey('key-nobody-aaaaaaaaaaa'), undefined);
+      assert.equal((await storage.builds.bootFacts(second.id))?.imageKey, 'key-third-aaaaaaaaaaaa');
+      assert.equal((await storage.builds.findRecord(second.id))?.image_key, 'key-third-aaaaaaaaaaaa');
     });
 
     test('transition is compare-and-set: a build that moved on is not overwritten', async () => {
@@ -121,7 +152,7 @@ for (const kind of kinds) {
     test('a transaction that throws writes nothing', async () => {
       await assert.rejects(
         storage.transaction(async (tx) => {
-          await tx.machines.upsertEnrollment({ service_tag: 'ROLLBACK', mac_address: '0c:c4:7a:00:00:0a', hardware }, NOW);
+          await tx.machines.insertEnrolled(newMachine('ROLLBACK', '0c:c4:7a:00:00:0a'), NOW);
           await tx.events.record({ kind: 'x', actor: { kind: 'system', name: 'system' }, message: 'x' });
           throw new Error('boom');
         }),
@@ -160,12 +191,12 @@ for (const kind of kinds) {
     });
 
     test('queueStats counts pending builds, the oldest, and builders by their leases', async () => {
-      const m = (await storage.machines.upsertEnrollment({ service_tag: 'QS1', mac_address: '0c:c4:7a:00:00:31', hardware }, NOW)).machine;
-      const n = (await storage.machines.upsertEnrollment({ service_tag: 'QS2', mac_address: '0c:c4:7a:00:00:32', hardware }, NOW)).machine;
-      const o = (await storage.machines.upsertEnrollment({ service_tag: 'QS3', mac_address: '0c:c4:7a:00:00:33', hardware }, NOW)).machine;
+      const m = (await storage.machines.insertEnrolled(newMachine('QS1', '0c:c4:7a:00:00:31'), NOW))!;
+      const n = (await storage.machines.insertEnrolled(newMachine('QS2', '0c:c4:7a:00:00:32'), NOW))!;
+      const o = (await storage.machines.insertEnrolled(newMachine('QS3', '0c:c4:7a:00:00:33'), NOW))!;
       const before = await storage.builds.queueStats(NOW);
       const build = (machine: { id: number; service_tag: string }, at: string) =>
-        storage.builds.create({ machine_id: machine.id, config: '{}', hostname: 'q', service_tag: machine.service_tag, boot_token: 't' }, at);
+        storage.builds.create({ machine_id: machine.id, config: '{}', hostname: 'q', service_tag: machine.service_tag, boot_token: 't', image_key: `key-${machine.service_tag}` }, at);
       await build(m, '2026-01-02T03:00:00.000Z');
       await build(n, '2026-01-02T03:01:00.000Z');
       await build(o, '2026-01-02T03:02:00.000Z');
@@ -189,7 +220,7 @@ for (const kind of kinds) {
       const off = await storage.webhooks.create({ url: 'https://hooks.example.com/c', events: ['*'], secret: 's'.repeat(16), enabled: false }, NOW);
       assert.deepEqual((await storage.webhooks.get(builds.id))?.events, ['build.*']);
       assert.equal('secret' in (await storage.webhooks.get(all.id))!, false, 'the secret is never read back with the endpoint');
-      const m = (await storage.machines.upsertEnrollment({ service_tag: 'HOOK1', mac_address: '0c:c4:7a:00:00:41', hardware }, NOW)).machine;
+      const m = (await storage.machines.insertEnrolled(newMachine('HOOK1', '0c:c4:7a:00:00:41'), NOW))!;
       await storage.events.record({ kind: 'machine.enrolled', machineId: m.id, actor: { kind: 'machine', name: 'HOOK1' }, message: 'HOOK1 enrolled', data: { mac_address: '0c:c4:7a:00:00:41' } });
       await assert.rejects(
         storage.transaction(async (tx) => {

@@ -99,7 +99,7 @@ describe('iPXE rendering of generated values', () => {
     fc.assert(
       fc.property(bootUrl, hostileString(), fc.integer({ min: 1, max: 2 ** 31 - 1 }), hostileString(), kernelParams, fc.option(hostileString(), { nil: undefined }), (url, tag, buildId, bootToken, params, init) => {
         renderedOrRefused(
-          () => renderImageScript({ bootUrl: url, selfUrl: `${url}/nixos/machines/${tag}.ipxe`, tag, buildId, bootToken, manifest: { init, kernelParams: params } }),
+          () => renderImageScript({ bootUrl: url, selfUrl: `${url}/nixos/machines/${tag}.ipxe`, tag, buildId, imageKey: 'k3yK3yK3yK3yK3yK3yK3yA', bootToken, manifest: { init, kernelParams: params } }),
           `image ${JSON.stringify({ url, tag, bootToken, params, init })}`,
         );
       }),

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { enrollmentPayload } from '../support/context.ts';
+import { enrollmentPayload, macOfTag } from '../support/context.ts';
 import { ADMIN_PASSWORD, hasNixBuild, startApiServer, type ApiServer } from '../support/api-server.ts';
 import { findScript, runCli, startCli, startCliOnTerminal } from '../support/cli-process.ts';
 
@@ -192,7 +192,7 @@ describe('the metal command line against a real server', () => {
     const vars = JSON.parse(host.stdout) as Record<string, unknown>;
     assert.equal(vars.service_tag, 'CLI001');
     assert.equal(vars.status, 'ready');
-    assert.equal(vars.mac, '52:54:00:12:34:56');
+    assert.equal(vars.mac, macOfTag('CLI001'));
     assert.equal(vars.memory, 412316860416);
   });
 

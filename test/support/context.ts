@@ -10,6 +10,9 @@ import { createLogger } from '../../src/core/logger.ts';
 import type { Schema } from '../../src/storage/schema.ts';
 import type { SqlStorage } from '../../src/storage/storage.ts';
 import type { TestDatabase } from './databases.ts';
+import { macOfTag } from './mac-of-tag.ts';
+
+export { macOfTag };
 
 /**
  * Reads `x-test-role: admin|operator|viewer` as the caller's role: for tests of parts other than
@@ -65,9 +68,10 @@ export async function createTestContext(
 
 /** A payload like the one the registration agent sends. */
 export function enrollmentPayload(serviceTag: string, overrides: Record<string, unknown> = {}) {
+  const mac = macOfTag(serviceTag);
   return {
     service_tag: serviceTag,
-    mac_address: '52:54:00:12:34:56',
+    mac_address: mac,
     hardware: {
       manufacturer: 'Dell Inc.',
       model: 'PowerEdge R740',
@@ -75,7 +79,7 @@ export function enrollmentPayload(serviceTag: string, overrides: Record<string, 
       cpu: { model: 'Intel(R) Xeon(R) Gold 6230', architecture: 'x86_64', sockets: 2, cores: 40, threads: 80 },
       memory: { total_bytes: 412316860416 },
       disks: [{ name: 'sda', size_bytes: 960197124096, model: 'SSDSC2KG96', serial: 'X1', rotational: false }],
-      nics: [{ name: 'eno1', mac: '52:54:00:12:34:56', driver: 'bnxt_en', speed_mbps: 25000, link: true }],
+      nics: [{ name: 'eno1', mac, driver: 'bnxt_en', speed_mbps: 25000, link: true }],
     },
     ...overrides,
   };

@@ -10,7 +10,9 @@ import {
   type BuildQueueStats,
   type BuildSummary,
   type CredentialStore,
-  type Enrollment,
+  type IdentityHolder,
+  type MachineIdentity,
+  type NewMachine,
   type EventFilter,
   type EventStore,
   type EventSummary,
@@ -40,12 +42,15 @@ type DeliveryRow = WebhookDelivery & { payload: string; lease_owner: string | nu
 interface MachineRow extends Machine {
   image_build_id: number | null;
   system_uuid: string | null;
+  identity_mac: string | null;
 }
 
 /** Every table in plain arrays; a transaction works on a deep copy and commits by swapping it in. */
 interface Tables {
   machines: MachineRow[];
   builds: BuildRecord[];
+  /** builds.boot_nonce, by build id. */
+  bootNonces: Record<number, string>;
   events: Array<Event & { actor_kind: string; actor_name: string }>;
   users: UserWithHash[];
   sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
@@ -55,7 +60,13 @@ interface Tables {
   nextId: number;
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], nextId: 1 });
+/** The unique indexes on identity_mac and system_uuid, as the SQL stores have them. */
+function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, mac: string | null, uuid: string | null): void {
+  const taken = rows.some((r) => r.id !== exceptId && ((mac !== null && r.identity_mac === mac) || (uuid !== null && r.system_uuid === uuid)));
+  if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
+}
+
+const empty = (): Tables => ({ machines: [], builds: [], bootNonces: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -127,21 +138,19 @@ class MemoryStores implements Stores {
   get machines(): MachineStore {
     const db = () => this.check();
     const toMachine = (row: MachineRow): Machine => {
-      const { image_build_id: _i, system_uuid: _u, ...machine } = copy(row);
+      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, ...machine } = copy(row);
       return machine;
     };
     return {
-      async upsertEnrollment(e: Enrollment, now: string) {
+      async insertEnrolled(m: NewMachine, now: string) {
         const t = db();
-        const facts = { hardware: copy(e.hardware), mac_address: e.mac_address, system_uuid: typeof e.hardware.uuid === 'string' ? e.hardware.uuid.toLowerCase() : null };
-        const known = t.machines.find((m) => m.service_tag === e.service_tag);
-        if (known) {
-          Object.assign(known, facts, { last_seen_at: now, updated_at: now });
-          return { machine: toMachine(known), created: false };
-        }
+        if (t.machines.some((r) => r.service_tag === m.service_tag)) return undefined;
+        assertIdentityFree(t.machines, undefined, m.identity_mac, m.system_uuid);
         const row: MachineRow = {
           id: t.nextId++,
-          service_tag: e.service_tag,
+          service_tag: m.service_tag,
+          mac_address: m.mac_address,
+          hardware: copy(m.hardware),
           status: 'enrolled',
           hostname: null,
           description: null,
@@ -153,10 +162,36 @@ class MemoryStores implements Stores {
           enrolled_at: now,
           updated_at: now,
           last_seen_at: now,
-          ...facts,
+          identity_mac: m.identity_mac,
+          system_uuid: m.system_uuid,
+          identity_conflict: copy(m.identity_conflict),
         };
         t.machines.push(row);
-        return { machine: toMachine(row), created: true };
+        return toMachine(row);
+      },
+      async refreshHardware(id, hardware, now) {
+        const m = db().machines.find((r) => r.id === id);
+        if (!m) throw new Error(`no machine ${id}`);
+        Object.assign(m, { hardware: copy(hardware), last_seen_at: now, updated_at: now });
+        return toMachine(m);
+      },
+      async findIdentity(id): Promise<MachineIdentity | undefined> {
+        const m = db().machines.find((r) => r.id === id);
+        return (
+          m && {
+            id: m.id,
+            service_tag: m.service_tag,
+            mac_address: m.mac_address,
+            identity_mac: m.identity_mac,
+            system_uuid: m.system_uuid,
+            identity_conflict: copy(m.identity_conflict),
+          }
+        );
+      },
+      async identityHolders(mac, uuid): Promise<IdentityHolder[]> {
+        return db()
+          .machines.filter((r) => r.identity_mac === mac || (uuid !== null && r.system_uuid === uuid))
+          .map((r) => ({ id: r.id, service_tag: r.service_tag, mac: r.identity_mac === mac, uuid: uuid !== null && r.system_uuid === uuid }));
       },
       async findById(id) {
         const m = db().machines.find((r) => r.id === id);
@@ -183,7 +218,9 @@ class MemoryStores implements Stores {
       async update(id, patch: MachinePatch, now) {
         const m = db().machines.find((r) => r.id === id);
         if (!m) throw new Error(`no machine ${id}`);
-        Object.assign(m, patch, { updated_at: now });
+        const t = db();
+        assertIdentityFree(t.machines, id, patch.identity_mac ?? null, patch.system_uuid ?? null);
+        Object.assign(m, copy(patch), { updated_at: now });
         return toMachine(m);
       },
       async delete(id) {
@@ -195,8 +232,18 @@ class MemoryStores implements Stores {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
       },
       async findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined> {
-        const m = db().machines.find((r) => r[key] === value);
-        return m && { id: m.id, serviceTag: m.service_tag, status: m.status, imageBuildId: m.image_build_id };
+        const column = key === 'mac_address' ? 'identity_mac' : key;
+        const m = db().machines.find((r) => r[column] === value);
+        return (
+          m && {
+            id: m.id,
+            serviceTag: m.service_tag,
+            status: m.status,
+            imageBuildId: m.image_build_id,
+            systemUuid: m.system_uuid,
+            identityConflict: m.identity_conflict !== null,
+          }
+        );
       },
       async summaryRows(): Promise<SummaryRow[]> {
         return db().machines.map((m) => ({
@@ -212,7 +259,7 @@ class MemoryStores implements Stores {
   get builds(): BuildStore {
     const db = () => this.check();
     const toBuild = (r: BuildRecord): Build => {
-      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, store_path: _p, ...build } = copy(r);
+      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, image_key: _k, store_path: _p, ...build } = copy(r);
       return build;
     };
     const find = (id: number) => db().builds.find((b) => b.id === id);
@@ -322,7 +369,20 @@ class MemoryStores implements Stores {
       },
       async bootFacts(id): Promise<BuildBootFacts | undefined> {
         const b = find(id);
-        return b && { machineId: b.machine_id, bootToken: b.boot_token };
+        return b && { machineId: b.machine_id, bootToken: b.boot_token, imageKey: b.image_key };
+      },
+      async setBootNonce(id, nonceHash) {
+        const t = db();
+        if (t.builds.some((x) => x.id === id)) t.bootNonces[id] = nonceHash;
+      },
+      async consumeBootNonce(id, nonceHash) {
+        const t = db();
+        if (t.bootNonces[id] !== nonceHash) return false;
+        delete t.bootNonces[id];
+        return true;
+      },
+      async findIdByImageKey(imageKey) {
+        return db().builds.find((b) => b.image_key === imageKey)?.id;
       },
     };
   }

@@ -33,7 +33,7 @@ export function registerEnrollRoute(app: FastifyInstance, options: EnrollRouteOp
         tags: ['enrollment'],
         summary: 'A machine registers itself (the registration agent calls this)',
         body: EnrollBody,
-        response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 413, 415, 429) },
+        response: { 200: EnrollResponse, 201: EnrollResponse, ...errorResponses(400, 401, 409, 413, 415, 429) },
       },
       // The guard runs on the headers alone: a limited or unauthorized client's body is never parsed.
       onRequest: options.guard ? [options.guard] : [],
@@ -42,10 +42,11 @@ export function registerEnrollRoute(app: FastifyInstance, options: EnrollRouteOp
       ...(options.metrics ? { onResponse: async (_request, reply) => options.metrics!.enrollment(enrollmentResult(reply.statusCode)) } : {}),
     },
     async (request, reply) => {
-      const { machine, created } = await options.machines.enroll(request.body, {
-        kind: 'machine',
-        name: typeof request.body.service_tag === 'string' ? request.body.service_tag : 'unknown',
-      });
+      const { machine, created } = await options.machines.enroll(
+        request.body,
+        { kind: 'machine', name: typeof request.body.service_tag === 'string' ? request.body.service_tag : 'unknown' },
+        request.ip,
+      );
       return reply.code(created ? 201 : 200).send({ id: machine.id, service_tag: machine.service_tag, status: machine.status });
     },
   );

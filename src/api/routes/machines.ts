@@ -8,6 +8,7 @@ import {
   BuildList,
   EventList,
   IdParam,
+  IdentityDecisionBody,
   Machine,
   MachineList,
   MachineListQuery,
@@ -50,7 +51,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     '/api/v1/machines/:id',
     {
       config: { access: 'viewer' },
-      schema: { tags: ['machines'], summary: 'One machine, by id or service tag', params: IdParam, response: { 200: Type.Ref(Machine), ...errorResponses(401, 404) } },
+      schema: { tags: ['machines'], summary: 'One machine, by service tag, tag:X or id:N', params: IdParam, response: { 200: Type.Ref(Machine), ...errorResponses(401, 404, 409) } },
     },
     async (request) => machines.get(request.params.id),
   );
@@ -75,7 +76,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     '/api/v1/machines/:id',
     {
       config: { access: 'operator' },
-      schema: { tags: ['machines'], summary: 'Remove a machine and its images', params: IdParam, response: { 204: Type.Null(), ...errorResponses(401, 403, 404) } },
+      schema: { tags: ['machines'], summary: 'Remove a machine and its images', params: IdParam, response: { 204: Type.Null(), ...errorResponses(401, 403, 404, 409) } },
     },
     async (request, reply) => {
       await machines.remove(request.params.id, request.actor);
@@ -97,6 +98,22 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     async (request, reply) => reply.code(202).send(await machines.requestBuild(request.params.id, request.actor)),
   );
 
+  app.post<Id & { Body: IdentityDecisionBody }>(
+    '/api/v1/machines/:id/identity',
+    {
+      config: { access: 'operator' },
+      bodyLimit: 1024,
+      schema: {
+        tags: ['machines'],
+        summary: 'Accept or reject the machine’s identity conflict (409 when it has none)',
+        params: IdParam,
+        body: IdentityDecisionBody,
+        response: { 200: Type.Ref(Machine), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => machines.resolveIdentityConflict(request.params.id, request.body.action, request.actor),
+  );
+
   app.get<Id & { Querystring: { limit?: number; offset?: number } }>(
     '/api/v1/machines/:id/builds',
     {
@@ -106,7 +123,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
         summary: 'A machine’s builds, newest first (without logs)',
         params: IdParam,
         querystring: Paging,
-        response: { 200: BuildList, ...errorResponses(401, 404) },
+        response: { 200: BuildList, ...errorResponses(401, 404, 409) },
       },
     },
     async (request) => {
@@ -124,7 +141,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
         summary: 'A machine’s events, newest first',
         params: IdParam,
         querystring: Paging,
-        response: { 200: EventList, ...errorResponses(401, 404) },
+        response: { 200: EventList, ...errorResponses(401, 404, 409) },
       },
     },
     async (request) => {

@@ -19,6 +19,7 @@ function machine(id: number, overrides: Partial<Machine> = {}): Machine {
     enrolled_at: '2026-01-01T00:00:00.000Z',
     updated_at: '2026-01-01T00:00:00.000Z',
     last_seen_at: null,
+    identity_conflict: null,
     ...overrides,
   };
 }

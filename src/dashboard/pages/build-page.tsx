@@ -4,6 +4,7 @@ import type { Build } from '../../core/types.ts';
 import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatDecimalBytes, formatDuration, formatTimestamp } from '../format.ts';
 import type { PublishedImage } from '../../images/published-image.ts';
+import { machineRef } from '../../core/machine-service.ts';
 
 /** The tail of a very long log that the page shows; the whole log is at /api/v1/builds/<id>/log. */
 export const LOG_CHARS_SHOWN = 1_000_000;
@@ -26,7 +27,7 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
     <Layout title={`Build #${b.id}`} page={page} active="/machines">
       <nav class="crumbs" aria-label="Breadcrumb">
         <a href="/machines">Machines</a> /{' '}
-        {data.serviceTag ? <a href={`/machines/${encodeURIComponent(data.serviceTag)}`}>{b.hostname}</a> : <span>{b.hostname} (deleted)</span>} / build #{b.id}
+        {data.serviceTag ? <a href={`/machines/${encodeURIComponent(machineRef(data.serviceTag))}`}>{b.hostname}</a> : <span>{b.hostname} (deleted)</span>} / build #{b.id}
       </nav>
       <div class="title-row">
         <h1>

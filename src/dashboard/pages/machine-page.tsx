@@ -1,10 +1,11 @@
 import type { FC } from 'hono/jsx';
-import type { Machine } from '../../core/types.ts';
+import type { IdentityConflict, Machine } from '../../core/types.ts';
 import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
 import { BuildList, EventList } from './overview-page.tsx';
+import { machineRef } from '../../core/machine-service.ts';
 
 /** What the machine page shows. */
 export interface MachineData {
@@ -22,7 +23,7 @@ export interface MachineData {
 /** Status, boot record, builds and events; served alone for polling. */
 export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data, page }) => {
   const m = data.machine;
-  const path = `/machines/${encodeURIComponent(m.service_tag)}`;
+  const path = `/machines/${encodeURIComponent(machineRef(m.service_tag))}`;
   return (
     <div id="machine-live" hx-get={`${path}?fragment=live`} hx-trigger="every 3s" hx-swap="outerHTML">
       <section class="card" aria-labelledby="state">
@@ -62,10 +63,51 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
   );
 };
 
+/** The warning an identity claim raises, with the operator's two answers. */
+const IdentityConflictBlock: FC<{ machine: Machine; conflict: IdentityConflict; path: string; page: PageContext }> = ({ machine, conflict, path, page }) => (
+  <section class="alert alert-error identity-conflict" role="alert" aria-labelledby="identity-conflict">
+    <h2 id="identity-conflict">Identity conflict</h2>
+    <p>
+      An enrollment as <span class="mono">{machine.service_tag}</span> from <span class="mono">{conflict.address ?? 'an unknown address'}</span>,{' '}
+      <span title={formatTimestamp(conflict.claimed_at)}>{formatTimestamp(conflict.claimed_at)}</span>, claimed MAC <span class="mono">{conflict.mac_address}</span>
+      {conflict.system_uuid && (
+        <>
+          {' '}
+          and UUID <span class="mono">{conflict.system_uuid}</span>
+        </>
+      )}
+      {conflict.held_by.length > 0 ? (
+        <>
+          , which {conflict.held_by.length === 1 ? 'belongs' : 'belong'} to <span class="mono">{conflict.held_by.join(', ')}</span>.
+        </>
+      ) : (
+        <>, which this machine does not have.</>
+      )}{' '}
+      Nothing was changed. Until this is settled the machine is not found by its MAC or UUID at boot.
+    </p>
+    {may(page, 'operator') && (
+      <div class="actions">
+        <form method="post" action={`${path}/identity`} class="inline">
+          <CsrfField page={page} />
+          <input type="hidden" name="action" value="accept" />
+          <button type="submit">Accept: the claimed values become this machine’s</button>
+        </form>
+        <form method="post" action={`${path}/identity`} class="inline">
+          <CsrfField page={page} />
+          <input type="hidden" name="action" value="reject" />
+          <button type="submit" class="primary">
+            Reject the claim
+          </button>
+        </form>
+      </div>
+    )}
+  </section>
+);
+
 /** One machine in depth: its configuration editor, actions, hardware and history. */
 export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data, page }) => {
   const m = data.machine;
-  const path = `/machines/${encodeURIComponent(m.service_tag)}`;
+  const path = `/machines/${encodeURIComponent(machineRef(m.service_tag))}`;
   const canEdit = may(page, 'operator');
   const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '' };
   return (
@@ -91,6 +133,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
       </p>
       {data.error && <Alert kind="error">{data.error}</Alert>}
       {data.notice && <Alert kind="notice">{data.notice}</Alert>}
+      {m.identity_conflict && <IdentityConflictBlock machine={m} conflict={m.identity_conflict} path={path} page={page} />}
       <div class="machine-grid">
         <div>
           <section class="card" aria-labelledby="configuration">

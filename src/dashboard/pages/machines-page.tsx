@@ -4,6 +4,7 @@ import type { Machine } from '../../core/types.ts';
 import { Alert, FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
 import { formatBinaryBytes, formatCount } from '../format.ts';
 import { cpuSummary, viewHardware } from '../hardware-view.ts';
+import { machineRef } from '../../core/machine-service.ts';
 
 /** Columns the list can be sorted by (each backed by the machine store's sort). */
 export const SORT_KEYS = ['hostname', 'service_tag', 'status', 'last_seen_at', 'id'] as const;
@@ -109,12 +110,18 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                     <tr>
                       <td>
                         <StatusBadge status={m.status} />
+                        {m.identity_conflict && (
+                          <span class="badge badge-failed" title="an enrollment claimed another MAC or UUID for this machine; open it to accept or reject">
+                            {' '}
+                            identity conflict
+                          </span>
+                        )}
                       </td>
                       <td>
-                        <a href={`/machines/${encodeURIComponent(m.service_tag)}`}>{m.hostname ?? <span class="muted">(not set)</span>}</a>
+                        <a href={`/machines/${encodeURIComponent(machineRef(m.service_tag))}`}>{m.hostname ?? <span class="muted">(not set)</span>}</a>
                       </td>
                       <td>
-                        <a href={`/machines/${encodeURIComponent(m.service_tag)}`} class="mono">
+                        <a href={`/machines/${encodeURIComponent(machineRef(m.service_tag))}`} class="mono">
                           {m.service_tag}
                         </a>
                       </td>

@@ -5,6 +5,7 @@ import { Bars, Donut } from '../charts.tsx';
 import { FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
 import type { FleetSummary } from '../fleet-summary.ts';
 import { formatBinaryBytes, formatCount, formatDecimalBytes, formatDuration } from '../format.ts';
+import { machineRef } from '../../core/machine-service.ts';
 
 /** What the overview shows. */
 export interface OverviewData {
@@ -106,7 +107,7 @@ export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMach
           </td>
           {showMachine ? (
             <td>
-              <a href={`/machines/${encodeURIComponent(b.service_tag)}`}>{b.hostname}</a>
+              <a href={`/machines/${encodeURIComponent(machineRef(b.service_tag))}`}>{b.hostname}</a>
             </td>
           ) : null}
           <td>
@@ -130,7 +131,7 @@ export const EventList: FC<{ events: EventSummary[]; page: PageContext; showMach
         <span class="event-message">
           {showMachine && e.service_tag && (
             <>
-              <a href={`/machines/${encodeURIComponent(e.service_tag)}`}>{e.service_tag}</a>:{' '}
+              <a href={`/machines/${encodeURIComponent(machineRef(e.service_tag))}`}>{e.service_tag}</a>:{' '}
             </>
           )}
           {e.message}

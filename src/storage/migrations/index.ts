@@ -2,6 +2,7 @@ import type { Migration } from './context.ts';
 import * as m0001 from './0001-initial.ts';
 import * as m0002 from './0002-auth.ts';
 import * as m0003 from './0003-machine-search-text.ts';
+import * as m0004 from './0004-machine-identity.ts';
 import * as m0007 from './0007-webhooks.ts';
 import * as m0008 from './0008-boot-change-feed.ts';
 import * as m0010 from './0010-dhcp-leases.ts';
@@ -14,6 +15,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0001-initial', m0001],
   ['0002-auth', m0002],
   ['0003-machine-search-text', m0003],
+  ['0004-machine-identity', m0004],
   ['0007-webhooks', m0007],
   ['0008-boot-change-feed', m0008],
   ['0010-dhcp-leases', m0010],
