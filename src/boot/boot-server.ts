@@ -86,6 +86,10 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
     });
     reader = cached;
   }
+  // Builds machines boot now are in the table; any other successful build's files (older images the
+  // dashboard links to) are found by their key in the database, each key read once.
+  const keys = deps.feed ? new BootTargetReader(deps.targets, 0) : undefined;
+  const buildIdOfImageKey = async (key: string) => (await reader.buildIdOfImageKey(key)) ?? (await keys?.buildIdOfImageKey(key));
   const resolver = new BootScriptResolver(reader, catalog, { bootUrl: deps.bootUrl, enrollToken: deps.enrollToken, afterEnroll: deps.afterEnroll }, logger, deps.builds);
   const lastSeen = new LastSeenRecorder(deps.targets, logger, options.lastSeenIntervalMs);
   app.addHook('onClose', () => lastSeen.flush());
@@ -96,7 +100,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   registerHealthRoutes(app, { ping: deps.ping, logger });
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}), ...(metrics ? { metrics } : {}) });
   registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) });
-  registerImageRoutes(app, deps.images.root, logger, (key) => reader.buildIdOfImageKey(key), metrics);
+  registerImageRoutes(app, deps.images.root, logger, buildIdOfImageKey, metrics);
   registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 
   const registration = await catalog.registration();

@@ -222,7 +222,7 @@ goto fetch
       const unknownTagByMac = await fetchScript(app, '/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01');
       assert.equal(
         unknownTagByMac,
-        registrationScript('http://10.0.2.100/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01', 'NEWSERIAL9 is not enrolled, starting the registration image'),
+        registrationScript('http://10.0.2.100/nixos/machines/NEWSERIAL9.ipxe?mac=52:54:00:00:00:01', 'NEWSERIAL9 is not enrolled, starting the registration image', '', '52:54:00:00:00:01'),
       );
     });
 

@@ -78,6 +78,7 @@ describe('metrics checked by the real Prometheus tools', { skip: !promtool || !p
         METAL_NIX_ENTRY: FIXTURES.ok,
         METAL_ENROLL_RATE: '0',
         METAL_METRICS_TOKEN: TOKEN,
+        METAL_BUILD_UNSANDBOXED: '1',
         METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'silent',
       },
       {},

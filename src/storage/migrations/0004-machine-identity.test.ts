@@ -31,7 +31,7 @@ for (const kind of await testDatabaseKinds()) {
         const old1Id = (await sql<{ id: number }>`select id from machines where service_tag = 'OLD1'`.execute(database.db)).rows[0]!.id;
         await sql`insert into builds (machine_id, status, config, hostname, service_tag, boot_token, artifact_url, created_at, updated_at)
           values (${old1Id}, 'success', '{}', 'old-1', 'OLD1', 'tok', 'http://10.0.2.100/images/builds/1/', ${NOW}, ${NOW})`.execute(database.db);
-        assert.deepEqual(await migrate(database), ['0004-machine-identity']);
+        assert.deepEqual(await migrate(database, '0004-machine-identity'), ['0004-machine-identity']);
         const storage = new SqlStorage(database);
         const identity = async (tag: string) => {
           const m = (await storage.machines.findByServiceTag(tag))!;
