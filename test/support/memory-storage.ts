@@ -8,6 +8,7 @@ import {
   type BuildRecord,
   type BuildStore,
   type BuildSummary,
+  type BmcCredentialSetStore,
   type CredentialStore,
   type Enrollment,
   type EventFilter,
@@ -18,12 +19,13 @@ import {
   type MachineStore,
   type NewBuild,
   type NewEvent,
+  type PowerStore,
   type Storage,
   type Stores,
   type SummaryRow,
   type UserStore,
 } from '../../src/core/ports.ts';
-import type { ApiToken, Build, Credential, Event, Machine, Role, User, UserWithHash } from '../../src/core/types.ts';
+import type { ApiToken, BmcCredentialSet, Build, Credential, Event, Machine, MachinePower, Role, User, UserWithHash } from '../../src/core/types.ts';
 import { nowIso } from '../../src/core/types.ts';
 
 /** A machine as kept in memory: the API object plus what the SQL table holds beside it. */
@@ -40,10 +42,12 @@ interface Tables {
   users: UserWithHash[];
   sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
   tokens: Array<{ id: number; token_hash: string; user_id: number; name: string; role: Role; created_at: string; expires_at: string | null; last_used_at: string | null; revoked_at: string | null }>;
+  power: MachinePower[];
+  credentialSets: BmcCredentialSet[];
   nextId: number;
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], events: [], users: [], sessions: [], tokens: [], power: [], credentialSets: [], nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -72,6 +76,12 @@ export class MemoryStorage implements Storage {
   }
   get credentials(): CredentialStore {
     return new MemoryStores(() => this.live(), () => this.failing).credentials;
+  }
+  get power(): PowerStore {
+    return new MemoryStores(() => this.live(), () => this.failing).power;
+  }
+  get bmcCredentialSets(): BmcCredentialSetStore {
+    return new MemoryStores(() => this.live(), () => this.failing).bmcCredentialSets;
   }
 
   private live(): Tables {
@@ -175,6 +185,7 @@ class MemoryStores implements Stores {
         const t = db();
         t.machines = t.machines.filter((m) => m.id !== id);
         t.builds = t.builds.filter((b) => b.machine_id !== id);
+        t.power = t.power.filter((p) => p.machine_id !== id);
       },
       async touchLastSeen(ids, now) {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
@@ -472,6 +483,94 @@ class MemoryStores implements Stores {
       async touchToken(id, now) {
         const r = db().tokens.find((x) => x.id === id);
         if (r) r.last_used_at = now;
+      },
+    };
+  }
+
+  get power(): PowerStore {
+    const db = () => this.check();
+    const find = (id: number) => db().power.find((p) => p.machine_id === id);
+    return {
+      async get(machineId) {
+        const p = find(machineId);
+        return p && copy(p);
+      },
+      async setBmc(machineId, bmc, rebootOnPublish, _now) {
+        const t = db();
+        let p = find(machineId);
+        if (!p) {
+          p = { machine_id: machineId, bmc: null, power_state: 'unknown', checked_at: null, reboot_on_publish: false, reboot_build_id: null };
+          t.power.push(p);
+        }
+        p.bmc = copy(bmc);
+        if (rebootOnPublish !== undefined) p.reboot_on_publish = rebootOnPublish;
+        return copy(p);
+      },
+      async clearBmc(machineId, _now) {
+        const p = find(machineId);
+        if (!p || !p.bmc) return false;
+        Object.assign(p, { bmc: null, power_state: 'unknown', checked_at: null, reboot_on_publish: false });
+        return true;
+      },
+      async recordState(machineId, state, checkedAt) {
+        const p = find(machineId);
+        if (p) Object.assign(p, { power_state: state, checked_at: checkedAt });
+      },
+      async listWithBmc() {
+        return copy(db().power.filter((p) => p.bmc !== null).sort((a, b) => a.machine_id - b.machine_id));
+      },
+      async states(ids) {
+        return db()
+          .power.filter((p) => p.bmc !== null && ids.includes(p.machine_id))
+          .sort((a, b) => a.machine_id - b.machine_id)
+          .map((p) => ({ machine_id: p.machine_id, power_state: p.power_state, checked_at: p.checked_at }));
+      },
+      async claimReboot(machineId, buildId) {
+        const p = find(machineId);
+        if (!p || !p.bmc || !p.reboot_on_publish || (p.reboot_build_id !== null && p.reboot_build_id >= buildId)) return false;
+        p.reboot_build_id = buildId;
+        return true;
+      },
+    };
+  }
+
+  get bmcCredentialSets(): BmcCredentialSetStore {
+    const db = () => this.check();
+    return {
+      async list() {
+        return copy([...db().credentialSets].sort((a, b) => compare(a.name, b.name)));
+      },
+      async findByName(name) {
+        const s = db().credentialSets.find((x) => x.name === name);
+        return s && copy(s);
+      },
+      async findById(id) {
+        const s = db().credentialSets.find((x) => x.id === id);
+        return s && copy(s);
+      },
+      async insert(set) {
+        const t = db();
+        if (t.credentialSets.some((x) => x.name === set.name)) throw new DuplicateKeyError(`bmc credential set ${set.name} already exists`);
+        const row = { id: t.nextId++, name: set.name, username: set.username, password_sealed: set.passwordSealed, created_at: set.now, updated_at: set.now };
+        t.credentialSets.push(row);
+        return copy(row);
+      },
+      async update(id, changes) {
+        const s = db().credentialSets.find((x) => x.id === id);
+        if (!s) return undefined;
+        if (changes.username !== undefined) s.username = changes.username;
+        if (changes.passwordSealed !== undefined) s.password_sealed = changes.passwordSealed;
+        s.updated_at = changes.now;
+        return copy(s);
+      },
+      async delete(id) {
+        const t = db();
+        const before = t.credentialSets.length;
+        t.credentialSets = t.credentialSets.filter((x) => x.id !== id);
+        return t.credentialSets.length < before;
+      },
+      async usageCount(id) {
+        return db().power.filter((p) => p.bmc?.credential_set_id === id).length;
       },
     };
   }

@@ -3,6 +3,7 @@ import * as m0001 from './0001-initial.ts';
 import * as m0002 from './0002-auth.ts';
 import * as m0003 from './0003-machine-search-text.ts';
 import * as m0008 from './0008-boot-change-feed.ts';
+import * as m0009 from './0009-bmc.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -13,4 +14,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0002-auth', m0002],
   ['0003-machine-search-text', m0003],
   ['0008-boot-change-feed', m0008],
+  ['0009-bmc', m0009],
 ];
