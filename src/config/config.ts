@@ -36,6 +36,10 @@ export interface Config {
   secretKey: string | undefined;
   /** BMC calls (IPMI or Redfish) in flight at once across all machines. */
   powerConcurrency: number;
+  /** Limit for one BMC call (an ipmitool run, a Redfish request), in ms. */
+  powerCallTimeoutMs: number;
+  /** How often the api role reads every BMC's power state, in ms; 0 turns the poller off. */
+  powerPollIntervalMs: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -76,6 +80,8 @@ export const CONFIG_KEYS = [
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
   'METAL_POWER_CONCURRENCY',
+  'METAL_POWER_TIMEOUT',
+  'METAL_POWER_POLL_INTERVAL',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -119,6 +125,8 @@ export function loadConfig(
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),
     secretKey: raw('METAL_SECRET_KEY'),
     powerConcurrency: parseInteger('METAL_POWER_CONCURRENCY', raw('METAL_POWER_CONCURRENCY') ?? '16', 1, 256),
+    powerCallTimeoutMs: parseSeconds('METAL_POWER_TIMEOUT', raw('METAL_POWER_TIMEOUT') ?? '10', 0.1, 300),
+    powerPollIntervalMs: parsePollInterval(raw('METAL_POWER_POLL_INTERVAL') ?? '300'),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
   };
   return Object.freeze(config);
@@ -129,6 +137,11 @@ function parseInteger(key: string, value: string, min: number, max: number): num
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(key, value, `expected a number from ${min} to ${max}`);
   return n;
+}
+
+/** Seconds between power polls (0: off, else 10 to 86400), as milliseconds. */
+function parsePollInterval(value: string): number {
+  return value === '0' ? 0 : parseSeconds('METAL_POWER_POLL_INTERVAL', value, 10, 86400);
 }
 
 /** Seconds, fractions allowed, as milliseconds. */

@@ -16,6 +16,11 @@ import { loadSecretKey } from '../auth/secret-key.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
 import { migrate, openDatabase } from '../storage/database.ts';
 import { SqlStorage } from '../storage/storage.ts';
+import type { BmcTarget } from '../power/bmc-target.ts';
+import { createPowerDriver } from '../power/create-power-driver.ts';
+import { MachinePowerService } from '../power/machine-power.ts';
+import type { PowerDriver } from '../power/power-driver.ts';
+import { PowerRunner, type PowerRunnerOptions } from '../power/power-runner.ts';
 
 /**
  * Everything the roles of one process share: the one place where concrete parts are chosen. Built
@@ -34,6 +39,9 @@ export interface AppContext {
   auth: AuthService;
   /** Runs before enrollment (rate limit, enrollment token). */
   enrollGuard?: preHandlerAsyncHookHandler;
+  /** BMCs, power actions (through one runner, METAL_POWER_CONCURRENCY calls at once), credential sets. */
+  power: MachinePowerService;
+  powerRunner: PowerRunner;
   close(): Promise<void>;
 }
 
@@ -42,6 +50,10 @@ export interface ContextOptions {
   migrate?: boolean;
   /** Replaces the real (token and session) authenticator; the first admin is then not created. */
   authenticator?: Authenticator;
+  /** Replaces the IPMI/Redfish drivers (tests: the fake driver). */
+  powerDriver?: (target: BmcTarget) => PowerDriver;
+  /** Overrides the power runner's timing (tests: a short state watch). */
+  powerRunner?: Partial<PowerRunnerOptions>;
 }
 
 /** Opens the database, runs migrations, and wires the services. */
@@ -65,6 +77,16 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   }
   const images = new ImageLayout(config.imagesDir);
   const builds = new BuildLifecycle(storage, notifier);
+  const machines = new MachineService(storage, notifier, images, builds);
+  const powerRunner = new PowerRunner({ concurrency: config.powerConcurrency, callTimeoutMs: config.powerCallTimeoutMs, logger, ...options.powerRunner });
+  const power = new MachinePowerService({
+    storage,
+    secrets: auth.secretBox,
+    runner: powerRunner,
+    driverFor: options.powerDriver ?? ((target) => createPowerDriver(target, { callTimeoutMs: config.powerCallTimeoutMs })),
+    findMachine: (idOrTag) => machines.get(idOrTag),
+    logger,
+  });
   return {
     config,
     logger,
@@ -72,10 +94,12 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     notifier,
     images,
     builds,
-    machines: new MachineService(storage, notifier, images, builds),
+    machines,
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
+    power,
+    powerRunner,
     async close() {
       await relay?.stop();
       await storage.close();

@@ -3,7 +3,7 @@ import type { Config, Listen } from '../config/config.ts';
 import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { createContext, type AppContext } from './context.ts';
-import { buildApiServer, buildBootServer, startBuilder } from './roles.ts';
+import { buildApiServer, buildBootServer, startBuilder, startPowerControl } from './roles.ts';
 
 export const ALL_ROLES = ['api', 'boot', 'builder'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];
@@ -47,6 +47,8 @@ export async function startServer(config: Readonly<Config>, logger: Logger, role
       running.api = await buildApiServer(ctx);
       running.addresses.api = await listen(running.api, config.listen, 'METAL_LISTEN');
       stops.push(() => running.api!.close());
+      const powerControl = startPowerControl(ctx);
+      stops.push(() => powerControl.stop());
     }
     if (roles.includes('boot')) {
       running.boot = await buildBootServer(ctx);
