@@ -93,8 +93,8 @@ export class MachinePowerService {
   /**
    * Sets a machine's BMC from the API's body: `{type, address?, username?, password?, credential_set?,
    * verify_tls?, tls_fingerprint?, tls_ca_bundle?, auth?, system_id?, reboot_on_publish?}`. Without an
-   * address, the one the registration agent reported (`hardware.bmc.address`) is used; without a
-   * password, the machine's stored one is kept.
+   * address, the stored one or else the one the registration agent reported (`hardware.bmc.address`) is
+   * used; without a user name or password, the machine's stored ones are kept.
    */
   async setBmc(idOrTag: string, input: unknown, actor: Actor): Promise<BmcView> {
     const machine = await this.o.findMachine(idOrTag);
@@ -106,12 +106,12 @@ export class MachinePowerService {
     }
     const setName = body.credential_set;
     for (const field of SET_FIELDS) delete body[field];
-    if (body.address === undefined) {
-      const reported = reportedBmcAddress(machine);
-      if (!reported) throw new InvalidInputError('address is required: host[:port] (the machine reported no BMC address)', { field: 'address' });
-      body.address = reported;
-    }
     const existing = (await this.o.storage.power.get(machine.id))?.bmc ?? null;
+    if (body.address === undefined) {
+      const known = existing?.address ?? reportedBmcAddress(machine);
+      if (!known) throw new InvalidInputError('address is required: host[:port] (the machine reported no BMC address)', { field: 'address' });
+      body.address = known;
+    }
     let set: BmcCredentialSet | undefined;
     let keptPassword: string | null = null;
     if (setName !== undefined && setName !== null) {
@@ -124,10 +124,12 @@ export class MachinePowerService {
       // Validated with stand-ins: the set's own values are checked when the set is written.
       body.username = set.username;
       body.password = 'credential-set';
-    } else if (body.password === undefined && existing?.password_sealed) {
-      keptPassword = existing.password_sealed;
-      body.username ??= existing.username ?? undefined;
-      body.password = 'kept';
+    } else {
+      body.username ??= existing?.username ?? undefined;
+      if (body.password === undefined && existing?.password_sealed) {
+        keptPassword = existing.password_sealed;
+        body.password = 'kept';
+      }
     }
     const target = parseBmcSettings(body);
     const stored: StoredBmc = {

@@ -181,7 +181,7 @@ for (const kind of await testDatabaseKinds()) {
         ['reboot_on_publish not a boolean', 'PUT', '/api/v1/machines/PWR1/bmc', { type: 'ipmi', address: '10.0.0.5', username: 'root', password: PASSWORD, reboot_on_publish: 'yes' }, 400, /reboot_on_publish must be true or false/],
         ['an unknown credential set', 'PUT', '/api/v1/machines/PWR1/bmc', { type: 'ipmi', address: '10.0.0.5', credential_set: 'nope' }, 400, /credential set nope does not exist/],
         ['a credential set and a password', 'PUT', '/api/v1/machines/PWR1/bmc', { type: 'ipmi', address: '10.0.0.5', credential_set: 'x', password: PASSWORD }, 400, /not both/],
-        ['no address, none reported', 'PUT', '/api/v1/machines/PWR1/bmc', { type: 'ipmi', username: 'root', password: PASSWORD }, 400, /address is required/],
+        ['no address, none stored or reported', 'PUT', '/api/v1/machines/PWR3/bmc', { type: 'ipmi', username: 'root', password: PASSWORD }, 400, /address is required/],
         ['a password with a line break', 'PUT', '/api/v1/machines/PWR1/bmc', { type: 'ipmi', address: '10.0.0.5', username: 'root', password: 'a\nb' }, 400, /password is required: 1 to 256 characters, no line breaks/],
       ];
       for (const [what, method, url, payload, status, message] of cases) {
@@ -222,6 +222,15 @@ for (const kind of await testDatabaseKinds()) {
       const inUse = await call('DELETE', '/api/v1/bmc-credential-sets/rack-a', admin);
       assert.equal(inUse.statusCode, 409);
       assert.match(inUse.json().error.message, /used by 1 machine/);
+    });
+
+    test('the BMC address the registration agent reported fills in a missing address', async () => {
+      const payload = enrollmentPayload('PWR4');
+      (payload.hardware as Record<string, unknown>).bmc = { address: '10.0.9.4', mac: '0c:c4:7a:00:09:04' };
+      assert.equal((await app.inject({ method: 'POST', url: '/api/v1/enroll', payload })).statusCode, 201);
+      const r = await call('PUT', '/api/v1/machines/PWR4/bmc', operator, { type: 'ipmi', username: 'admin', password: PASSWORD });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal(r.json().address, '10.0.9.4:623');
     });
 
     test('keeping the stored password: PUT without one changes the other settings only', async () => {
