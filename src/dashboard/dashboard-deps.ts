@@ -5,6 +5,7 @@ import type { MachineService } from '../core/machine-service.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
+import type { MachinePowerService } from '../power/machine-power.ts';
 
 /** Everything the dashboard uses, and nothing more. */
 export interface DashboardDeps {
@@ -19,6 +20,8 @@ export interface DashboardDeps {
   };
   notifier: Notifier;
   images: ImageLayout;
+  /** Power state badges and the power buttons. */
+  power: Pick<MachinePowerService, 'states' | 'act'>;
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;
   logger: Logger;

@@ -51,6 +51,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     reads: { machines: storage.machines, builds: storage.builds, events: storage.events },
     notifier,
     images: ctx.images,
+    power: ctx.power,
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
   });
