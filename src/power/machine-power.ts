@@ -1,4 +1,4 @@
-import { ConflictError, InvalidInputError, NotFoundError } from '../core/errors.ts';
+import { ConflictError, DomainError, InvalidInputError, NotFoundError } from '../core/errors.ts';
 import { DuplicateKeyError, type Storage } from '../core/ports.ts';
 import type { Actor, BmcCredentialSet, Machine, MachinePower, PowerState, StoredBmc } from '../core/types.ts';
 import { nowIso } from '../core/types.ts';
@@ -67,6 +67,8 @@ export type BulkPowerResult =
   | { id: string; machine_id: number | null; ok: false; status: number; error: { code: string; message: string } };
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A machine's own failure in a bulk call, with the status it would have alone. */
+const BULK_STATUS: Partial<Record<string, number>> = { invalid_input: 400, not_found: 404, conflict: 409 };
 const SET_FIELDS = ['credential_set', 'reboot_on_publish'];
 
 /** Where a machine's own sealed password is bound (the secret box authenticates it). */
@@ -207,8 +209,7 @@ export class MachinePowerService {
           return { id, machine_id: machine.id, ok: true, ...powerStateBody(await this.perform(machine, target, request, actor, {})) };
         } catch (err) {
           if (err instanceof PowerError) return { id, machine_id: machineId, ok: false, status: powerErrorStatus(err.kind), error: { code: err.code, message: err.message } };
-          if (err instanceof NotFoundError) return { id, machine_id: machineId, ok: false, status: 404, error: { code: 'not_found', message: err.message } };
-          if (err instanceof ConflictError) return { id, machine_id: machineId, ok: false, status: 409, error: { code: 'conflict', message: err.message } };
+          if (err instanceof DomainError && err.code in BULK_STATUS) return { id, machine_id: machineId, ok: false, status: BULK_STATUS[err.code]!, error: { code: err.code, message: err.message } };
           throw err;
         }
       }),
@@ -396,11 +397,11 @@ export class MachinePowerService {
       const set = await this.o.storage.bmcCredentialSets.findById(bmc.credential_set_id);
       if (!set) throw new ConflictError(`machine ${machineId}'s credential set no longer exists`);
       username = set.username;
-      password = this.o.secrets.decrypt(set.password_sealed, setContext(set.name));
+      password = this.open(set.password_sealed, setContext(set.name), `credential set ${set.name}`);
     } else {
       if (bmc.username === null || bmc.password_sealed === null) throw new ConflictError(`machine ${machineId}'s BMC has no credentials`);
       username = bmc.username;
-      password = this.o.secrets.decrypt(bmc.password_sealed, machineContext(machineId));
+      password = this.open(bmc.password_sealed, machineContext(machineId), `machine ${machineId}'s BMC`);
     }
     const address = parseBmcAddress(bmc.address, bmc.type);
     if (bmc.type === 'ipmi') return { type: 'ipmi', address, username, password: new BmcPassword(password) };
@@ -413,6 +414,15 @@ export class MachinePowerService {
       auth: bmc.auth,
       ...(bmc.system_id ? { systemId: bmc.system_id } : {}),
     };
+  }
+
+  /** Opens a sealed password; one sealed with another secret key is a conflict the operator can fix. */
+  private open(sealed: string, context: string, what: string): string {
+    try {
+      return this.o.secrets.decrypt(sealed, context);
+    } catch {
+      throw new ConflictError(`the password of ${what} does not open with this server's secret key (METAL_SECRET_KEY changed?); set it again`);
+    }
   }
 
   private async view(power: MachinePower, bmc: StoredBmc): Promise<BmcView> {

@@ -296,6 +296,20 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(bmc.pxeBoots, boots + 1, 'a build reboots its machine at most once');
     });
 
+    test('a sealed password moved to another machine\'s row does not open there: 409, the BMC is not called', async () => {
+      const db = sqlOf(t.ctx);
+      const [one, four] = await Promise.all(['PWR1', 'PWR4'].map((tag) => t.ctx.storage.machines.findByServiceTag(tag)));
+      const original = (await db.selectFrom('machine_power').select('bmc_password_sealed').where('machine_id', '=', one!.id).executeTakeFirstOrThrow()).bmc_password_sealed;
+      const moved = (await db.selectFrom('machine_power').select('bmc_password_sealed').where('machine_id', '=', four!.id).executeTakeFirstOrThrow()).bmc_password_sealed;
+      await db.updateTable('machine_power').set({ bmc_password_sealed: moved }).where('machine_id', '=', one!.id).execute();
+      const calls = fake('10.0.0.21:623').calls.length;
+      const r = await call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'status' });
+      assert.equal(r.statusCode, 409, r.body);
+      assert.match(r.json().error.message, /does not open with this server's secret key/);
+      assert.equal(fake('10.0.0.21:623').calls.length, calls);
+      await db.updateTable('machine_power').set({ bmc_password_sealed: original }).where('machine_id', '=', one!.id).execute();
+    });
+
     test('DELETE /bmc forgets it; the password is in no answer, event or log line', async () => {
       assert.equal((await call('DELETE', '/api/v1/machines/PWR1/bmc', operator)).statusCode, 204);
       assert.equal((await call('DELETE', '/api/v1/machines/PWR1/bmc', operator)).statusCode, 404);
