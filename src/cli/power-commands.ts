@@ -129,11 +129,7 @@ export function registerPowerCommands(program: Command): void {
       const body: Record<string, unknown> = { type: opts.type };
       if (opts.address !== undefined) body.address = opts.address;
       if (opts.user !== undefined) body.username = opts.user;
-      if (opts.passwordFile !== undefined) {
-        const password = (await readTextArgument(opts.passwordFile, 4096)).split(/\r?\n/)[0] ?? '';
-        if (!password) throw new CliError(`no password in ${opts.passwordFile}`);
-        body.password = password;
-      }
+      if (opts.passwordFile !== undefined) body.password = await readPasswordFile(opts.passwordFile);
       if (opts.credentialSet !== undefined) body.credential_set = opts.credentialSet;
       if (opts.type === 'redfish') {
         if (!opts.verifyTls) body.verify_tls = false;
@@ -160,10 +156,61 @@ export function registerPowerCommands(program: Command): void {
     printLines(describeBmc(tag, view));
   });
 
+  const sets = withExamples(
+    bmc.command('sets').description('BMC credential sets: named once, referenced by many machines (admin)'),
+    'metal bmc sets add rack-a --user root --password-file ./rack-a-pw',
+  );
+  withExamples(sets.command('ls').description('list credential sets (never their passwords)').option('--json', 'print the API response as JSON'), 'metal bmc sets ls').action(
+    async (opts: { json?: boolean }) => {
+      const list = await clientFromEnvironment().get<{ items: Array<{ name: string; username: string; machines: number; updated_at: string }> }>('/api/v1/bmc-credential-sets');
+      if (opts.json) return printJson(list);
+      printLines(formatTable(['NAME', 'USER', 'MACHINES', 'UPDATED'], list.items.map((c) => [printable(c.name), printable(c.username), String(c.machines), c.updated_at.replace(/\.\d+Z$/, 'Z')])));
+    },
+  );
+  withExamples(
+    sets
+      .command('add')
+      .description('create a credential set; the password is read from a file (- for standard input)')
+      .argument('<name>', 'e.g. rack-a')
+      .requiredOption('--user <name>', 'BMC user name')
+      .requiredOption('--password-file <FILE>', 'file holding the password (its first line)'),
+    'metal bmc sets add rack-a --user root --password-file ./rack-a-pw',
+  ).action(async (name: string, opts: { user: string; passwordFile: string }) => {
+    await clientFromEnvironment().post('/api/v1/bmc-credential-sets', { name, username: opts.user, password: await readPasswordFile(opts.passwordFile) });
+    process.stdout.write(`credential set ${printable(name)} created\n`);
+  });
+  withExamples(
+    sets
+      .command('set')
+      .description('change a credential set’s user or password (every machine using it follows)')
+      .argument('<name>', 'the set')
+      .option('--user <name>', 'BMC user name')
+      .option('--password-file <FILE>', 'file holding the new password (its first line)'),
+    'metal bmc sets set rack-a --password-file ./rack-a-pw-2025',
+  ).action(async (name: string, opts: { user?: string; passwordFile?: string }) => {
+    const body: Record<string, string> = {};
+    if (opts.user !== undefined) body.username = opts.user;
+    if (opts.passwordFile !== undefined) body.password = await readPasswordFile(opts.passwordFile);
+    if (Object.keys(body).length === 0) throw new CliError('nothing to change: give --user or --password-file');
+    await clientFromEnvironment().put(`/api/v1/bmc-credential-sets/${segment(name)}`, body);
+    process.stdout.write(`credential set ${printable(name)} changed\n`);
+  });
+  withExamples(sets.command('rm').description('delete a credential set no machine uses').argument('<name>', 'the set'), 'metal bmc sets rm rack-a').action(async (name: string) => {
+    await clientFromEnvironment().delete(`/api/v1/bmc-credential-sets/${segment(name)}`);
+    process.stdout.write(`credential set ${printable(name)} deleted\n`);
+  });
+
   withExamples(bmc.command('rm').description('forget a machine’s BMC').argument('<tag>', 'service tag or id'), 'metal bmc rm ABC123').action(async (tag: string) => {
     await clientFromEnvironment().delete(`/api/v1/machines/${segment(tag)}/bmc`);
     process.stdout.write(`${printable(tag)}: BMC removed\n`);
   });
+}
+
+/** The first line of a password file (`-`: standard input). */
+async function readPasswordFile(path: string): Promise<string> {
+  const password = (await readTextArgument(path, 4096)).split(/\r?\n/)[0] ?? '';
+  if (!password) throw new CliError(`no password in ${path}`);
+  return password;
 }
 
 function describeBmc(tag: string, v: BmcView): string[] {

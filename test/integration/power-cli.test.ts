@@ -98,4 +98,23 @@ describe('metal power and metal bmc against a real server and ipmi_sim', { skip,
     assert.equal(r.code, 1);
     assert.match(r.stderr, /refused the user name or password/);
   });
+
+  test('metal bmc sets: a credential set named once, used by a machine, not deleted while in use', async () => {
+    const setFile = join(dir, 'set-pw');
+    writeFileSync(setFile, `${PASSWORD}\n`, { mode: 0o600 });
+    const add = await runCli(['bmc', 'sets', 'add', 'sim-rack', '--user', 'admin', '--password-file', setFile], env());
+    assert.equal(add.code, 0, add.stderr);
+    const use = await runCli(['bmc', 'set', 'CLIPWR2', '--type', 'ipmi', '--address', `127.0.0.1:${sim.port}`, '--credential-set', 'sim-rack'], env());
+    assert.equal(use.code, 0, use.stderr);
+    assert.match(use.stdout, /user: +admin \(credential set sim-rack\)/);
+    const status = await runCli(['power', 'status', 'CLIPWR2'], env(), { timeoutMs: 60_000 });
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^CLIPWR2: (on|off)\n$/);
+    const ls = await runCli(['bmc', 'sets', 'ls'], env());
+    assert.match(ls.stdout, /sim-rack +admin +1 /);
+    assert.ok(!ls.stdout.includes(PASSWORD));
+    const rm = await runCli(['bmc', 'sets', 'rm', 'sim-rack'], env());
+    assert.equal(rm.code, 1);
+    assert.match(rm.stderr, /credential set sim-rack is used by 1 machine/);
+  });
 });
