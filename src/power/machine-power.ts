@@ -82,6 +82,9 @@ const setContext = (name: string) => `bmc_credential_sets.password:${name}`;
  * or an answer.
  */
 export class MachinePowerService {
+  /** The action running on each machine in this process: a second one waits for it (never two at once on a BMC). */
+  private readonly busy = new Map<number, Promise<unknown>>();
+
   constructor(private readonly o: MachinePowerOptions) {}
 
   /** The machine's BMC, or NotFoundError when it has none. */
@@ -335,7 +338,25 @@ export class MachinePowerService {
 
   // Internals
 
-  private async perform(
+  /** Runs one action on a machine after any other action on it in this process has ended. */
+  private perform(
+    machine: Machine,
+    target: BmcTarget,
+    request: PowerRequest,
+    actor: Actor,
+    extra: { buildId?: number; eachStep?: (step: PowerStep) => Promise<void> },
+  ): Promise<PowerResult> {
+    const before = this.busy.get(machine.id) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(() => this.performNow(machine, target, request, actor, extra));
+    const settled = run.catch(() => undefined);
+    this.busy.set(machine.id, settled);
+    void settled.then(() => {
+      if (this.busy.get(machine.id) === settled) this.busy.delete(machine.id);
+    });
+    return run;
+  }
+
+  private async performNow(
     machine: Machine,
     target: BmcTarget,
     request: PowerRequest,

@@ -296,6 +296,20 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(bmc.pxeBoots, boots + 1, 'a build reboots its machine at most once');
     });
 
+    test('two actions on one machine at once run one after the other, never interleaved on its BMC', async () => {
+      const bmc = fake('10.0.0.21:623');
+      bmc.state = 'on';
+      const start = bmc.calls.length;
+      bmc.hangNext(1); // the first call of the first action waits for its time limit, then is retried
+      const [first, second] = await Promise.all([
+        call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'status' }),
+        call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'off' }),
+      ]);
+      assert.deepEqual([first.statusCode, first.json().power_state], [200, 'on'], first.body);
+      assert.deepEqual([second.statusCode, second.json().power_state], [200, 'off'], second.body);
+      assert.deepEqual(bmc.calls.slice(start, start + 4), ['status', 'status', 'status', 'off']);
+    });
+
     test('a sealed password moved to another machine\'s row does not open there: 409, the BMC is not called', async () => {
       const db = sqlOf(t.ctx);
       const [one, four] = await Promise.all(['PWR1', 'PWR4'].map((tag) => t.ctx.storage.machines.findByServiceTag(tag)));
