@@ -4,6 +4,7 @@ import { registerCompletionCommands } from './completion-commands.ts';
 import { registerInventoryCommands } from './inventory-commands.ts';
 import { registerLoginCommands } from './login-commands.ts';
 import { registerMachineCommands } from './machine-commands.ts';
+import { registerPowerCommands } from './power-commands.ts';
 import { registerTokenCommands } from './token-commands.ts';
 import { registerUsersCommands } from './users-commands.ts';
 import { registerWebhookCommands } from './webhook-commands.ts';
@@ -14,6 +15,7 @@ export function registerClientCommands(program: Command): void {
   registerLoginCommands(program);
   registerMachineCommands(program);
   registerBuildCommands(program);
+  registerPowerCommands(program);
   registerInventoryCommands(program);
   registerTokenCommands(program);
   registerUsersCommands(program);

@@ -16,6 +16,9 @@ describe('loadConfig', () => {
     assert.equal(c.enrollRate, 60);
     assert.equal(c.powerConcurrency, 16);
     assert.equal(c.requestTimeoutMs, 30_000);
+    assert.equal(c.powerCallTimeoutMs, 10_000);
+    assert.equal(c.powerPollIntervalMs, 300_000);
+    assert.equal(loadConfig({ METAL_POWER_POLL_INTERVAL: '0' }).powerPollIntervalMs, 0, '0 turns the poller off');
     assert.match(c.nixEntry, /\/nix\/netboot\.nix$/);
     assert.equal(c.nixpkgs, undefined);
     assert.deepEqual(c.consoles, ['tty0', 'ttyS0,115200', 'ttyS1,115200']);
@@ -41,6 +44,8 @@ describe('loadConfig', () => {
     ['zero concurrency', { METAL_BUILD_CONCURRENCY: '0' }, /METAL_BUILD_CONCURRENCY="0" is invalid: expected a number from 1 to 64/],
     ['a lease too short', { METAL_BUILD_LEASE_SECONDS: '0.1' }, /METAL_BUILD_LEASE_SECONDS="0.1" is invalid: expected seconds from 0.2 to 3600/],
     ['zero power concurrency', { METAL_POWER_CONCURRENCY: '0' }, /METAL_POWER_CONCURRENCY="0" is invalid: expected a number from 1 to 256/],
+    ['a power timeout of zero', { METAL_POWER_TIMEOUT: '0' }, /METAL_POWER_TIMEOUT="0" is invalid: expected seconds from 0.1 to 300/],
+    ['a power poll every second', { METAL_POWER_POLL_INTERVAL: '1' }, /METAL_POWER_POLL_INTERVAL="1" is invalid: expected seconds from 10 to 86400/],
     ['negative enroll rate', { METAL_ENROLL_RATE: '-1' }, /METAL_ENROLL_RATE="-1"/],
     ['listen without port', { METAL_LISTEN: 'localhost' }, /METAL_LISTEN="localhost" is invalid: expected host:port/],
     ['port out of range', { METAL_BOOT_LISTEN: ':70000' }, /METAL_BOOT_LISTEN=":70000" is invalid: port must be at most 65535/],

@@ -59,6 +59,10 @@ export interface Config {
   metricsToken: string | undefined;
   /** Webhook URLs may point at loopback addresses (METAL_WEBHOOK_ALLOW_LOOPBACK=1); link-local and metadata never. */
   webhookAllowLoopback: boolean;
+  /** Limit for one BMC call (an ipmitool run, a Redfish request), in ms. */
+  powerCallTimeoutMs: number;
+  /** How often the api role reads every BMC's power state, in ms; 0 turns the poller off. */
+  powerPollIntervalMs: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** The nixpkgs images are built from; undefined: `<nixpkgs>` from the host's NIX_PATH. */
@@ -127,6 +131,8 @@ export const CONFIG_KEYS = [
   'METAL_METRICS_LISTEN',
   'METAL_METRICS_TOKEN',
   'METAL_WEBHOOK_ALLOW_LOOPBACK',
+  'METAL_POWER_TIMEOUT',
+  'METAL_POWER_POLL_INTERVAL',
 ] as const;
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -175,6 +181,8 @@ export function loadConfig(
     metricsListen: optional(raw('METAL_METRICS_LISTEN'), (v) => parseListen('METAL_METRICS_LISTEN', v)),
     metricsToken: optional(raw('METAL_METRICS_TOKEN'), parseMetricsToken),
     webhookAllowLoopback: parseEnum('METAL_WEBHOOK_ALLOW_LOOPBACK', raw('METAL_WEBHOOK_ALLOW_LOOPBACK') ?? '0', ['0', '1'] as const) === '1',
+    powerCallTimeoutMs: parseSeconds('METAL_POWER_TIMEOUT', raw('METAL_POWER_TIMEOUT') ?? '10', 0.1, 300),
+    powerPollIntervalMs: parsePollInterval(raw('METAL_POWER_POLL_INTERVAL') ?? '300'),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
     nixpkgs: parseNixpkgs(raw('METAL_NIXPKGS')),
     consoles: parseConsoles(raw('METAL_CONSOLE') ?? DEFAULT_CONSOLE),
@@ -192,6 +200,11 @@ function parseInteger(key: string, value: string, min: number, max: number): num
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(key, value, `expected a number from ${min} to ${max}`);
   return n;
+}
+
+/** Seconds between power polls (0: off, else 10 to 86400), as milliseconds. */
+function parsePollInterval(value: string): number {
+  return value === '0' ? 0 : parseSeconds('METAL_POWER_POLL_INTERVAL', value, 10, 86400);
 }
 
 /** Seconds, fractions allowed, as milliseconds. */

@@ -1,5 +1,21 @@
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
-import type { ApiToken, Actor, Build, Credential, Event, Hardware, IdentityConflict, Machine, Role, User, UserWithHash } from './types.ts';
+import type {
+  ApiToken,
+  Actor,
+  BmcCredentialSet,
+  Build,
+  Credential,
+  Event,
+  Hardware,
+  IdentityConflict,
+  Machine,
+  MachinePower,
+  PowerState,
+  Role,
+  StoredBmc,
+  User,
+  UserWithHash,
+} from './types.ts';
 
 // The ports of the core: what the domain needs from storage, named for their role. src/storage/
 // implements them over SQLite and PostgreSQL; tests implement them in memory (test/support/).
@@ -433,6 +449,44 @@ export interface WebhookStore {
   pruneFinished(before: string): Promise<number>;
 }
 
+/**
+ * Machines' BMCs, power state and reboot-on-publish setting (kept beside the machine row, so a power
+ * state refresh is not a change of the machine for the boot change feed).
+ */
+export interface PowerStore {
+  /** The record of a machine; undefined when nothing was ever set for it. */
+  get(machineId: number): Promise<MachinePower | undefined>;
+  /** Sets (replaces) a machine's BMC and, when given, its reboot-on-publish setting. */
+  setBmc(machineId: number, bmc: StoredBmc, rebootOnPublish: boolean | undefined, now: string): Promise<MachinePower>;
+  /** Forgets a machine's BMC; its power state becomes `unknown` and reboot-on-publish off. False when it had none. */
+  clearBmc(machineId: number, now: string): Promise<boolean>;
+  /** Records the state a BMC reported. */
+  recordState(machineId: number, state: PowerState, checkedAt: string): Promise<void>;
+  /** Every machine with a BMC, by machine id. */
+  listWithBmc(): Promise<MachinePower[]>;
+  /** Power state of the given machines (those without a record are left out). */
+  states(machineIds: number[]): Promise<Array<{ machine_id: number; power_state: PowerState; checked_at: string | null }>>;
+  /**
+   * Claims the reboot for a published build: true once per build (the first caller, across processes),
+   * and only when the machine has a BMC and reboot-on-publish on, and no later build was claimed.
+   */
+  claimReboot(machineId: number, buildId: number): Promise<boolean>;
+}
+
+/** Named BMC credential sets. */
+export interface BmcCredentialSetStore {
+  list(): Promise<BmcCredentialSet[]>;
+  findByName(name: string): Promise<BmcCredentialSet | undefined>;
+  findById(id: number): Promise<BmcCredentialSet | undefined>;
+  /** Throws DuplicateKeyError when the name is taken. */
+  insert(set: { name: string; username: string; passwordSealed: string; now: string }): Promise<BmcCredentialSet>;
+  update(id: number, changes: { username?: string; passwordSealed?: string; now: string }): Promise<BmcCredentialSet | undefined>;
+  /** False when there was no such set. Sets still referenced by a machine are refused by the caller first. */
+  delete(id: number): Promise<boolean>;
+  /** How many machines' BMCs reference the set. */
+  usageCount(id: number): Promise<number>;
+}
+
 /** Every store, bound to one database handle or to one transaction. */
 export interface Stores {
   machines: MachineStore;
@@ -441,6 +495,8 @@ export interface Stores {
   users: UserStore;
   credentials: CredentialStore;
   webhooks: WebhookStore;
+  power: PowerStore;
+  bmcCredentialSets: BmcCredentialSetStore;
 }
 
 /** The stores, plus transactions across them and the database's health. */

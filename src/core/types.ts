@@ -146,3 +146,48 @@ export interface Credential {
   tokenRole?: Role;
   revokedAt?: string | null;
 }
+
+/** What a machine's BMC last reported about its power. */
+export type PowerState = 'on' | 'off' | 'unknown';
+
+/**
+ * A machine's BMC settings as stored. The password is kept sealed (encrypted with the secret box) and
+ * only the power service opens it; `credential_set_id` names a shared credential set instead.
+ */
+export interface StoredBmc {
+  type: 'ipmi' | 'redfish';
+  /** Normalised `host:port` (`[v6]:port`). */
+  address: string;
+  /** Own credentials; null when a credential set is referenced. */
+  username: string | null;
+  password_sealed: string | null;
+  credential_set_id: number | null;
+  verify_tls: boolean;
+  tls_fingerprint: string | null;
+  tls_ca_bundle: string | null;
+  auth: 'session' | 'basic';
+  system_id: string | null;
+}
+
+/** A machine's power record: its BMC (if any), the last state seen, and the reboot-on-publish setting. */
+export interface MachinePower {
+  machine_id: number;
+  bmc: StoredBmc | null;
+  power_state: PowerState;
+  /** When the state was last read from the BMC. */
+  checked_at: string | null;
+  reboot_on_publish: boolean;
+  /** The last build whose publication triggered a reboot (each build at most once). */
+  reboot_build_id: number | null;
+}
+
+/** BMC credentials named once and referenced by many machines. The password stays sealed in storage. */
+export interface BmcCredentialSet {
+  id: number;
+  /** e.g. `r740-rack-a` */
+  name: string;
+  username: string;
+  password_sealed: string;
+  created_at: string;
+  updated_at: string;
+}

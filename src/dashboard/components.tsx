@@ -91,6 +91,18 @@ export const StatusBadge: FC<{ status: string; live?: boolean }> = ({ status, li
   </span>
 );
 
+/** A machine's power state as its BMC last reported it; `no BMC` when it has none. */
+export const PowerBadge: FC<{ power: { power_state: string; checked_at: string | null } | undefined }> = ({ power }) =>
+  power ? (
+    <span class={`badge power-${power.power_state}`} data-power={power.power_state} title={power.checked_at ? `checked ${formatTimestamp(power.checked_at)}` : 'not checked yet'}>
+      {power.power_state === 'unknown' ? 'power ?' : `power ${power.power_state}`}
+    </span>
+  ) : (
+    <span class="muted" data-power="none">
+      no BMC
+    </span>
+  );
+
 /** A relative time ("3 min ago") with the exact time on hover and for machines. */
 export const When: FC<{ iso: string | null | undefined; now: Date }> = ({ iso, now }) =>
   iso ? (

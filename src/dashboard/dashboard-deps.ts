@@ -7,6 +7,7 @@ import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
 import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import type { WebhookService } from '../webhooks/webhook-service.ts';
+import type { MachinePowerService } from '../power/machine-power.ts';
 
 /** Everything the dashboard uses, and nothing more. */
 export interface DashboardDeps {
@@ -23,6 +24,8 @@ export interface DashboardDeps {
   /** Caps open log streams per user and ends them when their session dies. */
   streamGuard: StreamGuard;
   images: ImageLayout;
+  /** Power state badges and the power buttons. */
+  power: Pick<MachinePowerService, 'states' | 'act'>;
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;
   logger: Logger;

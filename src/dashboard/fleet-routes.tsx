@@ -28,7 +28,8 @@ export function registerFleetRoutes(app: FastifyInstance, deps: DashboardDeps, s
       offset: query.offset,
     });
     const notice = NOTICES[queryParam(request, 'notice') ?? ''];
-    const data: MachinesData = { query, items, total, bootUrl: deps.bootUrl, ...(notice ? { notice } : {}) };
+    const power = await deps.power.states(items.map((m) => m.id));
+    const data: MachinesData = { query, items, total, bootUrl: deps.bootUrl, power, ...(notice ? { notice } : {}) };
     const page = pageContext(request);
     if (queryParam(request, 'fragment') === 'table') return sendHtml(reply, <MachineTable data={data} page={page} />, true);
     return sendHtml(reply, <MachinesPage data={data} page={page} />);

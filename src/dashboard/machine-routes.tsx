@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toHttpError } from '../http/error-handler.ts';
 import { DomainError, InvalidInputError } from '../core/errors.ts';
+import { PowerError } from '../power/power-error.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { MachineLive, MachinePage, type MachineData } from './pages/machine-page.tsx';
 import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
@@ -8,22 +9,35 @@ import { machineRef } from '../core/machine-service.ts';
 
 type Tag = { Params: { tag: string } };
 
-const NOTICES: Record<string, string> = { saved: 'Saved.', 'identity-accepted': 'Identity claim accepted.', 'identity-rejected': 'Identity claim rejected.' };
+const NOTICES: Record<string, string> = {
+  saved: 'Saved.',
+  'identity-accepted': 'Identity claim accepted.',
+  'identity-rejected': 'Identity claim rejected.',
+  power: 'Done: the BMC answered; the power state below is the state after the action.',
+};
+
+/** Power actions that interrupt a running machine: the form must carry `confirm=yes`. */
+const CONFIRMED = new Set(['off', 'cycle', 'reset']);
 
 /** The machine page and its actions: save, build, delete. Refused actions re-show the page with the reason. */
 export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps): void {
   async function load(tag: string, extra: Partial<MachineData> = {}): Promise<MachineData> {
     const machine = await deps.machines.get(tag);
-    const [builds, events, imageBuildId] = await Promise.all([
+    const [builds, events, imageBuildId, power] = await Promise.all([
       deps.reads.builds.recent(10, machine.id),
       deps.reads.events.recent(30, machine.id),
       deps.reads.machines.imageBuildId(machine.id),
+      deps.power.states([machine.id]),
     ]);
-    return { machine, builds, events, imageBuildId, ...extra };
+    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...extra };
   }
 
   /** Shows the page again with an action's domain error; other errors go to the error handler. */
   async function refused(request: FastifyRequest<Tag>, reply: FastifyReply, err: unknown, form?: MachineData['form']): Promise<FastifyReply> {
+    if (err instanceof PowerError) {
+      const data = await load(request.params.tag, { error: err.message });
+      return sendHtml(reply.code(toHttpError(err).status), <MachinePage data={data} page={pageContext(request)} />);
+    }
     if (!(err instanceof DomainError) || err.code === 'not_found' || err.code === 'forbidden' || err.code === 'unauthorized') throw err;
     const data = await load(request.params.tag, { error: err.message, ...(form ? { form } : {}) });
     return sendHtml(reply.code(toHttpError(err).status), <MachinePage data={data} page={pageContext(request)} />);
@@ -76,6 +90,20 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
       if (action !== 'accept' && action !== 'reject') throw new InvalidInputError('action must be accept or reject', { field: 'action' });
       const machine = await deps.machines.resolveIdentityConflict(request.params.tag, action, request.actor);
       return reply.redirect(`${path(machine.service_tag)}?notice=identity-${action}ed`, 303);
+    } catch (err) {
+      return refused(request, reply, err);
+    }
+  });
+
+  app.post<Tag>('/machines/:tag/power', { config: { access: 'operator' } }, async (request, reply) => {
+    try {
+      const action = field(request.body, 'action');
+      if (CONFIRMED.has(action) && field(request.body, 'confirm') !== 'yes') {
+        throw new InvalidInputError(`power ${action} interrupts the running machine: tick the confirmation box first`);
+      }
+      const bootDevice = field(request.body, 'boot_device');
+      await deps.power.act(request.params.tag, { action, ...(bootDevice === 'pxe' ? { boot_device: 'pxe' } : {}) }, request.actor);
+      return reply.redirect(`${path(request.params.tag)}?notice=power`, 303);
     } catch (err) {
       return refused(request, reply, err);
     }

@@ -1,9 +1,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { DomainError, RateLimitedError, type ErrorCode } from '../core/errors.ts';
+import { PowerError } from '../power/power-error.ts';
+import { powerErrorStatus } from '../power/power-error-status.ts';
 
 /** The JSON body of every API error. */
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+  /** A domain error's code, or a BMC failure's (`bmc_auth_failed`, `bmc_timeout`, …). */
+  error: { code: ErrorCode | `bmc_${string}`; message: string; details?: Record<string, unknown> };
 }
 
 const STATUS: Record<ErrorCode, number> = {
@@ -40,6 +43,13 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; re
       ...(err instanceof RateLimitedError ? { retryAfter: err.retryAfterSeconds } : {}),
     };
   }
+  if (err instanceof PowerError) {
+    // The BMC's answer (never a credential): 409 it said no, 502 it failed us, 504 it did not answer.
+    return {
+      status: powerErrorStatus(err.kind),
+      body: { error: { code: err.code as `bmc_${string}`, message: err.message, ...(err.bmcAnswer ? { details: { bmc_answer: err.bmcAnswer } } : {}) } },
+    };
+  }
   const fe = err as Partial<FastifyError>;
   if (fe.validation) {
     return { status: 400, body: { error: { code: 'invalid_input', message: `invalid request: ${fe.message ?? 'validation failed'}` } } };
@@ -63,7 +73,8 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const { status } = toHttpError(err);
-    if (status >= 500) request.log.error({ err }, 'request failed');
+    if (err instanceof PowerError) request.log.warn({ code: err.code, msg: err.message }, 'bmc failed');
+    else if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code: (err as FastifyError).code, msg: (err as Error).message }, 'request rejected');
     return sendError(reply, err);
   });

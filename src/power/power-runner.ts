@@ -51,6 +51,12 @@ export interface PowerRunnerOptions {
   now?: () => Date;
 }
 
+/** What one run reports besides its result. */
+export interface RunHooks {
+  /** Told about every BMC call of this run (after the runner's own `onStep`), e.g. for one machine's events. */
+  onStep?: (step: PowerStep) => void;
+}
+
 /** Per-machine outcome of a bulk run. */
 export type PowerOutcome<K> = { key: K; ok: true; result: PowerResult } | { key: K; ok: false; error: PowerError };
 
@@ -87,7 +93,8 @@ export class PowerRunner {
    * PowerError when the BMC fails twice (or once, for failures a retry cannot fix); a failure that is not
    * the BMC's (ipmitool not installed) is thrown as it is.
    */
-  async run(driver: PowerDriver, request: PowerRequest): Promise<PowerResult> {
+  async run(driver: PowerDriver, request: PowerRequest, hooks: RunHooks = {}): Promise<PowerResult> {
+    const call = <T>(step: Step, fn: (o: PowerCallOptions) => Promise<T>) => this.call(driver, step, fn, hooks.onStep);
     try {
       const pxe = request.bootDevice === 'pxe';
       switch (request.action) {
@@ -96,31 +103,31 @@ export class PowerRunner {
         case 'on':
         case 'off': {
           // Already there: nothing to do (many BMCs answer "already on" with an error).
-          const before = await this.call(driver, 'status', (o) => driver.status(o));
+          const before = await call('status', (o) => driver.status(o));
           if (before === request.action) return { powerState: before, checkedAt: this.options.now() };
           if (request.action === 'off') {
-            await this.call(driver, 'power_off', (o) => driver.powerOff(o));
-            return await this.settle(driver, 'off');
+            await call('power_off', (o) => driver.powerOff(o));
+            return await this.settle(driver, 'off', hooks);
           }
-          if (pxe) await this.setNextBootPxe(driver);
-          await this.call(driver, 'power_on', (o) => driver.powerOn(o));
-          return await this.settle(driver, 'on');
+          if (pxe) await this.setNextBootPxe(driver, hooks);
+          await call('power_on', (o) => driver.powerOn(o));
+          return await this.settle(driver, 'on', hooks);
         }
         case 'cycle':
         case 'reset': {
-          if (pxe) await this.setNextBootPxe(driver);
-          const before = await this.call(driver, 'status', (o) => driver.status(o));
+          if (pxe) await this.setNextBootPxe(driver, hooks);
+          const before = await call('status', (o) => driver.status(o));
           if (before === 'off' && request.action === 'cycle') {
-            await this.call(driver, 'power_on', (o) => driver.powerOn(o));
+            await call('power_on', (o) => driver.powerOn(o));
           } else if (request.action === 'cycle') {
-            await this.call(driver, 'power_cycle', (o) => driver.powerCycle(o));
+            await call('power_cycle', (o) => driver.powerCycle(o));
           } else {
-            await this.call(driver, 'reset', (o) => driver.reset(o));
+            await call('reset', (o) => driver.reset(o));
           }
-          return await this.settle(driver, 'on');
+          return await this.settle(driver, 'on', hooks);
         }
       }
-      return { powerState: await this.call(driver, 'status', (o) => driver.status(o)), checkedAt: this.options.now() };
+      return { powerState: await call('status', (o) => driver.status(o)), checkedAt: this.options.now() };
     } finally {
       await driver.close();
     }
@@ -147,19 +154,19 @@ export class PowerRunner {
    * machines that netboot first in their boot order still come up in their new image; the refusal is a
    * failed step in the report.
    */
-  private async setNextBootPxe(driver: PowerDriver): Promise<void> {
+  private async setNextBootPxe(driver: PowerDriver, hooks: RunHooks): Promise<void> {
     try {
-      await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o));
+      await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o), hooks.onStep);
     } catch (err) {
       if (!(err instanceof PowerError && err.kind === 'refused')) throw err;
     }
   }
 
   /** Checks the state until it is `want` or the watch ends; returns the last state seen. */
-  private async settle(driver: PowerDriver, want: PowerState): Promise<PowerResult> {
+  private async settle(driver: PowerDriver, want: PowerState, hooks: RunHooks): Promise<PowerResult> {
     const deadline = Date.now() + this.options.settleTimeoutMs;
     for (;;) {
-      const state = await this.call(driver, 'status', (o) => driver.status(o));
+      const state = await this.call(driver, 'status', (o) => driver.status(o), hooks.onStep);
       if (state === want || Date.now() + this.options.settleIntervalMs > deadline) return { powerState: state, checkedAt: this.options.now() };
       await delay(this.options.settleIntervalMs);
     }
@@ -169,26 +176,27 @@ export class PowerRunner {
    * One BMC call: within the concurrency limit, with a timeout, retried once. Cycle and reset are retried
    * only when nothing answered, so a slow BMC is never told to cycle twice.
    */
-  private async call<T>(driver: PowerDriver, step: Step, fn: (o: PowerCallOptions) => Promise<T>): Promise<T> {
+  private async call<T>(driver: PowerDriver, step: Step, fn: (o: PowerCallOptions) => Promise<T>, onStep?: (step: PowerStep) => void): Promise<T> {
     const retryOn = (err: PowerError) => (step === 'power_cycle' || step === 'reset' ? err.kind === 'unreachable' : err.isRetryable);
     for (let attempt = 1; ; attempt++) {
       try {
         const value = await this.limit.run(() => withDeadline(this.options.callTimeoutMs, (signal) => fn({ signal })));
-        this.report({ bmc: driver.description, step, attempt, outcome: 'ok' });
+        this.report({ bmc: driver.description, step, attempt, outcome: 'ok' }, onStep);
         return value;
       } catch (err) {
         const error = asPowerError(err, driver);
-        this.report({ bmc: driver.description, step, attempt, outcome: 'failed', message: error.message, code: error.code });
+        this.report({ bmc: driver.description, step, attempt, outcome: 'failed', message: error.message, code: error.code }, onStep);
         if (attempt >= 2 || !retryOn(error)) throw error;
         await delay(this.options.retryDelayMs);
       }
     }
   }
 
-  private report(step: PowerStep): void {
+  private report(step: PowerStep, onStep?: (step: PowerStep) => void): void {
     if (step.outcome === 'ok') this.options.logger?.info(step, `power: ${step.bmc} ${step.step}`);
     else this.options.logger?.warn(step, `power: ${step.bmc} ${step.step} failed: ${step.message}`);
     this.options.onStep?.(step);
+    onStep?.(step);
   }
 }
 

@@ -20,6 +20,11 @@ import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal
 import { migrate, openDatabase } from '../storage/database.ts';
 import { DhcpLeaseStore, leaseDb } from '../storage/dhcp-lease-store.ts';
 import { SqlStorage } from '../storage/storage.ts';
+import type { BmcTarget } from '../power/bmc-target.ts';
+import { createPowerDriver } from '../power/create-power-driver.ts';
+import { MachinePowerService } from '../power/machine-power.ts';
+import type { PowerDriver } from '../power/power-driver.ts';
+import { PowerRunner, type PowerRunnerOptions } from '../power/power-runner.ts';
 
 /**
  * Everything the roles of one process share: the one place where concrete parts are chosen. Built
@@ -46,6 +51,9 @@ export interface AppContext {
   webhooks: WebhookService;
   /** This process's Prometheus metrics (one registry per context). */
   metrics: MetalMetrics;
+  /** BMCs, power actions (through one runner, METAL_POWER_CONCURRENCY calls at once), credential sets. */
+  power: MachinePowerService;
+  powerRunner: PowerRunner;
   close(): Promise<void>;
 }
 
@@ -54,6 +62,10 @@ export interface ContextOptions {
   migrate?: boolean;
   /** Replaces the real (token and session) authenticator; the first admin is then not created. */
   authenticator?: Authenticator;
+  /** Replaces the IPMI/Redfish drivers (tests: the fake driver). */
+  powerDriver?: (target: BmcTarget) => PowerDriver;
+  /** Overrides the power runner's timing (tests: a short state watch). */
+  powerRunner?: Partial<PowerRunnerOptions>;
 }
 
 /** Opens the database, runs migrations, and wires the services. */
@@ -80,6 +92,16 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   const metrics = new MetalMetrics({ machines: storage.machines, builds: storage.builds });
   const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
   notifier.on('build.finished', countBuild);
+  const machines = new MachineService(storage, notifier, images, builds);
+  const powerRunner = new PowerRunner({ concurrency: config.powerConcurrency, callTimeoutMs: config.powerCallTimeoutMs, logger, ...options.powerRunner });
+  const power = new MachinePowerService({
+    storage,
+    secrets: auth.secretBox,
+    runner: powerRunner,
+    driverFor: options.powerDriver ?? ((target) => createPowerDriver(target, { callTimeoutMs: config.powerCallTimeoutMs })),
+    findMachine: (idOrTag) => machines.get(idOrTag),
+    logger,
+  });
   return {
     config,
     logger,
@@ -89,12 +111,14 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     notifier,
     images,
     builds,
-    machines: new MachineService(storage, notifier, images, builds),
+    machines,
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
     metrics,
     webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }, auth.secretBox),
+    power,
+    powerRunner,
     async close() {
       notifier.off('build.finished', countBuild);
       await relay?.stop();

@@ -9,6 +9,8 @@ import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerMachineRoutes } from '../api/routes/machines.ts';
 import { registerWebhookRoutes } from '../api/routes/webhooks.ts';
 import { startWebhookWorker, type DeliverySettings, type RunningWebhookWorker } from '../webhooks/delivery-worker.ts';
+import { registerPowerRoutes } from '../api/routes/power.ts';
+import { PowerPoller } from '../power/power-poller.ts';
 import { createBootServer, type BootServerOptions } from '../boot/boot-server.ts';
 import { startBuildWorker, type BuilderOptions, type RunningBuilder } from '../builder/builder.ts';
 import { registerDashboard } from '../dashboard/dashboard.tsx';
@@ -55,6 +57,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   registerBuildRoutes(app, { builds });
   registerBuildLogRoutes(app, { builds, notifier, streamGuard });
   registerWebhookRoutes(app, { webhooks: ctx.webhooks });
+  registerPowerRoutes(app, { power: ctx.power });
   await registerDashboard(app, {
     machines,
     builds,
@@ -63,6 +66,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     notifier,
     streamGuard,
     images: ctx.images,
+    power: ctx.power,
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
     webhooks: ctx.webhooks,
@@ -70,6 +74,46 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
   return app;
+}
+
+/** Background power work of the `api` role: reboot-on-publish, and the poller that keeps power state fresh. */
+export interface RunningPowerControl {
+  /** Reboots started by publications and not finished yet (tests wait for them). */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the `api` role's power work: when a build publishes (a signal from this process or, on
+ * PostgreSQL, from a builder elsewhere), its machine is rebooted into it if it asks for that; and, unless
+ * METAL_POWER_POLL_INTERVAL is 0, every BMC's state is read once per interval.
+ */
+export function startPowerControl(ctx: AppContext): RunningPowerControl {
+  const { storage, power, notifier, logger } = ctx;
+  const inFlight = new Set<Promise<unknown>>();
+  const onBuildUpdated = (buildId: number) => {
+    const done = (async () => {
+      const build = await storage.builds.findById(buildId);
+      if (!build || build.status !== 'success') return;
+      await power.rebootOnPublish(build, await storage.machines.imageBuildId(build.machine_id));
+    })().catch((err: unknown) => logger.warn({ err, build: buildId }, `power: reboot on publish of build ${buildId}: ${(err as Error).message}`));
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  };
+  notifier.on('build.updated', onBuildUpdated);
+  const poller = ctx.config.powerPollIntervalMs > 0 ? new PowerPoller(ctx.powerRunner, power.pollerPorts(), { intervalMs: ctx.config.powerPollIntervalMs, logger }) : undefined;
+  poller?.start();
+  const idle = async () => {
+    while (inFlight.size > 0) await Promise.all(inFlight);
+  };
+  return {
+    idle,
+    async stop() {
+      notifier.off('build.updated', onBuildUpdated);
+      await poller?.stop();
+      await idle();
+    },
+  };
 }
 
 /**

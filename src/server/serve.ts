@@ -4,7 +4,7 @@ import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
-import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, startWebhookDelivery } from './roles.ts';
+import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, startPowerControl, startWebhookDelivery } from './roles.ts';
 
 /** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
 export const ALL_ROLES = ['api', 'boot', 'builder', 'pxe'] as const;
@@ -59,6 +59,8 @@ export async function startServer(
       stops.push(() => running.api!.close());
       const webhooks = startWebhookDelivery(ctx);
       stops.push(() => webhooks.stop());
+      const powerControl = startPowerControl(ctx);
+      stops.push(() => powerControl.stop());
     }
     if (roles.includes('boot')) {
       // /metrics goes where Prometheus can reach it: its own listener, else the API, else the boot listener.

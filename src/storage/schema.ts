@@ -93,6 +93,16 @@ export interface WebhooksTable {
   updated_at: string;
 }
 
+/** Named BMC credentials (migration 0009); the password sealed by the secret box. */
+export interface BmcCredentialSetsTable {
+  id: Generated<number>;
+  name: string;
+  username: string;
+  password_sealed: string;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface WebhookDeliveriesTable {
   id: Generated<number>;
   webhook_id: number;
@@ -112,6 +122,27 @@ export interface WebhookDeliveriesTable {
   delivered_at: string | null;
 }
 
+/** One machine's BMC, last power state and reboot-on-publish (migration 0009). */
+export interface MachinePowerTable {
+  machine_id: number;
+  /** null: no BMC (the row may still hold a state seen before it was removed). */
+  bmc_type: string | null;
+  bmc_address: string | null;
+  bmc_username: string | null;
+  bmc_password_sealed: string | null;
+  credential_set_id: number | null;
+  verify_tls: number | boolean;
+  tls_fingerprint: string | null;
+  tls_ca_bundle: string | null;
+  redfish_auth: string;
+  system_id: string | null;
+  power_state: string;
+  checked_at: string | null;
+  reboot_on_publish: number | boolean;
+  reboot_build_id: number | null;
+  updated_at: string;
+}
+
 export interface Schema extends AuthSchema {
   machines: MachinesTable;
   builds: BuildsTable;
@@ -119,4 +150,6 @@ export interface Schema extends AuthSchema {
   machine_tombstones: MachineTombstonesTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  bmc_credential_sets: BmcCredentialSetsTable;
+  machine_power: MachinePowerTable;
 }

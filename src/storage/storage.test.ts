@@ -268,10 +268,56 @@ for (const kind of kinds) {
       await storage.machines.delete(m.id);
     });
 
-    test('deleting a machine deletes its builds', async () => {
+    test('a machine\'s BMC, power state and reboot claim; credential sets by name', async () => {
+      const m = (await storage.machines.findByServiceTag('SM1'))!;
+      assert.equal(await storage.power.get(m.id), undefined);
+      assert.equal(await storage.power.clearBmc(m.id, NOW), false);
+      const set = await storage.bmcCredentialSets.insert({ name: 'rack-a', username: 'root', passwordSealed: 'v1:x', now: NOW });
+      await assert.rejects(storage.bmcCredentialSets.insert({ name: 'rack-a', username: 'u', passwordSealed: 'v1:y', now: NOW }), DuplicateKeyError);
+      const bmc = {
+        type: 'redfish' as const,
+        address: '10.0.0.5:443',
+        username: null,
+        password_sealed: null,
+        credential_set_id: set.id,
+        verify_tls: false,
+        tls_fingerprint: null,
+        tls_ca_bundle: null,
+        auth: 'basic' as const,
+        system_id: 'System.Embedded.1',
+      };
+      const stored = await storage.power.setBmc(m.id, bmc, undefined, NOW);
+      assert.deepEqual(stored, { machine_id: m.id, bmc, power_state: 'unknown', checked_at: null, reboot_on_publish: false, reboot_build_id: null });
+      assert.equal(await storage.power.claimReboot(m.id, 5), false, 'reboot_on_publish is off');
+      await storage.power.setBmc(m.id, { ...bmc, verify_tls: true }, true, NOW);
+      assert.equal(await storage.bmcCredentialSets.usageCount(set.id), 1);
+      await storage.power.recordState(m.id, 'on', NOW);
+      assert.deepEqual(await storage.power.states([m.id, 99999]), [{ machine_id: m.id, power_state: 'on', checked_at: NOW }]);
+      assert.equal(await storage.power.claimReboot(m.id, 5), true);
+      assert.equal(await storage.power.claimReboot(m.id, 5), false, 'each build once');
+      assert.equal(await storage.power.claimReboot(m.id, 4), false, 'never an older build');
+      assert.equal(await storage.power.claimReboot(m.id, 6), true);
+      const again = (await storage.power.get(m.id))!;
+      assert.deepEqual([again.bmc?.verify_tls, again.reboot_on_publish, again.reboot_build_id], [true, true, 6]);
+      assert.deepEqual((await storage.power.listWithBmc()).map((p) => p.machine_id), [m.id]);
+      const renamed = await storage.bmcCredentialSets.update(set.id, { username: 'admin', passwordSealed: 'v1:z', now: '2026-01-03T00:00:00.000Z' });
+      assert.deepEqual([renamed?.username, renamed?.password_sealed, (await storage.bmcCredentialSets.findByName('rack-a'))?.id], ['admin', 'v1:z', set.id]);
+      assert.equal(await storage.power.clearBmc(m.id, NOW), true);
+      const cleared = (await storage.power.get(m.id))!;
+      assert.deepEqual([cleared.bmc, cleared.power_state, cleared.reboot_on_publish], [null, 'unknown', false]);
+      assert.deepEqual(await storage.power.listWithBmc(), []);
+      assert.deepEqual(await storage.power.states([m.id]), []);
+      assert.equal(await storage.bmcCredentialSets.usageCount(set.id), 0);
+      assert.equal(await storage.bmcCredentialSets.delete(set.id), true);
+      assert.deepEqual(await storage.bmcCredentialSets.list(), []);
+      await storage.power.setBmc(m.id, { ...bmc, credential_set_id: null, username: 'root', password_sealed: 'v1:p' }, true, NOW);
+    });
+
+    test('deleting a machine deletes its builds and its power record', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       await storage.machines.delete(m.id);
       assert.equal((await storage.builds.listForMachine(m.id, 50, 0)).total, 0);
+      assert.equal(await storage.power.get(m.id), undefined);
     });
   });
 }

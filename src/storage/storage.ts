@@ -5,6 +5,7 @@ import { SqlCredentialStore } from './credential-store.ts';
 import { ping, type Database } from './database.ts';
 import { SqlEventStore } from './event-store.ts';
 import { SqlMachineStore } from './machine-store.ts';
+import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import type { Schema } from './schema.ts';
 import { SqlUserStore } from './user-store.ts';
@@ -21,6 +22,8 @@ class SqlStores implements Stores {
   readonly users: SqlUserStore;
   readonly credentials: SqlCredentialStore;
   readonly webhooks: SqlWebhookStore;
+  readonly power: SqlPowerStore;
+  readonly bmcCredentialSets: SqlBmcCredentialSetStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
     this.machines = new SqlMachineStore(db);
@@ -29,6 +32,8 @@ class SqlStores implements Stores {
     this.users = new SqlUserStore(db);
     this.credentials = new SqlCredentialStore(db);
     this.webhooks = new SqlWebhookStore(db);
+    this.power = new SqlPowerStore(db);
+    this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
   }
 }
 

@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { loadConfig, type Config, type ConfigKey } from '../../src/config/config.ts';
 import type { Actor, Role } from '../../src/core/types.ts';
 import type { Authenticator } from '../../src/http/access.ts';
-import { createContext, type AppContext } from '../../src/server/context.ts';
+import { createContext, type AppContext, type ContextOptions } from '../../src/server/context.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import type { Schema } from '../../src/storage/schema.ts';
 import type { SqlStorage } from '../../src/storage/storage.ts';
@@ -38,6 +38,8 @@ export async function createTestContext(
   db: TestDatabase,
   env: Partial<Record<ConfigKey, string>> = {},
   authenticator: Authenticator = headerAuthenticator,
+  /** More context options (e.g. fake power drivers), and a logger to use instead of a silent one. */
+  extra: Omit<ContextOptions, 'authenticator'> & { logger?: AppContext['logger'] } = {},
 ): Promise<TestContext> {
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-data-'));
   const config = loadConfig(
@@ -53,7 +55,8 @@ export async function createTestContext(
     },
     {},
   );
-  const ctx = await createContext(config, createLogger(config.logLevel), { authenticator });
+  const { logger, ...options } = extra;
+  const ctx = await createContext(config, logger ?? createLogger(config.logLevel), { ...options, authenticator });
   return {
     ctx,
     config,

@@ -9,6 +9,7 @@ import {
   type BuildStore,
   type BuildQueueStats,
   type BuildSummary,
+  type BmcCredentialSetStore,
   type CredentialStore,
   type IdentityHolder,
   type MachineIdentity,
@@ -21,6 +22,7 @@ import {
   type MachineStore,
   type NewBuild,
   type NewEvent,
+  type PowerStore,
   type Storage,
   type Stores,
   type SummaryRow,
@@ -31,7 +33,7 @@ import {
   type WebhookStore,
 } from '../../src/core/ports.ts';
 import { subscribesTo, webhookPayload } from '../../src/core/webhook-events.ts';
-import type { ApiToken, Build, Credential, Event, Machine, Role, User, UserWithHash } from '../../src/core/types.ts';
+import type { ApiToken, BmcCredentialSet, Build, Credential, Event, Machine, MachinePower, Role, User, UserWithHash } from '../../src/core/types.ts';
 import { nowIso } from '../../src/core/types.ts';
 import { randomUUID } from 'node:crypto';
 
@@ -57,6 +59,8 @@ interface Tables {
   tokens: Array<{ id: number; token_hash: string; user_id: number; name: string; role: Role; created_at: string; expires_at: string | null; last_used_at: string | null; revoked_at: string | null }>;
   webhooks: WebhookRow[];
   deliveries: DeliveryRow[];
+  power: MachinePower[];
+  credentialSets: BmcCredentialSet[];
   nextId: number;
 }
 
@@ -66,7 +70,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootNonces: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootNonces: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -98,6 +102,12 @@ export class MemoryStorage implements Storage {
   }
   get webhooks(): WebhookStore {
     return new MemoryStores(() => this.live(), () => this.failing).webhooks;
+  }
+  get power(): PowerStore {
+    return new MemoryStores(() => this.live(), () => this.failing).power;
+  }
+  get bmcCredentialSets(): BmcCredentialSetStore {
+    return new MemoryStores(() => this.live(), () => this.failing).bmcCredentialSets;
   }
 
   private live(): Tables {
@@ -227,6 +237,7 @@ class MemoryStores implements Stores {
         const t = db();
         t.machines = t.machines.filter((m) => m.id !== id);
         t.builds = t.builds.filter((b) => b.machine_id !== id);
+        t.power = t.power.filter((p) => p.machine_id !== id);
       },
       async touchLastSeen(ids, now) {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
@@ -667,6 +678,94 @@ class MemoryStores implements Stores {
       async touchToken(id, now) {
         const r = db().tokens.find((x) => x.id === id);
         if (r) r.last_used_at = now;
+      },
+    };
+  }
+
+  get power(): PowerStore {
+    const db = () => this.check();
+    const find = (id: number) => db().power.find((p) => p.machine_id === id);
+    return {
+      async get(machineId) {
+        const p = find(machineId);
+        return p && copy(p);
+      },
+      async setBmc(machineId, bmc, rebootOnPublish, _now) {
+        const t = db();
+        let p = find(machineId);
+        if (!p) {
+          p = { machine_id: machineId, bmc: null, power_state: 'unknown', checked_at: null, reboot_on_publish: false, reboot_build_id: null };
+          t.power.push(p);
+        }
+        p.bmc = copy(bmc);
+        if (rebootOnPublish !== undefined) p.reboot_on_publish = rebootOnPublish;
+        return copy(p);
+      },
+      async clearBmc(machineId, _now) {
+        const p = find(machineId);
+        if (!p || !p.bmc) return false;
+        Object.assign(p, { bmc: null, power_state: 'unknown', checked_at: null, reboot_on_publish: false });
+        return true;
+      },
+      async recordState(machineId, state, checkedAt) {
+        const p = find(machineId);
+        if (p) Object.assign(p, { power_state: state, checked_at: checkedAt });
+      },
+      async listWithBmc() {
+        return copy(db().power.filter((p) => p.bmc !== null).sort((a, b) => a.machine_id - b.machine_id));
+      },
+      async states(ids) {
+        return db()
+          .power.filter((p) => p.bmc !== null && ids.includes(p.machine_id))
+          .sort((a, b) => a.machine_id - b.machine_id)
+          .map((p) => ({ machine_id: p.machine_id, power_state: p.power_state, checked_at: p.checked_at }));
+      },
+      async claimReboot(machineId, buildId) {
+        const p = find(machineId);
+        if (!p || !p.bmc || !p.reboot_on_publish || (p.reboot_build_id !== null && p.reboot_build_id >= buildId)) return false;
+        p.reboot_build_id = buildId;
+        return true;
+      },
+    };
+  }
+
+  get bmcCredentialSets(): BmcCredentialSetStore {
+    const db = () => this.check();
+    return {
+      async list() {
+        return copy([...db().credentialSets].sort((a, b) => compare(a.name, b.name)));
+      },
+      async findByName(name) {
+        const s = db().credentialSets.find((x) => x.name === name);
+        return s && copy(s);
+      },
+      async findById(id) {
+        const s = db().credentialSets.find((x) => x.id === id);
+        return s && copy(s);
+      },
+      async insert(set) {
+        const t = db();
+        if (t.credentialSets.some((x) => x.name === set.name)) throw new DuplicateKeyError(`bmc credential set ${set.name} already exists`);
+        const row = { id: t.nextId++, name: set.name, username: set.username, password_sealed: set.passwordSealed, created_at: set.now, updated_at: set.now };
+        t.credentialSets.push(row);
+        return copy(row);
+      },
+      async update(id, changes) {
+        const s = db().credentialSets.find((x) => x.id === id);
+        if (!s) return undefined;
+        if (changes.username !== undefined) s.username = changes.username;
+        if (changes.passwordSealed !== undefined) s.password_sealed = changes.passwordSealed;
+        s.updated_at = changes.now;
+        return copy(s);
+      },
+      async delete(id) {
+        const t = db();
+        const before = t.credentialSets.length;
+        t.credentialSets = t.credentialSets.filter((x) => x.id !== id);
+        return t.credentialSets.length < before;
+      },
+      async usageCount(id) {
+        return db().power.filter((p) => p.bmc?.credential_set_id === id).length;
       },
     };
   }

@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import type { IdentityConflict, Machine } from '../../core/types.ts';
 import type { BuildSummary, EventSummary } from '../../core/ports.ts';
-import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Fact, Layout, PowerBadge, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
 import { BuildList, EventList } from './overview-page.tsx';
@@ -14,6 +14,8 @@ export interface MachineData {
   events: EventSummary[];
   /** The build whose image the machine boots now. */
   imageBuildId: number | null;
+  /** The power state its BMC last reported; undefined when it has no BMC. */
+  power?: { power_state: string; checked_at: string | null } | undefined;
   /** Values to put back in the form after a refused save. */
   form?: { hostname: string; description: string; nixos_config: string };
   error?: string;
@@ -44,6 +46,17 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
           </Fact>
           <Fact label="Last seen">
             <When iso={m.last_seen_at} now={page.now} />
+          </Fact>
+          <Fact label="Power">
+            <PowerBadge power={data.power} />
+            {data.power?.checked_at && (
+              <>
+                {' '}
+                <span class="muted">
+                  checked <When iso={data.power.checked_at} now={page.now} />
+                </span>
+              </>
+            )}
           </Fact>
         </dl>
       </section>
@@ -169,6 +182,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
               )}
             </form>
           </section>
+          {canEdit && data.power && <PowerSection path={path} page={page} />}
           <HardwareSection hardware={m.hardware} />
           {canEdit && (
             <section class="card danger-zone" aria-labelledby="delete">
@@ -197,6 +211,50 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
     </Layout>
   );
 };
+
+/**
+ * Power buttons (operators): on and a fresh status at once; off, cycle and reset interrupt the running
+ * machine, so each sits behind a confirmation.
+ */
+const PowerSection: FC<{ path: string; page: PageContext }> = ({ path, page }) => (
+  <section class="card" aria-labelledby="power">
+    <h2 id="power">Power</h2>
+    <div class="actions">
+      <form method="post" action={`${path}/power`} class="inline">
+        <CsrfField page={page} />
+        <input type="hidden" name="action" value="on" />
+        <button type="submit">Power on</button>
+      </form>
+      <form method="post" action={`${path}/power`} class="inline">
+        <CsrfField page={page} />
+        <input type="hidden" name="action" value="status" />
+        <button type="submit">Check now</button>
+      </form>
+    </div>
+    {(['off', 'cycle', 'reset'] as const).map((action) => (
+      <details>
+        <summary>Power {action}…</summary>
+        <form method="post" action={`${path}/power`} class="stacked">
+          <CsrfField page={page} />
+          <input type="hidden" name="action" value={action} />
+          <label>
+            <input type="checkbox" name="confirm" value="yes" required /> {action === 'off' ? 'Switch the machine off now (not a clean shutdown)' : `${action === 'cycle' ? 'Cycle' : 'Reset'} the running machine now`}
+          </label>
+          {action !== 'off' && (
+            <label>
+              <input type="checkbox" name="boot_device" value="pxe" /> Boot from the network (PXE) next
+            </label>
+          )}
+          <div class="actions">
+            <button type="submit" class="danger">
+              Power {action}
+            </button>
+          </div>
+        </form>
+      </details>
+    ))}
+  </section>
+);
 
 /** Why Build is unavailable, shown as its tooltip; undefined when it can be pressed. */
 function buildHint(m: Machine): string | undefined {

@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import { MACHINE_STATUSES, type MachineStatus } from '../../core/lifecycle.ts';
 import type { Machine } from '../../core/types.ts';
-import { Alert, FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
+import { Alert, FirstMachineHint, Layout, PowerBadge, StatusBadge, When, type PageContext } from '../components.tsx';
 import { formatBinaryBytes, formatCount } from '../format.ts';
 import { cpuSummary, viewHardware } from '../hardware-view.ts';
 import { machineRef } from '../../core/machine-service.ts';
@@ -57,10 +57,13 @@ export interface MachinesData {
   total: number;
   bootUrl: string;
   notice?: string;
+  /** Power state of the listed machines that have a BMC, by machine id. */
+  power?: ReadonlyMap<number, { power_state: string; checked_at: string | null }>;
 }
 
 const COLUMNS: Array<{ key: SortKey | null; label: string }> = [
   { key: 'status', label: 'Status' },
+  { key: null, label: 'Power' },
   { key: 'hostname', label: 'Hostname' },
   { key: 'service_tag', label: 'Service tag' },
   { key: null, label: 'Model' },
@@ -116,6 +119,9 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                             identity conflict
                           </span>
                         )}
+                      </td>
+                      <td>
+                        <PowerBadge power={data.power?.get(m.id)} />
                       </td>
                       <td>
                         <a href={`/machines/${encodeURIComponent(machineRef(m.service_tag))}`}>{m.hostname ?? <span class="muted">(not set)</span>}</a>

@@ -5,6 +5,7 @@ import * as m0003 from './0003-machine-search-text.ts';
 import * as m0004 from './0004-machine-identity.ts';
 import * as m0007 from './0007-webhooks.ts';
 import * as m0008 from './0008-boot-change-feed.ts';
+import * as m0009 from './0009-bmc.ts';
 import * as m0010 from './0010-dhcp-leases.ts';
 
 /**
@@ -18,5 +19,6 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0004-machine-identity', m0004],
   ['0007-webhooks', m0007],
   ['0008-boot-change-feed', m0008],
+  ['0009-bmc', m0009],
   ['0010-dhcp-leases', m0010],
 ];
