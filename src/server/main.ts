@@ -4,6 +4,7 @@ import { registerClientCommands } from '../cli/client-commands.ts';
 import { registerLabCommands } from './commands/lab-commands.ts';
 import { registerImageCommands } from './commands/image-commands.ts';
 import { registerUserCommands } from './commands/account-commands.ts';
+import { registerHealthcheckCommand } from './commands/healthcheck-command.ts';
 
 /** The `metal` command. Server commands run roles; client commands talk to the REST API only. */
 export function buildProgram(): Command {
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerLabCommands(program);
   registerImageCommands(program);
   registerUserCommands(program);
+  registerHealthcheckCommand(program);
   return program;
 }
 

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import { CONFIG_KEYS, loadConfig } from '../../src/config/config.ts';
+import { OFFLINE_NIX_CONFIG, findExecutable } from '../../src/builder/nix-build.ts';
+
+const MODULE = fileURLToPath(new URL('../../nix/module.nix', import.meta.url));
+const EVAL = fileURLToPath(new URL('./nix/eval-module.nix', import.meta.url));
+
+function nixSkipReason(): string | undefined {
+  if (findExecutable('nix-instantiate')) return undefined;
+  const reason = 'nix-instantiate is not installed (Debian package nix-bin)';
+  if (process.env.CI === 'true') throw new Error(`required in CI: ${reason}`);
+  console.warn(`\n*** SKIPPING NixOS module checks: ${reason} ***\n`);
+  return reason;
+}
+const skip = nixSkipReason();
+
+interface Evaluated {
+  options: string[];
+  services: Record<string, { user: string; execStart: string; credentials: string[]; environment: Record<string, string>; requires: string[]; start: string }>;
+  users: string[];
+  tmpfiles: string[];
+  failedAssertions: string[];
+  firewall: number[];
+}
+
+const nixEnv = { ...process.env, NIX_CONFIG: OFFLINE_NIX_CONFIG };
+
+/** Evaluates the module with these option values (see test/deploy/nix/eval-module.nix). */
+function evaluate(options: Record<string, unknown>, packagePath?: string): Evaluated {
+  const args = ['--eval', '--strict', '--json', '--read-write-mode', EVAL, '--argstr', 'settings', JSON.stringify(options)];
+  if (packagePath) args.push('--argstr', 'packagePath', packagePath);
+  const result = spawnSync('nix-instantiate', args, { encoding: 'utf8', timeout: 60_000, env: nixEnv });
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout) as Evaluated;
+}
+
+describe('the NixOS module (nix/module.nix)', { skip }, () => {
+  const work = mkdtempSync(join(tmpdir(), 'metal-nixos-'));
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  test('parses', { timeout: 60_000 }, () => {
+    const result = spawnSync('nix-instantiate', ['--parse', MODULE], { encoding: 'utf8', timeout: 60_000, env: nixEnv });
+    assert.equal(result.status, 0, result.stderr);
+  });
+
+  test('all roles: api and boot in one unit as metal, the builder in its own as metal-builder through the Nix daemon', { timeout: 60_000 }, () => {
+    const e = evaluate({ enable: true, secretKeyFile: '/run/secrets/metal-key', settings: { METAL_BOOT_URL: 'http://10.0.0.5:8081', METAL_BUILD_CONCURRENCY: 2 } });
+    assert.deepEqual(e.failedAssertions, []);
+    assert.deepEqual(Object.keys(e.services).sort(), ['metal-enrollment', 'metal-enrollment-builder', 'metal-enrollment-migrate']);
+    const server = e.services['metal-enrollment']!;
+    assert.equal(server.user, 'metal');
+    assert.match(server.execStart, / serve --roles api,boot$/);
+    assert.deepEqual(server.requires, ['metal-enrollment-migrate.service']);
+    const builder = e.services['metal-enrollment-builder']!;
+    assert.equal(builder.user, 'metal-builder');
+    assert.match(builder.execStart, / builder$/);
+    assert.equal(builder.environment.NIX_REMOTE, 'daemon');
+    assert.match(builder.environment.NIX_PATH!, /^nixpkgs=/);
+    assert.match(e.services['metal-enrollment-migrate']!.execStart, / migrate$/);
+    assert.deepEqual(e.users.sort(), ['metal', 'metal-builder']);
+    assert.ok(e.tmpfiles.includes('d /var/lib/metal-enrollment/images 2770 metal metal -'));
+    for (const s of Object.values(e.services)) {
+      assert.deepEqual(s.credentials, ['secret-key:/run/secrets/metal-key'], 'the key file is a credential, not in the store');
+      const metalSettings = Object.fromEntries(Object.entries(s.environment).filter(([k]) => k.startsWith('METAL_')));
+      for (const key of Object.keys(metalSettings)) assert.ok((CONFIG_KEYS as readonly string[]).includes(key), key);
+      const config = loadConfig(metalSettings);
+      assert.equal(config.buildConcurrency, 2);
+      assert.equal(config.imagesDir, '/var/lib/metal-enrollment/images');
+    }
+  });
+
+  test('the builder beside other roles without a shared key file is refused with a message', { timeout: 60_000 }, () => {
+    const e = evaluate({ enable: true });
+    assert.equal(e.failedAssertions.length, 1);
+    assert.match(e.failedAssertions[0]!, /set secretKeyFile/);
+  });
+
+  test('a boot-only machine runs one unit, no builder, and can open its ports', { timeout: 60_000 }, () => {
+    const e = evaluate({ enable: true, roles: ['boot'], openFirewall: true });
+    assert.deepEqual(e.failedAssertions, []);
+    assert.deepEqual(Object.keys(e.services).sort(), ['metal-enrollment', 'metal-enrollment-migrate']);
+    assert.match(e.services['metal-enrollment']!.execStart, / serve --roles boot$/);
+    assert.deepEqual(e.users, ['metal']);
+    assert.deepEqual(e.firewall, [8080, 8081]);
+  });
+
+  test('secret files reach metal as settings, read from the unit\'s credentials at start', { timeout: 60_000 }, () => {
+    // A stand-in package whose bin/metal prints what it was given.
+    const pkg = join(work, 'package');
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    writeFileSync(join(pkg, 'bin', 'metal'), '#!/bin/sh\necho "key=$METAL_SECRET_KEY url=$METAL_DATABASE_URL args=$*"\n');
+    chmodSync(join(pkg, 'bin', 'metal'), 0o755);
+    const e = evaluate({ enable: true, roles: ['api'], secretKeyFile: '/run/keys/k', databaseUrlFile: '/run/keys/db' }, pkg);
+    const server = e.services['metal-enrollment']!;
+    assert.deepEqual(server.credentials.sort(), ['database-url:/run/keys/db', 'secret-key:/run/keys/k']);
+    const credentials = join(work, 'credentials');
+    mkdirSync(credentials, { recursive: true });
+    writeFileSync(join(credentials, 'secret-key'), 'ab'.repeat(32));
+    writeFileSync(join(credentials, 'database-url'), 'postgres://metal:pw@db/metal');
+    const script = join(work, 'start.sh');
+    writeFileSync(script, server.start);
+    const run = spawnSync('sh', [script, 'serve', '--roles', 'api'], { encoding: 'utf8', timeout: 10_000, env: { PATH: '/usr/bin:/bin', CREDENTIALS_DIRECTORY: credentials } });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, `key=${'ab'.repeat(32)} url=postgres://metal:pw@db/metal args=serve --roles api\n`);
+  });
+});
