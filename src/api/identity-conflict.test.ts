@@ -36,6 +36,8 @@ async function machineWithImage(ctx: AppContext, tag: string, mac: string): Prom
   const now = new Date().toISOString();
   await ctx.storage.builds.transition(build.id, ['pending'], 'success', { completed_at: now }, now);
   await sqlOf(ctx).updateTable('machines').set({ image_build_id: build.id, status: 'ready' }).where('id', '=', machine.id).execute();
+  // Written around the services: say so, as they would.
+  ctx.notifier.emit('machine.updated', machine.id);
   return machine.id;
 }
 

@@ -64,8 +64,8 @@ for (const kind of await testDatabaseKinds()) {
     });
 
     test('follow streams the log as nix-build writes it and ends with the build; SSE too', { skip: !hasNix }, async () => {
-      builder = await startBuilder(t.ctx, { name: 'b1', nixEnv: { METAL_STANDIN_SLEEP: '2' }, logIntervalMs: 50 });
-      await enrollAndConfigure(api, 'LOG001', 'log-01', uniqueConfig());
+      builder = await startBuilder(t.ctx, { name: 'b1', logIntervalMs: 50 });
+      await enrollAndConfigure(api, 'LOG001', 'log-01', uniqueConfig('  # metal-standin-sleep=2\n'));
       const id = await requestBuild(api, 'LOG001');
       await waitForBuild(t.ctx, id, (b) => b.status === 'building');
       const following = api.inject({ url: `/api/v1/builds/${id}/log?follow=1`, headers: viewer });
