@@ -57,7 +57,7 @@ export function startBuildRun(row: BuildRecord, deps: RunnerDeps): RunningBuild 
     abort.abort();
   };
   const done = runBuild(row, deps, abort.signal, stop, () => stopReason).catch((err: unknown) => {
-    deps.logger.error({ err, buildId: id }, `builder: build ${id} ended with an internal error`);
+    deps.logger.error({ err, buildId: id, serviceTag: row.service_tag }, `builder: build ${id} ended with an internal error`);
   });
   return { id, stop, done };
 }
@@ -69,7 +69,9 @@ async function runBuild(
   stop: (reason: StopReason) => void,
   stopReason: () => StopReason | undefined,
 ): Promise<void> {
-  const { queue, notifier, logger } = deps;
+  const { queue, notifier } = deps;
+  // Every line about this build names it and its machine.
+  const logger = deps.logger.child({ buildId: row.id, serviceTag: row.service_tag });
   const id = row.id;
   const log = new BuildLogWriter((text) => queue.appendLog(id, text), {
     intervalMs: deps.logIntervalMs,
@@ -153,7 +155,8 @@ async function publish(
   log: BuildLogWriter,
   finish: (outcome: () => Promise<unknown>) => Promise<void>,
 ): Promise<void> {
-  const { queue, images, logger } = deps;
+  const { queue, images } = deps;
+  const logger = deps.logger.child({ buildId: row.id, serviceTag: row.service_tag });
   const id = row.id;
   let storePath: string;
   try {

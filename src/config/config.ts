@@ -65,6 +65,8 @@ export interface Config {
   powerPollIntervalMs: number;
   /** pino level. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** `auto` (readable lines on a terminal, JSON lines otherwise), `json` or `pretty`. */
+  logFormat: 'auto' | 'json' | 'pretty';
   /** The nixpkgs images are built from; undefined: `<nixpkgs>` from the host's NIX_PATH. */
   nixpkgs: NixpkgsSource | undefined;
   /** Kernel consoles of every image, the last one is /dev/console. e.g. `['tty0', 'ttyS0,115200']` */
@@ -119,6 +121,7 @@ export const CONFIG_KEYS = [
   'METAL_ENROLL_TOKEN',
   'METAL_SECRET_KEY',
   'METAL_LOG_LEVEL',
+  'METAL_LOG_FORMAT',
   'METAL_POWER_CONCURRENCY',
   'METAL_NIXPKGS',
   'METAL_CONSOLE',
@@ -184,6 +187,7 @@ export function loadConfig(
     powerCallTimeoutMs: parseSeconds('METAL_POWER_TIMEOUT', raw('METAL_POWER_TIMEOUT') ?? '10', 0.1, 300),
     powerPollIntervalMs: parsePollInterval(raw('METAL_POWER_POLL_INTERVAL') ?? '300'),
     logLevel: parseEnum('METAL_LOG_LEVEL', raw('METAL_LOG_LEVEL') ?? 'info', LOG_LEVELS),
+    logFormat: parseEnum('METAL_LOG_FORMAT', raw('METAL_LOG_FORMAT') ?? 'auto', ['auto', 'json', 'pretty'] as const),
     nixpkgs: parseNixpkgs(raw('METAL_NIXPKGS')),
     consoles: parseConsoles(raw('METAL_CONSOLE') ?? DEFAULT_CONSOLE),
     afterEnroll: parseEnum('METAL_AFTER_ENROLL', raw('METAL_AFTER_ENROLL') ?? 'reboot', AFTER_ENROLL_VALUES),

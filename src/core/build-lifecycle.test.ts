@@ -160,11 +160,11 @@ describe('build lifecycle (in memory)', () => {
     const sweeper = s.builds.queueFor(builderB, 60_000);
     await dying.claimNext();
     await new Promise((resolve) => setTimeout(resolve, 5));
-    assert.deepEqual(await sweeper.sweepExpired(), [{ id: b.id, action: 'retried' }]);
+    assert.deepEqual(await sweeper.sweepExpired(), [{ id: b.id, serviceTag: 'SWEEP1', action: 'retried' }]);
     assert.equal((await s.builds.get(b.id)).status, 'pending');
     await dying.claimNext();
     await new Promise((resolve) => setTimeout(resolve, 5));
-    assert.deepEqual(await sweeper.sweepExpired(), [{ id: b.id, action: 'failed' }]);
+    assert.deepEqual(await sweeper.sweepExpired(), [{ id: b.id, serviceTag: 'SWEEP1', action: 'failed' }]);
     const failed = await s.builds.get(b.id);
     assert.equal(failed.status, 'failed');
     assert.match(failed.error ?? '', /builder a was lost .* after 2 attempts/);

@@ -18,6 +18,8 @@ export const EMPTY_NIXOS_CONFIG = '{ ... }:\n{\n}\n';
 /** What a lease sweep did to one build. */
 export interface SweepOutcome {
   id: number;
+  /** The build's machine, e.g. `ABC123`. */
+  serviceTag: string;
   action: 'retried' | 'failed';
 }
 
@@ -277,18 +279,18 @@ export class BuildQueue {
         const lost = `builder ${record.lease_owner ?? '(unknown)'} was lost (its lease expired at ${record.lease_expires_at})`;
         if (record.attempts >= MAX_ATTEMPTS) {
           const failed = await finish(tx, record, this.actor, { status: 'failed', reason: `${lost} after ${record.attempts} attempts` });
-          return failed ? { id, action: 'failed', startedAt: record.started_at } : undefined;
+          return failed ? { id, serviceTag: record.service_tag, action: 'failed', startedAt: record.started_at } : undefined;
         }
         const retried = await requeue(tx, record, this.actor, {
           note: `${lost}; the build is tried again`,
           kind: 'build.retried',
           message: `${lost}; build ${id} is tried again`,
         });
-        return retried ? { id, action: 'retried' } : undefined;
+        return retried ? { id, serviceTag: record.service_tag, action: 'retried' } : undefined;
       });
       if (!outcome) continue;
       if (outcome.action === 'failed') this.lifecycle.signalFinished(id, 'failed', outcome.startedAt ?? null);
-      outcomes.push({ id: outcome.id, action: outcome.action });
+      outcomes.push({ id: outcome.id, serviceTag: outcome.serviceTag, action: outcome.action });
     }
     return outcomes;
   }

@@ -51,7 +51,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(Number((await dead.claimNext())?.id), build.id);
       assert.deepEqual(await queue('sweeper').sweepExpired(), [], 'a live lease is left alone');
       await outlive(200);
-      assert.deepEqual(await queue('sweeper').sweepExpired(), [{ id: build.id, action: 'retried' }]);
+      assert.deepEqual(await queue('sweeper').sweepExpired(), [{ id: build.id, serviceTag: 'Q003', action: 'retried' }]);
       const retried = await t.ctx.builds.get(build.id);
       assert.equal(retried.status, 'pending');
       assert.match(retried.log_output, /builder dead-1 was lost \(its lease expired at .*\); the build is tried again/);
@@ -61,7 +61,7 @@ for (const kind of await testDatabaseKinds()) {
       const again = await dead2.claimNext();
       assert.equal(Number(again?.attempts), MAX_ATTEMPTS);
       await outlive(200);
-      assert.deepEqual(await queue('sweeper').sweepExpired(), [{ id: build.id, action: 'failed' }]);
+      assert.deepEqual(await queue('sweeper').sweepExpired(), [{ id: build.id, serviceTag: 'Q003', action: 'failed' }]);
       const failed = await t.ctx.builds.get(build.id);
       assert.equal(failed.status, 'failed');
       assert.match(failed.error ?? '', /^builder dead-2 was lost \(its lease expired at [^)]+\) after 2 attempts$/);

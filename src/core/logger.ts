@@ -1,8 +1,14 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import { formatLogLine, type LogFormat } from './log-format.ts';
 
-/** Structured JSON logs on stdout; secrets are redacted wherever they appear. */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({
+/**
+ * Logs on stdout, secrets redacted wherever they appear: JSON lines, or readable lines (`pretty`, and
+ * `auto` when stdout is a terminal, as when someone runs `npm start` by hand).
+ */
+export function createLogger(level: string, bindings: Record<string, unknown> = {}, format: LogFormat = 'json'): Logger {
+  const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  const destination: DestinationStream | undefined = pretty ? { write: (line: string) => void process.stdout.write(formatLogLine(line)) } : undefined;
+  const options = {
     level,
     base: { pid: process.pid, ...bindings },
     redact: {
@@ -25,7 +31,8 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export type { Logger };

@@ -9,7 +9,7 @@ async function runRoles(roles: RoleName[], opts: Record<string, string | undefin
   const config = configFromFlags(opts);
   const { createLogger } = await import('../../core/logger.ts');
   const { startServer } = await import('../serve.ts');
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, {}, config.logFormat);
   let server;
   try {
     server = await startServer(config, logger, roles);
@@ -74,7 +74,7 @@ export function registerServerCommands(program: Command): void {
     if (workers === 1) return runRoles(['boot'], opts);
     const config = configFromFlags(opts);
     const { createLogger } = await import('../../core/logger.ts');
-    const logger = createLogger(config.logLevel, isBootWorker() ? { worker: true } : {});
+    const logger = createLogger(config.logLevel, isBootWorker() ? { worker: true } : {}, config.logFormat);
     try {
       await (isBootWorker() ? runBootWorker(config, logger) : runBootWorkers(workers, config, logger));
     } catch (err) {
