@@ -39,6 +39,11 @@ export interface NixBuildRequest {
   consoles?: string[];
   /** Where builds run: in the Nix daemon's sandbox, or in this process's user without one. */
   isolation?: BuildIsolation;
+  /**
+   * More paths evaluation may read, for entries the server's admin runs (the registration image reads
+   * its agent from src/); never anything a machine's configuration chooses.
+   */
+  readablePaths?: string[];
 }
 
 /**
@@ -61,7 +66,7 @@ export function hasNixDaemon(env: NodeJS.ProcessEnv = process.env, socket = NIX_
  * readable; no import from derivation (nothing is built, so nothing runs, while evaluating); no
  * native code (`builtins.exec`); a pinned tarball is the only URL that may be fetched.
  */
-export function evaluationLimitArgs(req: Pick<NixBuildRequest, 'entry' | 'configurationFile' | 'nixpkgs'>): string[] {
+export function evaluationLimitArgs(req: Pick<NixBuildRequest, 'entry' | 'configurationFile' | 'nixpkgs' | 'readablePaths'>): string[] {
   return [
     '--option', 'restrict-eval', 'true',
     '--option', 'allow-import-from-derivation', 'false',
@@ -69,6 +74,7 @@ export function evaluationLimitArgs(req: Pick<NixBuildRequest, 'entry' | 'config
     '--option', 'allowed-uris', req.nixpkgs?.kind === 'tarball' ? req.nixpkgs.url : '',
     '-I', `metal-entry=${dirname(req.entry)}`,
     '-I', `metal-workspace=${dirname(req.configurationFile)}`,
+    ...(req.readablePaths ?? []).flatMap((path, i) => ['-I', `metal-readable-${i}=${path}`]),
   ];
 }
 

@@ -8,6 +8,9 @@ import { runNixBuild, type NixpkgsPin } from '../builder/nix-build.ts';
 import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 
 /** The project's NixOS registration image expression. */
+/** The registration agent's folder, which the registration entry reads. */
+const AGENT_DIR = fileURLToPath(new URL('./agent', import.meta.url));
+
 export const DEFAULT_REGISTRATION_ENTRY = fileURLToPath(new URL('../../nix/registration.nix', import.meta.url));
 
 /** Host name of the registration system (the `hostname` argument of the Nix entry interface). */
@@ -83,6 +86,8 @@ export async function buildNixRegistrationImage(options: RegistrationBuildOption
       signal: options.signal,
       nixpkgs: options.nixpkgs,
       consoles: options.consoles,
+      // The registration entry builds the agent from this project's src/ into the image.
+      readablePaths: [AGENT_DIR],
     });
     if (result.outcome === 'timeout') throw new RegistrationBuildError(`nix-build ran longer than ${Math.round(options.timeoutMs / 1000)} s and was stopped`);
     if (result.outcome === 'aborted') throw new RegistrationBuildError('nix-build was stopped');
