@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,6 +20,12 @@ const LONG_HOSTILE = `${HOSTILE} ${'a-very-long-unbroken-string-'.repeat(60)}`;
 // A fresh comment per run, so the Nix store has no cached result and the build really runs.
 const CONFIG = `{ pkgs, ... }:\n{\n  # web front end, run ${randomUUID().slice(0, 8)}\n  services.nginx.enable = true;\n  networking.firewall.allowedTCPPorts = [ 80 443 ];\n  environment.systemPackages = [ pkgs.htop ];\n}\n`;
 
+/** A SMBIOS UUID of the tag's own: a UUID belongs to one machine. */
+function uuidOf(tag: string): string {
+  const h = createHash('sha256').update(tag).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
 /** A realistic enrollment with DIMMs, disks, NICs and a GPU, as the agent would send. */
 function richPayload(tag: string, vendor: string, model: string, cores: number) {
   return enrollmentPayload(tag, {
@@ -28,7 +34,7 @@ function richPayload(tag: string, vendor: string, model: string, cores: number) 
       manufacturer: vendor,
       model,
       serial: tag,
-      uuid: '4c4c4544-0042-3510-8052-b4c04f4d3432',
+      uuid: uuidOf(tag),
       bios: { vendor, version: '2.19.1', date: '2024-03-11' },
       cpu: { model: 'Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz', architecture: 'x86_64', sockets: 2, cores, threads: cores * 2 },
       memory: {
@@ -220,7 +226,7 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
     }
     const files = page.locator('#files ~ .table-scroll tbody tr, section:has(#files) tbody tr');
     assert.ok((await files.count()) >= 2, 'bzImage and initrd are listed');
-    assert.match((await page.getByRole('link', { name: 'bzImage' }).getAttribute('href')) ?? '', /^http:\/\/127\.0\.0\.1:8081\/images\/builds\/\d+\/bzImage$/);
+    assert.match((await page.getByRole('link', { name: 'bzImage' }).getAttribute('href')) ?? '', /^http:\/\/127\.0\.0\.1:8081\/images\/builds\/[A-Za-z0-9_-]{16,}\/bzImage$/);
     await shot('build.png');
     await page.getByRole('link', { name: 'web-01' }).first().click();
     await page.locator('#machine-live .badge[data-status="ready"]').waitFor({ timeout: 30_000 });

@@ -11,6 +11,7 @@ import { SqlStorage } from '../../src/storage/storage.ts';
 import { enrollmentPayload } from '../support/context.ts';
 import { freshPostgres } from '../support/databases.ts';
 import { fleetTag, percentile, runFleet } from './support/machine-fleet.ts';
+import { OFFLINE_NIX_CONFIG } from '../../src/builder/nix-build.ts';
 import { CLUSTER_NIX_ENTRY, killReplica, migrateCluster, startReplica, stopReplica, writeRegistrationImage, type ClusterOptions, type Replica } from './support/metal-cluster.ts';
 import { freePort, startLoadBalancer, type LoadBalancer } from './support/nginx.ts';
 import { clusterSkipReason, nginxPath } from './support/requirements.ts';
@@ -73,6 +74,9 @@ describe('scale-out on PostgreSQL: 2 API, 2 boot and 2 builder processes behind 
         METAL_BUILD_LEASE_SECONDS: LEASE_SECONDS,
         METAL_BUILD_CONCURRENCY: '2',
         METAL_ENROLL_RATE: '0',
+        // The stand-in builds from host tools: offline, without build users or sandbox.
+        NIX_CONFIG: process.env.NIX_CONFIG ?? OFFLINE_NIX_CONFIG,
+        METAL_BUILD_UNSANDBOXED: '1',
       },
     };
 
