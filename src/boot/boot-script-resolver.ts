@@ -37,7 +37,7 @@ export class BootScriptResolver {
     private readonly settings: { bootUrl: string; enrollToken: string | undefined; afterEnroll: 'reboot' | 'poweroff' | 'hold' },
     private readonly logger: Logger,
     /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.issueBootToken). */
-    private readonly tokens: { issueBootToken(buildId: number): Promise<string> },
+    private readonly tokens: { issueBootToken(buildId: number, buildSecret: string): Promise<string> },
   ) {}
 
   /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
@@ -85,7 +85,7 @@ export class BootScriptResolver {
         tag: machineTag,
         buildId,
         imageKey: facts.imageKey,
-        bootToken: await this.tokens.issueBootToken(buildId),
+        bootToken: await this.tokens.issueBootToken(buildId, facts.bootToken),
         manifest: image.manifest,
       }),
     };

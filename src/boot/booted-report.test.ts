@@ -13,7 +13,8 @@ async function machineWithBuild(ctx: AppContext, tag: string, mac: string): Prom
   await ctx.machines.update(tag, { hostname: tag.toLowerCase() }, OPERATOR);
   const build = await ctx.machines.requestBuild(tag, OPERATOR);
   // The token an image script of this build would carry on its kernel line.
-  return { machineId: machine.id, buildId: build.id, token: await ctx.builds.issueBootToken(build.id) };
+  const secret = (await ctx.storage.builds.findRecord(build.id))!.boot_token;
+  return { machineId: machine.id, buildId: build.id, token: await ctx.builds.issueBootToken(build.id, secret) };
 }
 
 for (const kind of await testDatabaseKinds()) {

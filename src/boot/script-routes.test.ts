@@ -126,8 +126,8 @@ for (const kind of await testDatabaseKinds()) {
     test('a machine with a published image boots it from its build directory with its token', async () => {
       const body = await fetchScript(app, '/nixos/machines/READY1.ipxe');
       const b = image.buildId;
-      const token = /metal\.boot_token=([A-Za-z0-9_-]+) /.exec(body)?.[1] ?? '';
-      assert.match(token, /^[A-Za-z0-9_-]{32}$/, 'a fresh per-boot token');
+      const token = /metal\.boot_token=([A-Za-z0-9._-]+) /.exec(body)?.[1] ?? '';
+      assert.match(token, /^\d{15}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{32}$/, 'a fresh per-boot token: issued at, nonce, signature');
       assert.notEqual(token, image.token, 'not the per-build secret');
       assert.equal(
         body,
@@ -154,18 +154,20 @@ goto fetch
     });
 
     test('the token on the kernel line is single-use: the first booted report takes it, a replay is refused, the next boot gets a new one', async () => {
-      const tokenOf = async () => /metal\.boot_token=([A-Za-z0-9_-]+) /.exec(await fetchScript(app, '/nixos/machines/READY1.ipxe'))?.[1] ?? '';
+      const tokenOf = async () => /metal\.boot_token=([A-Za-z0-9._-]+) /.exec(await fetchScript(app, '/nixos/machines/READY1.ipxe'))?.[1] ?? '';
       const report = (token: string) =>
         app.inject({ method: 'POST', url: '/api/v1/machines/READY1/booted', payload: { build_id: image.buildId, token } });
-      const stale = await tokenOf();
+      const earlier = await tokenOf();
+      await new Promise((resolve) => setTimeout(resolve, 5));
       const first = await tokenOf();
-      assert.notEqual(first, stale);
-      assert.equal((await report(stale)).statusCode, 403, 'only the latest script’s token is valid');
+      assert.notEqual(first, earlier);
       assert.equal((await report(image.token)).statusCode, 403, 'the per-build secret is not a boot token');
       assert.equal((await report(first)).statusCode, 200);
+      assert.equal((await report(earlier)).statusCode, 403, 'a token issued before an accepted one');
       const replay = await report(first);
       assert.equal(replay.statusCode, 403);
       assert.equal(replay.json().error.code, 'forbidden');
+      await new Promise((resolve) => setTimeout(resolve, 5));
       const next = await tokenOf();
       assert.equal((await report(next)).statusCode, 200, 'the next boot reports again');
       const booted = await t.ctx.storage.events.list({ kind: 'machine.booted', buildId: image.buildId });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { macOfTag } from '../../test/support/mac-of-tag.ts';
 import { MemoryStorage } from '../../test/support/memory-storage.ts';
-import { BuildLifecycle, MAX_ATTEMPTS } from './build-lifecycle.ts';
+import { BOOT_TOKEN_MAX_AGE_MS, BuildLifecycle, MAX_ATTEMPTS } from './build-lifecycle.ts';
 import { ConflictError, ForbiddenError, NotFoundError, UnprocessableError } from './errors.ts';
 import { MachineService } from './machine-service.ts';
 import { Notifier } from './notifier.ts';
@@ -172,19 +172,26 @@ describe('build lifecycle (in memory)', () => {
     assert.deepEqual(kinds, ['build.failed', 'build.started', 'build.retried', 'build.started', 'build.requested']);
   });
 
-  test('booted report: the latest token records the boot once; a wrong, stale or replayed one or another machine\'s build is refused alike', async () => {
+  test('booted report: a signed token records the boot once; a wrong, forged, expired, older or replayed one or another machine\'s build is refused alike', async () => {
     const s = setup();
     const m = await s.configured('BOOT1');
     await s.configured('BOOT2');
     const b = await s.builds.request(m.id, operator);
-    const stale = await s.builds.issueBootToken(b.id);
-    const token = await s.builds.issueBootToken(b.id);
-    await assert.rejects(s.builds.recordBooted('BOOT1', { build_id: b.id, token: 'wrong-token-xxxxxxxxxxxx' }), ForbiddenError);
-    await assert.rejects(s.builds.recordBooted('BOOT1', { build_id: b.id, token: stale }), ForbiddenError, 'replaced by a newer script');
-    await assert.rejects(s.builds.recordBooted('BOOT2', { build_id: b.id, token }), ForbiddenError);
-    const record = await s.builds.recordBooted('BOOT1', { build_id: b.id, token });
+    const secret = (await s.storage.builds.findRecord(b.id))!.boot_token;
+    const now = Date.now();
+    const older = await s.builds.issueBootToken(b.id, secret, now - 1000);
+    const token = await s.builds.issueBootToken(b.id, secret, now);
+    const report = (tag: string, t: string) => s.builds.recordBooted(tag, { build_id: b.id, token: t });
+    await assert.rejects(report('BOOT1', 'wrong-token-xxxxxxxxxxxx'), ForbiddenError);
+    await assert.rejects(report('BOOT1', await s.builds.issueBootToken(b.id, 'another build secret', now)), ForbiddenError, 'forged with another secret');
+    await assert.rejects(report('BOOT1', await s.builds.issueBootToken(b.id, secret, now - BOOT_TOKEN_MAX_AGE_MS - 1000)), ForbiddenError, 'expired');
+    await assert.rejects(report('BOOT1', `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`), ForbiddenError, 'signature altered');
+    await assert.rejects(report('BOOT2', token), ForbiddenError);
+    const record = await report('BOOT1', token);
     assert.equal(record.build_id, b.id);
-    await assert.rejects(s.builds.recordBooted('BOOT1', { build_id: b.id, token }), ForbiddenError, 'single use');
+    await assert.rejects(report('BOOT1', token), ForbiddenError, 'single use');
+    await assert.rejects(report('BOOT1', older), ForbiddenError, 'a token issued before an accepted one');
+    assert.equal((await report('BOOT1', await s.builds.issueBootToken(b.id, secret, now + 1000))).build_id, b.id, 'the next boot reports again');
     assert.equal((await s.machines.get('BOOT1')).booted_build_id, b.id);
     assert.equal((await s.machines.get('BOOT2')).booted_build_id, null);
   });

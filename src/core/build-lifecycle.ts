@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
@@ -139,13 +139,15 @@ export class BuildLifecycle {
    * time. A wrong token and another machine's build are refused alike, so neither can be probed.
    */
   /**
-   * A fresh single-use token for the kernel line of an image script of `buildId`: the first booted
-   * report presenting it is accepted, and only the latest script's token is valid.
+   * A fresh single-use token for the kernel line of an image script of `buildId`, signed with the
+   * build's own secret: `<issued at>.<nonce>.<signature>`. Minting it touches no storage, so a boot
+   * storm costs no writes; the first booted report presenting it is accepted, and no token issued at or
+   * before an accepted one is accepted again.
    */
-  async issueBootToken(buildId: number): Promise<string> {
-    const token = randomBytes(24).toString('base64url');
-    await this.storage.builds.setBootNonce(buildId, sha256Hex(token));
-    return token;
+  async issueBootToken(buildId: number, buildSecret: string, now = Date.now()): Promise<string> {
+    const issued = String(now).padStart(BOOT_TIME_DIGITS, '0');
+    const nonce = randomBytes(12).toString('base64url');
+    return `${issued}.${nonce}.${signBootToken(buildSecret, buildId, issued, nonce)}`;
   }
 
   async recordBooted(tag: string, report: BootedReport): Promise<BootedRecord> {
@@ -158,11 +160,13 @@ export class BuildLifecycle {
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
     const facts = await this.storage.builds.bootFacts(report.build_id);
     if (!facts || facts.machineId !== machine.id) throw refused();
+    const marker = verifyBootToken(facts.bootToken, report.build_id, report.token, Date.now());
+    if (marker === undefined) throw refused();
     const actor: Actor = { kind: 'machine', name: serviceTag };
     const bootedAt = nowIso();
     await this.storage.transaction(async (tx) => {
-      // Single use: the token is cleared by the first report, so a replayed one is refused.
-      if (!(await tx.builds.consumeBootNonce(report.build_id, sha256Hex(report.token)))) throw refused();
+      // Single use: the build keeps the marker of the last accepted token; only a later one passes.
+      if (!(await tx.builds.advanceBootMarker(report.build_id, marker))) throw refused();
       await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt }, bootedAt);
       await tx.events.record({ kind: 'machine.booted', machineId: machine.id, buildId: report.build_id, actor, message: `${serviceTag} booted build ${report.build_id}` });
     });
@@ -379,14 +383,33 @@ async function settleMachine(tx: Stores, machineId: number): Promise<void> {
   await tx.machines.update(machineId, { status }, nowIso());
 }
 
+/** Digits of a boot token's issue time (milliseconds since 1970), so markers sort as times do. */
+const BOOT_TIME_DIGITS = 15;
+/** How long a boot token can be reported after its script was handed out. */
+export const BOOT_TOKEN_MAX_AGE_MS = 24 * 3600_000;
+
+function signBootToken(secret: string, buildId: number, issued: string, nonce: string): string {
+  return createHmac('sha256', secret).update(`metal-boot:${buildId}:${issued}:${nonce}`).digest('base64url').slice(0, 32);
+}
+
+/**
+ * The marker (`<issued at>.<nonce>`) of a genuine, unexpired token of this build, or undefined. The
+ * signature is compared in constant time.
+ */
+function verifyBootToken(secret: string, buildId: number, token: string, now: number): string | undefined {
+  const m = /^(\d{15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{32})$/.exec(token);
+  if (!m || secret === '') return undefined;
+  const [, issued, nonce, signature] = m as unknown as [string, string, string, string];
+  const age = now - Number(issued);
+  if (!(age >= -60_000 && age <= BOOT_TOKEN_MAX_AGE_MS)) return undefined;
+  const expected = Buffer.from(signBootToken(secret, buildId, issued, nonce));
+  const given = Buffer.from(signature);
+  return expected.length === given.length && timingSafeEqual(expected, given) ? `${issued}.${nonce}` : undefined;
+}
+
 /** The first line of a message, trimmed to a readable length. */
 export function oneLine(text: string): string {
   const first = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? 'unknown error';
   return first.length > 500 ? `${first.slice(0, 497)}...` : first;
-}
-
-/** Compares digests, so neither the length nor the content of the token leaks through timing. */
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 

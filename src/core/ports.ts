@@ -266,12 +266,10 @@ export interface BuildStore {
   /** The owner and kernel-line token of a build, for boot reports and scripts. */
   bootFacts(id: number): Promise<BuildBootFacts | undefined>;
   /**
-   * Keeps the SHA-256 (hex) of the per-boot token on the kernel line of the latest image script handed
-   * out, replacing an unused one.
+   * Records `marker` (`<issued at>.<nonce>` of a boot token, which sort as their times) as the build's
+   * last accepted boot, only if it is later than the one kept: true once per token.
    */
-  setBootNonce(id: number, nonceHash: string): Promise<void>;
-  /** Clears the per-boot token if it is `nonceHash`: true once, for the first report of that boot. */
-  consumeBootNonce(id: number, nonceHash: string): Promise<boolean>;
+  advanceBootMarker(id: number, marker: string): Promise<boolean>;
   /** The build whose image URLs use `imageKey`. */
   findIdByImageKey(imageKey: string): Promise<number | undefined>;
 }

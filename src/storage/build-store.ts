@@ -186,12 +186,13 @@ export class SqlBuildStore implements BuildStore {
     return row && { machineId: Number(row.machine_id), bootToken: row.boot_token, imageKey: row.image_key };
   }
 
-  async setBootNonce(id: number, nonceHash: string): Promise<void> {
-    await this.db.updateTable('builds').set({ boot_nonce: nonceHash }).where('id', '=', id).execute();
-  }
-
-  async consumeBootNonce(id: number, nonceHash: string): Promise<boolean> {
-    const result = await this.db.updateTable('builds').set({ boot_nonce: null }).where('id', '=', id).where('boot_nonce', '=', nonceHash).executeTakeFirst();
+  async advanceBootMarker(id: number, marker: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('builds')
+      .set({ boot_nonce: marker })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('boot_nonce', 'is', null), eb('boot_nonce', '<', marker)]))
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 

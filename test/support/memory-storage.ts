@@ -382,14 +382,12 @@ class MemoryStores implements Stores {
         const b = find(id);
         return b && { machineId: b.machine_id, bootToken: b.boot_token, imageKey: b.image_key };
       },
-      async setBootNonce(id, nonceHash) {
+      async advanceBootMarker(id, marker) {
         const t = db();
-        if (t.builds.some((x) => x.id === id)) t.bootNonces[id] = nonceHash;
-      },
-      async consumeBootNonce(id, nonceHash) {
-        const t = db();
-        if (t.bootNonces[id] !== nonceHash) return false;
-        delete t.bootNonces[id];
+        if (!t.builds.some((x) => x.id === id)) return false;
+        const kept = t.bootNonces[id];
+        if (kept !== undefined && kept >= marker) return false;
+        t.bootNonces[id] = marker;
         return true;
       },
       async findIdByImageKey(imageKey) {
