@@ -58,10 +58,18 @@ export interface BuilderSettings {
 export function chooseIsolation(settings: Pick<BuilderSettings, 'buildUnsandboxed'>, daemon = hasNixDaemon()): BuildIsolation {
   if (daemon) return 'daemon';
   if (settings.buildUnsandboxed) return 'unsandboxed';
-  throw new Error(
-    'builder: no Nix daemon on this host (no /nix/var/nix/daemon-socket/socket, NIX_REMOTE is not "daemon"), so builds would run without a sandbox as this user; ' +
-      'use a Nix daemon (a NixOS builder host), or set METAL_BUILD_UNSANDBOXED=1 to accept that (see docs/builder.md)',
-  );
+  throw new UnsandboxedBuildRefused();
+}
+
+/** The builder will not build on a host without a Nix daemon unless METAL_BUILD_UNSANDBOXED=1 says so. */
+export class UnsandboxedBuildRefused extends Error {
+  constructor() {
+    super(
+      'builder: no Nix daemon on this host (no /nix/var/nix/daemon-socket/socket, NIX_REMOTE is not "daemon"), so builds would run without a sandbox as this user; ' +
+        'use a Nix daemon (a NixOS builder host), or set METAL_BUILD_UNSANDBOXED=1 to accept that (see docs/builder.md)',
+    );
+    this.name = 'UnsandboxedBuildRefused';
+  }
 }
 
 /** Tuning a builder; each has a default fit for production. */

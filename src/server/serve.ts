@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config, Listen } from '../config/config.ts';
 import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
+import { UnsandboxedBuildRefused } from '../builder/builder.ts';
 import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
 import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, startPowerControl, startWebhookDelivery } from './roles.ts';
@@ -74,8 +75,15 @@ export async function startServer(
       stops.push(() => running.metrics!.close());
     }
     if (roles.includes('builder')) {
-      const builder = await startBuilder(ctx);
-      stops.push(() => builder.stop());
+      try {
+        const builder = await startBuilder(ctx);
+        stops.push(() => builder.stop());
+      } catch (err) {
+        // With other roles (`metal serve`), the rest of the system still comes up, saying why nothing
+        // will build; `metal builder` alone refuses to start.
+        if (!(err instanceof UnsandboxedBuildRefused) || roles.length === 1) throw err;
+        logger.error(`${err.message}. The other roles run; builds stay pending until a builder can take them.`);
+      }
     }
     if (roles.includes('pxe')) {
       const pxe = await startPxeServices({

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { findExecutable, hasNixDaemon } from '../../src/builder/nix-build.ts';
 import { runMetal, startServerProcess } from '../support/server-process.ts';
 
 describe('metal serve as a process', () => {
@@ -45,5 +46,35 @@ describe('metal serve as a process', () => {
     assert.equal(viaBoot.status, 200);
     server.child.kill('SIGTERM');
     assert.equal(await server.exited, 0);
+  });
+});
+
+// On a host with nix-build but no Nix daemon (CI's), building would run a configuration's derivations
+// as this user; without METAL_BUILD_UNSANDBOXED=1 the builder refuses, the rest of `metal serve` runs.
+const buildsUnsandboxed = findExecutable('nix-build') !== undefined && !hasNixDaemon();
+if (!buildsUnsandboxed) {
+  if (process.env.CI === 'true') throw new Error('required in CI: nix-build without a Nix daemon (Debian nix-bin)');
+  console.warn('\n*** SKIPPING the builder sandbox refusal tests: they need nix-build without a Nix daemon ***\n');
+}
+
+describe('the builder without a sandbox', { skip: !buildsUnsandboxed }, () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'metal-sandbox-'));
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test('metal builder alone refuses to start, naming METAL_BUILD_UNSANDBOXED', { timeout: 60_000 }, async () => {
+    const r = await runMetal(['builder'], { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '0' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no Nix daemon on this host .* METAL_BUILD_UNSANDBOXED=1/);
+  });
+
+  test('metal serve comes up without its builder and says why', { timeout: 60_000 }, async () => {
+    const server = await startServerProcess(['serve'], { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '0', METAL_LOG_FORMAT: 'json' });
+    try {
+      assert.equal((await fetch(`${server.addresses.api}/readyz`)).status, 200);
+      assert.equal((await fetch(`${server.addresses.boot}/healthz`)).status, 200);
+    } finally {
+      server.child.kill('SIGTERM');
+      await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    }
   });
 });
