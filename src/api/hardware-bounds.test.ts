@@ -1,10 +1,10 @@
-import { buildApiServer, buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { HARDWARE_LIMITS, MAX_BODY_DEPTH } from '../core/json-bounds.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, sqlOf, type TestContext } from '../../test/support/context.ts';
+import { enrollmentPayload, sqlOf, type TestContext } from '../../test/support/context.ts';
+import { startTestListeners, type TestListeners } from '../../test/support/listeners.ts';
 
 const viewer = { 'x-test-role': 'viewer' };
 
@@ -55,16 +55,12 @@ for (const kind of await testDatabaseKinds()) {
     let t: TestContext;
     let api: FastifyInstance;
     let boot: FastifyInstance;
+    let listeners: TestListeners;
     before(async () => {
-      t = await createTestContext(kind.fresh(), { METAL_ENROLL_RATE: '0' });
-      api = await buildApiServer(t.ctx);
-      boot = await buildBootServer(t.ctx, { registrationTtlMs: 0 });
+      listeners = await startTestListeners(kind.fresh());
+      ({ t, api, boot } = listeners);
     });
-    after(async () => {
-      await api.close();
-      await boot.close();
-      await t.close();
-    });
+    after(async () => listeners.close());
 
     const post = (app: FastifyInstance, payload: string | object) =>
       app.inject({ method: 'POST', url: '/api/v1/enroll', payload, headers: { 'content-type': 'application/json' } });

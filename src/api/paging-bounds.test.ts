@@ -1,9 +1,9 @@
-import { buildApiServer, buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
+import { enrollmentPayload } from '../../test/support/context.ts';
+import { startTestListeners, type TestListeners } from '../../test/support/listeners.ts';
 
 const admin = { 'x-test-role': 'admin' };
 
@@ -15,20 +15,15 @@ const HUGE = ['9007199254740993', '99999999999999999999', '1e300', '184467440737
 
 for (const kind of await testDatabaseKinds()) {
   describe(`paging and id bounds on ${kind.name}`, { timeout: 120_000 }, () => {
-    let t: TestContext;
     let api: FastifyInstance;
     let boot: FastifyInstance;
+    let listeners: TestListeners;
     before(async () => {
-      t = await createTestContext(kind.fresh(), { METAL_ENROLL_RATE: '0' });
-      api = await buildApiServer(t.ctx);
-      boot = await buildBootServer(t.ctx, { registrationTtlMs: 0 });
+      listeners = await startTestListeners(kind.fresh());
+      ({ api, boot } = listeners);
       assert.equal((await api.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('PAGE1') })).statusCode, 201);
     });
-    after(async () => {
-      await api.close();
-      await boot.close();
-      await t.close();
-    });
+    after(async () => listeners.close());
 
     test('offset or limit beyond 2^53 (or 2^31) is a 400 naming the parameter on every list route, never a 500', async () => {
       for (const route of LIST_ROUTES) {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import fc from 'fast-check';
-import { buildApiServer, buildBootServer } from '../../src/server/roles.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../support/context.ts';
+import { enrollmentPayload, type TestContext } from '../support/context.ts';
+import { startTestListeners, type TestListeners } from '../support/listeners.ts';
 import { testDatabaseKinds } from '../support/databases.ts';
 import { hostileHardware, hostileJson, hostileString, macFor, nestedJson, pct, runs, validTag } from '../support/hostile.ts';
 import { rowCounts } from '../support/row-counts.ts';
@@ -54,16 +54,12 @@ for (const kind of await testDatabaseKinds()) {
     let t: TestContext;
     let api: FastifyInstance;
     let boot: FastifyInstance;
+    let listeners: TestListeners;
     before(async () => {
-      t = await createTestContext(kind.fresh(), { METAL_ENROLL_RATE: '0' });
-      api = await buildApiServer(t.ctx);
-      boot = await buildBootServer(t.ctx, { registrationTtlMs: 0 });
+      listeners = await startTestListeners(kind.fresh());
+      ({ t, api, boot } = listeners);
     });
-    after(async () => {
-      await api.close();
-      await boot.close();
-      await t.close();
-    });
+    after(async () => listeners.close());
 
     test('generated payloads: no 5xx, a clear error, nothing written when refused', async () => {
       await fc.assert(

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import fc from 'fast-check';
-import { buildApiServer, buildBootServer } from '../../src/server/roles.ts';
-import { createTestContext, enrollmentPayload, type TestContext } from '../support/context.ts';
+import { enrollmentPayload, type TestContext } from '../support/context.ts';
+import { startTestListeners, type TestListeners } from '../support/listeners.ts';
 import { testDatabaseKinds } from '../support/databases.ts';
 import { hostileString, macFor, pct, runs } from '../support/hostile.ts';
 import { rowCounts } from '../support/row-counts.ts';
@@ -24,16 +24,12 @@ for (const kind of await testDatabaseKinds()) {
     let t: TestContext;
     let api: FastifyInstance;
     let boot: FastifyInstance;
+    let listeners: TestListeners;
     before(async () => {
-      t = await createTestContext(kind.fresh(), { METAL_ENROLL_RATE: '0' });
-      api = await buildApiServer(t.ctx);
-      boot = await buildBootServer(t.ctx, { registrationTtlMs: 0, lastSeenIntervalMs: 60_000 });
+      listeners = await startTestListeners(kind.fresh(), {}, { lastSeenIntervalMs: 60_000 });
+      ({ t, api, boot } = listeners);
     });
-    after(async () => {
-      await api.close();
-      await boot.close();
-      await t.close();
-    });
+    after(async () => listeners.close());
 
     test('enroll, read, edit, boot and report with any tag: no 5xx, nothing written when refused', async () => {
       await fc.assert(
