@@ -58,7 +58,7 @@ export interface BuildsTable {
   boot_token: string;
   /** 128 random bits, base64url: the build's directory in image URLs. Unique. */
   image_key: string;
-  /** SHA-256 (hex) of the per-boot token of the latest image script, until a booted report uses it. */
+  /** `<issued at>.<nonce>` of the last boot token accepted for this build (see advanceBootMarker). */
   boot_nonce: string | null;
   /** The Nix store path of the result, e.g. `/nix/store/…-metal-netboot`. */
   store_path: string | null;

@@ -52,7 +52,7 @@ interface Tables {
   machines: MachineRow[];
   builds: BuildRecord[];
   /** builds.boot_nonce, by build id. */
-  bootNonces: Record<number, string>;
+  bootMarkers: Record<number, string>;
   events: Array<Event & { actor_kind: string; actor_name: string }>;
   users: UserWithHash[];
   sessions: Array<{ id: number; token_hash: string; user_id: number; expires_at: string; last_used_at: string | null }>;
@@ -70,7 +70,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootNonces: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -385,9 +385,9 @@ class MemoryStores implements Stores {
       async advanceBootMarker(id, marker) {
         const t = db();
         if (!t.builds.some((x) => x.id === id)) return false;
-        const kept = t.bootNonces[id];
+        const kept = t.bootMarkers[id];
         if (kept !== undefined && kept >= marker) return false;
-        t.bootNonces[id] = marker;
+        t.bootMarkers[id] = marker;
         return true;
       },
       async findIdByImageKey(imageKey) {
