@@ -93,7 +93,7 @@ async function runBuild(
     await outcome();
   };
   try {
-    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, config: row.config });
+    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, files: row.config_files });
     logger.info({ buildId: id, hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
@@ -188,6 +188,7 @@ async function publish(
         storePath,
         artifactUrl: `${deps.bootUrl}/images/builds/${row.image_key}/`,
         note: `build ${id} published ${storePath}`,
+        ...(outcome.bootJson.nixpkgs ? { nixpkgs: outcome.bootJson.nixpkgs } : {}),
       });
     });
   } finally {

@@ -66,7 +66,10 @@ export interface MachineFilter {
 export interface MachinePatch {
   hostname?: string | null;
   description?: string | null;
+  /** The entry text alone: the configuration becomes this one file (other files are dropped). */
   nixos_config?: string | null;
+  /** The whole configuration (validated); also sets `nixos_config` to its entry. Wins over `nixos_config`. */
+  nixos_files?: Record<string, string> | null;
   status?: MachineStatus;
   last_build_id?: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
@@ -174,7 +177,10 @@ export interface MachineStore {
 /** A new pending build. */
 export interface NewBuild {
   machine_id: number;
+  /** The entry file's text. */
   config: string;
+  /** Every file, `configuration.nix` the entry (equal to `config`); absent: `config` is the only file. */
+  config_files?: Record<string, string>;
   hostname: string;
   service_tag: string;
   boot_token: string;
@@ -205,6 +211,11 @@ export interface BuildFields {
   lease_owner?: string | null;
   lease_expires_at?: string | null;
   attempts?: number;
+  /** What a successful build records about its nixpkgs. */
+  nixpkgs_version?: string | null;
+  nixpkgs_revision?: string | null;
+  nixpkgs_source?: string | null;
+  nixpkgs_sha256?: string | null;
 }
 
 /** A build line on the overview and machine pages (no log). */
@@ -217,6 +228,9 @@ export interface BuildSummary {
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** The nixpkgs revision and version the build recorded (success only), e.g. `abcdef0…`, `24.05.1234.abcdef0`. */
+  nixpkgs_revision: string | null;
+  nixpkgs_version: string | null;
 }
 
 /** The build queue as metrics see it. */

@@ -21,7 +21,7 @@ export class SqlBuildStore implements BuildStore {
     try {
       const row = await this.db
         .insertInto('builds')
-        .values({ ...b, status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
+        .values({ ...b, config_files: b.config_files ? JSON.stringify(b.config_files) : null, status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toBuild(row);
@@ -68,7 +68,9 @@ export class SqlBuildStore implements BuildStore {
   }
 
   async recent(limit: number, machineId?: number): Promise<BuildSummary[]> {
-    let q = this.db.selectFrom('builds').select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at']);
+    let q = this.db
+      .selectFrom('builds')
+      .select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at', 'nixpkgs_revision', 'nixpkgs_version']);
     if (machineId !== undefined) q = q.where('machine_id', '=', machineId);
     const rows = await q.orderBy('id', 'desc').limit(limit).execute();
     return rows.map((r) => ({ ...r, id: Number(r.id) }));

@@ -165,6 +165,7 @@ class MemoryStores implements Stores {
           hostname: null,
           description: null,
           nixos_config: null,
+          nixos_files: null,
           last_build_id: null,
           booted_build_id: null,
           booted_at: null,
@@ -230,7 +231,7 @@ class MemoryStores implements Stores {
         if (!m) throw new Error(`no machine ${id}`);
         const t = db();
         assertIdentityFree(t.machines, id, patch.identity_mac ?? null, patch.system_uuid ?? null);
-        Object.assign(m, copy(patch), { updated_at: now });
+        Object.assign(m, copy(patch), configFields(patch), { updated_at: now });
         return toMachine(m);
       },
       async delete(id) {
@@ -281,7 +282,8 @@ class MemoryStores implements Stores {
           throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`);
         }
         const row: BuildRecord = {
-          ...b,
+          ...copy(b),
+          config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
           id: t.nextId++,
           status: 'pending',
           log_output: '',
@@ -294,6 +296,7 @@ class MemoryStores implements Stores {
           lease_owner: null,
           lease_expires_at: null,
           store_path: null,
+          nixpkgs: null,
         };
         t.builds.push(row);
         return toBuild(row);
@@ -322,7 +325,18 @@ class MemoryStores implements Stores {
           .builds.filter((b) => machineId === undefined || b.machine_id === machineId)
           .sort((a, b) => b.id - a.id)
           .slice(0, limit)
-          .map((b) => ({ id: b.id, status: b.status, service_tag: b.service_tag, hostname: b.hostname, error: b.error, created_at: b.created_at, started_at: b.started_at, completed_at: b.completed_at }));
+          .map((b) => ({
+            id: b.id,
+            status: b.status,
+            service_tag: b.service_tag,
+            hostname: b.hostname,
+            error: b.error,
+            created_at: b.created_at,
+            started_at: b.started_at,
+            completed_at: b.completed_at,
+            nixpkgs_revision: b.nixpkgs?.revision ?? null,
+            nixpkgs_version: b.nixpkgs?.version ?? null,
+          }));
       },
       async countByStatus() {
         return countBy(db().builds.map((b) => b.status));
@@ -342,7 +356,12 @@ class MemoryStores implements Stores {
       async transition(id, from: readonly BuildStatus[], to, fields: BuildFields, _now) {
         const b = find(id);
         if (!b || !from.includes(b.status)) return undefined;
-        Object.assign(b, fields, { status: to });
+        const { nixpkgs_version: version, nixpkgs_revision: revision, nixpkgs_source: source, nixpkgs_sha256: sha256, ...rest } = fields;
+        Object.assign(b, rest, { status: to });
+        if ([version, revision, source, sha256].some((v) => v !== undefined)) {
+          const n = { version: version ?? null, revision: revision ?? null, source: source ?? null, sha256: sha256 ?? null };
+          b.nixpkgs = Object.values(n).some((v) => v !== null) ? n : null;
+        }
         return toBuild(b);
       },
       async claimNext(owner, leaseUntil, now) {
@@ -805,4 +824,14 @@ function newDelivery(t: Tables, webhookId: number, eventId: number, type: string
     created_at: now,
     delivered_at: null,
   };
+}
+
+/** The configuration fields a patch writes, as the SQL stores do: the whole map sets the entry text; the text alone is a one-file map. */
+function configFields(patch: MachinePatch): Pick<Machine, 'nixos_config' | 'nixos_files'> | Record<string, never> {
+  if (patch.nixos_files !== undefined) {
+    const files = patch.nixos_files === null ? null : copy(patch.nixos_files);
+    return { nixos_files: files, nixos_config: files === null ? null : (files['configuration.nix'] ?? null) };
+  }
+  if (patch.nixos_config !== undefined) return { nixos_config: patch.nixos_config, nixos_files: patch.nixos_config === null ? null : { 'configuration.nix': patch.nixos_config } };
+  return {};
 }
