@@ -115,6 +115,51 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal((await t.ctx.machines.get('EDIT01')).hostname, 'web-01');
     });
 
+    test('several files: each has its own editor, a new one is added from the empty slot, a ticked one is removed', async () => {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('FILES01') });
+      const entry = '{ ... }: { imports = [ ./hardware.nix ]; }\n';
+      const added = await app.inject({
+        method: 'POST',
+        url: '/machines/FILES01',
+        headers: { ...operator, ...form },
+        payload: encode({ hostname: 'files-01', description: '', nixos_config: entry, file_name_1: 'hardware.nix', file_text_1: '{ ... }:\r\n{ }\r\n', file_name_2: '', file_text_2: '' }),
+      });
+      assert.equal(added.statusCode, 303, added.body);
+      assert.deepEqual((await t.ctx.machines.get('FILES01')).nixos_files, { 'configuration.nix': entry, 'hardware.nix': '{ ... }:\n{ }\n' });
+
+      await t.ctx.machines.update('FILES01', { nixos_files: { 'configuration.nix': entry, 'hardware.nix': 'h', 'modules/x.nix': '"</textarea><script>alert(1)</script>"' } }, { kind: 'system', name: 'system' });
+      const page = await app.inject({ url: '/machines/FILES01', headers: operator });
+      assert.match(page.body, /<a class="mono" href="#file-0">configuration\.nix<\/a> · <a class="mono" href="#file-1">hardware\.nix<\/a> · <a class="mono" href="#file-2">modules\/x\.nix<\/a>/);
+      assert.match(page.body, /name="file_name_1" value="hardware\.nix"/);
+      assert.match(page.body, /name="file_name_2" value="modules\/x\.nix"/);
+      assert.match(page.body, /<textarea id="file_text_2" name="file_text_2"[^>]*>\n&quot;&lt;\/textarea&gt;&lt;script&gt;/, 'a file\'s text is escaped');
+      assert.doesNotMatch(page.body, /<script>alert/);
+      assert.match(page.body, /name="file_name_3"[^>]*placeholder="hardware\.nix"/, 'an empty slot to add a file');
+      const viewerPage = await app.inject({ url: '/machines/FILES01', headers: viewer });
+      assert.doesNotMatch(viewerPage.body, /file_remove_|Add a file/, 'a viewer reads the files but cannot change them');
+
+      const removed = await app.inject({
+        method: 'POST',
+        url: '/machines/FILES01',
+        headers: { ...operator, ...form },
+        payload: encode({ hostname: 'files-01', description: '', nixos_config: entry, file_name_1: 'hardware.nix', file_text_1: 'h', file_name_2: 'modules/x.nix', file_text_2: 'x', file_remove_2: 'yes', file_name_3: '', file_text_3: '' }),
+      });
+      assert.equal(removed.statusCode, 303);
+      assert.deepEqual((await t.ctx.machines.get('FILES01')).nixos_files, { 'configuration.nix': entry, 'hardware.nix': 'h' });
+
+      for (const [fields, message] of [
+        [{ file_name_1: 'hardware.nix', file_text_1: 'a', file_name_2: 'hardware.nix', file_text_2: 'b' }, /two files are named &quot;hardware\.nix&quot;/],
+        [{ file_name_1: '', file_text_1: 'text without a name' }, /a file has text but no name/],
+        [{ file_name_1: '../up.nix', file_text_1: 'x' }, /file &quot;\.\.\/up\.nix&quot; is not allowed/],
+      ] as const) {
+        const r = await app.inject({ method: 'POST', url: '/machines/FILES01', headers: { ...operator, ...form }, payload: encode({ hostname: 'files-01', description: '', nixos_config: entry, ...fields }) });
+        assert.equal(r.statusCode, 400);
+        assert.match(r.body, message);
+        assert.match(r.body, new RegExp(`name="file_text_1"[^>]*>\\n${fields.file_text_1}`), 'what was typed is kept');
+        assert.deepEqual((await t.ctx.machines.get('FILES01')).nixos_files, { 'configuration.nix': entry, 'hardware.nix': 'h' });
+      }
+    });
+
     test('build: redirects to the build page; a second build is refused with the reason on the page', async () => {
       const r = await app.inject({ method: 'POST', url: '/machines/EDIT01/build', headers: { ...operator, ...form }, payload: '' });
       assert.equal(r.statusCode, 303);

@@ -149,6 +149,58 @@ for (const kind of kinds) {
       assert.equal((await storage.builds.findById(active.id))?.status, 'cancelled');
     });
 
+    test('a configuration of several files: the map sets the entry text, the text alone is a one-file map', async () => {
+      const m = (await storage.machines.insertEnrolled(newMachine('CFG1', '0c:c4:7a:00:00:c1'), NOW))!;
+      assert.equal(m.nixos_files, null);
+      const files = { 'configuration.nix': '{ ... }: { imports = [ ./hw.nix ]; }', 'hw.nix': '{ ... }: { }', 'modules/a.nix': '"a\\b"\n' };
+      const withFiles = await storage.machines.update(m.id, { nixos_files: files }, NOW);
+      assert.deepEqual(withFiles.nixos_files, files);
+      assert.equal(withFiles.nixos_config, files['configuration.nix']);
+      assert.deepEqual((await storage.machines.findByServiceTag('CFG1'))!.nixos_files, files);
+      assert.deepEqual(Object.keys((await storage.machines.findById(m.id))!.nixos_files!), Object.keys(files), 'the order is kept');
+      const hostnameOnly = await storage.machines.update(m.id, { hostname: 'cfg-1' }, NOW);
+      assert.deepEqual(hostnameOnly.nixos_files, files, 'other changes leave the files alone');
+      const textOnly = await storage.machines.update(m.id, { nixos_config: '{ ... }: { }' }, NOW);
+      assert.deepEqual(textOnly.nixos_files, { 'configuration.nix': '{ ... }: { }' });
+      assert.equal(textOnly.nixos_config, '{ ... }: { }');
+      const cleared = await storage.machines.update(m.id, { nixos_files: null }, NOW);
+      assert.deepEqual([cleared.nixos_config, cleared.nixos_files], [null, null]);
+      await storage.machines.update(m.id, { nixos_files: files }, NOW);
+      const clearedByText = await storage.machines.update(m.id, { nixos_config: null }, NOW);
+      assert.deepEqual([clearedByText.nixos_config, clearedByText.nixos_files], [null, null]);
+    });
+
+    test('a build keeps its files; a successful one records its nixpkgs, shown in the recent list', async () => {
+      const m = (await storage.machines.findByServiceTag('CFG1'))!;
+      const files = { 'configuration.nix': '{ ... }: { imports = [ ./hw.nix ]; }', 'hw.nix': '{ ... }: { }' };
+      const b = await storage.builds.create(
+        { machine_id: m.id, config: files['configuration.nix'], config_files: files, hostname: 'cfg-1', service_tag: 'CFG1', boot_token: 't', image_key: 'key-cfg1-aaaaaaaaaaaaa' },
+        NOW,
+      );
+      assert.deepEqual(b.config_files, files);
+      assert.equal(b.nixpkgs, null);
+      assert.deepEqual((await storage.builds.findRecord(b.id))!.config_files, files);
+      const nixpkgs = { version: '24.05.1234.abcdef0', revision: 'abcdef0123456789abcdef0123456789abcdef01', source: '/srv/nixpkgs', sha256: null };
+      const done = await storage.builds.transition(
+        b.id,
+        ['pending'],
+        'success',
+        { nixpkgs_version: nixpkgs.version, nixpkgs_revision: nixpkgs.revision, nixpkgs_source: nixpkgs.source, nixpkgs_sha256: null },
+        NOW,
+      );
+      assert.deepEqual(done!.nixpkgs, nixpkgs);
+      assert.deepEqual((await storage.builds.findById(b.id))!.nixpkgs, nixpkgs);
+      assert.deepEqual((await storage.builds.listForMachine(m.id, 10, 0)).items[0]!.nixpkgs, nixpkgs);
+      const [line] = await storage.builds.recent(1, m.id);
+      assert.deepEqual([line!.nixpkgs_revision, line!.nixpkgs_version], [nixpkgs.revision, nixpkgs.version]);
+
+      const plain = await storage.builds.create({ machine_id: m.id, config: 'x', hostname: 'cfg-1', service_tag: 'CFG1', boot_token: 't', image_key: 'key-cfg2-aaaaaaaaaaaaa' }, NOW);
+      assert.deepEqual(plain.config_files, { 'configuration.nix': 'x' }, 'without files, the entry text is the one file');
+      const failed = await storage.builds.transition(plain.id, ['pending'], 'failed', { error: 'x' }, NOW);
+      assert.equal(failed!.nixpkgs, null);
+      await storage.machines.delete(m.id);
+    });
+
     test('a transaction that throws writes nothing', async () => {
       await assert.rejects(
         storage.transaction(async (tx) => {

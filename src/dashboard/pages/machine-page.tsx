@@ -4,6 +4,7 @@ import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { Alert, CsrfField, Fact, Layout, PowerBadge, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
+import { ConfigEditor, otherFiles, type FormFile } from './config-editor.tsx';
 import { BuildList, EventList } from './overview-page.tsx';
 import { machineRef } from '../../core/machine-service.ts';
 
@@ -17,7 +18,7 @@ export interface MachineData {
   /** The power state its BMC last reported; undefined when it has no BMC. */
   power?: { power_state: string; checked_at: string | null } | undefined;
   /** Values to put back in the form after a refused save. */
-  form?: { hostname: string; description: string; nixos_config: string };
+  form?: { hostname: string; description: string; nixos_config: string; files: FormFile[] };
   error?: string;
   notice?: string;
 }
@@ -122,7 +123,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
   const m = data.machine;
   const path = `/machines/${encodeURIComponent(machineRef(m.service_tag))}`;
   const canEdit = may(page, 'operator');
-  const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '' };
+  const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '', files: otherFiles(m.nixos_files) };
   return (
     <Layout title={m.hostname ?? m.service_tag} page={page} active="/machines">
       <nav class="crumbs" aria-label="Breadcrumb">
@@ -160,19 +161,8 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
               <textarea id="description" name="description" rows={2} maxlength={4096} readonly={!canEdit}>
                 {`\n${form.description}`}
               </textarea>
-              <label for="nixos_config">NixOS configuration</label>
-              <div class="editor" data-editor>
-                <pre class="editor-gutter" aria-hidden="true"></pre>
-                <div class="editor-body">
-                  <pre class="editor-highlight" aria-hidden="true">
-                    <code></code>
-                  </pre>
-                  <textarea id="nixos_config" name="nixos_config" rows={18} placeholder={'{ pkgs, ... }:\n{\n  services.openssh.enable = true;\n}'} spellcheck={false} autocomplete="off" wrap="off" readonly={!canEdit} aria-describedby="config-help">
-                    {`\n${form.nixos_config}`}
-                  </textarea>
-                </div>
-              </div>
-              <small id="config-help">A NixOS module. The builder adds network boot and the enrollment service around it.</small>
+              <h3 class="field-title">NixOS configuration</h3>
+              <ConfigEditor entry={form.nixos_config} files={form.files} canEdit={canEdit} />
               {canEdit && (
                 <div class="actions">
                   <button type="submit" class="primary">
