@@ -21,6 +21,6 @@ test('a build\'s nixpkgs in full, and what is unknown said so', () => {
 });
 
 test('distinct nixpkgs among builds: by revision, else by version; unknown ones do not count', () => {
-  assert.deepEqual(distinctNixpkgs([{ revision: REV, version: 'a' }, { revision: REV, version: 'a' }, null, { revision: null, version: null }]), [REV]);
-  assert.equal(distinctNixpkgs([{ revision: REV, version: 'a' }, { revision: 'f'.repeat(40), version: 'a' }, { revision: null, version: '23.11' }]).length, 3);
+  assert.deepEqual(distinctNixpkgs([{ revision: REV, version: 'a' }, { revision: REV, version: 'b' }, null, { revision: null, version: null }]), ['abcdef012345']);
+  assert.deepEqual(distinctNixpkgs([{ revision: REV, version: 'a' }, { revision: 'f'.repeat(40), version: 'a' }, { revision: null, version: '23.11' }]), ['abcdef012345', 'ffffffffffff', '23.11']);
 });

@@ -16,11 +16,11 @@ export function describeBuildNixpkgs(n: BuildNixpkgs | null | undefined): string
 }
 
 /**
- * The distinct nixpkgs among builds (by revision, else version and source), so a page or command can
- * say that a machine's builds used different ones.
+ * The distinct nixpkgs among builds (by revision, else by version), each by its short name, so a page
+ * or command can say that a machine's builds used different ones. Builds that recorded none do not count.
  */
 export function distinctNixpkgs(builds: Array<Pick<BuildNixpkgs, 'revision' | 'version'> | null | undefined>): string[] {
-  const seen = new Set<string>();
-  for (const n of builds) if (n && (n.revision || n.version)) seen.add(n.revision ?? `version ${n.version}`);
-  return [...seen];
+  const seen = new Map<string, string>();
+  for (const n of builds) if (n && (n.revision || n.version)) seen.set(n.revision ?? `version ${n.version}`, shortNixpkgs(n));
+  return [...seen.values()];
 }

@@ -160,6 +160,35 @@ for (const kind of await testDatabaseKinds()) {
       }
     });
 
+    test('each build shows its nixpkgs and its files; the machine page shows a short revision per build and says when they differ', async () => {
+      const system = { kind: 'system', name: 'system' } as const;
+      const revisions = ['1111111111112222222222223333333333334444', 'aaaaaaaaaaaabbbbbbbbbbbbccccccccccccdddd'];
+      const ids: number[] = [];
+      for (const revision of revisions) {
+        const build = await t.ctx.machines.requestBuild('FILES01', system);
+        await sqlOf(t.ctx)
+          .updateTable('builds')
+          .set({ status: 'success', started_at: nowIso(), completed_at: nowIso(), nixpkgs_version: `24.05.${revision.slice(0, 7)}`, nixpkgs_revision: revision, nixpkgs_source: '/srv/<nixpkgs>', nixpkgs_sha256: null })
+          .where('id', '=', build.id)
+          .execute();
+        await sqlOf(t.ctx).updateTable('machines').set({ status: 'ready' }).where('service_tag', '=', 'FILES01').execute();
+        t.ctx.notifier.emit('machine.updated', build.machine_id);
+        ids.push(build.id);
+      }
+      const page = await app.inject({ url: `/builds/${ids[0]}`, headers: viewer });
+      assert.match(page.body, /<dt>nixpkgs<\/dt><dd><span class="nixpkgs"><span class="mono">24\.05\.1111111<\/span> revision <span class="mono" title="1111111111112222222222223333333333334444">1111111111112222222222223333333333334444<\/span> from <span class="mono">\/srv\/&lt;nixpkgs&gt;<\/span>/);
+      assert.match(page.body, /Configuration this build used \(2 files\)/);
+      assert.match(page.body, /<h3 class="mono file-name">hardware\.nix<\/h3>/);
+      const machine = await app.inject({ url: '/machines/FILES01', headers: viewer });
+      assert.match(machine.body, /<td class="mono" title="aaaaaaaaaaaabbbbbbbbbbbbccccccccccccdddd">aaaaaaaaaaaa<\/td>/);
+      assert.match(machine.body, /<td class="mono" title="1111111111112222222222223333333333334444">111111111111<\/td>/);
+      assert.match(machine.body, /These builds used 2 different nixpkgs: <span class="mono">aaaaaaaaaaaa, 111111111111<\/span>/);
+      await sqlOf(t.ctx).updateTable('builds').set({ nixpkgs_revision: revisions[1]! }).where('id', '=', ids[0]!).execute();
+      const same = await app.inject({ url: '/machines/FILES01', headers: viewer });
+      assert.doesNotMatch(same.body, /different nixpkgs/, 'one nixpkgs, no note');
+      await t.ctx.machines.remove('FILES01', system);
+    });
+
     test('build: redirects to the build page; a second build is refused with the reason on the page', async () => {
       const r = await app.inject({ method: 'POST', url: '/machines/EDIT01/build', headers: { ...operator, ...form }, payload: '' });
       assert.equal(r.statusCode, 303);

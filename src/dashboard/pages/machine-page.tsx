@@ -7,6 +7,7 @@ import { HardwareSection } from './hardware-section.tsx';
 import { ConfigEditor, otherFiles, type FormFile } from './config-editor.tsx';
 import { BuildList, EventList } from './overview-page.tsx';
 import { machineRef } from '../../core/machine-service.ts';
+import { distinctNixpkgs } from '../../core/build-nixpkgs.ts';
 
 /** What the machine page shows. */
 export interface MachineData {
@@ -66,7 +67,10 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
         {data.builds.length === 0 ? (
           <p class="muted">No builds yet.</p>
         ) : (
-          <BuildList builds={data.builds} page={page} />
+          <>
+            <NixpkgsDrift builds={data.builds} />
+            <BuildList builds={data.builds} page={page} />
+          </>
         )}
       </section>
       <section class="card" aria-labelledby="events">
@@ -74,6 +78,17 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
         {data.events.length === 0 ? <p class="muted">No events.</p> : <EventList events={data.events} page={page} />}
       </section>
     </div>
+  );
+};
+
+/** Says so when this machine's recent builds were built from different nixpkgs (a channel moved, or METAL_NIXPKGS changed). */
+const NixpkgsDrift: FC<{ builds: BuildSummary[] }> = ({ builds }) => {
+  const used = distinctNixpkgs(builds.map((b) => ({ revision: b.nixpkgs_revision, version: b.nixpkgs_version })));
+  if (used.length < 2) return null;
+  return (
+    <p class="alert alert-warning nixpkgs-drift" role="note">
+      These builds used {String(used.length)} different nixpkgs: <span class="mono">{used.join(', ')}</span>. A rebuild uses the nixpkgs the builder has now.
+    </p>
   );
 };
 
