@@ -176,7 +176,6 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
               <textarea id="description" name="description" rows={2} maxlength={4096} readonly={!canEdit}>
                 {`\n${form.description}`}
               </textarea>
-              <h3 class="field-title">NixOS configuration</h3>
               <ConfigEditor entry={form.nixos_config} files={form.files} canEdit={canEdit} />
               {canEdit && (
                 <div class="actions">
