@@ -1,3 +1,4 @@
+import { assertLabels, type Labels } from './labels.ts';
 import type { ImageStore } from './ports.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
@@ -38,6 +39,8 @@ export interface MachineUpdate {
   hostname?: string | null;
   description?: string | null;
   nixos_config?: string | null;
+  /** The whole label map; `{}` removes every label. */
+  labels?: unknown;
 }
 
 /** Machine lifecycle: enrollment, configuration, build requests, removal. */
@@ -171,7 +174,7 @@ export class MachineService {
 
   /** Partial update; an enrolled machine with a hostname and a configuration becomes configured. */
   async update(idOrTag: string, update: MachineUpdate, actor: Actor): Promise<Machine> {
-    const patch: { hostname?: string | null; description?: string | null; nixos_config?: string | null } = {};
+    const patch: { hostname?: string | null; description?: string | null; nixos_config?: string | null; labels?: Labels } = {};
     if (update.hostname !== undefined) patch.hostname = update.hostname === null ? null : assertHostname(update.hostname);
     if (update.description !== undefined) {
       patch.description = update.description === null ? null : assertDescription(update.description);
@@ -179,6 +182,7 @@ export class MachineService {
     if (update.nixos_config !== undefined) {
       patch.nixos_config = update.nixos_config === null ? null : assertNixosConfig(update.nixos_config);
     }
+    if (update.labels !== undefined) patch.labels = assertLabels(update.labels);
     const current = await this.get(idOrTag);
     const updated = await this.storage.transaction(async (tx) => {
       const machine = await tx.machines.findById(current.id);
@@ -187,7 +191,9 @@ export class MachineService {
       const status = statusAfterEdit(machine.status, Boolean(next.hostname && next.nixos_config));
       if (status !== machine.status) assertMachineTransition(machine.status, status, 'update');
       const result = await tx.machines.update(machine.id, { ...patch, status }, nowIso());
-      const changed = Object.keys(patch).filter((k) => patch[k as keyof typeof patch] !== machine[k as keyof Machine]);
+      const changed = Object.keys(patch).filter((k) =>
+        k === 'labels' ? JSON.stringify(patch.labels) !== JSON.stringify(machine.labels) : patch[k as keyof typeof patch] !== machine[k as keyof Machine],
+      );
       await tx.events.record(
         {
           kind: 'machine.updated',

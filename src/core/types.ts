@@ -1,3 +1,4 @@
+import type { Labels } from './labels.ts';
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
 
 /** Hardware as reported by the registration agent; unknown extra fields are kept. */
@@ -20,6 +21,8 @@ export interface Machine {
   description: string | null;
   hardware: Hardware;
   nixos_config: string | null;
+  /** e.g. `{ role: 'web', rack: 'r12' }` (see core/labels.ts) */
+  labels: Labels;
   last_build_id: number | null;
   /** The build whose image last reported that it booted. */
   booted_build_id: number | null;

@@ -144,6 +144,7 @@ export const Machine = Type.Object(
     description: Nullable(Type.String()),
     hardware: Type.Ref(Hardware),
     nixos_config: Nullable(Type.String()),
+    labels: Type.Record(Type.String(), Type.String(), { description: 'label key → value, e.g. {"role": "web", "rack": "r12"}' }),
     last_build_id: Nullable(Type.Integer()),
     booted_build_id: Nullable(Type.Integer({ description: 'the build whose image last reported that it booted' })),
     booted_at: Nullable(Time),
@@ -171,6 +172,9 @@ export const MachineList = Type.Object({ items: Type.Array(Type.Ref(Machine)), t
 export const MachineListQuery = Type.Object({
   status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)))),
   search: Type.Optional(Type.String({ maxLength: 128, description: 'matches service tag, hostname, MAC and model' })),
+  selector: Type.Optional(
+    Type.String({ maxLength: 1024, description: 'a label selector, as in Kubernetes: `role=web,rack in (r12,r13),!gpu`', examples: ['role=web,env!=prod'] }),
+  ),
   limit: Type.Optional(Limit()),
   offset: Type.Optional(Offset()),
   sort: Type.Optional(Type.Union((['id', 'service_tag', 'hostname', 'status', 'last_seen_at', 'updated_at'] as const).map((s) => Type.Literal(s)))),
@@ -183,6 +187,9 @@ export const MachineUpdateBody = Type.Object(
     hostname: Type.Optional(Nullable(Type.String({ description: 'an RFC 1123 label', examples: ['web-01'] }))),
     description: Type.Optional(Nullable(Type.String())),
     nixos_config: Type.Optional(Nullable(Type.String({ description: 'a NixOS module, at most 256 KiB' }))),
+    labels: Type.Optional(
+      Type.Record(Type.String(), Type.String(), { description: 'the whole label map (replaces the current one); keys and values as Kubernetes labels', examples: [{ role: 'web' }] }),
+    ),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
+import type { Labels } from '../core/labels.ts';
 import type { Build, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
 
@@ -14,6 +15,7 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     description: row.description,
     hardware: parseJson(row.hardware) as Hardware,
     nixos_config: row.nixos_config,
+    labels: parseJson(row.labels) as Labels,
     last_build_id: row.last_build_id === null ? null : Number(row.last_build_id),
     booted_build_id: row.booted_build_id === null ? null : Number(row.booted_build_id),
     booted_at: row.booted_at,

@@ -22,6 +22,8 @@ export interface MachinesTable {
   /** What a search matches, lower-cased: `tag hostname mac manufacturer model` (see searchTextOf). */
   search_text: Generated<string>;
   nixos_config: string | null;
+  /** JSON object of label key → value (migration 0011). */
+  labels: Generated<string>;
   last_build_id: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
   image_build_id: number | null;
