@@ -122,6 +122,36 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(bad.statusCode, 400);
     });
 
+    test('labels: PUT replaces the map, ?selector= filters, bad labels and selectors are 400 and change nothing', async () => {
+      const put = (tag: string, payload: Record<string, unknown>) => app.inject({ method: 'PUT', url: `/api/v1/machines/${tag}`, headers: operator, payload });
+      assert.equal((await put('LIST0', { labels: { role: 'web', rack: 'r12' } })).statusCode, 200);
+      assert.equal((await put('LIST1', { labels: { role: 'web', rack: 'r13' } })).statusCode, 200);
+      const list1 = await put('LIST2', { labels: { role: 'db', rack: 'r12' } });
+      assert.deepEqual(list1.json().labels, { rack: 'r12', role: 'db' });
+      const pick = async (selector: string) => {
+        const r = await app.inject({ url: `/api/v1/machines?selector=${encodeURIComponent(selector)}&sort=service_tag`, headers: operator });
+        assert.equal(r.statusCode, 200, r.body);
+        return r.json().items.map((m: { service_tag: string }) => m.service_tag);
+      };
+      assert.deepEqual(await pick('role=web'), ['LIST0', 'LIST1']);
+      assert.deepEqual(await pick('rack=r12,role!=web'), ['LIST2']);
+      for (const selector of ['role=', 'role in web', 'Bad Key', 'role=web,,']) {
+        if (selector === 'role=') continue;
+        const r = await app.inject({ url: `/api/v1/machines?selector=${encodeURIComponent(selector)}`, headers: operator });
+        assert.equal(r.statusCode, 400, selector);
+        assert.equal(r.json().error.code, 'invalid_input');
+        assert.match(r.json().error.message, /selector/);
+      }
+      for (const labels of [{ 'bad key': 'x' }, { role: 'a b' }, ['role'], { role: 1 }] as unknown[]) {
+        const r = await put('LIST0', { labels, hostname: 'changed-by-a-refused-request' });
+        assert.equal(r.statusCode, 400, JSON.stringify(labels));
+      }
+      const after = (await app.inject({ url: '/api/v1/machines/LIST0', headers: operator })).json();
+      assert.deepEqual([after.labels, after.hostname], [{ rack: 'r12', role: 'web' }, null], 'a refused update changes nothing');
+      const events = (await app.inject({ url: '/api/v1/machines/LIST0/events', headers: operator })).json();
+      assert.match(events.items[0].message, /changed labels/);
+    });
+
     test('events: every change is recorded with its actor, newest first', async () => {
       const events = (await app.inject({ url: '/api/v1/machines/ABC123/events', headers: operator })).json();
       const kinds = events.items.map((e: { kind: string }) => e.kind);

@@ -9,6 +9,7 @@ import { confirm, readTextArgument } from './client/terminal-input.ts';
 import { readConfigDirectory, writeConfigDirectory } from './client/config-directory.ts';
 import { statSync } from 'node:fs';
 import { machineRef } from '../core/machine-service.ts';
+import { applyLabelArgs, formatSelector, parseSelector } from '../core/labels.ts';
 
 /** The largest NixOS configuration the API accepts. */
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -18,6 +19,15 @@ function isDirectory(path: string): boolean {
     return statSync(path).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/** A selector from the command line in its canonical form; a CliError naming the problem otherwise. */
+function selectorArgument(text: string): string {
+  try {
+    return formatSelector(parseSelector(text));
+  } catch (err) {
+    throw new CliError((err as Error).message);
   }
 }
 
@@ -40,6 +50,15 @@ function machineRows(machines: Machine[], colour: boolean): string[] {
   );
 }
 
+/** `rack=r12,role=web` (sorted, printable), or '' without labels. */
+function formatLabels(labels: Record<string, string> | undefined): string {
+  return printable(
+    Object.entries(labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(','),
+  );
+}
+
 function describeMachine(m: Machine, colour: boolean): string[] {
   const hw = m.hardware ?? {};
   const cpu = (hw.cpu ?? {}) as { model?: string; sockets?: number; cores?: number; threads?: number };
@@ -52,6 +71,7 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['status', colourStatus(m.status, colour)],
     ['hostname', printable(m.hostname) || '-'],
     ['description', printable(m.description) || '-'],
+    ['labels', formatLabels(m.labels) || '-'],
     ['mac', printable(m.mac_address)],
     ['hardware', printable([hw.manufacturer, hw.model].filter(Boolean).join(' ')) || '-'],
     ['cpu', printable([cpu.model, cpu.cores !== undefined ? `${cpu.cores} cores` : '', cpu.threads !== undefined ? `${cpu.threads} threads` : ''].filter(Boolean).join(', ')) || '-'],
@@ -97,14 +117,18 @@ export function registerMachineCommands(program: Command): void {
       .description('list machines as a table')
       .addOption(new Option('--status <status>', 'only machines in this status').choices(MACHINE_STATUSES))
       .option('--search <text>', 'match service tag, hostname, MAC or model')
+      .option('-l, --selector <selector>', 'only machines whose labels match, e.g. "role=web,rack in (r12,r13),!gpu"')
       .option('--limit <n>', 'at most this many (1-500)', positiveInteger('--limit'), 50)
       .option('--offset <n>', 'skip this many', (v) => (v === '0' ? 0 : positiveInteger('--offset')(v)))
       .option('--json', 'print the API response as JSON'),
     'metal machines ls',
     'metal machines ls --status ready --json | jq -r ".items[].hostname"',
-  ).action(async (opts: { status?: string; search?: string; limit: number; offset?: number; json?: boolean }) => {
+    'metal machines ls -l role=web,rack=r12',
+  ).action(async (opts: { status?: string; search?: string; selector?: string; limit: number; offset?: number; json?: boolean }) => {
+    // Checked here too, so a typo is reported before any request.
+    const selector = opts.selector === undefined ? undefined : selectorArgument(opts.selector);
     const list = await clientFromEnvironment().get<MachineList>('/api/v1/machines', {
-      query: { status: opts.status, search: opts.search, limit: opts.limit, offset: opts.offset },
+      query: { status: opts.status, search: opts.search, selector, limit: opts.limit, offset: opts.offset },
     });
     if (opts.json) return printJson(list);
     if (list.items.length === 0) {
@@ -182,6 +206,29 @@ export function registerMachineCommands(program: Command): void {
     for (const [name, text] of Object.entries(files)) {
       printLines([`# ==> ${printable(name)} <==`, ...text.replace(/\n$/, '').split('\n').map((l) => printable(l))]);
     }
+  });
+
+  withExamples(
+    machines
+      .command('label')
+      .description('set (key=value) or remove (key-) labels on a machine, as kubectl label does')
+      .argument('<tag>', 'service tag or id')
+      .argument('<changes...>', 'key=value to set, key- to remove')
+      .option('--json', 'print the updated machine as JSON'),
+    'metal machines label ABC123 role=web rack=r12',
+    'metal machines label ABC123 gpu-',
+  ).action(async (tag: string, changes: string[], opts: { json?: boolean }) => {
+    const client = clientFromEnvironment();
+    const current = await client.get<Machine>(`/api/v1/machines/${segment(tag)}`);
+    let labels: Record<string, string>;
+    try {
+      labels = applyLabelArgs(current.labels ?? {}, changes);
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+    const machine = await client.put<Machine>(`/api/v1/machines/${segment(tag)}`, { labels });
+    if (opts.json) return printJson(machine);
+    process.stdout.write(`${printable(machine.service_tag)}: labels ${formatLabels(machine.labels) || '(none)'}\n`);
   });
 
   withExamples(

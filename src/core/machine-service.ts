@@ -1,3 +1,4 @@
+import { assertLabels, type Labels } from './labels.ts';
 import type { ImageStore } from './ports.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
@@ -42,6 +43,8 @@ export interface MachineUpdate {
   nixos_config?: string | null;
   /** The whole configuration, file name → text, with `configuration.nix` (see config-files.ts). */
   nixos_files?: Record<string, string> | null;
+  /** The whole label map; `{}` removes every label. */
+  labels?: unknown;
 }
 
 /** Machine lifecycle: enrollment, configuration, build requests, removal. */
@@ -178,13 +181,14 @@ export class MachineService {
    * `nixos_files` replaces the whole configuration; `nixos_config` alone makes it one file.
    */
   async update(idOrTag: string, update: MachineUpdate, actor: Actor): Promise<Machine> {
-    const patch: { hostname?: string | null; description?: string | null; nixos_files?: ConfigFiles | null } = {};
+    const patch: { hostname?: string | null; description?: string | null; nixos_files?: ConfigFiles | null; labels?: Labels } = {};
     if (update.hostname !== undefined) patch.hostname = update.hostname === null ? null : assertHostname(update.hostname);
     if (update.description !== undefined) {
       patch.description = update.description === null ? null : assertDescription(update.description);
     }
     const files = configurationOf(update);
     if (files !== undefined) patch.nixos_files = files;
+    if (update.labels !== undefined) patch.labels = assertLabels(update.labels);
     const current = await this.get(idOrTag);
     const updated = await this.storage.transaction(async (tx) => {
       const machine = await tx.machines.findById(current.id);
@@ -198,6 +202,7 @@ export class MachineService {
         ...(patch.nixos_files !== undefined && entry !== machine.nixos_config ? ['nixos_config'] : []),
         // nixos_files: a file besides the entry was added, removed or changed.
         ...(patch.nixos_files !== undefined && !sameConfigFiles(withoutEntry(patch.nixos_files), withoutEntry(machine.nixos_files)) ? ['nixos_files'] : []),
+        ...(patch.labels !== undefined && JSON.stringify(patch.labels) !== JSON.stringify(machine.labels) ? ['labels'] : []),
       ];
       await tx.events.record(
         {

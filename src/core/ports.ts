@@ -1,3 +1,4 @@
+import type { Labels, Selector } from './labels.ts';
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
 import type {
   ApiToken,
@@ -55,6 +56,8 @@ export interface MachineFilter {
   status?: MachineStatus;
   /** Matches service tag, hostname, MAC and model, case-insensitively. */
   search?: string;
+  /** Only machines whose labels satisfy it, e.g. parsed from `role=web,rack in (r12,r13)`. */
+  selector?: Selector;
   limit: number;
   offset: number;
   /** Column to sort by; default `id`. */
@@ -70,6 +73,8 @@ export interface MachinePatch {
   nixos_config?: string | null;
   /** The whole configuration (validated); also sets `nixos_config` to its entry. Wins over `nixos_config`. */
   nixos_files?: Record<string, string> | null;
+  /** The whole label map (validated by core/labels.ts). */
+  labels?: Labels;
   status?: MachineStatus;
   last_build_id?: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */

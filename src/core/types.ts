@@ -1,3 +1,4 @@
+import type { Labels } from './labels.ts';
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
 
 /** Hardware as reported by the registration agent; unknown extra fields are kept. */
@@ -23,6 +24,8 @@ export interface Machine {
   nixos_config: string | null;
   /** The whole configuration: file name → text, `configuration.nix` the entry; null when none is set. */
   nixos_files: Record<string, string> | null;
+  /** e.g. `{ role: 'web', rack: 'r12' }` (see core/labels.ts) */
+  labels: Labels;
   last_build_id: number | null;
   /** The build whose image last reported that it booted. */
   booted_build_id: number | null;

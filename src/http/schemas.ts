@@ -150,6 +150,7 @@ export const Machine = Type.Object(
     hardware: Type.Ref(Hardware),
     nixos_config: Nullable(Type.String({ description: 'the entry file, nixos_files["configuration.nix"]' })),
     nixos_files: Nullable(ConfigFilesSchema('the whole NixOS configuration: file name → text, configuration.nix the entry')),
+    labels: Type.Record(Type.String(), Type.String(), { description: 'label key → value, e.g. {"role": "web", "rack": "r12"}' }),
     last_build_id: Nullable(Type.Integer()),
     booted_build_id: Nullable(Type.Integer({ description: 'the build whose image last reported that it booted' })),
     booted_at: Nullable(Time),
@@ -177,6 +178,9 @@ export const MachineList = Type.Object({ items: Type.Array(Type.Ref(Machine)), t
 export const MachineListQuery = Type.Object({
   status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)))),
   search: Type.Optional(Type.String({ maxLength: 128, description: 'matches service tag, hostname, MAC and model' })),
+  selector: Type.Optional(
+    Type.String({ maxLength: 1024, description: 'a label selector, as in Kubernetes: `role=web,rack in (r12,r13),!gpu`', examples: ['role=web,env!=prod'] }),
+  ),
   limit: Type.Optional(Limit()),
   offset: Type.Optional(Offset()),
   sort: Type.Optional(Type.Union((['id', 'service_tag', 'hostname', 'status', 'last_seen_at', 'updated_at'] as const).map((s) => Type.Literal(s)))),
@@ -195,6 +199,9 @@ export const MachineUpdateBody = Type.Object(
           'the whole configuration, replacing every file: file name → text, configuration.nix required; names one folder deep at most, ending in .nix .json .toml .yaml .yml .txt .conf .sh .pub .pem .crt; at most 64 files and 256 KiB in all',
         ),
       ),
+    ),
+    labels: Type.Optional(
+      Type.Record(Type.String(), Type.String(), { description: 'the whole label map (replaces the current one); keys and values as Kubernetes labels', examples: [{ role: 'web' }] }),
     ),
   },
   { additionalProperties: false, minProperties: 1 },

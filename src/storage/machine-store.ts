@@ -1,4 +1,5 @@
-import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Selectable, type Updateable } from 'kysely';
+import type { Requirement } from '../core/labels.ts';
 import {
   DuplicateKeyError,
   type BootKey,
@@ -17,10 +18,34 @@ import { countByStatus } from './count-by-status.ts';
 import { toMachine } from './rows.ts';
 import { ENTRY_FILE } from '../core/config-files.ts';
 import type { MachinesTable, Schema } from './schema.ts';
+import type { Dialect } from './migrations/context.ts';
 
 /** The machines table. */
 export class SqlMachineStore implements MachineStore {
-  constructor(private readonly db: Kysely<Schema>) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    private readonly dialect: Dialect,
+  ) {}
+
+  /**
+   * One selector requirement as a condition on the `labels` JSON column. Keys and values are bound
+   * parameters (and were validated by core/labels.ts); labels are strings, so "has the key" is
+   * "its value is not null".
+   */
+  private labelCondition(r: Requirement): RawBuilder<boolean> {
+    const value =
+      this.dialect === 'postgres' ? sql<string | null>`(labels::jsonb ->> ${r.key})` : sql<string | null>`json_extract(labels, ${`$."${r.key}"`})`;
+    switch (r.op) {
+      case 'exists':
+        return sql<boolean>`${value} is not null`;
+      case 'notexists':
+        return sql<boolean>`${value} is null`;
+      case 'in':
+        return sql<boolean>`${value} in (${sql.join(r.values)})`;
+      case 'notin':
+        return sql<boolean>`(${value} is null or ${value} not in (${sql.join(r.values)}))`;
+    }
+  }
 
   async insertEnrolled(m: NewMachine, now: string): Promise<Machine | undefined> {
     const facts = { ...hardwareFacts(m.hardware), mac_address: m.mac_address };
@@ -109,6 +134,7 @@ export class SqlMachineStore implements MachineStore {
       const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       q = q.where('search_text', 'like', sql<string>`${pattern} escape '\\'`);
     }
+    if (filter.selector) for (const r of filter.selector.requirements) q = q.where(this.labelCondition(r));
     const sort = filter.sort ?? 'id';
     const order = filter.order ?? 'asc';
     const byId = q.select('id').orderBy(sort, order).orderBy('id', order).limit(filter.limit).offset(filter.offset);
@@ -141,9 +167,10 @@ export class SqlMachineStore implements MachineStore {
   }
 
   async update(id: number, patch: MachinePatch, now: string): Promise<Machine> {
-    const { identity_conflict: conflict, nixos_files: _files, ...rest } = patch;
+    const { identity_conflict: conflict, labels, nixos_files: _files, ...rest } = patch;
     const set: Updateable<MachinesTable> = {
       ...rest,
+      ...(labels !== undefined ? { labels: JSON.stringify(labels) } : {}),
       ...(conflict !== undefined ? { identity_conflict: conflict === null ? null : JSON.stringify(conflict) } : {}),
       ...configColumns(patch),
       updated_at: now,

@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
 import type { Build, BuildNixpkgs, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import { singleFileConfig } from '../core/config-files.ts';
+import type { Labels } from '../core/labels.ts';
 import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
 
 /** Row -> API object conversions, shared by every store. */
@@ -16,6 +17,7 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     hardware: parseJson(row.hardware) as Hardware,
     nixos_config: row.nixos_config,
     nixos_files: configFiles(row.nixos_files, row.nixos_config),
+    labels: parseJson(row.labels) as Labels,
     last_build_id: row.last_build_id === null ? null : Number(row.last_build_id),
     booted_build_id: row.booted_build_id === null ? null : Number(row.booted_build_id),
     booted_at: row.booted_at,

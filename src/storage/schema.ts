@@ -24,6 +24,8 @@ export interface MachinesTable {
   nixos_config: string | null;
   /** JSON file name → text, `configuration.nix` the entry (migration 0012); null: `nixos_config` alone. */
   nixos_files: string | null;
+  /** JSON object of label key → value (migration 0011). */
+  labels: Generated<string>;
   last_build_id: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
   image_build_id: number | null;

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { migrate, openDatabase } from './database.ts';
 import { DuplicateKeyError, type Storage } from '../core/ports.ts';
 import { SqlStorage } from './storage.ts';
+import { parseSelector } from '../core/labels.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { MemoryStorage } from '../../test/support/memory-storage.ts';
 
@@ -124,6 +125,33 @@ for (const kind of kinds) {
       assert.deepEqual(await tags(0, 'desc'), [['SM3', 'SM2'], 3]);
       const none = await storage.machines.list({ limit: 2, offset: 0, search: 'no such machine' });
       assert.deepEqual([none.items, none.total], [[], 0]);
+    });
+
+    test('labels are stored whole and selectors pick machines by them', async () => {
+      const all = (await storage.machines.list({ limit: 10, offset: 0, sort: 'service_tag' })).items;
+      assert.ok(all.every((m) => JSON.stringify(m.labels) === '{}'), 'machines start without labels');
+      const [sm1, sm2, sm3] = all;
+      await storage.machines.update(sm1!.id, { labels: { role: 'web', rack: 'r12', 'example.com/gpu': '' } }, NOW);
+      await storage.machines.update(sm2!.id, { labels: { role: 'web', rack: 'r13' } }, NOW);
+      await storage.machines.update(sm3!.id, { labels: { role: 'db', rack: 'r12' } }, NOW);
+      assert.deepEqual((await storage.machines.findById(sm1!.id))!.labels, { role: 'web', rack: 'r12', 'example.com/gpu': '' });
+      const pick = async (text: string) =>
+        (await storage.machines.list({ limit: 10, offset: 0, sort: 'service_tag', selector: parseSelector(text) })).items.map((m) => m.service_tag);
+      assert.deepEqual(await pick('role=web'), ['SM1', 'SM2']);
+      assert.deepEqual(await pick('role==web,rack=r12'), ['SM1']);
+      assert.deepEqual(await pick('rack in (r12, r13),role!=web'), ['SM3']);
+      assert.deepEqual(await pick('role notin (web)'), ['SM3']);
+      assert.deepEqual(await pick('example.com/gpu'), ['SM1'], 'a key with a prefix and an empty value exists');
+      assert.deepEqual(await pick('!example.com/gpu'), ['SM2', 'SM3']);
+      assert.deepEqual(await pick('zone!=a'), ['SM1', 'SM2', 'SM3'], '!= also matches machines without the label');
+      assert.deepEqual(await pick('zone'), []);
+      assert.deepEqual(await pick(''), ['SM1', 'SM2', 'SM3'], 'the empty selector matches every machine');
+      const page = await storage.machines.list({ limit: 1, offset: 1, sort: 'service_tag', selector: parseSelector('rack=r12') });
+      assert.deepEqual([page.items.map((m) => m.service_tag), page.total], [['SM3'], 2], 'a selector pages and counts');
+      const both = await storage.machines.list({ limit: 10, offset: 0, search: 'sm3', selector: parseSelector('rack=r12') });
+      assert.deepEqual([both.items.map((m) => m.service_tag), both.total], [['SM3'], 1], 'a selector and a search together');
+      for (const m of [sm1!, sm2!, sm3!]) await storage.machines.update(m.id, { labels: {} }, NOW);
+      assert.deepEqual(await pick('role'), []);
     });
 
     test('the database allows one active build per machine', async () => {

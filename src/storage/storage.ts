@@ -26,7 +26,7 @@ class SqlStores implements Stores {
   readonly bmcCredentialSets: SqlBmcCredentialSetStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
-    this.machines = new SqlMachineStore(db);
+    this.machines = new SqlMachineStore(db, dialect);
     this.builds = new SqlBuildStore(db, dialect, inTransaction);
     this.events = new SqlEventStore(db);
     this.users = new SqlUserStore(db);

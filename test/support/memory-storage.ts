@@ -1,3 +1,4 @@
+import { matchesSelector } from '../../src/core/labels.ts';
 import type { BuildStatus } from '../../src/core/lifecycle.ts';
 import {
   DuplicateKeyError,
@@ -166,6 +167,7 @@ class MemoryStores implements Stores {
           description: null,
           nixos_config: null,
           nixos_files: null,
+          labels: {},
           last_build_id: null,
           booted_build_id: null,
           booted_at: null,
@@ -217,7 +219,12 @@ class MemoryStores implements Stores {
       },
       async list(filter: MachineFilter) {
         const needle = filter.search?.toLowerCase();
-        let rows = db().machines.filter((m) => (!filter.status || m.status === filter.status) && (!needle || searchText(m).includes(needle)));
+        let rows = db().machines.filter(
+          (m) =>
+            (!filter.status || m.status === filter.status) &&
+            (!needle || searchText(m).includes(needle)) &&
+            (!filter.selector || matchesSelector(m.labels, filter.selector)),
+        );
         const sort = filter.sort ?? 'id';
         const sign = filter.order === 'desc' ? -1 : 1;
         rows = [...rows].sort((a, b) => sign * (compare(a[sort], b[sort]) || a.id - b.id));

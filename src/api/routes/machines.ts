@@ -1,3 +1,4 @@
+import { parseSelector } from '../../core/labels.ts';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { BuildLifecycle } from '../../core/build-lifecycle.ts';
@@ -39,6 +40,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
       return machines.list({
         ...(q.status ? { status: q.status } : {}),
         ...(q.search ? { search: q.search } : {}),
+        ...(q.selector ? { selector: parseSelector(q.selector) } : {}),
         limit: q.limit ?? 50,
         offset: q.offset ?? 0,
         ...(q.sort ? { sort: q.sort } : {}),
@@ -64,7 +66,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
       bodyLimit: 1024 * 1024,
       schema: {
         tags: ['machines'],
-        summary: 'Change hostname, description or NixOS configuration (partial)',
+        summary: 'Change hostname, description, labels or NixOS configuration (partial)',
         params: IdParam,
         body: MachineUpdateBody,
         response: { 200: Type.Ref(Machine), ...errorResponses(400, 401, 403, 404, 409, 413) },

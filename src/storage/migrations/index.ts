@@ -7,6 +7,7 @@ import * as m0007 from './0007-webhooks.ts';
 import * as m0008 from './0008-boot-change-feed.ts';
 import * as m0009 from './0009-bmc.ts';
 import * as m0010 from './0010-dhcp-leases.ts';
+import * as m0011 from './0011-machine-labels.ts';
 import * as m0012 from './0012-config-files-nixpkgs.ts';
 
 /**
@@ -22,5 +23,6 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0008-boot-change-feed', m0008],
   ['0009-bmc', m0009],
   ['0010-dhcp-leases', m0010],
+  ['0011-machine-labels', m0011],
   ['0012-config-files-nixpkgs', m0012],
 ];
