@@ -7,6 +7,7 @@ import * as m0007 from './0007-webhooks.ts';
 import * as m0008 from './0008-boot-change-feed.ts';
 import * as m0009 from './0009-bmc.ts';
 import * as m0010 from './0010-dhcp-leases.ts';
+import * as m0015 from './0015-rate-limits.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -21,4 +22,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0008-boot-change-feed', m0008],
   ['0009-bmc', m0009],
   ['0010-dhcp-leases', m0010],
+  ['0015-rate-limits', m0015],
 ];
