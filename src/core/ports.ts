@@ -460,8 +460,8 @@ export interface PowerStore {
   clearBmc(machineId: number, now: string): Promise<boolean>;
   /** Records the state a BMC reported. */
   recordState(machineId: number, state: PowerState, checkedAt: string): Promise<void>;
-  /** Every machine with a BMC, by machine id. */
-  listWithBmc(): Promise<MachinePower[]>;
+  /** Every machine with a BMC, by machine id, with its service tag (for the poller's log lines). */
+  listWithBmc(): Promise<Array<MachinePower & { service_tag: string }>>;
   /** Power state of the given machines (those without a record are left out). */
   states(machineIds: number[]): Promise<Array<{ machine_id: number; power_state: PowerState; checked_at: string | null }>>;
   /**

@@ -311,7 +311,7 @@ for (const kind of kinds) {
       assert.equal(await storage.power.claimReboot(m.id, 6), true);
       const again = (await storage.power.get(m.id))!;
       assert.deepEqual([again.bmc?.verify_tls, again.reboot_on_publish, again.reboot_build_id], [true, true, 6]);
-      assert.deepEqual((await storage.power.listWithBmc()).map((p) => p.machine_id), [m.id]);
+      assert.deepEqual((await storage.power.listWithBmc()).map((p) => [p.machine_id, p.service_tag]), [[m.id, m.service_tag]], 'with the machine\'s tag, for log lines');
       const renamed = await storage.bmcCredentialSets.update(set.id, { username: 'admin', passwordSealed: 'v1:z', now: '2026-01-03T00:00:00.000Z' });
       assert.deepEqual([renamed?.username, renamed?.password_sealed, (await storage.bmcCredentialSets.findByName('rack-a'))?.id], ['admin', 'v1:z', set.id]);
       assert.equal(await storage.power.clearBmc(m.id, NOW), true);

@@ -716,7 +716,17 @@ class MemoryStores implements Stores {
         if (p) Object.assign(p, { power_state: state, checked_at: checkedAt });
       },
       async listWithBmc() {
-        return copy(db().power.filter((p) => p.bmc !== null).sort((a, b) => a.machine_id - b.machine_id));
+        const t = db();
+        // Like the SQL join: a record whose machine is gone is not listed.
+        return copy(
+          t.power
+            .filter((p) => p.bmc !== null)
+            .flatMap((p) => {
+              const m = t.machines.find((r) => r.id === p.machine_id);
+              return m ? [{ ...p, service_tag: m.service_tag }] : [];
+            })
+            .sort((a, b) => a.machine_id - b.machine_id),
+        );
       },
       async states(ids) {
         return db()
