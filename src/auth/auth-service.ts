@@ -9,7 +9,7 @@ import { PasswordHasher } from './password-hasher.ts';
 import { SecretBox } from './secret-box.ts';
 import { SharedRateLimiter } from './shared-rate-limiter.ts';
 import { TokenService } from './token-service.ts';
-import { UserService } from './user-service.ts';
+import { UserService, isUsername } from './user-service.ts';
 
 /** How long a sign-in session lasts. */
 export const SESSION_TTL_SECONDS = 12 * 3600;
@@ -95,7 +95,8 @@ export class AuthService {
       const wait = Math.max(byPair.allowed ? 0 : byPair.retryAfterSeconds, byAddress.allowed ? 0 : byAddress.retryAfterSeconds);
       throw new RateLimitedError(`too many failed sign-in attempts from this address; try again in ${wait} s`, wait);
     }
-    const user = await this.storage.users.findByUsername(username);
+    // A name no account can have is an unknown user, never a query (PostgreSQL refuses a NUL in one).
+    const user = isUsername(username) ? await this.storage.users.findByUsername(username) : undefined;
     const ok = user ? await this.hasher.verify(user.password_hash, password) : await this.hasher.verifyDummy(password);
     if (!user || !ok || user.disabled) {
       await this.storage.events.record({
