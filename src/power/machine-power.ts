@@ -395,6 +395,7 @@ export class MachinePowerService {
     } catch (err) {
       await Promise.allSettled(pending);
       if (err instanceof PowerError) {
+        err.serviceTag = machine.service_tag;
         await this.o.storage.events.record({
           kind: 'power.failed',
           machineId: machine.id,

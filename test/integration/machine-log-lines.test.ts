@@ -63,8 +63,9 @@ describe('log lines about a machine', () => {
 
     const power = logs.lines.slice(from).filter((l) => l.msg.startsWith('power:'));
     const failures = power.filter((l) => l.level >= WARN);
-    assert.ok(failures.length >= 3, `two failed tries of the action and a failed poll: ${JSON.stringify(power)}`);
+    assert.ok(failures.length >= 4, `two failed tries of the action, the request's failure and a failed poll: ${JSON.stringify(power)}`);
     assert.ok(failures.some((l) => l.msg.startsWith('power: LOGPWR1 (fake 10.0.0.31:623) status failed: ')), 'the failed poll');
+    assert.ok(failures.some((l) => l.msg.startsWith("power: LOGPWR1's BMC failed: ")), 'the failed request');
     for (const line of power) {
       assert.equal(line.service_tag, 'LOGPWR1', line.msg);
       assert.ok(line.msg.includes('LOGPWR1'), line.msg);
