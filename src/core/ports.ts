@@ -479,8 +479,8 @@ export interface PowerStore {
   clearBmc(machineId: number, now: string): Promise<boolean>;
   /** Records the state a BMC reported. */
   recordState(machineId: number, state: PowerState, checkedAt: string): Promise<void>;
-  /** Every machine with a BMC, by machine id. */
-  listWithBmc(): Promise<MachinePower[]>;
+  /** Every machine with a BMC, by machine id, with its service tag (for the poller's log lines). */
+  listWithBmc(): Promise<Array<MachinePower & { service_tag: string }>>;
   /** Power state of the given machines (those without a record are left out). */
   states(machineIds: number[]): Promise<Array<{ machine_id: number; power_state: PowerState; checked_at: string | null }>>;
   /**
@@ -504,6 +504,26 @@ export interface BmcCredentialSetStore {
   usageCount(id: number): Promise<number>;
 }
 
+/** What taking one attempt from a token bucket gave: allowed, or how long until one is back. */
+export type RateLimitTake = { allowed: true } | { allowed: false; retryAfterMs: number };
+
+/**
+ * Token buckets shared by every process on the database (the sign-in throttle, the enrollment rate
+ * limit): `capacity` attempts per key, refilled evenly over `refillSeconds`. Each call is atomic, so
+ * two processes taking at once never both get the last attempt. Keys may be of any length (stored
+ * hashed); a bucket that would be full again is forgotten (`sweep`). Times are milliseconds.
+ */
+export interface RateLimitStore {
+  /** Takes one attempt for `key` in `bucket` if one is left at `now`. */
+  take(bucket: string, key: string, capacity: number, refillSeconds: number, now: number): Promise<RateLimitTake>;
+  /** Gives one attempt back (at most up to `capacity`), e.g. the sign-in succeeded. */
+  refund(bucket: string, key: string, capacity: number): Promise<void>;
+  /** Forgets `key`: its next attempts start from a full bucket. */
+  reset(bucket: string, key: string): Promise<void>;
+  /** Deletes the buckets that are full again at `now` (as good as absent); returns how many. */
+  sweep(now: number): Promise<number>;
+}
+
 /** Every store, bound to one database handle or to one transaction. */
 export interface Stores {
   machines: MachineStore;
@@ -514,6 +534,7 @@ export interface Stores {
   webhooks: WebhookStore;
   power: PowerStore;
   bmcCredentialSets: BmcCredentialSetStore;
+  rateLimits: RateLimitStore;
 }
 
 /** The stores, plus transactions across them and the database's health. */

@@ -24,6 +24,7 @@ import {
   type NewBuild,
   type NewEvent,
   type PowerStore,
+  type RateLimitStore,
   type Storage,
   type Stores,
   type SummaryRow,
@@ -62,6 +63,8 @@ interface Tables {
   deliveries: DeliveryRow[];
   power: MachinePower[];
   credentialSets: BmcCredentialSet[];
+  /** Token buckets by `<bucket> <key>`. */
+  rateLimits: Record<string, { tokens: number; updatedAt: number; expiresAt: number }>;
   nextId: number;
 }
 
@@ -71,7 +74,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], rateLimits: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -109,6 +112,9 @@ export class MemoryStorage implements Storage {
   }
   get bmcCredentialSets(): BmcCredentialSetStore {
     return new MemoryStores(() => this.live(), () => this.failing).bmcCredentialSets;
+  }
+  get rateLimits(): RateLimitStore {
+    return new MemoryStores(() => this.live(), () => this.failing).rateLimits;
   }
 
   private live(): Tables {
@@ -736,7 +742,17 @@ class MemoryStores implements Stores {
         if (p) Object.assign(p, { power_state: state, checked_at: checkedAt });
       },
       async listWithBmc() {
-        return copy(db().power.filter((p) => p.bmc !== null).sort((a, b) => a.machine_id - b.machine_id));
+        const t = db();
+        // Like the SQL join: a record whose machine is gone is not listed.
+        return copy(
+          t.power
+            .filter((p) => p.bmc !== null)
+            .flatMap((p) => {
+              const m = t.machines.find((r) => r.id === p.machine_id);
+              return m ? [{ ...p, service_tag: m.service_tag }] : [];
+            })
+            .sort((a, b) => a.machine_id - b.machine_id),
+        );
       },
       async states(ids) {
         return db()
@@ -790,6 +806,37 @@ class MemoryStores implements Stores {
       },
       async usageCount(id) {
         return db().power.filter((p) => p.bmc?.credential_set_id === id).length;
+      },
+    };
+  }
+
+  get rateLimits(): RateLimitStore {
+    const db = () => this.check();
+    const id = (bucket: string, key: string) => `${bucket} ${key}`;
+    return {
+      // The arithmetic of SqlRateLimitStore.take, in the same order.
+      async take(bucket, key, capacity, refillSeconds, now) {
+        const t = db();
+        const refillMs = refillSeconds * 1000;
+        const row = t.rateLimits[id(bucket, key)];
+        const refilled = row ? Math.min(capacity, row.tokens + (Math.max(0, now - row.updatedAt) * capacity) / refillMs) : capacity;
+        const allowed = refilled >= 1;
+        const tokens = allowed ? refilled - 1 : refilled;
+        t.rateLimits[id(bucket, key)] = { tokens, updatedAt: Math.max(row?.updatedAt ?? now, now), expiresAt: now + ((capacity - tokens) * refillMs) / capacity };
+        return allowed ? { allowed: true } : { allowed: false, retryAfterMs: Math.max(1, Math.ceil(((1 - tokens) * refillMs) / capacity)) };
+      },
+      async refund(bucket, key, capacity) {
+        const row = db().rateLimits[id(bucket, key)];
+        if (row) row.tokens = Math.min(capacity, row.tokens + 1);
+      },
+      async reset(bucket, key) {
+        delete db().rateLimits[id(bucket, key)];
+      },
+      async sweep(now) {
+        const t = db();
+        const expired = Object.keys(t.rateLimits).filter((k) => t.rateLimits[k]!.expiresAt <= now);
+        for (const k of expired) delete t.rateLimits[k];
+        return expired.length;
       },
     };
   }
