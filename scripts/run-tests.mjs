@@ -1,11 +1,16 @@
 #!/usr/bin/env node
-// Runs node:test over every *.test.ts(x) file below the given folders (Node 20's --test takes no globs).
+// Runs node:test over the given test files and every *.test.ts(x) file below the given folders
+// (Node 20's --test takes no globs).
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 function collect(dir, out) {
   if (!existsSync(dir)) return out;
+  if (!statSync(dir).isDirectory()) {
+    out.push(dir);
+    return out;
+  }
   for (const name of readdirSync(dir)) {
     if (name === 'node_modules' || name === 'fixtures') continue;
     const path = join(dir, name);

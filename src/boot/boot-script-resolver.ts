@@ -24,12 +24,21 @@ export const BROKEN_IMAGE_SLEEP_SECONDS = 60;
 
 /** A per-build token as generated (base64url); anything else is not written into a script. */
 const BOOT_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{16,256}$/;
+/** Where a cached image script takes its per-boot token (a word the renderer accepts, never a token). */
+const TOKEN_SLOT = 'METAL-BOOT-TOKEN-SLOT';
+/** Rendered scripts kept (at most about 20 MiB): one per machine and URL form in a fleet of this size. */
+const MAX_RENDERED = 20_000;
 /** A build's image key as generated (base64url). */
 const IMAGE_KEY_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 
 /** The boot server's decision table: which script a machine gets, from its tag, MAC and UUID. */
 export class BootScriptResolver {
   private readonly warned = new Set<string>();
+  /**
+   * Scripts as rendered, by everything they are rendered from; an image script as the text before
+   * and after its per-boot token.
+   */
+  private readonly rendered = new Map<string, [string, string]>();
 
   constructor(
     private readonly reader: Pick<BootTargetReader, 'findMachine' | 'buildFacts'>,
@@ -76,19 +85,26 @@ export class BootScriptResolver {
     }
     const image = await this.catalog.build(buildId);
     if (!image.ok) return broken(image.reason);
-    return {
-      kind: 'image',
-      machine,
-      script: renderImageScript({
+    // Everything but the token is the same at every boot of this build from this URL: rendered once.
+    const key = `image ${buildId} ${facts.imageKey} ${machineTag} ${selfUrl}`;
+    let parts = this.rendered.get(key);
+    if (!parts) {
+      const template = renderImageScript({
         bootUrl: this.settings.bootUrl,
         selfUrl,
         tag: machineTag,
         buildId,
         imageKey: facts.imageKey,
-        bootToken: await this.tokens.issueBootToken(buildId, facts.bootToken),
+        bootToken: TOKEN_SLOT,
         manifest: image.manifest,
-      }),
-    };
+      });
+      const at = template.indexOf(TOKEN_SLOT);
+      parts = [template.slice(0, at), template.slice(at + TOKEN_SLOT.length)];
+      this.remember(key, parts);
+    }
+    const token = await this.tokens.issueBootToken(buildId, facts.bootToken);
+    if (!BOOT_TOKEN_PATTERN.test(token)) throw new Error(`boot: refusing a malformed boot token for build ${buildId}`);
+    return { kind: 'image', machine, script: parts[0] + token + parts[1] };
   }
 
   /**
@@ -136,7 +152,19 @@ export class BootScriptResolver {
   }
 
   private hold(kind: ScriptKind, machine: BootTarget, selfUrl: string, messages: string[], sleepSeconds: number): ResolvedScript {
-    return { kind, machine, script: renderHoldScript({ selfUrl, messages, sleepSeconds }) };
+    const key = `${kind} ${sleepSeconds} ${selfUrl} ${messages.join('\n')}`;
+    let script = this.rendered.get(key)?.[0];
+    if (script === undefined) {
+      script = renderHoldScript({ selfUrl, messages, sleepSeconds });
+      this.remember(key, [script, '']);
+    }
+    return { kind, machine, script };
+  }
+
+  /** Keeps a rendered script (about a kilobyte); when full, the oldest one kept goes. */
+  private remember(key: string, parts: [string, string]): void {
+    if (this.rendered.size >= MAX_RENDERED) this.rendered.delete(this.rendered.keys().next().value as string);
+    this.rendered.set(key, parts);
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {

@@ -15,7 +15,8 @@ import { registerImageRoutes } from './image-files.ts';
 import { registerIpxeBinaryRoutes } from './ipxe-binary-routes.ts';
 import { installHttpMetrics, registerMetricsRoute, type MetalMetrics, type MetricsRouteOptions } from '../metrics/metal-metrics.ts';
 import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
-import { registerScriptRoutes } from './script-routes.ts';
+import { installScriptFront } from './script-front.ts';
+import { createScriptAnswers, registerScriptRoutes } from './script-routes.ts';
 
 /** What the boot role is built from. */
 export interface BootServerDeps {
@@ -99,7 +100,16 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   if (metrics && deps.metricsRoute) registerMetricsRoute(app, metrics, deps.metricsRoute);
   registerHealthRoutes(app, { ping: deps.ping, logger });
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}), ...(metrics ? { metrics } : {}) });
-  registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) });
+  const scriptOptions = { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) };
+  const answers = createScriptAnswers(scriptOptions);
+  registerScriptRoutes(app, scriptOptions, answers);
+  // Script requests are answered before Fastify sees them (same answers, headers and metrics); the
+  // rest of the listener stays Fastify's, on the same port.
+  const front = installScriptFront(app.server, { answers, logger, ...(metrics ? { recordRequest: metrics.httpRequestRecorder('boot') } : {}) });
+  app.addHook('preClose', (done) => {
+    front.close();
+    done();
+  });
   registerImageRoutes(app, deps.images.root, logger, buildIdOfImageKey, metrics);
   registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 
