@@ -15,6 +15,20 @@ export interface ResolvedScript {
   machine?: BootTarget;
 }
 
+/** Where the resolver reads machines and builds; `peekTag` (the in-memory table) lets it answer repeated requests at once. */
+export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFacts'> & { peekTag?(tag: string): Readonly<BootTarget> | undefined };
+
+/** A request answered before, kept while its machine's row is the one it was answered from. */
+interface Answered {
+  tag: string;
+  row: Readonly<BootTarget>;
+  kind: ScriptKind;
+  machine: BootTarget;
+  /** The script, or for an image the text before its per-boot token. */
+  script: string;
+  image?: { buildId: number; secret: string; after: string };
+}
+
 /** Seconds a machine waits while its build runs: short, so it boots soon after the build succeeds. */
 export const BUILDING_SLEEP_SECONDS = 5;
 /** Seconds a known machine without an image waits between asks. */
@@ -28,6 +42,25 @@ const BOOT_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{16,256}$/;
 const TOKEN_SLOT = 'METAL-BOOT-TOKEN-SLOT';
 /** Rendered scripts kept (at most about 20 MiB): one per machine and URL form in a fleet of this size. */
 const MAX_RENDERED = 20_000;
+/** Decisions that depend on nothing but the machine's row (and its build's immutable files). */
+const MEMO_KINDS = new Set<ScriptKind>(['image', 'hold-building', 'hold-no-image']);
+
+/** What an image script is made of besides its per-boot token. */
+interface ImageParts {
+  buildId: number;
+  secret: string;
+  before: string;
+  after: string;
+}
+
+/** The key of a request in the answered map; undefined for a query the router parsed into something else than strings. */
+function answeredKey(tagParam: string, mac: unknown, uuid: unknown): string | undefined {
+  const part = (value: unknown) => (value === undefined ? '-' : typeof value === 'string' && !value.includes('\n') ? `=${value}` : undefined);
+  const m = part(mac);
+  const u = part(uuid);
+  return m === undefined || u === undefined ? undefined : `${tagParam}\n${m}\n${u}`;
+}
+
 /** A build's image key as generated (base64url). */
 const IMAGE_KEY_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 
@@ -40,22 +73,55 @@ export class BootScriptResolver {
    */
   private readonly rendered = new Map<string, [string, string]>();
 
+  /** Requests by tag, `?mac=` and `?uuid=`, answered from the machine's row as it was (see resolveNow). */
+  private readonly answered = new Map<string, Answered>();
+
   constructor(
-    private readonly reader: Pick<BootTargetReader, 'findMachine' | 'buildFacts'>,
+    private readonly reader: BootTargetLookup,
     private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
     private readonly settings: { bootUrl: string; enrollToken: string | undefined; afterEnroll: 'reboot' | 'poweroff' | 'hold' },
     private readonly logger: Logger,
-    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.issueBootToken). */
-    private readonly tokens: { issueBootToken(buildId: number, buildSecret: string): Promise<string> },
+    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.mintBootToken). */
+    private readonly tokens: { mintBootToken(buildId: number, buildSecret: string): string },
   ) {}
+
+  /**
+   * The answer without waiting, when the same request (tag, `?mac=`, `?uuid=`) was answered by its
+   * machine's own tag and that machine's row in the table has not changed since: the same decision
+   * and script (an image script with a fresh token). Undefined otherwise; then `resolve` answers.
+   */
+  resolveNow(tagParam: string, macParam: unknown, uuidParam: unknown): ResolvedScript | undefined {
+    const key = answeredKey(tagParam, macParam, uuidParam);
+    const memo = key === undefined ? undefined : this.answered.get(key);
+    if (!memo || this.reader.peekTag?.(memo.tag) !== memo.row) return undefined;
+    if (!memo.image) return { kind: memo.kind, machine: memo.machine, script: memo.script };
+    const token = this.tokens.mintBootToken(memo.image.buildId, memo.image.secret);
+    if (!BOOT_TOKEN_PATTERN.test(token)) return undefined;
+    return { kind: memo.kind, machine: memo.machine, script: memo.script + token + memo.image.after };
+  }
 
   /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
   async resolve(tagParam: string, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript> {
     const tag = isServiceTag(tagParam) ? tagParam : undefined;
+    const byTag = tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined;
+    const resolved = await this.decide(tag, byTag, macParam, uuidParam);
+    const { image, ...answer } = resolved;
+    const key = byTag === undefined ? undefined : answeredKey(tagParam, macParam, uuidParam);
+    const machine = answer.machine;
+    const row = byTag === undefined ? undefined : this.reader.peekTag?.(byTag);
+    // Kept only when the row read now is the one the decision was made from.
+    if (key !== undefined && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
+      if (this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
+      this.answered.set(key, { tag: byTag!, row, kind: answer.kind, machine, script: image ? image.before : answer.script, ...(image ? { image: { buildId: image.buildId, secret: image.secret, after: image.after } } : {}) });
+    }
+    return answer;
+  }
+
+  private async decide(tag: string | undefined, byTag: string | undefined, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript & { image?: ImageParts }> {
     const mac = parseMac(macParam);
     // A firmware's shared placeholder UUID names no one machine: never look a machine up by it.
     const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) && !isPlaceholderUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
-    const found = await this.find(tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined, mac, uuid);
+    const found = await this.find(byTag, mac, uuid);
     if (found.ambiguous !== undefined) {
       if (this.logger.isLevelEnabled('debug')) this.logger.debug({ tag, mac, uuid, reason: found.ambiguous }, 'boot: no unambiguous machine, registration image');
       const resolved = await this.registration(tag, mac, uuid);
@@ -102,9 +168,9 @@ export class BootScriptResolver {
       parts = [template.slice(0, at), template.slice(at + TOKEN_SLOT.length)];
       this.remember(key, parts);
     }
-    const token = await this.tokens.issueBootToken(buildId, facts.bootToken);
+    const token = this.tokens.mintBootToken(buildId, facts.bootToken);
     if (!BOOT_TOKEN_PATTERN.test(token)) throw new Error(`boot: refusing a malformed boot token for build ${buildId}`);
-    return { kind: 'image', machine, script: parts[0] + token + parts[1] };
+    return { kind: 'image', machine, script: parts[0] + token + parts[1], image: { buildId, secret: facts.bootToken, before: parts[0], after: parts[1] } };
   }
 
   /**

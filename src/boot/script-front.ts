@@ -79,6 +79,15 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     return date;
   };
 
+  /** The answer from memory, if the resolver has one (a failure there is left to the full path, which reports it). */
+  const answerNow = (request: LeanRequest, file: string) => {
+    try {
+      return options.answers.machineScriptNow(file, request.mac, request.uuid);
+    } catch {
+      return undefined;
+    }
+  };
+
   class LeanConnection {
     private pending: Buffer | undefined;
     private busy = false;
@@ -126,6 +135,11 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
         const started = performance.now();
         if (request.file === undefined) {
           this.answer(request, ENTRY_ROUTE, 200, SCRIPT_TYPE, options.answers.entryScript, started);
+          continue;
+        }
+        const now = answerNow(request, request.file);
+        if (now !== undefined) {
+          this.answer(request, MACHINE_ROUTE, 200, SCRIPT_TYPE, now.script, started);
           continue;
         }
         this.busy = true;

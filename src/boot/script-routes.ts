@@ -3,7 +3,7 @@ import { NotFoundError } from '../core/errors.ts';
 import { MAX_ID } from '../core/validation.ts';
 import type { BootedReport, BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
-import type { BootScriptResolver, ScriptKind } from './boot-script-resolver.ts';
+import type { BootScriptResolver, ResolvedScript, ScriptKind } from './boot-script-resolver.ts';
 import { renderEntryScript } from './ipxe-script.ts';
 import type { LastSeenRecorder } from './last-seen-recorder.ts';
 
@@ -18,7 +18,7 @@ export const SCRIPT_SUFFIX = '.ipxe';
 /** What the script routes use. */
 export interface ScriptRouteOptions {
   bootUrl: string;
-  resolver: Pick<BootScriptResolver, 'resolve'>;
+  resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow'>;
   lastSeen: Pick<LastSeenRecorder, 'seen'>;
   builds: Pick<BuildLifecycle, 'recordBooted'>;
   logger: Logger;
@@ -39,19 +39,29 @@ export interface ScriptAnswers {
    * counts the script; a file not ending in `.ipxe` is a NotFoundError.
    */
   machineScript(file: string, mac: unknown, uuid: unknown): Promise<{ kind: ScriptKind; script: string }>;
+  /** `machineScript` without waiting, when the resolver can answer from memory (`resolveNow`); else undefined. */
+  machineScriptNow(file: string, mac: unknown, uuid: unknown): { kind: ScriptKind; script: string } | undefined;
 }
 
 export function createScriptAnswers(options: Omit<ScriptRouteOptions, 'builds'>): ScriptAnswers {
   const { resolver, lastSeen, logger, metrics } = options;
+  const served = (file: string, resolved: ResolvedScript): ResolvedScript => {
+    if (resolved.machine) lastSeen.seen(resolved.machine.id);
+    metrics?.bootScript(resolved.kind);
+    if (logger.isLevelEnabled('debug')) logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
+    return resolved;
+  };
   return {
     entryScript: renderEntryScript(options.bootUrl),
     async machineScript(file, mac, uuid) {
       if (!file.endsWith(SCRIPT_SUFFIX)) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
-      const resolved = await resolver.resolve(file.slice(0, -SCRIPT_SUFFIX.length), mac, uuid);
-      if (resolved.machine) lastSeen.seen(resolved.machine.id);
-      metrics?.bootScript(resolved.kind);
-      if (logger.isLevelEnabled('debug')) logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
-      return resolved;
+      const tag = file.slice(0, -SCRIPT_SUFFIX.length);
+      return served(file, resolver.resolveNow(tag, mac, uuid) ?? (await resolver.resolve(tag, mac, uuid)));
+    },
+    machineScriptNow(file, mac, uuid) {
+      if (!file.endsWith(SCRIPT_SUFFIX)) return undefined;
+      const resolved = resolver.resolveNow(file.slice(0, -SCRIPT_SUFFIX.length), mac, uuid);
+      return resolved && served(file, resolved);
     },
   };
 }
