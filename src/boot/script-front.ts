@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/logger.ts';
 import { toHttpError } from '../http/error-handler.ts';
-import { ENTRY_ROUTE, MACHINE_ROUTE, SCRIPT_SUFFIX, SCRIPT_TYPE, type ScriptAnswers } from './script-routes.ts';
+import { ENTRY_ROUTE, MACHINE_ROUTE, MAX_SCRIPT_NAME_LENGTH, SCRIPT_SUFFIX, SCRIPT_TYPE, type ScriptAnswers } from './script-routes.ts';
 
 /** What the front answers with, and where it counts what it answered. */
 export interface ScriptFrontOptions {
@@ -263,7 +263,7 @@ export function parseHead(head: string): LeanRequest | undefined {
   if (path === ENTRY_ROUTE) return { method, file: undefined, mac: undefined, uuid: undefined, close };
   if (!path.startsWith(MACHINES_PREFIX)) return undefined;
   const raw = path.slice(MACHINES_PREFIX.length);
-  if (!raw.endsWith(SCRIPT_SUFFIX) || !FILE_CHARS.test(raw)) return undefined;
+  if (raw.length > MAX_SCRIPT_NAME_LENGTH || !raw.endsWith(SCRIPT_SUFFIX) || !FILE_CHARS.test(raw)) return undefined;
   let file = raw;
   if (raw.includes('%')) {
     try {

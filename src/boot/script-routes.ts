@@ -12,6 +12,11 @@ export const SCRIPT_TYPE = 'text/plain; charset=utf-8';
 /** The route templates of the script routes, as metrics label them. */
 export const ENTRY_ROUTE = '/boot.ipxe';
 export const MACHINE_ROUTE = '/nixos/machines/:file';
+/**
+ * The longest script name the router takes (its `maxParamLength`): long enough for any serial a
+ * vendor puts in DMI, so an invalid one still gets a script by MAC or UUID.
+ */
+export const MAX_SCRIPT_NAME_LENGTH = 1024;
 /** What a machine script's file name ends with. */
 export const SCRIPT_SUFFIX = '.ipxe';
 
