@@ -52,4 +52,30 @@ describe('LastSeenRecorder', () => {
     await recorder.flush();
     assert.deepEqual(writer.calls.at(-1), [2]);
   });
+
+  test('a machine is written at most once a window by the timer; the rest waits, and a flush writes it', { timeout: 10_000 }, async () => {
+    // The recorder's timer does not hold the process open; this does, while the test waits for it.
+    const awake = setInterval(() => {}, 1000);
+    const calls: number[][] = [];
+    let notify: () => void = () => {};
+    const writer: LastSeenWriter = {
+      touchLastSeen: async (ids) => {
+        calls.push([...ids]);
+        notify();
+      },
+    };
+    const nextWrite = () => new Promise<void>((resolve) => (notify = resolve));
+    const recorder = new LastSeenRecorder(writer, silent, 1, 3_600_000);
+    let written = nextWrite();
+    recorder.seen(1);
+    await written;
+    written = nextWrite();
+    recorder.seen(1);
+    recorder.seen(2);
+    await written;
+    assert.deepEqual(calls, [[1], [2]], 'machine 1 waits for the next window');
+    await recorder.flush();
+    assert.deepEqual(calls, [[1], [2], [1]], 'a flush writes what waited');
+    clearInterval(awake);
+  });
 });
