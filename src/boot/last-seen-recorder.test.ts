@@ -43,7 +43,7 @@ describe('LastSeenRecorder', () => {
     const recorder = new LastSeenRecorder(writer, silent, 3_600_000);
     for (let i = 0; i < 600; i++) recorder.seen(i);
     await recorder.flush();
-    assert.deepEqual(writer.calls.map((c) => c.length), [250, 250, 100]);
+    assert.deepEqual(writer.calls.map((c) => c.length), [100, 100, 100, 100, 100, 100]);
     assert.deepEqual(writer.calls.flat(), Array.from({ length: 600 }, (_, i) => i));
     writer.failNext = true;
     recorder.seen(1);

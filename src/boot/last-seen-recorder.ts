@@ -6,25 +6,27 @@ export interface LastSeenWriter {
 }
 
 /**
- * Ids per statement: small enough that one write (synchronous with SQLite) never holds up script
- * requests for long; the recorder lets waiting requests run between two statements.
+ * Ids per statement: small enough that one write (synchronous with SQLite: about a millisecond for
+ * 100 rows) never holds up script requests for long; the recorder lets waiting requests run between
+ * two statements.
  */
-const BATCH = 250;
+const BATCH = 100;
 
 /**
  * Collects the machines that asked for a boot script and writes their last_seen_at in one batch
  * every `intervalMs`, so a boot storm costs one write per interval instead of one per request.
  *
  * A machine is written at most once per `resolutionMs`: one that keeps asking (a held machine
- * re-asks every few seconds, a storm many times a second) waits for the next window, and is then
- * written with the time of that write. So last_seen_at is never more than `resolutionMs` plus one
- * interval behind, and a storm rewrites each row once a window instead of once an interval.
+ * re-asks every few seconds, a storm many times a second) waits until that much time has passed since
+ * its last write, and is then written with the time of that write. So last_seen_at is never more than
+ * `resolutionMs` plus one interval behind, and a storm rewrites each row once per `resolutionMs`
+ * instead of once an interval, spread over time as the machines were first seen.
  */
 export class LastSeenRecorder {
   private pending = new Set<number>();
-  /** Machines written in the current window, and when the window ends. */
-  private written = new Set<number>();
-  private windowEnds = 0;
+  /** When each machine was last written (ms); entries older than `resolutionMs` are dropped now and then. */
+  private writtenAt = new Map<number, number>();
+  private pruneAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -61,28 +63,28 @@ export class LastSeenRecorder {
       this.timer = undefined;
     }
     const now = Date.now();
-    if (now >= this.windowEnds) {
-      this.written = new Set();
-      this.windowEnds = now + this.resolutionMs;
+    if (now >= this.pruneAt) {
+      for (const [id, at] of this.writtenAt) if (now - at >= this.resolutionMs) this.writtenAt.delete(id);
+      this.pruneAt = now + this.resolutionMs;
     }
     const ids: number[] = [];
     const waiting = new Set<number>();
     for (const id of this.pending) {
-      if (all || !this.written.has(id)) ids.push(id);
+      const last = this.writtenAt.get(id);
+      if (all || last === undefined || now - last >= this.resolutionMs) ids.push(id);
       else waiting.add(id);
     }
     this.pending = waiting;
     if (waiting.size > 0) this.schedule();
-    const written = this.written;
     this.flushing = this.flushing.then(async () => {
       if (ids.length === 0) return;
       try {
-        const at = new Date().toISOString();
+        const at = new Date();
         for (let i = 0; i < ids.length; i += BATCH) {
           if (i > 0) await new Promise((resolve) => setImmediate(resolve));
           const batch = ids.slice(i, i + BATCH);
-          await this.writer.touchLastSeen(batch, at);
-          for (const id of batch) written.add(id);
+          await this.writer.touchLastSeen(batch, at.toISOString());
+          for (const id of batch) this.writtenAt.set(id, at.getTime());
         }
       } catch (err) {
         this.logger.warn({ err, machines: ids.length }, 'boot: could not record last_seen_at');
