@@ -1,10 +1,14 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
 import { nowIso, type Actor, type Build } from './types.ts';
 import { assertServiceTag } from './validation.ts';
+
+/** `crypto.hash` (Node 20.12 and later): a digest without a Hash object; older Nodes use createHmac. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
 export const MAX_ATTEMPTS = 2;
@@ -415,7 +419,37 @@ function freshNonce(): string {
 }
 
 function signBootToken(secret: string, buildId: number, issued: string, nonce: string): string {
-  return createHmac('sha256', secret).update(`metal-boot:${buildId}:${issued}:${nonce}`).digest('base64url').slice(0, 32);
+  return hmacSha256(secret, `metal-boot:${buildId}:${issued}:${nonce}`).toString('base64url').slice(0, 32);
+}
+
+/** SHA-256's block size: HMAC pads its key to it. */
+const SHA256_BLOCK = 64;
+/** Padded keys of the builds signed for lately (a boot storm signs for each published build again and again). */
+const hmacPads = new Map<string, { inner: Buffer; outer: Buffer }>();
+const MAX_HMAC_PADS = 4096;
+
+/**
+ * HMAC-SHA256 (RFC 2104) of `message` under `secret`, computed as its definition reads,
+ * H((K ^ opad) || H((K ^ ipad) || m)), with the padded keys made once per secret and two one-shot
+ * hashes: the same bytes as `createHmac`, at about half its cost (no HMAC object per token).
+ */
+export function hmacSha256(secret: string, message: string): Buffer {
+  if (typeof oneShotHash !== 'function') return createHmac('sha256', secret).update(message).digest();
+  let pads = hmacPads.get(secret);
+  if (!pads) {
+    let key = Buffer.from(secret, 'utf8');
+    if (key.length > SHA256_BLOCK) key = createHash('sha256').update(key).digest();
+    const inner = Buffer.alloc(SHA256_BLOCK, 0x36);
+    const outer = Buffer.alloc(SHA256_BLOCK, 0x5c);
+    for (let i = 0; i < key.length; i++) {
+      inner[i]! ^= key[i]!;
+      outer[i]! ^= key[i]!;
+    }
+    if (hmacPads.size >= MAX_HMAC_PADS) hmacPads.delete(hmacPads.keys().next().value as string);
+    hmacPads.set(secret, (pads = { inner, outer }));
+  }
+  const innerHash = oneShotHash('sha256', Buffer.concat([pads.inner, Buffer.from(message, 'utf8')]), 'buffer');
+  return oneShotHash('sha256', Buffer.concat([pads.outer, innerHash]), 'buffer');
 }
 
 /**
