@@ -55,10 +55,14 @@ interface ImageParts {
 
 /** The key of a request in the answered map; undefined for a query the router parsed into something else than strings. */
 function answeredKey(tagParam: string, mac: unknown, uuid: unknown): string | undefined {
-  const part = (value: unknown) => (value === undefined ? '-' : typeof value === 'string' && !value.includes('\n') ? `=${value}` : undefined);
-  const m = part(mac);
-  const u = part(uuid);
+  const m = keyPart(mac);
+  const u = keyPart(uuid);
   return m === undefined || u === undefined ? undefined : `${tagParam}\n${m}\n${u}`;
+}
+
+function keyPart(value: unknown): string | undefined {
+  if (value === undefined) return '-';
+  return typeof value === 'string' && !value.includes('\n') ? `=${value}` : undefined;
 }
 
 /** A build's image key as generated (base64url). */
