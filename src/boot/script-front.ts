@@ -91,7 +91,6 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
   class LeanConnection {
     private pending: Buffer | undefined;
     private busy = false;
-    private ending = false;
     private readonly onData = (chunk: Buffer) => {
       this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       if (this.busy) {
@@ -115,13 +114,9 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       open.add(this);
     }
 
-    get idle(): boolean {
-      return !this.busy;
-    }
-
+    /** Closes an idle connection now; a busy one closes after its answer, which says `Connection: close`. */
     end(): void {
-      if (this.busy) this.ending = true;
-      else this.socket.destroy();
+      if (!this.busy) this.socket.destroy();
     }
 
     /** Answers every whole request read so far, in order, one at a time. */
@@ -158,7 +153,6 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     private answered(request: LeanRequest, status: number, type: string, body: string, started: number): void {
       this.busy = false;
       this.answer(request, MACHINE_ROUTE, status, type, body, started);
-      if (this.ending) this.socket.destroy();
       if (this.socket.isPaused() && !this.socket.writableNeedDrain) this.socket.resume();
       this.serve();
     }
