@@ -1,4 +1,5 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
@@ -6,6 +7,9 @@ import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from '
 import { nowIso, type Actor, type Build, type BuildNixpkgs } from './types.ts';
 import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
+
+/** `crypto.hash` (Node 20.12 and later): a digest without a Hash object; older Nodes use createHmac. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
 export const MAX_ATTEMPTS = 2;
@@ -149,8 +153,13 @@ export class BuildLifecycle {
    * before an accepted one is accepted again.
    */
   async issueBootToken(buildId: number, buildSecret: string, now = Date.now()): Promise<string> {
+    return this.mintBootToken(buildId, buildSecret, now);
+  }
+
+  /** `issueBootToken` without a promise, for the boot server's hot path. */
+  mintBootToken(buildId: number, buildSecret: string, now = Date.now()): string {
     const issued = String(now).padStart(BOOT_TIME_DIGITS, '0');
-    const nonce = randomBytes(12).toString('base64url');
+    const nonce = freshNonce();
     return `${issued}.${nonce}.${signBootToken(buildSecret, buildId, issued, nonce)}`;
   }
 
@@ -402,8 +411,59 @@ const BOOT_TIME_DIGITS = 15;
 /** How long a boot token can be reported after its script was handed out. */
 export const BOOT_TOKEN_MAX_AGE_MS = 24 * 3600_000;
 
+/** Bytes of a boot token's nonce (96 bits; 16 characters of base64url). */
+const NONCE_BYTES = 12;
+/** Nonces drawn from the system's CSPRNG at once: one call per this many tokens instead of one each. */
+const NONCES_PER_DRAW = 256;
+let noncePool = Buffer.alloc(0);
+let noncePoolAt = 0;
+
+/**
+ * 96 fresh random bits, each handed out once. Drawing them in blocks is what Node's own
+ * `randomUUID` does; the bytes are the same CSPRNG output and are never reused.
+ */
+function freshNonce(): string {
+  if (noncePoolAt + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_BYTES * NONCES_PER_DRAW);
+    noncePoolAt = 0;
+  }
+  const nonce = noncePool.toString('base64url', noncePoolAt, noncePoolAt + NONCE_BYTES);
+  noncePoolAt += NONCE_BYTES;
+  return nonce;
+}
+
 function signBootToken(secret: string, buildId: number, issued: string, nonce: string): string {
-  return createHmac('sha256', secret).update(`metal-boot:${buildId}:${issued}:${nonce}`).digest('base64url').slice(0, 32);
+  return hmacSha256(secret, `metal-boot:${buildId}:${issued}:${nonce}`).toString('base64url').slice(0, 32);
+}
+
+/** SHA-256's block size: HMAC pads its key to it. */
+const SHA256_BLOCK = 64;
+/** Padded keys of the builds signed for lately (a boot storm signs for each published build again and again). */
+const hmacPads = new Map<string, { inner: Buffer; outer: Buffer }>();
+const MAX_HMAC_PADS = 4096;
+
+/**
+ * HMAC-SHA256 (RFC 2104) of `message` under `secret`, computed as its definition reads,
+ * H((K ^ opad) || H((K ^ ipad) || m)), with the padded keys made once per secret and two one-shot
+ * hashes: the same bytes as `createHmac`, at about half its cost (no HMAC object per token).
+ */
+export function hmacSha256(secret: string, message: string): Buffer {
+  if (typeof oneShotHash !== 'function') return createHmac('sha256', secret).update(message).digest();
+  let pads = hmacPads.get(secret);
+  if (!pads) {
+    let key = Buffer.from(secret, 'utf8');
+    if (key.length > SHA256_BLOCK) key = createHash('sha256').update(key).digest();
+    const inner = Buffer.alloc(SHA256_BLOCK, 0x36);
+    const outer = Buffer.alloc(SHA256_BLOCK, 0x5c);
+    for (let i = 0; i < key.length; i++) {
+      inner[i]! ^= key[i]!;
+      outer[i]! ^= key[i]!;
+    }
+    if (hmacPads.size >= MAX_HMAC_PADS) hmacPads.delete(hmacPads.keys().next().value as string);
+    hmacPads.set(secret, (pads = { inner, outer }));
+  }
+  const innerHash = oneShotHash('sha256', Buffer.concat([pads.inner, Buffer.from(message, 'utf8')]), 'buffer');
+  return oneShotHash('sha256', Buffer.concat([pads.outer, innerHash]), 'buffer');
 }
 
 /**
