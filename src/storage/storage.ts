@@ -8,6 +8,7 @@ import { SqlMachineStore } from './machine-store.ts';
 import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import type { Schema } from './schema.ts';
+import { SqlRolloutStore } from './rollout-store.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
 
@@ -24,6 +25,7 @@ class SqlStores implements Stores {
   readonly webhooks: SqlWebhookStore;
   readonly power: SqlPowerStore;
   readonly bmcCredentialSets: SqlBmcCredentialSetStore;
+  readonly rollouts: SqlRolloutStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
     this.machines = new SqlMachineStore(db, dialect);
@@ -34,6 +36,7 @@ class SqlStores implements Stores {
     this.webhooks = new SqlWebhookStore(db);
     this.power = new SqlPowerStore(db);
     this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
+    this.rollouts = new SqlRolloutStore(db);
   }
 }
 
