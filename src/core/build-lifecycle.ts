@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
-import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
+import { assertBuildTransition, assertMachineTransition, isBuildFinished, type BuildStatus, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
 import { nowIso, type Actor, type Build } from './types.ts';
@@ -66,8 +66,13 @@ export class BuildLifecycle {
     return this.storage.builds.listForMachine(machineId, limit, offset);
   }
 
-  /** Creates a pending build of the machine's current configuration; the machine becomes building. */
-  async request(machineId: number, actor: Actor): Promise<Build> {
+  /**
+   * Creates a pending build of the machine's current configuration; the machine becomes building. A
+   * held build (a rollout's) leaves the machine as it is: it keeps booting its image meanwhile, and
+   * the build's success publishes the image without pointing the machine at it.
+   */
+  async request(machineId: number, actor: Actor, options: { hold?: boolean; rolloutId?: number } = {}): Promise<Build> {
+    const hold = options.hold === true;
     const build = await this.storage.transaction(async (tx) => {
       const machine = await tx.machines.findById(machineId);
       if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
@@ -76,7 +81,7 @@ export class BuildLifecycle {
       }
       const active = await tx.builds.findActiveForMachine(machine.id);
       if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
-      assertMachineTransition(machine.status, 'building', 'build');
+      if (!hold) assertMachineTransition(machine.status, 'building', 'build');
       const now = nowIso();
       let created: Build;
       try {
@@ -88,6 +93,8 @@ export class BuildLifecycle {
             service_tag: machine.service_tag,
             boot_token: randomBytes(24).toString('base64url'),
             image_key: randomBytes(16).toString('base64url'),
+            hold,
+            rollout_id: options.rolloutId ?? null,
           },
           now,
         );
@@ -95,13 +102,14 @@ export class BuildLifecycle {
         if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
         throw err;
       }
-      await tx.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now);
+      await tx.machines.update(machine.id, hold ? { last_build_id: created.id } : { status: 'building', last_build_id: created.id }, now);
       await tx.events.record({
         kind: 'build.requested',
         machineId: machine.id,
         buildId: created.id,
         actor,
-        message: `build ${created.id} requested for ${machine.hostname}`,
+        message: `build ${created.id} requested for ${machine.hostname}${hold ? ` (held for rollout ${options.rolloutId ?? '?'}: published without being booted)` : ''}`,
+        ...(hold ? { data: { hold: true, rollout_id: options.rolloutId ?? null } } : {}),
       });
       return created;
     });
@@ -167,7 +175,9 @@ export class BuildLifecycle {
     await this.storage.transaction(async (tx) => {
       // Single use: the build keeps the marker of the last accepted token; only a later one passes.
       if (!(await tx.builds.advanceBootMarker(report.build_id, marker))) throw refused();
-      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt }, bootedAt);
+      // Booting the image it points at answers a pending reboot request of its agent.
+      const current = (await tx.machines.imageBuildId(machine.id)) === report.build_id;
+      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt, ...(current ? { reboot_requested_at: null } : {}) }, bootedAt);
       await tx.events.record({ kind: 'machine.booted', machineId: machine.id, buildId: report.build_id, actor, message: `${serviceTag} booted build ${report.build_id}` });
     });
     this.notifier.emit('machine.updated', machine.id);
@@ -240,6 +250,11 @@ export class BuildQueue {
   /** An earlier successful build with this store path, whose files can be linked instead of copied. */
   findPublishedStorePath(storePath: string, exceptId: number): Promise<number | undefined> {
     return this.storage.builds.findPublishedStorePath(storePath, exceptId);
+  }
+
+  /** The status of each of these builds that exists (for sweeping work directories). */
+  statusesOf(ids: number[]): Promise<Array<{ id: number; status: BuildStatus }>> {
+    return this.storage.builds.statusesOf(ids);
   }
 
   /** The machine's currently published build, if any. */
@@ -338,7 +353,9 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   if (!done) return false;
   if (outcome.status === 'failed') await tx.builds.prependLog(id, `error: ${fields.error}\n`);
   const machine = await tx.machines.findById(record.machine_id);
-  if (outcome.status === 'success' && machine) {
+  if (outcome.status === 'success' && machine && record.hold) {
+    // A held build: its image is published, the machine keeps booting what it booted.
+  } else if (outcome.status === 'success' && machine) {
     assertMachineTransition(machine.status, 'ready', `build ${id}`);
     await tx.machines.update(machine.id, { status: 'ready', image_build_id: id }, now);
   } else if (outcome.status === 'failed' && machine?.status === 'building') {
@@ -346,7 +363,14 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   }
   await tx.events.record(
     outcome.status === 'success'
-      ? { kind: 'build.succeeded', machineId: record.machine_id, buildId: id, actor, message: outcome.image.note, data: { store_path: outcome.image.storePath } }
+      ? {
+          kind: 'build.succeeded',
+          machineId: record.machine_id,
+          buildId: id,
+          actor,
+          message: record.hold ? `${outcome.image.note} (held: the machine is pointed at it by its rollout)` : outcome.image.note,
+          data: { store_path: outcome.image.storePath, ...(record.hold ? { hold: true } : {}) },
+        }
       : { kind: 'build.failed', machineId: record.machine_id, buildId: id, actor, message: `build ${id} failed: ${fields.error}` },
   );
   return true;

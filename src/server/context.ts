@@ -3,6 +3,8 @@ import type { Config } from '../config/config.ts';
 import { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
+import { MachineImageService } from '../core/machine-images.ts';
+import { BuildRetention } from '../core/build-retention.ts';
 import { Notifier } from '../core/notifier.ts';
 import type { BootFeed, Storage } from '../core/ports.ts';
 import type { Authenticator } from '../http/access.ts';
@@ -40,6 +42,10 @@ export interface AppContext {
   images: ImageLayout;
   machines: MachineService;
   builds: BuildLifecycle;
+  /** What each machine boots: rollbacks and rollout waves point machines at builds through it. */
+  machineImages: MachineImageService;
+  /** Deletes published images beyond METAL_KEEP_BUILDS (run by builders). */
+  retention: BuildRetention;
   authenticator: Authenticator;
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
@@ -112,6 +118,8 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     images,
     builds,
     machines,
+    machineImages: new MachineImageService(storage, notifier, images, machines),
+    retention: new BuildRetention(storage, images, config.keepBuilds),
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
