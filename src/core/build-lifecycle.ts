@@ -184,6 +184,28 @@ export class BuildLifecycle {
     return { machine_id: machine.id, build_id: report.build_id, booted_at: bootedAt };
   }
 
+  /**
+   * Whether the in-image agent of a running boot should reboot now: its token must be the one its
+   * booted report was accepted with (the boot now running, so its age does not matter), and the
+   * machine must have been pointed at another image with a reboot request. A wrong token and another
+   * machine's build are refused alike, as for booted reports.
+   */
+  async rebootRequested(tag: string, report: BootedReport): Promise<boolean> {
+    const serviceTag = assertServiceTag(tag);
+    if (!Number.isSafeInteger(report.build_id) || report.build_id < 1) {
+      throw new InvalidInputError('build_id must be a positive whole number', { field: 'build_id' });
+    }
+    const refused = () => new ForbiddenError(`reboot request refused: build ${report.build_id} of ${serviceTag} is not running with this token`);
+    const machine = await this.storage.machines.findByServiceTag(serviceTag);
+    if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
+    const facts = await this.storage.builds.bootFacts(report.build_id);
+    if (!facts || facts.machineId !== machine.id) throw refused();
+    const marker = verifyBootToken(facts.bootToken, report.build_id, report.token, null);
+    if (marker === undefined || marker !== (await this.storage.builds.bootMarker(report.build_id))) throw refused();
+    const [image, requested] = await Promise.all([this.storage.machines.imageBuildId(machine.id), this.storage.machines.rebootRequestedAt(machine.id)]);
+    return requested !== null && image !== report.build_id;
+  }
+
   /** Tells the process a build ended (metrics count it), with how long it ran since it started. */
   signalFinished(buildId: number, result: 'success' | 'failed' | 'cancelled', startedAt: string | null): void {
     const seconds = startedAt === null ? null : Math.max(0, (Date.now() - Date.parse(startedAt)) / 1000);
@@ -420,11 +442,11 @@ function signBootToken(secret: string, buildId: number, issued: string, nonce: s
  * The marker (`<issued at>.<nonce>`) of a genuine, unexpired token of this build, or undefined. The
  * signature is compared in constant time.
  */
-function verifyBootToken(secret: string, buildId: number, token: string, now: number): string | undefined {
+function verifyBootToken(secret: string, buildId: number, token: string, now: number | null): string | undefined {
   const m = /^(\d{15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{32})$/.exec(token);
   if (!m || secret === '') return undefined;
   const [, issued, nonce, signature] = m as unknown as [string, string, string, string];
-  const age = now - Number(issued);
+  const age = now === null ? 0 : now - Number(issued);
   if (!(age >= -60_000 && age <= BOOT_TOKEN_MAX_AGE_MS)) return undefined;
   const expected = Buffer.from(signBootToken(secret, buildId, issued, nonce));
   const given = Buffer.from(signature);

@@ -532,8 +532,11 @@ export interface RolloutStore {
   activeFor(machineIds: number[]): Promise<Array<{ rollout_id: number; machine_id: number }>>;
   /** Builds an active rollout may still point a machine at (its machines' from and to builds). */
   activeBuildIds(): Promise<number[]>;
-  /** Writes the rollout's fields; a final state releases its machines' locks. */
-  update(id: number, patch: RolloutPatch, now: string): Promise<void>;
+  /**
+   * Writes the rollout's fields and increments its version, only if its version is still `version`
+   * (false otherwise: someone else wrote it first). A final state releases its machines' locks.
+   */
+  update(id: number, version: number, patch: RolloutPatch, now: string): Promise<boolean>;
   updateMachine(id: number, machine: RolloutMachine): Promise<void>;
   /**
    * Takes or extends `owner`'s lease on every active rollout that is free, expired or already its own,

@@ -25,6 +25,7 @@ function rollout(n: number, overrides: Partial<Rollout> = {}, states: Partial<Re
     state: 'building',
     wave: 0,
     waves: Math.max(0, ...waves),
+    version: 1,
     resume_state: null,
     message: null,
     created_by: 'user:alice',

@@ -78,6 +78,8 @@ export interface Rollout extends RolloutSettings {
   wave: number;
   /** How many waves there are. */
   waves: number;
+  /** Grows with every write (a writer that read an older version writes nothing). */
+  version: number;
   /** The state a paused rollout resumes to. */
   resume_state: 'building' | 'rolling' | null;
   /** Why it stopped, e.g. `3 failures (max 2) in wave 2: wave 2 rolled back` */
@@ -197,8 +199,9 @@ export function stepRollout(current: Rollout, input: RolloutInput, now: Date): R
       finish(r, 'cancelled', 'cancelled', at);
       break;
     case 'restart':
-      // Whatever was in flight is pointed again (idempotent); reboots are not repeated.
+      // The wave in flight is pointed again (idempotent); reboots are not repeated.
       for (const m of r.machines) {
+        if (m.wave !== r.wave || r.wave === 0) continue;
         if (m.state === 'updating' || m.state === 'healthy') actions.push({ kind: 'point', machineId: m.machine_id, buildId: m.to_build_id, why: 'update' });
         if (m.state === 'rolled_back') actions.push({ kind: 'point', machineId: m.machine_id, buildId: m.from_build_id, why: 'rollback' });
       }

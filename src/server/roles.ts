@@ -8,6 +8,7 @@ import { registerBuildRoutes } from '../api/routes/builds.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerMachineRoutes } from '../api/routes/machines.ts';
 import { registerRollbackRoute } from '../api/routes/rollback.ts';
+import { registerRolloutRoutes } from '../api/routes/rollouts.ts';
 import { registerWebhookRoutes } from '../api/routes/webhooks.ts';
 import { startWebhookWorker, type DeliverySettings, type RunningWebhookWorker } from '../webhooks/delivery-worker.ts';
 import { registerPowerRoutes } from '../api/routes/power.ts';
@@ -56,6 +57,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   registerEnrollRoute(app, { machines, ...(ctx.enrollGuard ? { guard: ctx.enrollGuard } : {}), metrics: ctx.metrics });
   registerMachineRoutes(app, { machines, builds, events: storage.events });
   registerRollbackRoute(app, { machineImages: ctx.machineImages });
+  registerRolloutRoutes(app, { rollouts: ctx.rollouts });
   registerBuildRoutes(app, { builds });
   registerBuildLogRoutes(app, { builds, notifier, streamGuard });
   registerWebhookRoutes(app, { webhooks: ctx.webhooks });

@@ -81,11 +81,18 @@ export class SqlRolloutStore implements RolloutStore {
     return [...ids].sort((a, b) => a - b);
   }
 
-  async update(id: number, patch: RolloutPatch, now: string): Promise<void> {
-    await this.db.updateTable('rollouts').set({ ...patch, updated_at: now }).where('id', '=', id).execute();
+  async update(id: number, version: number, patch: RolloutPatch, now: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('rollouts')
+      .set({ ...patch, version: version + 1, updated_at: now })
+      .where('id', '=', id)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return false;
     if (patch.state !== undefined && !isRolloutActive(patch.state)) {
       await this.db.updateTable('rollout_machines').set({ lock_machine_id: null }).where('rollout_id', '=', id).execute();
     }
+    return true;
   }
 
   async updateMachine(id: number, m: RolloutMachine): Promise<void> {
@@ -135,6 +142,7 @@ function toRollout(row: Selectable<RolloutsTable>, machines: Array<Selectable<Ro
     state: row.state as RolloutState,
     wave: Number(row.wave),
     waves: Number(row.waves),
+    version: Number(row.version),
     resume_state: row.resume_state as Rollout['resume_state'],
     message: row.message,
     created_by: row.created_by,

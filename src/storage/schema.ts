@@ -91,6 +91,8 @@ export interface RolloutsTable {
   state: string;
   wave: number;
   waves: number;
+  /** Grows with every write: writers compare and set it. */
+  version: Generated<number>;
   resume_state: string | null;
   message: string | null;
   created_by: string;

@@ -405,10 +405,12 @@ for (const kind of kinds) {
       assert.deepEqual(await storage.rollouts.claimLeases('engine-b', '2026-01-02T03:07:00.000Z', '2026-01-02T03:06:00.000Z'), [first.id], 'expired');
       await storage.rollouts.releaseLeases('engine-b');
       assert.deepEqual(await storage.rollouts.claimLeases('engine-a', '2026-01-02T03:05:05.000Z', NOW), [first.id], 'released');
-      await storage.rollouts.update(first.id, { state: 'succeeded', wave: 2, finished_at: NOW, message: 'done' }, NOW);
+      assert.equal(await storage.rollouts.update(first.id, first.version + 1, { state: 'failed' }, NOW), false, 'a stale version writes nothing');
+      assert.equal(await storage.rollouts.update(first.id, first.version, { state: 'succeeded', wave: 2, finished_at: NOW, message: 'done' }, NOW), true);
       const done = (await storage.rollouts.get(first.id))!;
       assert.equal(done.state, 'succeeded');
       assert.equal(done.message, 'done');
+      assert.equal(done.version, first.version + 1);
       assert.equal(done.machines[0]!.to_build_id, 77);
       assert.deepEqual(await storage.rollouts.activeFor([a.id, b.id]), [], 'a finished rollout holds no machine');
       assert.deepEqual(await storage.rollouts.activeBuildIds(), []);

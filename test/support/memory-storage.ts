@@ -748,6 +748,7 @@ class MemoryStores implements Stores {
           ...copy(settings),
           id,
           wave: 0,
+          version: 1,
           resume_state: null,
           message: null,
           created_at: now,
@@ -787,14 +788,15 @@ class MemoryStores implements Stores {
         }
         return [...ids].sort((a, b) => a - b);
       },
-      async update(id, patch: RolloutPatch, now) {
+      async update(id, version, patch: RolloutPatch, now) {
         const t = db();
         const r = t.rollouts.find((x) => x.id === id);
-        if (!r) return;
-        Object.assign(r, copy(patch), { updated_at: now });
+        if (!r || r.version !== version) return false;
+        Object.assign(r, copy(patch), { version: version + 1, updated_at: now });
         if (patch.state !== undefined && !isRolloutActive(patch.state)) {
           for (const [machine, rollout] of Object.entries(t.locks)) if (rollout === id) delete t.locks[Number(machine)];
         }
+        return true;
       },
       async updateMachine(id, m) {
         const r = db().rollouts.find((x) => x.id === id);

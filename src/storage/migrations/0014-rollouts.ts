@@ -29,6 +29,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .addColumn('state', 'text', (c) => c.notNull())
     .addColumn('wave', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('waves', 'integer', (c) => c.notNull())
+    .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
     .addColumn('resume_state', 'text')
     .addColumn('message', 'text')
     .addColumn('created_by', 'text', (c) => c.notNull())
