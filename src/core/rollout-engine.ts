@@ -122,6 +122,9 @@ export class RolloutEngine implements RolloutActuator {
     // A build that could not be requested has no id (0 only matched it to its failure above).
     next = { ...next, machines: next.machines.map((m) => (m.to_build_id === 0 ? { ...m, to_build_id: null } : m)) };
     if (JSON.stringify(next) === JSON.stringify(before) && actions.length === 0) return;
+    // Machines are pointed before the step is written, so what the rollout says was done is done even if
+    // this server dies right after (pointing again is harmless); reboots and cancellations come after.
+    await this.perform(next, actions.filter((a) => a.kind === 'point'));
     const written = await this.o.storage.transaction(async (tx) => {
       if (!(await writeRollout(tx, before, next))) return false;
       if (next.state !== before.state) {
@@ -137,7 +140,7 @@ export class RolloutEngine implements RolloutActuator {
     // Someone else (an API call) wrote it meanwhile: the next pass starts from what they wrote.
     if (!written) return void (this.again = true);
     if (next.state !== before.state) this.o.logger.info({ rollout: id, state: next.state, wave: next.wave }, `rollouts: rollout ${id} ${next.state}${next.message ? `: ${next.message}` : ''}`);
-    await this.perform(next, actions);
+    await this.perform(next, actions.filter((a) => a.kind !== 'point'));
     this.o.notifier.emit('rollout.updated', id);
   }
 
