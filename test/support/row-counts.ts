@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { AppContext } from '../../src/server/context.ts';
 import { sqlOf } from './context.ts';
 
@@ -8,7 +9,16 @@ export async function rowCounts(ctx: AppContext): Promise<Record<string, number>
   const db = sqlOf(ctx);
   let names = tableNames.get(ctx);
   if (!names) {
-    names = db.introspection.getTables().then((all) => all.map((t) => t.name).filter((name) => !name.startsWith('kysely_')).sort());
+    // Only this database's own schema: on a shared PostgreSQL, other tests' schemas are listed too.
+    names = (async () => {
+      const current = ctx.storage.notifiesAcrossProcesses ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+      const all = await db.introspection.getTables();
+      return all
+        .filter((t) => current === undefined || t.schema === current)
+        .map((t) => t.name)
+        .filter((name) => !name.startsWith('kysely_'))
+        .sort();
+    })();
     tableNames.set(ctx, names);
   }
   const tables = await names;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { ROLLOUT_MACHINE_STATES, ROLLOUT_STATES } from '../../core/rollout-machine.ts';
 import type { RolloutService } from '../../core/rollout-service.ts';
-import { BuildIdParam, Paging, errorResponses } from '../../http/schemas.ts';
+import { Paging, errorResponses } from '../../http/schemas.ts';
 
 const Nullable = <T extends ReturnType<typeof Type.Integer> | ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const Time = () => Type.String({ format: 'date-time', description: 'ISO 8601 UTC' });
@@ -63,6 +63,16 @@ export const Rollout = Type.Object(
   { $id: 'Rollout' },
 );
 
+/**
+ * A rollout id in a path: digits only, parsed here (an integer schema would let ajv's coercion pass
+ * "Infinity" through as a number).
+ */
+export const RolloutIdParam = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,9}$', description: 'a rollout id' }) });
+const rolloutId = (id: string): number => {
+  const n = Number(id);
+  return n <= 2_147_483_647 ? n : 0;
+};
+
 /** What the rollout routes use. */
 export interface RolloutRouteOptions {
   rollouts: Pick<RolloutService, 'start' | 'list' | 'get' | 'pause' | 'resume' | 'cancel'>;
@@ -100,17 +110,17 @@ export function registerRolloutRoutes(app: FastifyInstance, { rollouts }: Rollou
     async (request) => rollouts.list(request.query.limit ?? 50, request.query.offset ?? 0),
   );
 
-  app.get<{ Params: { id: number } }>(
+  app.get<{ Params: { id: string } }>(
     '/api/v1/rollouts/:id',
     {
       config: { access: 'viewer' },
-      schema: { tags: ['rollouts'], summary: 'One rollout: per machine its wave, from and to build, state and times', params: BuildIdParam, response: { 200: Type.Ref(Rollout), ...errorResponses(400, 401, 404) } },
+      schema: { tags: ['rollouts'], summary: 'One rollout: per machine its wave, from and to build, state and times', params: RolloutIdParam, response: { 200: Type.Ref(Rollout), ...errorResponses(400, 401, 404) } },
     },
-    async (request) => rollouts.get(request.params.id),
+    async (request) => rollouts.get(rolloutId(request.params.id)),
   );
 
   for (const action of ['pause', 'resume', 'cancel'] as const) {
-    app.post<{ Params: { id: number } }>(
+    app.post<{ Params: { id: string } }>(
       `/api/v1/rollouts/:id/${action}`,
       {
         config: { access: 'operator' },
@@ -123,11 +133,11 @@ export function registerRolloutRoutes(app: FastifyInstance, { rollouts }: Rollou
               : action === 'resume'
                 ? 'Go on with a paused rollout'
                 : 'Stop the rollout: running builds are cancelled, machines already moved stay where they are',
-          params: BuildIdParam,
+          params: RolloutIdParam,
           response: { 200: Type.Ref(Rollout), ...errorResponses(400, 401, 403, 404, 409) },
         },
       },
-      async (request) => rollouts[action](request.params.id, request.actor),
+      async (request) => rollouts[action](rolloutId(request.params.id), request.actor),
     );
   }
 }
