@@ -74,6 +74,8 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
     webhooks: ctx.webhooks,
+    machineImages: ctx.machineImages,
+    rollouts: ctx.rollouts,
   });
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
