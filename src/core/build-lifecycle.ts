@@ -81,6 +81,11 @@ export class BuildLifecycle {
       }
       const active = await tx.builds.findActiveForMachine(machine.id);
       if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
+      if (!hold) {
+        // A build of its own would point the machine at a new image in the middle of its rollout.
+        const held = await tx.rollouts.activeFor([machine.id]);
+        if (held.length > 0) throw new ConflictError(`machine ${machine.service_tag} is in rollout ${held[0]!.rollout_id}; wait for it, or cancel it, before building it alone`);
+      }
       if (!hold) assertMachineTransition(machine.status, 'building', 'build');
       const now = nowIso();
       let created: Build;

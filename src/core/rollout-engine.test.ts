@@ -134,6 +134,10 @@ describe('rollout engine (in memory)', () => {
       code: 'conflict',
       message: `rollout ${rollout.id} (building, role=web) already holds P1, P2; wait for it, or cancel it first`,
     });
+    await assert.rejects(s.machines.requestBuild('P1', OPERATOR), {
+      code: 'conflict',
+      message: `machine P1 is in rollout ${rollout.id}; wait for it, or cancel it, before building it alone`,
+    });
     assert.equal((await svc.pause(rollout.id, OPERATOR)).state, 'paused');
     await assert.rejects(svc.pause(rollout.id, OPERATOR), { code: 'conflict', message: `rollout ${rollout.id} is paused; only a building or rolling rollout can be paused` });
     await e.pass();
