@@ -102,6 +102,11 @@ for (const kind of await testDatabaseKinds()) {
       const listed = (await api.inject({ url: `/api/v1/machines/RB1/builds`, headers: OPERATOR })).json<{ items: Array<{ id: number; image_swept_at: string | null; hold: boolean }> }>();
       assert.deepEqual(listed.items.filter((x) => x.image_swept_at !== null).map((x) => x.id).sort(), [builds[0], builds[2]].sort());
       assert.ok(listed.items.every((x) => x.hold === false));
+      // RB1 boots builds[1]; the one before it, builds[0], was swept: the default rollback says so.
+      const previousSwept = await rollback('RB1');
+      assert.equal(previousSwept.statusCode, 409);
+      assert.match(previousSwept.json().error.message, new RegExp(`^build ${builds[0]} of RB1 cannot be booted: its image was deleted by retention`));
+      assert.equal(await scriptBuild('RB1'), String(builds[1]));
     });
 
     test('bad input is refused with 400 and changes nothing', async () => {
