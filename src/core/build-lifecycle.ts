@@ -3,7 +3,8 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, Unproc
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type BuildStatus, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
-import { nowIso, type Actor, type Build } from './types.ts';
+import { nowIso, type Actor, type Build, type BuildNixpkgs } from './types.ts';
+import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
@@ -42,6 +43,8 @@ export interface PublishedImage {
   storePath: string;
   artifactUrl: string;
   note: string;
+  /** The nixpkgs the entry recorded in the result's boot.json, if it did. */
+  nixpkgs?: Partial<BuildNixpkgs> | undefined;
 }
 
 /**
@@ -94,6 +97,7 @@ export class BuildLifecycle {
           {
             machine_id: machine.id,
             config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
+            config_files: machine.nixos_config === null ? singleFileConfig(EMPTY_NIXOS_CONFIG) : (machine.nixos_files ?? singleFileConfig(machine.nixos_config)),
             hostname: machine.hostname,
             service_tag: machine.service_tag,
             boot_token: randomBytes(24).toString('base64url'),
@@ -374,7 +378,7 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   const now = nowIso();
   const fields =
     outcome.status === 'success'
-      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null }
+      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null, ...nixpkgsFields(outcome.image.nixpkgs) }
       : { error: oneLine(outcome.reason) };
   const done = await tx.builds.transition(id, [record.status], outcome.status, { ...fields, ...RELEASED, completed_at: now }, now);
   if (!done) return false;
@@ -396,11 +400,21 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
           buildId: id,
           actor,
           message: record.hold ? `${outcome.image.note} (held: the machine is pointed at it by its rollout)` : outcome.image.note,
-          data: { store_path: outcome.image.storePath, ...(record.hold ? { hold: true } : {}) },
+          data: { store_path: outcome.image.storePath, ...(outcome.image.nixpkgs ? { nixpkgs: outcome.image.nixpkgs } : {}), ...(record.hold ? { hold: true } : {}) },
         }
       : { kind: 'build.failed', machineId: record.machine_id, buildId: id, actor, message: `build ${id} failed: ${fields.error}` },
   );
   return true;
+}
+
+/** The build columns of the nixpkgs a result recorded (null for what it did not say). */
+function nixpkgsFields(n: Partial<BuildNixpkgs> | undefined) {
+  return {
+    nixpkgs_version: n?.version ?? null,
+    nixpkgs_revision: n?.revision ?? null,
+    nixpkgs_source: n?.source ?? null,
+    nixpkgs_sha256: n?.sha256 ?? null,
+  };
 }
 
 /** Puts a running build back in the queue with a note in its log and an event. */

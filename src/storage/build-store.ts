@@ -22,7 +22,17 @@ export class SqlBuildStore implements BuildStore {
     try {
       const row = await this.db
         .insertInto('builds')
-        .values({ ...fields, hold: hold ? 1 : 0, rollout_id: rollout_id ?? null, status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
+        .values({
+          ...fields,
+          config_files: fields.config_files ? JSON.stringify(fields.config_files) : null,
+          hold: hold ? 1 : 0,
+          rollout_id: rollout_id ?? null,
+          status: 'pending',
+          attempts: 0,
+          log_output: '',
+          created_at: now,
+          updated_at: now,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toBuild(row);
@@ -69,7 +79,9 @@ export class SqlBuildStore implements BuildStore {
   }
 
   async recent(limit: number, machineId?: number): Promise<BuildSummary[]> {
-    let q = this.db.selectFrom('builds').select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at']);
+    let q = this.db
+      .selectFrom('builds')
+      .select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at', 'nixpkgs_revision', 'nixpkgs_version']);
     if (machineId !== undefined) q = q.where('machine_id', '=', machineId);
     const rows = await q.orderBy('id', 'desc').limit(limit).execute();
     return rows.map((r) => ({ ...r, id: Number(r.id) }));

@@ -7,6 +7,7 @@ import { SqlEventStore } from './event-store.ts';
 import { SqlMachineStore } from './machine-store.ts';
 import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
+import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
 import type { Schema } from './schema.ts';
 import { SqlRolloutStore } from './rollout-store.ts';
 import { SqlUserStore } from './user-store.ts';
@@ -25,6 +26,7 @@ class SqlStores implements Stores {
   readonly webhooks: SqlWebhookStore;
   readonly power: SqlPowerStore;
   readonly bmcCredentialSets: SqlBmcCredentialSetStore;
+  readonly rateLimits: SqlRateLimitStore;
   readonly rollouts: SqlRolloutStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
@@ -36,6 +38,7 @@ class SqlStores implements Stores {
     this.webhooks = new SqlWebhookStore(db);
     this.power = new SqlPowerStore(db);
     this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
+    this.rateLimits = new SqlRateLimitStore(rateLimitDb(db), dialect);
     this.rollouts = new SqlRolloutStore(db);
   }
 }

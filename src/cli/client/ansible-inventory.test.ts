@@ -13,6 +13,7 @@ function machine(id: number, overrides: Partial<Machine> = {}): Machine {
     description: null,
     hardware: { manufacturer: 'Dell Inc.', model: 'PowerEdge R740', cpu: { model: 'Xeon', cores: 8 }, memory: { total_bytes: 1024 } },
     nixos_config: null,
+    nixos_files: null,
     labels: {},
     last_build_id: null,
     booted_build_id: null,
