@@ -25,7 +25,7 @@ export interface ScriptRouteOptions {
   bootUrl: string;
   resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow'>;
   lastSeen: Pick<LastSeenRecorder, 'seen'>;
-  builds: Pick<BuildLifecycle, 'recordBooted'>;
+  builds: Pick<BuildLifecycle, 'recordBooted' | 'rebootRequested'>;
   logger: Logger;
   /** Counts scripts by the decision that chose them. */
   metrics?: { bootScript(kind: string): void };
@@ -104,5 +104,28 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
       },
     },
     async (request) => options.builds.recordBooted(request.params.tag, request.body),
+  );
+
+  // The in-image agent asks every minute, with the token its booted report was accepted with:
+  // 200 `{"reboot": true}` when its machine was pointed at another image and should reboot into it,
+  // 204 when there is nothing to do.
+  app.get<{ Params: { tag: string }; Querystring: { build_id: number; token: string } }>(
+    '/api/v1/machines/:tag/reboot-request',
+    {
+      config: { access: 'public' },
+      schema: {
+        hide: true,
+        querystring: {
+          type: 'object',
+          required: ['build_id', 'token'],
+          properties: { build_id: { type: 'integer', minimum: 1, maximum: MAX_ID }, token: { type: 'string', minLength: 1, maxLength: 512 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const reboot = await options.builds.rebootRequested(request.params.tag, request.query);
+      if (!reboot) return reply.code(204).header('cache-control', 'no-store').send();
+      return reply.header('cache-control', 'no-store').send({ reboot: true });
+    },
   );
 }

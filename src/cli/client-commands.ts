@@ -5,6 +5,7 @@ import { registerInventoryCommands } from './inventory-commands.ts';
 import { registerLoginCommands } from './login-commands.ts';
 import { registerMachineCommands } from './machine-commands.ts';
 import { registerPowerCommands } from './power-commands.ts';
+import { registerRolloutCommands } from './rollout-commands.ts';
 import { registerTokenCommands } from './token-commands.ts';
 import { registerUsersCommands } from './users-commands.ts';
 import { registerWebhookCommands } from './webhook-commands.ts';
@@ -16,6 +17,7 @@ export function registerClientCommands(program: Command): void {
   registerMachineCommands(program);
   registerBuildCommands(program);
   registerPowerCommands(program);
+  registerRolloutCommands(program);
   registerInventoryCommands(program);
   registerTokenCommands(program);
   registerUsersCommands(program);

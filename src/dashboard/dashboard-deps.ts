@@ -8,6 +8,8 @@ import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import type { WebhookService } from '../webhooks/webhook-service.ts';
 import type { MachinePowerService } from '../power/machine-power.ts';
+import type { MachineImageService } from '../core/machine-images.ts';
+import type { RolloutService } from '../core/rollout-service.ts';
 
 /** Everything the dashboard uses, and nothing more. */
 export interface DashboardDeps {
@@ -29,6 +31,10 @@ export interface DashboardDeps {
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;
   logger: Logger;
+  /** "Boot this build" on a machine's builds (shown when given). */
+  machineImages?: Pick<MachineImageService, 'bootableBuilds' | 'rollback'>;
+  /** The rollouts pages (shown when given). */
+  rollouts?: Pick<RolloutService, 'list' | 'get' | 'pause' | 'resume' | 'cancel'>;
   /** Webhook endpoints (the admin page is shown when given). */
   webhooks?: Pick<WebhookService, 'list' | 'create' | 'update' | 'delete' | 'deliveries' | 'redeliver'>;
 }

@@ -3,6 +3,11 @@ import type { Config } from '../config/config.ts';
 import { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
+import { MachineImageService } from '../core/machine-images.ts';
+import { BuildRetention } from '../core/build-retention.ts';
+import { RolloutEngine } from '../core/rollout-engine.ts';
+import { RolloutService } from '../core/rollout-service.ts';
+import { hostname } from 'node:os';
 import { Notifier } from '../core/notifier.ts';
 import type { BootFeed, Storage } from '../core/ports.ts';
 import type { Authenticator } from '../http/access.ts';
@@ -40,6 +45,14 @@ export interface AppContext {
   images: ImageLayout;
   machines: MachineService;
   builds: BuildLifecycle;
+  /** What each machine boots: rollbacks and rollout waves point machines at builds through it. */
+  machineImages: MachineImageService;
+  /** Deletes published images beyond METAL_KEEP_BUILDS (run by builders). */
+  retention: BuildRetention;
+  /** Rollouts as the API sees them. */
+  rollouts: RolloutService;
+  /** Drives active rollouts (started with the api role: `rolloutEngine.start()`). */
+  rolloutEngine: RolloutEngine;
   authenticator: Authenticator;
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
@@ -66,6 +79,8 @@ export interface ContextOptions {
   powerDriver?: (target: BmcTarget) => PowerDriver;
   /** Overrides the power runner's timing (tests: a short state watch). */
   powerRunner?: Partial<PowerRunnerOptions>;
+  /** Overrides the rollout engine's timing and name (tests: a second engine, short leases). */
+  rolloutEngine?: { leaseMs?: number; intervalMs?: number; owner?: string };
 }
 
 /** Opens the database, runs migrations, and wires the services. */
@@ -102,6 +117,17 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     findMachine: (idOrTag) => machines.get(idOrTag),
     logger,
   });
+  const machineImages = new MachineImageService(storage, notifier, images, machines);
+  const rolloutEngine = new RolloutEngine({
+    storage,
+    notifier,
+    builds,
+    machineImages,
+    power: { powerCycle: async (machineId, actor) => void (await power.act(`id:${machineId}`, { action: 'cycle', boot_device: 'pxe' }, actor)) },
+    logger,
+    owner: `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    ...options.rolloutEngine,
+  });
   return {
     config,
     logger,
@@ -112,6 +138,10 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     images,
     builds,
     machines,
+    machineImages,
+    retention: new BuildRetention(storage, images, config.keepBuilds),
+    rollouts: new RolloutService(storage, notifier, rolloutEngine),
+    rolloutEngine,
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config, { store: storage.rateLimits, logger }),
@@ -120,6 +150,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     power,
     powerRunner,
     async close() {
+      await rolloutEngine.stop();
       notifier.off('build.finished', countBuild);
       await relay?.stop();
       await storage.close();
