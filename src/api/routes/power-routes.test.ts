@@ -301,10 +301,14 @@ for (const kind of await testDatabaseKinds()) {
       bmc.state = 'on';
       const start = bmc.calls.length;
       bmc.hangNext(1); // the first call of the first action waits for its time limit, then is retried
-      const [first, second] = await Promise.all([
-        call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'status' }),
-        call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'off' }),
-      ]);
+      const firstCall = call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'status' });
+      // The second is sent once the first holds the BMC, so which one runs first is not left to chance.
+      const deadline = Date.now() + 10_000;
+      while (bmc.calls.length === start) {
+        assert.ok(Date.now() < deadline, 'the first action never reached the BMC');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const [first, second] = await Promise.all([firstCall, call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'off' })]);
       assert.deepEqual([first.statusCode, first.json().power_state], [200, 'on'], first.body);
       assert.deepEqual([second.statusCode, second.json().power_state], [200, 'off'], second.body);
       assert.deepEqual(bmc.calls.slice(start, start + 4), ['status', 'status', 'status', 'off']);
