@@ -4,7 +4,7 @@ import { DuplicateKeyError, type BuildBootFacts, type BuildFields, type BuildQue
 import type { Build } from '../core/types.ts';
 import type { Dialect } from './migrations/context.ts';
 import { countByStatus } from './count-by-status.ts';
-import { toBuild } from './rows.ts';
+import { parseJson, toBuild } from './rows.ts';
 import type { BuildsTable, Schema } from './schema.ts';
 import { isUniqueViolation } from './unique-violation.ts';
 
@@ -21,7 +21,13 @@ export class SqlBuildStore implements BuildStore {
     try {
       const row = await this.db
         .insertInto('builds')
-        .values({ ...b, status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
+        .values({
+          ...b,
+          profile_name: b.profile_name ?? null,
+          profile_config: b.profile_config ?? null,
+          kernel_params: JSON.stringify(b.kernel_params ?? []),
+          config_hash: b.config_hash ?? null,
+          status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toBuild(row);
@@ -211,5 +217,12 @@ function toBuildRecord(row: Selectable<BuildsTable>): BuildRecord {
     boot_token: row.boot_token,
     image_key: row.image_key,
     store_path: row.store_path,
+    profile_config: row.profile_config,
+    kernel_params: kernelParamsOf(row.kernel_params),
   };
+}
+
+function kernelParamsOf(text: string): string[] {
+  const parsed = parseJson(text);
+  return Array.isArray(parsed) ? parsed.filter((p): p is string => typeof p === 'string') : [];
 }

@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
 import type { Labels } from '../core/labels.ts';
+import { isOutOfDate } from '../core/config-hash.ts';
 import type { Build, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
 
@@ -16,6 +17,8 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     hardware: parseJson(row.hardware) as Hardware,
     nixos_config: row.nixos_config,
     labels: parseJson(row.labels) as Labels,
+    profile: row.profile,
+    out_of_date: isOutOfDate(row.desired_hash, row.built_hash),
     last_build_id: row.last_build_id === null ? null : Number(row.last_build_id),
     booted_build_id: row.booted_build_id === null ? null : Number(row.booted_build_id),
     booted_at: row.booted_at,
@@ -33,6 +36,8 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     status: row.status as BuildStatus,
     config: row.config,
     hostname: row.hostname,
+    profile: row.profile_name,
+    config_hash: row.config_hash,
     log_output: row.log_output,
     error: row.error,
     artifact_url: row.artifact_url,
@@ -56,7 +61,7 @@ export function toEvent(row: Selectable<EventsTable>): Event {
   };
 }
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

@@ -24,6 +24,12 @@ export interface MachinesTable {
   nixos_config: string | null;
   /** JSON object of label key → value (migration 0011). */
   labels: Generated<string>;
+  /** The profile's name (migration 0013). */
+  profile: string | null;
+  /** Hash of what the machine would be built from now; null when it cannot be built. */
+  desired_hash: string | null;
+  /** Hash the published image (image_build_id) was built from. */
+  built_hash: string | null;
   last_build_id: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
   image_build_id: number | null;
@@ -64,6 +70,12 @@ export interface BuildsTable {
   boot_nonce: string | null;
   /** The Nix store path of the result, e.g. `/nix/store/…-metal-netboot`. */
   store_path: string | null;
+  /** The machine's profile when the build was requested (migration 0013). */
+  profile_name: string | null;
+  profile_config: string | null;
+  /** JSON list of the profile's extra kernel parameters. */
+  kernel_params: Generated<string>;
+  config_hash: string | null;
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
@@ -145,7 +157,38 @@ export interface MachinePowerTable {
   updated_at: string;
 }
 
+/** Profiles (migration 0013). */
+export interface ProfilesTable {
+  id: Generated<number>;
+  name: string;
+  description: string | null;
+  nixos_config: string;
+  hostname_pattern: string | null;
+  /** JSON list of strings. */
+  kernel_params: string;
+  auto_build: number | boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Rules applied at first enrollment (migration 0013). */
+export interface RulesTable {
+  id: Generated<number>;
+  name: string;
+  priority: number;
+  /** JSON RuleMatch. */
+  match: string;
+  /** JSON RuleSet. */
+  set: string;
+  build: number | boolean;
+  enabled: number | boolean;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Schema extends AuthSchema {
+  profiles: ProfilesTable;
+  rules: RulesTable;
   machines: MachinesTable;
   builds: BuildsTable;
   events: EventsTable;

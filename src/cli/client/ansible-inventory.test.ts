@@ -14,6 +14,8 @@ function machine(id: number, overrides: Partial<Machine> = {}): Machine {
     hardware: { manufacturer: 'Dell Inc.', model: 'PowerEdge R740', cpu: { model: 'Xeon', cores: 8 }, memory: { total_bytes: 1024 } },
     nixos_config: null,
     labels: {},
+    profile: null,
+    out_of_date: false,
     last_build_id: null,
     booted_build_id: null,
     booted_at: null,

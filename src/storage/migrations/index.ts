@@ -8,6 +8,7 @@ import * as m0008 from './0008-boot-change-feed.ts';
 import * as m0009 from './0009-bmc.ts';
 import * as m0010 from './0010-dhcp-leases.ts';
 import * as m0011 from './0011-machine-labels.ts';
+import * as m0013 from './0013-fleet.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -23,4 +24,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0009-bmc', m0009],
   ['0010-dhcp-leases', m0010],
   ['0011-machine-labels', m0011],
+  ['0013-fleet', m0013],
 ];
