@@ -5,6 +5,7 @@ import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
 import { nowIso, type Actor, type Build } from './types.ts';
 import { assertServiceTag } from './validation.ts';
+import { effectiveConfigHash } from './config-hash.ts';
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
 export const MAX_ATTEMPTS = 2;
@@ -51,10 +52,16 @@ export interface PublishedImage {
  * (forwarded to other processes by the storage's relay where the database supports it).
  */
 export class BuildLifecycle {
+  /** The nixpkgs pin as it enters configuration hashes ('' for the host's `<nixpkgs>`). */
+  readonly nixpkgs: string;
+
   constructor(
     private readonly storage: Storage,
     private readonly notifier: Notifier,
-  ) {}
+    options: { nixpkgs?: string } = {},
+  ) {
+    this.nixpkgs = options.nixpkgs ?? '';
+  }
 
   async get(id: number): Promise<Build> {
     const build = await this.storage.builds.findById(id);
@@ -68,46 +75,63 @@ export class BuildLifecycle {
 
   /** Creates a pending build of the machine's current configuration; the machine becomes building. */
   async request(machineId: number, actor: Actor): Promise<Build> {
-    const build = await this.storage.transaction(async (tx) => {
-      const machine = await tx.machines.findById(machineId);
-      if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
-      if (!machine.hostname) {
-        throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
-      }
-      const active = await tx.builds.findActiveForMachine(machine.id);
-      if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
-      assertMachineTransition(machine.status, 'building', 'build');
-      const now = nowIso();
-      let created: Build;
-      try {
-        created = await tx.builds.create(
-          {
-            machine_id: machine.id,
-            config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
-            hostname: machine.hostname,
-            service_tag: machine.service_tag,
-            boot_token: randomBytes(24).toString('base64url'),
-            image_key: randomBytes(16).toString('base64url'),
-          },
-          now,
-        );
-      } catch (err) {
-        if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
-        throw err;
-      }
-      await tx.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now);
-      await tx.events.record({
-        kind: 'build.requested',
-        machineId: machine.id,
-        buildId: created.id,
-        actor,
-        message: `build ${created.id} requested for ${machine.hostname}`,
-      });
-      return created;
+    const build = await this.storage.transaction((tx) => this.requestIn(tx, machineId, actor));
+    this.signalRequested(build);
+    return build;
+  }
+
+  /**
+   * `request` inside a caller's transaction (enrollment rules, bulk builds); the caller calls
+   * `signalRequested` once it committed. The build snapshots the machine's module, hostname and
+   * profile (module and kernel parameters) as they are now, with the hash of all of it.
+   */
+  async requestIn(tx: Stores, machineId: number, actor: Actor): Promise<Build> {
+    const machine = await tx.machines.findById(machineId);
+    if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
+    if (!machine.hostname) {
+      throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
+    }
+    const active = await tx.builds.findActiveForMachine(machine.id);
+    if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
+    assertMachineTransition(machine.status, 'building', 'build');
+    const profile = machine.profile === null ? null : ((await tx.profiles.findByName(machine.profile)) ?? null);
+    const now = nowIso();
+    let created: Build;
+    try {
+      created = await tx.builds.create(
+        {
+          machine_id: machine.id,
+          config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
+          hostname: machine.hostname,
+          service_tag: machine.service_tag,
+          boot_token: randomBytes(24).toString('base64url'),
+          image_key: randomBytes(16).toString('base64url'),
+          profile_name: profile?.name ?? null,
+          profile_config: profile?.nixos_config ?? null,
+          kernel_params: profile?.kernel_params ?? [],
+          config_hash: effectiveConfigHash({ profile, machineConfig: machine.nixos_config, hostname: machine.hostname, nixpkgs: this.nixpkgs }),
+        },
+        now,
+      );
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
+      throw err;
+    }
+    await tx.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now);
+    await tx.events.record({
+      kind: 'build.requested',
+      machineId: machine.id,
+      buildId: created.id,
+      actor,
+      message: `build ${created.id} requested for ${machine.hostname}${profile ? ` (profile ${profile.name})` : ''}`,
     });
+    return created;
+  }
+
+  /** Wakes builders and pages after a build was requested (once its transaction committed). */
+  signalRequested(build: Build): void {
     this.notifier.emit('build.requested', build.id);
     this.notifier.emit('machine.updated', build.machine_id);
-    return build;
   }
 
   /** Stops a pending or running build. The builder running it sees the change and kills nix-build. */
@@ -377,7 +401,7 @@ async function settleMachine(tx: Stores, machineId: number): Promise<void> {
   if (!machine || machine.status !== 'building') return;
   const status: MachineStatus = (await tx.machines.imageBuildId(machineId))
     ? 'ready'
-    : machine.hostname && machine.nixos_config
+    : machine.hostname && (machine.nixos_config || machine.profile)
       ? 'configured'
       : 'enrolled';
   await tx.machines.update(machineId, { status }, nowIso());

@@ -2,9 +2,10 @@ import { assertLabels, type Labels } from './labels.ts';
 import type { ImageStore } from './ports.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
-import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import type { Actor, Build, Hardware, Machine } from './types.ts';
+import { allocateHostname, profileFor, settleConfiguration } from './machine-settings.ts';
+import { assertProfileName } from './profile.ts';
 import { describeClaim, describeConflict, enrollIn, ownableUuid, type EnrollOutcome } from './enrollment-decision.ts';
 import { nowIso } from './types.ts';
 import {
@@ -17,7 +18,8 @@ import {
   isRowId,
   normalizeMac,
 } from './validation.ts';
-import { DuplicateKeyError, type MachineFilter, type Storage } from './ports.ts';
+import { DuplicateKeyError, type MachineFilter, type Storage, type Stores } from './ports.ts';
+import { applyRulesAtEnrollment } from './rule-service.ts';
 
 /** A plain number as an id is written: no sign, no leading zero (`012` is only ever a service tag). */
 const PLAIN_ID = /^[1-9]\d{0,14}$/;
@@ -36,6 +38,8 @@ export interface EnrollInput {
 }
 
 export interface MachineUpdate {
+  /** A profile's name, or null to remove it. */
+  profile?: string | null;
   hostname?: string | null;
   description?: string | null;
   nixos_config?: string | null;
@@ -68,15 +72,22 @@ export class MachineService {
     }
     const claim = { serviceTag, mac: normalizeMac(input.mac_address), uuid: ownableUuid(input.hardware.uuid), hardware: input.hardware, address };
     let result: EnrollOutcome | undefined;
+    let build: Build | undefined;
+    const applyRules = async (tx: Stores, machine: Machine): Promise<Machine> => {
+      build = await applyRulesAtEnrollment(tx, machine, this.builds, nowIso());
+      return (await tx.machines.findById(machine.id)) ?? machine;
+    };
     for (let attempt = 1; result === undefined; attempt++) {
+      build = undefined;
       try {
-        result = await this.storage.transaction((tx) => enrollIn(tx, claim, actor, nowIso()));
+        result = await this.storage.transaction((tx) => enrollIn(tx, claim, actor, nowIso(), applyRules));
       } catch (err) {
         // A concurrent enrollment took the tag, MAC or UUID: decide again against what it wrote.
         if (!(err instanceof DuplicateKeyError) || attempt >= 3) throw err;
       }
     }
     this.notifier.emit('machine.updated', result.machine.id);
+    if (build) this.builds.signalRequested(build);
     if (result.conflict) {
       throw new ConflictError(
         `${serviceTag}: identity conflict: ${describeConflict(result.conflict)}; ${result.created ? 'the machine was created flagged' : 'nothing was changed'}, an operator must accept or reject the claim`,
@@ -172,9 +183,12 @@ export class MachineService {
     return this.storage.machines.list(filter);
   }
 
-  /** Partial update; an enrolled machine with a hostname and a configuration becomes configured. */
+  /**
+   * Partial update; an enrolled machine with a hostname and a configuration (its own or a profile's)
+   * becomes configured. A machine without a hostname that gets a profile with a pattern is named from it.
+   */
   async update(idOrTag: string, update: MachineUpdate, actor: Actor): Promise<Machine> {
-    const patch: { hostname?: string | null; description?: string | null; nixos_config?: string | null; labels?: Labels } = {};
+    const patch: { hostname?: string | null; description?: string | null; nixos_config?: string | null; labels?: Labels; profile?: string | null } = {};
     if (update.hostname !== undefined) patch.hostname = update.hostname === null ? null : assertHostname(update.hostname);
     if (update.description !== undefined) {
       patch.description = update.description === null ? null : assertDescription(update.description);
@@ -183,24 +197,36 @@ export class MachineService {
       patch.nixos_config = update.nixos_config === null ? null : assertNixosConfig(update.nixos_config);
     }
     if (update.labels !== undefined) patch.labels = assertLabels(update.labels);
+    if (update.profile !== undefined) patch.profile = update.profile === null ? null : assertProfileName(update.profile);
     const current = await this.get(idOrTag);
     const updated = await this.storage.transaction(async (tx) => {
       const machine = await tx.machines.findById(current.id);
       if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
-      const next = { ...machine, ...patch };
-      const status = statusAfterEdit(machine.status, Boolean(next.hostname && next.nixos_config));
-      if (status !== machine.status) assertMachineTransition(machine.status, status, 'update');
-      const result = await tx.machines.update(machine.id, { ...patch, status }, nowIso());
+      const now = nowIso();
+      const profile = patch.profile === undefined ? undefined : await profileFor(tx, patch.profile);
+      try {
+        await tx.machines.update(machine.id, patch, now);
+      } catch (err) {
+        if (err instanceof DuplicateKeyError && patch.hostname) throw new ConflictError(`hostname ${patch.hostname} is taken by another machine`);
+        throw err;
+      }
       const changed = Object.keys(patch).filter((k) =>
         k === 'labels' ? JSON.stringify(patch.labels) !== JSON.stringify(machine.labels) : patch[k as keyof typeof patch] !== machine[k as keyof Machine],
       );
+      const hostname = patch.hostname !== undefined ? patch.hostname : machine.hostname;
+      if (hostname === null && profile?.hostname_pattern) {
+        const fresh = (await tx.machines.findById(machine.id))!;
+        await allocateHostname(tx, fresh, profile.hostname_pattern, now);
+        changed.push('hostname');
+      }
+      const result = await settleConfiguration(tx, machine.id, this.builds.nixpkgs, now);
       await tx.events.record(
         {
           kind: 'machine.updated',
           machineId: machine.id,
           actor,
           message: changed.length ? `changed ${changed.join(', ')}` : 'saved without changes',
-          data: { fields: changed, ...(status !== machine.status ? { status: { from: machine.status, to: status } } : {}) },
+          data: { fields: changed, ...(result.status !== machine.status ? { status: { from: machine.status, to: result.status } } : {}) },
         },
       );
       return result;
@@ -240,8 +266,3 @@ export class MachineService {
   }
 }
 
-/** Where an edit leaves a machine: enrolled becomes configured once complete; ready/failed stay served. */
-function statusAfterEdit(status: MachineStatus, complete: boolean): MachineStatus {
-  if (status === 'enrolled' && complete) return 'configured';
-  return status;
-}

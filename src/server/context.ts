@@ -3,6 +3,9 @@ import type { Config } from '../config/config.ts';
 import { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
+import { BulkService } from '../core/bulk-service.ts';
+import { ProfileService } from '../core/profile-service.ts';
+import { RuleService } from '../core/rule-service.ts';
 import { Notifier } from '../core/notifier.ts';
 import type { BootFeed, Storage } from '../core/ports.ts';
 import type { Authenticator } from '../http/access.ts';
@@ -40,6 +43,10 @@ export interface AppContext {
   images: ImageLayout;
   machines: MachineService;
   builds: BuildLifecycle;
+  /** Fleet configuration: profiles, enrollment rules, bulk actions (issue 15). */
+  profiles: ProfileService;
+  rules: RuleService;
+  bulk: BulkService;
   authenticator: Authenticator;
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
@@ -88,7 +95,8 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     throw err;
   }
   const images = new ImageLayout(config.imagesDir);
-  const builds = new BuildLifecycle(storage, notifier);
+  // The nixpkgs pin enters every configuration hash: changing METAL_NIXPKGS makes machines out of date.
+  const builds = new BuildLifecycle(storage, notifier, { nixpkgs: config.nixpkgs === undefined ? '' : JSON.stringify(config.nixpkgs) });
   const metrics = new MetalMetrics({ machines: storage.machines, builds: storage.builds });
   const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
   notifier.on('build.finished', countBuild);
@@ -112,6 +120,9 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     images,
     builds,
     machines,
+    profiles: new ProfileService(storage, notifier, builds),
+    rules: new RuleService(storage, notifier, builds),
+    bulk: new BulkService(storage, notifier, machines, builds),
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config),
