@@ -93,9 +93,10 @@ async function runBuild(
     await outcome();
   };
   try {
-    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, config: row.config });
+    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, config: row.config, profileConfig: row.profile_config });
     logger.info({ buildId: id, hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
+    if (row.profile !== null) log.write(`builder ${queue.owner}: profile ${row.profile} is imported before the machine's module\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
     log.write(
       deps.isolation === 'daemon'
@@ -168,7 +169,12 @@ async function publish(
   const earlier = await queue.findPublishedStorePath(storePath, id);
   let outcome;
   try {
-    outcome = await publishBuildImage(images, { buildId: id, resultDir: storePath, ...(earlier !== undefined ? { reuseBuildId: earlier } : {}) });
+    outcome = await publishBuildImage(images, {
+      buildId: id,
+      resultDir: storePath,
+      extraKernelParams: row.kernel_params,
+      ...(earlier !== undefined ? { reuseBuildId: earlier } : {}),
+    });
   } catch (err) {
     if (!(err instanceof ImageResultError)) throw err;
     await finish(() => queue.fail(id, err.message));

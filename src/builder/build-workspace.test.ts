@@ -34,6 +34,24 @@ test('configuration.nix imports the machine module and sets the host name as a d
   assert.throws(() => renderConfigurationNix({ hostname: 'web', serviceTag: '../etc' }), /service_tag/);
 });
 
+test('with a profile, configuration.nix imports the profile module first, then the machine module', () => {
+  assert.match(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', withProfile: true }), /^  imports = \[ \.\/profile\/configuration\.nix \.\/machine\.nix \];$/m);
+  assert.match(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', withProfile: false }), /^  imports = \[ \.\/machine\.nix \];$/m);
+});
+
+test('prepareWorkspace writes the profile module to profile/configuration.nix only when the build has a profile', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'metal-ws-'));
+  try {
+    const ws = await prepareWorkspace(root, { id: 3, hostname: 'web-01', serviceTag: 'ABC123', config: '{ ... }: { }', profileConfig: '{ ... }: { services.nginx.enable = true; }' });
+    assert.equal(readFileSync(join(ws.dir, 'profile', 'configuration.nix'), 'utf8'), '{ ... }: { services.nginx.enable = true; }\n');
+    assert.match(readFileSync(ws.configurationFile, 'utf8'), /imports = \[ \.\/profile\/configuration\.nix \.\/machine\.nix \]/);
+    const plain = await prepareWorkspace(root, { id: 4, hostname: 'web-02', serviceTag: 'ABC124', config: '{ ... }: { }', profileConfig: null });
+    assert.throws(() => statSync(join(plain.dir, 'profile')), /ENOENT/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('prepareWorkspace: a fresh private directory with both files', async () => {
   const root = mkdtempSync(join(tmpdir(), 'metal-ws-'));
   try {
