@@ -35,8 +35,8 @@ test('configuration.nix imports the machine module and sets the host name as a d
 });
 
 test('with a profile, configuration.nix imports the profile module first, then the machine module', () => {
-  assert.match(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', withProfile: true }), /^  imports = \[ \.\/profile\/configuration\.nix \.\/machine\.nix \];$/m);
-  assert.match(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', withProfile: false }), /^  imports = \[ \.\/machine\.nix \];$/m);
+  assert.match(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', withProfile: true }), /^ {2}imports = \[ \.\/profile\/configuration\.nix \.\/machine\.nix \];$/m);
+  assert.match(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', withProfile: false }), /^ {2}imports = \[ \.\/machine\.nix \];$/m);
 });
 
 test('prepareWorkspace writes the profile module to profile/configuration.nix only when the build has a profile', async () => {

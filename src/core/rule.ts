@@ -98,7 +98,7 @@ function assertRange(field: string, v: unknown): Range {
 
 function assertGlob(field: string, v: unknown): string {
   if (typeof v !== 'string' || v === '' || v.length > MAX_GLOB) throw bad(field, `must be a glob of 1 to ${MAX_GLOB} characters`);
-  if (/[\u0000-\u001f]/.test(v)) throw bad(field, 'must not hold control characters');
+  if ([...v].some((c) => c.charCodeAt(0) < 0x20)) throw bad(field, 'must not hold control characters');
   return v;
 }
 
