@@ -5,7 +5,7 @@ import { buildApiServer } from '../../src/server/roles.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../support/context.ts';
 import { testDatabaseKinds } from '../support/databases.ts';
 import { macOfTag } from '../support/mac-of-tag.ts';
-import { rowCounts } from '../support/row-counts.ts';
+import { fleetCounts as rowCounts } from '../support/fleet-counts.ts';
 
 // Zero-touch for a rack (issue 15): rules give new machines a profile, labels and a unique hostname
 // at their first enrollment and queue exactly one build each; a profile edit marks exactly its
