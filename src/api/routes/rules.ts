@@ -109,9 +109,10 @@ export function registerRuleRoutes(app: FastifyInstance, { rules }: RuleRouteOpt
   app.post<{ Body: Static<typeof PreviewBody> }>(
     '/api/v1/rules/preview',
     {
-      config: { access: 'viewer' },
+      // Operators: it writes nothing, but it is a POST and runs the rule in a rolled-back transaction.
+      config: { access: 'operator' },
       bodyLimit: 64 * 1024,
-      schema: { tags: ['fleet'], summary: 'Which machines a rule body matches today and what it would set (writes nothing)', body: PreviewBody, response: { 200: Effects, ...errorResponses(400, 401) } },
+      schema: { tags: ['fleet'], summary: 'Which machines a rule body matches today and what it would set (writes nothing)', body: PreviewBody, response: { 200: Effects, ...errorResponses(400, 401, 403) } },
     },
     async (request) => rules.preview(request.body),
   );
