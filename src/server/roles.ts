@@ -76,6 +76,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
     webhooks: ctx.webhooks,
+    fleet: { profiles: ctx.profiles, rules: ctx.rules, bulk: ctx.bulk, machines },
   });
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
