@@ -74,8 +74,9 @@ export class MachineService {
     let result: EnrollOutcome | undefined;
     let build: Build | undefined;
     const applyRules = async (tx: Stores, machine: Machine): Promise<Machine> => {
-      build = await applyRulesAtEnrollment(tx, machine, this.builds, nowIso());
-      return (await tx.machines.findById(machine.id)) ?? machine;
+      const applied = await applyRulesAtEnrollment(tx, machine, this.builds, nowIso());
+      build = applied.build;
+      return applied.machine;
     };
     for (let attempt = 1; result === undefined; attempt++) {
       build = undefined;

@@ -66,12 +66,13 @@ async function applyRule(tx: Stores, rule: Rule, machine: Machine, actor: Actor,
  * applies. A rule that cannot be applied (a pattern's label missing, a name taken) leaves the machine
  * enrolled and says why in an event; it never fails the enrollment.
  */
-export async function applyRulesAtEnrollment(tx: Stores, machine: Machine, lifecycle: BuildLifecycle, now: string): Promise<Build | undefined> {
+export async function applyRulesAtEnrollment(tx: Stores, machine: Machine, lifecycle: BuildLifecycle, now: string): Promise<{ machine: Machine; build?: Build }> {
   const rule = firstMatchingRule(await tx.rules.list(), machine);
-  if (!rule) return undefined;
+  if (!rule) return { machine };
   const actor: Actor = { kind: 'system', name: `rule:${rule.name}` };
   try {
-    return (await applyRule(tx, rule, machine, actor, lifecycle, now)).build;
+    const { build } = await applyRule(tx, rule, machine, actor, lifecycle, now);
+    return { machine: (await tx.machines.findById(machine.id)) ?? machine, ...(build ? { build } : {}) };
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
     await tx.events.record({
@@ -81,7 +82,7 @@ export async function applyRulesAtEnrollment(tx: Stores, machine: Machine, lifec
       message: `rule ${rule.name} could not be applied: ${err.message}`,
       data: { rule: rule.name, rule_id: rule.id },
     });
-    return undefined;
+    return { machine: (await tx.machines.findById(machine.id)) ?? machine };
   }
 }
 
