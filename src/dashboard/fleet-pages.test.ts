@@ -75,6 +75,23 @@ describe('the profiles and rules pages, and the machine list’s labels', () => 
     assert.equal((await t.ctx.machines.get('DASH02')).profile, null);
   });
 
+  test('a machine page picks a profile from a menu; the saved hostname is kept', async () => {
+    const page = await app.inject({ url: '/machines/DASH02', headers: operator });
+    assert.match(page.body, /<select id="profile" name="profile"/);
+    assert.match(page.body, /<option value="web">web<\/option>/);
+    const saved = await post('/machines/DASH02', { hostname: 'db-7', description: '', nixos_config: '', profile_field: '1', profile: 'web' });
+    assert.equal(saved.statusCode, 303, saved.body);
+    const m = await t.ctx.machines.get('DASH02');
+    assert.deepEqual([m.profile, m.hostname, m.status], ['web', 'db-7', 'configured']);
+    const unknown = await post('/machines/DASH02', { hostname: 'db-7', description: '', nixos_config: '', profile_field: '1', profile: 'nope' });
+    assert.equal(unknown.statusCode, 400);
+    assert.match(unknown.body, /profile nope does not exist/);
+    const without = await post('/machines/DASH02', { hostname: 'db-7', description: 'x', nixos_config: '' });
+    assert.equal(without.statusCode, 303);
+    assert.equal((await t.ctx.machines.get('DASH02')).profile, 'web', 'a form without the menu leaves the profile');
+    await t.ctx.machines.update('DASH02', { profile: null, hostname: null }, { kind: 'user', name: 'test' });
+  });
+
   test('the profile page counts its out-of-date machines and rebuilds them in one click', async () => {
     const page = await app.inject({ url: '/profiles/web', headers: operator });
     assert.match(page.body, /data-out-of-date="1"/);

@@ -29,7 +29,8 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
       deps.reads.machines.imageBuildId(machine.id),
       deps.power.states([machine.id]),
     ]);
-    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...extra };
+    const profiles = deps.fleet ? (await deps.fleet.profiles.list()).map((p) => p.name) : undefined;
+    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...(profiles ? { profiles } : {}), ...extra };
   }
 
   /** Shows the page again with an action's domain error; other errors go to the error handler. */
@@ -58,11 +59,15 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
       hostname: field(request.body, 'hostname').trim(),
       description: textareaValue(field(request.body, 'description')),
       nixos_config: textareaValue(field(request.body, 'nixos_config')),
+      profile: field(request.body, 'profile').trim(),
     };
+    // The profile menu is only in forms that show it: a form without it leaves the profile alone.
+    const withProfile = field(request.body, 'profile_field') === '1';
     try {
       const machine = await deps.machines.update(
         request.params.tag,
         {
+          ...(withProfile ? { profile: form.profile === '' ? null : form.profile } : {}),
           hostname: form.hostname === '' ? null : form.hostname,
           description: form.description.trim() === '' ? null : form.description,
           nixos_config: form.nixos_config.trim() === '' ? null : form.nixos_config,
