@@ -171,6 +171,37 @@ for (const kind of await testDatabaseKinds()) {
       for (const path of ['/api/v1/enroll', '/api/v1/machines', '/api/v1/machines/{id}', '/api/v1/machines/{id}/build', '/api/v1/builds/{id}']) {
         assert.ok(doc.paths[path], path);
       }
+      const schemas = doc.components.schemas;
+      const files = schemas.Machine.properties.nixos_files;
+      assert.deepEqual([files.type, files.nullable, files.additionalProperties.type, files.maxProperties], ['object', true, 'string', 64]);
+      assert.equal(schemas.Build.properties.config_files.type, 'object');
+      assert.equal(schemas.Build.properties.nixpkgs.nullable, true);
+      assert.deepEqual(Object.keys(schemas.Build.properties.nixpkgs.properties), ['version', 'revision', 'source', 'sha256']);
+      const put = doc.paths['/api/v1/machines/{id}'].put.requestBody.content['application/json'].schema;
+      assert.ok(put.properties.nixos_files, 'PUT takes nixos_files');
+    });
+
+    test('nixos_files: the whole map, read back on the machine and on its next build; nixos_config alone makes it one file', async () => {
+      await app.inject({ method: 'POST', url: '/api/v1/enroll', payload: enrollmentPayload('FILES1', { mac_address: '52:54:00:00:0f:01' }) });
+      const files = { 'hardware.nix': '{ ... }: { }\n', 'configuration.nix': '{ ... }: { imports = [ ./hardware.nix ]; }\n' };
+      const put = await app.inject({ method: 'PUT', url: '/api/v1/machines/FILES1', headers: operator, payload: { hostname: 'files-1', nixos_files: files } });
+      assert.equal(put.statusCode, 200, put.body);
+      assert.deepEqual(Object.keys(put.json().nixos_files), ['configuration.nix', 'hardware.nix'], 'the entry first');
+      assert.equal(put.json().nixos_config, files['configuration.nix']);
+      assert.equal(put.json().status, 'configured');
+      const events = (await app.inject({ url: '/api/v1/machines/FILES1/events', headers: operator })).json();
+      assert.equal(events.items[0].message, 'changed hostname, nixos_config, nixos_files');
+      const build = await app.inject({ method: 'POST', url: '/api/v1/machines/FILES1/build', headers: operator });
+      assert.deepEqual(build.json().config_files, files);
+      assert.equal(build.json().config, files['configuration.nix']);
+      assert.equal(build.json().nixpkgs, null);
+      await app.inject({ method: 'POST', url: `/api/v1/builds/${build.json().id}/cancel`, headers: operator });
+      const same = await app.inject({ method: 'PUT', url: '/api/v1/machines/FILES1', headers: operator, payload: { nixos_config: files['configuration.nix'], nixos_files: files } });
+      assert.equal(same.statusCode, 200, 'both fields may be sent when they agree');
+      const one = await app.inject({ method: 'PUT', url: '/api/v1/machines/FILES1', headers: operator, payload: { nixos_config: '{ ... }: { }' } });
+      assert.deepEqual(one.json().nixos_files, { 'configuration.nix': '{ ... }: { }' });
+      const cleared = await app.inject({ method: 'PUT', url: '/api/v1/machines/FILES1', headers: operator, payload: { nixos_files: null } });
+      assert.deepEqual([cleared.json().nixos_config, cleared.json().nixos_files], [null, null]);
     });
   });
 }

@@ -6,10 +6,10 @@ import type { Storage } from '../core/ports.ts';
 import type { Credential } from '../core/types.ts';
 import { API_TOKEN_PREFIX, SESSION_PREFIX, generateToken, hashToken, isTokenShape } from './opaque-token.ts';
 import { PasswordHasher } from './password-hasher.ts';
-import { RateLimiter } from './rate-limiter.ts';
 import { SecretBox } from './secret-box.ts';
+import { SharedRateLimiter } from './shared-rate-limiter.ts';
 import { TokenService } from './token-service.ts';
-import { UserService } from './user-service.ts';
+import { UserService, isUsername } from './user-service.ts';
 
 /** How long a sign-in session lasts. */
 export const SESSION_TTL_SECONDS = 12 * 3600;
@@ -48,16 +48,17 @@ export interface LoginResult {
 }
 
 /**
- * Sign-in, sessions, and resolving presented tokens to actors; holds the per-process sign-in limiter,
- * the user and token services, and the secret box for sensitive columns.
+ * Sign-in, sessions, and resolving presented tokens to actors; holds the sign-in throttle (its
+ * buckets in the database, shared by every replica), the user and token services, and the secret
+ * box for sensitive columns.
  */
 export class AuthService {
   readonly users: UserService;
   readonly tokens: TokenService;
   readonly secretBox: SecretBox;
   private readonly hasher = new PasswordHasher();
-  private readonly perAddressAndUser: RateLimiter;
-  private readonly perAddress: RateLimiter;
+  private readonly perAddressAndUser: SharedRateLimiter;
+  private readonly perAddress: SharedRateLimiter;
   private readonly csrfKey: Buffer;
 
   constructor(
@@ -71,8 +72,10 @@ export class AuthService {
     this.secretBox = new SecretBox(secretKey);
     this.csrfKey = createHmac('sha256', secretKey).update('metal csrf key').digest();
     const window = options.loginWindowSeconds ?? 15 * 60;
-    this.perAddressAndUser = new RateLimiter({ capacity: options.loginAttemptsPerAddressAndUser ?? 5, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
-    this.perAddress = new RateLimiter({ capacity: options.loginAttemptsPerAddress ?? 20, refillSeconds: window, ...(options.now ? { now: options.now } : {}) });
+    // A store that fails refuses the sign-in: the throttle is never skipped.
+    const common = { store: storage.rateLimits, refillSeconds: window, onStoreFailure: 'closed', logger, ...(options.now ? { now: options.now } : {}) } as const;
+    this.perAddressAndUser = new SharedRateLimiter({ ...common, bucket: 'login:address-user', capacity: options.loginAttemptsPerAddressAndUser ?? 5 });
+    this.perAddress = new SharedRateLimiter({ ...common, bucket: 'login:address', capacity: options.loginAttemptsPerAddress ?? 20 });
   }
 
   /**
@@ -84,15 +87,16 @@ export class AuthService {
   async login(username: string, password: string, address: string): Promise<LoginResult> {
     const addressKey = loginAddressKey(address);
     const pairKey = `${addressKey} ${username.toLowerCase()}`;
-    const byPair = this.perAddressAndUser.take(pairKey);
-    const byAddress = this.perAddress.take(addressKey);
+    const byPair = await this.perAddressAndUser.take(pairKey);
+    const byAddress = await this.perAddress.take(addressKey);
     if (!byPair.allowed || !byAddress.allowed) {
-      if (byPair.allowed) this.perAddressAndUser.refund(pairKey);
-      if (byAddress.allowed) this.perAddress.refund(addressKey);
+      if (byPair.allowed) await this.perAddressAndUser.refund(pairKey);
+      if (byAddress.allowed) await this.perAddress.refund(addressKey);
       const wait = Math.max(byPair.allowed ? 0 : byPair.retryAfterSeconds, byAddress.allowed ? 0 : byAddress.retryAfterSeconds);
       throw new RateLimitedError(`too many failed sign-in attempts from this address; try again in ${wait} s`, wait);
     }
-    const user = await this.storage.users.findByUsername(username);
+    // A name no account can have is an unknown user, never a query (PostgreSQL refuses a NUL in one).
+    const user = isUsername(username) ? await this.storage.users.findByUsername(username) : undefined;
     const ok = user ? await this.hasher.verify(user.password_hash, password) : await this.hasher.verifyDummy(password);
     if (!user || !ok || user.disabled) {
       await this.storage.events.record({
@@ -103,8 +107,8 @@ export class AuthService {
       });
       throw new UnauthorizedError(GENERIC_LOGIN_FAILURE);
     }
-    this.perAddressAndUser.reset(pairKey);
-    this.perAddress.refund(addressKey);
+    await this.perAddressAndUser.reset(pairKey);
+    await this.perAddress.refund(addressKey);
     const token = generateToken(SESSION_PREFIX);
     const now = nowIso();
     const expiresAt = new Date(Date.parse(now) + SESSION_TTL_SECONDS * 1000).toISOString();

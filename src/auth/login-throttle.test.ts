@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { RateLimitedError } from '../core/errors.ts';
 import { createLogger } from '../core/logger.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
 import { TEST_ADMIN_PASSWORD, createAuthTestContext, type AuthTestContext } from '../../test/support/auth-context.ts';
@@ -9,6 +10,8 @@ import { AuthService, loginAddressKey } from './auth-service.ts';
 // Issue 13, item 5: five wrong passwords from any address used to lock the user (the admin too) for
 // everyone, renewable forever with one request every 180 s. Failures now count per (address, user)
 // and per address; a correct password from an address that has not failed always signs in.
+// Issue 19: the counts are kept in the database, so N replicas together allow what one would
+// (test/integration/shared-limits.test.ts).
 
 describe('sign-in throttling', () => {
   let t: AuthTestContext;
@@ -74,11 +77,12 @@ describe('sign-in throttling', () => {
     }
   });
 
-  test('nothing is persisted: after a restart the locked-out address signs in', async () => {
+  test('the throttle lives in the database: another AuthService on it (a replica, or this one restarted) still refuses', async () => {
     for (let i = 0; i < 6; i++) await loginAs('admin', 'wrong-password', '198.51.100.12');
     assert.equal((await loginAs('admin', TEST_ADMIN_PASSWORD, '198.51.100.12')).statusCode, 429);
     const restarted = new AuthService(t.ctx.storage, createLogger('silent'), randomBytes(32));
-    const result = await restarted.login('admin', TEST_ADMIN_PASSWORD, '198.51.100.12');
+    await assert.rejects(restarted.login('admin', TEST_ADMIN_PASSWORD, '198.51.100.12'), (err: unknown) => err instanceof RateLimitedError);
+    const result = await restarted.login('admin', TEST_ADMIN_PASSWORD, '198.51.100.13');
     assert.match(result.token, /^ms_/);
   });
 });

@@ -5,9 +5,14 @@ import { checkPasswordStrength, type PasswordHasher } from './password-hasher.ts
 
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
+/** Whether `username` has the shape every account's name has (checkUsername). */
+export function isUsername(username: unknown): username is string {
+  return typeof username === 'string' && USERNAME.test(username);
+}
+
 /** Refuses a username that is not 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit). */
 export function checkUsername(username: string): void {
-  if (typeof username !== 'string' || !USERNAME.test(username)) {
+  if (!isUsername(username)) {
     throw new InvalidInputError('username must be 1 to 64 characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit');
   }
 }

@@ -48,7 +48,9 @@ export class BootScriptResolver {
     const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) && !isPlaceholderUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
     const found = await this.find(tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined, mac, uuid);
     if (found.ambiguous !== undefined) {
-      if (this.logger.isLevelEnabled('debug')) this.logger.debug({ tag, mac, uuid, reason: found.ambiguous }, 'boot: no unambiguous machine, registration image');
+      if (this.logger.isLevelEnabled('debug')) {
+        this.logger.debug({ service_tag: tag ?? null, mac, uuid, reason: found.ambiguous }, `boot: no unambiguous machine for ${tag ?? 'an invalid tag'}, registration image`);
+      }
       const resolved = await this.registration(tag, mac, uuid);
       return resolved.kind === 'registration' ? { ...resolved, kind: 'registration-ambiguous' } : resolved;
     }
@@ -66,7 +68,7 @@ export class BootScriptResolver {
     }
     const buildId = machine.imageBuildId;
     const broken = (reason: string) => {
-      this.warnOnce(`build:${buildId}:${reason}`, { machine: machine.serviceTag, buildId, reason }, 'boot: image cannot be booted');
+      this.warnOnce(`build:${buildId}:${reason}`, { service_tag: machine.serviceTag, build: buildId, reason }, `boot: the image of ${machine.serviceTag} (build ${buildId}) cannot be booted: ${reason}`);
       return this.hold('image-invalid', machine, selfUrl, [`the image of ${name} (build ${buildId}) cannot be booted: ${reason}`, 'rebuild it'], BROKEN_IMAGE_SLEEP_SECONDS);
     };
     const facts = await this.reader.buildFacts(buildId);

@@ -38,7 +38,10 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
       const resolved = await resolver.resolve(file.slice(0, -'.ipxe'.length), request.query.mac, request.query.uuid);
       if (resolved.machine) lastSeen.seen(resolved.machine.id);
       options.metrics?.bootScript(resolved.kind);
-      if (logger.isLevelEnabled('debug')) logger.debug({ file, kind: resolved.kind, machine: resolved.machine?.serviceTag }, 'boot: script served');
+      if (logger.isLevelEnabled('debug')) {
+        const tag = resolved.machine?.serviceTag;
+        logger.debug({ file, kind: resolved.kind, service_tag: tag ?? null }, `boot: ${resolved.kind} script served${tag ? ` to ${tag}` : ''}`);
+      }
       return reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(resolved.script);
     },
   );

@@ -57,7 +57,7 @@ export function startBuildRun(row: BuildRecord, deps: RunnerDeps): RunningBuild 
     abort.abort();
   };
   const done = runBuild(row, deps, abort.signal, stop, () => stopReason).catch((err: unknown) => {
-    deps.logger.error({ err, buildId: id, serviceTag: row.service_tag }, `builder: build ${id} ended with an internal error`);
+    deps.logger.error({ err, build: id, service_tag: row.service_tag }, `builder: build ${id} of ${row.service_tag} ended with an internal error`);
   });
   return { id, stop, done };
 }
@@ -70,9 +70,10 @@ async function runBuild(
   stopReason: () => StopReason | undefined,
 ): Promise<void> {
   const { queue, notifier } = deps;
-  // Every line about this build names it and its machine.
-  const logger = deps.logger.child({ buildId: row.id, serviceTag: row.service_tag });
+  // Every line about this build names it and its machine, in its fields and its message.
+  const logger = deps.logger.child({ build: row.id, service_tag: row.service_tag });
   const id = row.id;
+  const tag = row.service_tag;
   const log = new BuildLogWriter((text) => queue.appendLog(id, text), {
     intervalMs: deps.logIntervalMs,
     maxBytes: MAX_LOG_BYTES,
@@ -83,7 +84,7 @@ async function runBuild(
       (held) => {
         if (!held) stop('lost');
       },
-      (err: unknown) => logger.warn({ err, buildId: id }, `builder: could not renew the lease of build ${id}`),
+      (err: unknown) => logger.warn({ err }, `builder: could not renew the lease of build ${id} of ${tag}`),
     );
   }, Math.max(50, Math.floor(queue.leaseMs / 3)));
   let workspace: BuildWorkspace | undefined;
@@ -92,9 +93,13 @@ async function runBuild(
     await log.flush();
     await outcome();
   };
+  const fail = async (reason: string) => {
+    logger.warn({ reason }, `builder: build ${id} of ${tag} failed: ${reason}`);
+    await finish(() => queue.fail(id, reason));
+  };
   try {
-    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, config: row.config, profileConfig: row.profile_config });
-    logger.info({ buildId: id, hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} started`);
+    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, files: row.config_files, profileConfig: row.profile_config });
+    logger.info({ hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} of ${tag} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
     if (row.profile !== null) log.write(`builder ${queue.owner}: profile ${row.profile} is imported before the machine's module\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
@@ -120,7 +125,7 @@ async function runBuild(
     });
     if (result.outcome === 'aborted') {
       const reason = stopReason();
-      logger.info({ buildId: id, reason }, `builder: build ${id} stopped (${reason})`);
+      logger.info({ reason }, `builder: build ${id} of ${tag} stopped (${reason})`);
       if (reason === 'shutdown') {
         await finish(() => queue.release(id, `builder ${queue.owner} stopped; the build goes back to the queue`));
       } else {
@@ -129,19 +134,19 @@ async function runBuild(
       return;
     }
     if (result.outcome === 'timeout') {
-      await finish(() => queue.fail(id, `nix-build did not finish within ${Math.round(deps.timeoutMs / 1000)} s (METAL_BUILD_TIMEOUT) and was stopped`));
+      await fail(`nix-build did not finish within ${Math.round(deps.timeoutMs / 1000)} s (METAL_BUILD_TIMEOUT) and was stopped`);
       return;
     }
     if (result.outcome === 'failed') {
-      await finish(() => queue.fail(id, result.lastError ?? `nix-build exited with code ${result.exitCode}`));
+      await fail(result.lastError ?? `nix-build exited with code ${result.exitCode}`);
       return;
     }
     const resolved = await readResultNixpkgs(workspace.outLink);
     if (resolved) log.write(`builder ${queue.owner}: built with ${resolved}\n`);
-    await publish(row, deps, workspace.outLink, log, finish);
+    await publish(row, { ...deps, logger }, workspace.outLink, log, finish, fail);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    await finish(() => queue.fail(id, `builder ${queue.owner}: ${message}`));
+    await fail(`builder ${queue.owner}: ${message}`);
     throw err;
   } finally {
     clearInterval(renewal);
@@ -155,15 +160,17 @@ async function publish(
   outLink: string,
   log: BuildLogWriter,
   finish: (outcome: () => Promise<unknown>) => Promise<void>,
+  fail: (reason: string) => Promise<void>,
 ): Promise<void> {
-  const { queue, images } = deps;
-  const logger = deps.logger.child({ buildId: row.id, serviceTag: row.service_tag });
+  // deps.logger names the build and its machine already (runBuild's child logger).
+  const { queue, images, logger } = deps;
   const id = row.id;
+  const tag = row.service_tag;
   let storePath: string;
   try {
     storePath = await realpath(outLink);
   } catch {
-    await finish(() => queue.fail(id, `nix-build succeeded but left no result link at ${outLink}`));
+    await fail(`nix-build succeeded but left no result link at ${outLink}`);
     return;
   }
   const earlier = await queue.findPublishedStorePath(storePath, id);
@@ -177,7 +184,7 @@ async function publish(
     });
   } catch (err) {
     if (!(err instanceof ImageResultError)) throw err;
-    await finish(() => queue.fail(id, err.message));
+    await fail(err.message);
     return;
   }
   if (outcome.reusedFrom !== undefined) {
@@ -194,16 +201,17 @@ async function publish(
         storePath,
         artifactUrl: `${deps.bootUrl}/images/builds/${row.image_key}/`,
         note: `build ${id} published ${storePath}`,
+        ...(outcome.bootJson.nixpkgs ? { nixpkgs: outcome.bootJson.nixpkgs } : {}),
       });
     });
   } finally {
     if (!succeeded) {
       // Cancelled, taken over or deleted while publishing: the link goes back to what the machine boots.
-      logger.info({ buildId: id }, `builder: build ${id} ended elsewhere during publication; its image is withdrawn`);
+      logger.info(`builder: build ${id} of ${tag} ended elsewhere during publication; its image is withdrawn`);
       const current = await queue.imageBuildId(row.machine_id);
       await pointMachineAt(images, row.service_tag, current);
       await removeBuildImage(images, id);
     }
   }
-  if (succeeded) logger.info({ buildId: id, storePath }, `builder: build ${id} published`);
+  if (succeeded) logger.info({ storePath }, `builder: build ${id} of ${tag} published`);
 }

@@ -1,6 +1,6 @@
 import { buildApiServer, buildBootServer, startBuilder } from '../server/roles.ts';
 import assert from 'node:assert/strict';
-import { readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -75,6 +75,35 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(script, new RegExp(`kernel http://10\\.0\\.2\\.100/images/builds/${key}/bzImage initrd=initrd init=${bootJson.init.replace(/[.]/g, '\\.')} console=ttyS0`));
       assert.match(script, new RegExp(`initrd --name initrd http://10\\.0\\.2\\.100/images/builds/${key}/initrd`));
       assert.equal(processesMentioning(join(t.ctx.config.dataDir, 'builds-work', String(id))).length, 0);
+    });
+
+    test('a configuration of several files builds: the entry imports ./hardware.nix and a module one folder down', async () => {
+      builder = await startBuilder(t.ctx, { name: 'b1' });
+      await enrollAndConfigure(api, 'MULTI1', 'web-09', uniqueConfig());
+      const marker = `hardware-${Date.now()}`;
+      const files = {
+        'configuration.nix': `{ ... }: {\n  imports = [ ./hardware.nix ./modules/web.nix ];\n}\n`,
+        'hardware.nix': `{ ... }: {\n  # ${marker}\n  boot.initrd.availableKernelModules = [ "nvme" ];\n}\n`,
+        'modules/web.nix': '{ ... }: { services.nginx.enable = true; }\n',
+      };
+      const put = await api.inject({ method: 'PUT', url: '/api/v1/machines/MULTI1', headers: operator, payload: { nixos_files: files } });
+      assert.equal(put.statusCode, 200, put.body);
+      const id = await requestBuild(api, 'MULTI1');
+      const build = await waitForBuild(t.ctx, id);
+      assert.equal(build.status, 'success', `${build.error ?? ''}\n${build.log_output}`);
+      assert.deepEqual(build.config_files, files, 'the build keeps the files as they were when requested');
+      assert.equal(build.config, files['configuration.nix']);
+      assert.equal(build.nixpkgs, null, 'the stand-in records no nixpkgs');
+      const kernel = readFileSync(join(t.ctx.config.imagesDir, 'builds', String(id), 'bzImage'), 'utf8');
+      assert.ok(kernel.includes(marker), 'hardware.nix was written and built');
+      assert.ok(kernel.includes('services.nginx.enable'), 'modules/web.nix was written and built');
+
+      // The stand-in really imports: an entry naming a file that is not in the map fails the build.
+      const broken = { 'configuration.nix': '{ ... }: { imports = [ ./hardware.nix ./missing.nix ]; }\n', 'hardware.nix': files['hardware.nix'] };
+      assert.equal((await api.inject({ method: 'PUT', url: '/api/v1/machines/MULTI1', headers: operator, payload: { nixos_files: broken } })).statusCode, 200);
+      const failed = await waitForBuild(t.ctx, await requestBuild(api, 'MULTI1'));
+      assert.equal(failed.status, 'failed');
+      assert.match(failed.error ?? '', /missing\.nix/);
     });
 
     test('a rebuild of the same result links the published files instead of copying them', async () => {

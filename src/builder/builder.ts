@@ -166,7 +166,7 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   const sweep = async () => {
     try {
       for (const o of await queue.sweepExpired()) {
-        logger.warn({ buildId: o.id, serviceTag: o.serviceTag, action: o.action }, `builder: build ${o.id} lost its builder; ${o.action === 'retried' ? 'trying it again' : 'failed'}`);
+        logger.warn({ build: o.id, service_tag: o.serviceTag, action: o.action }, `builder: build ${o.id} of ${o.serviceTag} lost its builder; ${o.action === 'retried' ? 'trying it again' : 'failed'}`);
       }
     } catch (err) {
       logger.warn({ err }, 'builder: lease sweep failed');

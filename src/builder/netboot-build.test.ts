@@ -38,5 +38,13 @@ describe('the builder on nix/netboot.nix with METAL_NIXPKGS and METAL_CONSOLE (s
     const bootJson = await verifyBuildImage(join(t.ctx.config.imagesDir, 'builds', String(id)));
     assert.deepEqual(bootJson.kernel_params, ['console=tty0', 'console=ttyS1,115200n8', 'loglevel=4']);
     assert.deepEqual(bootJson.nixpkgs, { source: STUB_NIXPKGS, sha256: null, version: '24.05.stub', revision: '0123456789abcdef0123456789abcdef01234567' });
+    const recorded = { version: '24.05.stub', revision: '0123456789abcdef0123456789abcdef01234567', source: STUB_NIXPKGS, sha256: null };
+    assert.deepEqual(build.nixpkgs, recorded, 'the build row records the nixpkgs its result names');
+    const shown = await api.inject({ url: `/api/v1/builds/${id}`, headers: { 'x-test-role': 'viewer' } });
+    assert.deepEqual(shown.json().nixpkgs, recorded);
+    const listed = await api.inject({ url: '/api/v1/machines/NIXPIN1/builds', headers: { 'x-test-role': 'viewer' } });
+    assert.deepEqual(listed.json().items[0].nixpkgs, recorded);
+    const succeeded = (await t.ctx.storage.events.list({ buildId: id, kind: 'build.succeeded' })).items[0];
+    assert.equal((succeeded?.data?.nixpkgs as { revision?: string } | undefined)?.revision, recorded.revision);
   });
 });

@@ -87,8 +87,8 @@ describe('the stand-in entry checks the imports', { skip: !hasNix }, () => {
   test('a workspace with a profile whose configuration.nix leaves it out fails to evaluate', async () => {
     const root = mkdtempSync(join(tmpdir(), 'metal-ws-'));
     try {
-      const ws = await prepareWorkspace(root, { id: 1, hostname: 'web-01', serviceTag: 'PRF002', config: '{ ... }: { }', profileConfig: '{ ... }: { }' });
-      writeFileSync(ws.configurationFile, renderConfigurationNix({ hostname: 'web-01', serviceTag: 'PRF002', withProfile: false }));
+      const ws = await prepareWorkspace(root, { id: 1, hostname: 'web-01', serviceTag: 'PRF002', files: { 'configuration.nix': '{ ... }: { }' }, profileConfig: '{ ... }: { }' });
+      writeFileSync(ws.configurationFile, renderConfigurationNix({ hostname: 'web-01', serviceTag: 'PRF002', imports: ['./machine/configuration.nix'] }));
       let output = '';
       const result = await runNixBuild({
         entry: FIXTURES.ok,

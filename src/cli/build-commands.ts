@@ -5,6 +5,7 @@ import { followBuild, isFinished } from './client/build-watcher.ts';
 import { clientFromEnvironment } from './client/client-settings.ts';
 import { positiveInteger, printJson, printLines, withExamples } from './client/output.ts';
 import { colourStatus, formatTable, printable, printableLog, shouldColour, statusCell } from './client/table.ts';
+import { describeBuildNixpkgs, distinctNixpkgs, shortNixpkgs } from '../core/build-nixpkgs.ts';
 
 interface BuildList {
   items: Build[];
@@ -72,6 +73,8 @@ function describeBuild(b: Build, colour: boolean): string[] {
     ['status', colourStatus(b.status, colour)],
     ['error', printable(b.error) || '-'],
     ['artifact url', printable(b.artifact_url) || '-'],
+    ['nixpkgs', b.status === 'success' ? printable(describeBuildNixpkgs(b.nixpkgs)) : '-'],
+    ['files', printable(Object.keys(b.config_files ?? {}).join(', ')) || '-'],
     ['attempts', String(b.attempts)],
     ['created', b.created_at],
     ['started', b.started_at ?? '-'],
@@ -121,10 +124,20 @@ export function registerBuildCommands(program: Command): void {
     const colour = shouldColour(process.stdout);
     printLines(
       formatTable(
-        ['ID', 'STATUS', 'HOSTNAME', 'CREATED', 'DURATION', 'ERROR'],
-        list.items.map((b) => [String(b.id), statusCell(b.status, colour), printable(b.hostname), b.created_at.replace(/\.\d+Z$/, 'Z'), seconds(b.started_at, b.completed_at) || '-', printable(b.error) || '-']),
+        ['ID', 'STATUS', 'HOSTNAME', 'CREATED', 'DURATION', 'NIXPKGS', 'ERROR'],
+        list.items.map((b) => [
+          String(b.id),
+          statusCell(b.status, colour),
+          printable(b.hostname),
+          b.created_at.replace(/\.\d+Z$/, 'Z'),
+          seconds(b.started_at, b.completed_at) || '-',
+          printable(shortNixpkgs(b.nixpkgs)),
+          printable(b.error) || '-',
+        ]),
       ),
     );
+    const used = distinctNixpkgs(list.items.map((b) => b.nixpkgs));
+    if (used.length > 1) process.stderr.write(`note: these builds used ${used.length} different nixpkgs (metal builds show ID for each)\n`);
   });
 
   withExamples(

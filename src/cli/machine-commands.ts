@@ -6,11 +6,21 @@ import { clientFromEnvironment } from './client/client-settings.ts';
 import { positiveInteger, printJson, printLines, withExamples } from './client/output.ts';
 import { colourStatus, formatBytes, formatTable, printable, shouldColour, statusCell } from './client/table.ts';
 import { confirm, readTextArgument } from './client/terminal-input.ts';
+import { readConfigDirectory, writeConfigDirectory } from './client/config-directory.ts';
+import { statSync } from 'node:fs';
 import { machineRef } from '../core/machine-service.ts';
 import { applyLabelArgs, formatSelector, parseSelector } from '../core/labels.ts';
 
 /** The largest NixOS configuration the API accepts. */
 const MAX_CONFIG_BYTES = 256 * 1024;
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 /** A selector from the command line in its canonical form; a CliError naming the problem otherwise. */
 function selectorArgument(text: string): string {
@@ -84,9 +94,14 @@ function describeMachine(m: Machine, colour: boolean): string[] {
   }
   const width = Math.max(...fields.map(([k]) => k.length));
   const lines = fields.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`);
-  lines.push('nixos configuration:');
-  if (m.nixos_config) lines.push(...m.nixos_config.replace(/\n$/, '').split('\n').map((l) => `  ${printable(l)}`));
-  else lines.push('  (none: metal machines set ' + m.service_tag + ' --config FILE)');
+  const files = Object.entries(m.nixos_files ?? (m.nixos_config !== null ? { 'configuration.nix': m.nixos_config } : {}));
+  lines.push(files.length > 1 ? `nixos configuration (${files.length} files; metal machines config ${m.service_tag} --export DIR):` : 'nixos configuration:');
+  for (const [name, text] of files) {
+    if (files.length > 1) lines.push(`  ${printable(name)}:`);
+    const indent = files.length > 1 ? '    ' : '  ';
+    lines.push(...text.replace(/\n$/, '').split('\n').map((l) => `${indent}${printable(l)}`));
+  }
+  if (files.length === 0) lines.push('  (none: metal machines set ' + m.service_tag + ' --config FILE|DIR)');
   return lines;
 }
 
@@ -148,20 +163,57 @@ export function registerMachineCommands(program: Command): void {
       .option('--profile <name>', 'the profile whose module is built before its own (names it from the profile’s pattern when it has no hostname)')
       .option('--no-profile', 'remove its profile')
       .option('--description <text>', 'free text')
-      .option('--config <FILE>', 'the NixOS module to build, from a file (- reads standard input)')
+      .option('--config <FILE|DIR>', 'the NixOS configuration to build: one module from a file (- reads standard input), or a directory whose configuration.nix imports its other files')
       .option('--json', 'print the updated machine as JSON'),
     'metal machines set ABC123 --hostname web-01 --config ./web-01.nix',
+    'metal machines set ABC123 --config ./web-01/   # configuration.nix, hardware.nix, modules/*.nix',
     'nix-instantiate --parse web.nix >/dev/null && metal machines set ABC123 --config - < web.nix',
   ).action(async (tag: string, opts: { hostname?: string; description?: string; config?: string; profile?: string | false; json?: boolean }) => {
-    const body: Record<string, string | null> = {};
+    const body: Record<string, unknown> = {};
     if (opts.hostname !== undefined) body.hostname = opts.hostname;
     if (opts.profile !== undefined) body.profile = opts.profile === false ? null : opts.profile;
     if (opts.description !== undefined) body.description = opts.description;
-    if (opts.config !== undefined) body.nixos_config = await readTextArgument(opts.config, MAX_CONFIG_BYTES);
+    if (opts.config !== undefined) {
+      if (opts.config !== '-' && isDirectory(opts.config)) {
+        const read = readConfigDirectory(opts.config);
+        for (const s of read.skipped) process.stderr.write(`metal: left out ${printable(s)}\n`);
+        body.nixos_files = read.files;
+      } else {
+        body.nixos_config = await readTextArgument(opts.config, MAX_CONFIG_BYTES);
+      }
+    }
     if (Object.keys(body).length === 0) throw new CliError('nothing to change: give --hostname, --description, --profile or --config');
     const machine = await clientFromEnvironment().put<Machine>(`/api/v1/machines/${segment(tag)}`, body);
     if (opts.json) return printJson(machine);
-    process.stdout.write(`${printable(machine.service_tag)}: ${Object.keys(body).join(', ').replace('nixos_config', 'configuration')} saved; status ${colourStatus(machine.status, shouldColour(process.stdout))}\n`);
+    const saved = Object.keys(body).join(', ').replace('nixos_config', 'configuration').replace('nixos_files', `configuration (${Object.keys(machine.nixos_files ?? {}).length} files)`);
+    process.stdout.write(`${printable(machine.service_tag)}: ${saved} saved; status ${colourStatus(machine.status, shouldColour(process.stdout))}\n`);
+  });
+
+  withExamples(
+    machines
+      .command('config')
+      .description('print a machine’s NixOS configuration files, or write them into a directory')
+      .argument('<tag>', 'service tag or id')
+      .option('--export <DIR>', 'write each file into DIR (created when missing; files of the same name are replaced)')
+      .option('--json', 'print the files as a JSON object of file name → text'),
+    'metal machines config ABC123',
+    'metal machines config ABC123 --export ./web-01/ && $EDITOR ./web-01/hardware.nix && metal machines set ABC123 --config ./web-01/',
+  ).action(async (tag: string, opts: { export?: string; json?: boolean }) => {
+    const machine = await clientFromEnvironment().get<Machine>(`/api/v1/machines/${segment(tag)}`);
+    const files = machine.nixos_files ?? {};
+    if (opts.export !== undefined) {
+      if (Object.keys(files).length === 0) throw new CliError(`${machine.service_tag} has no configuration yet`);
+      for (const name of writeConfigDirectory(opts.export, files)) process.stderr.write(`wrote ${printable(name)}\n`);
+      return;
+    }
+    if (opts.json) return printJson(files);
+    if (Object.keys(files).length === 0) {
+      process.stderr.write(`${printable(machine.service_tag)} has no configuration: metal machines set ${machine.service_tag} --config FILE|DIR\n`);
+      return;
+    }
+    for (const [name, text] of Object.entries(files)) {
+      printLines([`# ==> ${printable(name)} <==`, ...text.replace(/\n$/, '').split('\n').map((l) => printable(l))]);
+    }
   });
 
   withExamples(

@@ -3,9 +3,10 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, Unproc
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
-import { nowIso, type Actor, type Build } from './types.ts';
+import { nowIso, type Actor, type Build, type BuildNixpkgs } from './types.ts';
+import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
-import { effectiveConfigHash } from './config-hash.ts';
+import { effectiveConfigHash, machineFilesOf } from './config-hash.ts';
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
 export const MAX_ATTEMPTS = 2;
@@ -43,6 +44,8 @@ export interface PublishedImage {
   storePath: string;
   artifactUrl: string;
   note: string;
+  /** The nixpkgs the entry recorded in the result's boot.json, if it did. */
+  nixpkgs?: Partial<BuildNixpkgs> | undefined;
 }
 
 /**
@@ -102,6 +105,7 @@ export class BuildLifecycle {
         {
           machine_id: machine.id,
           config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
+          config_files: machine.nixos_config === null ? singleFileConfig(EMPTY_NIXOS_CONFIG) : (machine.nixos_files ?? singleFileConfig(machine.nixos_config)),
           hostname: machine.hostname,
           service_tag: machine.service_tag,
           boot_token: randomBytes(24).toString('base64url'),
@@ -109,7 +113,7 @@ export class BuildLifecycle {
           profile_name: profile?.name ?? null,
           profile_config: profile?.nixos_config ?? null,
           kernel_params: profile?.kernel_params ?? [],
-          config_hash: effectiveConfigHash({ profile, machineConfig: machine.nixos_config, hostname: machine.hostname, nixpkgs: this.nixpkgs }),
+          config_hash: effectiveConfigHash({ profile, machineConfig: machineFilesOf(machine), hostname: machine.hostname, nixpkgs: this.nixpkgs }),
         },
         now,
       );
@@ -356,7 +360,7 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   const now = nowIso();
   const fields =
     outcome.status === 'success'
-      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null }
+      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null, ...nixpkgsFields(outcome.image.nixpkgs) }
       : { error: oneLine(outcome.reason) };
   const done = await tx.builds.transition(id, [record.status], outcome.status, { ...fields, ...RELEASED, completed_at: now }, now);
   if (!done) return false;
@@ -370,10 +374,20 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   }
   await tx.events.record(
     outcome.status === 'success'
-      ? { kind: 'build.succeeded', machineId: record.machine_id, buildId: id, actor, message: outcome.image.note, data: { store_path: outcome.image.storePath } }
+      ? { kind: 'build.succeeded', machineId: record.machine_id, buildId: id, actor, message: outcome.image.note, data: { store_path: outcome.image.storePath, ...(outcome.image.nixpkgs ? { nixpkgs: outcome.image.nixpkgs } : {}) } }
       : { kind: 'build.failed', machineId: record.machine_id, buildId: id, actor, message: `build ${id} failed: ${fields.error}` },
   );
   return true;
+}
+
+/** The build columns of the nixpkgs a result recorded (null for what it did not say). */
+function nixpkgsFields(n: Partial<BuildNixpkgs> | undefined) {
+  return {
+    nixpkgs_version: n?.version ?? null,
+    nixpkgs_revision: n?.revision ?? null,
+    nixpkgs_source: n?.source ?? null,
+    nixpkgs_sha256: n?.sha256 ?? null,
+  };
 }
 
 /** Puts a running build back in the queue with a note in its log and an event. */

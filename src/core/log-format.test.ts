@@ -8,8 +8,8 @@ describe('readable log lines (a terminal)', () => {
     ['time, level and message', { level: 30, time: at, pid: 1, msg: 'metal: ready' }, '21:04:05 INFO  metal: ready\n'],
     [
       'the fields that matter, a build with its machine',
-      { level: 40, time: at, msg: 'builder: build 7 lost its builder', buildId: 7, serviceTag: 'ABC123', action: 'retried', pid: 9, hostname: 'x' },
-      '21:04:05 WARN  builder: build 7 lost its builder  serviceTag=ABC123 buildId=7 action=retried\n',
+      { level: 40, time: at, msg: 'builder: build 7 of ABC123 lost its builder', build: 7, service_tag: 'ABC123', action: 'retried', pid: 9, hostname: 'x' },
+      '21:04:05 WARN  builder: build 7 of ABC123 lost its builder  service_tag=ABC123 build=7 action=retried\n',
     ],
     ['an error by its message', { level: 50, time: at, msg: 'boot: failed', err: { message: 'disk full', stack: 'x' } }, '21:04:05 ERROR boot: failed  error="disk full"\n'],
     ['a value with spaces is quoted', { level: 30, time: at, msg: 'm', reason: 'two words' }, '21:04:05 INFO  m  reason="two words"\n'],

@@ -4,7 +4,7 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 
 /** Fields shown after the message on a readable line, in this order, when a line has them. */
-const SHOWN = ['serviceTag', 'machine', 'buildId', 'build', 'builder', 'role', 'addresses', 'reason', 'action', 'kind'];
+const SHOWN = ['service_tag', 'build', 'builder', 'role', 'addresses', 'reason', 'action', 'kind'];
 
 /**
  * One JSON log line (as pino writes it) as a readable line: time, level, message, the few fields that

@@ -8,6 +8,7 @@ import { allocateHostname, profileFor, settleConfiguration } from './machine-set
 import { assertProfileName } from './profile.ts';
 import { describeClaim, describeConflict, enrollIn, ownableUuid, type EnrollOutcome } from './enrollment-decision.ts';
 import { nowIso } from './types.ts';
+import { assertConfigFiles, ENTRY_FILE, sameConfigFiles, singleFileConfig, type ConfigFiles } from './config-files.ts';
 import {
   assertDescription,
   assertHostname,
@@ -42,7 +43,10 @@ export interface MachineUpdate {
   profile?: string | null;
   hostname?: string | null;
   description?: string | null;
+  /** The entry text alone: the configuration becomes this one file. */
   nixos_config?: string | null;
+  /** The whole configuration, file name → text, with `configuration.nix` (see config-files.ts). */
+  nixos_files?: Record<string, string> | null;
   /** The whole label map; `{}` removes every label. */
   labels?: unknown;
 }
@@ -186,17 +190,17 @@ export class MachineService {
 
   /**
    * Partial update; an enrolled machine with a hostname and a configuration (its own or a profile's)
-   * becomes configured. A machine without a hostname that gets a profile with a pattern is named from it.
+   * becomes configured. `nixos_files` replaces the whole configuration; `nixos_config` alone makes it
+   * one file. A machine without a hostname that gets a profile with a pattern is named from it.
    */
   async update(idOrTag: string, update: MachineUpdate, actor: Actor): Promise<Machine> {
-    const patch: { hostname?: string | null; description?: string | null; nixos_config?: string | null; labels?: Labels; profile?: string | null } = {};
+    const patch: { hostname?: string | null; description?: string | null; nixos_files?: ConfigFiles | null; labels?: Labels; profile?: string | null } = {};
     if (update.hostname !== undefined) patch.hostname = update.hostname === null ? null : assertHostname(update.hostname);
     if (update.description !== undefined) {
       patch.description = update.description === null ? null : assertDescription(update.description);
     }
-    if (update.nixos_config !== undefined) {
-      patch.nixos_config = update.nixos_config === null ? null : assertNixosConfig(update.nixos_config);
-    }
+    const files = configurationOf(update);
+    if (files !== undefined) patch.nixos_files = files;
     if (update.labels !== undefined) patch.labels = assertLabels(update.labels);
     if (update.profile !== undefined) patch.profile = update.profile === null ? null : assertProfileName(update.profile);
     const current = await this.get(idOrTag);
@@ -205,15 +209,21 @@ export class MachineService {
       if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
       const now = nowIso();
       const profile = patch.profile === undefined ? undefined : await profileFor(tx, patch.profile);
+      const entry = patch.nixos_files === undefined ? machine.nixos_config : (patch.nixos_files?.[ENTRY_FILE] ?? null);
       try {
         await tx.machines.update(machine.id, patch, now);
       } catch (err) {
         if (err instanceof DuplicateKeyError && patch.hostname) throw new ConflictError(`hostname ${patch.hostname} is taken by another machine`);
         throw err;
       }
-      const changed = Object.keys(patch).filter((k) =>
-        k === 'labels' ? JSON.stringify(patch.labels) !== JSON.stringify(machine.labels) : patch[k as keyof typeof patch] !== machine[k as keyof Machine],
-      );
+      const changed = [
+        ...(['hostname', 'description'] as const).filter((k) => patch[k] !== undefined && patch[k] !== machine[k]),
+        ...(patch.nixos_files !== undefined && entry !== machine.nixos_config ? ['nixos_config'] : []),
+        // nixos_files: a file besides the entry was added, removed or changed.
+        ...(patch.nixos_files !== undefined && !sameConfigFiles(withoutEntry(patch.nixos_files), withoutEntry(machine.nixos_files)) ? ['nixos_files'] : []),
+        ...(patch.labels !== undefined && JSON.stringify(patch.labels) !== JSON.stringify(machine.labels) ? ['labels'] : []),
+        ...(patch.profile !== undefined && patch.profile !== machine.profile ? ['profile'] : []),
+      ];
       const hostname = patch.hostname !== undefined ? patch.hostname : machine.hostname;
       if (hostname === null && profile?.hostname_pattern) {
         const fresh = (await tx.machines.findById(machine.id))!;
@@ -267,3 +277,21 @@ export class MachineService {
   }
 }
 
+/**
+ * The configuration an update sets, validated: the whole map, the entry text as a one-file map, null
+ * to clear it, or undefined when the update leaves it alone. Both fields at once must agree.
+ */
+function configurationOf(update: MachineUpdate): ConfigFiles | null | undefined {
+  const text = update.nixos_config === undefined || update.nixos_config === null ? update.nixos_config : assertNixosConfig(update.nixos_config);
+  if (update.nixos_files === undefined) return text === undefined || text === null ? text : singleFileConfig(text);
+  const files = update.nixos_files === null ? null : assertConfigFiles(update.nixos_files);
+  if (text !== undefined && text !== (files?.[ENTRY_FILE] ?? null)) {
+    throw new InvalidInputError('nixos_config and nixos_files disagree: send nixos_files alone (its configuration.nix is the entry)', { field: 'nixos_config' });
+  }
+  return files;
+}
+
+function withoutEntry(files: ConfigFiles | null): ConfigFiles {
+  const { [ENTRY_FILE]: _entry, ...rest } = files ?? {};
+  return rest;
+}

@@ -75,7 +75,10 @@ export interface MachineFilter {
 export interface MachinePatch {
   hostname?: string | null;
   description?: string | null;
+  /** The entry text alone: the configuration becomes this one file (other files are dropped). */
   nixos_config?: string | null;
+  /** The whole configuration (validated); also sets `nixos_config` to its entry. Wins over `nixos_config`. */
+  nixos_files?: Record<string, string> | null;
   /** The whole label map (validated by core/labels.ts). */
   labels?: Labels;
   /** The profile's name, or null for none. */
@@ -227,7 +230,10 @@ export interface RuleStore {
 /** A new pending build. */
 export interface NewBuild {
   machine_id: number;
+  /** The entry file's text. */
   config: string;
+  /** Every file, `configuration.nix` the entry (equal to `config`); absent: `config` is the only file. */
+  config_files?: Record<string, string>;
   hostname: string;
   service_tag: string;
   boot_token: string;
@@ -269,6 +275,11 @@ export interface BuildFields {
   lease_owner?: string | null;
   lease_expires_at?: string | null;
   attempts?: number;
+  /** What a successful build records about its nixpkgs. */
+  nixpkgs_version?: string | null;
+  nixpkgs_revision?: string | null;
+  nixpkgs_source?: string | null;
+  nixpkgs_sha256?: string | null;
 }
 
 /** A build line on the overview and machine pages (no log). */
@@ -281,6 +292,9 @@ export interface BuildSummary {
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** The nixpkgs revision and version the build recorded (success only), e.g. `abcdef0…`, `24.05.1234.abcdef0`. */
+  nixpkgs_revision: string | null;
+  nixpkgs_version: string | null;
 }
 
 /** The build queue as metrics see it. */
@@ -524,8 +538,8 @@ export interface PowerStore {
   clearBmc(machineId: number, now: string): Promise<boolean>;
   /** Records the state a BMC reported. */
   recordState(machineId: number, state: PowerState, checkedAt: string): Promise<void>;
-  /** Every machine with a BMC, by machine id. */
-  listWithBmc(): Promise<MachinePower[]>;
+  /** Every machine with a BMC, by machine id, with its service tag (for the poller's log lines). */
+  listWithBmc(): Promise<Array<MachinePower & { service_tag: string }>>;
   /** Power state of the given machines (those without a record are left out). */
   states(machineIds: number[]): Promise<Array<{ machine_id: number; power_state: PowerState; checked_at: string | null }>>;
   /**
@@ -549,6 +563,26 @@ export interface BmcCredentialSetStore {
   usageCount(id: number): Promise<number>;
 }
 
+/** What taking one attempt from a token bucket gave: allowed, or how long until one is back. */
+export type RateLimitTake = { allowed: true } | { allowed: false; retryAfterMs: number };
+
+/**
+ * Token buckets shared by every process on the database (the sign-in throttle, the enrollment rate
+ * limit): `capacity` attempts per key, refilled evenly over `refillSeconds`. Each call is atomic, so
+ * two processes taking at once never both get the last attempt. Keys may be of any length (stored
+ * hashed); a bucket that would be full again is forgotten (`sweep`). Times are milliseconds.
+ */
+export interface RateLimitStore {
+  /** Takes one attempt for `key` in `bucket` if one is left at `now`. */
+  take(bucket: string, key: string, capacity: number, refillSeconds: number, now: number): Promise<RateLimitTake>;
+  /** Gives one attempt back (at most up to `capacity`), e.g. the sign-in succeeded. */
+  refund(bucket: string, key: string, capacity: number): Promise<void>;
+  /** Forgets `key`: its next attempts start from a full bucket. */
+  reset(bucket: string, key: string): Promise<void>;
+  /** Deletes the buckets that are full again at `now` (as good as absent); returns how many. */
+  sweep(now: number): Promise<number>;
+}
+
 /** Every store, bound to one database handle or to one transaction. */
 export interface Stores {
   machines: MachineStore;
@@ -561,6 +595,7 @@ export interface Stores {
   bmcCredentialSets: BmcCredentialSetStore;
   profiles: ProfileStore;
   rules: RuleStore;
+  rateLimits: RateLimitStore;
 }
 
 /** The stores, plus transactions across them and the database's health. */

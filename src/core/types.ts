@@ -20,7 +20,10 @@ export interface Machine {
   hostname: string | null;
   description: string | null;
   hardware: Hardware;
+  /** The entry file's text (`nixos_files["configuration.nix"]`). */
   nixos_config: string | null;
+  /** The whole configuration: file name → text, `configuration.nix` the entry; null when none is set. */
+  nixos_files: Record<string, string> | null;
   /** e.g. `{ role: 'web', rack: 'r12' }` (see core/labels.ts) */
   labels: Labels;
   /** The profile's name, e.g. `web`, or null. */
@@ -59,8 +62,10 @@ export interface Build {
   id: number;
   machine_id: number;
   status: BuildStatus;
-  /** The NixOS configuration as it was when the build was requested. */
+  /** The entry file of the NixOS configuration as it was when the build was requested. */
   config: string;
+  /** Every file of that configuration (file name → text), `configuration.nix` the entry. */
+  config_files: Record<string, string>;
   hostname: string;
   /** The profile the build imports before the machine's module, as it was when requested. */
   profile: string | null;
@@ -73,6 +78,20 @@ export interface Build {
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
+  /** The nixpkgs a successful build was built from, as its entry recorded it; null when unknown. */
+  nixpkgs: BuildNixpkgs | null;
+}
+
+/** The nixpkgs a build used, as the entry recorded it in the result's boot.json (each part may be unknown). */
+export interface BuildNixpkgs {
+  /** e.g. `24.05.1234.abcdef0` */
+  version: string | null;
+  /** The nixpkgs git revision, e.g. `abcdef0123456789abcdef0123456789abcdef01` */
+  revision: string | null;
+  /** e.g. `/srv/nixpkgs` or `https://github.com/NixOS/nixpkgs/archive/<rev>.tar.gz` */
+  source: string | null;
+  /** The tarball's hash when METAL_NIXPKGS pins one. */
+  sha256: string | null;
 }
 
 /** Who or what caused a change, as recorded in events. e.g. `{kind: 'user', name: 'alice'}` */

@@ -70,7 +70,7 @@ export class BuildLogStreams {
           }
         } while (again);
       } catch (err) {
-        deps.logger.warn({ err, buildId }, 'dashboard: build log stream failed');
+        deps.logger.warn({ err, build: buildId }, `dashboard: the log stream of build ${buildId} failed`);
         stop();
       } finally {
         busy = false;

@@ -115,6 +115,81 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal((await t.ctx.machines.get('EDIT01')).hostname, 'web-01');
     });
 
+    test('several files: each has its own editor, a new one is added from the empty slot, a ticked one is removed', async () => {
+      // Enrolled through the service: this suite's HTTP enrollments stay under the per-address rate.
+      await t.ctx.machines.enroll(enrollmentPayload('FILES01'), { kind: 'machine', name: 'FILES01' });
+      const entry = '{ ... }: { imports = [ ./hardware.nix ]; }\n';
+      const added = await app.inject({
+        method: 'POST',
+        url: '/machines/FILES01',
+        headers: { ...operator, ...form },
+        payload: encode({ hostname: 'files-01', description: '', nixos_config: entry, file_name_1: 'hardware.nix', file_text_1: '{ ... }:\r\n{ }\r\n', file_name_2: '', file_text_2: '' }),
+      });
+      assert.equal(added.statusCode, 303, added.body);
+      assert.deepEqual((await t.ctx.machines.get('FILES01')).nixos_files, { 'configuration.nix': entry, 'hardware.nix': '{ ... }:\n{ }\n' });
+
+      await t.ctx.machines.update('FILES01', { nixos_files: { 'configuration.nix': entry, 'hardware.nix': 'h', 'modules/x.nix': '"</textarea><script>alert(1)</script>"' } }, { kind: 'system', name: 'system' });
+      const page = await app.inject({ url: '/machines/FILES01', headers: operator });
+      assert.match(page.body, /<a class="mono" href="#file-0">configuration\.nix<\/a> · <a class="mono" href="#file-1">hardware\.nix<\/a> · <a class="mono" href="#file-2">modules\/x\.nix<\/a>/);
+      assert.match(page.body, /name="file_name_1" value="hardware\.nix"/);
+      assert.match(page.body, /name="file_name_2" value="modules\/x\.nix"/);
+      assert.match(page.body, /<textarea id="file_text_2" name="file_text_2"[^>]*>\n&quot;&lt;\/textarea&gt;&lt;script&gt;/, 'a file\'s text is escaped');
+      assert.doesNotMatch(page.body, /<script>alert/);
+      assert.match(page.body, /name="file_name_3"[^>]*placeholder="hardware\.nix"/, 'an empty slot to add a file');
+      const viewerPage = await app.inject({ url: '/machines/FILES01', headers: viewer });
+      assert.doesNotMatch(viewerPage.body, /file_remove_|Add a file/, 'a viewer reads the files but cannot change them');
+
+      const removed = await app.inject({
+        method: 'POST',
+        url: '/machines/FILES01',
+        headers: { ...operator, ...form },
+        payload: encode({ hostname: 'files-01', description: '', nixos_config: entry, file_name_1: 'hardware.nix', file_text_1: 'h', file_name_2: 'modules/x.nix', file_text_2: 'x', file_remove_2: 'yes', file_name_3: '', file_text_3: '' }),
+      });
+      assert.equal(removed.statusCode, 303);
+      assert.deepEqual((await t.ctx.machines.get('FILES01')).nixos_files, { 'configuration.nix': entry, 'hardware.nix': 'h' });
+
+      for (const [fields, message] of [
+        [{ file_name_1: 'hardware.nix', file_text_1: 'a', file_name_2: 'hardware.nix', file_text_2: 'b' }, /two files are named &quot;hardware\.nix&quot;/],
+        [{ file_name_1: '', file_text_1: 'text without a name' }, /a file has text but no name/],
+        [{ file_name_1: '../up.nix', file_text_1: 'x' }, /file &quot;\.\.\/up\.nix&quot; is not allowed/],
+      ] as const) {
+        const r = await app.inject({ method: 'POST', url: '/machines/FILES01', headers: { ...operator, ...form }, payload: encode({ hostname: 'files-01', description: '', nixos_config: entry, ...fields }) });
+        assert.equal(r.statusCode, 400);
+        assert.match(r.body, message);
+        assert.match(r.body, new RegExp(`name="file_text_1"[^>]*>\\n${fields.file_text_1}`), 'what was typed is kept');
+        assert.deepEqual((await t.ctx.machines.get('FILES01')).nixos_files, { 'configuration.nix': entry, 'hardware.nix': 'h' });
+      }
+    });
+
+    test('each build shows its nixpkgs and its files; the machine page shows a short revision per build and says when they differ', async () => {
+      const system = { kind: 'system', name: 'system' } as const;
+      const revisions = ['1111111111112222222222223333333333334444', 'aaaaaaaaaaaabbbbbbbbbbbbccccccccccccdddd'];
+      const ids: number[] = [];
+      for (const revision of revisions) {
+        const build = await t.ctx.machines.requestBuild('FILES01', system);
+        await sqlOf(t.ctx)
+          .updateTable('builds')
+          .set({ status: 'success', started_at: nowIso(), completed_at: nowIso(), nixpkgs_version: `24.05.${revision.slice(0, 7)}`, nixpkgs_revision: revision, nixpkgs_source: '/srv/<nixpkgs>', nixpkgs_sha256: null })
+          .where('id', '=', build.id)
+          .execute();
+        await sqlOf(t.ctx).updateTable('machines').set({ status: 'ready' }).where('service_tag', '=', 'FILES01').execute();
+        t.ctx.notifier.emit('machine.updated', build.machine_id);
+        ids.push(build.id);
+      }
+      const page = await app.inject({ url: `/builds/${ids[0]}`, headers: viewer });
+      assert.match(page.body, /<dt>nixpkgs<\/dt><dd><span class="nixpkgs"><span class="mono">24\.05\.1111111<\/span> revision <span class="mono" title="1111111111112222222222223333333333334444">1111111111112222222222223333333333334444<\/span> from <span class="mono">\/srv\/&lt;nixpkgs&gt;<\/span>/);
+      assert.match(page.body, /Configuration this build used \(2 files\)/);
+      assert.match(page.body, /<h3 class="mono file-name">hardware\.nix<\/h3>/);
+      const machine = await app.inject({ url: '/machines/FILES01', headers: viewer });
+      assert.match(machine.body, /<td class="mono" title="aaaaaaaaaaaabbbbbbbbbbbbccccccccccccdddd">aaaaaaaaaaaa<\/td>/);
+      assert.match(machine.body, /<td class="mono" title="1111111111112222222222223333333333334444">111111111111<\/td>/);
+      assert.match(machine.body, /These builds used 2 different nixpkgs: <span class="mono">aaaaaaaaaaaa, 111111111111<\/span>/);
+      await sqlOf(t.ctx).updateTable('builds').set({ nixpkgs_revision: revisions[1]! }).where('id', '=', ids[0]!).execute();
+      const same = await app.inject({ url: '/machines/FILES01', headers: viewer });
+      assert.doesNotMatch(same.body, /different nixpkgs/, 'one nixpkgs, no note');
+      await t.ctx.machines.remove('FILES01', system);
+    });
+
     test('build: redirects to the build page; a second build is refused with the reason on the page', async () => {
       const r = await app.inject({ method: 'POST', url: '/machines/EDIT01/build', headers: { ...operator, ...form }, payload: '' });
       assert.equal(r.statusCode, 303);

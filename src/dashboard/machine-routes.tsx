@@ -6,6 +6,7 @@ import type { DashboardDeps } from './dashboard-deps.ts';
 import { MachineLive, MachinePage, type MachineData } from './pages/machine-page.tsx';
 import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
 import { machineRef } from '../core/machine-service.ts';
+import { ENTRY_FILE } from '../core/config-files.ts';
 
 type Tag = { Params: { tag: string } };
 
@@ -15,6 +16,42 @@ const NOTICES: Record<string, string> = {
   'identity-rejected': 'Identity claim rejected.',
   power: 'Done: the BMC answered; the power state below is the state after the action.',
 };
+
+/** Most file fields a form is read for (the configuration's own limit is lower and checked by the core). */
+const MAX_FORM_FILES = 100;
+
+/**
+ * The configuration's other files as the form sends them: `file_name_<n>`, `file_text_<n>` and
+ * `file_remove_<n>` (a ticked box drops the file), in the order of `n`. A slot left empty is skipped.
+ */
+function formFiles(body: unknown): Array<{ name: string; text: string }> {
+  if (typeof body !== 'object' || body === null) return [];
+  const slots = Object.keys(body)
+    .map((k) => /^file_name_(\d{1,3})$/.exec(k)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b)
+    .slice(0, MAX_FORM_FILES);
+  return slots
+    .filter((n) => field(body, `file_remove_${n}`) !== 'yes')
+    .map((n) => ({ name: field(body, `file_name_${n}`).trim(), text: textareaValue(field(body, `file_text_${n}`)) }))
+    .filter((f) => f.name !== '' || f.text.trim() !== '');
+}
+
+/**
+ * The configuration map a form stands for (the core checks it): the entry text plus the other
+ * files; null when everything is empty.
+ */
+function filesOfForm(entry: string, files: Array<{ name: string; text: string }>): Record<string, string> | null {
+  if (files.length === 0) return entry.trim() === '' ? null : { [ENTRY_FILE]: entry };
+  const map: Record<string, string> = { [ENTRY_FILE]: entry };
+  for (const f of files) {
+    if (f.name === '') throw new InvalidInputError('a file has text but no name: give it a name such as hardware.nix, or empty it', { field: 'nixos_files' });
+    if (Object.hasOwn(map, f.name)) throw new InvalidInputError(`two files are named ${JSON.stringify(f.name)}`, { field: 'nixos_files' });
+    map[f.name] = f.text;
+  }
+  return map;
+}
 
 /** Power actions that interrupt a running machine: the form must carry `confirm=yes`. */
 const CONFIRMED = new Set(['off', 'cycle', 'reset']);
@@ -59,6 +96,7 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
       hostname: field(request.body, 'hostname').trim(),
       description: textareaValue(field(request.body, 'description')),
       nixos_config: textareaValue(field(request.body, 'nixos_config')),
+      files: formFiles(request.body),
       profile: field(request.body, 'profile').trim(),
     };
     // The profile menu is only in forms that show it: a form without it leaves the profile alone.
@@ -70,7 +108,7 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
           ...(withProfile ? { profile: form.profile === '' ? null : form.profile } : {}),
           hostname: form.hostname === '' ? null : form.hostname,
           description: form.description.trim() === '' ? null : form.description,
-          nixos_config: form.nixos_config.trim() === '' ? null : form.nixos_config,
+          nixos_files: filesOfForm(form.nixos_config, form.files),
         },
         request.actor,
       );

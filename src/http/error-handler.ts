@@ -73,7 +73,10 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const { status } = toHttpError(err);
-    if (err instanceof PowerError) request.log.warn({ code: err.code, msg: err.message }, 'bmc failed');
+    if (err instanceof PowerError) {
+      const who = err.serviceTag === undefined ? 'a BMC' : `${err.serviceTag}'s BMC`;
+      request.log.warn({ code: err.code, service_tag: err.serviceTag ?? null }, `power: ${who} failed: ${err.message}`);
+    }
     else if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code: (err as FastifyError).code, msg: (err as Error).message }, 'request rejected');
     return sendError(reply, err);

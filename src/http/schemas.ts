@@ -134,6 +134,11 @@ export const EnrollResponse = Type.Object({
   status: Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s))),
 });
 
+/** A configuration map: file name → text (checked in the core, see core/config-files.ts). */
+function ConfigFilesSchema(description: string) {
+  return Type.Record(Type.String(), Type.String(), { description, maxProperties: 64, examples: [{ 'configuration.nix': '{ ... }: { imports = [ ./hardware.nix ]; }', 'hardware.nix': '{ ... }: { }' }] });
+}
+
 export const Machine = Type.Object(
   {
     id: Type.Integer(),
@@ -143,7 +148,8 @@ export const Machine = Type.Object(
     hostname: Nullable(Type.String()),
     description: Nullable(Type.String()),
     hardware: Type.Ref(Hardware),
-    nixos_config: Nullable(Type.String()),
+    nixos_config: Nullable(Type.String({ description: 'the entry file, nixos_files["configuration.nix"]' })),
+    nixos_files: Nullable(ConfigFilesSchema('the whole NixOS configuration: file name → text, configuration.nix the entry')),
     labels: Type.Record(Type.String(), Type.String(), { description: 'label key → value, e.g. {"role": "web", "rack": "r12"}' }),
     profile: Nullable(Type.String({ description: 'the profile whose module its build imports before its own, e.g. web' })),
     out_of_date: Type.Boolean({ description: 'it can be built and has no image, or one built from another configuration (profile, own module, hostname, nixpkgs)' }),
@@ -190,7 +196,14 @@ export const MachineUpdateBody = Type.Object(
   {
     hostname: Type.Optional(Nullable(Type.String({ description: 'an RFC 1123 label', examples: ['web-01'] }))),
     description: Type.Optional(Nullable(Type.String())),
-    nixos_config: Type.Optional(Nullable(Type.String({ description: 'a NixOS module, at most 256 KiB' }))),
+    nixos_config: Type.Optional(Nullable(Type.String({ description: 'a NixOS module, at most 256 KiB: the configuration becomes this one file (configuration.nix)' }))),
+    nixos_files: Type.Optional(
+      Nullable(
+        ConfigFilesSchema(
+          'the whole configuration, replacing every file: file name → text, configuration.nix required; names one folder deep at most, ending in .nix .json .toml .yaml .yml .txt .conf .sh .pub .pem .crt; at most 64 files and 256 KiB in all',
+        ),
+      ),
+    ),
     labels: Type.Optional(
       Type.Record(Type.String(), Type.String(), { description: 'the whole label map (replaces the current one); keys and values as Kubernetes labels', examples: [{ role: 'web' }] }),
     ),
@@ -211,7 +224,8 @@ export const Build = Type.Object(
     id: Type.Integer(),
     machine_id: Type.Integer(),
     status: Type.Union(BUILD_STATUSES.map((s) => Type.Literal(s))),
-    config: Type.String(),
+    config: Type.String({ description: 'the entry file (configuration.nix) as it was when the build was requested' }),
+    config_files: ConfigFilesSchema('every file of the configuration as it was when the build was requested'),
     hostname: Type.String(),
     profile: Nullable(Type.String({ description: 'the profile imported before the machine module, as it was when requested' })),
     config_hash: Nullable(Type.String({ description: 'sha256 of what the build is made from' })),
@@ -222,6 +236,17 @@ export const Build = Type.Object(
     created_at: Time,
     started_at: Nullable(Time),
     completed_at: Nullable(Time),
+    nixpkgs: Nullable(
+      Type.Object(
+        {
+          version: Nullable(Type.String({ examples: ['24.05.1234.abcdef0'] })),
+          revision: Nullable(Type.String({ description: 'the nixpkgs git revision', examples: ['abcdef0123456789abcdef0123456789abcdef01'] })),
+          source: Nullable(Type.String({ description: 'METAL_NIXPKGS: a path or a tarball URL', examples: ['/srv/nixpkgs'] })),
+          sha256: Nullable(Type.String({ description: 'the pinned tarball’s hash' })),
+        },
+        { description: 'the nixpkgs a successful build was built from, as its entry recorded it; null when unknown' },
+      ),
+    ),
   },
   { $id: 'Build' },
 );

@@ -231,8 +231,10 @@ export class MachinePowerService {
     if (!power?.bmc || !power.reboot_on_publish) return 'skipped';
     if (!(await this.o.storage.power.claimReboot(build.machine_id, build.id))) return 'skipped';
     const actor: Actor = { kind: 'system', name: 'system' };
+    let tag: string | undefined;
     try {
       const machine = await this.o.findMachine(String(build.machine_id));
+      tag = machine.service_tag;
       const { target } = await this.targetOf(machine);
       await this.o.storage.events.record({
         kind: 'power.reboot_on_publish',
@@ -254,7 +256,8 @@ export class MachinePowerService {
       await this.perform(machine, target, { action: 'cycle', bootDevice: 'pxe' }, actor, { buildId: build.id, eachStep: steps });
       return 'rebooted';
     } catch (err) {
-      this.o.logger?.warn({ err, build: build.id }, `power: reboot on publish of build ${build.id} failed: ${(err as Error).message}`);
+      const who = tag ?? `machine ${build.machine_id}`;
+      this.o.logger?.warn({ err, build: build.id, service_tag: tag ?? null }, `power: reboot of ${who} on publish of build ${build.id} failed: ${(err as Error).message}`);
       return 'failed';
     }
   }
@@ -267,9 +270,9 @@ export class MachinePowerService {
         for (const power of await this.o.storage.power.listWithBmc()) {
           try {
             const target = await this.targetFromStored(power.machine_id, power.bmc!);
-            out.push({ key: power.machine_id, driver: () => this.o.driverFor(target) });
+            out.push({ key: power.machine_id, serviceTag: power.service_tag, driver: () => this.o.driverFor(target) });
           } catch (err) {
-            this.o.logger?.warn({ err, machine: power.machine_id }, `power: machine ${power.machine_id}'s BMC cannot be used: ${(err as Error).message}`);
+            this.o.logger?.warn({ err, service_tag: power.service_tag }, `power: ${power.service_tag}'s BMC cannot be used: ${(err as Error).message}`);
           }
         }
         return out;
@@ -370,6 +373,7 @@ export class MachinePowerService {
     const data = { action: request.action, boot_device: request.bootDevice ?? null, bmc, steps };
     try {
       const result = await this.o.runner.run(this.o.driverFor(target), request, {
+        serviceTag: machine.service_tag,
         onStep: (step) => {
           steps.push(step);
           if (extra.eachStep) pending.push(extra.eachStep(step));
@@ -391,6 +395,7 @@ export class MachinePowerService {
     } catch (err) {
       await Promise.allSettled(pending);
       if (err instanceof PowerError) {
+        err.serviceTag = machine.service_tag;
         await this.o.storage.events.record({
           kind: 'power.failed',
           machineId: machine.id,

@@ -34,6 +34,8 @@ const RETRYABLE: ReadonlySet<PowerErrorKind> = new Set(['unreachable', 'timeout'
 /** A failed BMC call. `message` is for people and names the BMC's answer; it never carries a credential. */
 export class PowerError extends Error {
   readonly code: string;
+  /** The machine the call was for, e.g. `ABC123`, once known (for log lines; never in the API's answer). */
+  serviceTag: string | undefined;
 
   constructor(
     readonly kind: PowerErrorKind,

@@ -11,6 +11,7 @@ function fleet(states: Record<string, PowerState | 'auth_failed'>) {
     listMachines: async () =>
       Object.entries(states).map(([key, state]) => ({
         key,
+        serviceTag: `TAG-${key}`,
         driver: () => (state === 'auth_failed' ? new FakePowerDriver().failNext('auth_failed') : new FakePowerDriver({ state })),
       })),
     record: async (key, outcome) => {

@@ -6,6 +6,8 @@ import type { PowerLogger, PowerResult, PowerRunner } from './power-runner.ts';
 /** A machine the poller checks: its key (e.g. the machine id) and how to reach its BMC. */
 export interface PolledMachine<K> {
   key: K;
+  /** e.g. `ABC123`: what log lines about the machine name it by. */
+  serviceTag: string;
   /** A fresh driver for one check (the runner closes it). */
   driver(): PowerDriver;
 }
@@ -81,13 +83,15 @@ export class PowerPoller<K extends string | number> {
     const done = (async () => {
       let outcome: Parameters<PowerPollerPorts<K>['record']>[1];
       try {
-        outcome = { ok: true, result: await this.runner.run(machine.driver(), { action: 'status' }) };
+        outcome = { ok: true, result: await this.runner.run(machine.driver(), { action: 'status' }, { serviceTag: machine.serviceTag }) };
       } catch (err) {
         if (!(err instanceof PowerError)) throw err;
         outcome = { ok: false, error: err };
       }
       await this.ports.record(machine.key, outcome);
-    })().catch((err: unknown) => this.options.logger?.warn({ err, machine: machine.key }, `power: polling ${machine.key} failed: ${(err as Error).message}`));
+    })().catch((err: unknown) =>
+      this.options.logger?.warn({ err, service_tag: machine.serviceTag }, `power: polling ${machine.serviceTag} failed: ${(err as Error).message}`),
+    );
     this.track(done);
     return done;
   }

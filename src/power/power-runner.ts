@@ -17,6 +17,7 @@ export interface PowerResult {
 
 /** One BMC call the runner made, for logs and the machine's events. */
 export interface PowerStep {
+  /** e.g. `ipmi 10.0.0.21:623` */
   bmc: string;
   /** e.g. `set_boot_pxe`, `power_on`, `status` */
   step: 'status' | 'power_on' | 'power_off' | 'power_cycle' | 'reset' | 'set_boot_pxe';
@@ -51,8 +52,10 @@ export interface PowerRunnerOptions {
   now?: () => Date;
 }
 
-/** What one run reports besides its result. */
+/** Who a run is for and what it reports besides its result. */
 export interface RunHooks {
+  /** The machine's service tag, e.g. `ABC123`: every log line of the run names it. */
+  serviceTag?: string;
   /** Told about every BMC call of this run (after the runner's own `onStep`), e.g. for one machine's events. */
   onStep?: (step: PowerStep) => void;
 }
@@ -94,7 +97,7 @@ export class PowerRunner {
    * the BMC's (ipmitool not installed) is thrown as it is.
    */
   async run(driver: PowerDriver, request: PowerRequest, hooks: RunHooks = {}): Promise<PowerResult> {
-    const call = <T>(step: Step, fn: (o: PowerCallOptions) => Promise<T>) => this.call(driver, step, fn, hooks.onStep);
+    const call = <T>(step: Step, fn: (o: PowerCallOptions) => Promise<T>) => this.call(driver, step, fn, hooks);
     try {
       const pxe = request.bootDevice === 'pxe';
       switch (request.action) {
@@ -137,11 +140,11 @@ export class PowerRunner {
    * Runs the same action on many machines, bounded by the shared limit; every machine gets an outcome.
    * Rejects only for a failure that is not a BMC's (ipmitool not installed), which would fail them all.
    */
-  async runMany<K>(targets: Array<{ key: K; driver: PowerDriver }>, request: PowerRequest): Promise<Array<PowerOutcome<K>>> {
+  async runMany<K>(targets: Array<{ key: K; driver: PowerDriver; serviceTag?: string }>, request: PowerRequest): Promise<Array<PowerOutcome<K>>> {
     return Promise.all(
-      targets.map(async ({ key, driver }): Promise<PowerOutcome<K>> => {
+      targets.map(async ({ key, driver, serviceTag }): Promise<PowerOutcome<K>> => {
         try {
-          return { key, ok: true, result: await this.run(driver, request) };
+          return { key, ok: true, result: await this.run(driver, request, serviceTag === undefined ? {} : { serviceTag }) };
         } catch (err) {
           return { key, ok: false, error: asPowerError(err, driver) };
         }
@@ -156,7 +159,7 @@ export class PowerRunner {
    */
   private async setNextBootPxe(driver: PowerDriver, hooks: RunHooks): Promise<void> {
     try {
-      await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o), hooks.onStep);
+      await this.call(driver, 'set_boot_pxe', (o) => driver.setNextBootPxe(o), hooks);
     } catch (err) {
       if (!(err instanceof PowerError && err.kind === 'refused')) throw err;
     }
@@ -166,7 +169,7 @@ export class PowerRunner {
   private async settle(driver: PowerDriver, want: PowerState, hooks: RunHooks): Promise<PowerResult> {
     const deadline = Date.now() + this.options.settleTimeoutMs;
     for (;;) {
-      const state = await this.call(driver, 'status', (o) => driver.status(o), hooks.onStep);
+      const state = await this.call(driver, 'status', (o) => driver.status(o), hooks);
       if (state === want || Date.now() + this.options.settleIntervalMs > deadline) return { powerState: state, checkedAt: this.options.now() };
       await delay(this.options.settleIntervalMs);
     }
@@ -176,27 +179,30 @@ export class PowerRunner {
    * One BMC call: within the concurrency limit, with a timeout, retried once. Cycle and reset are retried
    * only when nothing answered, so a slow BMC is never told to cycle twice.
    */
-  private async call<T>(driver: PowerDriver, step: Step, fn: (o: PowerCallOptions) => Promise<T>, onStep?: (step: PowerStep) => void): Promise<T> {
+  private async call<T>(driver: PowerDriver, step: Step, fn: (o: PowerCallOptions) => Promise<T>, hooks: RunHooks): Promise<T> {
     const retryOn = (err: PowerError) => (step === 'power_cycle' || step === 'reset' ? err.kind === 'unreachable' : err.isRetryable);
     for (let attempt = 1; ; attempt++) {
       try {
         const value = await this.limit.run(() => withDeadline(this.options.callTimeoutMs, (signal) => fn({ signal })));
-        this.report({ bmc: driver.description, step, attempt, outcome: 'ok' }, onStep);
+        this.report({ bmc: driver.description, step, attempt, outcome: 'ok' }, hooks);
         return value;
       } catch (err) {
         const error = asPowerError(err, driver);
-        this.report({ bmc: driver.description, step, attempt, outcome: 'failed', message: error.message, code: error.code }, onStep);
+        this.report({ bmc: driver.description, step, attempt, outcome: 'failed', message: error.message, code: error.code }, hooks);
         if (attempt >= 2 || !retryOn(error)) throw error;
         await delay(this.options.retryDelayMs);
       }
     }
   }
 
-  private report(step: PowerStep, onStep?: (step: PowerStep) => void): void {
-    if (step.outcome === 'ok') this.options.logger?.info(step, `power: ${step.bmc} ${step.step}`);
-    else this.options.logger?.warn(step, `power: ${step.bmc} ${step.step} failed: ${step.message}`);
+  private report(step: PowerStep, hooks: RunHooks): void {
+    // e.g. `power: ABC123 (ipmi 10.0.0.21:623) power_on failed: …`; a run for no machine names the BMC alone.
+    const who = hooks.serviceTag === undefined ? step.bmc : `${hooks.serviceTag} (${step.bmc})`;
+    const fields = hooks.serviceTag === undefined ? step : { service_tag: hooks.serviceTag, ...step };
+    if (step.outcome === 'ok') this.options.logger?.info(fields, `power: ${who} ${step.step}`);
+    else this.options.logger?.warn(fields, `power: ${who} ${step.step} failed: ${step.message}`);
     this.options.onStep?.(step);
-    onStep?.(step);
+    hooks.onStep?.(step);
   }
 }
 

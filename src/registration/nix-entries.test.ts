@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { findExecutable, nixBuildArgs, OFFLINE_NIX_CONFIG, parseNixFile, type NixpkgsPin } from '../builder/nix-build.ts';
-import { renderConfigurationNix } from '../builder/build-workspace.ts';
+import { renderConfigurationNix, writeConfigFiles } from '../builder/build-workspace.ts';
 import { AGENT_SCRIPT_PATH } from './agent/agent-runner.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- boot.json and facts.json are parsed JSON */
@@ -120,9 +120,13 @@ describe('the Nix entries against a stand-in nixpkgs', { skip: !haveNix() }, () 
   });
 
   test('netboot.nix: the builder’s configuration.nix, a machine module that sets its own host name and imports a file', async () => {
-    writeFileSync(join(dir, 'hardware.nix'), '{ ... }: { boot.kernelParams = [ "nvme_core.default_ps_max_latency_us=0" ]; }\n');
-    writeFileSync(join(dir, 'machine.nix'), '{ ... }: { imports = [ ./hardware.nix ]; networking.hostName = "own-name"; }\n');
-    const r = await build(NETBOOT, dir, { configuration: renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123' }), consoles: ['tty0', 'ttyS1,115200'] });
+    const imports = ['./machine/configuration.nix'];
+    rmSync(join(dir, 'machine'), { recursive: true, force: true });
+    await writeConfigFiles(dir, 'machine', {
+      'configuration.nix': '{ ... }: { imports = [ ./hardware.nix ]; networking.hostName = "own-name"; }\n',
+      'hardware.nix': '{ ... }: { boot.kernelParams = [ "nvme_core.default_ps_max_latency_us=0" ]; }\n',
+    });
+    const r = await build(NETBOOT, dir, { configuration: renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', imports }), consoles: ['tty0', 'ttyS1,115200'] });
     assert.equal(r.code, 0, r.output);
     assert.equal(r.facts.hostName, 'own-name', 'the machine module wins over the generated default');
     assert.deepEqual(r.bootJson.kernel_params, ['nvme_core.default_ps_max_latency_us=0', 'console=tty0', 'console=ttyS1,115200', 'loglevel=4']);
@@ -130,8 +134,9 @@ describe('the Nix entries against a stand-in nixpkgs', { skip: !haveNix() }, () 
     assert.ok(!r.facts.modules.some((m: string) => /installation-device|netboot-base/.test(m)), r.facts.modules.join(' '));
     assert.equal(r.facts.autologinUser, null);
 
-    writeFileSync(join(dir, 'machine.nix'), '{ ... }: { services.openssh.enable = true; }\n');
-    const generated = await build(NETBOOT, dir, { configuration: renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123' }) });
+    rmSync(join(dir, 'machine'), { recursive: true, force: true });
+    await writeConfigFiles(dir, 'machine', { 'configuration.nix': '{ ... }: { services.openssh.enable = true; }\n' });
+    const generated = await build(NETBOOT, dir, { configuration: renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', imports }) });
     assert.equal(generated.code, 0, generated.output);
     assert.equal(generated.facts.hostName, 'web-01');
     assert.deepEqual(generated.bootJson.kernel_params, ['console=tty0', 'console=ttyS0,115200', 'console=ttyS1,115200', 'loglevel=4'], 'the default consoles');

@@ -125,7 +125,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     bulk: new BulkService(storage, notifier, machines, builds),
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
-    enrollGuard: createEnrollGuard(config),
+    enrollGuard: createEnrollGuard(config, { store: storage.rateLimits, logger }),
     metrics,
     webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }, auth.secretBox),
     power,

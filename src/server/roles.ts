@@ -99,11 +99,15 @@ export function startPowerControl(ctx: AppContext): RunningPowerControl {
   const { storage, power, notifier, logger } = ctx;
   const inFlight = new Set<Promise<unknown>>();
   const onBuildUpdated = (buildId: number) => {
+    let tag: string | undefined;
     const done = (async () => {
-      const build = await storage.builds.findById(buildId);
+      const build = await storage.builds.findRecord(buildId);
+      tag = build?.service_tag;
       if (!build || build.status !== 'success') return;
       await power.rebootOnPublish(build, await storage.machines.imageBuildId(build.machine_id));
-    })().catch((err: unknown) => logger.warn({ err, build: buildId }, `power: reboot on publish of build ${buildId}: ${(err as Error).message}`));
+    })().catch((err: unknown) =>
+      logger.warn({ err, build: buildId, service_tag: tag ?? null }, `power: reboot on publish of build ${buildId}${tag ? ` of ${tag}` : ''}: ${(err as Error).message}`),
+    );
     inFlight.add(done);
     void done.finally(() => inFlight.delete(done));
   };

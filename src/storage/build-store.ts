@@ -23,11 +23,17 @@ export class SqlBuildStore implements BuildStore {
         .insertInto('builds')
         .values({
           ...b,
+          config_files: b.config_files ? JSON.stringify(b.config_files) : null,
           profile_name: b.profile_name ?? null,
           profile_config: b.profile_config ?? null,
           kernel_params: JSON.stringify(b.kernel_params ?? []),
           config_hash: b.config_hash ?? null,
-          status: 'pending', attempts: 0, log_output: '', created_at: now, updated_at: now })
+          status: 'pending',
+          attempts: 0,
+          log_output: '',
+          created_at: now,
+          updated_at: now,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toBuild(row);
@@ -74,7 +80,9 @@ export class SqlBuildStore implements BuildStore {
   }
 
   async recent(limit: number, machineId?: number): Promise<BuildSummary[]> {
-    let q = this.db.selectFrom('builds').select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at']);
+    let q = this.db
+      .selectFrom('builds')
+      .select(['id', 'status', 'service_tag', 'hostname', 'error', 'created_at', 'started_at', 'completed_at', 'nixpkgs_revision', 'nixpkgs_version']);
     if (machineId !== undefined) q = q.where('machine_id', '=', machineId);
     const rows = await q.orderBy('id', 'desc').limit(limit).execute();
     return rows.map((r) => ({ ...r, id: Number(r.id) }));

@@ -16,6 +16,7 @@ import type { Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import { isUniqueViolation } from './unique-violation.ts';
 import { countByStatus } from './count-by-status.ts';
 import { toMachine } from './rows.ts';
+import { ENTRY_FILE } from '../core/config-files.ts';
 import type { MachinesTable, Schema } from './schema.ts';
 import type { Dialect } from './migrations/context.ts';
 
@@ -173,7 +174,7 @@ export class SqlMachineStore implements MachineStore {
   }
 
   async update(id: number, patch: MachinePatch, now: string): Promise<Machine> {
-    const { identity_conflict: conflict, labels, ...rest } = patch;
+    const { identity_conflict: conflict, labels, nixos_files: _files, ...rest } = patch;
     const set: Updateable<MachinesTable> = {
       ...rest,
       // What the machine boots was built from that build's configuration.
@@ -187,6 +188,7 @@ export class SqlMachineStore implements MachineStore {
         : {}),
       ...(labels !== undefined ? { labels: JSON.stringify(labels) } : {}),
       ...(conflict !== undefined ? { identity_conflict: conflict === null ? null : JSON.stringify(conflict) } : {}),
+      ...configColumns(patch),
       updated_at: now,
     };
     let row: Selectable<MachinesTable>;
@@ -302,4 +304,16 @@ function identityTaken(err: unknown, what: string): unknown {
 
 function str(v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : null;
+}
+
+/**
+ * The configuration columns a patch writes: the whole map sets both (the entry's text in
+ * `nixos_config`); the entry text alone is a one-file configuration (`nixos_files` null).
+ */
+function configColumns(patch: MachinePatch): Pick<Updateable<MachinesTable>, 'nixos_config' | 'nixos_files'> {
+  if (patch.nixos_files !== undefined) {
+    const files = patch.nixos_files;
+    return files === null ? { nixos_config: null, nixos_files: null } : { nixos_config: files[ENTRY_FILE] ?? null, nixos_files: JSON.stringify(files) };
+  }
+  return patch.nixos_config !== undefined ? { nixos_files: null } : {};
 }

@@ -91,9 +91,16 @@ export class SqlPowerStore implements PowerStore {
     await this.db.updateTable('machine_power').set({ power_state: state, checked_at: checkedAt }).where('machine_id', '=', machineId).execute();
   }
 
-  async listWithBmc(): Promise<MachinePower[]> {
-    const rows = await this.db.selectFrom('machine_power').selectAll().where('bmc_type', 'is not', null).orderBy('machine_id').execute();
-    return rows.map(toMachinePower);
+  async listWithBmc(): Promise<Array<MachinePower & { service_tag: string }>> {
+    const rows = await this.db
+      .selectFrom('machine_power')
+      .innerJoin('machines', 'machines.id', 'machine_power.machine_id')
+      .selectAll('machine_power')
+      .select('machines.service_tag')
+      .where('machine_power.bmc_type', 'is not', null)
+      .orderBy('machine_power.machine_id')
+      .execute();
+    return rows.map((row) => ({ ...toMachinePower(row), service_tag: row.service_tag }));
   }
 
   async states(machineIds: number[]): Promise<Array<{ machine_id: number; power_state: PowerState; checked_at: string | null }>> {

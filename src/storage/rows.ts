@@ -1,8 +1,9 @@
 import type { Selectable } from 'kysely';
 import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
+import type { Build, BuildNixpkgs, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
+import { singleFileConfig } from '../core/config-files.ts';
 import type { Labels } from '../core/labels.ts';
 import { isOutOfDate } from '../core/config-hash.ts';
-import type { Build, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
 
 /** Row -> API object conversions, shared by every store. */
@@ -16,6 +17,7 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     description: row.description,
     hardware: parseJson(row.hardware) as Hardware,
     nixos_config: row.nixos_config,
+    nixos_files: configFiles(row.nixos_files, row.nixos_config),
     labels: parseJson(row.labels) as Labels,
     profile: row.profile,
     out_of_date: isOutOfDate(row.desired_hash, row.built_hash),
@@ -35,6 +37,7 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     machine_id: Number(row.machine_id),
     status: row.status as BuildStatus,
     config: row.config,
+    config_files: configFiles(row.config_files, row.config) ?? {},
     hostname: row.hostname,
     profile: row.profile_name,
     config_hash: row.config_hash,
@@ -45,7 +48,23 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     created_at: row.created_at,
     started_at: row.started_at,
     completed_at: row.completed_at,
+    nixpkgs: buildNixpkgs(row),
   };
+}
+
+/** A stored configuration map, or the one-file map of the entry text when none is stored. */
+function configFiles(json: string | null, entry: string | null): Record<string, string> | null {
+  if (json !== null) {
+    const parsed = parseJson(json);
+    if (parsed !== null && typeof parsed === 'object' && Object.keys(parsed).length > 0) return parsed as Record<string, string>;
+  }
+  return entry === null ? null : singleFileConfig(entry);
+}
+
+/** The nixpkgs columns as the API shows them: null when the build recorded none. */
+export function buildNixpkgs(row: Pick<Selectable<BuildsTable>, 'nixpkgs_version' | 'nixpkgs_revision' | 'nixpkgs_source' | 'nixpkgs_sha256'>): BuildNixpkgs | null {
+  const n = { version: row.nixpkgs_version, revision: row.nixpkgs_revision, source: row.nixpkgs_source, sha256: row.nixpkgs_sha256 };
+  return Object.values(n).some((v) => v !== null) ? n : null;
 }
 
 export function toEvent(row: Selectable<EventsTable>): Event {

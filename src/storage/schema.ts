@@ -22,6 +22,8 @@ export interface MachinesTable {
   /** What a search matches, lower-cased: `tag hostname mac manufacturer model` (see searchTextOf). */
   search_text: Generated<string>;
   nixos_config: string | null;
+  /** JSON file name → text, `configuration.nix` the entry (migration 0012); null: `nixos_config` alone. */
+  nixos_files: string | null;
   /** JSON object of label key → value (migration 0011). */
   labels: Generated<string>;
   /** The profile's name (migration 0013). */
@@ -53,6 +55,8 @@ export interface BuildsTable {
   machine_id: number;
   status: string;
   config: string;
+  /** JSON file name → text (migration 0012); null: `config` alone. */
+  config_files: string | null;
   hostname: string;
   service_tag: string;
   log_output: string;
@@ -70,6 +74,11 @@ export interface BuildsTable {
   boot_nonce: string | null;
   /** The Nix store path of the result, e.g. `/nix/store/…-metal-netboot`. */
   store_path: string | null;
+  /** The nixpkgs a successful build recorded in its boot.json (migration 0012). */
+  nixpkgs_version: string | null;
+  nixpkgs_revision: string | null;
+  nixpkgs_source: string | null;
+  nixpkgs_sha256: string | null;
   /** The machine's profile when the build was requested (migration 0013). */
   profile_name: string | null;
   profile_config: string | null;

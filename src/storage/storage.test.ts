@@ -18,7 +18,8 @@ function newMachine(tag: string, mac: string, uuid: string | null = null, hw: Re
 /** One way to get a fresh Storage: each SQL database, and the in-memory one unit tests use. */
 interface StorageKind {
   name: string;
-  open(): Promise<{ storage: Storage; close(): Promise<void> }>;
+  /** A fresh store; `another` opens a second handle on the same data, as another replica would. */
+  open(): Promise<{ storage: Storage; close(): Promise<void>; another(): Promise<{ storage: Storage; close(): Promise<void> }> }>;
 }
 
 const kinds: StorageKind[] = [
@@ -35,10 +36,20 @@ const kinds: StorageKind[] = [
           await database.close();
           await testDb.cleanup();
         },
+        async another() {
+          const second = await openDatabase(testDb.url, { poolSize: 8 });
+          return { storage: new SqlStorage(second), close: () => second.close() };
+        },
       };
     },
   })),
-  { name: 'memory (the unit tests\' fake)', open: async () => ({ storage: new MemoryStorage(), close: async () => {} }) },
+  {
+    name: 'memory (the unit tests\' fake)',
+    open: async () => {
+      const storage = new MemoryStorage();
+      return { storage, close: async () => {}, another: async () => ({ storage, close: async () => {} }) };
+    },
+  },
 ];
 
 // The storage contract: every implementation of the core's ports passes the same cases.
@@ -46,8 +57,9 @@ for (const kind of kinds) {
   describe(`storage on ${kind.name}`, () => {
     let storage: Storage;
     let close: () => Promise<void>;
+    let another: () => Promise<{ storage: Storage; close(): Promise<void> }>;
     before(async () => {
-      ({ storage, close } = await kind.open());
+      ({ storage, close, another } = await kind.open());
     });
     after(async () => close());
 
@@ -175,6 +187,58 @@ for (const kind of kinds) {
       assert.ok(await storage.builds.transition(active.id, ['pending'], 'cancelled', {}, NOW));
       assert.equal(await storage.builds.transition(active.id, ['pending', 'building'], 'success', {}, NOW), undefined);
       assert.equal((await storage.builds.findById(active.id))?.status, 'cancelled');
+    });
+
+    test('a configuration of several files: the map sets the entry text, the text alone is a one-file map', async () => {
+      const m = (await storage.machines.insertEnrolled(newMachine('CFG1', '0c:c4:7a:00:00:c1'), NOW))!;
+      assert.equal(m.nixos_files, null);
+      const files = { 'configuration.nix': '{ ... }: { imports = [ ./hw.nix ]; }', 'hw.nix': '{ ... }: { }', 'modules/a.nix': '"a\\b"\n' };
+      const withFiles = await storage.machines.update(m.id, { nixos_files: files }, NOW);
+      assert.deepEqual(withFiles.nixos_files, files);
+      assert.equal(withFiles.nixos_config, files['configuration.nix']);
+      assert.deepEqual((await storage.machines.findByServiceTag('CFG1'))!.nixos_files, files);
+      assert.deepEqual(Object.keys((await storage.machines.findById(m.id))!.nixos_files!), Object.keys(files), 'the order is kept');
+      const hostnameOnly = await storage.machines.update(m.id, { hostname: 'cfg-1' }, NOW);
+      assert.deepEqual(hostnameOnly.nixos_files, files, 'other changes leave the files alone');
+      const textOnly = await storage.machines.update(m.id, { nixos_config: '{ ... }: { }' }, NOW);
+      assert.deepEqual(textOnly.nixos_files, { 'configuration.nix': '{ ... }: { }' });
+      assert.equal(textOnly.nixos_config, '{ ... }: { }');
+      const cleared = await storage.machines.update(m.id, { nixos_files: null }, NOW);
+      assert.deepEqual([cleared.nixos_config, cleared.nixos_files], [null, null]);
+      await storage.machines.update(m.id, { nixos_files: files }, NOW);
+      const clearedByText = await storage.machines.update(m.id, { nixos_config: null }, NOW);
+      assert.deepEqual([clearedByText.nixos_config, clearedByText.nixos_files], [null, null]);
+    });
+
+    test('a build keeps its files; a successful one records its nixpkgs, shown in the recent list', async () => {
+      const m = (await storage.machines.findByServiceTag('CFG1'))!;
+      const files = { 'configuration.nix': '{ ... }: { imports = [ ./hw.nix ]; }', 'hw.nix': '{ ... }: { }' };
+      const b = await storage.builds.create(
+        { machine_id: m.id, config: files['configuration.nix'], config_files: files, hostname: 'cfg-1', service_tag: 'CFG1', boot_token: 't', image_key: 'key-cfg1-aaaaaaaaaaaaa' },
+        NOW,
+      );
+      assert.deepEqual(b.config_files, files);
+      assert.equal(b.nixpkgs, null);
+      assert.deepEqual((await storage.builds.findRecord(b.id))!.config_files, files);
+      const nixpkgs = { version: '24.05.1234.abcdef0', revision: 'abcdef0123456789abcdef0123456789abcdef01', source: '/srv/nixpkgs', sha256: null };
+      const done = await storage.builds.transition(
+        b.id,
+        ['pending'],
+        'success',
+        { nixpkgs_version: nixpkgs.version, nixpkgs_revision: nixpkgs.revision, nixpkgs_source: nixpkgs.source, nixpkgs_sha256: null },
+        NOW,
+      );
+      assert.deepEqual(done!.nixpkgs, nixpkgs);
+      assert.deepEqual((await storage.builds.findById(b.id))!.nixpkgs, nixpkgs);
+      assert.deepEqual((await storage.builds.listForMachine(m.id, 10, 0)).items[0]!.nixpkgs, nixpkgs);
+      const [line] = await storage.builds.recent(1, m.id);
+      assert.deepEqual([line!.nixpkgs_revision, line!.nixpkgs_version], [nixpkgs.revision, nixpkgs.version]);
+
+      const plain = await storage.builds.create({ machine_id: m.id, config: 'x', hostname: 'cfg-1', service_tag: 'CFG1', boot_token: 't', image_key: 'key-cfg2-aaaaaaaaaaaaa' }, NOW);
+      assert.deepEqual(plain.config_files, { 'configuration.nix': 'x' }, 'without files, the entry text is the one file');
+      const failed = await storage.builds.transition(plain.id, ['pending'], 'failed', { error: 'x' }, NOW);
+      assert.equal(failed!.nixpkgs, null);
+      await storage.machines.delete(m.id);
     });
 
     test('a transaction that throws writes nothing', async () => {
@@ -327,7 +391,7 @@ for (const kind of kinds) {
       assert.equal(await storage.power.claimReboot(m.id, 6), true);
       const again = (await storage.power.get(m.id))!;
       assert.deepEqual([again.bmc?.verify_tls, again.reboot_on_publish, again.reboot_build_id], [true, true, 6]);
-      assert.deepEqual((await storage.power.listWithBmc()).map((p) => p.machine_id), [m.id]);
+      assert.deepEqual((await storage.power.listWithBmc()).map((p) => [p.machine_id, p.service_tag]), [[m.id, m.service_tag]], 'with the machine\'s tag, for log lines');
       const renamed = await storage.bmcCredentialSets.update(set.id, { username: 'admin', passwordSealed: 'v1:z', now: '2026-01-03T00:00:00.000Z' });
       assert.deepEqual([renamed?.username, renamed?.password_sealed, (await storage.bmcCredentialSets.findByName('rack-a'))?.id], ['admin', 'v1:z', set.id]);
       assert.equal(await storage.power.clearBmc(m.id, NOW), true);
@@ -426,6 +490,47 @@ for (const kind of kinds) {
       await storage.machines.delete(m.id);
       assert.equal((await storage.builds.listForMachine(m.id, 50, 0)).total, 0);
       assert.equal(await storage.power.get(m.id), undefined);
+    });
+
+    test('rate limits: a token bucket per key, refilled evenly, refunded, reset and swept', async () => {
+      const t0 = Date.parse(NOW);
+      const take = (key: string, at: number, bucket = 'enroll') => storage.rateLimits.take(bucket, key, 3, 60, at);
+      for (let i = 0; i < 3; i++) assert.deepEqual(await take('10.0.0.1', t0), { allowed: true });
+      assert.deepEqual(await take('10.0.0.1', t0), { allowed: false, retryAfterMs: 20_000 }, 'one attempt back every 20 s');
+      assert.deepEqual(await take('10.0.0.1', t0 + 15_000), { allowed: false, retryAfterMs: 5_000 }, 'a refused take costs nothing');
+      assert.deepEqual(await take('10.0.0.1', t0 + 20_000), { allowed: true });
+      assert.deepEqual(await take('10.0.0.2', t0), { allowed: true }, 'another key has its own bucket');
+      assert.deepEqual(await take('10.0.0.1', t0 + 20_000, 'login'), { allowed: true }, 'another bucket too');
+      assert.deepEqual(await take('10.0.0.1', t0 - 60_000), { allowed: false, retryAfterMs: 20_000 }, 'a clock behind refills nothing');
+
+      await storage.rateLimits.refund('enroll', '10.0.0.1', 3);
+      assert.deepEqual(await take('10.0.0.1', t0 + 20_000), { allowed: true }, 'a refunded attempt can be taken again');
+      await storage.rateLimits.reset('enroll', '10.0.0.1');
+      for (let i = 0; i < 3; i++) assert.deepEqual(await take('10.0.0.1', t0 + 20_000), { allowed: true }, 'a reset bucket starts full');
+
+      const long = `${'x'.repeat(10_000)} alice`;
+      assert.deepEqual(await storage.rateLimits.take('login', long, 1, 900, t0), { allowed: true });
+      assert.equal((await storage.rateLimits.take('login', long, 1, 900, t0)).allowed, false, 'a long key is a key like any other');
+
+      assert.equal(await storage.rateLimits.sweep(t0 + 1), 0, 'nothing is full again yet');
+      // A flood of distinct keys leaves one row each, and each goes once its bucket is full again.
+      for (let i = 0; i < 200; i++) await take(`192.0.2.${i}`, t0);
+      assert.equal(await storage.rateLimits.sweep(t0 + 20_000), 201, 'keys that took one attempt are full again after 20 s');
+      assert.equal(await storage.rateLimits.sweep(t0 + 900_000), 3, 'and every other bucket after its window');
+      assert.deepEqual(await take('10.0.0.1', t0 + 900_000), { allowed: true });
+    });
+
+    test('rate limits: parallel takes from two handles on one database pass exactly the capacity', async () => {
+      const second = await another();
+      try {
+        const now = Date.parse(NOW);
+        const takes = Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? storage : second.storage).rateLimits.take('login', 'race', 10, 900, now));
+        const results = await Promise.all(takes);
+        assert.equal(results.filter((r) => r.allowed).length, 10);
+        assert.ok(results.every((r) => r.allowed || r.retryAfterMs === 90_000), JSON.stringify(results.find((r) => !r.allowed)));
+      } finally {
+        await second.close();
+      }
     });
   });
 }

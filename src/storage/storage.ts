@@ -9,6 +9,7 @@ import { SqlProfileStore } from './profile-store.ts';
 import { SqlRuleStore } from './rule-store.ts';
 import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
+import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
 import type { Schema } from './schema.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
@@ -28,6 +29,7 @@ class SqlStores implements Stores {
   readonly bmcCredentialSets: SqlBmcCredentialSetStore;
   readonly profiles: SqlProfileStore;
   readonly rules: SqlRuleStore;
+  readonly rateLimits: SqlRateLimitStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
     this.machines = new SqlMachineStore(db, dialect, inTransaction);
@@ -40,6 +42,7 @@ class SqlStores implements Stores {
     this.webhooks = new SqlWebhookStore(db);
     this.power = new SqlPowerStore(db);
     this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
+    this.rateLimits = new SqlRateLimitStore(rateLimitDb(db), dialect);
   }
 }
 

@@ -20,6 +20,8 @@ const LONG_HOSTILE = `${HOSTILE} ${'a-very-long-unbroken-string-'.repeat(60)}`;
 // A fresh comment per run, so the Nix store has no cached result and the build really runs.
 const CONFIG = `{ pkgs, ... }:\n{\n  # web front end, run ${randomUUID().slice(0, 8)}\n  services.nginx.enable = true;\n  networking.firewall.allowedTCPPorts = [ 80 443 ];\n  environment.systemPackages = [ pkgs.htop ];\n}\n`;
 
+const HARDWARE = '{ ... }:\n{\n  boot.initrd.availableKernelModules = [ "nvme" "ahci" ];\n}\n';
+
 /** A SMBIOS UUID of the tag's own: a UUID belongs to one machine. */
 function uuidOf(tag: string): string {
   const h = createHash('sha256').update(tag).digest('hex');
@@ -203,15 +205,22 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
     await page.getByLabel('Description').fill('Rack B4, unit 12. Front-end pool.');
     await page.getByLabel('NixOS configuration').fill(CONFIG);
     // The editor draws line numbers and highlighted Nix over the textarea.
-    assert.equal(await page.locator('.editor-gutter').textContent(), Array.from({ length: CONFIG.split('\n').length }, (_, i) => i + 1).join('\n'));
+    assert.equal(await page.locator('[data-editor]:has(#nixos_config) .editor-gutter').textContent(), Array.from({ length: CONFIG.split('\n').length }, (_, i) => i + 1).join('\n'));
     assert.ok((await page.locator('.editor-highlight .tok-comment').count()) >= 1);
     assert.ok((await page.locator('.editor-highlight .tok-builtin').filter({ hasText: 'true' }).count()) >= 1);
+    // A second file, from the empty slot: its own editor, saved with the entry.
+    await page.getByText('Add a file…').click();
+    await page.getByLabel('File name').fill('hardware.nix');
+    await page.locator('#file_text_1').fill(HARDWARE);
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
+    assert.equal(await page.locator('#file_name_1').inputValue(), 'hardware.nix');
+    assert.equal(await page.locator('.file-tabs a').count(), 2);
     assert.equal(await page.locator('.title-row .badge').textContent(), 'configured');
     const saved = await server.ctx.machines.get('7XK2M53');
     assert.equal(saved.hostname, 'web-01');
     assert.equal(saved.nixos_config, CONFIG);
+    assert.deepEqual(saved.nixos_files, { 'configuration.nix': CONFIG, 'hardware.nix': HARDWARE });
     await page.getByRole('button', { name: 'Build image' }).click();
     await page.waitForURL(/\/builds\/\d+(\?.*)?$/);
     // The log arrives while the build runs; when it ends the page shows the published files.

@@ -15,6 +15,7 @@ import { OFFLINE_NIX_CONFIG } from '../../src/builder/nix-build.ts';
 import { CLUSTER_NIX_ENTRY, killReplica, migrateCluster, startReplica, stopReplica, writeRegistrationImage, type ClusterOptions, type Replica } from './support/metal-cluster.ts';
 import { freePort, startLoadBalancer, type LoadBalancer } from './support/nginx.ts';
 import { clusterSkipReason, nginxPath } from './support/requirements.ts';
+import { describeAnswers, probeEnrollRate, probeLoginThrottle } from './support/limit-probe.ts';
 
 const MACHINES = 2000;
 const CONCURRENCY = 48;
@@ -22,6 +23,10 @@ const BUILDS = 20;
 /** The storm's progress at which one API, one boot server and one builder are SIGKILLed. */
 const KILL_AFTER = 600;
 const LEASE_SECONDS = '2';
+/** METAL_ENROLL_RATE of every replica; each simulated machine enrolls from its own address. */
+const ENROLL_RATE = 5;
+/** The sign-in throttle's default budget per (address, user). */
+const LOGIN_FAILURES_ALLOWED = 5;
 
 const skip = await clusterSkipReason();
 
@@ -73,7 +78,9 @@ describe('scale-out on PostgreSQL: 2 API, 2 boot and 2 builder processes behind 
         METAL_NIX_ENTRY: CLUSTER_NIX_ENTRY,
         METAL_BUILD_LEASE_SECONDS: LEASE_SECONDS,
         METAL_BUILD_CONCURRENCY: '2',
-        METAL_ENROLL_RATE: '0',
+        METAL_ENROLL_RATE: String(ENROLL_RATE),
+        // nginx stands in for the site's proxy: the replicas believe the client address it passes on.
+        METAL_TRUST_PROXY: '127.0.0.1',
         // The stand-in builds from host tools: offline, without build users or sandbox.
         NIX_CONFIG: process.env.NIX_CONFIG ?? OFFLINE_NIX_CONFIG,
         METAL_BUILD_UNSANDBOXED: '1',
@@ -109,11 +116,33 @@ describe('scale-out on PostgreSQL: 2 API, 2 boot and 2 builder processes behind 
     assert.equal(login.status, 200);
     const { token } = (await login.json()) as { token: string };
 
+    // The sign-in throttle and the enrollment rate limit hold across the replicas (their buckets are
+    // in the database): failures spread over api-1 and api-2, then the next try through each of them
+    // and through nginx; enrollments from one address spread over all four listeners.
+    const apis = [{ name: 'api-1', url: api1.url! }, { name: 'api-2', url: api2.url! }];
+    const throttle = await probeLoginThrottle(apis, '198.51.100.77', LOGIN_FAILURES_ALLOWED, adminPassword);
+    const throttleAfter = [...throttle.after, ...(await probeLoginThrottle([{ name: 'nginx', url: lb.apiUrl }], '198.51.100.77', 0, adminPassword)).after];
+    const listeners = [{ name: 'boot-1', url: boot1.url! }, { name: 'boot-2', url: boot2.url! }, ...apis];
+    const enrollProbe = await probeEnrollRate(listeners, '192.0.2.99', 2 * ENROLL_RATE, 'LIMIT');
+    const enrollAccepted = enrollProbe.filter((a) => a.status === 201).length;
+    const limitFigures = [
+      `scale-out: ${LOGIN_FAILURES_ALLOWED} failed sign-ins from one address: ${describeAnswers(throttle.failed)}; then the right password: ${describeAnswers(throttleAfter)}`,
+      `scale-out: ${2 * ENROLL_RATE} enrollments from one address at METAL_ENROLL_RATE ${ENROLL_RATE}: ${enrollAccepted} accepted; ${describeAnswers(enrollProbe)}`,
+    ];
+    for (const line of limitFigures) console.log(line);
+    assert.deepEqual(throttle.failed.map((a) => a.status), Array<number>(LOGIN_FAILURES_ALLOWED).fill(401));
+    assert.deepEqual(throttleAfter.map((a) => a.status), [429, 429, 429], 'every replica refuses the next sign-in');
+    assert.deepEqual(enrollProbe.map((a) => a.status), [...Array<number>(ENROLL_RATE).fill(201), ...Array<number>(ENROLL_RATE).fill(429)]);
+
     // 20 machines to build: enrolled through the boot servers and configured through the API.
     const buildTags: string[] = [];
     for (let i = 0; i < BUILDS; i++) {
       const tag = `BUILD${String(i).padStart(2, '0')}`;
-      const enrolled = await fetch(`${lb.bootUrl}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(enrollmentPayload(tag)) });
+      const enrolled = await fetch(`${lb.bootUrl}/api/v1/enroll`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': `10.200.0.${i + 1}` },
+        body: JSON.stringify(enrollmentPayload(tag)),
+      });
       assert.equal(enrolled.status, 201);
       const config = `{ ... }:\n{\n  # cluster build ${i} ${randomBytes(8).toString('hex')}\n  networking.firewall.enable = true;\n}\n`;
       assert.equal((await api(lb.apiUrl, token, 'PUT', `/api/v1/machines/${tag}`, { hostname: `node-${i}`, nixos_config: config })).status, 200);
@@ -186,7 +215,7 @@ describe('scale-out on PostgreSQL: 2 API, 2 boot and 2 builder processes behind 
 
       // Every acknowledged enrollment stored exactly once.
       const enrolledEvents = await storage.events.list({ kind: 'machine.enrolled', limit: 1 });
-      assert.equal(enrolledEvents.total, MACHINES + BUILDS, 'one enrollment event per machine');
+      assert.equal(enrolledEvents.total, MACHINES + BUILDS + ENROLL_RATE, 'one enrollment event per machine');
       const stored = new Map<string, number>();
       for (let offset = 0; ; offset += 500) {
         const page = await api(lb.apiUrl, token, 'GET', `/api/v1/machines?search=FLEET&limit=500&offset=${offset}`);

@@ -33,7 +33,7 @@ const LIST_ROUTES = [
   '/login',
 ];
 
-const KEYS = ['limit', 'offset', 'status', 'search', 'sort', 'order', 'actor', 'machine', 'kind', 'since', 'until', 'fragment', 'notice', 'id', '__proto__', 'constructor'];
+const KEYS = ['limit', 'offset', 'status', 'search', 'selector', 'sort', 'order', 'actor', 'machine', 'kind', 'since', 'until', 'fragment', 'notice', 'id', '__proto__', 'constructor'];
 
 /** Numbers as text, near and past every bound a parser or a database has. */
 const numberText = fc.oneof(
@@ -43,7 +43,7 @@ const numberText = fc.oneof(
 );
 
 /** One query parameter: a known key or a hostile one, with a hostile or numeric value, maybe repeated. */
-const param = fc.tuple(fc.oneof(fc.constantFrom(...KEYS), hostileString(20)), fc.oneof(numberText, hostileString(), fc.constantFrom('ready', 'asc', 'desc', 'hostname', 'last_seen_at', 'table', 'live', 'overview', 'user:admin', '2026-01-31T00:00:00Z')));
+const param = fc.tuple(fc.oneof(fc.constantFrom(...KEYS), hostileString(20)), fc.oneof(numberText, hostileString(), fc.constantFrom('ready', 'asc', 'desc', 'hostname', 'last_seen_at', 'table', 'live', 'overview', 'user:admin', '2026-01-31T00:00:00Z', 'role=web', 'role in (a,b),!gpu', 'x notin (', 'a/b/c=d', "role=' OR 1=1 --", 'k="$.a"', 'a.b/c=x')));
 
 for (const kind of await testDatabaseKinds()) {
   describe(`hostile query strings on ${kind.name}`, { timeout: 120_000 }, () => {

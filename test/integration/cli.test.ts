@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -164,6 +164,49 @@ describe('the metal command line against a real server', () => {
     assert.equal(machine.status, 'ready');
     const shown = await runCli(['builds', 'show', String(machine.last_build_id), '--json'], loggedIn);
     assert.deepEqual(JSON.parse(shown.stdout), await api('GET', `/api/v1/builds/${machine.last_build_id}`));
+  });
+
+  test('machines set --config DIR sends every allowed file; config --export writes them back; the build uses them', async () => {
+    const dir = join(home, 'web-01');
+    mkdirSync(join(dir, 'modules'), { recursive: true });
+    const marker = `cli-files-${randomUUID()}`;
+    writeFileSync(join(dir, 'configuration.nix'), `# ${marker}\n{ ... }: {\n  imports = [ ./hardware.nix ./modules/ssh.nix ];\n}\n`);
+    writeFileSync(join(dir, 'hardware.nix'), '{ ... }: { boot.initrd.availableKernelModules = [ "nvme" ]; }\n');
+    writeFileSync(join(dir, 'modules', 'ssh.nix'), '{ ... }: { services.openssh.enable = true; }\n');
+    writeFileSync(join(dir, 'NOTES.md'), 'not sent');
+    const set = await runCli(['machines', 'set', 'CLI001', '--config', dir], loggedIn);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /CLI001: configuration \(3 files\) saved; status ready/);
+    assert.match(set.stderr, /metal: left out NOTES\.md \(the name must end in one of/);
+    const machine = await api<{ nixos_files: Record<string, string> }>('GET', '/api/v1/machines/CLI001');
+    assert.deepEqual(Object.keys(machine.nixos_files), ['configuration.nix', 'hardware.nix', 'modules/ssh.nix']);
+    assert.equal(machine.nixos_files['modules/ssh.nix'], readFileSync(join(dir, 'modules', 'ssh.nix'), 'utf8'));
+
+    const out = join(home, 'exported');
+    const exported = await runCli(['machines', 'config', 'CLI001', '--export', out], loggedIn);
+    assert.equal(exported.code, 0, exported.stderr);
+    for (const name of ['configuration.nix', 'hardware.nix', 'modules/ssh.nix']) assert.equal(readFileSync(join(out, name), 'utf8'), machine.nixos_files[name], name);
+    const printed = await runCli(['machines', 'config', 'CLI001'], loggedIn);
+    assert.match(printed.stdout, /^# ==> hardware\.nix <==\n\{ \.\.\. \}: \{ boot\.initrd/m);
+    const show = await runCli(['machines', 'show', 'CLI001'], loggedIn);
+    assert.match(show.stdout, /^nixos configuration \(3 files; metal machines config CLI001 --export DIR\):$/m);
+    assert.match(show.stdout, /^ {2}modules\/ssh\.nix:$/m);
+
+    symlinkSync('/etc/hostname', join(dir, 'leak.nix'));
+    const leaky = await runCli(['machines', 'set', 'CLI001', '--config', dir], loggedIn);
+    assert.equal(leaky.code, 1);
+    assert.match(leaky.stderr, /leak\.nix is a symlink to \/etc\/hostname, outside/);
+    rmSync(join(dir, 'leak.nix'));
+
+    if (!nix) return;
+    const built = await runCli(['build', 'CLI001', '--wait'], loggedIn, { timeoutMs: 120_000 });
+    assert.equal(built.code, 0, built.stderr);
+    const ls = await runCli(['builds', 'ls', 'CLI001'], loggedIn);
+    assert.match(ls.stdout, /^ID +STATUS +HOSTNAME +CREATED +DURATION +NIXPKGS +ERROR$/m);
+    const last = (await api<{ last_build_id: number }>('GET', '/api/v1/machines/CLI001')).last_build_id;
+    const shown = await runCli(['builds', 'show', String(last)], loggedIn);
+    assert.match(shown.stdout, /^files: +configuration\.nix, hardware\.nix, modules\/ssh\.nix$/m);
+    assert.match(shown.stdout, /^nixpkgs: +unknown \(the entry recorded none\)$/m);
   });
 
   test('a failing build exits non-zero with the build’s error', { skip: !nix }, async () => {

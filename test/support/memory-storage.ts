@@ -26,6 +26,7 @@ import {
   type PowerStore,
   type ProfileStore,
   type RuleStore,
+  type RateLimitStore,
   type Storage,
   type Stores,
   type SummaryRow,
@@ -71,6 +72,8 @@ interface Tables {
   credentialSets: BmcCredentialSet[];
   profiles: Profile[];
   rules: Rule[];
+  /** Token buckets by `<bucket> <key>`. */
+  rateLimits: Record<string, { tokens: number; updatedAt: number; expiresAt: number }>;
   nextId: number;
 }
 
@@ -80,7 +83,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rateLimits: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -124,6 +127,9 @@ export class MemoryStorage implements Storage {
   }
   get rules(): RuleStore {
     return new MemoryStores(() => this.live(), () => this.failing).rules;
+  }
+  get rateLimits(): RateLimitStore {
+    return new MemoryStores(() => this.live(), () => this.failing).rateLimits;
   }
 
   private live(): Tables {
@@ -181,6 +187,7 @@ class MemoryStores implements Stores {
           hostname: null,
           description: null,
           nixos_config: null,
+          nixos_files: null,
           labels: {},
           profile: null,
           desired_hash: null,
@@ -260,7 +267,7 @@ class MemoryStores implements Stores {
         if (patch.hostname && t.machines.some((r) => r.id !== id && r.hostname === patch.hostname)) {
           throw new DuplicateKeyError(`hostname ${patch.hostname} is taken by another machine`);
         }
-        Object.assign(m, copy(patch), { updated_at: now });
+        Object.assign(m, copy(patch), configFields(patch), { updated_at: now });
         if (patch.image_build_id !== undefined) {
           m.built_hash = patch.image_build_id === null ? null : (t.builds.find((b) => b.id === patch.image_build_id)?.config_hash ?? null);
         }
@@ -328,7 +335,8 @@ class MemoryStores implements Stores {
         }
         const { profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, ...fields } = b;
         const row: BuildRecord = {
-          ...fields,
+          ...copy(fields),
+          config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
           profile_config: profileConfig ?? null,
           config_hash: hash ?? null,
           id: t.nextId++,
@@ -345,6 +353,7 @@ class MemoryStores implements Stores {
           store_path: null,
           profile: profileName ?? null,
           kernel_params: [...(params ?? [])],
+          nixpkgs: null,
         };
         t.builds.push(row);
         return toBuild(row);
@@ -373,7 +382,18 @@ class MemoryStores implements Stores {
           .builds.filter((b) => machineId === undefined || b.machine_id === machineId)
           .sort((a, b) => b.id - a.id)
           .slice(0, limit)
-          .map((b) => ({ id: b.id, status: b.status, service_tag: b.service_tag, hostname: b.hostname, error: b.error, created_at: b.created_at, started_at: b.started_at, completed_at: b.completed_at }));
+          .map((b) => ({
+            id: b.id,
+            status: b.status,
+            service_tag: b.service_tag,
+            hostname: b.hostname,
+            error: b.error,
+            created_at: b.created_at,
+            started_at: b.started_at,
+            completed_at: b.completed_at,
+            nixpkgs_revision: b.nixpkgs?.revision ?? null,
+            nixpkgs_version: b.nixpkgs?.version ?? null,
+          }));
       },
       async countByStatus() {
         return countBy(db().builds.map((b) => b.status));
@@ -393,7 +413,12 @@ class MemoryStores implements Stores {
       async transition(id, from: readonly BuildStatus[], to, fields: BuildFields, _now) {
         const b = find(id);
         if (!b || !from.includes(b.status)) return undefined;
-        Object.assign(b, fields, { status: to });
+        const { nixpkgs_version: version, nixpkgs_revision: revision, nixpkgs_source: source, nixpkgs_sha256: sha256, ...rest } = fields;
+        Object.assign(b, rest, { status: to });
+        if ([version, revision, source, sha256].some((v) => v !== undefined)) {
+          const n = { version: version ?? null, revision: revision ?? null, source: source ?? null, sha256: sha256 ?? null };
+          b.nixpkgs = Object.values(n).some((v) => v !== null) ? n : null;
+        }
         return toBuild(b);
       },
       async claimNext(owner, leaseUntil, now) {
@@ -761,7 +786,17 @@ class MemoryStores implements Stores {
         if (p) Object.assign(p, { power_state: state, checked_at: checkedAt });
       },
       async listWithBmc() {
-        return copy(db().power.filter((p) => p.bmc !== null).sort((a, b) => a.machine_id - b.machine_id));
+        const t = db();
+        // Like the SQL join: a record whose machine is gone is not listed.
+        return copy(
+          t.power
+            .filter((p) => p.bmc !== null)
+            .flatMap((p) => {
+              const m = t.machines.find((r) => r.id === p.machine_id);
+              return m ? [{ ...p, service_tag: m.service_tag }] : [];
+            })
+            .sort((a, b) => a.machine_id - b.machine_id),
+        );
       },
       async states(ids) {
         return db()
@@ -898,6 +933,37 @@ class MemoryStores implements Stores {
       },
     };
   }
+
+  get rateLimits(): RateLimitStore {
+    const db = () => this.check();
+    const id = (bucket: string, key: string) => `${bucket} ${key}`;
+    return {
+      // The arithmetic of SqlRateLimitStore.take, in the same order.
+      async take(bucket, key, capacity, refillSeconds, now) {
+        const t = db();
+        const refillMs = refillSeconds * 1000;
+        const row = t.rateLimits[id(bucket, key)];
+        const refilled = row ? Math.min(capacity, row.tokens + (Math.max(0, now - row.updatedAt) * capacity) / refillMs) : capacity;
+        const allowed = refilled >= 1;
+        const tokens = allowed ? refilled - 1 : refilled;
+        t.rateLimits[id(bucket, key)] = { tokens, updatedAt: Math.max(row?.updatedAt ?? now, now), expiresAt: now + ((capacity - tokens) * refillMs) / capacity };
+        return allowed ? { allowed: true } : { allowed: false, retryAfterMs: Math.max(1, Math.ceil(((1 - tokens) * refillMs) / capacity)) };
+      },
+      async refund(bucket, key, capacity) {
+        const row = db().rateLimits[id(bucket, key)];
+        if (row) row.tokens = Math.min(capacity, row.tokens + 1);
+      },
+      async reset(bucket, key) {
+        delete db().rateLimits[id(bucket, key)];
+      },
+      async sweep(now) {
+        const t = db();
+        const expired = Object.keys(t.rateLimits).filter((k) => t.rateLimits[k]!.expiresAt <= now);
+        for (const k of expired) delete t.rateLimits[k];
+        return expired.length;
+      },
+    };
+  }
 }
 
 function searchText(m: MachineRow): string {
@@ -936,4 +1002,14 @@ function newDelivery(t: Tables, webhookId: number, eventId: number, type: string
     created_at: now,
     delivered_at: null,
   };
+}
+
+/** The configuration fields a patch writes, as the SQL stores do: the whole map sets the entry text; the text alone is a one-file map. */
+function configFields(patch: MachinePatch): Pick<Machine, 'nixos_config' | 'nixos_files'> | Record<string, never> {
+  if (patch.nixos_files !== undefined) {
+    const files = patch.nixos_files === null ? null : copy(patch.nixos_files);
+    return { nixos_files: files, nixos_config: files === null ? null : (files['configuration.nix'] ?? null) };
+  }
+  if (patch.nixos_config !== undefined) return { nixos_config: patch.nixos_config, nixos_files: patch.nixos_config === null ? null : { 'configuration.nix': patch.nixos_config } };
+  return {};
 }

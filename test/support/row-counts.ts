@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import type { AppContext } from '../../src/server/context.ts';
+import type { SqlStorage } from '../../src/storage/storage.ts';
 import { sqlOf } from './context.ts';
 
 const tableNames = new WeakMap<AppContext, Promise<string[]>>();
@@ -8,7 +10,12 @@ export async function rowCounts(ctx: AppContext): Promise<Record<string, number>
   const db = sqlOf(ctx);
   let names = tableNames.get(ctx);
   if (!names) {
-    names = db.introspection.getTables().then((all) => all.map((t) => t.name).filter((name) => !name.startsWith('kysely_')).sort());
+    // On PostgreSQL only this database's schema: other suites' schemas share the server.
+    names = (async () => {
+      const current = (ctx.storage as SqlStorage).dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+      const all = await db.introspection.getTables();
+      return all.filter((t) => current === undefined || t.schema === current).map((t) => t.name).filter((name) => !name.startsWith('kysely_')).sort();
+    })();
     tableNames.set(ctx, names);
   }
   const tables = await names;

@@ -125,7 +125,7 @@ export function registerBuildLogRoutes(app: FastifyInstance, options: BuildLogRo
             wake = undefined;
           }
         } catch (err) {
-          request.log.warn({ err, buildId: id }, 'builder: following a build log failed');
+          request.log.warn({ err, build: id }, `builder: following the log of build ${id} failed`);
         } finally {
           if (revoked && sse) stream.write(`event: end\ndata: ${JSON.stringify({ status: 'signed-out', error: 'the session or token of this stream ended' })}\n\n`);
           release();

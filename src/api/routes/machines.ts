@@ -73,7 +73,8 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     '/api/v1/machines/:id',
     {
       config: { access: 'operator' },
-      bodyLimit: 512 * 1024,
+      // 256 KiB of configuration files may double in size as JSON strings.
+      bodyLimit: 1024 * 1024,
       schema: {
         tags: ['machines'],
         summary: 'Change hostname, description, labels, profile or NixOS configuration (partial)',

@@ -148,6 +148,6 @@ describe('power API against OpenIPMI ipmi_sim over real HTTP (power follows a re
     for (const [what, text] of [['events', JSON.stringify(events.items)], ['answers', bodies.join('\n')], ['logs', logs.lines.join('\n')]] as const) {
       assert.ok(!text.includes(PASSWORD), `the password is in the ${what}`);
     }
-    assert.ok(logs.lines.some((l) => l.includes('power: ipmi 127.0.0.1:')), 'the runner logged its BMC calls');
+    assert.ok(logs.lines.some((l) => l.includes('power: SIM1 (ipmi 127.0.0.1:')), 'the runner logged its BMC calls, naming the machine');
   });
 });

@@ -335,7 +335,7 @@ for (const kind of await testDatabaseKinds()) {
         const found = everything.filter((text) => text.includes(secret));
         assert.deepEqual(found, [], `the password ${secret} leaked`);
       }
-      assert.ok(logs.lines.some((l) => l.includes('power: fake 10.0.0.21:623')), 'the runner logged its steps');
+      assert.ok(logs.lines.some((l) => l.includes('power: PWR1 (fake 10.0.0.21:623)') && JSON.parse(l).service_tag === 'PWR1'), 'the runner logged its steps, naming the machine');
     });
   });
 }

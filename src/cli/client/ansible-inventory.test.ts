@@ -13,6 +13,7 @@ function machine(id: number, overrides: Partial<Machine> = {}): Machine {
     description: null,
     hardware: { manufacturer: 'Dell Inc.', model: 'PowerEdge R740', cpu: { model: 'Xeon', cores: 8 }, memory: { total_bytes: 1024 } },
     nixos_config: null,
+    nixos_files: null,
     labels: {},
     profile: null,
     out_of_date: false,

@@ -6,6 +6,45 @@ import { formatDecimalBytes, formatDuration, formatTimestamp } from '../format.t
 import type { PublishedImage } from '../../images/published-image.ts';
 import { machineRef } from '../../core/machine-service.ts';
 
+/** A build's files; a build from before several files were kept has its entry only. */
+function configFilesOf(b: Build): Record<string, string> {
+  return b.config_files && Object.keys(b.config_files).length > 0 ? b.config_files : { 'configuration.nix': b.config };
+}
+
+/** The nixpkgs a build recorded: version and revision, and where it came from. */
+const NixpkgsFacts: FC<{ build: Build }> = ({ build }) => {
+  const n = build.nixpkgs;
+  if (!n) return <span class="muted">{build.status === 'success' ? 'not recorded by the entry' : '—'}</span>;
+  return (
+    <span class="nixpkgs">
+      <span class="mono">{n.version ?? 'version unknown'}</span>
+      {n.revision ? (
+        <>
+          {' '}
+          revision{' '}
+          <span class="mono" title={n.revision}>
+            {n.revision}
+          </span>
+        </>
+      ) : (
+        <span class="muted"> (revision unknown)</span>
+      )}
+      {n.source && (
+        <>
+          {' '}
+          from <span class="mono">{n.source}</span>
+        </>
+      )}
+      {n.sha256 && (
+        <>
+          {' '}
+          sha256 <span class="mono hash">{n.sha256}</span>
+        </>
+      )}
+    </span>
+  );
+};
+
 /** The tail of a very long log that the page shows; the whole log is at /api/v1/builds/<id>/log. */
 export const LOG_CHARS_SHOWN = 1_000_000;
 
@@ -63,6 +102,9 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
             <span id="build-duration">{formatDuration(b.started_at, b.completed_at, page.now)}</span>
           </Fact>
           <Fact label="Attempts">{String(b.attempts)}</Fact>
+          <Fact label="nixpkgs">
+            <NixpkgsFacts build={b} />
+          </Fact>
         </dl>
       </section>
       <section class="card" aria-labelledby="log">
@@ -125,10 +167,15 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
       )}
       <section class="card" aria-labelledby="config">
         <details>
-          <summary id="config">Configuration this build used</summary>
-          <pre class="raw" data-nix>
-            {b.config}
-          </pre>
+          <summary id="config">Configuration this build used ({String(Object.keys(configFilesOf(b)).length)} {Object.keys(configFilesOf(b)).length === 1 ? 'file' : 'files'})</summary>
+          {Object.entries(configFilesOf(b)).map(([name, text]) => (
+            <>
+              <h3 class="mono file-name">{name}</h3>
+              <pre class="raw" data-nix={name.endsWith('.nix') ? true : undefined}>
+                {text}
+              </pre>
+            </>
+          ))}
         </details>
       </section>
     </Layout>

@@ -4,8 +4,10 @@ import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { Alert, CsrfField, Fact, Layout, PowerBadge, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatTimestamp } from '../format.ts';
 import { HardwareSection } from './hardware-section.tsx';
+import { ConfigEditor, otherFiles, type FormFile } from './config-editor.tsx';
 import { BuildList, EventList } from './overview-page.tsx';
 import { machineRef } from '../../core/machine-service.ts';
+import { distinctNixpkgs } from '../../core/build-nixpkgs.ts';
 
 /** What the machine page shows. */
 export interface MachineData {
@@ -17,7 +19,7 @@ export interface MachineData {
   /** The power state its BMC last reported; undefined when it has no BMC. */
   power?: { power_state: string; checked_at: string | null } | undefined;
   /** Values to put back in the form after a refused save. */
-  form?: { hostname: string; description: string; nixos_config: string; profile?: string };
+  form?: { hostname: string; description: string; nixos_config: string; files: FormFile[]; profile?: string };
   /** Profile names for the profile menu (shown when given). */
   profiles?: string[];
   error?: string;
@@ -67,7 +69,10 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
         {data.builds.length === 0 ? (
           <p class="muted">No builds yet.</p>
         ) : (
-          <BuildList builds={data.builds} page={page} />
+          <>
+            <NixpkgsDrift builds={data.builds} />
+            <BuildList builds={data.builds} page={page} />
+          </>
         )}
       </section>
       <section class="card" aria-labelledby="events">
@@ -75,6 +80,17 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
         {data.events.length === 0 ? <p class="muted">No events.</p> : <EventList events={data.events} page={page} />}
       </section>
     </div>
+  );
+};
+
+/** Says so when this machine's recent builds were built from different nixpkgs (a channel moved, or METAL_NIXPKGS changed). */
+const NixpkgsDrift: FC<{ builds: BuildSummary[] }> = ({ builds }) => {
+  const used = distinctNixpkgs(builds.map((b) => ({ revision: b.nixpkgs_revision, version: b.nixpkgs_version })));
+  if (used.length < 2) return null;
+  return (
+    <p class="alert alert-warning nixpkgs-drift" role="note">
+      These builds used {String(used.length)} different nixpkgs: <span class="mono">{used.join(', ')}</span>. A rebuild uses the nixpkgs the builder has now.
+    </p>
   );
 };
 
@@ -124,7 +140,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
   const m = data.machine;
   const path = `/machines/${encodeURIComponent(machineRef(m.service_tag))}`;
   const canEdit = may(page, 'operator');
-  const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '' };
+  const form = data.form ?? { hostname: m.hostname ?? '', description: m.description ?? '', nixos_config: m.nixos_config ?? '', files: otherFiles(m.nixos_files) };
   return (
     <Layout title={m.hostname ?? m.service_tag} page={page} active="/machines">
       <nav class="crumbs" aria-label="Breadcrumb">
@@ -180,19 +196,7 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
               <textarea id="description" name="description" rows={2} maxlength={4096} readonly={!canEdit}>
                 {`\n${form.description}`}
               </textarea>
-              <label for="nixos_config">NixOS configuration</label>
-              <div class="editor" data-editor>
-                <pre class="editor-gutter" aria-hidden="true"></pre>
-                <div class="editor-body">
-                  <pre class="editor-highlight" aria-hidden="true">
-                    <code></code>
-                  </pre>
-                  <textarea id="nixos_config" name="nixos_config" rows={18} placeholder={'{ pkgs, ... }:\n{\n  services.openssh.enable = true;\n}'} spellcheck={false} autocomplete="off" wrap="off" readonly={!canEdit} aria-describedby="config-help">
-                    {`\n${form.nixos_config}`}
-                  </textarea>
-                </div>
-              </div>
-              <small id="config-help">A NixOS module. The builder adds network boot and the enrollment service around it.</small>
+              <ConfigEditor entry={form.nixos_config} files={form.files} canEdit={canEdit} />
               {canEdit && (
                 <div class="actions">
                   <button type="submit" class="primary">

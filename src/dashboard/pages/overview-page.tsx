@@ -1,6 +1,7 @@
 import type { FC } from 'hono/jsx';
 import { MACHINE_STATUSES } from '../../core/lifecycle.ts';
 import type { BuildSummary, EventSummary } from '../../core/ports.ts';
+import { shortNixpkgs } from '../../core/build-nixpkgs.ts';
 import { Bars, Donut } from '../charts.tsx';
 import { FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
 import type { FleetSummary } from '../fleet-summary.ts';
@@ -96,6 +97,7 @@ export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMach
         {showMachine ? <th scope="col">Machine</th> : null}
         <th scope="col">Status</th>
         <th scope="col">Duration</th>
+        <th scope="col">nixpkgs</th>
         <th scope="col">Requested</th>
       </tr>
     </thead>
@@ -114,6 +116,9 @@ export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMach
             <StatusBadge status={b.status} />
           </td>
           <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
+          <td class="mono" title={b.nixpkgs_revision ?? b.nixpkgs_version ?? undefined}>
+            {shortNixpkgs({ revision: b.nixpkgs_revision, version: b.nixpkgs_version }).replace(/^-$/, '—')}
+          </td>
           <td>
             <When iso={b.created_at} now={page.now} />
           </td>

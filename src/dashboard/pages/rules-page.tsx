@@ -120,7 +120,7 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
       {may(page, 'operator') && (
         <section class="card" aria-labelledby="new-rule">
           <h2 id="new-rule">New rule</h2>
-          <form method="post" action="/rules" class="stacked narrow" hx-post="/rules/preview" hx-trigger="input changed delay:400ms, change" hx-target="#rule-preview" hx-swap="outerHTML">
+          <form method="post" action="/rules" class="stacked narrow rule-form" hx-post="/rules/preview" hx-trigger="input changed delay:400ms, change" hx-target="#rule-preview" hx-swap="outerHTML">
             <CsrfField page={page} />
             <label for="rule-name">Name</label>
             <input id="rule-name" name="name" required maxlength={63} value={f.name} />

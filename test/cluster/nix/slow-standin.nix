@@ -1,7 +1,7 @@
 # Stand-in for nix/netboot.nix in the scale-out test: the same arguments and output files, built from host
 # tools in a few seconds (so a builder can be killed in the middle of one), printing a line per step.
-# Its result depends on the build directory's .nix files (configuration.nix and the machine's module it
-# imports), so every new configuration is a real build. Needs sandbox = false.
+# Its result depends on the build directory's .nix files (configuration.nix and the machine's files
+# below machine/), so every new configuration is a real build. Needs sandbox = false.
 { configuration, hostname, serviceTag, ... }:
 builtins.derivation {
   name = "metal-cluster-standin-${hostname}";
@@ -12,7 +12,7 @@ builtins.derivation {
   configDir = builtins.path {
     name = "metal-configuration";
     path = dirOf configuration;
-    filter = path: type: type == "regular" && builtins.match ".*\\.nix" path != null;
+    filter = path: type: type == "directory" || (type == "regular" && builtins.match ".*\\.nix" path != null);
   };
   args = [
     "-ec"
@@ -23,7 +23,7 @@ builtins.derivation {
       done
       mkdir -p "$out"
       printf 'METAL-CLUSTER-KERNEL %s %s\n' "$hostname" "$serviceTag" > "$out/bzImage"
-      { printf 'METAL-CLUSTER-INITRD %s\n' "$hostname"; cat "$configDir"/*.nix; } > "$out/initrd"
+      { printf 'METAL-CLUSTER-INITRD %s\n' "$hostname"; find "$configDir" -name '*.nix' -type f | sort | xargs cat; } > "$out/initrd"
       printf '{"init": "/init", "kernel_params": ["console=ttyS0"]}\n' > "$out/boot.json"
       echo "cluster-standin: $hostname done"
     ''

@@ -42,6 +42,11 @@ async function requestWithRetry(url: string, init: RequestInit = {}): Promise<Ou
   return { ok: false, why };
 }
 
+/** The address simulated machine `i` enrolls from (each machine its own, as on a real network). */
+function addressFor(i: number): string {
+  return `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+}
+
 function macFor(i: number): string {
   const hex = (0x100000 + i).toString(16).padStart(6, '0');
   return `52:54:01:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
@@ -116,7 +121,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetFigures> {
     figures.enrollRequests++;
     const enrolled = await requestWithRetry(`${o.bootUrl}/api/v1/enroll`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      // nginx passes the header on and the replicas trust it (METAL_TRUST_PROXY), as behind a site's proxy.
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': addressFor(i) },
       body: JSON.stringify(enrollmentPayload(tag, { mac_address: macFor(i) })),
     });
     if (!enrolled.ok) return void figures.unanswered.push(`enroll ${tag}: ${enrolled.why}`);
