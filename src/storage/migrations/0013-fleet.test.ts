@@ -14,7 +14,7 @@ for (const kind of await testDatabaseKinds()) {
       const testDb = kind.fresh();
       const database = await openDatabase(testDb.url);
       try {
-        await migrate(database, '0011-machine-labels');
+        await migrate(database, '0012-config-files-nixpkgs');
         const rows: Array<[string, string, string | null]> = [
           ['OLD1', '52:54:00:aa:bb:01', 'web-01'],
           ['OLD2', '52:54:00:aa:bb:02', 'web-01'],
@@ -26,11 +26,11 @@ for (const kind of await testDatabaseKinds()) {
           await sql`insert into machines (service_tag, mac_address, status, hardware, hostname, enrolled_at, updated_at)
             values (${tag}, ${mac}, 'enrolled', '{}', ${hostname}, ${NOW}, ${NOW})`.execute(database.db);
         }
-        await assert.rejects(migrate(database), /migration 0013-fleet failed: hostnames must be unique, and these are held by more than one machine: web-01 \(2 machines: OLD1, OLD2\)/);
+        await assert.rejects(migrate(database, '0013-fleet'), /migration 0013-fleet failed: hostnames must be unique, and these are held by more than one machine: web-01 \(2 machines: OLD1, OLD2\)/);
         const tables = (await database.db.introspection.getTables()).map((t) => t.name);
         assert.ok(!tables.includes('profiles'), 'nothing of 0013 was applied');
         await sql`update machines set hostname = 'web-02' where service_tag = 'OLD2'`.execute(database.db);
-        assert.deepEqual(await migrate(database), ['0013-fleet']);
+        assert.deepEqual(await migrate(database, '0013-fleet'), ['0013-fleet']);
         await assert.rejects(sql`update machines set hostname = 'web-01' where service_tag = 'OLD3'`.execute(database.db), 'hostnames are unique now');
         await sql`update machines set hostname = null where service_tag = 'OLD3'`.execute(database.db);
       } finally {
