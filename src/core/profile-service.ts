@@ -1,6 +1,6 @@
 import type { BuildLifecycle } from './build-lifecycle.ts';
-import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
-import { settleConfiguration } from './machine-settings.ts';
+import { ConflictError, DomainError, InvalidInputError, NotFoundError } from './errors.ts';
+import { allocateHostname, settleConfiguration } from './machine-settings.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type Storage } from './ports.ts';
 import { assertProfileFields, assertProfileName, type Profile } from './profile.ts';
@@ -68,12 +68,25 @@ export class ProfileService {
       if (!updated) throw new NotFoundError(`profile ${name} not found`);
       const users = (await tx.machines.list({ profile: name, limit: MAX_PROFILE_MACHINES, offset: 0 })).items;
       let stale = 0;
-      for (const m of users) if ((await settleConfiguration(tx, m.id, this.lifecycle.nixpkgs, now)).out_of_date) stale++;
+      let named = 0;
+      for (const m of users) {
+        // Machines of the profile still without a hostname are named from a pattern it now has.
+        if (m.hostname === null && updated.hostname_pattern !== null) {
+          try {
+            await allocateHostname(tx, m, updated.hostname_pattern, now);
+            named++;
+          } catch (err) {
+            if (!(err instanceof DomainError)) throw err;
+            await tx.events.record({ kind: 'machine.updated', machineId: m.id, actor, message: `not named from profile ${name}: ${err.message}`, data: { fields: [] } });
+          }
+        }
+        if ((await settleConfiguration(tx, m.id, this.lifecycle.nixpkgs, now)).out_of_date) stale++;
+      }
       await tx.events.record({
         kind: 'profile.updated',
         actor,
-        message: `profile ${name} changed (${Object.keys(fields).join(', ') || 'nothing'}); ${stale} of its ${users.length} machines are out of date`,
-        data: { profile: name, fields: Object.keys(fields), machines: users.length, out_of_date: stale },
+        message: `profile ${name} changed (${Object.keys(fields).join(', ') || 'nothing'}); ${stale} of its ${users.length} machines are out of date${named ? `, ${named} named from its pattern` : ''}`,
+        data: { profile: name, fields: Object.keys(fields), machines: users.length, out_of_date: stale, named },
       });
       return users.map((m) => m.id);
     });

@@ -79,4 +79,18 @@ describe('rules at first enrollment (in memory)', () => {
     const record = (await s.storage.builds.findRecord(build.id))!;
     assert.equal(record.profile_config, '{ ... }:\n{\n}\n', 'a queued build keeps the profile as it was when requested');
   });
+
+  test('a pattern added to a profile names its machines that have no hostname', async () => {
+    const s = await setup();
+    await s.profiles.create({ name: 'db' }, operator);
+    await s.enroll('RULE0007', '52:54:00:00:09:07');
+    await s.enroll('RULE0008', '52:54:00:00:09:08');
+    await s.machines.update('RULE0007', { profile: 'db' }, operator);
+    await s.machines.update('RULE0008', { profile: 'db', hostname: 'keep-me' }, operator);
+    assert.equal((await s.machines.get('RULE0007')).hostname, null, 'no pattern yet');
+    const edited = await s.profiles.update('db', { hostname_pattern: 'db-{n:02}' }, operator);
+    assert.equal(edited.machines, 2);
+    assert.deepEqual([(await s.machines.get('RULE0007')).hostname, (await s.machines.get('RULE0008')).hostname], ['db-01', 'keep-me']);
+    assert.equal((await s.machines.get('RULE0007')).status, 'configured');
+  });
 });
