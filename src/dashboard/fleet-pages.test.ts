@@ -75,6 +75,25 @@ describe('the profiles and rules pages, and the machine list’s labels', () => 
     assert.equal((await t.ctx.machines.get('DASH02')).profile, null);
   });
 
+  test('selection mode: a box per machine, a table that stops refreshing, and a bulk action on the ticked ones', async () => {
+    const plain = await app.inject({ url: '/machines', headers: operator });
+    assert.match(plain.body, /id="machine-table" hx-get=/, 'the list refreshes itself');
+    assert.match(plain.body, /href="\/machines\?select=yes">Select machines/);
+    const page = await app.inject({ url: '/machines?select=yes', headers: operator });
+    assert.match(page.body, /<div id="machine-table">/, 'no refresh while ticking');
+    const d2 = await t.ctx.machines.get('DASH02');
+    assert.match(page.body, new RegExp(`<input type="checkbox" name="ids" value="id:${d2.id}" form="bulk-form"`));
+    const none = await post('/machines/bulk', { mode: 'ids', action: 'label', label: 'tier=back' });
+    assert.equal(none.statusCode, 400);
+    assert.match(none.body, /tick at least one machine/);
+    const r = await app.inject({ method: 'POST', url: '/machines/bulk', headers: { ...operator, ...form }, payload: `mode=ids&action=label&label=tier%3Dback&ids=id%3A${d2.id}` });
+    assert.equal(r.statusCode, 303, r.body);
+    assert.equal(r.headers.location, '/machines?select=yes&notice=bulk-label-1-1');
+    assert.deepEqual((await t.ctx.machines.get('DASH02')).labels, { tier: 'back' });
+    assert.deepEqual((await t.ctx.machines.get('DASH01')).labels.tier, undefined, 'only the ticked machine');
+    assert.doesNotMatch((await app.inject({ url: '/machines?select=yes', headers: viewer })).body, /name="ids"/, 'viewers get no boxes');
+  });
+
   test('a machine page picks a profile from a menu; the saved hostname is kept', async () => {
     const page = await app.inject({ url: '/machines/DASH02', headers: operator });
     assert.match(page.body, /<select id="profile" name="profile"/);

@@ -52,7 +52,7 @@ export function registerFleetRoutes(app: FastifyInstance, deps: DashboardDeps, s
         });
     const notice = NOTICES[queryParam(request, 'notice') ?? ''] ?? bulkNotice(queryParam(request, 'notice'));
     const power = await deps.power.states(items.map((m) => m.id));
-    const profiles = deps.fleet && query.selector ? (await deps.fleet.profiles.list()).map((p) => p.name) : undefined;
+    const profiles = deps.fleet && (query.selector || query.select) ? (await deps.fleet.profiles.list()).map((p) => p.name) : undefined;
     const data: MachinesData = { query, items, total, bootUrl: deps.bootUrl, power, ...(notice ? { notice } : {}), ...(error ? { error } : {}), ...(profiles ? { profiles } : {}) };
     const page = pageContext(request);
     if (queryParam(request, 'fragment') === 'table') return sendHtml(reply, <MachineTable data={data} page={page} />, true);
@@ -62,19 +62,25 @@ export function registerFleetRoutes(app: FastifyInstance, deps: DashboardDeps, s
   // Bulk actions from the machine list, on every machine its label selector matches.
   app.post('/machines/bulk', { config: { access: 'operator' } }, async (request, reply) => {
     if (!deps.fleet) throw new InvalidInputError('bulk actions are not available here');
+    const byIds = field(request.body, 'mode') === 'ids';
     const selector = field(request.body, 'selector');
     const action = field(request.body, 'action');
     const dry = field(request.body, 'dry_run') === 'yes';
-    const back = `/machines?selector=${encodeURIComponent(selector)}`;
+    const back = byIds ? '/machines?select=yes' : `/machines?selector=${encodeURIComponent(selector)}`;
     try {
+      // Ticked boxes arrive as one `ids` value or several.
+      const raw = (request.body as Record<string, unknown> | undefined)?.ids;
+      const ids = (Array.isArray(raw) ? raw : [raw]).filter((v): v is string => typeof v === 'string' && v !== '');
+      if (byIds && ids.length === 0) throw new InvalidInputError('tick at least one machine');
+      const which = byIds ? { ids } : { selector };
       let body: Parameters<NonNullable<typeof deps.fleet>['bulk']['run']>[0];
-      if (action === 'build') body = { action: 'build', selector };
-      else if (action === 'set') body = { action: 'set', selector, profile: field(request.body, 'profile') || null };
+      if (action === 'build') body = { action: 'build', ...which };
+      else if (action === 'set') body = { action: 'set', ...which, profile: field(request.body, 'profile') || null };
       else if (action === 'label') {
         const text = field(request.body, 'label');
         const at = text.indexOf('=');
         if (at <= 0) throw new InvalidInputError('label must be key=value');
-        body = { action: 'set', selector, labels: { [text.slice(0, at).trim()]: text.slice(at + 1).trim() } };
+        body = { action: 'set', ...which, labels: { [text.slice(0, at).trim()]: text.slice(at + 1).trim() } };
       } else throw new InvalidInputError('action must be build, set or label');
       const answer = await deps.fleet.bulk.run({ ...body, dry_run: dry }, request.actor);
       const ok = answer.results.filter((r) => r.ok).length;

@@ -18,6 +18,8 @@ export interface MachineQuery {
   selector?: string;
   /** Only machines out of date. */
   stale?: boolean;
+  /** Selection mode: a box per machine for bulk actions (the table stops refreshing itself). */
+  select?: boolean;
   sort: SortKey;
   order: 'asc' | 'desc';
   offset: number;
@@ -37,6 +39,7 @@ export function parseMachineQuery(q: Record<string, unknown>): MachineQuery {
     ...(search ? { search } : {}),
     ...(selector ? { selector } : {}),
     ...(str('stale') === 'yes' ? { stale: true } : {}),
+    ...(str('select') === 'yes' ? { select: true } : {}),
     sort: (SORT_KEYS as readonly string[]).includes(sort ?? '') ? (sort as SortKey) : 'id',
     order: str('order') === 'desc' ? 'desc' : 'asc',
     offset: Number.isSafeInteger(offset) && offset > 0 ? offset : 0,
@@ -52,6 +55,7 @@ export function machineQueryString(q: MachineQuery, change: Partial<MachineQuery
   if (next.search) params.set('search', next.search);
   if (next.selector) params.set('selector', next.selector);
   if (next.stale) params.set('stale', 'yes');
+  if (next.select) params.set('select', 'yes');
   if (next.sort !== 'id') params.set('sort', next.sort);
   if (next.order !== 'asc') params.set('order', next.order);
   if (next.offset > 0) params.set('offset', String(next.offset));
@@ -94,8 +98,11 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
   const first = total === 0 ? 0 : query.offset + 1;
   const last = Math.min(total, query.offset + items.length);
   const qs = machineQueryString(query);
+  // While machines are being ticked the table stays put (a refresh would drop the ticks).
+  const selecting = Boolean(query.select) && may(page, 'operator');
+  const live = selecting ? {} : { 'hx-get': `/machines${qs}${qs ? '&' : '?'}fragment=table`, 'hx-trigger': 'every 5s', 'hx-swap': 'outerHTML' };
   return (
-    <div id="machine-table" hx-get={`/machines${qs}${qs ? '&' : '?'}fragment=table`} hx-trigger="every 5s" hx-swap="outerHTML">
+    <div id="machine-table" {...live}>
       {total === 0 && !filtered ? (
         <FirstMachineHint bootUrl={data.bootUrl} />
       ) : total === 0 ? (
@@ -107,6 +114,11 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
               <caption class="visually-hidden">Machines, sorted by {query.sort}</caption>
               <thead>
                 <tr>
+                  {selecting && (
+                    <th scope="col">
+                      <span class="visually-hidden">Select</span>
+                    </th>
+                  )}
                   {COLUMNS.map((c) => (
                     <th scope="col" aria-sort={c.key && c.key === query.sort ? (query.order === 'asc' ? 'ascending' : 'descending') : undefined}>
                       {c.key ? (
@@ -126,6 +138,11 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                   const hw = viewHardware(m.hardware);
                   return (
                     <tr>
+                      {selecting && (
+                        <td>
+                          <input type="checkbox" name="ids" value={`id:${m.id}`} form="bulk-form" aria-label={`Select ${m.service_tag}`} />
+                        </td>
+                      )}
                       <td>
                         <StatusBadge status={m.status} />
                         {m.out_of_date && m.status !== 'building' && (
@@ -210,13 +227,22 @@ const LabelChips: FC<{ labels: Record<string, string>; query: MachineQuery }> = 
 
 /** Bulk actions on every machine the selector matches (operators; a dry run first is one click). */
 const BulkForm: FC<{ data: MachinesData; page: PageContext }> = ({ data, page }) =>
-  data.query.selector && !data.error && data.total > 0 && may(page, 'operator') ? (
-    <form class="filters" method="post" action="/machines/bulk" aria-label="Bulk action">
+  (data.query.selector || data.query.select) && !data.error && data.total > 0 && may(page, 'operator') ? (
+    <form class="filters" method="post" action="/machines/bulk" aria-label="Bulk action" id="bulk-form">
       <CsrfField page={page} />
-      <input type="hidden" name="selector" value={data.query.selector} />
-      <span>
-        On the <strong>{data.total}</strong> machines matching <span class="mono">{data.query.selector}</span>:
-      </span>
+      {data.query.select ? (
+        <>
+          <input type="hidden" name="mode" value="ids" />
+          <span>On the machines ticked below:</span>
+        </>
+      ) : (
+        <>
+          <input type="hidden" name="selector" value={data.query.selector} />
+          <span>
+            On the <strong>{data.total}</strong> machines matching <span class="mono">{data.query.selector}</span>:
+          </span>
+        </>
+      )}
       <label>
         Action
         <select name="action">
@@ -282,6 +308,11 @@ export const MachinesPage: FC<{ data: MachinesData; page: PageContext }> = ({ da
       {data.query.order !== 'asc' && <input type="hidden" name="order" value={data.query.order} />}
       <button type="submit">Filter</button>
     </form>
+    {may(page, 'operator') && (
+      <p>
+        <a href={`/machines${machineQueryString(data.query, { select: !data.query.select, offset: 0 })}`}>{data.query.select ? 'Done selecting' : 'Select machines…'}</a>
+      </p>
+    )}
     <BulkForm data={data} page={page} />
     <MachineTable data={data} page={page} />
   </Layout>
