@@ -52,6 +52,38 @@ let
         echo "metal-booted: reported build $build of $tag"
       '';
     };
+    # Every minute, asks the boot server (with the token its report was accepted with) whether this
+    # machine was pointed at another image by a rollout; if so, reboots into it.
+    systemd.services.metal-reboot-request = {
+      description = "Reboot when Metal Enrollment points this machine at another image";
+      wantedBy = [ "multi-user.target" ];
+      requires = [ "metal-booted.service" ];
+      after = [ "metal-booted.service" ];
+      path = [ pkgs.coreutils pkgs.curl pkgs.gnused pkgs.systemd ];
+      serviceConfig = {
+        Restart = "always";
+        RestartSec = 60;
+      };
+      script = ''
+        param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
+        url=$(param metal.boot_url)
+        tag=$(param metal.service_tag)
+        build=$(param metal.build_id)
+        token=$(param metal.boot_token)
+        if [ -z "$url" ] || [ -z "$tag" ] || [ -z "$build" ] || [ -z "$token" ]; then exit 0; fi
+        case "$build" in *[!0-9]*) exit 1 ;; esac
+        case "$tag$token" in *[!A-Za-z0-9._-]*) exit 1 ;; esac
+        while sleep 60; do
+          code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 20 \
+            "$url/api/v1/machines/$tag/reboot-request?build_id=$build&token=$token" || true)
+          if [ "$code" = 200 ]; then
+            echo "metal-reboot-request: the boot server has another image for $tag; rebooting"
+            systemctl reboot
+            exit 0
+          fi
+        done
+      '';
+    };
   };
 
   consoleList = builtins.filter (c: builtins.isString c && c != "") (builtins.split " +" consoles);

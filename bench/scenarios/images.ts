@@ -6,6 +6,7 @@ import { summariseProfileDir } from '../cpu-profile.ts';
 import { writeImage } from '../fleet.ts';
 import { residentBytes, sampleResidentMemory, startMetal } from '../metal-process.ts';
 import { startNginx } from '../nginx-process.ts';
+import { measureCpu } from '../process-cpu.ts';
 import { newScenario, round, type ScenarioResult } from '../result.ts';
 import { errorCount, runWrk, type LoadResult } from '../wrk.ts';
 
@@ -32,8 +33,9 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
 
   const metalRuns = new Map<number, LoadResult>();
   const profileDir = bench.profile ? bench.tempDir('profile') : undefined;
+  // One process, so its memory is the memory of what serves (a worker's would be another process).
   const metal = await startMetal({
-    args: ['boot'],
+    args: ['boot', '--workers', '1'],
     env: {
       METAL_DATABASE_URL: `sqlite:${join(bench.tempDir('db'), 'metal.db')}`,
       METAL_IMAGES_DIR: imagesDir,
@@ -55,13 +57,15 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     for (const clients of s.imageClients) {
       const before = residentBytes(metal.pid) ?? 0;
       const sampling = sampleResidentMemory(metal.pid);
+      const cpu = measureCpu(metal.pid);
       const r = await runWrk({ url, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
+      const cpuSeconds = cpu();
       const { peak } = sampling();
       const after = residentBytes(metal.pid) ?? 0;
       metalRuns.set(clients, r);
       result.rows.push({
         label: `metal boot, ${clients} clients`,
-        metrics: { ...throughput(r), 'RSS before MiB': round(before / MiB), 'RSS peak MiB': round(peak / MiB), 'RSS after MiB': round(after / MiB) },
+        metrics: { ...throughput(r, cpuSeconds), 'RSS before MiB': round(before / MiB), 'RSS peak MiB': round(peak / MiB), 'RSS after MiB': round(after / MiB) },
       });
       result.bars.push({
         bar: `image serving memory flat, ${clients} clients`,
@@ -85,8 +89,9 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     const nginx = await startNginx({ prefix: bench.tempDir('nginx'), root: imagesDir, sendfile: true, workers });
     try {
       for (const clients of s.imageClients) {
+        const cpu = measureCpu(nginx.pid);
         const r = await runWrk({ url: `${nginx.url}/registration/initrd`, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
-        result.rows.push({ label: `nginx sendfile, ${workers === 1 ? '1 worker' : 'a worker per core'}, ${clients} clients`, metrics: throughput(r) });
+        result.rows.push({ label: `nginx sendfile, ${workers === 1 ? '1 worker' : 'a worker per core'}, ${clients} clients`, metrics: throughput(r, cpu()) });
         if (workers === 'auto') reference.set(clients, r);
       }
     } finally {
@@ -108,9 +113,11 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
   return result;
 }
 
-function throughput(r: LoadResult) {
+/** Throughput, latency, and the server's CPU seconds (all its processes, user and system) per GB sent. */
+function throughput(r: LoadResult, cpuSeconds: number) {
   return {
     'MB/s': round(r.megabytesPerSecond),
+    'server CPU s/GB': r.bytes > 0 ? round(cpuSeconds / (r.bytes / 1e9)) : 0,
     downloads: r.requests,
     'p50 s': round(r.p50Ms / 1000),
     'p99 s': round(r.p99Ms / 1000),

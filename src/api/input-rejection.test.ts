@@ -88,6 +88,22 @@ for (const kind of await testDatabaseKinds()) {
       };
     }
 
+    test('a path or query number that is not finite ("Infinity", "1e400") is a 400, not a database error', async () => {
+      const before = await snapshot();
+      for (const [method, url] of [
+        ['GET', '/api/v1/builds/Infinity'],
+        ['GET', '/api/v1/builds/1e400'],
+        ['POST', '/api/v1/builds/Infinity/cancel'],
+        ['GET', '/api/v1/machines?limit=Infinity'],
+        ['GET', '/api/v1/machines/KNOWN1/builds?offset=1e400'],
+      ] as const) {
+        const r = await app.inject({ method, url, headers: operator });
+        assert.equal(r.statusCode, 400, `${method} ${url}: ${r.body}`);
+        assert.equal(r.json().error.code, 'invalid_input', url);
+      }
+      assert.deepEqual(await snapshot(), before);
+    });
+
     for (const c of [...enrollCases, ...updateCases]) {
       test(`${c.name}: ${c.status} ${c.code}, nothing written`, async () => {
         const before = await snapshot();

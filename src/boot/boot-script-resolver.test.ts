@@ -39,7 +39,7 @@ function resolverFor(world: World): BootScriptResolver {
       return world.images?.[id] ?? { ok: false, reason: 'boot.json is missing' };
     },
   };
-  const tokens = { issueBootToken: async () => BOOT_NONCE };
+  const tokens = { mintBootToken: () => BOOT_NONCE };
   return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
 }
 

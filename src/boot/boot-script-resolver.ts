@@ -15,6 +15,20 @@ export interface ResolvedScript {
   machine?: BootTarget;
 }
 
+/** Where the resolver reads machines and builds; `peekTag` (the in-memory table) lets it answer repeated requests at once. */
+export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFacts'> & { peekTag?(tag: string): Readonly<BootTarget> | undefined };
+
+/** A request answered before, kept while its machine's row is the one it was answered from. */
+interface Answered {
+  tag: string;
+  row: Readonly<BootTarget>;
+  kind: ScriptKind;
+  machine: BootTarget;
+  /** The script, or for an image the text before its per-boot token. */
+  script: string;
+  image?: { buildId: number; secret: string; after: string };
+}
+
 /** Seconds a machine waits while its build runs: short, so it boots soon after the build succeeds. */
 export const BUILDING_SLEEP_SECONDS = 5;
 /** Seconds a known machine without an image waits between asks. */
@@ -24,29 +38,94 @@ export const BROKEN_IMAGE_SLEEP_SECONDS = 60;
 
 /** A per-build token as generated (base64url); anything else is not written into a script. */
 const BOOT_TOKEN_PATTERN = /^[A-Za-z0-9._~-]{16,256}$/;
+/** Where a cached image script takes its per-boot token (a word the renderer accepts, never a token). */
+const TOKEN_SLOT = 'METAL-BOOT-TOKEN-SLOT';
+/** Rendered scripts kept (at most about 20 MiB): one per machine and URL form in a fleet of this size. */
+const MAX_RENDERED = 20_000;
+/** Decisions that depend on nothing but the machine's row (and its build's immutable files). */
+const MEMO_KINDS = new Set<ScriptKind>(['image', 'hold-building', 'hold-no-image']);
+
+/** What an image script is made of besides its per-boot token. */
+interface ImageParts {
+  buildId: number;
+  secret: string;
+  before: string;
+  after: string;
+}
+
+/** The key of a request in the answered map; undefined for a query the router parsed into something else than strings. */
+function answeredKey(tagParam: string, mac: unknown, uuid: unknown): string | undefined {
+  const m = keyPart(mac);
+  const u = keyPart(uuid);
+  return m === undefined || u === undefined ? undefined : `${tagParam}\n${m}\n${u}`;
+}
+
+function keyPart(value: unknown): string | undefined {
+  if (value === undefined) return '-';
+  return typeof value === 'string' && !value.includes('\n') ? `=${value}` : undefined;
+}
+
 /** A build's image key as generated (base64url). */
 const IMAGE_KEY_PATTERN = /^[A-Za-z0-9_-]{22,64}$/;
 
 /** The boot server's decision table: which script a machine gets, from its tag, MAC and UUID. */
 export class BootScriptResolver {
   private readonly warned = new Set<string>();
+  /**
+   * Scripts as rendered, by everything they are rendered from; an image script as the text before
+   * and after its per-boot token.
+   */
+  private readonly rendered = new Map<string, [string, string]>();
+
+  /** Requests by tag, `?mac=` and `?uuid=`, answered from the machine's row as it was (see resolveNow). */
+  private readonly answered = new Map<string, Answered>();
 
   constructor(
-    private readonly reader: Pick<BootTargetReader, 'findMachine' | 'buildFacts'>,
+    private readonly reader: BootTargetLookup,
     private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
     private readonly settings: { bootUrl: string; enrollToken: string | undefined; afterEnroll: 'reboot' | 'poweroff' | 'hold' },
     private readonly logger: Logger,
-    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.issueBootToken). */
-    private readonly tokens: { issueBootToken(buildId: number, buildSecret: string): Promise<string> },
+    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.mintBootToken). */
+    private readonly tokens: { mintBootToken(buildId: number, buildSecret: string): string },
   ) {}
+
+  /**
+   * The answer without waiting, when the same request (tag, `?mac=`, `?uuid=`) was answered by its
+   * machine's own tag and that machine's row in the table has not changed since: the same decision
+   * and script (an image script with a fresh token). Undefined otherwise; then `resolve` answers.
+   */
+  resolveNow(tagParam: string, macParam: unknown, uuidParam: unknown): ResolvedScript | undefined {
+    const key = answeredKey(tagParam, macParam, uuidParam);
+    const memo = key === undefined ? undefined : this.answered.get(key);
+    if (!memo || this.reader.peekTag?.(memo.tag) !== memo.row) return undefined;
+    if (!memo.image) return { kind: memo.kind, machine: memo.machine, script: memo.script };
+    const token = this.tokens.mintBootToken(memo.image.buildId, memo.image.secret);
+    if (!BOOT_TOKEN_PATTERN.test(token)) return undefined;
+    return { kind: memo.kind, machine: memo.machine, script: memo.script + token + memo.image.after };
+  }
 
   /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
   async resolve(tagParam: string, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript> {
     const tag = isServiceTag(tagParam) ? tagParam : undefined;
+    const byTag = tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined;
+    const resolved = await this.decide(tag, byTag, macParam, uuidParam);
+    const { image, ...answer } = resolved;
+    const key = byTag === undefined ? undefined : answeredKey(tagParam, macParam, uuidParam);
+    const machine = answer.machine;
+    const row = byTag === undefined ? undefined : this.reader.peekTag?.(byTag);
+    // Kept only when the row read now is the one the decision was made from.
+    if (key !== undefined && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
+      if (this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
+      this.answered.set(key, { tag: byTag!, row, kind: answer.kind, machine, script: image ? image.before : answer.script, ...(image ? { image: { buildId: image.buildId, secret: image.secret, after: image.after } } : {}) });
+    }
+    return answer;
+  }
+
+  private async decide(tag: string | undefined, byTag: string | undefined, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript & { image?: ImageParts }> {
     const mac = parseMac(macParam);
     // A firmware's shared placeholder UUID names no one machine: never look a machine up by it.
     const uuid = typeof uuidParam === 'string' && isUuid(uuidParam) && !isPlaceholderUuid(uuidParam) ? uuidParam.toLowerCase() : undefined;
-    const found = await this.find(tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined, mac, uuid);
+    const found = await this.find(byTag, mac, uuid);
     if (found.ambiguous !== undefined) {
       if (this.logger.isLevelEnabled('debug')) {
         this.logger.debug({ service_tag: tag ?? null, mac, uuid, reason: found.ambiguous }, `boot: no unambiguous machine for ${tag ?? 'an invalid tag'}, registration image`);
@@ -78,19 +157,26 @@ export class BootScriptResolver {
     }
     const image = await this.catalog.build(buildId);
     if (!image.ok) return broken(image.reason);
-    return {
-      kind: 'image',
-      machine,
-      script: renderImageScript({
+    // Everything but the token is the same at every boot of this build from this URL: rendered once.
+    const key = `image ${buildId} ${facts.imageKey} ${machineTag} ${selfUrl}`;
+    let parts = this.rendered.get(key);
+    if (!parts) {
+      const template = renderImageScript({
         bootUrl: this.settings.bootUrl,
         selfUrl,
         tag: machineTag,
         buildId,
         imageKey: facts.imageKey,
-        bootToken: await this.tokens.issueBootToken(buildId, facts.bootToken),
+        bootToken: TOKEN_SLOT,
         manifest: image.manifest,
-      }),
-    };
+      });
+      const at = template.indexOf(TOKEN_SLOT);
+      parts = [template.slice(0, at), template.slice(at + TOKEN_SLOT.length)];
+      this.remember(key, parts);
+    }
+    const token = this.tokens.mintBootToken(buildId, facts.bootToken);
+    if (!BOOT_TOKEN_PATTERN.test(token)) throw new Error(`boot: refusing a malformed boot token for build ${buildId}`);
+    return { kind: 'image', machine, script: parts[0] + token + parts[1], image: { buildId, secret: facts.bootToken, before: parts[0], after: parts[1] } };
   }
 
   /**
@@ -138,7 +224,19 @@ export class BootScriptResolver {
   }
 
   private hold(kind: ScriptKind, machine: BootTarget, selfUrl: string, messages: string[], sleepSeconds: number): ResolvedScript {
-    return { kind, machine, script: renderHoldScript({ selfUrl, messages, sleepSeconds }) };
+    const key = `${kind} ${sleepSeconds} ${selfUrl} ${messages.join('\n')}`;
+    let script = this.rendered.get(key)?.[0];
+    if (script === undefined) {
+      script = renderHoldScript({ selfUrl, messages, sleepSeconds });
+      this.remember(key, [script, '']);
+    }
+    return { kind, machine, script };
+  }
+
+  /** Keeps a rendered script (about a kilobyte); when full, the oldest one kept goes. */
+  private remember(key: string, parts: [string, string]): void {
+    if (this.rendered.size >= MAX_RENDERED) this.rendered.delete(this.rendered.keys().next().value as string);
+    this.rendered.set(key, parts);
   }
 
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {

@@ -15,7 +15,8 @@ import { registerImageRoutes } from './image-files.ts';
 import { registerIpxeBinaryRoutes } from './ipxe-binary-routes.ts';
 import { installHttpMetrics, registerMetricsRoute, type MetalMetrics, type MetricsRouteOptions } from '../metrics/metal-metrics.ts';
 import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
-import { registerScriptRoutes } from './script-routes.ts';
+import { installScriptFront } from './script-front.ts';
+import { createScriptAnswers, MAX_SCRIPT_NAME_LENGTH, registerScriptRoutes } from './script-routes.ts';
 
 /** What the boot role is built from. */
 export interface BootServerDeps {
@@ -32,7 +33,7 @@ export interface BootServerDeps {
   /** Machine and build facts for boot decisions, and where last_seen_at is written. */
   targets: BootTargetSource & LastSeenWriter;
   machines: Pick<MachineService, 'enroll'>;
-  builds: Pick<BuildLifecycle, 'recordBooted' | 'issueBootToken'>;
+  builds: Pick<BuildLifecycle, 'recordBooted' | 'mintBootToken' | 'rebootRequested'>;
   notifier: Notifier;
   /**
    * The change feed that keeps an in-memory decision table fresh; without it, each script request
@@ -58,6 +59,11 @@ export interface BootServerOptions {
    * once; changes by another process within this time.
    */
   machineTtlMs?: number;
+  /**
+   * Whether script requests are answered by the lean front (`script-front.ts`) before Fastify sees
+   * them (default true; tests compare both ways).
+   */
+  scriptFront?: boolean;
 }
 
 /** How far back a catch-up re-reads on a feed whose versions can commit out of order (PostgreSQL). */
@@ -67,8 +73,7 @@ const FEED_LAG_MS = 2000;
 export async function createBootServer(deps: BootServerDeps, options: BootServerOptions = {}): Promise<FastifyInstance> {
   const logger = deps.platform.logger.child({ role: 'boot' });
   // Per-request logs at info would cost more than serving the script during a boot storm.
-  // Long enough for any serial a vendor puts in DMI: an invalid one still gets a script, by MAC or UUID.
-  const app = createHttpServer(deps.platform, { loggerInstance: logger.child({}, { level: 'warn' }), routerOptions: { maxParamLength: 1024 } });
+  const app = createHttpServer(deps.platform, { loggerInstance: logger.child({}, { level: 'warn' }), routerOptions: { maxParamLength: MAX_SCRIPT_NAME_LENGTH } });
   const catalog = new ImageCatalog(deps.images, { registrationTtlMs: options.registrationTtlMs });
   let reader: Pick<BootTable, 'findMachine' | 'buildFacts' | 'buildIdOfImageKey'>;
   if (deps.feed) {
@@ -99,7 +104,18 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   if (metrics && deps.metricsRoute) registerMetricsRoute(app, metrics, deps.metricsRoute);
   registerHealthRoutes(app, { ping: deps.ping, logger });
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}), ...(metrics ? { metrics } : {}) });
-  registerScriptRoutes(app, { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) });
+  const scriptOptions = { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) };
+  const answers = createScriptAnswers(scriptOptions);
+  registerScriptRoutes(app, scriptOptions, answers);
+  // Script requests are answered before Fastify sees them (same answers, headers and metrics); the
+  // rest of the listener stays Fastify's, on the same port.
+  if (options.scriptFront !== false) {
+    const front = installScriptFront(app.server, { answers, logger, ...(metrics ? { recordRequest: metrics.httpRequestRecorder('boot') } : {}) });
+    app.addHook('preClose', (done) => {
+      front.close();
+      done();
+    });
+  }
   registerImageRoutes(app, deps.images.root, logger, buildIdOfImageKey, metrics);
   registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 

@@ -97,6 +97,17 @@ export class BootTable {
     return row && { id: row.id, serviceTag: row.serviceTag, status: row.status, imageBuildId: row.imageBuildId, systemUuid: row.systemUuid, identityConflict: row.identityConflict };
   }
 
+  /**
+   * The current row of the machine with this tag, without waiting: undefined when there is none, or
+   * while a catch-up that lookups wait for is due. Rows are replaced, never changed, on every change
+   * to their machine, so a caller may keep one and later ask whether it is still the current one.
+   */
+  peekTag(tag: string): Readonly<BootTarget> | undefined {
+    if (this.stale || this.local) return undefined;
+    const id = this.byTag.get(tag);
+    return id === undefined ? undefined : this.byId.get(id);
+  }
+
   /** The owner and token of a published build. */
   async buildFacts(buildId: number): Promise<BuildBootFacts | undefined> {
     const machineId = this.byBuild.get(buildId);

@@ -76,6 +76,35 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(events[0]!.build_id, a.buildId);
     });
 
+    test('reboot requests: only the running boot’s token asks; 200 once its machine points elsewhere with a request', async () => {
+      const ask = (tag: string, buildId: number, token: string) =>
+        app.inject({ url: `/api/v1/machines/${tag}/reboot-request?build_id=${buildId}&token=${encodeURIComponent(token)}` });
+      // BOOTA booted a.buildId with a.token (previous test); its image row is the build itself once published.
+      await t.ctx.storage.machines.update(a.machineId, { image_build_id: a.buildId }, new Date().toISOString());
+      assert.equal((await ask('BOOTA', a.buildId, a.token)).statusCode, 204, 'nothing to do');
+      const secret = (await t.ctx.storage.builds.findRecord(a.buildId))!.boot_token;
+      const unused = await t.ctx.builds.issueBootToken(a.buildId, secret);
+      const stale = await ask('BOOTA', a.buildId, unused);
+      assert.equal(stale.statusCode, 403, 'a genuine token that is not the running boot’s');
+      assert.deepEqual(stale.json(), { error: { code: 'forbidden', message: `reboot request refused: build ${a.buildId} of BOOTA is not running with this token` } });
+      assert.equal((await ask('BOOTA', b.buildId, b.token)).statusCode, 403, 'another machine’s build');
+      assert.equal((await ask('BOOTA', a.buildId, `${a.token}x`)).statusCode, 403);
+      assert.equal((await ask('NOSUCH', a.buildId, a.token)).statusCode, 404);
+      assert.equal((await ask('BOOTA', 0, a.token)).statusCode, 400);
+      // Pointed at no image with a request (as a rollout with reboot "agent" does): reboot.
+      const now = new Date().toISOString();
+      await t.ctx.storage.machines.update(a.machineId, { image_build_id: null, reboot_requested_at: now }, now);
+      const go = await ask('BOOTA', a.buildId, a.token);
+      assert.equal(go.statusCode, 200);
+      assert.deepEqual(go.json(), { reboot: true });
+      await t.ctx.storage.machines.update(a.machineId, { image_build_id: a.buildId }, now);
+      assert.equal((await ask('BOOTA', a.buildId, a.token)).statusCode, 204, 'it already runs what it points at');
+      // Booting the image it points at clears the request.
+      const fresh = await t.ctx.builds.issueBootToken(a.buildId, secret);
+      assert.equal((await report('BOOTA', { build_id: a.buildId, token: fresh })).statusCode, 200);
+      assert.equal(await t.ctx.storage.machines.rebootRequestedAt(a.machineId), null);
+    });
+
     test('unknown tag: 404; invalid tag or body: 400; nothing recorded', async () => {
       const unknown = await report('NOSUCH', { build_id: a.buildId, token: a.token });
       assert.equal(unknown.statusCode, 404);

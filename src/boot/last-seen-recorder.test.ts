@@ -43,7 +43,7 @@ describe('LastSeenRecorder', () => {
     const recorder = new LastSeenRecorder(writer, silent, 3_600_000);
     for (let i = 0; i < 600; i++) recorder.seen(i);
     await recorder.flush();
-    assert.deepEqual(writer.calls.map((c) => c.length), [250, 250, 100]);
+    assert.deepEqual(writer.calls.map((c) => c.length), [100, 100, 100, 100, 100, 100]);
     assert.deepEqual(writer.calls.flat(), Array.from({ length: 600 }, (_, i) => i));
     writer.failNext = true;
     recorder.seen(1);
@@ -51,5 +51,31 @@ describe('LastSeenRecorder', () => {
     recorder.seen(2);
     await recorder.flush();
     assert.deepEqual(writer.calls.at(-1), [2]);
+  });
+
+  test('a machine is written at most once a window by the timer; the rest waits, and a flush writes it', { timeout: 10_000 }, async () => {
+    // The recorder's timer does not hold the process open; this does, while the test waits for it.
+    const awake = setInterval(() => {}, 1000);
+    const calls: number[][] = [];
+    let notify: () => void = () => {};
+    const writer: LastSeenWriter = {
+      touchLastSeen: async (ids) => {
+        calls.push([...ids]);
+        notify();
+      },
+    };
+    const nextWrite = () => new Promise<void>((resolve) => (notify = resolve));
+    const recorder = new LastSeenRecorder(writer, silent, 1, 3_600_000);
+    let written = nextWrite();
+    recorder.seen(1);
+    await written;
+    written = nextWrite();
+    recorder.seen(1);
+    recorder.seen(2);
+    await written;
+    assert.deepEqual(calls, [[1], [2]], 'machine 1 waits for the next window');
+    await recorder.flush();
+    assert.deepEqual(calls, [[1], [2], [1]], 'a flush writes what waited');
+    clearInterval(awake);
   });
 });

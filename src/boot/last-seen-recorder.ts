@@ -6,17 +6,27 @@ export interface LastSeenWriter {
 }
 
 /**
- * Ids per statement: small enough that one write (synchronous with SQLite) never holds up script
- * requests for long; the recorder lets waiting requests run between two statements.
+ * Ids per statement: small enough that one write (synchronous with SQLite: about a millisecond for
+ * 100 rows) never holds up script requests for long; the recorder lets waiting requests run between
+ * two statements.
  */
-const BATCH = 250;
+const BATCH = 100;
 
 /**
  * Collects the machines that asked for a boot script and writes their last_seen_at in one batch
  * every `intervalMs`, so a boot storm costs one write per interval instead of one per request.
+ *
+ * A machine is written at most once per `resolutionMs`: one that keeps asking (a held machine
+ * re-asks every few seconds, a storm many times a second) waits until that much time has passed since
+ * its last write, and is then written with the time of that write. So last_seen_at is never more than
+ * `resolutionMs` plus one interval behind, and a storm rewrites each row once per `resolutionMs`
+ * instead of once an interval, spread over time as the machines were first seen.
  */
 export class LastSeenRecorder {
   private pending = new Set<number>();
+  /** When each machine was last written (ms); entries older than `resolutionMs` are dropped now and then. */
+  private writtenAt = new Map<number, number>();
+  private pruneAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -24,35 +34,57 @@ export class LastSeenRecorder {
     private readonly writer: LastSeenWriter,
     private readonly logger: Logger,
     private readonly intervalMs = 1500,
+    private readonly resolutionMs = 15_000,
   ) {}
 
-  /** Notes that a machine was seen now; it is written with the next batch. */
+  /** Notes that a machine was seen now; it is written with the next batch (or window, see above). */
   seen(machineId: number): void {
     this.pending.add(machineId);
-    if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, this.intervalMs);
-      this.timer.unref();
-    }
+    this.schedule();
   }
 
-  /** Writes what was collected so far; resolves when it is stored (errors are logged, not thrown). */
+  /** Writes every sighting collected so far; resolves when it is stored (errors are logged, not thrown). */
   flush(): Promise<void> {
+    return this.write(true);
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.write(false);
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  private write(all: boolean): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const ids = [...this.pending];
-    this.pending = new Set();
+    const now = Date.now();
+    if (now >= this.pruneAt) {
+      for (const [id, at] of this.writtenAt) if (now - at >= this.resolutionMs) this.writtenAt.delete(id);
+      this.pruneAt = now + this.resolutionMs;
+    }
+    const ids: number[] = [];
+    const waiting = new Set<number>();
+    for (const id of this.pending) {
+      const last = this.writtenAt.get(id);
+      if (all || last === undefined || now - last >= this.resolutionMs) ids.push(id);
+      else waiting.add(id);
+    }
+    this.pending = waiting;
+    if (waiting.size > 0) this.schedule();
     this.flushing = this.flushing.then(async () => {
       if (ids.length === 0) return;
       try {
-        const now = new Date().toISOString();
+        const at = new Date();
         for (let i = 0; i < ids.length; i += BATCH) {
           if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-          await this.writer.touchLastSeen(ids.slice(i, i + BATCH), now);
+          const batch = ids.slice(i, i + BATCH);
+          await this.writer.touchLastSeen(batch, at.toISOString());
+          for (const id of batch) this.writtenAt.set(id, at.getTime());
         }
       } catch (err) {
         this.logger.warn({ err, machines: ids.length }, 'boot: could not record last_seen_at');

@@ -3,46 +3,89 @@ import { NotFoundError } from '../core/errors.ts';
 import { MAX_ID } from '../core/validation.ts';
 import type { BootedReport, BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
-import type { BootScriptResolver } from './boot-script-resolver.ts';
+import type { BootScriptResolver, ResolvedScript, ScriptKind } from './boot-script-resolver.ts';
 import { renderEntryScript } from './ipxe-script.ts';
 import type { LastSeenRecorder } from './last-seen-recorder.ts';
 
-const SCRIPT_TYPE = 'text/plain; charset=utf-8';
+/** The type of every script answer. */
+export const SCRIPT_TYPE = 'text/plain; charset=utf-8';
+/** The route templates of the script routes, as metrics label them. */
+export const ENTRY_ROUTE = '/boot.ipxe';
+export const MACHINE_ROUTE = '/nixos/machines/:file';
+/**
+ * The longest script name the router takes (its `maxParamLength`): long enough for any serial a
+ * vendor puts in DMI, so an invalid one still gets a script by MAC or UUID.
+ */
+export const MAX_SCRIPT_NAME_LENGTH = 1024;
+/** What a machine script's file name ends with. */
+export const SCRIPT_SUFFIX = '.ipxe';
 
 /** What the script routes use. */
 export interface ScriptRouteOptions {
   bootUrl: string;
-  resolver: BootScriptResolver;
-  lastSeen: LastSeenRecorder;
-  builds: Pick<BuildLifecycle, 'recordBooted'>;
+  resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow'>;
+  lastSeen: Pick<LastSeenRecorder, 'seen'>;
+  builds: Pick<BuildLifecycle, 'recordBooted' | 'rebootRequested'>;
   logger: Logger;
   /** Counts scripts by the decision that chose them. */
   metrics?: { bootScript(kind: string): void };
 }
 
-/** The iPXE script routes and the booted report: what a machine asks for at every boot. */
-export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteOptions): void {
-  const { resolver, lastSeen, logger } = options;
-  const entryScript = renderEntryScript(options.bootUrl);
+/**
+ * The answers of the script routes, apart from HTTP: the Fastify routes and the lean front
+ * (`script-front.ts`) both serve these, so the two cannot answer differently.
+ */
+export interface ScriptAnswers {
+  /** `GET /boot.ipxe`: the same text for every machine. */
+  readonly entryScript: string;
+  /**
+   * `GET /nixos/machines/<file>`: `file` as decoded from the path, `mac` and `uuid` as parsed from the
+   * query (anything: a string, an array for a repeated key, or undefined). Records last_seen_at and
+   * counts the script; a file not ending in `.ipxe` is a NotFoundError.
+   */
+  machineScript(file: string, mac: unknown, uuid: unknown): Promise<{ kind: ScriptKind; script: string }>;
+  /** `machineScript` without waiting, when the resolver can answer from memory (`resolveNow`); else undefined. */
+  machineScriptNow(file: string, mac: unknown, uuid: unknown): { kind: ScriptKind; script: string } | undefined;
+}
 
-  app.get('/boot.ipxe', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
-    reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(entryScript),
+export function createScriptAnswers(options: Omit<ScriptRouteOptions, 'builds'>): ScriptAnswers {
+  const { resolver, lastSeen, logger, metrics } = options;
+  const served = (file: string, resolved: ResolvedScript): ResolvedScript => {
+    if (resolved.machine) lastSeen.seen(resolved.machine.id);
+    metrics?.bootScript(resolved.kind);
+    if (logger.isLevelEnabled('debug')) {
+      const tag = resolved.machine?.serviceTag;
+      logger.debug({ file, kind: resolved.kind, service_tag: tag ?? null }, `boot: ${resolved.kind} script served${tag ? ` to ${tag}` : ''}`);
+    }
+    return resolved;
+  };
+  return {
+    entryScript: renderEntryScript(options.bootUrl),
+    async machineScript(file, mac, uuid) {
+      if (!file.endsWith(SCRIPT_SUFFIX)) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
+      const tag = file.slice(0, -SCRIPT_SUFFIX.length);
+      return served(file, resolver.resolveNow(tag, mac, uuid) ?? (await resolver.resolve(tag, mac, uuid)));
+    },
+    machineScriptNow(file, mac, uuid) {
+      if (!file.endsWith(SCRIPT_SUFFIX)) return undefined;
+      const resolved = resolver.resolveNow(file.slice(0, -SCRIPT_SUFFIX.length), mac, uuid);
+      return resolved && served(file, resolved);
+    },
+  };
+}
+
+/** The iPXE script routes and the booted report: what a machine asks for at every boot. */
+export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteOptions, answers: ScriptAnswers = createScriptAnswers(options)): void {
+  app.get(ENTRY_ROUTE, { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
+    reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(answers.entryScript),
   );
 
   app.get<{ Params: { file: string }; Querystring: Record<string, unknown> }>(
-    '/nixos/machines/:file',
+    MACHINE_ROUTE,
     { config: { access: 'public' }, schema: { hide: true } },
     async (request, reply) => {
-      const { file } = request.params;
-      if (!file.endsWith('.ipxe')) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
-      const resolved = await resolver.resolve(file.slice(0, -'.ipxe'.length), request.query.mac, request.query.uuid);
-      if (resolved.machine) lastSeen.seen(resolved.machine.id);
-      options.metrics?.bootScript(resolved.kind);
-      if (logger.isLevelEnabled('debug')) {
-        const tag = resolved.machine?.serviceTag;
-        logger.debug({ file, kind: resolved.kind, service_tag: tag ?? null }, `boot: ${resolved.kind} script served${tag ? ` to ${tag}` : ''}`);
-      }
-      return reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(resolved.script);
+      const { script } = await answers.machineScript(request.params.file, request.query.mac, request.query.uuid);
+      return reply.type(SCRIPT_TYPE).header('cache-control', 'no-store').send(script);
     },
   );
 
@@ -61,5 +104,28 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
       },
     },
     async (request) => options.builds.recordBooted(request.params.tag, request.body),
+  );
+
+  // The in-image agent asks every minute, with the token its booted report was accepted with:
+  // 200 `{"reboot": true}` when its machine was pointed at another image and should reboot into it,
+  // 204 when there is nothing to do.
+  app.get<{ Params: { tag: string }; Querystring: { build_id: number; token: string } }>(
+    '/api/v1/machines/:tag/reboot-request',
+    {
+      config: { access: 'public' },
+      schema: {
+        hide: true,
+        querystring: {
+          type: 'object',
+          required: ['build_id', 'token'],
+          properties: { build_id: { type: 'integer', minimum: 1, maximum: MAX_ID }, token: { type: 'string', minLength: 1, maxLength: 512 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const reboot = await options.builds.rebootRequested(request.params.tag, request.query);
+      if (!reboot) return reply.code(204).header('cache-control', 'no-store').send();
+      return reply.header('cache-control', 'no-store').send({ reboot: true });
+    },
   );
 }

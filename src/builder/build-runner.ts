@@ -193,7 +193,8 @@ async function publish(
     const f = outcome.bootJson.files;
     log.write(`builder ${queue.owner}: published ${storePath}: bzImage ${f.bzImage.size} bytes, initrd ${f.initrd.size} bytes\n`);
   }
-  await pointMachineAt(images, row.service_tag, id);
+  // A held build (a rollout's) is published without pointing the machine at it: its wave does that.
+  if (!row.hold) await pointMachineAt(images, row.service_tag, id);
   let succeeded = false;
   try {
     await finish(async () => {

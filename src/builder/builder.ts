@@ -5,6 +5,7 @@ import type { Notifier } from '../core/notifier.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import { removeStaleStaging } from '../images/image-publisher.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
+import { sweepBuildWork } from './work-sweep.ts';
 import { findExecutable, hasNixDaemon, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 
 /** A running builder role. */
@@ -21,6 +22,8 @@ export interface BuilderDeps {
   images: ImageLayout;
   logger: Logger;
   settings: BuilderSettings;
+  /** Image retention (METAL_KEEP_BUILDS), run after each successful build here and periodically. */
+  retention?: { sweep(): Promise<{ swept: number[] }> };
   /**
    * True when build requests and cancellations from other processes arrive as notifier signals
    * (PostgreSQL); otherwise the builder polls faster.
@@ -86,10 +89,13 @@ export interface BuilderOptions {
   nixEnv?: Record<string, string>;
   /** The entry expression; defaults to METAL_NIX_ENTRY. */
   nixEntry?: string;
+  /** How often retention and the work-directory sweep run besides after builds (default 10 minutes). */
+  maintenanceIntervalMs?: number;
 }
 
 /** Staging leftovers of publications interrupted this long ago are removed at start. */
 const STALE_STAGING_MS = 3600_000;
+const MAINTENANCE_INTERVAL_MS = 600_000;
 
 
 /**
@@ -173,17 +179,49 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     }
   };
 
+  // Retention and the work-directory sweep: one pass at a time, another queued when asked meanwhile.
+  let maintaining: Promise<void> | undefined;
+  let maintainAgain = false;
+  const maintain = (): Promise<void> => {
+    if (maintaining) {
+      maintainAgain = true;
+      return maintaining;
+    }
+    maintaining = (async () => {
+      do {
+        maintainAgain = false;
+        try {
+          const removed = await sweepBuildWork(settings.workRoot, queue, new Set(running.keys()));
+          if (removed.length > 0) logger.info({ builds: removed }, `builder: removed ${removed.length} leftover work directories of finished builds`);
+          const outcome = await deps.retention?.sweep();
+          if (outcome && outcome.swept.length > 0) logger.info({ builds: outcome.swept }, `builder: retention deleted the images of ${outcome.swept.length} builds`);
+        } catch (err) {
+          logger.warn({ err }, 'builder: retention sweep failed; trying again later');
+        }
+      } while (maintainAgain && !stopped);
+    })().finally(() => {
+      maintaining = undefined;
+    });
+    return maintaining;
+  };
+  const onFinished = (_id: number, result: string) => {
+    if (result === 'success') void maintain();
+  };
+
   const onRequested = () => void pump();
   const onCancelled = (buildId: number) => running.get(buildId)?.stop('cancelled');
   notifier.on('build.requested', onRequested);
   notifier.on('build.cancelled', onCancelled);
+  notifier.on('build.finished', onFinished);
 
   const timer = setInterval(() => void sweep().then(pump), pollMs);
+  const maintenance = setInterval(() => void maintain(), options.maintenanceIntervalMs ?? MAINTENANCE_INTERVAL_MS);
   if (isolation === 'unsandboxed') logger.warn('builder: building without a sandbox (METAL_BUILD_UNSANDBOXED=1): a configuration\'s derivations run as this user');
   if (!hasNix) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
   logger.info({ concurrency: settings.buildConcurrency, entry: runner.nixEntry, leaseMs }, `builder: ${name} ready`);
   await removeStaleStaging(deps.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
   await sweep();
+  await maintain();
   await pump();
 
   return {
@@ -191,9 +229,12 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(maintenance);
       notifier.off('build.requested', onRequested);
       notifier.off('build.cancelled', onCancelled);
+      notifier.off('build.finished', onFinished);
       await pumping;
+      await maintaining;
       for (const run of running.values()) run.stop('shutdown');
       await Promise.all([...running.values()].map((r) => r.done));
       logger.info(`builder: ${name} stopped`);

@@ -6,6 +6,7 @@ import { registerInventoryCommands } from './inventory-commands.ts';
 import { registerLoginCommands } from './login-commands.ts';
 import { registerMachineCommands } from './machine-commands.ts';
 import { registerPowerCommands } from './power-commands.ts';
+import { registerRolloutCommands } from './rollout-commands.ts';
 import { registerTokenCommands } from './token-commands.ts';
 import { registerUsersCommands } from './users-commands.ts';
 import { registerWebhookCommands } from './webhook-commands.ts';
@@ -18,6 +19,7 @@ export function registerClientCommands(program: Command): void {
   registerBuildCommands(program);
   registerFleetCommands(program);
   registerPowerCommands(program);
+  registerRolloutCommands(program);
   registerInventoryCommands(program);
   registerTokenCommands(program);
   registerUsersCommands(program);

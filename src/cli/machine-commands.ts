@@ -254,6 +254,24 @@ export function registerMachineCommands(program: Command): void {
   });
 
   withExamples(
+    machines
+      .command('rollback')
+      .description('boot an earlier build again: the one before the current, or --build N (its image must still be kept)')
+      .argument('<tag>', 'service tag or id')
+      .option('--build <n>', 'the build to boot', positiveInteger('--build'))
+      .option('--json', 'print the API response as JSON'),
+    'metal machines rollback ABC123',
+    'metal machines rollback ABC123 --build 41',
+  ).action(async (tag: string, opts: { build?: number; json?: boolean }) => {
+    const result = await clientFromEnvironment().post<{ service_tag: string; build_id: number; previous_build_id: number | null }>(
+      `/api/v1/machines/${segment(tag)}/rollback`,
+      opts.build === undefined ? {} : { build_id: opts.build },
+    );
+    if (opts.json) return printJson(result);
+    process.stdout.write(`${printable(result.service_tag)}: boots build ${result.build_id} from its next boot (was ${result.previous_build_id ?? 'none'})\n`);
+  });
+
+  withExamples(
     machines.command('rm').description('remove a machine and its images').argument('<tag>', 'service tag or id').option('-y, --yes', 'do not ask for confirmation'),
     'metal machines rm ABC123 --yes',
   ).action(async (tag: string, opts: { yes?: boolean }) => {

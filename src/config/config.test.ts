@@ -12,6 +12,8 @@ describe('loadConfig', () => {
     assert.match(c.bootUrl, /^http:\/\/[0-9.]+:8081$/);
     assert.equal(c.buildTimeoutSeconds, 3600);
     assert.equal(c.buildConcurrency, 1);
+    assert.equal(c.keepBuilds, 3);
+    assert.equal(loadConfig({ METAL_KEEP_BUILDS: '10' }).keepBuilds, 10);
     assert.equal(c.buildLeaseMs, 30_000);
     assert.equal(c.enrollRate, 60);
     assert.equal(c.powerConcurrency, 16);
@@ -42,6 +44,8 @@ describe('loadConfig', () => {
   const invalid: Array<[string, Record<string, string>, RegExp]> = [
     ['timeout not a number', { METAL_BUILD_TIMEOUT: 'soon' }, /METAL_BUILD_TIMEOUT="soon" is invalid: expected a whole number/],
     ['zero concurrency', { METAL_BUILD_CONCURRENCY: '0' }, /METAL_BUILD_CONCURRENCY="0" is invalid: expected a number from 1 to 64/],
+    ['keeping no builds', { METAL_KEEP_BUILDS: '0' }, /METAL_KEEP_BUILDS="0" is invalid: expected a number from 1 to 1000/],
+    ['a word for builds kept', { METAL_KEEP_BUILDS: 'all' }, /METAL_KEEP_BUILDS="all" is invalid: expected a whole number/],
     ['a lease too short', { METAL_BUILD_LEASE_SECONDS: '0.1' }, /METAL_BUILD_LEASE_SECONDS="0.1" is invalid: expected seconds from 0.2 to 3600/],
     ['zero power concurrency', { METAL_POWER_CONCURRENCY: '0' }, /METAL_POWER_CONCURRENCY="0" is invalid: expected a number from 1 to 256/],
     ['a power timeout of zero', { METAL_POWER_TIMEOUT: '0' }, /METAL_POWER_TIMEOUT="0" is invalid: expected seconds from 0.1 to 300/],

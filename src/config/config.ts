@@ -26,6 +26,8 @@ export interface Config {
   buildTimeoutSeconds: number;
   /** Builds one builder runs at once. */
   buildConcurrency: number;
+  /** Successful builds whose images are kept per machine (besides any a machine boots or a rollout needs). */
+  keepBuilds: number;
   /** How long a builder's claim on a build holds without renewal, in ms (it renews at a third of it). */
   buildLeaseMs: number;
   /**
@@ -114,6 +116,7 @@ export const CONFIG_KEYS = [
   'METAL_NIX_ENTRY',
   'METAL_BUILD_TIMEOUT',
   'METAL_BUILD_CONCURRENCY',
+  'METAL_KEEP_BUILDS',
   'METAL_BUILD_LEASE_SECONDS',
   'METAL_BUILD_UNSANDBOXED',
   'METAL_ENROLL_RATE',
@@ -173,6 +176,7 @@ export function loadConfig(
     nixEntry: parseNixEntry(raw('METAL_NIX_ENTRY')),
     buildTimeoutSeconds: parseInteger('METAL_BUILD_TIMEOUT', raw('METAL_BUILD_TIMEOUT') ?? '3600', 1, 7 * 86400),
     buildConcurrency: parseInteger('METAL_BUILD_CONCURRENCY', raw('METAL_BUILD_CONCURRENCY') ?? '1', 1, 64),
+    keepBuilds: parseInteger('METAL_KEEP_BUILDS', raw('METAL_KEEP_BUILDS') ?? '3', 1, 1000),
     buildLeaseMs: parseSeconds('METAL_BUILD_LEASE_SECONDS', raw('METAL_BUILD_LEASE_SECONDS') ?? '30', 0.2, 3600),
     buildUnsandboxed: parseFlag('METAL_BUILD_UNSANDBOXED', raw('METAL_BUILD_UNSANDBOXED') ?? '0'),
     enrollRate: parseInteger('METAL_ENROLL_RATE', raw('METAL_ENROLL_RATE') ?? '60', 0, 1_000_000),

@@ -1,12 +1,16 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
-import { assertBuildTransition, assertMachineTransition, isBuildFinished, type MachineStatus } from './lifecycle.ts';
+import { assertBuildTransition, assertMachineTransition, isBuildFinished, type BuildStatus, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
 import { nowIso, type Actor, type Build, type BuildNixpkgs } from './types.ts';
 import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
 import { effectiveConfigHash, machineFilesOf } from './config-hash.ts';
+
+/** `crypto.hash` (Node 20.12 and later): a digest without a Hash object; older Nodes use createHmac. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
 export const MAX_ATTEMPTS = 2;
@@ -76,19 +80,24 @@ export class BuildLifecycle {
     return this.storage.builds.listForMachine(machineId, limit, offset);
   }
 
-  /** Creates a pending build of the machine's current configuration; the machine becomes building. */
-  async request(machineId: number, actor: Actor): Promise<Build> {
-    const build = await this.storage.transaction((tx) => this.requestIn(tx, machineId, actor));
+  /**
+   * Creates a pending build of the machine's current configuration; the machine becomes building. A
+   * held build (a rollout's) leaves the machine as it is: it keeps booting its image meanwhile, and
+   * the build's success publishes the image without pointing the machine at it.
+   */
+  async request(machineId: number, actor: Actor, options: { hold?: boolean; rolloutId?: number } = {}): Promise<Build> {
+    const build = await this.storage.transaction((tx) => this.requestIn(tx, machineId, actor, options));
     this.signalRequested(build);
     return build;
   }
 
   /**
    * `request` inside a caller's transaction (enrollment rules, bulk builds); the caller calls
-   * `signalRequested` once it committed. The build snapshots the machine's module, hostname and
+   * `signalRequested` once it committed. The build snapshots the machine's files, hostname and
    * profile (module and kernel parameters) as they are now, with the hash of all of it.
    */
-  async requestIn(tx: Stores, machineId: number, actor: Actor): Promise<Build> {
+  async requestIn(tx: Stores, machineId: number, actor: Actor, options: { hold?: boolean; rolloutId?: number } = {}): Promise<Build> {
+    const hold = options.hold === true;
     const machine = await tx.machines.findById(machineId);
     if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
     if (!machine.hostname) {
@@ -96,7 +105,12 @@ export class BuildLifecycle {
     }
     const active = await tx.builds.findActiveForMachine(machine.id);
     if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
-    assertMachineTransition(machine.status, 'building', 'build');
+    if (!hold) {
+      // A build of its own would point the machine at a new image in the middle of its rollout.
+      const held = await tx.rollouts.activeFor([machine.id]);
+      if (held.length > 0) throw new ConflictError(`machine ${machine.service_tag} is in rollout ${held[0]!.rollout_id}; wait for it, or cancel it, before building it alone`);
+      assertMachineTransition(machine.status, 'building', 'build');
+    }
     const profile = machine.profile === null ? null : ((await tx.profiles.findByName(machine.profile)) ?? null);
     const now = nowIso();
     let created: Build;
@@ -110,6 +124,8 @@ export class BuildLifecycle {
           service_tag: machine.service_tag,
           boot_token: randomBytes(24).toString('base64url'),
           image_key: randomBytes(16).toString('base64url'),
+          hold,
+          rollout_id: options.rolloutId ?? null,
           profile_name: profile?.name ?? null,
           profile_config: profile?.nixos_config ?? null,
           kernel_params: profile?.kernel_params ?? [],
@@ -121,13 +137,14 @@ export class BuildLifecycle {
       if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
       throw err;
     }
-    await tx.machines.update(machine.id, { status: 'building', last_build_id: created.id }, now);
+    await tx.machines.update(machine.id, hold ? { last_build_id: created.id } : { status: 'building', last_build_id: created.id }, now);
     await tx.events.record({
       kind: 'build.requested',
       machineId: machine.id,
       buildId: created.id,
       actor,
-      message: `build ${created.id} requested for ${machine.hostname}${profile ? ` (profile ${profile.name})` : ''}`,
+      message: `build ${created.id} requested for ${machine.hostname}${profile ? ` (profile ${profile.name})` : ''}${hold ? ` (held for rollout ${options.rolloutId ?? '?'}: published without being booted)` : ''}`,
+      ...(hold ? { data: { hold: true, rollout_id: options.rolloutId ?? null } } : {}),
     });
     return created;
   }
@@ -173,8 +190,13 @@ export class BuildLifecycle {
    * before an accepted one is accepted again.
    */
   async issueBootToken(buildId: number, buildSecret: string, now = Date.now()): Promise<string> {
+    return this.mintBootToken(buildId, buildSecret, now);
+  }
+
+  /** `issueBootToken` without a promise, for the boot server's hot path. */
+  mintBootToken(buildId: number, buildSecret: string, now = Date.now()): string {
     const issued = String(now).padStart(BOOT_TIME_DIGITS, '0');
-    const nonce = randomBytes(12).toString('base64url');
+    const nonce = freshNonce();
     return `${issued}.${nonce}.${signBootToken(buildSecret, buildId, issued, nonce)}`;
   }
 
@@ -195,11 +217,35 @@ export class BuildLifecycle {
     await this.storage.transaction(async (tx) => {
       // Single use: the build keeps the marker of the last accepted token; only a later one passes.
       if (!(await tx.builds.advanceBootMarker(report.build_id, marker))) throw refused();
-      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt }, bootedAt);
+      // Booting the image it points at answers a pending reboot request of its agent.
+      const current = (await tx.machines.imageBuildId(machine.id)) === report.build_id;
+      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt, ...(current ? { reboot_requested_at: null } : {}) }, bootedAt);
       await tx.events.record({ kind: 'machine.booted', machineId: machine.id, buildId: report.build_id, actor, message: `${serviceTag} booted build ${report.build_id}` });
     });
     this.notifier.emit('machine.updated', machine.id);
     return { machine_id: machine.id, build_id: report.build_id, booted_at: bootedAt };
+  }
+
+  /**
+   * Whether the in-image agent of a running boot should reboot now: its token must be the one its
+   * booted report was accepted with (the boot now running, so its age does not matter), and the
+   * machine must have been pointed at another image with a reboot request. A wrong token and another
+   * machine's build are refused alike, as for booted reports.
+   */
+  async rebootRequested(tag: string, report: BootedReport): Promise<boolean> {
+    const serviceTag = assertServiceTag(tag);
+    if (!Number.isSafeInteger(report.build_id) || report.build_id < 1) {
+      throw new InvalidInputError('build_id must be a positive whole number', { field: 'build_id' });
+    }
+    const refused = () => new ForbiddenError(`reboot request refused: build ${report.build_id} of ${serviceTag} is not running with this token`);
+    const machine = await this.storage.machines.findByServiceTag(serviceTag);
+    if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
+    const facts = await this.storage.builds.bootFacts(report.build_id);
+    if (!facts || facts.machineId !== machine.id) throw refused();
+    const marker = verifyBootToken(facts.bootToken, report.build_id, report.token, null);
+    if (marker === undefined || marker !== (await this.storage.builds.bootMarker(report.build_id))) throw refused();
+    const [image, requested] = await Promise.all([this.storage.machines.imageBuildId(machine.id), this.storage.machines.rebootRequestedAt(machine.id)]);
+    return requested !== null && image !== report.build_id;
   }
 
   /** Tells the process a build ended (metrics count it), with how long it ran since it started. */
@@ -268,6 +314,11 @@ export class BuildQueue {
   /** An earlier successful build with this store path, whose files can be linked instead of copied. */
   findPublishedStorePath(storePath: string, exceptId: number): Promise<number | undefined> {
     return this.storage.builds.findPublishedStorePath(storePath, exceptId);
+  }
+
+  /** The status of each of these builds that exists (for sweeping work directories). */
+  statusesOf(ids: number[]): Promise<Array<{ id: number; status: BuildStatus }>> {
+    return this.storage.builds.statusesOf(ids);
   }
 
   /** The machine's currently published build, if any. */
@@ -366,7 +417,9 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   if (!done) return false;
   if (outcome.status === 'failed') await tx.builds.prependLog(id, `error: ${fields.error}\n`);
   const machine = await tx.machines.findById(record.machine_id);
-  if (outcome.status === 'success' && machine) {
+  if (outcome.status === 'success' && machine && record.hold) {
+    // A held build: its image is published, the machine keeps booting what it booted.
+  } else if (outcome.status === 'success' && machine) {
     assertMachineTransition(machine.status, 'ready', `build ${id}`);
     await tx.machines.update(machine.id, { status: 'ready', image_build_id: id }, now);
   } else if (outcome.status === 'failed' && machine?.status === 'building') {
@@ -374,7 +427,14 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   }
   await tx.events.record(
     outcome.status === 'success'
-      ? { kind: 'build.succeeded', machineId: record.machine_id, buildId: id, actor, message: outcome.image.note, data: { store_path: outcome.image.storePath, ...(outcome.image.nixpkgs ? { nixpkgs: outcome.image.nixpkgs } : {}) } }
+      ? {
+          kind: 'build.succeeded',
+          machineId: record.machine_id,
+          buildId: id,
+          actor,
+          message: record.hold ? `${outcome.image.note} (held: the machine is pointed at it by its rollout)` : outcome.image.note,
+          data: { store_path: outcome.image.storePath, ...(outcome.image.nixpkgs ? { nixpkgs: outcome.image.nixpkgs } : {}), ...(record.hold ? { hold: true } : {}) },
+        }
       : { kind: 'build.failed', machineId: record.machine_id, buildId: id, actor, message: `build ${id} failed: ${fields.error}` },
   );
   return true;
@@ -426,19 +486,70 @@ const BOOT_TIME_DIGITS = 15;
 /** How long a boot token can be reported after its script was handed out. */
 export const BOOT_TOKEN_MAX_AGE_MS = 24 * 3600_000;
 
+/** Bytes of a boot token's nonce (96 bits; 16 characters of base64url). */
+const NONCE_BYTES = 12;
+/** Nonces drawn from the system's CSPRNG at once: one call per this many tokens instead of one each. */
+const NONCES_PER_DRAW = 256;
+let noncePool = Buffer.alloc(0);
+let noncePoolAt = 0;
+
+/**
+ * 96 fresh random bits, each handed out once. Drawing them in blocks is what Node's own
+ * `randomUUID` does; the bytes are the same CSPRNG output and are never reused.
+ */
+function freshNonce(): string {
+  if (noncePoolAt + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_BYTES * NONCES_PER_DRAW);
+    noncePoolAt = 0;
+  }
+  const nonce = noncePool.toString('base64url', noncePoolAt, noncePoolAt + NONCE_BYTES);
+  noncePoolAt += NONCE_BYTES;
+  return nonce;
+}
+
 function signBootToken(secret: string, buildId: number, issued: string, nonce: string): string {
-  return createHmac('sha256', secret).update(`metal-boot:${buildId}:${issued}:${nonce}`).digest('base64url').slice(0, 32);
+  return hmacSha256(secret, `metal-boot:${buildId}:${issued}:${nonce}`).toString('base64url').slice(0, 32);
+}
+
+/** SHA-256's block size: HMAC pads its key to it. */
+const SHA256_BLOCK = 64;
+/** Padded keys of the builds signed for lately (a boot storm signs for each published build again and again). */
+const hmacPads = new Map<string, { inner: Buffer; outer: Buffer }>();
+const MAX_HMAC_PADS = 4096;
+
+/**
+ * HMAC-SHA256 (RFC 2104) of `message` under `secret`, computed as its definition reads,
+ * H((K ^ opad) || H((K ^ ipad) || m)), with the padded keys made once per secret and two one-shot
+ * hashes: the same bytes as `createHmac`, at about half its cost (no HMAC object per token).
+ */
+export function hmacSha256(secret: string, message: string): Buffer {
+  if (typeof oneShotHash !== 'function') return createHmac('sha256', secret).update(message).digest();
+  let pads = hmacPads.get(secret);
+  if (!pads) {
+    let key = Buffer.from(secret, 'utf8');
+    if (key.length > SHA256_BLOCK) key = createHash('sha256').update(key).digest();
+    const inner = Buffer.alloc(SHA256_BLOCK, 0x36);
+    const outer = Buffer.alloc(SHA256_BLOCK, 0x5c);
+    for (let i = 0; i < key.length; i++) {
+      inner[i]! ^= key[i]!;
+      outer[i]! ^= key[i]!;
+    }
+    if (hmacPads.size >= MAX_HMAC_PADS) hmacPads.delete(hmacPads.keys().next().value as string);
+    hmacPads.set(secret, (pads = { inner, outer }));
+  }
+  const innerHash = oneShotHash('sha256', Buffer.concat([pads.inner, Buffer.from(message, 'utf8')]), 'buffer');
+  return oneShotHash('sha256', Buffer.concat([pads.outer, innerHash]), 'buffer');
 }
 
 /**
  * The marker (`<issued at>.<nonce>`) of a genuine, unexpired token of this build, or undefined. The
  * signature is compared in constant time.
  */
-function verifyBootToken(secret: string, buildId: number, token: string, now: number): string | undefined {
+function verifyBootToken(secret: string, buildId: number, token: string, now: number | null): string | undefined {
   const m = /^(\d{15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{32})$/.exec(token);
   if (!m || secret === '') return undefined;
   const [, issued, nonce, signature] = m as unknown as [string, string, string, string];
-  const age = now - Number(issued);
+  const age = now === null ? 0 : now - Number(issued);
   if (!(age >= -60_000 && age <= BOOT_TOKEN_MAX_AGE_MS)) return undefined;
   const expected = Buffer.from(signBootToken(secret, buildId, issued, nonce));
   const given = Buffer.from(signature);

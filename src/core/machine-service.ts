@@ -56,7 +56,7 @@ export class MachineService {
   constructor(
     private readonly storage: Storage,
     private readonly notifier: Notifier,
-    private readonly images: ImageStore,
+    private readonly images: Pick<ImageStore, 'removeMachineImages'>,
     private readonly builds: BuildLifecycle,
   ) {}
 

@@ -18,6 +18,8 @@ export interface NotifierEvents {
   'build.finished': [buildId: number, result: 'success' | 'failed' | 'cancelled', seconds: number | null];
   /** A machine's record changed. */
   'machine.updated': [machineId: number];
+  /** A rollout was started or changed (wakes the rollout engine and live pages). */
+  'rollout.updated': [rolloutId: number];
 }
 
 /** In-process publish/subscribe. Signals from other processes (PostgreSQL NOTIFY) are relayed into it. */

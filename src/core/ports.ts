@@ -1,6 +1,7 @@
 import type { Labels, Selector } from './labels.ts';
 import type { Profile, ProfileFields } from './profile.ts';
 import type { Rule, RuleFields } from './rule.ts';
+import type { Rollout, RolloutMachine, RolloutSettings, RolloutState } from './rollout-machine.ts';
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
 import type {
   ApiToken,
@@ -94,6 +95,8 @@ export interface MachinePatch {
   image_build_id?: number | null;
   booted_build_id?: number | null;
   booted_at?: string | null;
+  /** Set when the in-image agent should reboot the machine into its (changed) image; cleared when it boots it. */
+  reboot_requested_at?: string | null;
   mac_address?: string;
   /** Unique: a write that gives a second machine the same MAC or UUID throws DuplicateKeyError. */
   identity_mac?: string | null;
@@ -197,6 +200,10 @@ export interface MachineStore {
   claimHostname(id: number, hostname: string, now: string): Promise<boolean>;
   /** Hostnames that start with `prefix` and end with `suffix` (to find the numbers a pattern holds). */
   hostnamesLike(prefix: string, suffix: string): Promise<string[]>;
+  /** Machines whose image is this build (`image_build_id`): a build they boot is never swept. */
+  pointingAt(buildId: number): Promise<number[]>;
+  /** When a reboot into a changed image was requested of the machine's agent; null when none is pending. */
+  rebootRequestedAt(id: number): Promise<string | null>;
 }
 
 /** Profiles. */
@@ -246,6 +253,9 @@ export interface NewBuild {
   kernel_params?: string[];
   /** What the build is made from (core/config-hash.ts). */
   config_hash?: string | null;
+  /** A rollout's build: published on success without pointing the machine at it. */
+  hold?: boolean;
+  rollout_id?: number | null;
 }
 
 /** A build as stored: the API's fields plus what only the builder and boot server see. */
@@ -350,6 +360,14 @@ export interface BuildStore {
   advanceBootMarker(id: number, marker: string): Promise<boolean>;
   /** The build whose image URLs use `imageKey`. */
   findIdByImageKey(imageKey: string): Promise<number | undefined>;
+  /** Successful builds whose image is still published, newest first within each machine. */
+  publishedImages(): Promise<Array<{ id: number; machine_id: number }>>;
+  /** Records that retention deleted a successful build's image; false when it was already recorded. */
+  markImageSwept(id: number, now: string): Promise<boolean>;
+  /** `<issued at>.<nonce>` of the build's last accepted boot token (the boot now running), if any. */
+  bootMarker(id: number): Promise<string | null>;
+  /** The status of each of these builds that exists (unknown ids are left out). */
+  statusesOf(ids: number[]): Promise<Array<{ id: number; status: BuildStatus }>>;
 }
 
 /** What is recorded about a change. */
@@ -563,6 +581,45 @@ export interface BmcCredentialSetStore {
   usageCount(id: number): Promise<number>;
 }
 
+/** A new rollout with its machines (each already given its wave and, for unchanged ones, its state). */
+export interface NewRollout extends RolloutSettings {
+  state: RolloutState;
+  waves: number;
+  created_by: string;
+  machines: Array<Pick<RolloutMachine, 'machine_id' | 'service_tag' | 'wave' | 'from_build_id' | 'to_build_id' | 'state'>>;
+}
+
+/** A rollout's fields that the engine writes. */
+export type RolloutPatch = Partial<Pick<Rollout, 'state' | 'wave' | 'resume_state' | 'message' | 'finished_at'>>;
+
+/**
+ * Rollouts and their machines. While a rollout is active each of its machines is locked to it (a
+ * unique key), so a second active rollout over the same machine is refused with DuplicateKeyError.
+ */
+export interface RolloutStore {
+  create(r: NewRollout, now: string): Promise<Rollout>;
+  get(id: number): Promise<Rollout | undefined>;
+  /** Newest first, with their machines. */
+  list(limit: number, offset: number): Promise<{ items: Rollout[]; total: number }>;
+  /** Active rollouts holding any of these machines: `{rollout id, machine id}`. */
+  activeFor(machineIds: number[]): Promise<Array<{ rollout_id: number; machine_id: number }>>;
+  /** Builds an active rollout may still point a machine at (its machines' from and to builds). */
+  activeBuildIds(): Promise<number[]>;
+  /**
+   * Writes the rollout's fields and increments its version, only if its version is still `version`
+   * (false otherwise: someone else wrote it first). A final state releases its machines' locks.
+   */
+  update(id: number, version: number, patch: RolloutPatch, now: string): Promise<boolean>;
+  updateMachine(id: number, machine: RolloutMachine): Promise<void>;
+  /**
+   * Takes or extends `owner`'s lease on every active rollout that is free, expired or already its own,
+   * and returns their ids: one server drives a rollout at a time.
+   */
+  claimLeases(owner: string, leaseUntil: string, now: string): Promise<number[]>;
+  /** Gives up `owner`'s leases (a graceful stop). */
+  releaseLeases(owner: string): Promise<void>;
+}
+
 /** What taking one attempt from a token bucket gave: allowed, or how long until one is back. */
 export type RateLimitTake = { allowed: true } | { allowed: false; retryAfterMs: number };
 
@@ -596,6 +653,7 @@ export interface Stores {
   profiles: ProfileStore;
   rules: RuleStore;
   rateLimits: RateLimitStore;
+  rollouts: RolloutStore;
 }
 
 /** The stores, plus transactions across them and the database's health. */
@@ -613,6 +671,10 @@ export interface Storage extends Stores {
 export interface ImageStore {
   /** Removes a machine's published link and the images of the given builds. */
   removeMachineImages(serviceTag: string, buildIds: number[]): Promise<void>;
+  /** Points `machines/<tag>` at a published build (null: removes it) with one atomic rename. */
+  pointMachineAt(serviceTag: string, buildId: number | null): Promise<void>;
+  /** Deletes a build's published image (retention). */
+  removeBuildImage(buildId: number): Promise<void>;
 }
 
 /** A write that would break a uniqueness rule (a second active build, a taken username). */

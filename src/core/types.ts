@@ -75,6 +75,10 @@ export interface Build {
   error: string | null;
   artifact_url: string | null;
   attempts: number;
+  /** A rollout's build: on success its image is published but the machine is not pointed at it until its wave. */
+  hold: boolean;
+  /** When retention deleted its published image (METAL_KEEP_BUILDS); it can no longer be booted. */
+  image_swept_at: string | null;
   created_at: string;
   started_at: string | null;
   completed_at: string | null;

@@ -20,6 +20,7 @@ const NAV: Array<{ href: string; label: string; role: Role }> = [
   { href: '/machines', label: 'Machines', role: 'viewer' },
   { href: '/profiles', label: 'Profiles', role: 'viewer' },
   { href: '/rules', label: 'Rules', role: 'viewer' },
+  { href: '/rollouts', label: 'Rollouts', role: 'viewer' },
   { href: '/admin/users', label: 'Users', role: 'admin' },
   { href: '/admin/tokens', label: 'API tokens', role: 'admin' },
   { href: '/admin/webhooks', label: 'Webhooks', role: 'admin' },

@@ -11,6 +11,8 @@ import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import type { WebhookService } from '../webhooks/webhook-service.ts';
 import type { MachinePowerService } from '../power/machine-power.ts';
+import type { MachineImageService } from '../core/machine-images.ts';
+import type { RolloutService } from '../core/rollout-service.ts';
 
 /** Everything the dashboard uses, and nothing more. */
 export interface DashboardDeps {
@@ -39,6 +41,10 @@ export interface DashboardDeps {
     bulk: Pick<BulkService, 'run'>;
     machines: Pick<MachineService, 'list'>;
   };
+  /** "Boot this build" on a machine's builds (shown when given). */
+  machineImages?: Pick<MachineImageService, 'bootableBuilds' | 'rollback'>;
+  /** The rollouts pages (shown when given). */
+  rollouts?: Pick<RolloutService, 'list' | 'get' | 'pause' | 'resume' | 'cancel'>;
   /** Webhook endpoints (the admin page is shown when given). */
   webhooks?: Pick<WebhookService, 'list' | 'create' | 'update' | 'delete' | 'deliveries' | 'redeliver'>;
 }

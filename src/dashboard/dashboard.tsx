@@ -5,6 +5,7 @@ import type { DashboardDeps } from './dashboard-deps.ts';
 import { registerAdminRoutes } from './admin-routes.tsx';
 import { registerWebhookPages } from './webhook-routes.tsx';
 import { registerFleetConfigPages } from './fleet-config-routes.tsx';
+import { registerRolloutPages } from './rollout-routes.tsx';
 import { BuildLogStreams } from './build-log-stream.ts';
 import { registerBuildRoutes } from './build-routes.tsx';
 import { registerFleetRoutes } from './fleet-routes.tsx';
@@ -50,5 +51,6 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     registerAdminRoutes(scope, deps);
     if (deps.webhooks) registerWebhookPages(scope, deps.webhooks);
     if (deps.fleet) registerFleetConfigPages(scope, deps.fleet);
+    if (deps.rollouts) registerRolloutPages(scope, deps.rollouts);
   });
 }

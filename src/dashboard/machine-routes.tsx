@@ -15,6 +15,7 @@ const NOTICES: Record<string, string> = {
   'identity-accepted': 'Identity claim accepted.',
   'identity-rejected': 'Identity claim rejected.',
   power: 'Done: the BMC answered; the power state below is the state after the action.',
+  'boot-build': 'The machine now points at that build: it boots it at its next boot.',
 };
 
 /** Most file fields a form is read for (the configuration's own limit is lower and checked by the core). */
@@ -60,14 +61,15 @@ const CONFIRMED = new Set(['off', 'cycle', 'reset']);
 export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps): void {
   async function load(tag: string, extra: Partial<MachineData> = {}): Promise<MachineData> {
     const machine = await deps.machines.get(tag);
-    const [builds, events, imageBuildId, power] = await Promise.all([
+    const [builds, events, imageBuildId, power, bootable] = await Promise.all([
       deps.reads.builds.recent(10, machine.id),
       deps.reads.events.recent(30, machine.id),
       deps.reads.machines.imageBuildId(machine.id),
       deps.power.states([machine.id]),
+      deps.machineImages?.bootableBuilds(machine.id),
     ]);
     const profiles = deps.fleet ? (await deps.fleet.profiles.list()).map((p) => p.name) : undefined;
-    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...(profiles ? { profiles } : {}), ...extra };
+    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...(bootable ? { bootable } : {}), ...(profiles ? { profiles } : {}), ...extra };
   }
 
   /** Shows the page again with an action's domain error; other errors go to the error handler. */
@@ -122,6 +124,18 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
     try {
       const build = await deps.machines.requestBuild(request.params.tag, request.actor);
       return reply.redirect(`/builds/${build.id}`, 303);
+    } catch (err) {
+      return refused(request, reply, err);
+    }
+  });
+
+  app.post<Tag>('/machines/:tag/boot-build', { config: { access: 'operator' } }, async (request, reply) => {
+    try {
+      if (!deps.machineImages) throw new InvalidInputError('booting an earlier build is not available here');
+      const text = field(request.body, 'build_id');
+      if (!/^[1-9][0-9]{0,9}$/.test(text)) throw new InvalidInputError('build_id must be a build number', { field: 'build_id' });
+      const { machine } = await deps.machineImages.rollback(request.params.tag, Number(text), request.actor);
+      return reply.redirect(`${path(machine.service_tag)}?notice=boot-build`, 303);
     } catch (err) {
       return refused(request, reply, err);
     }

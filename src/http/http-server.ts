@@ -1,6 +1,7 @@
 import AjvCompiler from '@fastify/ajv-compiler';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { assertBodyDepth } from '../core/json-bounds.ts';
+import { InvalidInputError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { installAccessControl, type Authenticator } from './access.ts';
 import { installErrorHandling } from './error-handler.ts';
@@ -54,6 +55,16 @@ export function createHttpServer(platform: HttpPlatform, options: FastifyServerO
   // Before any validator or handler walks a body: a document nested thousands of levels deep is a 400.
   app.addHook('preValidation', async (request) => assertBodyDepth(request.body));
   installAccessControl(app, platform.authenticator);
+  // Coercion turns "Infinity" and "1e400" in a path or query into a number that passes an integer
+  // schema's bounds (ajv checks them on the text); no route takes a number that is not finite.
+  app.addHook('preHandler', async (request) => {
+    for (const part of [request.params, request.query]) {
+      if (typeof part !== 'object' || part === null) continue;
+      for (const [key, value] of Object.entries(part)) {
+        if (typeof value === 'number' && !Number.isFinite(value)) throw new InvalidInputError(`${key} must be a finite number`, { field: key });
+      }
+    }
+  });
   return app;
 }
 

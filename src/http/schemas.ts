@@ -233,6 +233,8 @@ export const Build = Type.Object(
     error: Nullable(Type.String()),
     artifact_url: Nullable(Type.String()),
     attempts: Type.Integer(),
+    hold: Type.Boolean({ description: 'a rollout’s build: published on success, booted only when its wave points the machine at it' }),
+    image_swept_at: Nullable({ ...Time, description: 'when retention (METAL_KEEP_BUILDS) deleted its image; it can no longer be booted' }),
     created_at: Time,
     started_at: Nullable(Time),
     completed_at: Nullable(Time),

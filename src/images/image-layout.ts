@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageStore } from '../core/ports.ts';
 import { assertServiceTag } from '../core/validation.ts';
+import { pointMachineAt, removeBuildImage } from './image-publisher.ts';
 
 /**
  * The image storage layout under METAL_IMAGES_DIR:
@@ -42,6 +43,14 @@ export class ImageLayout implements ImageStore {
   /** A fresh temporary link name for a machine, renamed over machineLink() to swap atomically. */
   stagingMachineLink(serviceTag: string): string {
     return join(this.machinesDir, `.tmp-${assertServiceTag(serviceTag)}-${randomBytes(6).toString('hex')}`);
+  }
+
+  pointMachineAt(serviceTag: string, buildId: number | null): Promise<void> {
+    return pointMachineAt(this, serviceTag, buildId);
+  }
+
+  removeBuildImage(buildId: number): Promise<void> {
+    return removeBuildImage(this, buildId);
   }
 
   async removeMachineImages(serviceTag: string, buildIds: number[]): Promise<void> {

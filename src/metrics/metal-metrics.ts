@@ -141,6 +141,21 @@ export class MetalMetrics {
     this.httpDuration.observe(l, seconds);
   }
 
+  /**
+   * `httpRequest` for a hot path: counts requests of one listener with label sets made once per
+   * route, method and status rather than once per request.
+   */
+  httpRequestRecorder(listener: ListenerName): (route: string, method: string, status: number, seconds: number) => void {
+    const labelSets = new Map<string, { listener: ListenerName; route: string; method: string; status: string }>();
+    return (route, method, status, seconds) => {
+      const key = `${route} ${method} ${status}`;
+      let labels = labelSets.get(key);
+      if (!labels) labelSets.set(key, (labels = { listener, route, method, status: String(status) }));
+      this.httpRequests.inc(labels);
+      this.httpDuration.observe(labels, seconds);
+    };
+  }
+
   bootScript(kind: string): void {
     this.bootScripts.inc({ kind });
   }

@@ -6,6 +6,11 @@ import { MachineService } from '../core/machine-service.ts';
 import { BulkService } from '../core/bulk-service.ts';
 import { ProfileService } from '../core/profile-service.ts';
 import { RuleService } from '../core/rule-service.ts';
+import { MachineImageService } from '../core/machine-images.ts';
+import { BuildRetention } from '../core/build-retention.ts';
+import { RolloutEngine } from '../core/rollout-engine.ts';
+import { RolloutService } from '../core/rollout-service.ts';
+import { hostname } from 'node:os';
 import { Notifier } from '../core/notifier.ts';
 import type { BootFeed, Storage } from '../core/ports.ts';
 import type { Authenticator } from '../http/access.ts';
@@ -47,6 +52,14 @@ export interface AppContext {
   profiles: ProfileService;
   rules: RuleService;
   bulk: BulkService;
+  /** What each machine boots: rollbacks and rollout waves point machines at builds through it. */
+  machineImages: MachineImageService;
+  /** Deletes published images beyond METAL_KEEP_BUILDS (run by builders). */
+  retention: BuildRetention;
+  /** Rollouts as the API sees them. */
+  rollouts: RolloutService;
+  /** Drives active rollouts (started with the api role: `rolloutEngine.start()`). */
+  rolloutEngine: RolloutEngine;
   authenticator: Authenticator;
   /** Users, sessions, API tokens, and the secret box for sensitive columns. */
   auth: AuthService;
@@ -73,6 +86,8 @@ export interface ContextOptions {
   powerDriver?: (target: BmcTarget) => PowerDriver;
   /** Overrides the power runner's timing (tests: a short state watch). */
   powerRunner?: Partial<PowerRunnerOptions>;
+  /** Overrides the rollout engine's timing and name (tests: a second engine, short leases). */
+  rolloutEngine?: { leaseMs?: number; intervalMs?: number; owner?: string };
 }
 
 /** Opens the database, runs migrations, and wires the services. */
@@ -110,6 +125,17 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     findMachine: (idOrTag) => machines.get(idOrTag),
     logger,
   });
+  const machineImages = new MachineImageService(storage, notifier, images, machines);
+  const rolloutEngine = new RolloutEngine({
+    storage,
+    notifier,
+    builds,
+    machineImages,
+    power: { powerCycle: async (machineId, actor) => void (await power.act(`id:${machineId}`, { action: 'cycle', boot_device: 'pxe' }, actor)) },
+    logger,
+    owner: `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    ...options.rolloutEngine,
+  });
   return {
     config,
     logger,
@@ -123,6 +149,10 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     profiles: new ProfileService(storage, notifier, builds),
     rules: new RuleService(storage, notifier, builds),
     bulk: new BulkService(storage, notifier, machines, builds),
+    machineImages,
+    retention: new BuildRetention(storage, images, config.keepBuilds),
+    rollouts: new RolloutService(storage, notifier, rolloutEngine),
+    rolloutEngine,
     authenticator: options.authenticator ?? createAuthenticator(auth),
     auth,
     enrollGuard: createEnrollGuard(config, { store: storage.rateLimits, logger }),
@@ -131,6 +161,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     power,
     powerRunner,
     async close() {
+      await rolloutEngine.stop();
       notifier.off('build.finished', countBuild);
       await relay?.stop();
       await storage.close();

@@ -7,6 +7,8 @@ import { registerBuildLogRoutes } from '../api/routes/build-log-routes.ts';
 import { registerBuildRoutes } from '../api/routes/builds.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerMachineRoutes } from '../api/routes/machines.ts';
+import { registerRollbackRoute } from '../api/routes/rollback.ts';
+import { registerRolloutRoutes } from '../api/routes/rollouts.ts';
 import { registerWebhookRoutes } from '../api/routes/webhooks.ts';
 import { startWebhookWorker, type DeliverySettings, type RunningWebhookWorker } from '../webhooks/delivery-worker.ts';
 import { registerPowerRoutes } from '../api/routes/power.ts';
@@ -57,6 +59,8 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   if (!ctx.config.metricsListen) registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
   registerEnrollRoute(app, { machines, ...(ctx.enrollGuard ? { guard: ctx.enrollGuard } : {}), metrics: ctx.metrics });
   registerMachineRoutes(app, { machines, builds, events: storage.events, profiles: ctx.profiles });
+  registerRollbackRoute(app, { machineImages: ctx.machineImages });
+  registerRolloutRoutes(app, { rollouts: ctx.rollouts });
   registerBuildRoutes(app, { builds });
   registerBuildLogRoutes(app, { builds, notifier, streamGuard });
   registerWebhookRoutes(app, { webhooks: ctx.webhooks });
@@ -77,6 +81,8 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     logger: ctx.logger,
     webhooks: ctx.webhooks,
     fleet: { profiles: ctx.profiles, rules: ctx.rules, bulk: ctx.bulk, machines },
+    machineImages: ctx.machineImages,
+    rollouts: ctx.rollouts,
   });
   for (const module of modules) await module(app, ctx);
   app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
@@ -201,6 +207,7 @@ export function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Pro
         buildUnsandboxed: config.buildUnsandboxed,
       },
       signalsAcrossProcesses: ctx.storage.notifiesAcrossProcesses,
+      retention: ctx.retention,
     },
     options,
   );

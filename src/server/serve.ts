@@ -62,6 +62,9 @@ export async function startServer(
       stops.push(() => webhooks.stop());
       const powerControl = startPowerControl(ctx);
       stops.push(() => powerControl.stop());
+      // Rollouts are driven by every api process; leases keep each rollout to one of them.
+      ctx.rolloutEngine.start();
+      stops.push(() => ctx.rolloutEngine.stop());
     }
     if (roles.includes('boot')) {
       // /metrics goes where Prometheus can reach it: its own listener, else the API, else the boot listener.

@@ -18,16 +18,19 @@ export class SqlBuildStore implements BuildStore {
   ) {}
 
   async create(b: NewBuild, now: string): Promise<Build> {
+    const { hold, rollout_id, ...fields } = b;
     try {
       const row = await this.db
         .insertInto('builds')
         .values({
-          ...b,
-          config_files: b.config_files ? JSON.stringify(b.config_files) : null,
-          profile_name: b.profile_name ?? null,
-          profile_config: b.profile_config ?? null,
-          kernel_params: JSON.stringify(b.kernel_params ?? []),
-          config_hash: b.config_hash ?? null,
+          ...fields,
+          config_files: fields.config_files ? JSON.stringify(fields.config_files) : null,
+          hold: hold ? 1 : 0,
+          rollout_id: rollout_id ?? null,
+          profile_name: fields.profile_name ?? null,
+          profile_config: fields.profile_config ?? null,
+          kernel_params: JSON.stringify(fields.kernel_params ?? []),
+          config_hash: fields.config_hash ?? null,
           status: 'pending',
           attempts: 0,
           log_output: '',
@@ -208,6 +211,40 @@ export class SqlBuildStore implements BuildStore {
       .where((eb) => eb.or([eb('boot_nonce', 'is', null), eb('boot_nonce', '<', marker)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  }
+
+  async publishedImages(): Promise<Array<{ id: number; machine_id: number }>> {
+    const rows = await this.db
+      .selectFrom('builds')
+      .select(['id', 'machine_id'])
+      .where('status', '=', 'success')
+      .where('image_swept_at', 'is', null)
+      .orderBy('machine_id')
+      .orderBy('id', 'desc')
+      .execute();
+    return rows.map((r) => ({ id: Number(r.id), machine_id: Number(r.machine_id) }));
+  }
+
+  async markImageSwept(id: number, now: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('builds')
+      .set({ image_swept_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'success')
+      .where('image_swept_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async bootMarker(id: number): Promise<string | null> {
+    const row = await this.db.selectFrom('builds').select('boot_nonce').where('id', '=', id).executeTakeFirst();
+    return row?.boot_nonce ?? null;
+  }
+
+  async statusesOf(ids: number[]): Promise<Array<{ id: number; status: BuildStatus }>> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.selectFrom('builds').select(['id', 'status']).where('id', 'in', ids).execute();
+    return rows.map((r) => ({ id: Number(r.id), status: r.status as BuildStatus }));
   }
 
   async findIdByImageKey(imageKey: string): Promise<number | undefined> {

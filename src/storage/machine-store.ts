@@ -269,6 +269,16 @@ export class SqlMachineStore implements MachineStore {
     if (ids.length === 0) return;
     await this.db.updateTable('machines').set({ last_seen_at: now }).where('id', 'in', ids).execute();
   }
+
+  async pointingAt(buildId: number): Promise<number[]> {
+    const rows = await this.db.selectFrom('machines').select('id').where('image_build_id', '=', buildId).execute();
+    return rows.map((r) => Number(r.id));
+  }
+
+  async rebootRequestedAt(id: number): Promise<string | null> {
+    const row = await this.db.selectFrom('machines').select('reboot_requested_at').where('id', '=', id).executeTakeFirst();
+    return row?.reboot_requested_at ?? null;
+  }
 }
 
 type SearchFacts = Pick<Selectable<MachinesTable>, 'service_tag' | 'hostname' | 'mac_address' | 'manufacturer' | 'model'>;

@@ -45,6 +45,8 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     error: row.error,
     artifact_url: row.artifact_url,
     attempts: Number(row.attempts),
+    hold: Boolean(Number(row.hold)),
+    image_swept_at: row.image_swept_at,
     created_at: row.created_at,
     started_at: row.started_at,
     completed_at: row.completed_at,

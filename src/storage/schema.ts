@@ -37,6 +37,8 @@ export interface MachinesTable {
   image_build_id: number | null;
   booted_build_id: number | null;
   booted_at: string | null;
+  /** When the in-image agent was asked to reboot into a changed image (migration 0014). */
+  reboot_requested_at: string | null;
   enrolled_at: string;
   updated_at: string;
   last_seen_at: string | null;
@@ -85,10 +87,58 @@ export interface BuildsTable {
   /** JSON list of the profile's extra kernel parameters. */
   kernel_params: Generated<string>;
   config_hash: string | null;
+  /** 1: a rollout's build, published without pointing the machine at it (migration 0014). */
+  hold: Generated<number>;
+  /** When retention deleted the published image. */
+  image_swept_at: string | null;
+  rollout_id: number | null;
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
   updated_at: string;
+}
+
+/** Rollouts (migration 0014); the lease lets one server drive each. */
+export interface RolloutsTable {
+  id: Generated<number>;
+  selector: string;
+  build_mode: string;
+  canary: number;
+  batch_size: number;
+  max_unavailable: number;
+  max_failures: number;
+  health_timeout_seconds: number;
+  reboot: string;
+  state: string;
+  wave: number;
+  waves: number;
+  /** Grows with every write: writers compare and set it. */
+  version: Generated<number>;
+  resume_state: string | null;
+  message: string | null;
+  created_by: string;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+/** One machine of a rollout; `lock_machine_id` (unique) is the machine id while the rollout is active. */
+export interface RolloutMachinesTable {
+  rollout_id: number;
+  machine_id: number;
+  service_tag: string;
+  wave: number;
+  from_build_id: number | null;
+  to_build_id: number | null;
+  state: string;
+  message: string | null;
+  started_at: string | null;
+  deadline_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+  lock_machine_id: number | null;
 }
 
 export interface EventsTable {
@@ -206,4 +256,6 @@ export interface Schema extends AuthSchema {
   webhook_deliveries: WebhookDeliveriesTable;
   bmc_credential_sets: BmcCredentialSetsTable;
   machine_power: MachinePowerTable;
+  rollouts: RolloutsTable;
+  rollout_machines: RolloutMachinesTable;
 }

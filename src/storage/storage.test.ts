@@ -485,6 +485,84 @@ for (const kind of kinds) {
       for (const r of await storage.rules.list()) await storage.rules.delete(r.id);
     });
 
+    test('held builds, published images, retention marks and who points at a build', async () => {
+      const m = (await storage.machines.insertEnrolled(newMachine('RET1', '0c:c4:7a:00:01:01'), NOW))!;
+      const other = (await storage.machines.insertEnrolled(newMachine('RET2', '0c:c4:7a:00:01:02'), NOW))!;
+      const b = (machineId: number, tag: string, key: string, hold = false) =>
+        storage.builds.create({ machine_id: machineId, config: '{}', hostname: 'h', service_tag: tag, boot_token: 't', image_key: key, hold, rollout_id: null }, NOW);
+      const ids: number[] = [];
+      for (const key of ['ret-a-aaaaaaaaaaaaaaaaa', 'ret-b-aaaaaaaaaaaaaaaaa', 'ret-c-aaaaaaaaaaaaaaaaa']) {
+        const build = await b(m.id, 'RET1', key, key.startsWith('ret-c'));
+        await storage.builds.transition(build.id, ['pending'], 'success', {}, NOW);
+        ids.push(build.id);
+      }
+      const failed = await b(other.id, 'RET2', 'ret-d-aaaaaaaaaaaaaaaaa');
+      await storage.builds.transition(failed.id, ['pending'], 'failed', {}, NOW);
+      const held = (await storage.builds.findById(ids[2]!))!;
+      assert.equal(held.hold, true);
+      assert.equal(held.image_swept_at, null);
+      assert.equal((await storage.builds.findById(ids[0]!))!.hold, false);
+      const published = (await storage.builds.publishedImages()).filter((p) => p.machine_id === m.id || p.machine_id === other.id);
+      assert.deepEqual(published, [...ids].reverse().map((id) => ({ id, machine_id: m.id })), 'newest first, successful only');
+      assert.equal(await storage.builds.markImageSwept(ids[0]!, NOW), true);
+      assert.equal(await storage.builds.markImageSwept(ids[0]!, NOW), false, 'once');
+      assert.equal(await storage.builds.markImageSwept(failed.id, NOW), false, 'only successful builds');
+      assert.equal((await storage.builds.findById(ids[0]!))!.image_swept_at, NOW);
+      assert.ok(!(await storage.builds.publishedImages()).some((p) => p.id === ids[0]));
+      await storage.machines.update(m.id, { image_build_id: ids[1]! }, NOW);
+      assert.deepEqual(await storage.machines.pointingAt(ids[1]!), [m.id]);
+      assert.deepEqual(await storage.machines.pointingAt(ids[2]!), []);
+      assert.deepEqual((await storage.builds.statusesOf([ids[0]!, failed.id, 999999])).sort((x, y) => x.id - y.id), [
+        { id: ids[0]!, status: 'success' },
+        { id: failed.id, status: 'failed' },
+      ]);
+      assert.equal(await storage.builds.bootMarker(ids[1]!), null);
+      assert.equal(await storage.builds.advanceBootMarker(ids[1]!, '000000000000001.abc'), true);
+      assert.equal(await storage.builds.bootMarker(ids[1]!), '000000000000001.abc');
+      assert.equal(await storage.machines.rebootRequestedAt(m.id), null);
+      await storage.machines.update(m.id, { reboot_requested_at: NOW }, NOW);
+      assert.equal(await storage.machines.rebootRequestedAt(m.id), NOW);
+    });
+
+    test('rollouts: machines locked while active, a second over the same machine refused, leases', async () => {
+      const a = (await storage.machines.findByServiceTag('RET1'))!;
+      const b = (await storage.machines.findByServiceTag('RET2'))!;
+      const settings = { selector: 'role=web', build: 'missing' as const, canary: 1, batch_size: 5, max_unavailable: 0, max_failures: 0, health_timeout_seconds: 600, reboot: 'none' as const };
+      const machine = (id: number, tag: string, wave: number) => ({ machine_id: id, service_tag: tag, wave, from_build_id: null, to_build_id: null, state: 'building' as const });
+      const first = await storage.rollouts.create({ ...settings, state: 'building', waves: 2, created_by: 'user:alice', machines: [machine(b.id, 'RET2', 2), machine(a.id, 'RET1', 1)] }, NOW);
+      assert.equal(first.state, 'building');
+      assert.equal(first.build, 'missing');
+      assert.equal(first.waves, 2);
+      assert.equal(first.wave, 0);
+      assert.deepEqual(first.machines.map((m) => [m.service_tag, m.wave, m.state]), [['RET1', 1, 'building'], ['RET2', 2, 'building']]);
+      assert.deepEqual(await storage.rollouts.activeFor([b.id, 424242]), [{ rollout_id: first.id, machine_id: b.id }]);
+      await assert.rejects(
+        storage.transaction((tx) => tx.rollouts.create({ ...settings, state: 'building', waves: 1, created_by: 'user:bob', machines: [machine(b.id, 'RET2', 1)] }, NOW)),
+        (err: unknown) => err instanceof DuplicateKeyError,
+      );
+      assert.equal((await storage.rollouts.list(50, 0)).total, 1, 'the refused rollout wrote nothing');
+      await storage.rollouts.updateMachine(first.id, { ...first.machines[0]!, to_build_id: 77, state: 'built', updated_at: NOW });
+      assert.deepEqual(await storage.rollouts.activeBuildIds(), [77]);
+      const owned = await storage.rollouts.claimLeases('engine-a', '2026-01-02T03:05:05.000Z', NOW);
+      assert.deepEqual(owned, [first.id]);
+      assert.deepEqual(await storage.rollouts.claimLeases('engine-b', '2026-01-02T03:05:05.000Z', NOW), [], 'held by engine-a');
+      assert.deepEqual(await storage.rollouts.claimLeases('engine-b', '2026-01-02T03:07:00.000Z', '2026-01-02T03:06:00.000Z'), [first.id], 'expired');
+      await storage.rollouts.releaseLeases('engine-b');
+      assert.deepEqual(await storage.rollouts.claimLeases('engine-a', '2026-01-02T03:05:05.000Z', NOW), [first.id], 'released');
+      assert.equal(await storage.rollouts.update(first.id, first.version + 1, { state: 'failed' }, NOW), false, 'a stale version writes nothing');
+      assert.equal(await storage.rollouts.update(first.id, first.version, { state: 'succeeded', wave: 2, finished_at: NOW, message: 'done' }, NOW), true);
+      const done = (await storage.rollouts.get(first.id))!;
+      assert.equal(done.state, 'succeeded');
+      assert.equal(done.message, 'done');
+      assert.equal(done.version, first.version + 1);
+      assert.equal(done.machines[0]!.to_build_id, 77);
+      assert.deepEqual(await storage.rollouts.activeFor([a.id, b.id]), [], 'a finished rollout holds no machine');
+      assert.deepEqual(await storage.rollouts.activeBuildIds(), []);
+      assert.deepEqual(await storage.rollouts.claimLeases('engine-c', '2026-01-02T03:05:05.000Z', NOW), [], 'finished rollouts are not driven');
+      const second = await storage.rollouts.create({ ...settings, state: 'building', waves: 1, created_by: 'user:bob', machines: [machine(b.id, 'RET2', 1)] }, NOW);
+      assert.deepEqual((await storage.rollouts.list(1, 0)).items.map((r) => r.id), [second.id], 'newest first');
+    });
+
     test('deleting a machine deletes its builds and its power record', async () => {
       const m = (await storage.machines.findByServiceTag('SM1'))!;
       await storage.machines.delete(m.id);

@@ -11,6 +11,7 @@ import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
 import type { Schema } from './schema.ts';
+import { SqlRolloutStore } from './rollout-store.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
 
@@ -30,6 +31,7 @@ class SqlStores implements Stores {
   readonly profiles: SqlProfileStore;
   readonly rules: SqlRuleStore;
   readonly rateLimits: SqlRateLimitStore;
+  readonly rollouts: SqlRolloutStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
     this.machines = new SqlMachineStore(db, dialect, inTransaction);
@@ -43,6 +45,7 @@ class SqlStores implements Stores {
     this.power = new SqlPowerStore(db);
     this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
     this.rateLimits = new SqlRateLimitStore(rateLimitDb(db), dialect);
+    this.rollouts = new SqlRolloutStore(db);
   }
 }
 

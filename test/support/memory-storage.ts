@@ -31,6 +31,9 @@ import {
   type Stores,
   type SummaryRow,
   type UserStore,
+  type NewRollout,
+  type RolloutPatch,
+  type RolloutStore,
   type DueDelivery,
   type Webhook,
   type WebhookDelivery,
@@ -40,6 +43,7 @@ import { isOutOfDate } from '../../src/core/config-hash.ts';
 import type { Profile } from '../../src/core/profile.ts';
 import type { Rule } from '../../src/core/rule.ts';
 import { subscribesTo, webhookPayload } from '../../src/core/webhook-events.ts';
+import { isRolloutActive, type Rollout, type RolloutMachine } from '../../src/core/rollout-machine.ts';
 import type { ApiToken, BmcCredentialSet, Build, Credential, Event, Machine, MachinePower, Role, User, UserWithHash } from '../../src/core/types.ts';
 import { nowIso } from '../../src/core/types.ts';
 import { randomUUID } from 'node:crypto';
@@ -50,6 +54,7 @@ type DeliveryRow = WebhookDelivery & { payload: string; lease_owner: string | nu
 /** A machine as kept in memory: the API object plus what the SQL table holds beside it. */
 interface MachineRow extends Omit<Machine, 'out_of_date'> {
   image_build_id: number | null;
+  reboot_requested_at: string | null;
   system_uuid: string | null;
   identity_mac: string | null;
   desired_hash: string | null;
@@ -72,6 +77,9 @@ interface Tables {
   credentialSets: BmcCredentialSet[];
   profiles: Profile[];
   rules: Rule[];
+  /** Rollouts with their machines; `locks` is rollout_machines.lock_machine_id: machine id → rollout id. */
+  rollouts: Array<Rollout & { lease_owner: string | null; lease_expires_at: string | null }>;
+  locks: Record<number, number>;
   /** Token buckets by `<bucket> <key>`. */
   rateLimits: Record<string, { tokens: number; updatedAt: number; expiresAt: number }>;
   nextId: number;
@@ -83,7 +91,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rateLimits: {}, nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -128,6 +136,9 @@ export class MemoryStorage implements Storage {
   get rules(): RuleStore {
     return new MemoryStores(() => this.live(), () => this.failing).rules;
   }
+  get rollouts(): RolloutStore {
+    return new MemoryStores(() => this.live(), () => this.failing).rollouts;
+  }
   get rateLimits(): RateLimitStore {
     return new MemoryStores(() => this.live(), () => this.failing).rateLimits;
   }
@@ -170,7 +181,7 @@ class MemoryStores implements Stores {
   get machines(): MachineStore {
     const db = () => this.check();
     const toMachine = (row: MachineRow): Machine => {
-      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, desired_hash: desired, built_hash: built, ...machine } = copy(row);
+      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, reboot_requested_at: _r, desired_hash: desired, built_hash: built, ...machine } = copy(row);
       return { ...machine, out_of_date: isOutOfDate(desired, built) };
     };
     return {
@@ -196,6 +207,7 @@ class MemoryStores implements Stores {
           booted_build_id: null,
           booted_at: null,
           image_build_id: null,
+          reboot_requested_at: null,
           enrolled_at: now,
           updated_at: now,
           last_seen_at: now,
@@ -309,6 +321,12 @@ class MemoryStores implements Stores {
           }
         );
       },
+      async pointingAt(buildId) {
+        return db().machines.filter((m) => m.image_build_id === buildId).map((m) => m.id);
+      },
+      async rebootRequestedAt(id) {
+        return db().machines.find((m) => m.id === id)?.reboot_requested_at ?? null;
+      },
       async summaryRows(): Promise<SummaryRow[]> {
         return db().machines.map((m) => ({
           status: m.status,
@@ -333,10 +351,12 @@ class MemoryStores implements Stores {
         if (t.builds.some((x) => x.machine_id === b.machine_id && (x.status === 'pending' || x.status === 'building'))) {
           throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`);
         }
-        const { profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, ...fields } = b;
+        const { hold, rollout_id: _r, profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, ...fields } = b;
         const row: BuildRecord = {
           ...copy(fields),
           config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
+          hold: hold ?? false,
+          image_swept_at: null,
           profile_config: profileConfig ?? null,
           config_hash: hash ?? null,
           id: t.nextId++,
@@ -468,6 +488,26 @@ class MemoryStores implements Stores {
       },
       async findIdByImageKey(imageKey) {
         return db().builds.find((b) => b.image_key === imageKey)?.id;
+      },
+      async publishedImages() {
+        return db()
+          .builds.filter((b) => b.status === 'success' && b.image_swept_at === null)
+          .sort((a, b) => a.machine_id - b.machine_id || b.id - a.id)
+          .map((b) => ({ id: b.id, machine_id: b.machine_id }));
+      },
+      async markImageSwept(id, now) {
+        const b = find(id);
+        if (!b || b.status !== 'success' || b.image_swept_at !== null) return false;
+        b.image_swept_at = now;
+        return true;
+      },
+      async bootMarker(id) {
+        return db().bootMarkers[id] ?? null;
+      },
+      async statusesOf(ids) {
+        return db()
+          .builds.filter((b) => ids.includes(b.id))
+          .map((b) => ({ id: b.id, status: b.status }));
       },
     };
   }
@@ -752,6 +792,102 @@ class MemoryStores implements Stores {
       async touchToken(id, now) {
         const r = db().tokens.find((x) => x.id === id);
         if (r) r.last_used_at = now;
+      },
+    };
+  }
+
+  get rollouts(): RolloutStore {
+    const db = () => this.check();
+    const view = (r: Tables['rollouts'][number]): Rollout => {
+      const { lease_owner: _o, lease_expires_at: _e, ...rollout } = copy(r);
+      rollout.machines.sort((a, b) => a.wave - b.wave || a.machine_id - b.machine_id);
+      return rollout;
+    };
+    return {
+      async create(r: NewRollout, now) {
+        const t = db();
+        const active = isRolloutActive(r.state);
+        if (active && r.machines.some((m) => t.locks[m.machine_id] !== undefined)) {
+          throw new DuplicateKeyError('a machine of this rollout is in another active rollout');
+        }
+        const { machines, ...settings } = r;
+        const id = t.nextId++;
+        const row = {
+          ...copy(settings),
+          id,
+          wave: 0,
+          version: 1,
+          resume_state: null,
+          message: null,
+          created_at: now,
+          updated_at: now,
+          finished_at: null,
+          lease_owner: null,
+          lease_expires_at: null,
+          machines: machines.map((m): RolloutMachine => ({ ...m, message: null, started_at: null, deadline_at: null, finished_at: null, updated_at: now })),
+        };
+        t.rollouts.push(row);
+        if (active) for (const m of machines) t.locks[m.machine_id] = id;
+        return view(row);
+      },
+      async get(id) {
+        const r = db().rollouts.find((x) => x.id === id);
+        return r && view(r);
+      },
+      async list(limit, offset) {
+        const rows = [...db().rollouts].sort((a, b) => b.id - a.id);
+        return { items: rows.slice(offset, offset + limit).map(view), total: rows.length };
+      },
+      async activeFor(machineIds) {
+        const t = db();
+        return machineIds
+          .filter((id) => t.locks[id] !== undefined)
+          .map((id) => ({ rollout_id: t.locks[id]!, machine_id: id }))
+          .sort((a, b) => a.rollout_id - b.rollout_id || a.machine_id - b.machine_id);
+      },
+      async activeBuildIds() {
+        const ids = new Set<number>();
+        for (const r of db().rollouts) {
+          if (!isRolloutActive(r.state)) continue;
+          for (const m of r.machines) {
+            if (m.from_build_id !== null) ids.add(m.from_build_id);
+            if (m.to_build_id !== null) ids.add(m.to_build_id);
+          }
+        }
+        return [...ids].sort((a, b) => a - b);
+      },
+      async update(id, version, patch: RolloutPatch, now) {
+        const t = db();
+        const r = t.rollouts.find((x) => x.id === id);
+        if (!r || r.version !== version) return false;
+        Object.assign(r, copy(patch), { version: version + 1, updated_at: now });
+        if (patch.state !== undefined && !isRolloutActive(patch.state)) {
+          for (const [machine, rollout] of Object.entries(t.locks)) if (rollout === id) delete t.locks[Number(machine)];
+        }
+        return true;
+      },
+      async updateMachine(id, m) {
+        const r = db().rollouts.find((x) => x.id === id);
+        const row = r?.machines.find((x) => x.machine_id === m.machine_id);
+        if (!row) return;
+        const { machine_id: _m, service_tag: _s, wave: _w, from_build_id: _f, ...fields } = copy(m);
+        Object.assign(row, fields);
+      },
+      async claimLeases(owner, leaseUntil, now) {
+        const ids: number[] = [];
+        for (const r of db().rollouts) {
+          if (!isRolloutActive(r.state)) continue;
+          if (r.lease_owner !== null && r.lease_owner !== owner && (r.lease_expires_at ?? '') >= now) continue;
+          r.lease_owner = owner;
+          r.lease_expires_at = leaseUntil;
+          ids.push(r.id);
+        }
+        return ids.sort((a, b) => a - b);
+      },
+      async releaseLeases(owner) {
+        for (const r of db().rollouts) {
+          if (r.lease_owner === owner) Object.assign(r, { lease_owner: null, lease_expires_at: null });
+        }
       },
     };
   }

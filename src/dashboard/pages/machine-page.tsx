@@ -16,6 +16,8 @@ export interface MachineData {
   events: EventSummary[];
   /** The build whose image the machine boots now. */
   imageBuildId: number | null;
+  /** Builds it could boot instead ("Boot this build"); undefined when the dashboard has no such action. */
+  bootable?: number[];
   /** The power state its BMC last reported; undefined when it has no BMC. */
   power?: { power_state: string; checked_at: string | null } | undefined;
   /** Values to put back in the form after a refused save. */
@@ -71,7 +73,7 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
         ) : (
           <>
             <NixpkgsDrift builds={data.builds} />
-            <BuildList builds={data.builds} page={page} />
+            <BuildList builds={data.builds} page={page} {...(data.bootable ? { bootable: { ids: data.bootable, path } } : {})} />
           </>
         )}
       </section>

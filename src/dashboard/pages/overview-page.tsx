@@ -3,7 +3,7 @@ import { MACHINE_STATUSES } from '../../core/lifecycle.ts';
 import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { shortNixpkgs } from '../../core/build-nixpkgs.ts';
 import { Bars, Donut } from '../charts.tsx';
-import { FirstMachineHint, Layout, StatusBadge, When, type PageContext } from '../components.tsx';
+import { CsrfField, FirstMachineHint, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import type { FleetSummary } from '../fleet-summary.ts';
 import { formatBinaryBytes, formatCount, formatDecimalBytes, formatDuration } from '../format.ts';
 import { machineRef } from '../../core/machine-service.ts';
@@ -89,7 +89,13 @@ const Stat: FC<{ label: string; value: string; note?: string }> = ({ label, valu
 
 /** Events newest first as a timeline. */
 /** Builds with their status, duration and age; `showMachine` adds which machine each is for. */
-export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMachine?: boolean }> = ({ builds, page, showMachine }) => (
+export const BuildList: FC<{
+  builds: BuildSummary[];
+  page: PageContext;
+  showMachine?: boolean;
+  /** Builds the machine could boot instead (a "Boot this build" form posts to `path`/boot-build). */
+  bootable?: { ids: number[]; path: string };
+}> = ({ builds, page, showMachine, bootable }) => (
   <table class="compact">
     <thead>
       <tr>
@@ -99,6 +105,7 @@ export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMach
         <th scope="col">Duration</th>
         <th scope="col">nixpkgs</th>
         <th scope="col">Requested</th>
+        {bootable ? <th scope="col"><span class="visually-hidden">Actions</span></th> : null}
       </tr>
     </thead>
     <tbody>
@@ -122,6 +129,19 @@ export const BuildList: FC<{ builds: BuildSummary[]; page: PageContext; showMach
           <td>
             <When iso={b.created_at} now={page.now} />
           </td>
+          {bootable ? (
+            <td>
+              {bootable.ids.includes(b.id) && may(page, 'operator') ? (
+                <form method="post" action={`${bootable.path}/boot-build`} class="inline">
+                  <CsrfField page={page} />
+                  <input type="hidden" name="build_id" value={String(b.id)} />
+                  <button type="submit" class="small" title="Point the machine at this build; it boots it at its next boot">
+                    Boot this build
+                  </button>
+                </form>
+              ) : null}
+            </td>
+          ) : null}
         </tr>
       ))}
     </tbody>

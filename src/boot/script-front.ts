@@ -1,0 +1,289 @@
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../core/logger.ts';
+import { toHttpError } from '../http/error-handler.ts';
+import { ENTRY_ROUTE, MACHINE_ROUTE, MAX_SCRIPT_NAME_LENGTH, SCRIPT_SUFFIX, SCRIPT_TYPE, type ScriptAnswers } from './script-routes.ts';
+
+/** What the front answers with, and where it counts what it answered. */
+export interface ScriptFrontOptions {
+  answers: ScriptAnswers;
+  logger: Logger;
+  /** Counts an answered request as the listener's metrics hook does for the routes behind it. */
+  recordRequest?(route: string, method: string, status: number, seconds: number): void;
+}
+
+/** The lean front of a boot listener. */
+export interface ScriptFront {
+  /** Connections the front holds (not handed to the HTTP server). */
+  readonly connections: number;
+  /** Stops keeping connections open: idle ones are closed, busy ones after their answer. */
+  close(): void;
+}
+
+/**
+ * The largest request head the front reads itself; a longer one goes to the HTTP server, which
+ * answers it by its own limit (431 past 16 KiB).
+ */
+const MAX_HEAD_BYTES = 8192;
+/** Bytes a client may send ahead while its previous request is being answered, before reading pauses. */
+const MAX_AHEAD_BYTES = 65536;
+const HEAD_END = Buffer.from('\r\n\r\n');
+const REQUEST_LINE = /^(GET|HEAD) (\/[!-~]*) HTTP\/1\.1$/;
+/** A header line as RFC 9110 writes it, with a printable ASCII value: anything else is not ours to judge. */
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([ -~\t]*?)[ \t]*$/;
+/** A script file name the front decodes itself (percent-escapes included); others go to the router. */
+const FILE_CHARS = /^[A-Za-z0-9._~%-]+$/;
+/** Query characters of the forms iPXE sends (`mac=52:54:00:12:34:56&uuid=…`); escapes go to the router. */
+const QUERY_CHARS = /^[A-Za-z0-9._~:=&-]*$/;
+const MACHINES_PREFIX = MACHINE_ROUTE.slice(0, MACHINE_ROUTE.indexOf(':'));
+
+/** A request the front answers itself. */
+interface LeanRequest {
+  method: 'GET' | 'HEAD';
+  /** undefined: the entry script; else the decoded file name, e.g. `ABC123.ipxe`. */
+  file: string | undefined;
+  mac: unknown;
+  uuid: unknown;
+  close: boolean;
+}
+
+/**
+ * Serves the boot listener's hottest requests, the iPXE scripts (`GET|HEAD /boot.ipxe` and
+ * `/nixos/machines/<file>.ipxe`), straight from the TCP connection, and hands everything else to the
+ * HTTP server behind it (Fastify: images, enrollment, health, errors) on the same connection and port.
+ *
+ * A boot storm is thousands of small, identical-looking requests: Node's HTTP machinery (parser,
+ * request and response objects, hooks) costs several times the answer itself. The front reads a
+ * request head only when it is whole, in one piece, and plainly one of the script requests (strict
+ * request line and header grammar, a Host, no body, no upgrade, no escapes it does not decode); at
+ * the first request that is anything else, including a partial head, it hands the connection with
+ * the unread bytes to the HTTP server, which then owns it for good. So every limit, timeout and
+ * error answer of the HTTP server still applies to everything but a well-formed script request, and a
+ * script request gets the same bytes (status, headers, body) and the same metrics either way.
+ */
+export function installScriptFront(server: Server, options: ScriptFrontOptions): ScriptFront {
+  const behind = server.listeners('connection') as Array<(socket: Socket) => void>;
+  server.removeAllListeners('connection');
+  const open = new Set<LeanConnection>();
+  let closing = false;
+  let date = '';
+  let dateExpires = 0;
+
+  const httpDate = (): string => {
+    const now = Date.now();
+    if (now >= dateExpires) {
+      date = new Date(now).toUTCString();
+      dateExpires = now - (now % 1000) + 1000;
+    }
+    return date;
+  };
+
+  /** The answer from memory, if the resolver has one (a failure there is left to the full path, which reports it). */
+  const answerNow = (request: LeanRequest, file: string) => {
+    try {
+      return options.answers.machineScriptNow(file, request.mac, request.uuid);
+    } catch {
+      return undefined;
+    }
+  };
+
+  class LeanConnection {
+    private pending: Buffer | undefined;
+    private busy = false;
+    private readonly onData = (chunk: Buffer) => {
+      this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+      if (this.busy) {
+        if (this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
+        return;
+      }
+      this.serve();
+    };
+    private readonly onEnd = () => this.forget();
+    private readonly onTimeout = () => this.socket.destroy();
+    private readonly onError = () => this.socket.destroy();
+
+    constructor(private readonly socket: Socket) {
+      socket.setNoDelay(true);
+      // Idle keep-alive connections are closed after the HTTP server's keepAliveTimeout, as it would.
+      if (server.keepAliveTimeout > 0) socket.setTimeout(server.keepAliveTimeout);
+      socket.on('data', this.onData);
+      socket.on('timeout', this.onTimeout);
+      socket.on('error', this.onError);
+      socket.once('close', this.onEnd);
+      open.add(this);
+    }
+
+    /** Closes an idle connection now; a busy one closes after its answer, which says `Connection: close`. */
+    end(): void {
+      if (!this.busy) this.socket.destroy();
+    }
+
+    /** Answers every whole request read so far, in order, one at a time. */
+    private serve(): void {
+      while (this.pending !== undefined && !this.socket.destroyed) {
+        const end = this.pending.indexOf(HEAD_END);
+        const request = end < 0 || end + HEAD_END.length > MAX_HEAD_BYTES ? undefined : parseHead(this.pending.toString('latin1', 0, end));
+        if (request === undefined) return this.handOver();
+        const rest = this.pending.subarray(end + HEAD_END.length);
+        this.pending = rest.length > 0 ? rest : undefined;
+        const started = performance.now();
+        if (request.file === undefined) {
+          this.answer(request, ENTRY_ROUTE, 200, SCRIPT_TYPE, options.answers.entryScript, started);
+          continue;
+        }
+        const now = answerNow(request, request.file);
+        if (now !== undefined) {
+          this.answer(request, MACHINE_ROUTE, 200, SCRIPT_TYPE, now.script, started);
+          continue;
+        }
+        this.busy = true;
+        options.answers.machineScript(request.file, request.mac, request.uuid).then(
+          ({ script }) => this.answered(request, 200, SCRIPT_TYPE, script, started),
+          (err: unknown) => {
+            const { status, body } = toHttpError(err);
+            if (status >= 500) options.logger.error({ err }, 'request failed');
+            this.answered(request, status, 'application/json; charset=utf-8', JSON.stringify(body), started);
+          },
+        );
+        return;
+      }
+    }
+
+    private answered(request: LeanRequest, status: number, type: string, body: string, started: number): void {
+      this.busy = false;
+      this.answer(request, MACHINE_ROUTE, status, type, body, started);
+      if (this.socket.isPaused() && !this.socket.writableNeedDrain) this.socket.resume();
+      this.serve();
+    }
+
+    private answer(request: LeanRequest, route: string, status: number, type: string, body: string, started: number): void {
+      if (this.socket.destroyed) return;
+      const close = request.close || closing;
+      const keepAlive = server.keepAliveTimeout > 0 ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(server.keepAliveTimeout / 1000)}\r\n` : 'Connection: keep-alive\r\n';
+      const head =
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: ${type}\r\n${status === 200 ? 'cache-control: no-store\r\n' : ''}` +
+        `content-length: ${Buffer.byteLength(body)}\r\nDate: ${httpDate()}\r\n${close ? 'Connection: close\r\n' : keepAlive}\r\n`;
+      this.socket.write(request.method === 'HEAD' ? head : head + body);
+      options.recordRequest?.(route, request.method, status, (performance.now() - started) / 1000);
+      if (close) {
+        this.pending = undefined;
+        this.socket.end();
+        this.forget();
+      } else if (this.socket.writableNeedDrain) {
+        // A client that asks faster than it reads is read no further until it has read its answers.
+        this.socket.pause();
+        this.socket.once('drain', () => {
+          if (!this.busy) this.socket.resume();
+        });
+      }
+    }
+
+    /** From here on the HTTP server owns the connection, starting with the bytes not yet answered. */
+    private handOver(): void {
+      const { socket } = this;
+      this.forget();
+      socket.removeListener('data', this.onData);
+      socket.removeListener('timeout', this.onTimeout);
+      socket.removeListener('error', this.onError);
+      socket.removeListener('close', this.onEnd);
+      socket.setTimeout(0);
+      socket.pause();
+      if (this.pending) socket.unshift(this.pending);
+      this.pending = undefined;
+      for (const listener of behind) listener.call(server, socket);
+      socket.resume();
+    }
+
+    private forget(): void {
+      open.delete(this);
+    }
+  }
+
+  server.on('connection', (socket: Socket) => {
+    if (closing) {
+      for (const listener of behind) listener.call(server, socket);
+      return;
+    }
+    new LeanConnection(socket);
+  });
+
+  return {
+    get connections() {
+      return open.size;
+    },
+    close() {
+      closing = true;
+      for (const connection of open) connection.end();
+    },
+  };
+}
+
+/**
+ * The request a head asks for, when it is a script request the front answers itself; undefined for
+ * anything else (the HTTP server answers it). `head` is the request line and headers, latin1.
+ */
+export function parseHead(head: string): LeanRequest | undefined {
+  const lines = head.split('\r\n');
+  const line = REQUEST_LINE.exec(lines[0]!);
+  if (!line) return undefined;
+  let hosts = 0;
+  let close = false;
+  for (let i = 1; i < lines.length; i++) {
+    const header = HEADER_LINE.exec(lines[i]!);
+    if (!header) return undefined;
+    const name = header[1]!.toLowerCase();
+    const value = header[2]!;
+    if (name === 'host') {
+      if (value === '') return undefined;
+      hosts += 1;
+    } else if (name === 'connection') {
+      for (const token of value.toLowerCase().split(',')) {
+        const t = token.trim();
+        if (t === 'close') close = true;
+        else if (t !== 'keep-alive' && t !== '') return undefined;
+      }
+    } else if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') {
+      return undefined;
+    }
+  }
+  if (hosts !== 1) return undefined;
+  const method = line[1] as 'GET' | 'HEAD';
+  const target = line[2]!;
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? '' : target.slice(q + 1);
+  if (!QUERY_CHARS.test(query)) return undefined;
+  if (path === ENTRY_ROUTE) return { method, file: undefined, mac: undefined, uuid: undefined, close };
+  if (!path.startsWith(MACHINES_PREFIX)) return undefined;
+  const raw = path.slice(MACHINES_PREFIX.length);
+  if (raw.length > MAX_SCRIPT_NAME_LENGTH || !raw.endsWith(SCRIPT_SUFFIX) || !FILE_CHARS.test(raw)) return undefined;
+  let file = raw;
+  if (raw.includes('%')) {
+    try {
+      file = decodeURIComponent(raw);
+    } catch {
+      return undefined;
+    }
+    // What the router would see as a path separator, or would not decode the same way, is its to answer.
+    if (file.includes('/') || !file.endsWith(SCRIPT_SUFFIX)) return undefined;
+  }
+  const { mac, uuid } = queryValues(query);
+  return { method, file, mac, uuid, close };
+}
+
+/** `mac` and `uuid` of an unescaped query: a string, an array when repeated (as the router parses it), or undefined. */
+function queryValues(query: string): { mac: unknown; uuid: unknown } {
+  let mac: string | string[] | undefined;
+  let uuid: string | string[] | undefined;
+  if (query === '') return { mac, uuid };
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (key !== 'mac' && key !== 'uuid') continue;
+    const value = eq < 0 ? '' : pair.slice(eq + 1);
+    if (key === 'mac') mac = mac === undefined ? value : [...(Array.isArray(mac) ? mac : [mac]), value];
+    else uuid = uuid === undefined ? value : [...(Array.isArray(uuid) ? uuid : [uuid]), value];
+  }
+  return { mac, uuid };
+}
