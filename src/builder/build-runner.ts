@@ -98,9 +98,10 @@ async function runBuild(
     await finish(() => queue.fail(id, reason));
   };
   try {
-    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, files: row.config_files });
+    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, files: row.config_files, profileConfig: row.profile_config });
     logger.info({ hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} of ${tag} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
+    if (row.profile !== null) log.write(`builder ${queue.owner}: profile ${row.profile} is imported before the machine's module\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
     log.write(
       deps.isolation === 'daemon'
@@ -175,7 +176,12 @@ async function publish(
   const earlier = await queue.findPublishedStorePath(storePath, id);
   let outcome;
   try {
-    outcome = await publishBuildImage(images, { buildId: id, resultDir: storePath, ...(earlier !== undefined ? { reuseBuildId: earlier } : {}) });
+    outcome = await publishBuildImage(images, {
+      buildId: id,
+      resultDir: storePath,
+      extraKernelParams: row.kernel_params,
+      ...(earlier !== undefined ? { reuseBuildId: earlier } : {}),
+    });
   } catch (err) {
     if (!(err instanceof ImageResultError)) throw err;
     await fail(err.message);

@@ -44,6 +44,19 @@ test('configuration.nix imports the given modules in order and sets the host nam
   }
 });
 
+test('prepareWorkspace writes the profile module to profile/configuration.nix only when the build has a profile', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'metal-ws-'));
+  try {
+    const ws = await prepareWorkspace(root, { id: 3, hostname: 'web-01', serviceTag: 'ABC123', files: { 'configuration.nix': '{ ... }: { }' }, profileConfig: '{ ... }: { services.nginx.enable = true; }' });
+    assert.equal(readFileSync(join(ws.dir, 'profile', 'configuration.nix'), 'utf8'), '{ ... }: { services.nginx.enable = true; }\n');
+    assert.match(readFileSync(ws.configurationFile, 'utf8'), /imports = \[ \.\/profile\/configuration\.nix \.\/machine\/configuration\.nix \]/);
+    const plain = await prepareWorkspace(root, { id: 4, hostname: 'web-02', serviceTag: 'ABC124', files: { 'configuration.nix': '{ ... }: { }' }, profileConfig: null });
+    assert.throws(() => statSync(join(plain.dir, 'profile')), /ENOENT/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('prepareWorkspace: a fresh private directory with the generated file and the machine\'s files below machine/', async () => {
   const root = mkdtempSync(join(tmpdir(), 'metal-ws-'));
   try {

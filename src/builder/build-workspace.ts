@@ -1,6 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertConfigFiles, ENTRY_FILE, type ConfigFiles } from '../core/config-files.ts';
+import { assertConfigFiles, ENTRY_FILE, singleFileConfig, type ConfigFiles } from '../core/config-files.ts';
 import { assertHostname, assertServiceTag } from '../core/validation.ts';
 
 /**
@@ -25,6 +25,8 @@ export interface BuildWorkspace {
 
 /** The folder of the workspace that holds the machine's own files. */
 export const MACHINE_FOLDER = 'machine';
+/** The folder that holds the machine's profile module (`profile/configuration.nix`), imported first. */
+export const PROFILE_FOLDER = 'profile';
 
 /** A module path the generated file may import: `./<folder>/<file>.nix`, plain names only. */
 const IMPORT_PATH = /^\.\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63})?\.nix$/;
@@ -79,11 +81,15 @@ export async function writeConfigFiles(dir: string, folder: string, files: Confi
 /** Creates a fresh, empty directory for one build and writes its configuration into it. */
 export async function prepareWorkspace(
   workRoot: string,
-  build: { id: number; hostname: string; serviceTag: string; files: ConfigFiles },
+  build: { id: number; hostname: string; serviceTag: string; files: ConfigFiles; profileConfig?: string | null },
 ): Promise<BuildWorkspace> {
   if (!Number.isSafeInteger(build.id) || build.id < 1) throw new Error(`builder: bad build id ${build.id}`);
   // The modules the generated file imports, in order; each is a folder of files written below.
-  const modules: Array<{ folder: string; files: ConfigFiles }> = [{ folder: MACHINE_FOLDER, files: build.files }];
+  // A fleet profile's module goes first, so the machine's own settings override it.
+  const modules: Array<{ folder: string; files: ConfigFiles }> = [
+    ...(typeof build.profileConfig === 'string' ? [{ folder: PROFILE_FOLDER, files: singleFileConfig(build.profileConfig) }] : []),
+    { folder: MACHINE_FOLDER, files: build.files },
+  ];
   await mkdir(workRoot, { recursive: true, mode: 0o700 });
   const dir = join(workRoot, String(build.id));
   await rm(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerBuildCommands } from './build-commands.ts';
 import { registerCompletionCommands } from './completion-commands.ts';
+import { registerFleetCommands } from './fleet-commands.ts';
 import { registerInventoryCommands } from './inventory-commands.ts';
 import { registerLoginCommands } from './login-commands.ts';
 import { registerMachineCommands } from './machine-commands.ts';
@@ -16,6 +17,7 @@ export function registerClientCommands(program: Command): void {
   registerLoginCommands(program);
   registerMachineCommands(program);
   registerBuildCommands(program);
+  registerFleetCommands(program);
   registerPowerCommands(program);
   registerRolloutCommands(program);
   registerInventoryCommands(program);

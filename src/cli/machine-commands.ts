@@ -72,6 +72,8 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['hostname', printable(m.hostname) || '-'],
     ['description', printable(m.description) || '-'],
     ['labels', formatLabels(m.labels) || '-'],
+    ['profile', printable(m.profile) || '-'],
+    ['out of date', m.out_of_date ? 'yes (metal machines build or metal bulk build)' : 'no'],
     ['mac', printable(m.mac_address)],
     ['hardware', printable([hw.manufacturer, hw.model].filter(Boolean).join(' ')) || '-'],
     ['cpu', printable([cpu.model, cpu.cores !== undefined ? `${cpu.cores} cores` : '', cpu.threads !== undefined ? `${cpu.threads} threads` : ''].filter(Boolean).join(', ')) || '-'],
@@ -118,17 +120,20 @@ export function registerMachineCommands(program: Command): void {
       .addOption(new Option('--status <status>', 'only machines in this status').choices(MACHINE_STATUSES))
       .option('--search <text>', 'match service tag, hostname, MAC or model')
       .option('-l, --selector <selector>', 'only machines whose labels match, e.g. "role=web,rack in (r12,r13),!gpu"')
+      .option('--profile <name>', 'only machines with this profile')
+      .option('--out-of-date', 'only machines whose image is older than their configuration')
       .option('--limit <n>', 'at most this many (1-500)', positiveInteger('--limit'), 50)
       .option('--offset <n>', 'skip this many', (v) => (v === '0' ? 0 : positiveInteger('--offset')(v)))
       .option('--json', 'print the API response as JSON'),
     'metal machines ls',
     'metal machines ls --status ready --json | jq -r ".items[].hostname"',
     'metal machines ls -l role=web,rack=r12',
-  ).action(async (opts: { status?: string; search?: string; selector?: string; limit: number; offset?: number; json?: boolean }) => {
+    'metal machines ls --profile web --out-of-date',
+  ).action(async (opts: { status?: string; search?: string; selector?: string; profile?: string; outOfDate?: boolean; limit: number; offset?: number; json?: boolean }) => {
     // Checked here too, so a typo is reported before any request.
     const selector = opts.selector === undefined ? undefined : selectorArgument(opts.selector);
     const list = await clientFromEnvironment().get<MachineList>('/api/v1/machines', {
-      query: { status: opts.status, search: opts.search, selector, limit: opts.limit, offset: opts.offset },
+      query: { status: opts.status, search: opts.search, selector, profile: opts.profile, out_of_date: opts.outOfDate ? 'true' : undefined, limit: opts.limit, offset: opts.offset },
     });
     if (opts.json) return printJson(list);
     if (list.items.length === 0) {
@@ -152,18 +157,21 @@ export function registerMachineCommands(program: Command): void {
   withExamples(
     machines
       .command('set')
-      .description('change a machine’s hostname, description or NixOS configuration')
+      .description('change a machine’s hostname, description, profile or NixOS configuration')
       .argument('<tag>', 'service tag or id')
       .option('--hostname <name>', 'an RFC 1123 label, e.g. web-01')
+      .option('--profile <name>', 'the profile whose module is built before its own (names it from the profile’s pattern when it has no hostname)')
+      .option('--no-profile', 'remove its profile')
       .option('--description <text>', 'free text')
       .option('--config <FILE|DIR>', 'the NixOS configuration to build: one module from a file (- reads standard input), or a directory whose configuration.nix imports its other files')
       .option('--json', 'print the updated machine as JSON'),
     'metal machines set ABC123 --hostname web-01 --config ./web-01.nix',
     'metal machines set ABC123 --config ./web-01/   # configuration.nix, hardware.nix, modules/*.nix',
     'nix-instantiate --parse web.nix >/dev/null && metal machines set ABC123 --config - < web.nix',
-  ).action(async (tag: string, opts: { hostname?: string; description?: string; config?: string; json?: boolean }) => {
+  ).action(async (tag: string, opts: { hostname?: string; description?: string; config?: string; profile?: string | false; json?: boolean }) => {
     const body: Record<string, unknown> = {};
     if (opts.hostname !== undefined) body.hostname = opts.hostname;
+    if (opts.profile !== undefined) body.profile = opts.profile === false ? null : opts.profile;
     if (opts.description !== undefined) body.description = opts.description;
     if (opts.config !== undefined) {
       if (opts.config !== '-' && isDirectory(opts.config)) {
@@ -174,7 +182,7 @@ export function registerMachineCommands(program: Command): void {
         body.nixos_config = await readTextArgument(opts.config, MAX_CONFIG_BYTES);
       }
     }
-    if (Object.keys(body).length === 0) throw new CliError('nothing to change: give --hostname, --description or --config');
+    if (Object.keys(body).length === 0) throw new CliError('nothing to change: give --hostname, --description, --profile or --config');
     const machine = await clientFromEnvironment().put<Machine>(`/api/v1/machines/${segment(tag)}`, body);
     if (opts.json) return printJson(machine);
     const saved = Object.keys(body).join(', ').replace('nixos_config', 'configuration').replace('nixos_files', `configuration (${Object.keys(machine.nixos_files ?? {}).length} files)`);

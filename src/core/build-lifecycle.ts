@@ -7,6 +7,7 @@ import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from '
 import { nowIso, type Actor, type Build, type BuildNixpkgs } from './types.ts';
 import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
+import { effectiveConfigHash, machineFilesOf } from './config-hash.ts';
 
 /** `crypto.hash` (Node 20.12 and later): a digest without a Hash object; older Nodes use createHmac. */
 const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
@@ -58,10 +59,16 @@ export interface PublishedImage {
  * (forwarded to other processes by the storage's relay where the database supports it).
  */
 export class BuildLifecycle {
+  /** The nixpkgs pin as it enters configuration hashes ('' for the host's `<nixpkgs>`). */
+  readonly nixpkgs: string;
+
   constructor(
     private readonly storage: Storage,
     private readonly notifier: Notifier,
-  ) {}
+    options: { nixpkgs?: string } = {},
+  ) {
+    this.nixpkgs = options.nixpkgs ?? '';
+  }
 
   async get(id: number): Promise<Build> {
     const build = await this.storage.builds.findById(id);
@@ -79,56 +86,73 @@ export class BuildLifecycle {
    * the build's success publishes the image without pointing the machine at it.
    */
   async request(machineId: number, actor: Actor, options: { hold?: boolean; rolloutId?: number } = {}): Promise<Build> {
+    const build = await this.storage.transaction((tx) => this.requestIn(tx, machineId, actor, options));
+    this.signalRequested(build);
+    return build;
+  }
+
+  /**
+   * `request` inside a caller's transaction (enrollment rules, bulk builds); the caller calls
+   * `signalRequested` once it committed. The build snapshots the machine's files, hostname and
+   * profile (module and kernel parameters) as they are now, with the hash of all of it.
+   */
+  async requestIn(tx: Stores, machineId: number, actor: Actor, options: { hold?: boolean; rolloutId?: number } = {}): Promise<Build> {
     const hold = options.hold === true;
-    const build = await this.storage.transaction(async (tx) => {
-      const machine = await tx.machines.findById(machineId);
-      if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
-      if (!machine.hostname) {
-        throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
-      }
-      const active = await tx.builds.findActiveForMachine(machine.id);
-      if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
-      if (!hold) {
-        // A build of its own would point the machine at a new image in the middle of its rollout.
-        const held = await tx.rollouts.activeFor([machine.id]);
-        if (held.length > 0) throw new ConflictError(`machine ${machine.service_tag} is in rollout ${held[0]!.rollout_id}; wait for it, or cancel it, before building it alone`);
-      }
-      if (!hold) assertMachineTransition(machine.status, 'building', 'build');
-      const now = nowIso();
-      let created: Build;
-      try {
-        created = await tx.builds.create(
-          {
-            machine_id: machine.id,
-            config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
-            config_files: machine.nixos_config === null ? singleFileConfig(EMPTY_NIXOS_CONFIG) : (machine.nixos_files ?? singleFileConfig(machine.nixos_config)),
-            hostname: machine.hostname,
-            service_tag: machine.service_tag,
-            boot_token: randomBytes(24).toString('base64url'),
-            image_key: randomBytes(16).toString('base64url'),
-            hold,
-            rollout_id: options.rolloutId ?? null,
-          },
-          now,
-        );
-      } catch (err) {
-        if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
-        throw err;
-      }
-      await tx.machines.update(machine.id, hold ? { last_build_id: created.id } : { status: 'building', last_build_id: created.id }, now);
-      await tx.events.record({
-        kind: 'build.requested',
-        machineId: machine.id,
-        buildId: created.id,
-        actor,
-        message: `build ${created.id} requested for ${machine.hostname}${hold ? ` (held for rollout ${options.rolloutId ?? '?'}: published without being booted)` : ''}`,
-        ...(hold ? { data: { hold: true, rollout_id: options.rolloutId ?? null } } : {}),
-      });
-      return created;
+    const machine = await tx.machines.findById(machineId);
+    if (!machine) throw new NotFoundError(`machine ${machineId} not found`);
+    if (!machine.hostname) {
+      throw new UnprocessableError(`machine ${machine.service_tag} has no hostname; set one before building`);
+    }
+    const active = await tx.builds.findActiveForMachine(machine.id);
+    if (active) throw new ConflictError(`machine ${machine.service_tag} already has build ${active.id} ${active.status}`);
+    if (!hold) {
+      // A build of its own would point the machine at a new image in the middle of its rollout.
+      const held = await tx.rollouts.activeFor([machine.id]);
+      if (held.length > 0) throw new ConflictError(`machine ${machine.service_tag} is in rollout ${held[0]!.rollout_id}; wait for it, or cancel it, before building it alone`);
+      assertMachineTransition(machine.status, 'building', 'build');
+    }
+    const profile = machine.profile === null ? null : ((await tx.profiles.findByName(machine.profile)) ?? null);
+    const now = nowIso();
+    let created: Build;
+    try {
+      created = await tx.builds.create(
+        {
+          machine_id: machine.id,
+          config: machine.nixos_config ?? EMPTY_NIXOS_CONFIG,
+          config_files: machine.nixos_config === null ? singleFileConfig(EMPTY_NIXOS_CONFIG) : (machine.nixos_files ?? singleFileConfig(machine.nixos_config)),
+          hostname: machine.hostname,
+          service_tag: machine.service_tag,
+          boot_token: randomBytes(24).toString('base64url'),
+          image_key: randomBytes(16).toString('base64url'),
+          hold,
+          rollout_id: options.rolloutId ?? null,
+          profile_name: profile?.name ?? null,
+          profile_config: profile?.nixos_config ?? null,
+          kernel_params: profile?.kernel_params ?? [],
+          config_hash: effectiveConfigHash({ profile, machineConfig: machineFilesOf(machine), hostname: machine.hostname, nixpkgs: this.nixpkgs }),
+        },
+        now,
+      );
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) throw new ConflictError(err.message);
+      throw err;
+    }
+    await tx.machines.update(machine.id, hold ? { last_build_id: created.id } : { status: 'building', last_build_id: created.id }, now);
+    await tx.events.record({
+      kind: 'build.requested',
+      machineId: machine.id,
+      buildId: created.id,
+      actor,
+      message: `build ${created.id} requested for ${machine.hostname}${profile ? ` (profile ${profile.name})` : ''}${hold ? ` (held for rollout ${options.rolloutId ?? '?'}: published without being booted)` : ''}`,
+      ...(hold ? { data: { hold: true, rollout_id: options.rolloutId ?? null } } : {}),
     });
+    return created;
+  }
+
+  /** Wakes builders and pages after a build was requested (once its transaction committed). */
+  signalRequested(build: Build): void {
     this.notifier.emit('build.requested', build.id);
     this.notifier.emit('machine.updated', build.machine_id);
-    return build;
   }
 
   /** Stops a pending or running build. The builder running it sees the change and kills nix-build. */
@@ -451,7 +475,7 @@ async function settleMachine(tx: Stores, machineId: number): Promise<void> {
   if (!machine || machine.status !== 'building') return;
   const status: MachineStatus = (await tx.machines.imageBuildId(machineId))
     ? 'ready'
-    : machine.hostname && machine.nixos_config
+    : machine.hostname && (machine.nixos_config || machine.profile)
       ? 'configured'
       : 'enrolled';
   await tx.machines.update(machineId, { status }, nowIso());

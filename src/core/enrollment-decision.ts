@@ -21,7 +21,14 @@ export interface EnrollOutcome {
 }
 
 /** One enrollment decided and written in one transaction (see MachineService.enroll). */
-export async function enrollIn(tx: Stores, claim: Claim, actor: Actor, now: string): Promise<EnrollOutcome> {
+export async function enrollIn(
+  tx: Stores,
+  claim: Claim,
+  actor: Actor,
+  now: string,
+  /** Runs after a new machine without an identity conflict is written (the enrollment rules); returns it as it is then. */
+  afterCreate?: (tx: Stores, machine: Machine) => Promise<Machine>,
+): Promise<EnrollOutcome> {
   const known = await tx.machines.findByServiceTag(claim.serviceTag);
   const identity = known ? await tx.machines.findIdentity(known.id) : undefined;
   const holders = (await tx.machines.identityHolders(claim.mac, claim.uuid)).filter((h) => h.id !== known?.id);
@@ -78,7 +85,8 @@ export async function enrollIn(tx: Stores, claim: Claim, actor: Actor, now: stri
     data: { mac_address: claim.mac, address: claim.address },
   });
   if (conflict) await recordConflict(tx, machine.id, actor, conflict, `${claim.serviceTag} enrolled claiming ${describeConflict(conflict)}; created flagged`);
-  return { machine, created: true, conflict };
+  const settled = !conflict && afterCreate ? await afterCreate(tx, machine) : machine;
+  return { machine: settled, created: true, conflict };
 }
 
 async function recordConflict(tx: Stores, machineId: number, actor: Actor, conflict: IdentityConflict, message: string): Promise<void> {

@@ -2,9 +2,10 @@ import { assertLabels, type Labels } from './labels.ts';
 import type { ImageStore } from './ports.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
-import { assertMachineTransition, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import type { Actor, Build, Hardware, Machine } from './types.ts';
+import { allocateHostname, profileFor, settleConfiguration } from './machine-settings.ts';
+import { assertProfileName } from './profile.ts';
 import { describeClaim, describeConflict, enrollIn, ownableUuid, type EnrollOutcome } from './enrollment-decision.ts';
 import { nowIso } from './types.ts';
 import { assertConfigFiles, ENTRY_FILE, sameConfigFiles, singleFileConfig, type ConfigFiles } from './config-files.ts';
@@ -18,7 +19,8 @@ import {
   isRowId,
   normalizeMac,
 } from './validation.ts';
-import { DuplicateKeyError, type MachineFilter, type Storage } from './ports.ts';
+import { DuplicateKeyError, type MachineFilter, type Storage, type Stores } from './ports.ts';
+import { applyRulesAtEnrollment } from './rule-service.ts';
 
 /** A plain number as an id is written: no sign, no leading zero (`012` is only ever a service tag). */
 const PLAIN_ID = /^[1-9]\d{0,14}$/;
@@ -37,6 +39,8 @@ export interface EnrollInput {
 }
 
 export interface MachineUpdate {
+  /** A profile's name, or null to remove it. */
+  profile?: string | null;
   hostname?: string | null;
   description?: string | null;
   /** The entry text alone: the configuration becomes this one file. */
@@ -72,15 +76,23 @@ export class MachineService {
     }
     const claim = { serviceTag, mac: normalizeMac(input.mac_address), uuid: ownableUuid(input.hardware.uuid), hardware: input.hardware, address };
     let result: EnrollOutcome | undefined;
+    let build: Build | undefined;
+    const applyRules = async (tx: Stores, machine: Machine): Promise<Machine> => {
+      const applied = await applyRulesAtEnrollment(tx, machine, this.builds, nowIso());
+      build = applied.build;
+      return applied.machine;
+    };
     for (let attempt = 1; result === undefined; attempt++) {
+      build = undefined;
       try {
-        result = await this.storage.transaction((tx) => enrollIn(tx, claim, actor, nowIso()));
+        result = await this.storage.transaction((tx) => enrollIn(tx, claim, actor, nowIso(), applyRules));
       } catch (err) {
         // A concurrent enrollment took the tag, MAC or UUID: decide again against what it wrote.
         if (!(err instanceof DuplicateKeyError) || attempt >= 3) throw err;
       }
     }
     this.notifier.emit('machine.updated', result.machine.id);
+    if (build) this.builds.signalRequested(build);
     if (result.conflict) {
       throw new ConflictError(
         `${serviceTag}: identity conflict: ${describeConflict(result.conflict)}; ${result.created ? 'the machine was created flagged' : 'nothing was changed'}, an operator must accept or reject the claim`,
@@ -177,11 +189,12 @@ export class MachineService {
   }
 
   /**
-   * Partial update; an enrolled machine with a hostname and a configuration becomes configured.
-   * `nixos_files` replaces the whole configuration; `nixos_config` alone makes it one file.
+   * Partial update; an enrolled machine with a hostname and a configuration (its own or a profile's)
+   * becomes configured. `nixos_files` replaces the whole configuration; `nixos_config` alone makes it
+   * one file. A machine without a hostname that gets a profile with a pattern is named from it.
    */
   async update(idOrTag: string, update: MachineUpdate, actor: Actor): Promise<Machine> {
-    const patch: { hostname?: string | null; description?: string | null; nixos_files?: ConfigFiles | null; labels?: Labels } = {};
+    const patch: { hostname?: string | null; description?: string | null; nixos_files?: ConfigFiles | null; labels?: Labels; profile?: string | null } = {};
     if (update.hostname !== undefined) patch.hostname = update.hostname === null ? null : assertHostname(update.hostname);
     if (update.description !== undefined) {
       patch.description = update.description === null ? null : assertDescription(update.description);
@@ -189,28 +202,42 @@ export class MachineService {
     const files = configurationOf(update);
     if (files !== undefined) patch.nixos_files = files;
     if (update.labels !== undefined) patch.labels = assertLabels(update.labels);
+    if (update.profile !== undefined) patch.profile = update.profile === null ? null : assertProfileName(update.profile);
     const current = await this.get(idOrTag);
     const updated = await this.storage.transaction(async (tx) => {
       const machine = await tx.machines.findById(current.id);
       if (!machine) throw new NotFoundError(`machine ${idOrTag} not found`);
+      const now = nowIso();
+      const profile = patch.profile === undefined ? undefined : await profileFor(tx, patch.profile);
       const entry = patch.nixos_files === undefined ? machine.nixos_config : (patch.nixos_files?.[ENTRY_FILE] ?? null);
-      const status = statusAfterEdit(machine.status, Boolean((patch.hostname !== undefined ? patch.hostname : machine.hostname) && entry));
-      if (status !== machine.status) assertMachineTransition(machine.status, status, 'update');
-      const result = await tx.machines.update(machine.id, { ...patch, status }, nowIso());
+      try {
+        await tx.machines.update(machine.id, patch, now);
+      } catch (err) {
+        if (err instanceof DuplicateKeyError && patch.hostname) throw new ConflictError(`hostname ${patch.hostname} is taken by another machine`);
+        throw err;
+      }
       const changed = [
         ...(['hostname', 'description'] as const).filter((k) => patch[k] !== undefined && patch[k] !== machine[k]),
         ...(patch.nixos_files !== undefined && entry !== machine.nixos_config ? ['nixos_config'] : []),
         // nixos_files: a file besides the entry was added, removed or changed.
         ...(patch.nixos_files !== undefined && !sameConfigFiles(withoutEntry(patch.nixos_files), withoutEntry(machine.nixos_files)) ? ['nixos_files'] : []),
         ...(patch.labels !== undefined && JSON.stringify(patch.labels) !== JSON.stringify(machine.labels) ? ['labels'] : []),
+        ...(patch.profile !== undefined && patch.profile !== machine.profile ? ['profile'] : []),
       ];
+      const hostname = patch.hostname !== undefined ? patch.hostname : machine.hostname;
+      if (hostname === null && profile?.hostname_pattern) {
+        const fresh = (await tx.machines.findById(machine.id))!;
+        await allocateHostname(tx, fresh, profile.hostname_pattern, now);
+        changed.push('hostname');
+      }
+      const result = await settleConfiguration(tx, machine.id, this.builds.nixpkgs, now);
       await tx.events.record(
         {
           kind: 'machine.updated',
           machineId: machine.id,
           actor,
           message: changed.length ? `changed ${changed.join(', ')}` : 'saved without changes',
-          data: { fields: changed, ...(status !== machine.status ? { status: { from: machine.status, to: status } } : {}) },
+          data: { fields: changed, ...(result.status !== machine.status ? { status: { from: machine.status, to: result.status } } : {}) },
         },
       );
       return result;
@@ -267,10 +294,4 @@ function configurationOf(update: MachineUpdate): ConfigFiles | null | undefined 
 function withoutEntry(files: ConfigFiles | null): ConfigFiles {
   const { [ENTRY_FILE]: _entry, ...rest } = files ?? {};
   return rest;
-}
-
-/** Where an edit leaves a machine: enrolled becomes configured once complete; ready/failed stay served. */
-function statusAfterEdit(status: MachineStatus, complete: boolean): MachineStatus {
-  if (status === 'enrolled' && complete) return 'configured';
-  return status;
 }

@@ -1,4 +1,6 @@
 import type { Labels, Selector } from './labels.ts';
+import type { Profile, ProfileFields } from './profile.ts';
+import type { Rule, RuleFields } from './rule.ts';
 import type { Rollout, RolloutMachine, RolloutSettings, RolloutState } from './rollout-machine.ts';
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
 import type {
@@ -59,6 +61,10 @@ export interface MachineFilter {
   search?: string;
   /** Only machines whose labels satisfy it, e.g. parsed from `role=web,rack in (r12,r13)`. */
   selector?: Selector;
+  /** Only machines with this profile, e.g. `web`. */
+  profile?: string;
+  /** Only machines that are (true) or are not (false) out of date (see core/config-hash.ts). */
+  outOfDate?: boolean;
   limit: number;
   offset: number;
   /** Column to sort by; default `id`. */
@@ -76,9 +82,16 @@ export interface MachinePatch {
   nixos_files?: Record<string, string> | null;
   /** The whole label map (validated by core/labels.ts). */
   labels?: Labels;
+  /** The profile's name, or null for none. */
+  profile?: string | null;
+  /** The hash of what the machine would be built from now (core/config-hash.ts); null: not buildable. */
+  desired_hash?: string | null;
   status?: MachineStatus;
   last_build_id?: number | null;
-  /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
+  /**
+   * The build whose image `machines/<tag>` points to, i.e. what the machine boots. The store records
+   * that build's configuration hash beside it as what the machine was built from.
+   */
   image_build_id?: number | null;
   booted_build_id?: number | null;
   booted_at?: string | null;
@@ -180,10 +193,45 @@ export interface MachineStore {
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   /** Every machine's status, vendor, model and hardware, for the fleet summary. */
   summaryRows(): Promise<SummaryRow[]>;
+  /**
+   * Gives the machine `hostname` unless another machine holds it (false, nothing changed). Inside a
+   * transaction a refusal leaves the transaction usable (a savepoint), so the caller tries the next name.
+   */
+  claimHostname(id: number, hostname: string, now: string): Promise<boolean>;
+  /** Hostnames that start with `prefix` and end with `suffix` (to find the numbers a pattern holds). */
+  hostnamesLike(prefix: string, suffix: string): Promise<string[]>;
   /** Machines whose image is this build (`image_build_id`): a build they boot is never swept. */
   pointingAt(buildId: number): Promise<number[]>;
   /** When a reboot into a changed image was requested of the machine's agent; null when none is pending. */
   rebootRequestedAt(id: number): Promise<string | null>;
+}
+
+/** Profiles. */
+export interface ProfileStore {
+  /** By name, each with how many machines use it and how many of those are out of date. */
+  list(): Promise<Profile[]>;
+  findByName(name: string): Promise<Profile | undefined>;
+  /** Throws DuplicateKeyError when the name is taken. */
+  insert(name: string, fields: Required<ProfileFields>, now: string): Promise<Profile>;
+  update(name: string, fields: ProfileFields, now: string): Promise<Profile | undefined>;
+  /** False when there was none. Profiles in use are refused by the caller first. */
+  delete(name: string): Promise<boolean>;
+  /** How many machines use the profile. */
+  usageCount(name: string): Promise<number>;
+}
+
+/** Rules applied at enrollment. */
+export interface RuleStore {
+  /** In the order they are tried: priority, then id. */
+  list(): Promise<Rule[]>;
+  findById(id: number): Promise<Rule | undefined>;
+  /** Throws DuplicateKeyError when the name is taken. */
+  insert(fields: RuleFields, now: string): Promise<Rule>;
+  /** Throws DuplicateKeyError when the new name is taken. */
+  update(id: number, fields: RuleFields, now: string): Promise<Rule | undefined>;
+  delete(id: number): Promise<boolean>;
+  /** How many rules set the profile. */
+  countUsingProfile(name: string): Promise<number>;
 }
 
 /** A new pending build. */
@@ -198,6 +246,13 @@ export interface NewBuild {
   boot_token: string;
   /** 128 random bits, base64url: the build's directory in image URLs. */
   image_key: string;
+  /** The machine's profile as it was when the build was requested, if it had one. */
+  profile_name?: string | null;
+  profile_config?: string | null;
+  /** The profile's extra kernel parameters, e.g. `['console=ttyS1,115200']` */
+  kernel_params?: string[];
+  /** What the build is made from (core/config-hash.ts). */
+  config_hash?: string | null;
   /** A rollout's build: published on success without pointing the machine at it. */
   hold?: boolean;
   rollout_id?: number | null;
@@ -215,6 +270,10 @@ export interface BuildRecord extends Build {
   image_key: string;
   /** e.g. `/nix/store/…-metal-netboot` */
   store_path: string | null;
+  /** The profile module as it was when the build was requested. */
+  profile_config: string | null;
+  /** Extra kernel parameters from the profile. */
+  kernel_params: string[];
 }
 
 /** Fields a build transition may set besides its status. */
@@ -591,6 +650,8 @@ export interface Stores {
   webhooks: WebhookStore;
   power: PowerStore;
   bmcCredentialSets: BmcCredentialSetStore;
+  profiles: ProfileStore;
+  rules: RuleStore;
   rateLimits: RateLimitStore;
   rollouts: RolloutStore;
 }

@@ -26,6 +26,10 @@ export interface Machine {
   nixos_files: Record<string, string> | null;
   /** e.g. `{ role: 'web', rack: 'r12' }` (see core/labels.ts) */
   labels: Labels;
+  /** The profile's name, e.g. `web`, or null. */
+  profile: string | null;
+  /** Its configuration changed since its image was built, or it has none yet (see core/config-hash.ts). */
+  out_of_date: boolean;
   last_build_id: number | null;
   /** The build whose image last reported that it booted. */
   booted_build_id: number | null;
@@ -63,6 +67,10 @@ export interface Build {
   /** Every file of that configuration (file name → text), `configuration.nix` the entry. */
   config_files: Record<string, string>;
   hostname: string;
+  /** The profile the build imports before the machine's module, as it was when requested. */
+  profile: string | null;
+  /** What the build is made from (core/config-hash.ts); null for builds older than profiles. */
+  config_hash: string | null;
   log_output: string;
   error: string | null;
   artifact_url: string | null;

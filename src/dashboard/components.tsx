@@ -18,6 +18,8 @@ export function may(page: PageContext, role: Role): boolean {
 const NAV: Array<{ href: string; label: string; role: Role }> = [
   { href: '/', label: 'Overview', role: 'viewer' },
   { href: '/machines', label: 'Machines', role: 'viewer' },
+  { href: '/profiles', label: 'Profiles', role: 'viewer' },
+  { href: '/rules', label: 'Rules', role: 'viewer' },
   { href: '/rollouts', label: 'Rollouts', role: 'viewer' },
   { href: '/admin/users', label: 'Users', role: 'admin' },
   { href: '/admin/tokens', label: 'API tokens', role: 'admin' },

@@ -2,6 +2,9 @@ import type { AuthService } from '../auth/auth-service.ts';
 import type { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import type { MachineService } from '../core/machine-service.ts';
+import type { BulkService } from '../core/bulk-service.ts';
+import type { ProfileService } from '../core/profile-service.ts';
+import type { RuleService } from '../core/rule-service.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
 import type { StreamGuard } from '../http/stream-guard.ts';
@@ -31,6 +34,13 @@ export interface DashboardDeps {
   /** METAL_BOOT_URL, shown in setup hints and image links. */
   bootUrl: string;
   logger: Logger;
+  /** Profiles, rules and bulk actions (the /profiles and /rules pages are shown when given). */
+  fleet?: {
+    profiles: Pick<ProfileService, 'list' | 'get' | 'create' | 'update' | 'remove'>;
+    rules: Pick<RuleService, 'list' | 'create' | 'remove' | 'preview'>;
+    bulk: Pick<BulkService, 'run'>;
+    machines: Pick<MachineService, 'list'>;
+  };
   /** "Boot this build" on a machine's builds (shown when given). */
   machineImages?: Pick<MachineImageService, 'bootableBuilds' | 'rollback'>;
   /** The rollouts pages (shown when given). */

@@ -4,6 +4,7 @@ import { toHttpError } from '../http/error-handler.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { registerAdminRoutes } from './admin-routes.tsx';
 import { registerWebhookPages } from './webhook-routes.tsx';
+import { registerFleetConfigPages } from './fleet-config-routes.tsx';
 import { registerRolloutPages } from './rollout-routes.tsx';
 import { BuildLogStreams } from './build-log-stream.ts';
 import { registerBuildRoutes } from './build-routes.tsx';
@@ -49,6 +50,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     registerBuildRoutes(scope, deps, streams);
     registerAdminRoutes(scope, deps);
     if (deps.webhooks) registerWebhookPages(scope, deps.webhooks);
+    if (deps.fleet) registerFleetConfigPages(scope, deps.fleet);
     if (deps.rollouts) registerRolloutPages(scope, deps.rollouts);
   });
 }

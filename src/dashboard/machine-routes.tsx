@@ -68,7 +68,8 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
       deps.power.states([machine.id]),
       deps.machineImages?.bootableBuilds(machine.id),
     ]);
-    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...(bootable ? { bootable } : {}), ...extra };
+    const profiles = deps.fleet ? (await deps.fleet.profiles.list()).map((p) => p.name) : undefined;
+    return { machine, builds, events, imageBuildId, power: power.get(machine.id), ...(bootable ? { bootable } : {}), ...(profiles ? { profiles } : {}), ...extra };
   }
 
   /** Shows the page again with an action's domain error; other errors go to the error handler. */
@@ -98,11 +99,15 @@ export function registerMachineRoutes(app: FastifyInstance, deps: DashboardDeps)
       description: textareaValue(field(request.body, 'description')),
       nixos_config: textareaValue(field(request.body, 'nixos_config')),
       files: formFiles(request.body),
+      profile: field(request.body, 'profile').trim(),
     };
+    // The profile menu is only in forms that show it: a form without it leaves the profile alone.
+    const withProfile = field(request.body, 'profile_field') === '1';
     try {
       const machine = await deps.machines.update(
         request.params.tag,
         {
+          ...(withProfile ? { profile: form.profile === '' ? null : form.profile } : {}),
           hostname: form.hostname === '' ? null : form.hostname,
           description: form.description.trim() === '' ? null : form.description,
           nixos_files: filesOfForm(form.nixos_config, form.files),

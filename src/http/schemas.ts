@@ -151,6 +151,8 @@ export const Machine = Type.Object(
     nixos_config: Nullable(Type.String({ description: 'the entry file, nixos_files["configuration.nix"]' })),
     nixos_files: Nullable(ConfigFilesSchema('the whole NixOS configuration: file name → text, configuration.nix the entry')),
     labels: Type.Record(Type.String(), Type.String(), { description: 'label key → value, e.g. {"role": "web", "rack": "r12"}' }),
+    profile: Nullable(Type.String({ description: 'the profile whose module its build imports before its own, e.g. web' })),
+    out_of_date: Type.Boolean({ description: 'it can be built and has no image, or one built from another configuration (profile, own module, hostname, nixpkgs)' }),
     last_build_id: Nullable(Type.Integer()),
     booted_build_id: Nullable(Type.Integer({ description: 'the build whose image last reported that it booted' })),
     booted_at: Nullable(Time),
@@ -181,6 +183,8 @@ export const MachineListQuery = Type.Object({
   selector: Type.Optional(
     Type.String({ maxLength: 1024, description: 'a label selector, as in Kubernetes: `role=web,rack in (r12,r13),!gpu`', examples: ['role=web,env!=prod'] }),
   ),
+  profile: Type.Optional(Type.String({ maxLength: 63, description: 'only machines with this profile', examples: ['web'] })),
+  out_of_date: Type.Optional(Type.Boolean({ description: 'only machines that are (true) or are not (false) out of date' })),
   limit: Type.Optional(Limit()),
   offset: Type.Optional(Offset()),
   sort: Type.Optional(Type.Union((['id', 'service_tag', 'hostname', 'status', 'last_seen_at', 'updated_at'] as const).map((s) => Type.Literal(s)))),
@@ -203,6 +207,7 @@ export const MachineUpdateBody = Type.Object(
     labels: Type.Optional(
       Type.Record(Type.String(), Type.String(), { description: 'the whole label map (replaces the current one); keys and values as Kubernetes labels', examples: [{ role: 'web' }] }),
     ),
+    profile: Type.Optional(Nullable(Type.String({ maxLength: 63, description: 'a profile name, or null for none', examples: ['web'] }))),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -222,6 +227,8 @@ export const Build = Type.Object(
     config: Type.String({ description: 'the entry file (configuration.nix) as it was when the build was requested' }),
     config_files: ConfigFilesSchema('every file of the configuration as it was when the build was requested'),
     hostname: Type.String(),
+    profile: Nullable(Type.String({ description: 'the profile imported before the machine module, as it was when requested' })),
+    config_hash: Nullable(Type.String({ description: 'sha256 of what the build is made from' })),
     log_output: Type.String(),
     error: Nullable(Type.String()),
     artifact_url: Nullable(Type.String()),

@@ -41,6 +41,8 @@ export interface PublishRequest {
   resultDir: string;
   /** An earlier published build of the same store path whose files can be linked instead of copied. */
   reuseBuildId?: number;
+  /** Kernel parameters added after the result's own (a profile's), e.g. `['console=ttyS1,115200']` */
+  extraKernelParams?: readonly string[];
 }
 
 export interface PublishOutcome {
@@ -83,7 +85,7 @@ export async function checkBuildResult(resultDir: string): Promise<{ init: strin
  * flushed, and the directory is renamed into place. A crash leaves only a `.tmp-` directory behind.
  */
 export async function publishBuildImage(layout: ImageLayout, req: PublishRequest): Promise<PublishOutcome> {
-  const manifest = await checkBuildResult(req.resultDir);
+  const manifest = await withExtraKernelParams(await checkBuildResult(req.resultDir), req.extraKernelParams ?? []);
   await mkdir(layout.buildsDir, { recursive: true });
   await removeStagingOfBuild(layout, req.buildId);
   const staging = layout.stagingBuildDir(req.buildId);
@@ -109,6 +111,15 @@ export async function publishBuildImage(layout: ImageLayout, req: PublishRequest
     await rm(staging, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The result's manifest with a profile's kernel parameters appended, checked by the boot manifest's rules. */
+function withExtraKernelParams<M extends { init: string; kernel_params: string[] }>(manifest: M, extra: readonly string[]): M {
+  if (extra.length === 0) return manifest;
+  const params = [...manifest.kernel_params, ...extra.filter((p) => !manifest.kernel_params.includes(p))];
+  const checked = parseBootManifest({ init: manifest.init, kernel_params: params }, true);
+  if (!checked.ok) throw new ImageResultError(`the profile's kernel parameters cannot be used: ${checked.reason}`);
+  return { ...manifest, kernel_params: checked.manifest.kernelParams };
 }
 
 /** Points `machines/<tag>` at `builds/<id>` (or removes it for null) with one atomic rename. */

@@ -3,6 +3,9 @@ import type { Config } from '../config/config.ts';
 import { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
+import { BulkService } from '../core/bulk-service.ts';
+import { ProfileService } from '../core/profile-service.ts';
+import { RuleService } from '../core/rule-service.ts';
 import { MachineImageService } from '../core/machine-images.ts';
 import { BuildRetention } from '../core/build-retention.ts';
 import { RolloutEngine } from '../core/rollout-engine.ts';
@@ -45,6 +48,10 @@ export interface AppContext {
   images: ImageLayout;
   machines: MachineService;
   builds: BuildLifecycle;
+  /** Fleet configuration: profiles, enrollment rules, bulk actions (issue 15). */
+  profiles: ProfileService;
+  rules: RuleService;
+  bulk: BulkService;
   /** What each machine boots: rollbacks and rollout waves point machines at builds through it. */
   machineImages: MachineImageService;
   /** Deletes published images beyond METAL_KEEP_BUILDS (run by builders). */
@@ -103,7 +110,8 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     throw err;
   }
   const images = new ImageLayout(config.imagesDir);
-  const builds = new BuildLifecycle(storage, notifier);
+  // The nixpkgs pin enters every configuration hash: changing METAL_NIXPKGS makes machines out of date.
+  const builds = new BuildLifecycle(storage, notifier, { nixpkgs: config.nixpkgs === undefined ? '' : JSON.stringify(config.nixpkgs) });
   const metrics = new MetalMetrics({ machines: storage.machines, builds: storage.builds });
   const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
   notifier.on('build.finished', countBuild);
@@ -138,6 +146,9 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     images,
     builds,
     machines,
+    profiles: new ProfileService(storage, notifier, builds),
+    rules: new RuleService(storage, notifier, builds),
+    bulk: new BulkService(storage, notifier, machines, builds),
     machineImages,
     retention: new BuildRetention(storage, images, config.keepBuilds),
     rollouts: new RolloutService(storage, notifier, rolloutEngine),

@@ -12,6 +12,9 @@ import { registerRolloutRoutes } from '../api/routes/rollouts.ts';
 import { registerWebhookRoutes } from '../api/routes/webhooks.ts';
 import { startWebhookWorker, type DeliverySettings, type RunningWebhookWorker } from '../webhooks/delivery-worker.ts';
 import { registerPowerRoutes } from '../api/routes/power.ts';
+import { registerBulkRoutes } from '../api/routes/bulk.ts';
+import { registerProfileRoutes } from '../api/routes/profiles.ts';
+import { registerRuleRoutes } from '../api/routes/rules.ts';
 import { PowerPoller } from '../power/power-poller.ts';
 import { createBootServer, type BootServerOptions } from '../boot/boot-server.ts';
 import { startBuildWorker, type BuilderOptions, type RunningBuilder } from '../builder/builder.ts';
@@ -55,13 +58,16 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   // With METAL_METRICS_LISTEN, /metrics moves to its own listener (buildMetricsServer).
   if (!ctx.config.metricsListen) registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
   registerEnrollRoute(app, { machines, ...(ctx.enrollGuard ? { guard: ctx.enrollGuard } : {}), metrics: ctx.metrics });
-  registerMachineRoutes(app, { machines, builds, events: storage.events });
+  registerMachineRoutes(app, { machines, builds, events: storage.events, profiles: ctx.profiles });
   registerRollbackRoute(app, { machineImages: ctx.machineImages });
   registerRolloutRoutes(app, { rollouts: ctx.rollouts });
   registerBuildRoutes(app, { builds });
   registerBuildLogRoutes(app, { builds, notifier, streamGuard });
   registerWebhookRoutes(app, { webhooks: ctx.webhooks });
   registerPowerRoutes(app, { power: ctx.power });
+  registerBulkRoutes(app, { bulk: ctx.bulk, power: ctx.power });
+  registerProfileRoutes(app, { profiles: ctx.profiles });
+  registerRuleRoutes(app, { rules: ctx.rules });
   await registerDashboard(app, {
     machines,
     builds,
@@ -74,6 +80,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     bootUrl: ctx.config.bootUrl,
     logger: ctx.logger,
     webhooks: ctx.webhooks,
+    fleet: { profiles: ctx.profiles, rules: ctx.rules, bulk: ctx.bulk, machines },
     machineImages: ctx.machineImages,
     rollouts: ctx.rollouts,
   });

@@ -4,7 +4,7 @@ import { DuplicateKeyError, type BuildBootFacts, type BuildFields, type BuildQue
 import type { Build } from '../core/types.ts';
 import type { Dialect } from './migrations/context.ts';
 import { countByStatus } from './count-by-status.ts';
-import { toBuild } from './rows.ts';
+import { parseJson, toBuild } from './rows.ts';
 import type { BuildsTable, Schema } from './schema.ts';
 import { isUniqueViolation } from './unique-violation.ts';
 
@@ -27,6 +27,10 @@ export class SqlBuildStore implements BuildStore {
           config_files: fields.config_files ? JSON.stringify(fields.config_files) : null,
           hold: hold ? 1 : 0,
           rollout_id: rollout_id ?? null,
+          profile_name: fields.profile_name ?? null,
+          profile_config: fields.profile_config ?? null,
+          kernel_params: JSON.stringify(fields.kernel_params ?? []),
+          config_hash: fields.config_hash ?? null,
           status: 'pending',
           attempts: 0,
           log_output: '',
@@ -258,5 +262,12 @@ function toBuildRecord(row: Selectable<BuildsTable>): BuildRecord {
     boot_token: row.boot_token,
     image_key: row.image_key,
     store_path: row.store_path,
+    profile_config: row.profile_config,
+    kernel_params: kernelParamsOf(row.kernel_params),
   };
+}
+
+function kernelParamsOf(text: string): string[] {
+  const parsed = parseJson(text);
+  return Array.isArray(parsed) ? parsed.filter((p): p is string => typeof p === 'string') : [];
 }

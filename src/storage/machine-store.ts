@@ -25,6 +25,8 @@ export class SqlMachineStore implements MachineStore {
   constructor(
     private readonly db: Kysely<Schema>,
     private readonly dialect: Dialect,
+    /** True when bound to a transaction (claimHostname then uses a savepoint). */
+    private readonly inTransaction = false,
   ) {}
 
   /**
@@ -135,6 +137,11 @@ export class SqlMachineStore implements MachineStore {
       q = q.where('search_text', 'like', sql<string>`${pattern} escape '\\'`);
     }
     if (filter.selector) for (const r of filter.selector.requirements) q = q.where(this.labelCondition(r));
+    if (filter.profile !== undefined) q = q.where('profile', '=', filter.profile);
+    if (filter.outOfDate !== undefined) {
+      const stale = sql<boolean>`(desired_hash is not null and (built_hash is null or built_hash <> desired_hash))`;
+      q = q.where(filter.outOfDate ? stale : sql<boolean>`not ${stale}`);
+    }
     const sort = filter.sort ?? 'id';
     const order = filter.order ?? 'asc';
     const byId = q.select('id').orderBy(sort, order).orderBy('id', order).limit(filter.limit).offset(filter.offset);
@@ -170,6 +177,15 @@ export class SqlMachineStore implements MachineStore {
     const { identity_conflict: conflict, labels, nixos_files: _files, ...rest } = patch;
     const set: Updateable<MachinesTable> = {
       ...rest,
+      // What the machine boots was built from that build's configuration.
+      ...(patch.image_build_id !== undefined
+        ? {
+            built_hash:
+              patch.image_build_id === null
+                ? null
+                : (sql<string | null>`(select config_hash from builds where builds.id = ${patch.image_build_id})` as unknown as string),
+          }
+        : {}),
       ...(labels !== undefined ? { labels: JSON.stringify(labels) } : {}),
       ...(conflict !== undefined ? { identity_conflict: conflict === null ? null : JSON.stringify(conflict) } : {}),
       ...configColumns(patch),
@@ -179,10 +195,48 @@ export class SqlMachineStore implements MachineStore {
     try {
       row = await this.db.updateTable('machines').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
     } catch (err) {
+      if (isHostnameViolation(err)) throw new DuplicateKeyError(`hostname ${patch.hostname ?? ''} is taken by another machine`, { cause: err });
       throw identityTaken(err, `machine ${id}`);
     }
     await refreshSearchText(this.db, row);
     return toMachine(row);
+  }
+
+  async claimHostname(id: number, hostname: string, now: string): Promise<boolean> {
+    const write = () => this.db.updateTable('machines').set({ hostname, updated_at: now }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+    if (!this.inTransaction) {
+      try {
+        await refreshSearchText(this.db, await write());
+        return true;
+      } catch (err) {
+        if (isHostnameViolation(err)) return false;
+        throw err;
+      }
+    }
+    // A refused write must not end the transaction (PostgreSQL aborts it): try it inside a savepoint.
+    await sql`savepoint metal_hostname`.execute(this.db);
+    try {
+      const row = await write();
+      await sql`release savepoint metal_hostname`.execute(this.db);
+      await refreshSearchText(this.db, row);
+      return true;
+    } catch (err) {
+      await sql`rollback to savepoint metal_hostname`.execute(this.db);
+      await sql`release savepoint metal_hostname`.execute(this.db);
+      if (isHostnameViolation(err)) return false;
+      throw err;
+    }
+  }
+
+  async hostnamesLike(prefix: string, suffix: string): Promise<string[]> {
+    const escape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+    const pattern = `${escape(prefix)}%${escape(suffix)}`;
+    const rows = await this.db
+      .selectFrom('machines')
+      .select('hostname')
+      .where('hostname', 'like', sql<string>`${pattern} escape '\\'`)
+      .execute();
+    return rows.map((r) => r.hostname).filter((h): h is string => h !== null && h.startsWith(prefix) && h.endsWith(suffix));
   }
 
   async delete(id: number): Promise<void> {
@@ -243,6 +297,13 @@ async function refreshSearchText(db: Kysely<Schema>, row: Selectable<MachinesTab
 /** What is copied out of the hardware document into columns. */
 function hardwareFacts(hardware: Hardware) {
   return { hardware: JSON.stringify(hardware), manufacturer: str(hardware.manufacturer), model: str(hardware.model) };
+}
+
+/** A violation of the unique index on hostname (migration 0013). */
+function isHostnameViolation(err: unknown): boolean {
+  if (!isUniqueViolation(err)) return false;
+  const e = err as { constraint?: unknown; message?: unknown };
+  return e.constraint === 'machines_hostname_unique' || (typeof e.message === 'string' && e.message.includes('machines.hostname'));
 }
 
 /** A unique-index violation on identity_mac or system_uuid, as the core's DuplicateKeyError. */

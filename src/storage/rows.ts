@@ -3,6 +3,7 @@ import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
 import type { Build, BuildNixpkgs, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import { singleFileConfig } from '../core/config-files.ts';
 import type { Labels } from '../core/labels.ts';
+import { isOutOfDate } from '../core/config-hash.ts';
 import type { BuildsTable, EventsTable, MachinesTable } from './schema.ts';
 
 /** Row -> API object conversions, shared by every store. */
@@ -18,6 +19,8 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     nixos_config: row.nixos_config,
     nixos_files: configFiles(row.nixos_files, row.nixos_config),
     labels: parseJson(row.labels) as Labels,
+    profile: row.profile,
+    out_of_date: isOutOfDate(row.desired_hash, row.built_hash),
     last_build_id: row.last_build_id === null ? null : Number(row.last_build_id),
     booted_build_id: row.booted_build_id === null ? null : Number(row.booted_build_id),
     booted_at: row.booted_at,
@@ -36,6 +39,8 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     config: row.config,
     config_files: configFiles(row.config_files, row.config) ?? {},
     hostname: row.hostname,
+    profile: row.profile_name,
+    config_hash: row.config_hash,
     log_output: row.log_output,
     error: row.error,
     artifact_url: row.artifact_url,
@@ -77,7 +82,7 @@ export function toEvent(row: Selectable<EventsTable>): Event {
   };
 }
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

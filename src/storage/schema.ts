@@ -26,6 +26,12 @@ export interface MachinesTable {
   nixos_files: string | null;
   /** JSON object of label key → value (migration 0011). */
   labels: Generated<string>;
+  /** The profile's name (migration 0013). */
+  profile: string | null;
+  /** Hash of what the machine would be built from now; null when it cannot be built. */
+  desired_hash: string | null;
+  /** Hash the published image (image_build_id) was built from. */
+  built_hash: string | null;
   last_build_id: number | null;
   /** The build whose image `machines/<tag>` points to, i.e. what the machine boots. */
   image_build_id: number | null;
@@ -75,6 +81,12 @@ export interface BuildsTable {
   nixpkgs_revision: string | null;
   nixpkgs_source: string | null;
   nixpkgs_sha256: string | null;
+  /** The machine's profile when the build was requested (migration 0013). */
+  profile_name: string | null;
+  profile_config: string | null;
+  /** JSON list of the profile's extra kernel parameters. */
+  kernel_params: Generated<string>;
+  config_hash: string | null;
   /** 1: a rollout's build, published without pointing the machine at it (migration 0014). */
   hold: Generated<number>;
   /** When retention deleted the published image. */
@@ -204,7 +216,38 @@ export interface MachinePowerTable {
   updated_at: string;
 }
 
+/** Profiles (migration 0013). */
+export interface ProfilesTable {
+  id: Generated<number>;
+  name: string;
+  description: string | null;
+  nixos_config: string;
+  hostname_pattern: string | null;
+  /** JSON list of strings. */
+  kernel_params: string;
+  auto_build: number | boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Rules applied at first enrollment (migration 0013). */
+export interface RulesTable {
+  id: Generated<number>;
+  name: string;
+  priority: number;
+  /** JSON RuleMatch. */
+  match: string;
+  /** JSON RuleSet. */
+  set: string;
+  build: number | boolean;
+  enabled: number | boolean;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Schema extends AuthSchema {
+  profiles: ProfilesTable;
+  rules: RulesTable;
   machines: MachinesTable;
   builds: BuildsTable;
   events: EventsTable;

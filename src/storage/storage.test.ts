@@ -405,6 +405,86 @@ for (const kind of kinds) {
       await storage.power.setBmc(m.id, { ...bmc, credential_set_id: null, username: 'root', password_sealed: 'v1:p' }, true, NOW);
     });
 
+    test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {
+      const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true };
+      const web = await storage.profiles.insert('web', fields, NOW);
+      assert.deepEqual([web.name, web.kernel_params, web.auto_build, web.hostname_pattern], ['web', ['console=ttyS1,115200'], true, 'web-{n:03}']);
+      await assert.rejects(storage.profiles.insert('web', fields, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      await storage.profiles.insert('db', { ...fields, hostname_pattern: null, kernel_params: [], auto_build: false }, NOW);
+      const changed = await storage.profiles.update('web', { auto_build: false, kernel_params: [] }, '2026-01-03T00:00:00.000Z');
+      assert.deepEqual([changed?.auto_build, changed?.kernel_params, changed?.description, changed?.updated_at], [false, [], 'web servers', '2026-01-03T00:00:00.000Z']);
+      assert.equal(await storage.profiles.update('nope', { auto_build: true }, NOW), undefined);
+      const a = (await storage.machines.insertEnrolled(newMachine('FL1', '0c:c4:7a:00:10:01'), NOW))!;
+      const b = (await storage.machines.insertEnrolled(newMachine('FL2', '0c:c4:7a:00:10:02'), NOW))!;
+      await storage.machines.update(a.id, { profile: 'web', desired_hash: 'h1' }, NOW);
+      await storage.machines.update(b.id, { profile: 'web', desired_hash: null }, NOW);
+      assert.deepEqual(
+        (await storage.profiles.list()).map((p) => [p.name, p.machines, p.out_of_date]),
+        [['db', 0, 0], ['web', 2, 1]],
+      );
+      assert.equal(await storage.profiles.usageCount('web'), 2);
+      assert.deepEqual((await storage.machines.list({ profile: 'web', limit: 10, offset: 0 })).items.map((m) => m.service_tag), ['FL1', 'FL2']);
+      assert.deepEqual((await storage.machines.list({ profile: 'web', outOfDate: true, limit: 10, offset: 0 })).items.map((m) => m.service_tag), ['FL1']);
+      assert.deepEqual((await storage.machines.list({ profile: 'web', outOfDate: false, limit: 10, offset: 0 })).items.map((m) => m.service_tag), ['FL2']);
+      assert.equal(await storage.profiles.delete('db'), true);
+      assert.equal(await storage.profiles.delete('db'), false);
+      await assert.rejects(storage.profiles.delete('web'), 'a profile a machine uses cannot go (foreign key)');
+    });
+
+    test('what a machine boots was built from its image build\'s hash: out_of_date follows desired vs built', async () => {
+      const a = (await storage.machines.findByServiceTag('FL1'))!;
+      const build = await storage.builds.create(
+        { machine_id: a.id, config: '{}', hostname: 'web-001', service_tag: 'FL1', boot_token: 't', image_key: 'key-fleet-aaaaaaaaaaaa', profile_name: 'web', profile_config: '{ ... }: { }', kernel_params: ['nomodeset'], config_hash: 'h1' },
+        NOW,
+      );
+      assert.deepEqual([build.profile, build.config_hash], ['web', 'h1']);
+      const record = (await storage.builds.findRecord(build.id))!;
+      assert.deepEqual([record.profile_config, record.kernel_params], ['{ ... }: { }', ['nomodeset']]);
+      assert.equal((await storage.machines.findById(a.id))!.out_of_date, true, 'no image yet');
+      await storage.builds.transition(build.id, ['pending'], 'success', {}, NOW);
+      assert.equal((await storage.machines.update(a.id, { image_build_id: build.id }, NOW)).out_of_date, false, 'built from what is desired');
+      assert.equal((await storage.machines.update(a.id, { desired_hash: 'h2' }, NOW)).out_of_date, true, 'the desired configuration moved on');
+      assert.equal((await storage.machines.update(a.id, { image_build_id: null, desired_hash: null }, NOW)).out_of_date, false, 'nothing to build');
+    });
+
+    test('hostnames are unique: claimHostname refuses a taken name, inside a transaction too; hostnamesLike finds a pattern\'s names', async () => {
+      const a = (await storage.machines.findByServiceTag('FL1'))!;
+      const b = (await storage.machines.findByServiceTag('FL2'))!;
+      assert.equal(await storage.machines.claimHostname(a.id, 'web-001', NOW), true);
+      assert.equal(await storage.machines.claimHostname(b.id, 'web-001', NOW), false);
+      await assert.rejects(storage.machines.update(b.id, { hostname: 'web-001' }, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      const named = await storage.transaction(async (tx) => {
+        assert.equal(await tx.machines.claimHostname(b.id, 'web-001', NOW), false, 'refused');
+        assert.equal(await tx.machines.claimHostname(b.id, 'web-002', NOW), true, 'and the transaction goes on');
+        return (await tx.machines.findById(b.id))!.hostname;
+      });
+      assert.equal(named, 'web-002');
+      assert.equal((await storage.machines.findById(b.id))!.hostname, 'web-002');
+      assert.deepEqual((await storage.machines.hostnamesLike('web-', '')).sort(), ['web-001', 'web-002']);
+      assert.deepEqual(await storage.machines.hostnamesLike('web-0', '1'), ['web-001']);
+      assert.deepEqual(await storage.machines.hostnamesLike('mail-', ''), []);
+      for (const m of [a, b]) await storage.machines.update(m.id, { hostname: null, profile: null }, NOW);
+    });
+
+    test('rules: in order of priority then id, unique names, count those setting a profile', async () => {
+      const base = { match: { manufacturer: 'Dell*' }, set: { profile: 'web', labels: { role: 'web' } }, build: true, enabled: true };
+      const late = await storage.rules.insert({ ...base, name: 'late', priority: 200 }, NOW);
+      const early = await storage.rules.insert({ ...base, name: 'early', priority: 10 }, NOW);
+      const tie = await storage.rules.insert({ ...base, name: 'tie', priority: 10, set: { labels: { role: 'db' } } }, NOW);
+      await assert.rejects(storage.rules.insert({ ...base, name: 'late', priority: 1 }, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      assert.deepEqual((await storage.rules.list()).map((r) => r.name), ['early', 'tie', 'late']);
+      assert.deepEqual((await storage.rules.findById(early.id))?.match, { manufacturer: 'Dell*' });
+      assert.equal(await storage.rules.countUsingProfile('web'), 2);
+      const moved = await storage.rules.update(tie.id, { ...base, name: 'tie', priority: 300, enabled: false }, '2026-01-03T00:00:00.000Z');
+      assert.deepEqual([moved?.priority, moved?.enabled, moved?.set.profile], [300, false, 'web']);
+      await assert.rejects(storage.rules.update(tie.id, { ...base, name: 'late', priority: 1 }, NOW), (err: unknown) => err instanceof DuplicateKeyError);
+      assert.equal(await storage.rules.countUsingProfile('web'), 3);
+      assert.equal(await storage.rules.delete(late.id), true);
+      assert.equal(await storage.rules.delete(late.id), false);
+      assert.deepEqual((await storage.rules.list()).map((r) => r.name), ['early', 'tie']);
+      for (const r of await storage.rules.list()) await storage.rules.delete(r.id);
+    });
+
     test('held builds, published images, retention marks and who points at a build', async () => {
       const m = (await storage.machines.insertEnrolled(newMachine('RET1', '0c:c4:7a:00:01:01'), NOW))!;
       const other = (await storage.machines.insertEnrolled(newMachine('RET2', '0c:c4:7a:00:01:02'), NOW))!;

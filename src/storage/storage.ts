@@ -5,6 +5,8 @@ import { SqlCredentialStore } from './credential-store.ts';
 import { ping, type Database } from './database.ts';
 import { SqlEventStore } from './event-store.ts';
 import { SqlMachineStore } from './machine-store.ts';
+import { SqlProfileStore } from './profile-store.ts';
+import { SqlRuleStore } from './rule-store.ts';
 import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
@@ -26,11 +28,15 @@ class SqlStores implements Stores {
   readonly webhooks: SqlWebhookStore;
   readonly power: SqlPowerStore;
   readonly bmcCredentialSets: SqlBmcCredentialSetStore;
+  readonly profiles: SqlProfileStore;
+  readonly rules: SqlRuleStore;
   readonly rateLimits: SqlRateLimitStore;
   readonly rollouts: SqlRolloutStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
-    this.machines = new SqlMachineStore(db, dialect);
+    this.machines = new SqlMachineStore(db, dialect, inTransaction);
+    this.profiles = new SqlProfileStore(db);
+    this.rules = new SqlRuleStore(db);
     this.builds = new SqlBuildStore(db, dialect, inTransaction);
     this.events = new SqlEventStore(db);
     this.users = new SqlUserStore(db);

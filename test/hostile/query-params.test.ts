@@ -31,9 +31,13 @@ const LIST_ROUTES = [
   '/admin/users',
   '/admin/tokens',
   '/login',
+  '/profiles',
+  '/rules',
+  '/api/v1/profiles',
+  '/api/v1/rules',
 ];
 
-const KEYS = ['limit', 'offset', 'status', 'search', 'selector', 'sort', 'order', 'actor', 'machine', 'kind', 'since', 'until', 'fragment', 'notice', 'id', '__proto__', 'constructor'];
+const KEYS = ['limit', 'offset', 'status', 'search', 'selector', 'profile', 'out_of_date', 'stale', 'sort', 'order', 'actor', 'machine', 'kind', 'since', 'until', 'fragment', 'notice', 'id', '__proto__', 'constructor'];
 
 /** Numbers as text, near and past every bound a parser or a database has. */
 const numberText = fc.oneof(

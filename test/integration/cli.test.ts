@@ -145,7 +145,7 @@ describe('the metal command line against a real server', () => {
     assert.equal((await api<{ hostname: string | null }>('GET', '/api/v1/machines/CLI002')).hostname, null);
     const nothing = await runCli(['machines', 'set', 'CLI002'], loggedIn);
     assert.equal(nothing.code, 1);
-    assert.equal(nothing.stderr, 'metal: nothing to change: give --hostname, --description or --config\n');
+    assert.equal(nothing.stderr, 'metal: nothing to change: give --hostname, --description, --profile or --config\n');
   });
 
   test('a bad token gets a message that says to log in', async () => {

@@ -24,6 +24,8 @@ import {
   type NewBuild,
   type NewEvent,
   type PowerStore,
+  type ProfileStore,
+  type RuleStore,
   type RateLimitStore,
   type Storage,
   type Stores,
@@ -37,6 +39,9 @@ import {
   type WebhookDelivery,
   type WebhookStore,
 } from '../../src/core/ports.ts';
+import { isOutOfDate } from '../../src/core/config-hash.ts';
+import type { Profile } from '../../src/core/profile.ts';
+import type { Rule } from '../../src/core/rule.ts';
 import { subscribesTo, webhookPayload } from '../../src/core/webhook-events.ts';
 import { isRolloutActive, type Rollout, type RolloutMachine } from '../../src/core/rollout-machine.ts';
 import type { ApiToken, BmcCredentialSet, Build, Credential, Event, Machine, MachinePower, Role, User, UserWithHash } from '../../src/core/types.ts';
@@ -47,11 +52,13 @@ type WebhookRow = Webhook & { secret: string };
 type DeliveryRow = WebhookDelivery & { payload: string; lease_owner: string | null; lease_until: string | null };
 
 /** A machine as kept in memory: the API object plus what the SQL table holds beside it. */
-interface MachineRow extends Machine {
+interface MachineRow extends Omit<Machine, 'out_of_date'> {
   image_build_id: number | null;
   reboot_requested_at: string | null;
   system_uuid: string | null;
   identity_mac: string | null;
+  desired_hash: string | null;
+  built_hash: string | null;
 }
 
 /** Every table in plain arrays; a transaction works on a deep copy and commits by swapping it in. */
@@ -68,6 +75,8 @@ interface Tables {
   deliveries: DeliveryRow[];
   power: MachinePower[];
   credentialSets: BmcCredentialSet[];
+  profiles: Profile[];
+  rules: Rule[];
   /** Rollouts with their machines; `locks` is rollout_machines.lock_machine_id: machine id → rollout id. */
   rollouts: Array<Rollout & { lease_owner: string | null; lease_expires_at: string | null }>;
   locks: Record<number, number>;
@@ -82,7 +91,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], rollouts: [], locks: {}, rateLimits: {}, nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -120,6 +129,12 @@ export class MemoryStorage implements Storage {
   }
   get bmcCredentialSets(): BmcCredentialSetStore {
     return new MemoryStores(() => this.live(), () => this.failing).bmcCredentialSets;
+  }
+  get profiles(): ProfileStore {
+    return new MemoryStores(() => this.live(), () => this.failing).profiles;
+  }
+  get rules(): RuleStore {
+    return new MemoryStores(() => this.live(), () => this.failing).rules;
   }
   get rollouts(): RolloutStore {
     return new MemoryStores(() => this.live(), () => this.failing).rollouts;
@@ -166,8 +181,8 @@ class MemoryStores implements Stores {
   get machines(): MachineStore {
     const db = () => this.check();
     const toMachine = (row: MachineRow): Machine => {
-      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, reboot_requested_at: _r, ...machine } = copy(row);
-      return machine;
+      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, reboot_requested_at: _r, desired_hash: desired, built_hash: built, ...machine } = copy(row);
+      return { ...machine, out_of_date: isOutOfDate(desired, built) };
     };
     return {
       async insertEnrolled(m: NewMachine, now: string) {
@@ -185,6 +200,9 @@ class MemoryStores implements Stores {
           nixos_config: null,
           nixos_files: null,
           labels: {},
+          profile: null,
+          desired_hash: null,
+          built_hash: null,
           last_build_id: null,
           booted_build_id: null,
           booted_at: null,
@@ -241,7 +259,9 @@ class MemoryStores implements Stores {
           (m) =>
             (!filter.status || m.status === filter.status) &&
             (!needle || searchText(m).includes(needle)) &&
-            (!filter.selector || matchesSelector(m.labels, filter.selector)),
+            (!filter.selector || matchesSelector(m.labels, filter.selector)) &&
+            (filter.profile === undefined || m.profile === filter.profile) &&
+            (filter.outOfDate === undefined || isOutOfDate(m.desired_hash, m.built_hash) === filter.outOfDate),
         );
         const sort = filter.sort ?? 'id';
         const sign = filter.order === 'desc' ? -1 : 1;
@@ -256,8 +276,27 @@ class MemoryStores implements Stores {
         if (!m) throw new Error(`no machine ${id}`);
         const t = db();
         assertIdentityFree(t.machines, id, patch.identity_mac ?? null, patch.system_uuid ?? null);
+        if (patch.hostname && t.machines.some((r) => r.id !== id && r.hostname === patch.hostname)) {
+          throw new DuplicateKeyError(`hostname ${patch.hostname} is taken by another machine`);
+        }
         Object.assign(m, copy(patch), configFields(patch), { updated_at: now });
+        if (patch.image_build_id !== undefined) {
+          m.built_hash = patch.image_build_id === null ? null : (t.builds.find((b) => b.id === patch.image_build_id)?.config_hash ?? null);
+        }
         return toMachine(m);
+      },
+      async claimHostname(id, hostname, now) {
+        const t = db();
+        const m = t.machines.find((r) => r.id === id);
+        if (!m) throw new Error(`no machine ${id}`);
+        if (t.machines.some((r) => r.id !== id && r.hostname === hostname)) return false;
+        Object.assign(m, { hostname, updated_at: now });
+        return true;
+      },
+      async hostnamesLike(prefix, suffix) {
+        return db()
+          .machines.map((m) => m.hostname)
+          .filter((h): h is string => h !== null && h.startsWith(prefix) && h.endsWith(suffix) && h.length >= prefix.length + suffix.length);
       },
       async delete(id) {
         const t = db();
@@ -302,7 +341,7 @@ class MemoryStores implements Stores {
   get builds(): BuildStore {
     const db = () => this.check();
     const toBuild = (r: BuildRecord): Build => {
-      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, image_key: _k, store_path: _p, ...build } = copy(r);
+      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, image_key: _k, store_path: _p, profile_config: _c, kernel_params: _kp, ...build } = copy(r);
       return build;
     };
     const find = (id: number) => db().builds.find((b) => b.id === id);
@@ -312,12 +351,14 @@ class MemoryStores implements Stores {
         if (t.builds.some((x) => x.machine_id === b.machine_id && (x.status === 'pending' || x.status === 'building'))) {
           throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`);
         }
-        const { hold, rollout_id: _r, ...fields } = b;
+        const { hold, rollout_id: _r, profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, ...fields } = b;
         const row: BuildRecord = {
           ...copy(fields),
           config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
           hold: hold ?? false,
           image_swept_at: null,
+          profile_config: profileConfig ?? null,
+          config_hash: hash ?? null,
           id: t.nextId++,
           status: 'pending',
           log_output: '',
@@ -330,6 +371,8 @@ class MemoryStores implements Stores {
           lease_owner: null,
           lease_expires_at: null,
           store_path: null,
+          profile: profileName ?? null,
+          kernel_params: [...(params ?? [])],
           nixpkgs: null,
         };
         t.builds.push(row);
@@ -943,6 +986,86 @@ class MemoryStores implements Stores {
       },
       async usageCount(id) {
         return db().power.filter((p) => p.bmc?.credential_set_id === id).length;
+      },
+    };
+  }
+
+  get profiles(): ProfileStore {
+    const db = () => this.check();
+    return {
+      async list() {
+        const t = db();
+        return [...t.profiles]
+          .sort((a, b) => compare(a.name, b.name))
+          .map((p) => {
+            const users = t.machines.filter((m) => m.profile === p.name);
+            return { ...copy(p), machines: users.length, out_of_date: users.filter((m) => isOutOfDate(m.desired_hash, m.built_hash)).length };
+          });
+      },
+      async findByName(name) {
+        const p = db().profiles.find((x) => x.name === name);
+        return p && copy(p);
+      },
+      async insert(name, fields, now) {
+        const t = db();
+        if (t.profiles.some((x) => x.name === name)) throw new DuplicateKeyError(`profile ${name} exists`);
+        const row: Profile = { id: t.nextId++, name, ...copy(fields), created_at: now, updated_at: now };
+        t.profiles.push(row);
+        return copy(row);
+      },
+      async update(name, fields, now) {
+        const p = db().profiles.find((x) => x.name === name);
+        if (!p) return undefined;
+        Object.assign(p, copy(fields), { updated_at: now });
+        return copy(p);
+      },
+      async delete(name) {
+        const t = db();
+        if (t.machines.some((m) => m.profile === name)) throw new Error(`profile ${name} is referenced by a machine (foreign key)`);
+        const before = t.profiles.length;
+        t.profiles = t.profiles.filter((x) => x.name !== name);
+        return t.profiles.length < before;
+      },
+      async usageCount(name) {
+        return db().machines.filter((m) => m.profile === name).length;
+      },
+    };
+  }
+
+  get rules(): RuleStore {
+    const db = () => this.check();
+    const nameTaken = (t: Tables, name: string, exceptId?: number) => t.rules.some((r) => r.name === name && r.id !== exceptId);
+    return {
+      async list() {
+        return copy([...db().rules].sort((a, b) => a.priority - b.priority || a.id - b.id));
+      },
+      async findById(id) {
+        const r = db().rules.find((x) => x.id === id);
+        return r && copy(r);
+      },
+      async insert(fields, now) {
+        const t = db();
+        if (nameTaken(t, fields.name)) throw new DuplicateKeyError(`rule ${fields.name} exists`);
+        const row: Rule = { id: t.nextId++, ...copy(fields), created_at: now, updated_at: now };
+        t.rules.push(row);
+        return copy(row);
+      },
+      async update(id, fields, now) {
+        const t = db();
+        const r = t.rules.find((x) => x.id === id);
+        if (!r) return undefined;
+        if (nameTaken(t, fields.name, id)) throw new DuplicateKeyError(`rule ${fields.name} exists`);
+        Object.assign(r, copy(fields), { updated_at: now });
+        return copy(r);
+      },
+      async delete(id) {
+        const t = db();
+        const before = t.rules.length;
+        t.rules = t.rules.filter((x) => x.id !== id);
+        return t.rules.length < before;
+      },
+      async countUsingProfile(name) {
+        return db().rules.filter((r) => r.set.profile === name).length;
       },
     };
   }

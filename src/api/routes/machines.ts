@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { BuildLifecycle } from '../../core/build-lifecycle.ts';
 import type { MachineService } from '../../core/machine-service.ts';
+import type { ProfileService } from '../../core/profile-service.ts';
+import { InvalidInputError, NotFoundError } from '../../core/errors.ts';
 import type { EventStore } from '../../core/ports.ts';
 import {
   Build,
@@ -25,10 +27,12 @@ export interface MachineRouteOptions {
   machines: MachineService;
   builds: Pick<BuildLifecycle, 'listForMachine'>;
   events: Pick<EventStore, 'list'>;
+  /** To refuse a `profile` filter naming no profile. */
+  profiles?: Pick<ProfileService, 'get'>;
 }
 
 /** `/api/v1/machines…`: list, read, edit, delete, build, and each machine's builds and events. */
-export function registerMachineRoutes(app: FastifyInstance, { machines, builds, events }: MachineRouteOptions): void {
+export function registerMachineRoutes(app: FastifyInstance, { machines, builds, events, profiles }: MachineRouteOptions): void {
   app.get<{ Querystring: MachineListQuery }>(
     '/api/v1/machines',
     {
@@ -37,10 +41,17 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
     },
     async (request) => {
       const q = request.query;
+      if (q.profile !== undefined && profiles) {
+        await profiles.get(q.profile).catch((err: unknown) => {
+          throw err instanceof NotFoundError ? new InvalidInputError(`profile ${q.profile} does not exist`, { field: 'profile' }) : err;
+        });
+      }
       return machines.list({
         ...(q.status ? { status: q.status } : {}),
         ...(q.search ? { search: q.search } : {}),
         ...(q.selector ? { selector: parseSelector(q.selector) } : {}),
+        ...(q.profile !== undefined ? { profile: q.profile } : {}),
+        ...(q.out_of_date !== undefined ? { outOfDate: q.out_of_date } : {}),
         limit: q.limit ?? 50,
         offset: q.offset ?? 0,
         ...(q.sort ? { sort: q.sort } : {}),
@@ -66,7 +77,7 @@ export function registerMachineRoutes(app: FastifyInstance, { machines, builds, 
       bodyLimit: 1024 * 1024,
       schema: {
         tags: ['machines'],
-        summary: 'Change hostname, description, labels or NixOS configuration (partial)',
+        summary: 'Change hostname, description, labels, profile or NixOS configuration (partial)',
         params: IdParam,
         body: MachineUpdateBody,
         response: { 200: Type.Ref(Machine), ...errorResponses(400, 401, 403, 404, 409, 413) },

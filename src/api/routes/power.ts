@@ -7,7 +7,7 @@ import type { MachinePowerService } from '../../power/machine-power.ts';
 export interface PowerRouteOptions {
   power: Pick<
     MachinePowerService,
-    'getBmc' | 'setBmc' | 'clearBmc' | 'getState' | 'act' | 'actMany' | 'listCredentialSets' | 'createCredentialSet' | 'updateCredentialSet' | 'deleteCredentialSet'
+    'getBmc' | 'setBmc' | 'clearBmc' | 'getState' | 'act' | 'listCredentialSets' | 'createCredentialSet' | 'updateCredentialSet' | 'deleteCredentialSet'
   >;
 }
 
@@ -42,36 +42,13 @@ const CredentialSetView = Type.Object({
   updated_at: Type.String(),
 });
 
-const BulkBody = Type.Object(
-  {
-    action: Type.Literal('power'),
-    ids: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 1000, description: 'machine ids or service tags' }),
-    power: AnyObject,
-  },
-  { additionalProperties: false },
-);
-
-const BulkResult = Type.Object({
-  results: Type.Array(
-    Type.Object({
-      id: Type.String(),
-      machine_id: Nullable(Type.Integer()),
-      ok: Type.Boolean(),
-      power_state: Type.Optional(PowerStateEnum),
-      checked_at: Type.Optional(Nullable(Type.String())),
-      status: Type.Optional(Type.Integer()),
-      error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
-    }),
-  ),
-});
-
 const NameParam = Type.Object({ name: Type.String({ maxLength: 64 }) });
 
 type Id = { Params: { id: string } };
 type Name = { Params: { name: string } };
 
 /**
- * Power control: `/api/v1/machines/{id}/bmc`, `/api/v1/machines/{id}/power`, bulk `action: "power"`, and
+ * Power control: `/api/v1/machines/{id}/bmc`, `/api/v1/machines/{id}/power` (bulk `action: "power"` is in bulk.ts), and
  * BMC credential sets. Viewers read state; operators set BMCs and act; admins manage credential sets.
  */
 export function registerPowerRoutes(app: FastifyInstance, { power }: PowerRouteOptions): void {
@@ -139,20 +116,6 @@ export function registerPowerRoutes(app: FastifyInstance, { power }: PowerRouteO
       },
     },
     async (request) => power.act(request.params.id, request.body, request.actor),
-  );
-
-  app.post<{ Body: { action: 'power'; ids: string[]; power: Record<string, unknown> } }>(
-    '/api/v1/machines/bulk',
-    {
-      config: { access: 'operator' },
-      schema: {
-        tags: ['power'],
-        summary: 'One action on many machines: {action: "power", ids, power: {action, boot_device?}}; per-machine results',
-        body: BulkBody,
-        response: { 200: BulkResult, ...errorResponses(400, 401, 403) },
-      },
-    },
-    async (request) => ({ results: await power.actMany(request.body.ids, request.body.power, request.actor) }),
   );
 
   app.get(

@@ -15,6 +15,8 @@ function machine(id: number, overrides: Partial<Machine> = {}): Machine {
     nixos_config: null,
     nixos_files: null,
     labels: {},
+    profile: null,
+    out_of_date: false,
     last_build_id: null,
     booted_build_id: null,
     booted_at: null,

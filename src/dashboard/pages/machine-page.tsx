@@ -21,7 +21,9 @@ export interface MachineData {
   /** The power state its BMC last reported; undefined when it has no BMC. */
   power?: { power_state: string; checked_at: string | null } | undefined;
   /** Values to put back in the form after a refused save. */
-  form?: { hostname: string; description: string; nixos_config: string; files: FormFile[] };
+  form?: { hostname: string; description: string; nixos_config: string; files: FormFile[]; profile?: string };
+  /** Profile names for the profile menu (shown when given). */
+  profiles?: string[];
   error?: string;
   notice?: string;
 }
@@ -174,6 +176,24 @@ export const MachinePage: FC<{ data: MachineData; page: PageContext }> = ({ data
               <label for="hostname">Hostname</label>
               <input id="hostname" name="hostname" value={form.hostname} maxlength={63} pattern="[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?" autocomplete="off" spellcheck={false} readonly={!canEdit} aria-describedby="hostname-help" />
               <small id="hostname-help">One DNS label: letters, digits and hyphens.</small>
+              {data.profiles && (
+                <>
+                  <label for="profile">Profile</label>
+                  <input type="hidden" name="profile_field" value="1" />
+                  <select id="profile" name="profile" disabled={!canEdit} aria-describedby="profile-help">
+                    <option value="">(none)</option>
+                    {data.profiles.map((p) => (
+                      <option value={p} selected={(form.profile ?? m.profile ?? '') === p}>
+                        {p}
+                      </option>
+                    ))}
+                  </select>
+                  <small id="profile-help">
+                    Its module is built before this machine’s own.{' '}
+                    {m.out_of_date ? <strong data-out-of-date="true">Out of date: its image was built from another configuration.</strong> : m.profile ? 'Up to date.' : ''}
+                  </small>
+                </>
+              )}
               <label for="description">Description</label>
               <textarea id="description" name="description" rows={2} maxlength={4096} readonly={!canEdit}>
                 {`\n${form.description}`}

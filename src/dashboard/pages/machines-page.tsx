@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import { MACHINE_STATUSES, type MachineStatus } from '../../core/lifecycle.ts';
 import type { Machine } from '../../core/types.ts';
-import { Alert, FirstMachineHint, Layout, PowerBadge, StatusBadge, When, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, FirstMachineHint, Layout, PowerBadge, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatBinaryBytes, formatCount } from '../format.ts';
 import { cpuSummary, viewHardware } from '../hardware-view.ts';
 import { machineRef } from '../../core/machine-service.ts';
@@ -14,6 +14,12 @@ export type SortKey = (typeof SORT_KEYS)[number];
 export interface MachineQuery {
   status?: MachineStatus;
   search?: string;
+  /** A label selector as typed, e.g. `role=web,rack in (r12)` */
+  selector?: string;
+  /** Only machines out of date. */
+  stale?: boolean;
+  /** Selection mode: a box per machine for bulk actions (the table stops refreshing itself). */
+  select?: boolean;
   sort: SortKey;
   order: 'asc' | 'desc';
   offset: number;
@@ -26,10 +32,14 @@ export function parseMachineQuery(q: Record<string, unknown>): MachineQuery {
   const status = str('status');
   const sort = str('sort');
   const search = str('search')?.trim().slice(0, 200);
+  const selector = str('selector')?.trim().slice(0, 1024);
   const offset = Number(str('offset') ?? 0);
   return {
     ...((MACHINE_STATUSES as readonly string[]).includes(status ?? '') ? { status: status as MachineStatus } : {}),
     ...(search ? { search } : {}),
+    ...(selector ? { selector } : {}),
+    ...(str('stale') === 'yes' ? { stale: true } : {}),
+    ...(str('select') === 'yes' ? { select: true } : {}),
     sort: (SORT_KEYS as readonly string[]).includes(sort ?? '') ? (sort as SortKey) : 'id',
     order: str('order') === 'desc' ? 'desc' : 'asc',
     offset: Number.isSafeInteger(offset) && offset > 0 ? offset : 0,
@@ -43,6 +53,9 @@ export function machineQueryString(q: MachineQuery, change: Partial<MachineQuery
   const params = new URLSearchParams();
   if (next.status) params.set('status', next.status);
   if (next.search) params.set('search', next.search);
+  if (next.selector) params.set('selector', next.selector);
+  if (next.stale) params.set('stale', 'yes');
+  if (next.select) params.set('select', 'yes');
   if (next.sort !== 'id') params.set('sort', next.sort);
   if (next.order !== 'asc') params.set('order', next.order);
   if (next.offset > 0) params.set('offset', String(next.offset));
@@ -57,6 +70,10 @@ export interface MachinesData {
   total: number;
   bootUrl: string;
   notice?: string;
+  /** Why the selector could not be used. */
+  error?: string;
+  /** Profiles, for the bulk form (shown to operators when given). */
+  profiles?: string[];
   /** Power state of the listed machines that have a BMC, by machine id. */
   power?: ReadonlyMap<number, { power_state: string; checked_at: string | null }>;
 }
@@ -66,6 +83,8 @@ const COLUMNS: Array<{ key: SortKey | null; label: string }> = [
   { key: null, label: 'Power' },
   { key: 'hostname', label: 'Hostname' },
   { key: 'service_tag', label: 'Service tag' },
+  { key: null, label: 'Profile' },
+  { key: null, label: 'Labels' },
   { key: null, label: 'Model' },
   { key: null, label: 'CPU' },
   { key: null, label: 'Memory' },
@@ -75,12 +94,15 @@ const COLUMNS: Array<{ key: SortKey | null; label: string }> = [
 /** The table with its pager; served alone for polling. */
 export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ data, page }) => {
   const { query, items, total } = data;
-  const filtered = Boolean(query.status || query.search);
+  const filtered = Boolean(query.status || query.search || query.selector || query.stale);
   const first = total === 0 ? 0 : query.offset + 1;
   const last = Math.min(total, query.offset + items.length);
   const qs = machineQueryString(query);
+  // While machines are being ticked the table stays put (a refresh would drop the ticks).
+  const selecting = Boolean(query.select) && may(page, 'operator');
+  const live = selecting ? {} : { 'hx-get': `/machines${qs}${qs ? '&' : '?'}fragment=table`, 'hx-trigger': 'every 5s', 'hx-swap': 'outerHTML' };
   return (
-    <div id="machine-table" hx-get={`/machines${qs}${qs ? '&' : '?'}fragment=table`} hx-trigger="every 5s" hx-swap="outerHTML">
+    <div id="machine-table" {...live}>
       {total === 0 && !filtered ? (
         <FirstMachineHint bootUrl={data.bootUrl} />
       ) : total === 0 ? (
@@ -92,6 +114,11 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
               <caption class="visually-hidden">Machines, sorted by {query.sort}</caption>
               <thead>
                 <tr>
+                  {selecting && (
+                    <th scope="col">
+                      <span class="visually-hidden">Select</span>
+                    </th>
+                  )}
                   {COLUMNS.map((c) => (
                     <th scope="col" aria-sort={c.key && c.key === query.sort ? (query.order === 'asc' ? 'ascending' : 'descending') : undefined}>
                       {c.key ? (
@@ -111,8 +138,19 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                   const hw = viewHardware(m.hardware);
                   return (
                     <tr>
+                      {selecting && (
+                        <td>
+                          <input type="checkbox" name="ids" value={`id:${m.id}`} form="bulk-form" aria-label={`Select ${m.service_tag}`} />
+                        </td>
+                      )}
                       <td>
                         <StatusBadge status={m.status} />
+                        {m.out_of_date && m.status !== 'building' && (
+                          <span class="badge badge-configured" title="its configuration changed since its image was built">
+                            {' '}
+                            out of date
+                          </span>
+                        )}
                         {m.identity_conflict && (
                           <span class="badge badge-failed" title="an enrollment claimed another MAC or UUID for this machine; open it to accept or reject">
                             {' '}
@@ -130,6 +168,10 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                         <a href={`/machines/${encodeURIComponent(machineRef(m.service_tag))}`} class="mono">
                           {m.service_tag}
                         </a>
+                      </td>
+                      <td>{m.profile ? <a href={`/profiles/${encodeURIComponent(m.profile)}`} class="mono">{m.profile}</a> : <span class="muted">—</span>}</td>
+                      <td>
+                        <LabelChips labels={m.labels} query={query} />
                       </td>
                       <td class="clip">{[hw.manufacturer, hw.model].filter(Boolean).join(' ') || '—'}</td>
                       <td class="clip">{cpuSummary(hw)}</td>
@@ -168,11 +210,75 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
   );
 };
 
-/** All machines: filter, search, sort, pages. */
+/** A machine's labels as chips; each links to the list narrowed to that label. */
+const LabelChips: FC<{ labels: Record<string, string>; query: MachineQuery }> = ({ labels, query }) => {
+  const entries = Object.entries(labels ?? {});
+  if (entries.length === 0) return <span class="muted">—</span>;
+  return (
+    <span class="chips">
+      {entries.map(([k, v]) => (
+        <a class="chip mono" href={`/machines${machineQueryString(query, { selector: `${k}=${v}`, offset: 0 })}`} title={`only machines with ${k}=${v}`}>
+          {k}={v}
+        </a>
+      ))}
+    </span>
+  );
+};
+
+/** Bulk actions on every machine the selector matches (operators; a dry run first is one click). */
+const BulkForm: FC<{ data: MachinesData; page: PageContext }> = ({ data, page }) =>
+  (data.query.selector || data.query.select) && !data.error && data.total > 0 && may(page, 'operator') ? (
+    <form class="filters" method="post" action="/machines/bulk" aria-label="Bulk action" id="bulk-form">
+      <CsrfField page={page} />
+      {data.query.select ? (
+        <>
+          <input type="hidden" name="mode" value="ids" />
+          <span>On the machines ticked below:</span>
+        </>
+      ) : (
+        <>
+          <input type="hidden" name="selector" value={data.query.selector} />
+          <span>
+            On the <strong>{data.total}</strong> machines matching <span class="mono">{data.query.selector}</span>:
+          </span>
+        </>
+      )}
+      <label>
+        Action
+        <select name="action">
+          <option value="build">build</option>
+          <option value="set">set profile</option>
+          <option value="label">add label</option>
+        </select>
+      </label>
+      <label>
+        Profile
+        <select name="profile">
+          <option value="">(none)</option>
+          {(data.profiles ?? []).map((p) => (
+            <option value={p}>{p}</option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Label (key=value)
+        <input name="label" maxlength={317} placeholder="env=prod" />
+      </label>
+      <label>
+        <span>
+          <input type="checkbox" name="dry_run" value="yes" /> dry run
+        </span>
+      </label>
+      <button type="submit">Apply</button>
+    </form>
+  ) : null;
+
+/** All machines: filter, search, label selector, sort, pages, and bulk actions on a selection. */
 export const MachinesPage: FC<{ data: MachinesData; page: PageContext }> = ({ data, page }) => (
   <Layout title="Machines" page={page} active="/machines">
     <h1>Machines</h1>
     {data.notice && <Alert kind="notice">{data.notice}</Alert>}
+    {data.error && <Alert kind="error">{data.error}</Alert>}
     <form class="filters" method="get" action="/machines" role="search">
       <label>
         Search
@@ -189,10 +295,25 @@ export const MachinesPage: FC<{ data: MachinesData; page: PageContext }> = ({ da
           ))}
         </select>
       </label>
+      <label>
+        Labels
+        <input name="selector" value={data.query.selector ?? ''} placeholder="role=web,rack in (r12,r13)" maxlength={1024} class="mono" />
+      </label>
+      <label>
+        <span>
+          <input type="checkbox" name="stale" value="yes" checked={Boolean(data.query.stale)} /> out of date
+        </span>
+      </label>
       {data.query.sort !== 'id' && <input type="hidden" name="sort" value={data.query.sort} />}
       {data.query.order !== 'asc' && <input type="hidden" name="order" value={data.query.order} />}
       <button type="submit">Filter</button>
     </form>
+    {may(page, 'operator') && (
+      <p>
+        <a href={`/machines${machineQueryString(data.query, { select: !data.query.select, offset: 0 })}`}>{data.query.select ? 'Done selecting' : 'Select machines…'}</a>
+      </p>
+    )}
+    <BulkForm data={data} page={page} />
     <MachineTable data={data} page={page} />
   </Layout>
 );

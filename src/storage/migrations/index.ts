@@ -9,6 +9,7 @@ import * as m0009 from './0009-bmc.ts';
 import * as m0010 from './0010-dhcp-leases.ts';
 import * as m0011 from './0011-machine-labels.ts';
 import * as m0012 from './0012-config-files-nixpkgs.ts';
+import * as m0013 from './0013-fleet.ts';
 import * as m0014 from './0014-rollouts.ts';
 import * as m0015 from './0015-rate-limits.ts';
 
@@ -27,6 +28,7 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0010-dhcp-leases', m0010],
   ['0011-machine-labels', m0011],
   ['0012-config-files-nixpkgs', m0012],
+  ['0013-fleet', m0013],
   ['0014-rollouts', m0014],
   ['0015-rate-limits', m0015],
 ];

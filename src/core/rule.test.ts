@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { assertRuleFields, firstMatchingRule, ruleMatches, type Rule, type RuleMatch } from './rule.ts';
+
+const dell = {
+  service_tag: 'CZJ9450B2K',
+  mac_address: '3c:ec:ef:00:00:01',
+  labels: { env: 'prod' },
+  hardware: {
+    manufacturer: 'Dell Inc.',
+    model: 'PowerEdge R740',
+    cpu: { threads: 80 },
+    memory: { total_bytes: 412_316_860_416 },
+    disks: [{ size_bytes: 960_197_124_096 }, { size_bytes: 960_197_124_096 }],
+    gpus: [{ vendor: 'NVIDIA' }],
+  },
+};
+
+describe('rule matching', () => {
+  const cases: Array<[string, RuleMatch, boolean]> = [
+    ['an empty match matches every machine', {}, true],
+    ['manufacturer glob, case-insensitive', { manufacturer: 'dell*' }, true],
+    ['model glob with ?', { model: 'PowerEdge R7?0' }, true],
+    ['model glob that does not match', { model: 'ProLiant*' }, false],
+    ['service tag glob', { service_tag: 'CZJ*' }, true],
+    ['MAC prefix', { mac: '3c:ec:ef' }, true],
+    ['another MAC prefix', { mac: '52:54:00' }, false],
+    ['cpu threads in range', { cpu_threads: { min: 64 } }, true],
+    ['cpu threads above max', { cpu_threads: { max: 64 } }, false],
+    ['memory range', { memory_bytes: { min: 256 * 2 ** 30, max: 512 * 2 ** 30 } }, true],
+    ['disk count', { disk_count: { min: 2, max: 2 } }, true],
+    ['total disk bytes', { disk_bytes: { min: 1_900_000_000_000 } }, true],
+    ['gpu true', { gpu: true }, true],
+    ['gpu false', { gpu: false }, false],
+    ['labels selector', { labels: 'env=prod' }, true],
+    ['labels selector that does not hold', { labels: 'env in (dev)' }, false],
+    ['every condition must hold (AND)', { manufacturer: 'Dell*', gpu: false }, false],
+    ['a glob\'s regex characters are literal', { model: 'PowerEdge.R740' }, false],
+  ];
+  for (const [rule, match, expected] of cases) test(rule, () => assert.equal(ruleMatches(match, dell), expected));
+
+  test('a missing fact does not match a range', () => {
+    assert.equal(ruleMatches({ cpu_threads: { min: 1 } }, { ...dell, hardware: {} }), false);
+  });
+
+  test('the first enabled rule by priority, then id, applies', () => {
+    const rule = (id: number, priority: number, enabled = true): Rule => ({ id, name: `r${id}`, priority, match: {}, set: { labels: { a: 'b' } }, build: false, enabled, created_at: '', updated_at: '' });
+    assert.equal(firstMatchingRule([rule(1, 20), rule(2, 10), rule(3, 10)], dell)?.id, 2);
+    assert.equal(firstMatchingRule([rule(1, 20), rule(2, 10, false)], dell)?.id, 1);
+    assert.equal(firstMatchingRule([], dell), undefined);
+  });
+});
+
+describe('rule validation', () => {
+  const refused: Array<[string, unknown, RegExp]> = [
+    ['an unknown condition is named', { name: 'r', match: { vendor: 'x' }, set: { labels: {} }, build: true }, /match\.vendor: unknown condition/],
+    ['a bad selector is named', { name: 'r', match: { labels: 'a in (' }, build: true }, /match\.labels/],
+    ['a range that matches nothing', { name: 'r', match: { cpu_threads: { min: 8, max: 4 } }, build: true }, /nothing would match/],
+    ['a range with unknown ends', { name: 'r', match: { cpu_threads: { least: 8 } }, build: true }, /unknown field "least"/],
+    ['a bad MAC prefix', { name: 'r', match: { mac: '3c:e' }, build: true }, /MAC prefix/],
+    ['a bad pattern in set', { name: 'r', set: { hostname_pattern: 'web' } }, /numbers would collide/],
+    ['a bad profile name in set', { name: 'r', set: { profile: 'Web!' } }, /set\.profile/],
+    ['a rule that does nothing', { name: 'r', match: {} }, /must set a profile, labels or a hostname pattern, or build/],
+    ['a bad name', { name: 'R 1', build: true }, /name: must be a DNS label/],
+    ['an unknown field', { name: 'r', build: true, when: 'x' }, /when: unknown field/],
+    ['bad labels in set', { name: 'r', set: { labels: { 'a b': 'c' } } }, /label key/],
+  ];
+  for (const [rule, body, message] of refused) test(`refused: ${rule}`, () => assert.throws(() => assertRuleFields(body), message));
+
+  test('defaults: priority 100, enabled, no build', () => {
+    assert.deepEqual(assertRuleFields({ name: 'web', set: { profile: 'web' } }), { name: 'web', priority: 100, match: {}, set: { profile: 'web' }, build: false, enabled: true });
+  });
+});

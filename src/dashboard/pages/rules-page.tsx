@@ -1,0 +1,185 @@
+import type { FC } from 'hono/jsx';
+import type { Profile } from '../../core/profile.ts';
+import type { Rule } from '../../core/rule.ts';
+import type { RuleEffect } from '../../core/rule-service.ts';
+import { Alert, CsrfField, Layout, may, type PageContext } from '../components.tsx';
+
+/** The rule form as typed. */
+export interface RuleForm {
+  name: string;
+  priority: string;
+  manufacturer: string;
+  model: string;
+  service_tag: string;
+  mac: string;
+  labels_selector: string;
+  gpu: '' | 'yes' | 'no';
+  profile: string;
+  set_labels: string;
+  hostname_pattern: string;
+  build: boolean;
+}
+
+export const EMPTY_RULE_FORM: RuleForm = { name: '', priority: '100', manufacturer: '', model: '', service_tag: '', mac: '', labels_selector: '', gpu: '', profile: '', set_labels: '', hostname_pattern: '', build: false };
+
+const text = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
+
+/** The preview of what the rule being typed would do today. */
+export const RulePreview: FC<{ preview?: { matched: number; items: RuleEffect[] }; error?: string }> = ({ preview, error }) => (
+  <div id="rule-preview" aria-live="polite">
+    {error ? (
+      <p class="alert alert-error">{error}</p>
+    ) : preview === undefined ? (
+      <p class="muted">Fill in the rule to see which machines it matches today.</p>
+    ) : preview.matched === 0 ? (
+      <p>
+        It matches <strong data-matched="0">0</strong> machines today.
+      </p>
+    ) : (
+      <>
+        <p>
+          It matches <strong data-matched={String(preview.matched)}>{preview.matched}</strong> machines today (nothing is changed by a preview):
+        </p>
+        <table class="compact">
+          <thead>
+            <tr>
+              <th scope="col">Service tag</th>
+              <th scope="col">Would change</th>
+              <th scope="col">Hostname</th>
+              <th scope="col">Profile</th>
+            </tr>
+          </thead>
+          <tbody>
+            {preview.items.slice(0, 50).map((i) => (
+              <tr>
+                <td class="mono">{i.service_tag}</td>
+                <td>{i.error ? i.error.message : i.changes.join(', ') || 'nothing'}</td>
+                <td class="mono">{i.hostname ?? '—'}</td>
+                <td class="mono">{i.profile ?? '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </>
+    )}
+  </div>
+);
+
+/** /rules: the rules in order, a form for a new one with a live preview, and re-apply. */
+export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageContext; error?: string; notice?: string; form?: RuleForm }> = ({ rules, profiles, page, error, notice, form }) => {
+  const f = form ?? EMPTY_RULE_FORM;
+  return (
+    <Layout title="Rules" page={page} active="/rules">
+      <h1>Rules</h1>
+      {error && <Alert kind="error">{error}</Alert>}
+      {notice && <Alert kind="notice">{notice}</Alert>}
+      <p class="muted">On a machine’s first enrollment the first matching enabled rule (lowest priority first) gives it a profile, labels and a hostname, and may build it.</p>
+      <section class="card">
+        {rules.length === 0 ? (
+          <p class="muted">No rules yet.</p>
+        ) : (
+          <table class="compact">
+            <thead>
+              <tr>
+                <th scope="col">Priority</th>
+                <th scope="col">Name</th>
+                <th scope="col">Match</th>
+                <th scope="col">Set</th>
+                <th scope="col">Build</th>
+                <th scope="col">Enabled</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {rules.map((r) => (
+                <tr>
+                  <td class="num">{r.priority}</td>
+                  <td class="mono">{r.name}</td>
+                  <td class="mono clip">{text(r.match)}</td>
+                  <td class="mono clip">{text(r.set)}</td>
+                  <td>{r.build ? 'yes' : 'no'}</td>
+                  <td>{r.enabled ? 'yes' : 'no'}</td>
+                  <td>
+                    {may(page, 'operator') && (
+                      <form method="post" action={`/rules/${r.id}/delete`} class="inline">
+                        <CsrfField page={page} />
+                        <button type="submit" class="danger small" aria-label={`Delete rule ${r.name}`}>
+                          Delete
+                        </button>
+                      </form>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      {may(page, 'operator') && (
+        <section class="card" aria-labelledby="new-rule">
+          <h2 id="new-rule">New rule</h2>
+          <form method="post" action="/rules" class="stacked narrow rule-form" hx-post="/rules/preview" hx-trigger="input changed delay:400ms, change" hx-target="#rule-preview" hx-swap="outerHTML">
+            <CsrfField page={page} />
+            <label for="rule-name">Name</label>
+            <input id="rule-name" name="name" required maxlength={63} value={f.name} />
+            <label for="rule-priority">Priority (lower first)</label>
+            <input id="rule-priority" name="priority" type="number" min={0} max={1000000} value={f.priority} />
+            <fieldset>
+              <legend>Match (every field given must hold; globs with * and ?)</legend>
+              <label for="m-manufacturer">Manufacturer</label>
+              <input id="m-manufacturer" name="manufacturer" maxlength={128} value={f.manufacturer} placeholder="Dell*" />
+              <label for="m-model">Model</label>
+              <input id="m-model" name="model" maxlength={128} value={f.model} />
+              <label for="m-tag">Service tag</label>
+              <input id="m-tag" name="service_tag" maxlength={128} value={f.service_tag} />
+              <label for="m-mac">MAC prefix</label>
+              <input id="m-mac" name="mac" maxlength={17} value={f.mac} placeholder="3c:ec:ef" />
+              <label for="m-labels">Labels (selector)</label>
+              <input id="m-labels" name="labels_selector" maxlength={1024} value={f.labels_selector} />
+              <label for="m-gpu">GPU</label>
+              <select id="m-gpu" name="gpu">
+                <option value="" selected={f.gpu === ''}>
+                  any
+                </option>
+                <option value="yes" selected={f.gpu === 'yes'}>
+                  has a GPU
+                </option>
+                <option value="no" selected={f.gpu === 'no'}>
+                  no GPU
+                </option>
+              </select>
+            </fieldset>
+            <fieldset>
+              <legend>Set</legend>
+              <label for="s-profile">Profile</label>
+              <select id="s-profile" name="profile">
+                <option value="">(none)</option>
+                {profiles.map((p) => (
+                  <option value={p.name} selected={f.profile === p.name}>
+                    {p.name}
+                  </option>
+                ))}
+              </select>
+              <label for="s-labels">Labels (key=value, comma-separated)</label>
+              <input id="s-labels" name="set_labels" maxlength={4096} value={f.set_labels} placeholder="role=web,env=prod" />
+              <label for="s-pattern">Hostname pattern</label>
+              <input id="s-pattern" name="hostname_pattern" maxlength={128} value={f.hostname_pattern} placeholder="web-{n:03}" />
+            </fieldset>
+            <label>
+              <input type="checkbox" name="build" value="yes" checked={f.build} /> Build once applied
+            </label>
+            <div class="actions">
+              <button type="submit" class="primary">
+                Create rule
+              </button>
+            </div>
+          </form>
+          <h3>Preview</h3>
+          <RulePreview />
+        </section>
+      )}
+    </Layout>
+  );
+};
