@@ -1,10 +1,9 @@
-import { EMPTY_NIXOS_CONFIG } from './build-lifecycle.ts';
 import { ConflictError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
 import { parseSelector } from './labels.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type Storage } from './ports.ts';
 import { isRolloutActive, planWaves, stepRollout, type RolloutAction, type Rollout, type RolloutInput, type RolloutSettings } from './rollout-machine.ts';
-import { nowIso, type Actor, type Build, type Machine } from './types.ts';
+import { nowIso, type Actor, type Machine } from './types.ts';
 
 /** What `POST /api/v1/rollouts` asks for; unset fields take the defaults below. */
 export type RolloutRequest = Pick<RolloutSettings, 'selector'> & Partial<Omit<RolloutSettings, 'selector'>>;
@@ -23,13 +22,12 @@ export const ROLLOUT_DEFAULTS: Omit<RolloutSettings, 'selector'> = {
 export const MAX_ROLLOUT_MACHINES = 10_000;
 
 /**
- * Whether a machine needs a new build: it has no image, or the build it boots was made from another
- * configuration or host name than the machine's current ones. The one place this is decided (a fleet
- * profile's desired-vs-built hash can replace it).
+ * Whether a machine needs a new build: it is out of date, i.e. it has no image, or the build it boots
+ * was made from another effective configuration (profile, own files, hostname, nixpkgs pin) than the
+ * one it has now (core/config-hash.ts). The one place a rollout decides this.
  */
-export function needsBuild(machine: Pick<Machine, 'hostname' | 'nixos_config'>, imageBuild: Pick<Build, 'config' | 'hostname'> | undefined): boolean {
-  if (!imageBuild) return true;
-  return imageBuild.config !== (machine.nixos_config ?? EMPTY_NIXOS_CONFIG) || imageBuild.hostname !== machine.hostname;
+export function needsBuild(machine: Pick<Machine, 'out_of_date'>): boolean {
+  return machine.out_of_date;
 }
 
 /** Runs the side effects of a rollout step (the engine); the service uses it for the actions of API calls. */
@@ -69,8 +67,7 @@ export class RolloutService {
     const planned: Array<{ machine: Machine; from: number | null; build: boolean }> = [];
     for (const machine of machines) {
       const from = await this.storage.machines.imageBuildId(machine.id);
-      const image = from === null ? undefined : await this.storage.builds.findById(from);
-      planned.push({ machine, from, build: settings.build === 'always' || needsBuild(machine, image) });
+      planned.push({ machine, from, build: settings.build === 'always' || needsBuild(machine) });
     }
     const waves = planWaves(planned.filter((p) => p.build).length, settings);
     const total = Math.max(0, ...waves);
