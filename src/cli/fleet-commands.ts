@@ -278,7 +278,23 @@ function registerBulkCommands(program: Command): void {
     process.stderr.write(`${answer.matched} machines matched${answer.dry_run ? ' (dry run: nothing was changed)' : ''}${failed ? `; ${failed} skipped` : ''}\n`);
   };
   const common = (cmd: Command) =>
-    cmd.requiredOption('-l, --selector <selector>', 'the machines, e.g. role=web,rack=r12').option('--dry-run', 'say what would happen; change nothing').option('--json', 'print the API response as JSON');
+    cmd
+      .option('-l, --selector <selector>', 'the machines, e.g. role=web,rack=r12')
+      .option('--in-profile <name>', 'only machines with this profile')
+      .option('--out-of-date', 'only machines out of date (built from another configuration than they have now)')
+      .option('--dry-run', 'say what would happen; change nothing')
+      .option('--json', 'print the API response as JSON');
+  /** The machines a bulk command acts on, as the API takes them; at least one of -l, --in-profile, --out-of-date. */
+  const selection = (opts: Selection): Record<string, unknown> => {
+    if (opts.selector === undefined && opts.inProfile === undefined && !opts.outOfDate) throw new CliError('which machines? give -l SELECTOR, --in-profile NAME or --out-of-date');
+    return {
+      ...(opts.selector !== undefined ? { selector: selectorArgument(opts.selector) } : {}),
+      ...(opts.inProfile !== undefined ? { in_profile: opts.inProfile } : {}),
+      ...(opts.outOfDate ? { out_of_date: true } : {}),
+    };
+  };
+  const described = (opts: Selection) =>
+    [opts.selector !== undefined ? selectorArgument(opts.selector) : '', opts.inProfile !== undefined ? `profile ${opts.inProfile}` : '', opts.outOfDate ? 'out of date' : ''].filter(Boolean).join(', ');
 
   withExamples(
     common(bulk.command('set').description('give the machines a profile, labels (merged) or a hostname pattern (for those without a hostname); all or nothing'))
@@ -288,29 +304,40 @@ function registerBulkCommands(program: Command): void {
       .option('--hostname-pattern <pattern>', 'names machines without a hostname, e.g. web-{n:03}'),
     'metal bulk set -l rack=r12 --profile web',
     'metal bulk set -l role=web --label env=prod --dry-run',
-  ).action(async (opts: { selector: string; profile?: string | false; label?: string[]; hostnamePattern?: string; dryRun?: boolean; json?: boolean }) => {
-    const body: Record<string, unknown> = { action: 'set', selector: selectorArgument(opts.selector) };
+  ).action(async (opts: Selection & { profile?: string | false; label?: string[]; hostnamePattern?: string; dryRun?: boolean; json?: boolean }) => {
+    const body: Record<string, unknown> = { action: 'set', ...selection(opts) };
+    const picked = Object.keys(body).length;
     if (opts.profile !== undefined) body.profile = opts.profile === false ? null : opts.profile;
     if (opts.label) body.labels = Object.fromEntries(opts.label.map((l) => keyValue(l, '--label')));
     if (opts.hostnamePattern) body.hostname_pattern = opts.hostnamePattern;
-    if (Object.keys(body).length === 2) throw new CliError('nothing to set: give --profile, --no-profile, --label or --hostname-pattern');
+    if (Object.keys(body).length === picked) throw new CliError('nothing to set: give --profile, --no-profile, --label or --hostname-pattern');
     await run(body, opts);
   });
 
-  withExamples(common(bulk.command('build').description('request a build of each machine (those already building are skipped)')), 'metal bulk build -l role=web').action(
-    async (opts: { selector: string; dryRun?: boolean; json?: boolean }) => run({ action: 'build', selector: selectorArgument(opts.selector) }, opts),
-  );
+  withExamples(
+    common(bulk.command('build').description('request a build of each machine (those already building are skipped)')),
+    'metal bulk build -l role=web',
+    'metal bulk build --in-profile web --out-of-date     # what an edit of profile web touched',
+  ).action(async (opts: Selection & { dryRun?: boolean; json?: boolean }) => run({ action: 'build', ...selection(opts) }, opts));
 
   withExamples(common(bulk.command('delete').description('remove the machines and their images')).option('-y, --yes', 'do not ask for confirmation'), 'metal bulk delete -l env=retired --dry-run').action(
-    async (opts: { selector: string; dryRun?: boolean; json?: boolean; yes?: boolean }) => {
-      const selector = selectorArgument(opts.selector);
+    async (opts: Selection & { dryRun?: boolean; json?: boolean; yes?: boolean }) => {
+      const body = { action: 'delete', ...selection(opts) };
+      const what = described(opts);
       if (!opts.dryRun && !opts.yes) {
-        if (!process.stdin.isTTY) throw new CliError(`not deleting machines matching ${printable(selector)} without --yes (standard input is not a terminal to ask on)`);
-        if (!(await confirm(`remove every machine matching ${printable(selector)} and its images?`))) throw new CliError('not removed');
+        if (!process.stdin.isTTY) throw new CliError(`not deleting machines matching ${printable(what)} without --yes (standard input is not a terminal to ask on)`);
+        if (!(await confirm(`remove every machine matching ${printable(what)} and its images?`))) throw new CliError('not removed');
       }
-      await run({ action: 'delete', selector }, opts);
+      await run(body, opts);
     },
   );
+}
+
+/** The options of a bulk command that pick its machines. */
+interface Selection {
+  selector?: string;
+  inProfile?: string;
+  outOfDate?: boolean;
 }
 
 /** `key=value`, or a CliError naming the option. */

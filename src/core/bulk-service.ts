@@ -22,6 +22,10 @@ export interface BulkRequest {
   selector?: string;
   /** Machine references (ids or service tags), instead of a selector. */
   ids?: string[];
+  /** Only machines with this profile (with or without a selector), e.g. `web`. */
+  in_profile?: string;
+  /** Only machines that are out of date (true) or up to date (false): "rebuild what a profile edit touched". */
+  out_of_date?: boolean;
   profile?: string | null;
   labels?: Record<string, string>;
   hostname_pattern?: string;
@@ -62,7 +66,7 @@ export class BulkService {
     const settings = req.action === 'set' ? checkSettings(req) : undefined;
     const targets = await this.select(req);
     const dry = req.dry_run === true;
-    const what = req.selector !== undefined ? `selector ${req.selector}` : `${req.ids!.length} named machines`;
+    const what = describeSelection(req);
     let results: BulkResult[];
     if (settings) results = await this.set(targets, settings, actor, dry, what);
     else if (req.action === 'build') results = await this.build(targets, actor, dry);
@@ -72,16 +76,28 @@ export class BulkService {
   }
 
   private async select(req: BulkRequest): Promise<Machine[]> {
-    if ((req.selector === undefined) === (req.ids === undefined)) throw new InvalidInputError('give either selector or ids', { field: 'selector' });
+    const narrowed = req.selector !== undefined || req.in_profile !== undefined || req.out_of_date !== undefined;
+    if (req.ids !== undefined && narrowed) throw new InvalidInputError('give either ids, or a selector, in_profile and out_of_date: not both', { field: 'ids' });
+    if (req.ids === undefined && !narrowed) throw new InvalidInputError('give the machines: a selector, in_profile, out_of_date or ids', { field: 'selector' });
     if (req.ids !== undefined) {
       const found: Machine[] = [];
       for (const ref of req.ids) found.push(await this.machines.get(ref));
       return [...new Map(found.map((m) => [m.id, m])).values()];
     }
-    const selector = parseSelector(req.selector!);
-    if (selector.requirements.length === 0) throw new InvalidInputError('selector is empty; a bulk action needs at least one requirement, e.g. role=web', { field: 'selector' });
-    const page = await this.storage.machines.list({ selector, limit: MAX_BULK_MACHINES + 1, offset: 0 });
-    if (page.total > MAX_BULK_MACHINES) throw new InvalidInputError(`selector ${req.selector} matches ${page.total} machines; at most ${MAX_BULK_MACHINES} at once`, { field: 'selector' });
+    const selector = req.selector === undefined ? undefined : parseSelector(req.selector);
+    if (selector && selector.requirements.length === 0) throw new InvalidInputError('selector is empty; a bulk action needs at least one requirement, e.g. role=web', { field: 'selector' });
+    if (req.in_profile !== undefined) {
+      const name = assertProfileName(req.in_profile);
+      if (!(await this.storage.profiles.findByName(name))) throw new InvalidInputError(`profile ${name} does not exist`, { field: 'in_profile' });
+    }
+    const page = await this.storage.machines.list({
+      ...(selector ? { selector } : {}),
+      ...(req.in_profile !== undefined ? { profile: req.in_profile } : {}),
+      ...(req.out_of_date !== undefined ? { outOfDate: req.out_of_date } : {}),
+      limit: MAX_BULK_MACHINES + 1,
+      offset: 0,
+    });
+    if (page.total > MAX_BULK_MACHINES) throw new InvalidInputError(`${describeSelection(req)} matches ${page.total} machines; at most ${MAX_BULK_MACHINES} at once`, { field: 'selector' });
     return page.items;
   }
 
@@ -181,4 +197,14 @@ function checkSettings(req: BulkRequest): FleetSettings {
   if (req.hostname_pattern !== undefined) out.hostname_pattern = parseHostnamePattern(req.hostname_pattern).text;
   if (Object.keys(out).length === 0) throw new InvalidInputError('set needs profile, labels or hostname_pattern', { field: 'action' });
   return out;
+}
+
+/** How a bulk request picked its machines, for events and messages: `selector role=web, profile web, out of date` */
+function describeSelection(req: BulkRequest): string {
+  if (req.ids !== undefined) return `${req.ids.length} named machines`;
+  return [
+    ...(req.selector !== undefined ? [`selector ${req.selector}`] : []),
+    ...(req.in_profile !== undefined ? [`profile ${req.in_profile}`] : []),
+    ...(req.out_of_date !== undefined ? [req.out_of_date ? 'out of date' : 'up to date'] : []),
+  ].join(', ');
 }

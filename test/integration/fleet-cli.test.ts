@@ -78,7 +78,7 @@ describe('fleet configuration through the metal command line', { skip: !nix }, (
     assert.match(profiles.stdout, /^lab\s+3\s+0\s+lab-\{n:02\}\s+console=ttyS0,115200\s+no/m);
   });
 
-  test('a profile edit makes its machines out of date; metal bulk build -l rebuilds them; a preview changes nothing', async () => {
+  test('a profile edit makes its machines out of date; metal bulk build --in-profile --out-of-date rebuilds them; a preview changes nothing', async () => {
     writeFileSync(join(dir, 'lab.nix'), '{ ... }:\n{\n  services.openssh.enable = true;\n  services.nginx.enable = true;\n}\n');
     const edit = await metalCli('profiles', 'edit', 'lab', '--config', join(dir, 'lab.nix'));
     assert.match(edit.stdout, /profile lab changed; 3 of its 3 machines are out of date/);
@@ -86,7 +86,10 @@ describe('fleet configuration through the metal command line', { skip: !nix }, (
     assert.equal((JSON.parse(stale.stdout) as { total: number }).total, 3);
     const dry = await metalCli('bulk', 'build', '-l', 'role=lab', '--dry-run');
     assert.match(dry.stderr, /3 machines matched \(dry run: nothing was changed\)/);
-    const bulk = await metalCli('bulk', 'build', '-l', 'role=lab');
+    const nothingPicked = await runCli(['bulk', 'build'], env);
+    assert.notEqual(nothingPicked.code, 0);
+    assert.match(nothingPicked.stderr, /which machines\? give -l SELECTOR, --in-profile NAME or --out-of-date/);
+    const bulk = await metalCli('bulk', 'build', '--in-profile', 'lab', '--out-of-date');
     assert.match(bulk.stdout, /LAB0001\s+ok\s+build \d+/);
     await waitForMachines(metal, ['LAB0001', 'LAB0002', 'LAB0003'], (m) => m.status === 'ready' && !m.out_of_date);
     const preview = await metalCli('rules', 'preview', 'qemu-lab');

@@ -110,10 +110,12 @@ for (const kind of await testDatabaseKinds()) {
       assert.deepEqual(stale.map((m) => m.service_tag).sort(), web.map((m) => m.service_tag).sort(), 'exactly the profile’s machines');
       assert.ok(stale.every((m) => m.profile === 'web'));
 
-      const dry = await ok('POST', '/api/v1/machines/bulk', { action: 'build', selector: 'role=web', dry_run: true });
+      // What the edit touched, in one request: the profile's machines that are out of date.
+      const dry = await ok('POST', '/api/v1/machines/bulk', { action: 'build', in_profile: 'web', out_of_date: true, dry_run: true });
       assert.equal(dry.matched, web.length);
       assert.equal((await t.ctx.storage.builds.countByStatus()).pending ?? 0, 0, 'a dry run requests nothing');
-      const bulk = await ok('POST', '/api/v1/machines/bulk', { action: 'build', selector: 'role=web' });
+      assert.equal((await ok('POST', '/api/v1/machines/bulk', { action: 'build', in_profile: 'web', out_of_date: false, dry_run: true })).matched, 0, 'none of them is up to date');
+      const bulk = await ok('POST', '/api/v1/machines/bulk', { action: 'build', in_profile: 'web', out_of_date: true });
       assert.equal(bulk.matched, web.length);
       assert.ok(bulk.results.every((r: { ok: boolean; build_id?: number }) => r.ok && typeof r.build_id === 'number'));
       const again = await ok('POST', '/api/v1/machines/bulk', { action: 'build', selector: 'role=web' });
@@ -124,6 +126,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal((await ok('GET', '/api/v1/machines?out_of_date=true')).total, 0, 'rebuilt from the edited profile');
       const audit = await t.ctx.storage.events.list({ kind: 'machines.bulk', limit: 10 });
       assert.ok(audit.items.some((e) => /bulk build on selector role=web: \d+ of \d+ machines/.test(e.message)));
+      assert.ok(audit.items.some((e) => /bulk build on profile web, out of date: \d+ of \d+ machines/.test(e.message)), 'the audit names how the machines were picked');
     });
 
     test('a number is never reused while a machine holds it; a freed one is taken again', async () => {
@@ -157,7 +160,11 @@ for (const kind of await testDatabaseKinds()) {
         ['a bulk set with an unknown profile', 'POST', '/api/v1/machines/bulk', { action: 'set', selector: 'role=web', profile: 'nope' }, 400, /profile nope does not exist/],
         ['a bulk set with a bad pattern', 'POST', '/api/v1/machines/bulk', { action: 'set', selector: 'role=web', hostname_pattern: 'x' }, 400, /numbers would collide/],
         ['a bulk action with an empty selector', 'POST', '/api/v1/machines/bulk', { action: 'delete', selector: '' }, 400, /selector is empty/],
-        ['a bulk action with both selector and ids', 'POST', '/api/v1/machines/bulk', { action: 'delete', selector: 'role=web', ids: ['RACK000'] }, 400, /either selector or ids/],
+        ['a bulk action with both selector and ids', 'POST', '/api/v1/machines/bulk', { action: 'delete', selector: 'role=web', ids: ['RACK000'] }, 400, /either ids, or a selector/],
+        ['a bulk action with ids and a profile', 'POST', '/api/v1/machines/bulk', { action: 'delete', in_profile: 'web', ids: ['RACK000'] }, 400, /either ids, or a selector/],
+        ['a bulk action naming no machines', 'POST', '/api/v1/machines/bulk', { action: 'build' }, 400, /give the machines/],
+        ['a bulk action in an unknown profile', 'POST', '/api/v1/machines/bulk', { action: 'delete', in_profile: 'nope' }, 400, /profile nope does not exist/],
+        ['a bulk action in a profile that is no name', 'POST', '/api/v1/machines/bulk', { action: 'delete', in_profile: 'No Name!' }, 400, /./],
         ['a bulk set with nothing to set', 'POST', '/api/v1/machines/bulk', { action: 'set', selector: 'role=web' }, 400, /set needs profile, labels or hostname_pattern/],
         ['a bulk build with set fields', 'POST', '/api/v1/machines/bulk', { action: 'build', selector: 'role=web', profile: 'db' }, 400, /only go with action set/],
         ['a bulk action on an unknown machine', 'POST', '/api/v1/machines/bulk', { action: 'set', ids: ['RACK000', 'NOSUCH'], labels: { a: 'b' } }, 404, /machine NOSUCH not found/],

@@ -18,6 +18,8 @@ const BulkBody = Type.Object(
     action: Type.Union([Type.Literal('set'), Type.Literal('build'), Type.Literal('delete'), Type.Literal('power')]),
     selector: Type.Optional(Type.String({ maxLength: 1024, description: 'a label selector with at least one requirement, e.g. role=web' })),
     ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 72 }), { minItems: 1, maxItems: 1000, description: 'machine ids or service tags' })),
+    in_profile: Type.Optional(Type.String({ maxLength: 63, description: 'only machines with this profile (with or without a selector)' })),
+    out_of_date: Type.Optional(Type.Boolean({ description: 'only machines that are out of date (true) or up to date (false)' })),
     profile: Type.Optional(Nullable(Type.String({ maxLength: 63 }))),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'merged into each machine’s labels' })),
     hostname_pattern: Type.Optional(Type.String({ maxLength: 128 })),
@@ -61,7 +63,7 @@ export function registerBulkRoutes(app: FastifyInstance, { bulk, power }: BulkRo
       bodyLimit: 256 * 1024,
       schema: {
         tags: ['fleet'],
-        summary: 'One action on many machines: {action: set|build|delete, selector|ids, …} or {action: power, ids, power}; per-machine results',
+        summary: 'One action on many machines: {action: set|build|delete, selector/in_profile/out_of_date | ids, …} or {action: power, ids, power}; per-machine results',
         body: BulkBody,
         response: { 200: BulkAnswer, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
