@@ -1,3 +1,4 @@
+import type { RuleEffect } from '../core/rule-service.ts';
 import type { Command } from 'commander';
 import { formatSelector, parseSelector } from '../core/labels.ts';
 import type { Profile } from '../core/profile.ts';
@@ -13,18 +14,6 @@ const MAX_CONFIG_BYTES = 256 * 1024;
 /** The largest rule document read from a file. */
 const MAX_RULE_BYTES = 64 * 1024;
 
-/** What a rule preview or apply says about one machine. */
-interface RuleEffect {
-  id: number;
-  service_tag: string;
-  rule: string;
-  changes: string[];
-  hostname: string | null;
-  profile: string | null;
-  labels: Record<string, string>;
-  build: boolean;
-  error?: { code: string; message: string };
-}
 
 interface BulkAnswer {
   matched: number;
