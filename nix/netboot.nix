@@ -20,6 +20,22 @@
 , consoles ? "tty0 ttyS0,115200 ttyS1,115200"
 }:
 let
+  # Shell lines shared by the image's services: read url, tag, build and token from metal.* on the
+  # kernel line (put there by the boot script) and check their characters before any use.
+  kernelLineParams = name: ''
+    param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
+    url=$(param metal.boot_url)
+    tag=$(param metal.service_tag)
+    build=$(param metal.build_id)
+    token=$(param metal.boot_token)
+    if [ -z "$url" ] || [ -z "$tag" ] || [ -z "$build" ] || [ -z "$token" ]; then
+      echo "${name}: no metal.* parameters on the kernel line; nothing to do"
+      exit 0
+    fi
+    case "$build" in *[!0-9]*) echo "${name}: bad metal.build_id"; exit 1 ;; esac
+    case "$tag$token" in *[!A-Za-z0-9._-]*) echo "${name}: bad metal.service_tag or metal.boot_token"; exit 1 ;; esac
+  '';
+
   bootedReport = { pkgs, ... }: {
     systemd.services.metal-booted = {
       description = "Report to Metal Enrollment that this image booted";
@@ -34,17 +50,7 @@ let
         RestartSec = 10;
       };
       script = ''
-        param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
-        url=$(param metal.boot_url)
-        tag=$(param metal.service_tag)
-        build=$(param metal.build_id)
-        token=$(param metal.boot_token)
-        if [ -z "$url" ] || [ -z "$tag" ] || [ -z "$build" ] || [ -z "$token" ]; then
-          echo "metal-booted: no metal.* parameters on the kernel line; nothing to report"
-          exit 0
-        fi
-        case "$build" in *[!0-9]*) echo "metal-booted: bad metal.build_id"; exit 1 ;; esac
-        case "$tag$token" in *[!A-Za-z0-9._-]*) echo "metal-booted: bad metal.service_tag or metal.boot_token"; exit 1 ;; esac
+        ${kernelLineParams "metal-booted"}
         curl --fail --silent --show-error --retry 10 --retry-delay 5 --retry-connrefused \
           --header 'Content-Type: application/json' \
           --data "{\"build_id\": $build, \"token\": \"$token\"}" \
@@ -65,14 +71,7 @@ let
         RestartSec = 60;
       };
       script = ''
-        param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
-        url=$(param metal.boot_url)
-        tag=$(param metal.service_tag)
-        build=$(param metal.build_id)
-        token=$(param metal.boot_token)
-        if [ -z "$url" ] || [ -z "$tag" ] || [ -z "$build" ] || [ -z "$token" ]; then exit 0; fi
-        case "$build" in *[!0-9]*) exit 1 ;; esac
-        case "$tag$token" in *[!A-Za-z0-9._-]*) exit 1 ;; esac
+        ${kernelLineParams "metal-reboot-request"}
         while sleep 60; do
           code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 20 \
             "$url/api/v1/machines/$tag/reboot-request?build_id=$build&token=$token" || true)
