@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
 import { MAX_ID } from '../core/validation.ts';
+import { MAX_HEALTH_OUTPUT } from '../core/boot-health.ts';
 import type { BootedReport, BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import type { BootScriptResolver, ResolvedScript, ScriptKind } from './boot-script-resolver.ts';
@@ -93,13 +94,28 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
     '/api/v1/machines/:tag/booted',
     {
       config: { access: 'public' },
-      bodyLimit: 4096,
+      // Room for a health result: 2 KiB of output, JSON-escaped.
+      bodyLimit: 16384,
       schema: {
         hide: true,
         body: {
           type: 'object',
           required: ['build_id', 'token'],
-          properties: { build_id: { type: 'integer', minimum: 1, maximum: MAX_ID }, token: { type: 'string', minLength: 1, maxLength: 512 } },
+          properties: {
+            build_id: { type: 'integer', minimum: 1, maximum: MAX_ID },
+            token: { type: 'string', minLength: 1, maxLength: 512 },
+            // Checked in full by the core (assertBootHealth); the schema only bounds it.
+            health: {
+              type: 'object',
+              required: ['ok'],
+              additionalProperties: false,
+              properties: {
+                ok: { type: 'boolean' },
+                exit_code: { anyOf: [{ type: 'integer', minimum: 0, maximum: 255 }, { type: 'null' }] },
+                output: { type: 'string', maxLength: MAX_HEALTH_OUTPUT },
+              },
+            },
+          },
         },
       },
     },

@@ -78,14 +78,16 @@ function registerProfileCommands(program: Command): void {
       .option('--hostname-pattern <pattern>', 'names machines without a hostname: {n}, {n:03}, {tag}, {label.KEY}, e.g. web-{n:03}')
       .option('--kernel-param <param>', 'a kernel parameter for its machines (repeat for more)', (v: string, all: string[] = []) => [...all, v])
       .option('--auto-build', 'build machines as soon as a rule gives them the profile')
+      .option('--health-check <command>', 'a command line its images run once up; a rollout counts a failure as unhealthy ("" removes it)')
       .option('--json', 'print the API response as JSON');
-  const bodyOf = async (opts: { config?: string; description?: string; hostnamePattern?: string; kernelParam?: string[]; autoBuild?: boolean }) => {
+  const bodyOf = async (opts: { config?: string; description?: string; hostnamePattern?: string; kernelParam?: string[]; autoBuild?: boolean; healthCheck?: string }) => {
     const body: Record<string, unknown> = {};
     if (opts.config !== undefined) body.nixos_config = await readTextArgument(opts.config, MAX_CONFIG_BYTES);
     if (opts.description !== undefined) body.description = opts.description;
     if (opts.hostnamePattern !== undefined) body.hostname_pattern = opts.hostnamePattern === '' ? null : opts.hostnamePattern;
     if (opts.kernelParam !== undefined) body.kernel_params = opts.kernelParam;
     if (opts.autoBuild !== undefined) body.auto_build = opts.autoBuild;
+    if (opts.healthCheck !== undefined) body.health_check = opts.healthCheck === '' ? null : opts.healthCheck;
     return body;
   };
 
@@ -113,6 +115,7 @@ function registerProfileCommands(program: Command): void {
         `hostname pattern: ${printable(p.hostname_pattern) || '-'}`,
         `kernel params:    ${printable(p.kernel_params.join(' ')) || '-'}`,
         `auto build:       ${p.auto_build ? 'yes' : 'no'}`,
+        `health check:     ${printable(p.health_check ?? null) || '-'}`,
         `machines:         ${p.machines ?? 0} (${p.out_of_date ?? 0} out of date: metal bulk build -l ... or metal machines ls --profile ${printable(p.name)} --out-of-date)`,
         'nixos configuration:',
         ...p.nixos_config.replace(/\n$/, '').split('\n').map((l) => `  ${printable(l)}`),

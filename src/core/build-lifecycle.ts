@@ -4,7 +4,8 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, Unproc
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type BuildStatus, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type BuildRecord, type Storage, type Stores } from './ports.ts';
-import { nowIso, type Actor, type Build, type BuildNixpkgs } from './types.ts';
+import { nowIso, type Actor, type BootHealth, type Build, type BuildNixpkgs } from './types.ts';
+import { assertBootHealth } from './boot-health.ts';
 import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
 import { effectiveConfigHash, machineFilesOf } from './config-hash.ts';
@@ -29,10 +30,14 @@ export interface SweepOutcome {
   action: 'retried' | 'failed';
 }
 
-/** What an image sends when it came up: its build and the per-build token from its kernel line. */
+/**
+ * What an image sends when it came up: its build and the per-build token from its kernel line, and the
+ * result of its profile's health check when the build has one.
+ */
 export interface BootedReport {
   build_id: number;
   token: string;
+  health?: BootHealth;
 }
 
 /** What the server recorded, as the answer to the image. */
@@ -129,6 +134,7 @@ export class BuildLifecycle {
           profile_name: profile?.name ?? null,
           profile_config: profile?.nixos_config ?? null,
           kernel_params: profile?.kernel_params ?? [],
+          health_check: profile?.health_check ?? null,
           config_hash: effectiveConfigHash({ profile, machineConfig: machineFilesOf(machine), hostname: machine.hostname, nixpkgs: this.nixpkgs }),
         },
         now,
@@ -205,6 +211,7 @@ export class BuildLifecycle {
     if (!Number.isSafeInteger(report.build_id) || report.build_id < 1) {
       throw new InvalidInputError('build_id must be a positive whole number', { field: 'build_id' });
     }
+    const health = report.health === undefined ? null : assertBootHealth(report.health);
     const refused = () => new ForbiddenError(`boot report refused: build ${report.build_id} of ${serviceTag} does not have this token`);
     const machine = await this.storage.machines.findByServiceTag(serviceTag);
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
@@ -219,8 +226,16 @@ export class BuildLifecycle {
       if (!(await tx.builds.advanceBootMarker(report.build_id, marker))) throw refused();
       // Booting the image it points at answers a pending reboot request of its agent.
       const current = (await tx.machines.imageBuildId(machine.id)) === report.build_id;
-      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt, ...(current ? { reboot_requested_at: null } : {}) }, bootedAt);
-      await tx.events.record({ kind: 'machine.booted', machineId: machine.id, buildId: report.build_id, actor, message: `${serviceTag} booted build ${report.build_id}` });
+      await tx.machines.update(machine.id, { booted_build_id: report.build_id, booted_at: bootedAt, booted_health: health, ...(current ? { reboot_requested_at: null } : {}) }, bootedAt);
+      const checked = health === null ? '' : health.ok ? '; health check passed' : `; health check failed${health.exit_code === null ? '' : ` (exit ${health.exit_code})`}`;
+      await tx.events.record({
+        kind: 'machine.booted',
+        machineId: machine.id,
+        buildId: report.build_id,
+        actor,
+        message: `${serviceTag} booted build ${report.build_id}${checked}`,
+        ...(health === null ? {} : { data: { health } }),
+      });
     });
     this.notifier.emit('machine.updated', machine.id);
     return { machine_id: machine.id, build_id: report.build_id, booted_at: bootedAt };

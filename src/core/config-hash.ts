@@ -8,7 +8,8 @@ import { singleFileConfig, type ConfigFiles } from './config-files.ts';
  * (`desired`) differs from the one its published image was built from (`built`).
  */
 export interface EffectiveConfig {
-  profile: { name: string; nixos_config: string; kernel_params: readonly string[] } | null;
+  /** `health_check` is hashed only when set, so the hashes of profiles without one did not change. */
+  profile: { name: string; nixos_config: string; kernel_params: readonly string[]; health_check?: string | null } | null;
   /** The machine's own files (`configuration.nix` the entry); null (none) builds as an empty module. */
   machineConfig: ConfigFiles | null;
   hostname: string;
@@ -20,7 +21,9 @@ export interface EffectiveConfig {
 export function effectiveConfigHash(c: EffectiveConfig): string {
   const canonical = JSON.stringify([
     'metal-config-v1',
-    c.profile === null ? null : [c.profile.name, c.profile.nixos_config, [...c.profile.kernel_params]],
+    c.profile === null
+      ? null
+      : [c.profile.name, c.profile.nixos_config, [...c.profile.kernel_params], ...(c.profile.health_check ? [c.profile.health_check] : [])],
     c.machineConfig === null ? null : Object.entries(c.machineConfig).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     c.hostname,
     c.nixpkgs,

@@ -4,6 +4,7 @@ import type { Rule, RuleFields } from './rule.ts';
 import type { Rollout, RolloutMachine, RolloutSettings, RolloutState } from './rollout-machine.ts';
 import type { BuildStatus, MachineStatus } from './lifecycle.ts';
 import type {
+  BootHealth,
   ApiToken,
   Actor,
   BmcCredentialSet,
@@ -95,6 +96,7 @@ export interface MachinePatch {
   image_build_id?: number | null;
   booted_build_id?: number | null;
   booted_at?: string | null;
+  booted_health?: BootHealth | null;
   /** Set when the in-image agent should reboot the machine into its (changed) image; cleared when it boots it. */
   reboot_requested_at?: string | null;
   mac_address?: string;
@@ -251,6 +253,8 @@ export interface NewBuild {
   profile_config?: string | null;
   /** The profile's extra kernel parameters, e.g. `['console=ttyS1,115200']` */
   kernel_params?: string[];
+  /** The profile's health check, run by the image after it came up (null: none). */
+  health_check?: string | null;
   /** What the build is made from (core/config-hash.ts). */
   config_hash?: string | null;
   /** A rollout's build: published on success without pointing the machine at it. */

@@ -15,6 +15,11 @@ export interface Profile {
   kernel_params: string[];
   /** Machines that get the profile through a rule are built at once. */
   auto_build: boolean;
+  /**
+   * A command line the image runs once it came up (`sh -c`, at most 120 s); its result goes with the
+   * booted report and a rollout counts a failure as unhealthy. e.g. `systemctl is-active nginx`
+   */
+  health_check: string | null;
   created_at: string;
   updated_at: string;
   /** How many machines use it (filled on reads that ask). */
@@ -30,6 +35,7 @@ export interface ProfileFields {
   hostname_pattern?: string | null;
   kernel_params?: string[];
   auto_build?: boolean;
+  health_check?: string | null;
 }
 
 /** A profile name: a DNS label, lower-case. */
@@ -41,6 +47,11 @@ export const MAX_PROFILE_KERNEL_PARAMS = 32;
  * manifest's rule): no whitespace, quotes, backslashes or the iPXE specials `$ { } ; & | #`.
  */
 export const PROFILE_KERNEL_PARAM = /^[A-Za-z0-9._,:/=+@%~-]{1,256}$/;
+/** The longest health check command line. */
+export const MAX_HEALTH_CHECK_LENGTH = 1024;
+/** Control characters (NUL, newline, escape, DEL, ...): a health check is one printable line. */
+// eslint-disable-next-line no-control-regex
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 /** Parameters the boot server writes itself. */
 const RESERVED_PARAM = /^(init|initrd|metal\.[A-Za-z0-9_.-]*|enrollment_url|BOOT_IMAGE)(=|$)/;
 
@@ -69,6 +80,16 @@ export function assertKernelParams(value: unknown): string[] {
   });
 }
 
+/** A health check command line: null or '' for none; else one printable line of at most 1024 characters. */
+export function assertHealthCheck(value: unknown): string | null {
+  if (value === null || value === '') return null;
+  if (typeof value !== 'string') throw new InvalidInputError('health_check must be a command line (a string) or null', { field: 'health_check' });
+  if (value.length > MAX_HEALTH_CHECK_LENGTH) throw new InvalidInputError(`health_check is too long: at most ${MAX_HEALTH_CHECK_LENGTH} characters`, { field: 'health_check' });
+  if (CONTROL_CHARACTER.test(value)) throw new InvalidInputError('health_check must be one printable line: no newline, NUL or other control characters', { field: 'health_check' });
+  if (value.trim() === '') return null;
+  return value;
+}
+
 /** Checks the fields of a create (`creating`: nixos_config required) or a change. */
 export function assertProfileFields(input: Record<string, unknown>, creating: boolean): ProfileFields {
   const out: ProfileFields = {};
@@ -90,5 +111,6 @@ export function assertProfileFields(input: Record<string, unknown>, creating: bo
     if (typeof input.auto_build !== 'boolean') throw new InvalidInputError('auto_build must be true or false', { field: 'auto_build' });
     out.auto_build = input.auto_build;
   }
+  if (input.health_check !== undefined) out.health_check = assertHealthCheck(input.health_check);
   return out;
 }

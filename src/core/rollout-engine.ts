@@ -186,7 +186,9 @@ export class RolloutEngine implements RolloutActuator {
       const machine = await this.o.storage.machines.findById(m.machine_id);
       // A report counts only when it came after the machine was pointed at its new build.
       if (machine?.booted_build_id && machine.booted_at && m.started_at && machine.booted_at >= m.started_at) {
-        inputs.push({ kind: 'booted', machineId: m.machine_id, buildId: machine.booted_build_id });
+        // A new build made from a profile with a health check must send its result with the report.
+        const healthCheck = machine.booted_build_id === m.to_build_id && Boolean((await this.o.storage.builds.findById(m.to_build_id))?.health_check);
+        inputs.push({ kind: 'booted', machineId: m.machine_id, buildId: machine.booted_build_id, health: machine.booted_health ?? null, healthCheck });
       }
     }
     return inputs;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { BootHealth } from './types.ts';
 import { planWaves, stepRollout, type Rollout, type RolloutAction, type RolloutInput, type RolloutMachineState, type RolloutState } from './rollout-machine.ts';
 
 const T0 = new Date('2026-03-01T10:00:00.000Z');
@@ -53,6 +54,10 @@ function rollout(n: number, overrides: Partial<Rollout> = {}, states: Partial<Re
 const built = (id: number): RolloutInput => ({ kind: 'build_finished', machineId: id, buildId: 200 + id, ok: true });
 const buildFailed = (id: number): RolloutInput => ({ kind: 'build_finished', machineId: id, buildId: 200 + id, ok: false, reason: 'nix-build exited with code 1' });
 const booted = (id: number, buildId = 200 + id): RolloutInput => ({ kind: 'booted', machineId: id, buildId });
+/** A report of the new build with a health check result (`checked`: the build has a health check). */
+const reported = (id: number, health: BootHealth | null, checked = true): RolloutInput => ({ kind: 'booted', machineId: id, buildId: 200 + id, health, healthCheck: checked });
+const passed: BootHealth = { ok: true, exit_code: 0, output: 'active\n' };
+const failedCheck: BootHealth = { ok: false, exit_code: 3, output: 'starting\ninactive\n\n' };
 const tick: RolloutInput = { kind: 'tick' };
 const update = (id: number): RolloutAction[] => [
   { kind: 'point', machineId: id, buildId: 200 + id, why: 'update' },
@@ -306,6 +311,66 @@ const CASES: Case[] = [
     machines: ['healthy', 'unchanged'],
   },
   {
+    name: 'health check passed with the report of the new build: healthy, the next wave moves',
+    start: rollout(3),
+    inputs: [...allBuilt(3), [10, reported(1, passed)]],
+    state: 'rolling',
+    wave: 2,
+    machines: ['healthy', 'updating', 'updating'],
+    actions: [...update(1), ...update(2), ...update(3)],
+  },
+  {
+    name: 'health check failed: unhealthy at once (no waiting for the deadline), the wave is rolled back',
+    start: rollout(3),
+    inputs: [...allBuilt(3), [10, reported(1, failedCheck)]],
+    state: 'rolled_back',
+    wave: 1,
+    machines: ['rolled_back', 'cancelled', 'cancelled'],
+    actions: [...update(1), ...rollback(1)],
+    message: '1 failure (at most 0 tolerated) in wave 1: wave 1 rolled back',
+  },
+  {
+    name: 'a failed health check in a batch rolls back the whole batch, the healthy machine of it included',
+    start: rollout(3),
+    inputs: [...allBuilt(3), [10, reported(1, passed)], [20, reported(2, passed)], [21, reported(3, failedCheck)]],
+    state: 'rolled_back',
+    wave: 2,
+    machines: ['healthy', 'rolled_back', 'rolled_back'],
+    actions: [...update(1), ...update(2), ...update(3), ...rollback(2), ...rollback(3)],
+  },
+  {
+    name: 'the build has a health check but the report carries no result: unhealthy',
+    start: rollout(3, { max_failures: 1 }),
+    inputs: [...allBuilt(3), [10, reported(1, null)]],
+    state: 'rolling',
+    wave: 2,
+    machines: ['unhealthy', 'updating', 'updating'],
+  },
+  {
+    name: 'a failed result counts even when the build names no health check',
+    start: rollout(3, { max_failures: 1 }),
+    inputs: [...allBuilt(3), [10, reported(1, failedCheck, false)]],
+    state: 'rolling',
+    wave: 2,
+    machines: ['unhealthy', 'updating', 'updating'],
+  },
+  {
+    name: 'no health check and no result: the report alone makes it healthy',
+    start: rollout(1),
+    inputs: [...allBuilt(1), [10, reported(1, null, false)]],
+    state: 'succeeded',
+    wave: 1,
+    machines: ['healthy'],
+  },
+  {
+    name: 'a failed health check sent for the old build does not count: still awaited, then times out',
+    start: rollout(3, { max_failures: 1 }),
+    inputs: [...allBuilt(3), [5, { kind: 'booted', machineId: 1, buildId: 101, health: failedCheck, healthCheck: true }], [30, tick]],
+    state: 'rolling',
+    wave: 1,
+    machines: ['updating', 'built', 'built'],
+  },
+  {
     name: 'nothing to do at all: succeeded at the first tick',
     start: rollout(1, {}, { 1: 'unchanged' }),
     inputs: [[0, tick]],
@@ -335,6 +400,21 @@ describe('rollout state machine', () => {
     assert.equal(r.machines[0]!.deadline_at, at(97).toISOString());
     const late = stepRollout(r, tick, at(97)).rollout;
     assert.equal(late.machines[0]!.message, 'no booted report for build 201 within 90 s; rolled back');
+  });
+
+  test('a health result is kept on the machine, and a failure’s reason names the build, the exit code and the last line printed', () => {
+    const failed = run(rollout(3, { max_failures: 1 }), [...allBuilt(3), [10, reported(1, failedCheck)]]).rollout.machines[0]!;
+    assert.equal(failed.message, 'health check failed on build 201 (exit 3): inactive');
+    assert.deepEqual(failed.health, failedCheck);
+    const timedOut = run(rollout(3, { max_failures: 1 }), [...allBuilt(3), [10, reported(1, { ok: false, exit_code: null, output: '' })]]).rollout.machines[0]!;
+    assert.equal(timedOut.message, 'health check failed on build 201');
+    const missing = run(rollout(3, { max_failures: 1 }), [...allBuilt(3), [10, reported(1, null)]]).rollout.machines[0]!;
+    assert.equal(missing.message, 'build 201 reported without the result of its health check');
+    assert.equal(missing.health, undefined);
+    const healthy = run(rollout(3), [...allBuilt(3), [10, reported(1, passed)]]).rollout.machines[0]!;
+    assert.deepEqual([healthy.message, healthy.health], [null, passed]);
+    const rolledBack = run(rollout(3), [...allBuilt(3), [10, reported(1, failedCheck)]]).rollout.machines[0]!;
+    assert.equal(rolledBack.message, 'health check failed on build 201 (exit 3): inactive; rolled back');
   });
 
   test('an input that changes nothing reports no change (the engine writes nothing)', () => {

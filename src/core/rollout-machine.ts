@@ -2,6 +2,8 @@
 // actions to perform out. No storage, no clock (the time is an input), no I/O: the engine
 // (core/rollout-engine.ts) turns database facts into inputs and performs the actions.
 
+import type { BootHealth } from './types.ts';
+
 /** Where a rollout stands. `building`, `rolling` and `paused` are active; the others are final. */
 export type RolloutState = 'building' | 'rolling' | 'paused' | 'succeeded' | 'failed' | 'rolled_back' | 'cancelled';
 export const ROLLOUT_STATES: readonly RolloutState[] = ['building', 'rolling', 'paused', 'succeeded', 'failed', 'rolled_back', 'cancelled'];
@@ -68,6 +70,8 @@ export interface RolloutMachine {
   deadline_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** The health check result its report of the new build carried; absent when none did. */
+  health?: BootHealth;
 }
 
 /** A rollout as the API shows it. */
@@ -95,8 +99,12 @@ export interface Rollout extends RolloutSettings {
 /** What happened, as the engine saw it. */
 export type RolloutInput =
   | { kind: 'build_finished'; machineId: number; buildId: number; ok: boolean; reason?: string }
-  /** The machine reported that it booted `buildId` (any build: only its new one counts). */
-  | { kind: 'booted'; machineId: number; buildId: number }
+  /**
+   * The machine reported that it booted `buildId` (any build: only its new one counts), with the result
+   * of its health check if it sent one. `healthCheck`: the new build has one, so a report without a
+   * result does not count as healthy.
+   */
+  | { kind: 'booted'; machineId: number; buildId: number; health?: BootHealth | null; healthCheck?: boolean }
   /** Time passed: deadlines are checked and the rollout moves on where it can. */
   | { kind: 'tick' }
   | { kind: 'pause' }
@@ -167,7 +175,15 @@ export function stepRollout(current: Rollout, input: RolloutInput, now: Date): R
       const m = r.machines.find((x) => x.machine_id === input.machineId);
       // Only a report of the new build counts; a machine still on its old image is not healthy.
       if (!m || m.state !== 'updating' || m.to_build_id !== input.buildId) break;
-      touch(m, 'healthy', { finished_at: at, message: null });
+      const health = input.health ?? undefined;
+      const withHealth = health ? { health } : {};
+      if (health && !health.ok) {
+        touch(m, 'unhealthy', { ...withHealth, finished_at: at, message: `health check failed on build ${input.buildId}${health.exit_code === null ? '' : ` (exit ${health.exit_code})`}${lastLine(health.output)}` });
+      } else if (!health && input.healthCheck) {
+        touch(m, 'unhealthy', { finished_at: at, message: `build ${input.buildId} reported without the result of its health check` });
+      } else {
+        touch(m, 'healthy', { ...withHealth, finished_at: at, message: null });
+      }
       break;
     }
     case 'tick':
@@ -212,6 +228,12 @@ export function stepRollout(current: Rollout, input: RolloutInput, now: Date): R
   const changed = actions.length > 0 || JSON.stringify(r) !== JSON.stringify(current);
   if (changed) r.updated_at = at;
   return { rollout: r, actions, changed };
+}
+
+/** `: <the last non-empty line of a command's output>`, at most 200 characters, or '' when it printed nothing. */
+function lastLine(output: string): string {
+  const line = output.split('\n').map((l) => l.trim()).filter(Boolean).pop();
+  return line ? `: ${line.length > 200 ? `${line.slice(0, 199)}…` : line}` : '';
 }
 
 /** Moves an active rollout on as far as its machines allow. */

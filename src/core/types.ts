@@ -34,6 +34,8 @@ export interface Machine {
   /** The build whose image last reported that it booted. */
   booted_build_id: number | null;
   booted_at: string | null;
+  /** The health check result sent with that report; absent when the report had none. */
+  booted_health?: BootHealth | null;
   enrolled_at: string;
   updated_at: string;
   last_seen_at: string | null;
@@ -57,6 +59,15 @@ export interface IdentityConflict {
   address: string | null;
 }
 
+/** What an image's health check gave, sent with its booted report. */
+export interface BootHealth {
+  ok: boolean;
+  /** e.g. `0`; null when the command could not be run or was stopped by the timeout. */
+  exit_code: number | null;
+  /** The last 2 KiB of what the command printed. */
+  output: string;
+}
+
 /** A build as the API shows it (the per-build boot token is never part of it). */
 export interface Build {
   id: number;
@@ -71,6 +82,8 @@ export interface Build {
   profile: string | null;
   /** What the build is made from (core/config-hash.ts); null for builds older than profiles. */
   config_hash: string | null;
+  /** The profile's health check as it was when requested; absent when none. */
+  health_check?: string | null;
   log_output: string;
   error: string | null;
   artifact_url: string | null;

@@ -31,6 +31,7 @@ function readProfileForm(body: unknown): ProfileForm {
     hostname_pattern: field(body, 'hostname_pattern').trim(),
     kernel_params: field(body, 'kernel_params'),
     auto_build: field(body, 'auto_build') === 'yes',
+    health_check: field(body, 'health_check'),
     nixos_config: textareaValue(field(body, 'nixos_config')),
   };
 }
@@ -41,6 +42,7 @@ function profileBody(form: ProfileForm): Record<string, unknown> {
     hostname_pattern: form.hostname_pattern === '' ? null : form.hostname_pattern,
     kernel_params: form.kernel_params.split(/\s+/).filter(Boolean),
     auto_build: form.auto_build,
+    health_check: form.health_check.trim() === '' ? null : form.health_check,
     nixos_config: form.nixos_config,
   };
 }

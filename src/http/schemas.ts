@@ -7,6 +7,16 @@ import { MAX_ID } from '../core/validation.ts';
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Time = Type.String({ format: 'date-time', description: 'ISO 8601 UTC' });
 
+/** The result of a profile's health check, sent by an image with its booted report. */
+export const BootHealthSchema = Type.Object(
+  {
+    ok: Type.Boolean(),
+    exit_code: Nullable(Type.Integer({ description: 'null: stopped by its timeout or not run' })),
+    output: Type.String({ description: 'the last 2 KiB of what the check printed' }),
+  },
+  { description: 'the health check result sent with the last booted report; absent when it sent none' },
+);
+
 export const ErrorResponse = Type.Object(
   {
     error: Type.Object({
@@ -156,6 +166,7 @@ export const Machine = Type.Object(
     last_build_id: Nullable(Type.Integer()),
     booted_build_id: Nullable(Type.Integer({ description: 'the build whose image last reported that it booted' })),
     booted_at: Nullable(Time),
+    booted_health: Type.Optional(BootHealthSchema),
     enrolled_at: Time,
     updated_at: Time,
     last_seen_at: Nullable(Time),
@@ -229,6 +240,7 @@ export const Build = Type.Object(
     hostname: Type.String(),
     profile: Nullable(Type.String({ description: 'the profile imported before the machine module, as it was when requested' })),
     config_hash: Nullable(Type.String({ description: 'sha256 of what the build is made from' })),
+    health_check: Type.Optional(Nullable(Type.String({ description: 'the profile’s health check when the build was requested; absent when none' }))),
     log_output: Type.String(),
     error: Nullable(Type.String()),
     artifact_url: Nullable(Type.String()),

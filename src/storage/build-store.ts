@@ -30,6 +30,7 @@ export class SqlBuildStore implements BuildStore {
           profile_name: fields.profile_name ?? null,
           profile_config: fields.profile_config ?? null,
           kernel_params: JSON.stringify(fields.kernel_params ?? []),
+          health_check: fields.health_check ?? null,
           config_hash: fields.config_hash ?? null,
           status: 'pending',
           attempts: 0,

@@ -174,7 +174,7 @@ export class SqlMachineStore implements MachineStore {
   }
 
   async update(id: number, patch: MachinePatch, now: string): Promise<Machine> {
-    const { identity_conflict: conflict, labels, nixos_files: _files, ...rest } = patch;
+    const { identity_conflict: conflict, labels, nixos_files: _files, booted_health: health, ...rest } = patch;
     const set: Updateable<MachinesTable> = {
       ...rest,
       // What the machine boots was built from that build's configuration.
@@ -187,6 +187,7 @@ export class SqlMachineStore implements MachineStore {
           }
         : {}),
       ...(labels !== undefined ? { labels: JSON.stringify(labels) } : {}),
+      ...(health !== undefined ? { booted_health: health === null ? null : JSON.stringify(health) } : {}),
       ...(conflict !== undefined ? { identity_conflict: conflict === null ? null : JSON.stringify(conflict) } : {}),
       ...configColumns(patch),
       updated_at: now,

@@ -90,6 +90,7 @@ function toProfile(row: Selectable<ProfilesTable>): Profile {
     hostname_pattern: row.hostname_pattern,
     kernel_params: Array.isArray(params) ? params.filter((p): p is string => typeof p === 'string') : [],
     auto_build: Boolean(row.auto_build),
+    health_check: row.health_check,
     created_at: row.created_at,
     updated_at: row.updated_at,
   };

@@ -2,6 +2,8 @@ import type { Kysely, Selectable } from 'kysely';
 import { DuplicateKeyError, type NewRollout, type RolloutPatch, type RolloutStore } from '../core/ports.ts';
 import { ACTIVE_ROLLOUT_STATES, isRolloutActive, type Rollout, type RolloutMachine, type RolloutMachineState, type RolloutState } from '../core/rollout-machine.ts';
 import type { BuildMode, RebootMethod } from '../core/rollout-machine.ts';
+import type { BootHealth } from '../core/types.ts';
+import { parseJson } from './rows.ts';
 import type { RolloutMachinesTable, RolloutsTable, Schema } from './schema.ts';
 import { isUniqueViolation } from './unique-violation.ts';
 
@@ -106,6 +108,7 @@ export class SqlRolloutStore implements RolloutStore {
         deadline_at: m.deadline_at,
         finished_at: m.finished_at,
         updated_at: m.updated_at,
+        health: m.health ? JSON.stringify(m.health) : null,
       })
       .where('rollout_id', '=', id)
       .where('machine_id', '=', m.machine_id)
@@ -166,5 +169,6 @@ function toRolloutMachine(m: Selectable<RolloutMachinesTable>): RolloutMachine {
     deadline_at: m.deadline_at,
     finished_at: m.finished_at,
     updated_at: m.updated_at,
+    ...(m.health ? { health: parseJson(m.health) as BootHealth } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { BuildStatus, MachineStatus } from '../core/lifecycle.ts';
-import type { Build, BuildNixpkgs, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
+import type { BootHealth, Build, BuildNixpkgs, Event, Hardware, IdentityConflict, Machine } from '../core/types.ts';
 import { singleFileConfig } from '../core/config-files.ts';
 import type { Labels } from '../core/labels.ts';
 import { isOutOfDate } from '../core/config-hash.ts';
@@ -24,6 +24,7 @@ export function toMachine(row: Selectable<MachinesTable>): Machine {
     last_build_id: row.last_build_id === null ? null : Number(row.last_build_id),
     booted_build_id: row.booted_build_id === null ? null : Number(row.booted_build_id),
     booted_at: row.booted_at,
+    ...(row.booted_health ? { booted_health: parseJson(row.booted_health) as BootHealth } : {}),
     enrolled_at: row.enrolled_at,
     updated_at: row.updated_at,
     last_seen_at: row.last_seen_at,
@@ -41,6 +42,7 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     hostname: row.hostname,
     profile: row.profile_name,
     config_hash: row.config_hash,
+    ...(row.health_check ? { health_check: row.health_check } : {}),
     log_output: row.log_output,
     error: row.error,
     artifact_url: row.artifact_url,

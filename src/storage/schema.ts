@@ -37,6 +37,8 @@ export interface MachinesTable {
   image_build_id: number | null;
   booted_build_id: number | null;
   booted_at: string | null;
+  /** JSON of the health check result sent with the last booted report (migration 0016). */
+  booted_health: string | null;
   /** When the in-image agent was asked to reboot into a changed image (migration 0014). */
   reboot_requested_at: string | null;
   enrolled_at: string;
@@ -86,6 +88,8 @@ export interface BuildsTable {
   profile_config: string | null;
   /** JSON list of the profile's extra kernel parameters. */
   kernel_params: Generated<string>;
+  /** The profile's health check when the build was requested (migration 0016). */
+  health_check: string | null;
   config_hash: string | null;
   /** 1: a rollout's build, published without pointing the machine at it (migration 0014). */
   hold: Generated<number>;
@@ -139,6 +143,8 @@ export interface RolloutMachinesTable {
   finished_at: string | null;
   updated_at: string;
   lock_machine_id: number | null;
+  /** JSON of the health check result its report of the new build carried (migration 0016). */
+  health: string | null;
 }
 
 export interface EventsTable {
@@ -226,6 +232,8 @@ export interface ProfilesTable {
   /** JSON list of strings. */
   kernel_params: string;
   auto_build: number | boolean;
+  /** A command line the image runs once up (migration 0016). */
+  health_check: string | null;
   created_at: string;
   updated_at: string;
 }

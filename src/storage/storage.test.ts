@@ -406,13 +406,18 @@ for (const kind of kinds) {
     });
 
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {
-      const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true };
+      const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true, health_check: null };
       const web = await storage.profiles.insert('web', fields, NOW);
       assert.deepEqual([web.name, web.kernel_params, web.auto_build, web.hostname_pattern], ['web', ['console=ttyS1,115200'], true, 'web-{n:03}']);
       await assert.rejects(storage.profiles.insert('web', fields, NOW), (err: unknown) => err instanceof DuplicateKeyError);
       await storage.profiles.insert('db', { ...fields, hostname_pattern: null, kernel_params: [], auto_build: false }, NOW);
-      const changed = await storage.profiles.update('web', { auto_build: false, kernel_params: [] }, '2026-01-03T00:00:00.000Z');
-      assert.deepEqual([changed?.auto_build, changed?.kernel_params, changed?.description, changed?.updated_at], [false, [], 'web servers', '2026-01-03T00:00:00.000Z']);
+      const changed = await storage.profiles.update('web', { auto_build: false, kernel_params: [], health_check: 'curl -sf http://localhost/ok' }, '2026-01-03T00:00:00.000Z');
+      assert.deepEqual(
+        [changed?.auto_build, changed?.kernel_params, changed?.description, changed?.health_check, changed?.updated_at],
+        [false, [], 'web servers', 'curl -sf http://localhost/ok', '2026-01-03T00:00:00.000Z'],
+      );
+      assert.equal((await storage.profiles.update('web', { health_check: null }, NOW))?.health_check, null, 'a health check is removed with null');
+      assert.equal((await storage.profiles.findByName('db'))?.health_check, null);
       assert.equal(await storage.profiles.update('nope', { auto_build: true }, NOW), undefined);
       const a = (await storage.machines.insertEnrolled(newMachine('FL1', '0c:c4:7a:00:10:01'), NOW))!;
       const b = (await storage.machines.insertEnrolled(newMachine('FL2', '0c:c4:7a:00:10:02'), NOW))!;
@@ -434,10 +439,11 @@ for (const kind of kinds) {
     test('what a machine boots was built from its image build\'s hash: out_of_date follows desired vs built', async () => {
       const a = (await storage.machines.findByServiceTag('FL1'))!;
       const build = await storage.builds.create(
-        { machine_id: a.id, config: '{}', hostname: 'web-001', service_tag: 'FL1', boot_token: 't', image_key: 'key-fleet-aaaaaaaaaaaa', profile_name: 'web', profile_config: '{ ... }: { }', kernel_params: ['nomodeset'], config_hash: 'h1' },
+        { machine_id: a.id, config: '{}', hostname: 'web-001', service_tag: 'FL1', boot_token: 't', image_key: 'key-fleet-aaaaaaaaaaaa', profile_name: 'web', profile_config: '{ ... }: { }', kernel_params: ['nomodeset'], health_check: 'true', config_hash: 'h1' },
         NOW,
       );
-      assert.deepEqual([build.profile, build.config_hash], ['web', 'h1']);
+      assert.deepEqual([build.profile, build.config_hash, build.health_check], ['web', 'h1', 'true']);
+      assert.equal((await storage.builds.findById(build.id))!.health_check, 'true', 'the health check is snapshotted on the build');
       const record = (await storage.builds.findRecord(build.id))!;
       assert.deepEqual([record.profile_config, record.kernel_params], ['{ ... }: { }', ['nomodeset']]);
       assert.equal((await storage.machines.findById(a.id))!.out_of_date, true, 'no image yet');
@@ -445,6 +451,10 @@ for (const kind of kinds) {
       assert.equal((await storage.machines.update(a.id, { image_build_id: build.id }, NOW)).out_of_date, false, 'built from what is desired');
       assert.equal((await storage.machines.update(a.id, { desired_hash: 'h2' }, NOW)).out_of_date, true, 'the desired configuration moved on');
       assert.equal((await storage.machines.update(a.id, { image_build_id: null, desired_hash: null }, NOW)).out_of_date, false, 'nothing to build');
+      const health = { ok: false, exit_code: 3, output: 'nginx: inactive "x"\n' };
+      assert.deepEqual((await storage.machines.update(a.id, { booted_build_id: build.id, booted_at: NOW, booted_health: health }, NOW)).booted_health, health);
+      assert.deepEqual((await storage.machines.findById(a.id))!.booted_health, health, 'the health sent with the booted report is kept');
+      assert.equal((await storage.machines.update(a.id, { booted_health: null }, NOW)).booted_health, undefined, 'a report without one clears it');
     });
 
     test('hostnames are unique: claimHostname refuses a taken name, inside a transaction too; hostnamesLike finds a pattern\'s names', async () => {

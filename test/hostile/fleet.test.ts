@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import fc from 'fast-check';
-import { PROFILE_KERNEL_PARAM } from '../../src/core/profile.ts';
+import { CONTROL_CHARACTER, MAX_HEALTH_CHECK_LENGTH, PROFILE_KERNEL_PARAM } from '../../src/core/profile.ts';
 import { HOSTNAME_PATTERN } from '../../src/core/validation.ts';
 import { buildApiServer } from '../../src/server/roles.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../support/context.ts';
@@ -35,6 +35,7 @@ const profileBody = fc.record(
     hostname_pattern: fc.oneof(patternish, fc.constant(null), hostileJson(1)),
     kernel_params: fc.oneof(fc.array(fc.oneof(fc.constantFrom('console=ttyS1,115200', 'init=/bin/sh', 'metal.x=1', 'a b', '${x}', 'q"'), hostileString(40)), { maxLength: 4 }), hostileJson(1)),
     auto_build: fc.oneof(fc.boolean(), hostileJson(1)),
+    health_check: fc.oneof(fc.constantFrom('systemctl is-active nginx', 'a\nb', 'x\u0000y', '', '   ', 'x'.repeat(1025), '"$(reboot)";`id`'), hostileString(80), fc.constant(null), hostileJson(1)),
     extra: hostileJson(1),
   },
   { requiredKeys: [] },
@@ -132,7 +133,10 @@ for (const kind of await testDatabaseKinds()) {
             assert.equal(typeof error?.message, 'string', where);
             assert.equal(await snapshot(), before, `a refusal changed something: ${where}`);
           }
-          for (const p of await t.ctx.storage.profiles.list()) for (const k of p.kernel_params) assert.match(k, PROFILE_KERNEL_PARAM, where);
+          for (const p of await t.ctx.storage.profiles.list()) {
+            for (const k of p.kernel_params) assert.match(k, PROFILE_KERNEL_PARAM, where);
+            if (p.health_check !== null) assert.ok(p.health_check.length <= MAX_HEALTH_CHECK_LENGTH && !CONTROL_CHARACTER.test(p.health_check), where);
+          }
           for (const m of (await t.ctx.storage.machines.list({ limit: 50, offset: 0 })).items) if (m.hostname !== null) assert.match(m.hostname, HOSTNAME_PATTERN, where);
         }),
         { seed: 0x9e4e_0015, numRuns: runs(kind.name === 'sqlite' ? 300 : 100) },

@@ -181,8 +181,8 @@ class MemoryStores implements Stores {
   get machines(): MachineStore {
     const db = () => this.check();
     const toMachine = (row: MachineRow): Machine => {
-      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, reboot_requested_at: _r, desired_hash: desired, built_hash: built, ...machine } = copy(row);
-      return { ...machine, out_of_date: isOutOfDate(desired, built) };
+      const { image_build_id: _i, system_uuid: _u, identity_mac: _m, reboot_requested_at: _r, desired_hash: desired, built_hash: built, booted_health: health, ...machine } = copy(row);
+      return { ...machine, ...(health ? { booted_health: health } : {}), out_of_date: isOutOfDate(desired, built) };
     };
     return {
       async insertEnrolled(m: NewMachine, now: string) {
@@ -351,7 +351,7 @@ class MemoryStores implements Stores {
         if (t.builds.some((x) => x.machine_id === b.machine_id && (x.status === 'pending' || x.status === 'building'))) {
           throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`);
         }
-        const { hold, rollout_id: _r, profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, ...fields } = b;
+        const { hold, rollout_id: _r, profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, health_check: check, ...fields } = b;
         const row: BuildRecord = {
           ...copy(fields),
           config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
@@ -373,6 +373,7 @@ class MemoryStores implements Stores {
           store_path: null,
           profile: profileName ?? null,
           kernel_params: [...(params ?? [])],
+          ...(check ? { health_check: check } : {}),
           nixpkgs: null,
         };
         t.builds.push(row);

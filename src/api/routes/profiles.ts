@@ -19,6 +19,9 @@ export const ProfileView = Type.Object(
     hostname_pattern: Nullable(Type.String({ examples: ['web-{n:03}'] })),
     kernel_params: Type.Array(Type.String(), { examples: [['console=ttyS1,115200']] }),
     auto_build: Type.Boolean({ description: 'machines that get the profile through a rule are built at once' }),
+    health_check: Nullable(
+      Type.String({ description: 'a command line the image runs once it came up (sh -c, at most 120 s); a rollout counts a failure as unhealthy', examples: ['systemctl is-active nginx'] }),
+    ),
     machines: Type.Integer({ description: 'machines using it' }),
     out_of_date: Type.Integer({ description: 'of those, how many are out of date' }),
     created_at: Type.String(),
@@ -32,6 +35,7 @@ const Fields = {
   hostname_pattern: Type.Optional(Nullable(Type.String({ maxLength: 128, description: '{n}, {n:03}, {tag}, {label.KEY}', examples: ['web-{n:03}'] }))),
   kernel_params: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 32 })),
   auto_build: Type.Optional(Type.Boolean()),
+  health_check: Type.Optional(Nullable(Type.String({ maxLength: 1024, description: 'one printable line; null or "" removes it', examples: ['systemctl is-active nginx'] }))),
 };
 const CreateBody = Type.Object({ name: Type.String({ maxLength: 63, examples: ['web'] }), ...Fields }, { additionalProperties: false });
 const UpdateBody = Type.Object(Fields, { additionalProperties: false, minProperties: 1 });

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { ROLLOUT_MACHINE_STATES, ROLLOUT_STATES } from '../../core/rollout-machine.ts';
 import type { RolloutService } from '../../core/rollout-service.ts';
-import { Paging, errorResponses } from '../../http/schemas.ts';
+import { BootHealthSchema, Paging, errorResponses } from '../../http/schemas.ts';
 
 const Nullable = <T extends ReturnType<typeof Type.Integer> | ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const Time = () => Type.String({ format: 'date-time', description: 'ISO 8601 UTC' });
@@ -35,6 +35,7 @@ export const RolloutMachine = Type.Object({
   deadline_at: Nullable(Time()),
   finished_at: Nullable(Time()),
   updated_at: Time(),
+  health: Type.Optional(BootHealthSchema),
 });
 
 export const Rollout = Type.Object(

@@ -11,10 +11,11 @@ export interface ProfileForm {
   hostname_pattern: string;
   kernel_params: string;
   auto_build: boolean;
+  health_check: string;
   nixos_config: string;
 }
 
-export const EMPTY_PROFILE_FORM: ProfileForm = { name: '', description: '', hostname_pattern: '', kernel_params: '', auto_build: false, nixos_config: '{ ... }:\n{\n}\n' };
+export const EMPTY_PROFILE_FORM: ProfileForm = { name: '', description: '', hostname_pattern: '', kernel_params: '', auto_build: false, health_check: '', nixos_config: '{ ... }:\n{\n}\n' };
 
 export function profileForm(p: Profile): ProfileForm {
   return {
@@ -23,6 +24,7 @@ export function profileForm(p: Profile): ProfileForm {
     hostname_pattern: p.hostname_pattern ?? '',
     kernel_params: p.kernel_params.join(' '),
     auto_build: p.auto_build,
+    health_check: p.health_check ?? '',
     nixos_config: p.nixos_config,
   };
 }
@@ -43,6 +45,8 @@ const ProfileFields: FC<{ form: ProfileForm; page: PageContext; creating: boolea
     <input id="profile-pattern" name="hostname_pattern" maxlength={128} value={form.hostname_pattern} placeholder="web-{n:03}" class="mono" />
     <label for="profile-params">Kernel parameters (space-separated)</label>
     <input id="profile-params" name="kernel_params" maxlength={4096} value={form.kernel_params} placeholder="console=ttyS1,115200" class="mono" />
+    <label for="profile-health">Health check (a command its images run once up; a rollout counts a failure as unhealthy)</label>
+    <input id="profile-health" name="health_check" maxlength={1024} value={form.health_check} placeholder="systemctl is-active nginx" class="mono" />
     <label>
       <input type="checkbox" name="auto_build" value="yes" checked={form.auto_build} /> Build machines as soon as a rule gives them this profile
     </label>

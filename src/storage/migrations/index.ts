@@ -12,6 +12,7 @@ import * as m0012 from './0012-config-files-nixpkgs.ts';
 import * as m0013 from './0013-fleet.ts';
 import * as m0014 from './0014-rollouts.ts';
 import * as m0015 from './0015-rate-limits.ts';
+import * as m0016 from './0016-health-checks.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -31,4 +32,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0013-fleet', m0013],
   ['0014-rollouts', m0014],
   ['0015-rate-limits', m0015],
+  ['0016-health-checks', m0016],
 ];
