@@ -6,6 +6,8 @@
 # result/ holds bzImage, initrd and boot.json ({ init, kernel_params, nixpkgs }). The image runs a small
 # service that tells the boot server it came up, with the build id and per-build token the boot
 # server put on its kernel line (metal.boot_url, metal.service_tag, metal.build_id, metal.boot_token).
+# When the configuration sets `metal.healthCheck` (the builder writes the profile's health check there),
+# the service runs that command first and sends its result with the report.
 # The builder also passes `consoles` (METAL_CONSOLE) and, with METAL_NIXPKGS a tarball, `nixpkgsUrl`
 # and `nixpkgsSha256`. docs/builder.md cites the nixpkgs files and options each choice relies on.
 { configuration
@@ -36,13 +38,28 @@ let
     case "$tag$token" in *[!A-Za-z0-9._-]*) echo "${name}: bad metal.service_tag or metal.boot_token"; exit 1 ;; esac
   '';
 
-  bootedReport = { pkgs, ... }: {
-    systemd.services.metal-booted = {
+  # How long the health check has to pass (it is tried again every 5 s until then).
+  healthCheckSeconds = 120;
+
+  bootedReport = { config, lib, pkgs, ... }:
+    let
+      check = config.metal.healthCheck;
+      # The command line reaches the shell as the content of a file, never as part of a script's text.
+      checkFile = pkgs.writeText "metal-health-check" check;
+    in
+    {
+    options.metal.healthCheck = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "systemctl is-active nginx";
+      description = "A command line (sh -c) whose result metal-booted sends with its booted report.";
+    };
+    config.systemd.services.metal-booted = {
       description = "Report to Metal Enrollment that this image booted";
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
-      path = [ pkgs.coreutils pkgs.curl pkgs.gnused ];
+      path = [ pkgs.coreutils pkgs.curl pkgs.gnused pkgs.jq ];
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;
@@ -51,16 +68,40 @@ let
       };
       script = ''
         ${kernelLineParams "metal-booted"}
+        body="{\"build_id\": $build, \"token\": \"$token\"}"
+      '' + lib.optionalString (check != null) ''
+        # The health check: tried until it passes or ${toString healthCheckSeconds} s have passed; the
+        # last try's exit code (null when stopped by the timeout) and last 2 KiB of output are sent.
+        out=$(mktemp)
+        start=$(date +%s)
+        while :; do
+          left=$(( ${toString healthCheckSeconds} - ($(date +%s) - start) ))
+          [ "$left" -ge 1 ] || left=1
+          code=0
+          timeout "$left" sh -c "$(cat ${checkFile})" > "$out" 2>&1 < /dev/null || code=$?
+          [ "$code" -eq 0 ] && break
+          [ $(( $(date +%s) - start )) -ge ${toString healthCheckSeconds} ] && break
+          sleep 5
+        done
+        ok=false; [ "$code" -eq 0 ] && ok=true
+        exit_code=$code; [ "$code" -eq 124 ] && exit_code=null
+        tail -c 2048 "$out" > "$out.tail"
+        body=$(jq -n -c --argjson build "$build" --arg token "$token" --argjson ok "$ok" \
+          --argjson code "$exit_code" --rawfile output "$out.tail" \
+          '{build_id: $build, token: $token, health: {ok: $ok, exit_code: $code, output: $output}}')
+        rm -f "$out" "$out.tail"
+        echo "metal-booted: health check exited $code"
+      '' + ''
         curl --fail --silent --show-error --retry 10 --retry-delay 5 --retry-connrefused \
           --header 'Content-Type: application/json' \
-          --data "{\"build_id\": $build, \"token\": \"$token\"}" \
+          --data "$body" \
           "$url/api/v1/machines/$tag/booted"
         echo "metal-booted: reported build $build of $tag"
       '';
     };
     # Every minute, asks the boot server (with the token its report was accepted with) whether this
     # machine was pointed at another image by a rollout; if so, reboots into it.
-    systemd.services.metal-reboot-request = {
+    config.systemd.services.metal-reboot-request = {
       description = "Reboot when Metal Enrollment points this machine at another image";
       wantedBy = [ "multi-user.target" ];
       requires = [ "metal-booted.service" ];

@@ -98,10 +98,11 @@ async function runBuild(
     await finish(() => queue.fail(id, reason));
   };
   try {
-    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, files: row.config_files, profileConfig: row.profile_config });
+    workspace = await prepareWorkspace(deps.workRoot, { id, hostname: row.hostname, serviceTag: row.service_tag, files: row.config_files, profileConfig: row.profile_config, healthCheck: row.health_check ?? null });
     logger.info({ hostname: row.hostname, attempt: row.attempts }, `builder: build ${id} of ${tag} started`);
     log.write(`builder ${queue.owner}: building ${row.hostname} (${row.service_tag}), attempt ${row.attempts}\n`);
     if (row.profile !== null) log.write(`builder ${queue.owner}: profile ${row.profile} is imported before the machine's module\n`);
+    if (row.health_check) log.write(`builder ${queue.owner}: the image runs the profile's health check and sends its result with its booted report\n`);
     log.write(`builder ${queue.owner}: nix-build ${deps.nixEntry}\n`);
     log.write(
       deps.isolation === 'daemon'

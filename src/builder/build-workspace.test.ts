@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { nixString, prepareWorkspace, renderConfigurationNix, writeConfigFiles } from './build-workspace.ts';
 import { nixBuildArgs } from './nix-build.ts';
+import { execFileSync } from 'node:child_process';
+import { nixBuildAvailable } from '../../test/support/builder.ts';
 
 test('nixString: quotes, backslashes, interpolation and newlines cannot escape the literal', () => {
   const cases: Array<[string, string]> = [
@@ -41,6 +43,28 @@ test('configuration.nix imports the given modules in order and sets the host nam
   assert.throws(() => renderConfigurationNix({ hostname: 'web', serviceTag: '../etc', imports: MACHINE }), /service_tag/);
   for (const bad of ['../x.nix', './../x.nix', '/etc/x.nix', './a/b/c.nix', './x.json', './a b.nix', './x.nix ]; y = [', 'machine/configuration.nix']) {
     assert.throws(() => renderConfigurationNix({ hostname: 'web', serviceTag: 'T1', imports: [bad] }), /not a plain relative \.nix path/, bad);
+  }
+});
+
+test('a profile’s health check becomes metal.healthCheck, quoted by nixString; none: no line at all', async () => {
+  const hostile = 'systemctl is-active "nginx" && echo ${HOME} \\ $(id) `id`; test \'x\' = x';
+  const text = renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', imports: MACHINE, healthCheck: hostile });
+  assert.ok(text.includes(`  metal.healthCheck = ${nixString(hostile)};\n}`), text);
+  assert.doesNotMatch(renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', imports: MACHINE, healthCheck: null }), /healthCheck/);
+  assert.throws(() => renderConfigurationNix({ hostname: 'web-01', serviceTag: 'ABC123', imports: MACHINE, healthCheck: 'true\nreboot' }), /one printable line/);
+  if (!nixBuildAvailable()) return;
+  // Nix reads back exactly the command that was given, interpolation and quotes included.
+  const root = mkdtempSync(join(tmpdir(), 'metal-ws-'));
+  try {
+    const ws = await prepareWorkspace(root, { id: 5, hostname: 'web-01', serviceTag: 'ABC123', files: { 'configuration.nix': '{ ... }: { }' }, healthCheck: hostile });
+    const read = execFileSync('nix-instantiate', ['--eval', '--strict', '--json', '--expr', `(import ${ws.configurationFile} { lib = { mkDefault = x: x; }; }).metal.healthCheck`], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 30_000,
+    });
+    assert.equal(JSON.parse(read), hostile);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
 

@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertConfigFiles, ENTRY_FILE, singleFileConfig, type ConfigFiles } from '../core/config-files.ts';
 import { assertHostname, assertServiceTag } from '../core/validation.ts';
+import { assertHealthCheck } from '../core/profile.ts';
 
 /**
  * A build's private directory and the files nix-build is pointed at:
@@ -39,10 +40,11 @@ export function nixString(value: string): string {
 /**
  * The generated configuration.nix: imports the given modules in order (e.g.
  * `['./machine/configuration.nix']`; a fleet profile goes before the machine's) and sets the host name
- * as a default (`lib.mkDefault`), so a module may set its own. It holds nothing specific to one build,
- * so equal configurations give equal Nix results.
+ * as a default (`lib.mkDefault`), so a module may set its own, and the profile's health check as
+ * `metal.healthCheck` (an option of the entry's booted-report module), quoted by `nixString`. It holds
+ * nothing specific to one build, so equal configurations give equal Nix results.
  */
-export function renderConfigurationNix(build: { hostname: string; serviceTag: string; imports: string[] }): string {
+export function renderConfigurationNix(build: { hostname: string; serviceTag: string; imports: string[]; healthCheck?: string | null }): string {
   for (const path of build.imports) {
     if (!IMPORT_PATH.test(path) || path.includes('..')) throw new Error(`builder: import path ${JSON.stringify(path)} is not a plain relative .nix path`);
   }
@@ -52,6 +54,7 @@ export function renderConfigurationNix(build: { hostname: string; serviceTag: st
     '{',
     `  imports = [ ${build.imports.map((p) => `${p} `).join('')}];`,
     `  networking.hostName = lib.mkDefault ${nixString(assertHostname(build.hostname))};`,
+    ...(build.healthCheck ? [`  metal.healthCheck = ${nixString(assertHealthCheck(build.healthCheck)!)};`] : []),
     '}',
     '',
   ].join('\n');
@@ -81,7 +84,7 @@ export async function writeConfigFiles(dir: string, folder: string, files: Confi
 /** Creates a fresh, empty directory for one build and writes its configuration into it. */
 export async function prepareWorkspace(
   workRoot: string,
-  build: { id: number; hostname: string; serviceTag: string; files: ConfigFiles; profileConfig?: string | null },
+  build: { id: number; hostname: string; serviceTag: string; files: ConfigFiles; profileConfig?: string | null; healthCheck?: string | null },
 ): Promise<BuildWorkspace> {
   if (!Number.isSafeInteger(build.id) || build.id < 1) throw new Error(`builder: bad build id ${build.id}`);
   // The modules the generated file imports, in order; each is a folder of files written below.
@@ -97,7 +100,7 @@ export async function prepareWorkspace(
   for (const m of modules) await writeConfigFiles(dir, m.folder, m.files);
   const configurationFile = join(dir, 'configuration.nix');
   const imports = modules.map((m) => `./${m.folder}/${ENTRY_FILE}`);
-  await writeFile(configurationFile, renderConfigurationNix({ hostname: build.hostname, serviceTag: build.serviceTag, imports }), { mode: 0o600, flag: 'wx' });
+  await writeFile(configurationFile, renderConfigurationNix({ hostname: build.hostname, serviceTag: build.serviceTag, imports, healthCheck: build.healthCheck ?? null }), { mode: 0o600, flag: 'wx' });
   return {
     dir,
     configurationFile,
