@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { Rollout } from '../../src/core/rollout-machine.ts';
+import type { BootHealth } from '../../src/core/types.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildApiServer, buildBootServer, startBuilder } from '../../src/server/roles.ts';
 import type { RunningBuilder } from '../../src/builder/builder.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from '../support/builder.ts';
@@ -11,7 +14,9 @@ import { testDatabaseKinds } from '../support/databases.ts';
 // A rollout over 20 simulated machines, with the stand-in Nix entry. Each machine "boots" by fetching
 // its iPXE script and sending the booted report with the build id and token on the kernel line, and
 // runs the in-image agent: it asks the boot server for a reboot request with that token and, when
-// told, boots again. One machine's new image never comes up (it never reports).
+// told, boots again. One machine's new image never comes up (it never reports). Images of a build with
+// a health check send its result with the report, as netboot.nix's metal-booted does; one machine's
+// check fails.
 
 const hasNix = nixBuildAvailable();
 const OPERATOR = { 'x-test-role': 'operator' };
@@ -43,6 +48,8 @@ for (const kind of await testDatabaseKinds()) {
     let agents: ReturnType<typeof setInterval> | undefined;
     let polling: Promise<void> | undefined;
     const firstBuilds = new Map<string, number>();
+    /** What a machine's health check gives on images built with one (default: it passes). */
+    const healthOf = new Map<string, BootHealth>();
 
     /** Fetches the machine's script and, unless that image is broken, sends its booted report. */
     async function bootMachine(tag: string): Promise<void> {
@@ -52,7 +59,9 @@ for (const kind of await testDatabaseKinds()) {
       assert.ok(build > 0 && token, `${tag} got an image script: ${script}`);
       const up = broken.get(tag) !== build;
       if (up) {
-        const r = await boot.inject({ method: 'POST', url: `/api/v1/machines/${tag}/booted`, payload: { build_id: build, token } });
+        const checked = Boolean((await t.ctx.storage.builds.findById(build))?.health_check);
+        const health = checked ? (healthOf.get(tag) ?? { ok: true, exit_code: 0, output: 'active\n' }) : undefined;
+        const r = await boot.inject({ method: 'POST', url: `/api/v1/machines/${tag}/booted`, payload: { build_id: build, token, ...(health ? { health } : {}) } });
         assert.equal(r.statusCode, 200, r.body);
       }
       running.set(tag, { build, token, up });
@@ -195,6 +204,56 @@ for (const kind of await testDatabaseKinds()) {
       const again = await api.inject({ method: 'POST', url: `/api/v1/rollouts/${after.json<Rollout>().id}/cancel`, headers: OPERATOR });
       assert.equal(again.statusCode, 409);
       assert.deepEqual(again.json(), { error: { code: 'conflict', message: `rollout ${after.json<Rollout>().id} is already cancelled` } });
+    });
+    test('a profile’s health check gates the rollout: a failed check stops it in its wave and rolls that wave back', async () => {
+      const CHECKED = TAGS.slice(0, 6); // canary WEB01, then WEB02-06
+      const FAILING = 'WEB04';
+      const created = await api.inject({ method: 'POST', url: '/api/v1/profiles', headers: OPERATOR, payload: { name: 'checked', health_check: 'systemctl is-active nginx' } });
+      assert.equal(created.statusCode, 201, created.body);
+      assert.equal(created.json().health_check, 'systemctl is-active nginx');
+      for (const tag of CHECKED) {
+        const put = await api.inject({ method: 'PUT', url: `/api/v1/machines/${tag}`, headers: OPERATOR, payload: { profile: 'checked', labels: { role: 'web', tier: 'checked' } } });
+        assert.equal(put.statusCode, 200, put.body);
+        assert.equal(put.json().out_of_date, true, `${tag}: a profile with a health check makes a new image`);
+      }
+      healthOf.set(FAILING, { ok: false, exit_code: 3, output: 'starting nginx\nnginx: inactive\n' });
+      const started = await api.inject({
+        method: 'POST',
+        url: '/api/v1/rollouts',
+        headers: OPERATOR,
+        // A long timeout: what fails the machine is its health report, not a missing one.
+        payload: { selector: 'tier=checked', canary: 1, batch_size: 5, max_failures: 0, health_timeout_seconds: 120, reboot: 'agent' },
+      });
+      assert.equal(started.statusCode, 201, started.body);
+      const rollout = started.json<Rollout>();
+      const done = await eventually('the checked rollout stops', async () => {
+        const x = await get(rollout.id);
+        return ['building', 'rolling', 'paused'].includes(x.state) ? undefined : x;
+      });
+      assert.equal(done.state, 'rolled_back', done.message ?? '');
+      assert.equal(done.wave, 2);
+      assert.equal(done.message, '1 failure (at most 0 tolerated) in wave 2: wave 2 rolled back');
+      const byTag = new Map(done.machines.map((m) => [m.service_tag, m]));
+      const canary = byTag.get('WEB01')!;
+      assert.deepEqual([canary.state, canary.health], ['healthy', { ok: true, exit_code: 0, output: 'active\n' }]);
+      const failing = byTag.get(FAILING)!;
+      assert.equal(failing.message, `health check failed on build ${failing.to_build_id} (exit 3): nginx: inactive; rolled back`);
+      assert.deepEqual(failing.health, healthOf.get(FAILING));
+      for (const tag of CHECKED.slice(1)) assert.equal(byTag.get(tag)!.state, 'rolled_back', tag);
+      // The health check reached the image: the stand-in entry puts the build's .nix files in its kernel.
+      const kernel = readFileSync(join(t.ctx.config.imagesDir, 'builds', String(canary.to_build_id), 'bzImage'), 'utf8');
+      assert.ok(kernel.includes('metal.healthCheck = "systemctl is-active nginx";'), 'configuration.nix sets metal.healthCheck');
+      // The scripts: the canary boots its new build; wave 2 its previous ones, which it reboots into.
+      assert.equal(await scriptBuild('WEB01'), canary.to_build_id);
+      for (const tag of CHECKED.slice(1)) assert.equal(await scriptBuild(tag), byTag.get(tag)!.from_build_id, `${tag}'s script`);
+      await eventually('wave 2 rebooted into its previous builds', async () =>
+        CHECKED.slice(1).every((tag) => running.get(tag)?.build === byTag.get(tag)!.from_build_id) ? true : undefined,
+      );
+      // The failed result is on the machine's event as it was sent.
+      const booted = (await t.ctx.storage.events.list({ machineId: failing.machine_id, kind: 'machine.booted', limit: 10 })).items;
+      const failedEvent = booted.find((e) => e.build_id === failing.to_build_id)!;
+      assert.match(failedEvent.message, /health check failed \(exit 3\)$/);
+      assert.deepEqual((failedEvent.data as { health?: unknown }).health, healthOf.get(FAILING));
     });
   });
 }
