@@ -76,6 +76,16 @@ describe('fleet configuration through the metal command line', { skip: !nix }, (
     assert.equal(machines.stdout.trim().split('\n').length, 4, machines.stdout);
     const profiles = await metalCli('profiles', 'ls');
     assert.match(profiles.stdout, /^lab\s+3\s+0\s+lab-\{n:02\}\s+console=ttyS0,115200\s+no/m);
+    // A health check is part of what the images are built from; removing it again undoes that.
+    const checked = await metalCli('profiles', 'edit', 'lab', '--health-check', 'systemctl is-active "sshd"');
+    assert.match(checked.stdout, /profile lab changed; 3 of its 3 machines are out of date/);
+    assert.match((await metalCli('profiles', 'show', 'lab')).stdout, /^health check:\s+systemctl is-active "sshd"$/m);
+    const badCheck = await runCli(['profiles', 'edit', 'lab', '--health-check', 'true\nreboot'], env);
+    assert.notEqual(badCheck.code, 0);
+    assert.match(badCheck.stderr, /health_check must be one printable line/);
+    const cleared = await metalCli('profiles', 'edit', 'lab', '--health-check', '');
+    assert.match(cleared.stdout, /profile lab changed; 0 of its 3 machines are out of date/);
+    assert.match((await metalCli('profiles', 'show', 'lab')).stdout, /^health check:\s+-$/m);
   });
 
   test('a profile edit makes its machines out of date; metal bulk build --in-profile --out-of-date rebuilds them; a preview changes nothing', async () => {
