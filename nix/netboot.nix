@@ -48,83 +48,83 @@ let
       checkFile = pkgs.writeText "metal-health-check" check;
     in
     {
-    options.metal.healthCheck = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      example = "systemctl is-active nginx";
-      description = "A command line (sh -c) whose result metal-booted sends with its booted report.";
-    };
-    config.systemd.services.metal-booted = {
-      description = "Report to Metal Enrollment that this image booted";
-      wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
-      path = [ pkgs.coreutils pkgs.curl pkgs.gnused pkgs.jq ];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        Restart = "on-failure";
-        RestartSec = 10;
+      options.metal.healthCheck = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "systemctl is-active nginx";
+        description = "A command line (sh -c) whose result metal-booted sends with its booted report.";
       };
-      script = ''
-        ${kernelLineParams "metal-booted"}
-        body="{\"build_id\": $build, \"token\": \"$token\"}"
-      '' + lib.optionalString (check != null) ''
-        # The health check: tried until it passes or ${toString healthCheckSeconds} s have passed; the
-        # last try's exit code (null when stopped by the timeout) and last 2 KiB of output are sent.
-        out=$(mktemp)
-        start=$(date +%s)
-        while :; do
-          left=$(( ${toString healthCheckSeconds} - ($(date +%s) - start) ))
-          [ "$left" -ge 1 ] || left=1
-          code=0
-          timeout "$left" sh -c "$(cat ${checkFile})" > "$out" 2>&1 < /dev/null || code=$?
-          [ "$code" -eq 0 ] && break
-          [ $(( $(date +%s) - start )) -ge ${toString healthCheckSeconds} ] && break
-          sleep 5
-        done
-        ok=false; [ "$code" -eq 0 ] && ok=true
-        exit_code=$code; [ "$code" -eq 124 ] && exit_code=null
-        tail -c 2048 "$out" > "$out.tail"
-        body=$(jq -n -c --argjson build "$build" --arg token "$token" --argjson ok "$ok" \
-          --argjson code "$exit_code" --rawfile output "$out.tail" \
-          '{build_id: $build, token: $token, health: {ok: $ok, exit_code: $code, output: $output}}')
-        rm -f "$out" "$out.tail"
-        echo "metal-booted: health check exited $code"
-      '' + ''
-        curl --fail --silent --show-error --retry 10 --retry-delay 5 --retry-connrefused \
-          --header 'Content-Type: application/json' \
-          --data "$body" \
-          "$url/api/v1/machines/$tag/booted"
-        echo "metal-booted: reported build $build of $tag"
-      '';
-    };
-    # Every minute, asks the boot server (with the token its report was accepted with) whether this
-    # machine was pointed at another image by a rollout; if so, reboots into it.
-    config.systemd.services.metal-reboot-request = {
-      description = "Reboot when Metal Enrollment points this machine at another image";
-      wantedBy = [ "multi-user.target" ];
-      requires = [ "metal-booted.service" ];
-      after = [ "metal-booted.service" ];
-      path = [ pkgs.coreutils pkgs.curl pkgs.gnused pkgs.systemd ];
-      serviceConfig = {
-        Restart = "always";
-        RestartSec = 60;
+      config.systemd.services.metal-booted = {
+        description = "Report to Metal Enrollment that this image booted";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        path = [ pkgs.coreutils pkgs.curl pkgs.gnused pkgs.jq ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          Restart = "on-failure";
+          RestartSec = 10;
+        };
+        script = ''
+          ${kernelLineParams "metal-booted"}
+          body="{\"build_id\": $build, \"token\": \"$token\"}"
+        '' + lib.optionalString (check != null) ''
+          # The health check: tried until it passes or ${toString healthCheckSeconds} s have passed; the
+          # last try's exit code (null when stopped by the timeout) and last 2 KiB of output are sent.
+          out=$(mktemp)
+          start=$(date +%s)
+          while :; do
+            left=$(( ${toString healthCheckSeconds} - ($(date +%s) - start) ))
+            [ "$left" -ge 1 ] || left=1
+            code=0
+            timeout "$left" sh -c "$(cat ${checkFile})" > "$out" 2>&1 < /dev/null || code=$?
+            [ "$code" -eq 0 ] && break
+            [ $(( $(date +%s) - start )) -ge ${toString healthCheckSeconds} ] && break
+            sleep 5
+          done
+          ok=false; [ "$code" -eq 0 ] && ok=true
+          exit_code=$code; [ "$code" -eq 124 ] && exit_code=null
+          tail -c 2048 "$out" > "$out.tail"
+          body=$(jq -n -c --argjson build "$build" --arg token "$token" --argjson ok "$ok" \
+            --argjson code "$exit_code" --rawfile output "$out.tail" \
+            '{build_id: $build, token: $token, health: {ok: $ok, exit_code: $code, output: $output}}')
+          rm -f "$out" "$out.tail"
+          echo "metal-booted: health check exited $code"
+        '' + ''
+          curl --fail --silent --show-error --retry 10 --retry-delay 5 --retry-connrefused \
+            --header 'Content-Type: application/json' \
+            --data "$body" \
+            "$url/api/v1/machines/$tag/booted"
+          echo "metal-booted: reported build $build of $tag"
+        '';
       };
-      script = ''
-        ${kernelLineParams "metal-reboot-request"}
-        while sleep 60; do
-          code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 20 \
-            "$url/api/v1/machines/$tag/reboot-request?build_id=$build&token=$token" || true)
-          if [ "$code" = 200 ]; then
-            echo "metal-reboot-request: the boot server has another image for $tag; rebooting"
-            systemctl reboot
-            exit 0
-          fi
-        done
-      '';
+      # Every minute, asks the boot server (with the token its report was accepted with) whether this
+      # machine was pointed at another image by a rollout; if so, reboots into it.
+      config.systemd.services.metal-reboot-request = {
+        description = "Reboot when Metal Enrollment points this machine at another image";
+        wantedBy = [ "multi-user.target" ];
+        requires = [ "metal-booted.service" ];
+        after = [ "metal-booted.service" ];
+        path = [ pkgs.coreutils pkgs.curl pkgs.gnused pkgs.systemd ];
+        serviceConfig = {
+          Restart = "always";
+          RestartSec = 60;
+        };
+        script = ''
+          ${kernelLineParams "metal-reboot-request"}
+          while sleep 60; do
+            code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 20 \
+              "$url/api/v1/machines/$tag/reboot-request?build_id=$build&token=$token" || true)
+            if [ "$code" = 200 ]; then
+              echo "metal-reboot-request: the boot server has another image for $tag; rebooting"
+              systemctl reboot
+              exit 0
+            fi
+          done
+        '';
+      };
     };
-  };
 
   consoleList = builtins.filter (c: builtins.isString c && c != "") (builtins.split " +" consoles);
 
