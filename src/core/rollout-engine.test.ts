@@ -9,7 +9,7 @@ import { MachineService } from './machine-service.ts';
 import { Notifier } from './notifier.ts';
 import { RolloutEngine } from './rollout-engine.ts';
 import { RolloutService } from './rollout-service.ts';
-import type { Actor } from './types.ts';
+import type { Actor, BootHealth } from './types.ts';
 
 const OPERATOR: Actor = { kind: 'user', name: 'alice', role: 'operator' };
 
@@ -55,16 +55,42 @@ async function setup(tags: string[]) {
     new RolloutEngine({ storage, notifier, builds, machineImages, power: { powerCycle: async (id) => void cycled.push(id) }, logger, owner, leaseMs });
   const service = (e: RolloutEngine) => new RolloutService(storage, notifier, e);
   /** The machine reports the build it now points at (its new image came up). */
-  const boot = async (machineId: number) => {
+  const boot = async (machineId: number, health?: BootHealth) => {
     const tag = (await storage.machines.findById(machineId))!.service_tag;
     const image = (await storage.machines.imageBuildId(machineId))!;
     const secret = (await storage.builds.findRecord(image))!.boot_token;
-    await builds.recordBooted(tag, { build_id: image, token: await builds.issueBootToken(image, secret) });
+    await builds.recordBooted(tag, { build_id: image, token: await builds.issueBootToken(image, secret), ...(health ? { health } : {}) });
   };
   return { storage, machines, builds, links, cycled, buildAll, engine, service, boot, ids };
 }
 
 describe('rollout engine (in memory)', () => {
+  test('a build whose profile has a health check: a report with a passing result is healthy, one without a result is not', async () => {
+    const s = await setup(['H1', 'H2', 'H3']);
+    await s.storage.profiles.insert('checked', { description: null, nixos_config: '{ ... }: { }', hostname_pattern: null, kernel_params: [], auto_build: false, health_check: 'systemctl is-active nginx' }, new Date().toISOString());
+    for (const tag of ['H1', 'H2', 'H3']) await s.machines.update(tag, { profile: 'checked' }, OPERATOR);
+    const e = s.engine('server-h');
+    const rollout = await s.service(e).start({ selector: 'role=web', build: 'always', canary: 1, batch_size: 2, max_failures: 0, reboot: 'none', health_timeout_seconds: 600 }, OPERATOR);
+    await e.pass();
+    const requested = (await s.storage.rollouts.get(rollout.id))!;
+    for (const m of requested.machines) assert.equal((await s.storage.builds.findById(m.to_build_id!))!.health_check, 'systemctl is-active nginx', 'the build snapshots the check');
+    await s.buildAll();
+    await e.pass();
+    await s.boot(s.ids[0]!, { ok: true, exit_code: 0, output: 'active\n' });
+    await e.pass();
+    const second = (await s.storage.rollouts.get(rollout.id))!;
+    assert.deepEqual([second.wave, second.machines.map((m) => m.state)], [2, ['healthy', 'updating', 'updating']]);
+    assert.deepEqual(second.machines[0]!.health, { ok: true, exit_code: 0, output: 'active\n' }, 'kept on the rollout’s machine row');
+    await s.boot(s.ids[1]!);
+    await e.pass();
+    const done = (await s.storage.rollouts.get(rollout.id))!;
+    assert.equal(done.state, 'rolled_back', done.message ?? '');
+    assert.deepEqual(done.machines.map((m) => m.state), ['healthy', 'rolled_back', 'rolled_back']);
+    assert.equal(done.machines[1]!.message, `build ${done.machines[1]!.to_build_id} reported without the result of its health check; rolled back`);
+    assert.equal(await s.storage.machines.imageBuildId(s.ids[1]!), done.machines[1]!.from_build_id, 'pointed back at its previous build');
+    await e.stop();
+  });
+
   test('a second server takes over a rollout whose lease expired, re-points the wave in flight, reboots nobody twice, and goes on', async () => {
     const s = await setup(['E1', 'E2', 'E3']);
     const a = s.engine('server-a', 1);
