@@ -91,6 +91,12 @@ for (const kind of await testDatabaseKinds()) {
       const again = await app.inject({ method: 'POST', url: `/rollouts/${rollout.id}/cancel`, headers: { ...operator, ...form }, payload: '' });
       assert.equal(again.statusCode, 409);
       assert.match(again.body, new RegExp(`rollout ${rollout.id} is already cancelled`));
+      // A machine's health check result: its output shown escaped, under what it said.
+      const [first] = (await t.ctx.rollouts.get(rollout.id)).machines;
+      await t.ctx.storage.rollouts.updateMachine(rollout.id, { ...first!, health: { ok: false, exit_code: 3, output: '<script>window.pwned=1</script>\ninactive' } });
+      const checked = await app.inject({ url: `/rollouts/${rollout.id}`, headers: viewer });
+      assert.match(checked.body, /<details class="health-result" data-health="failed"><summary>health check failed \(exit 3\)<\/summary><pre>&lt;script&gt;window.pwned=1&lt;\/script&gt;\ninactive<\/pre><\/details>/);
+      assert.equal(checked.body.includes('<script>window.pwned'), false);
       assert.equal((await app.inject({ url: '/rollouts/999999', headers: viewer })).statusCode, 404);
       assert.equal((await app.inject({ url: '/rollouts/%3Cx%3E', headers: viewer })).statusCode, 404);
     });

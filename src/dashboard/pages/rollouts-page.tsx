@@ -133,7 +133,18 @@ export const RolloutLive: FC<{ rollout: Rollout; page: PageContext }> = ({ rollo
               <td>
                 <When iso={m.updated_at} now={page.now} />
               </td>
-              <td class="muted">{m.message ?? ''}</td>
+              <td class="muted">
+                {m.message ?? ''}
+                {m.health && (
+                  <details class="health-result" data-health={m.health.ok ? 'passed' : 'failed'}>
+                    <summary>
+                      health check {m.health.ok ? 'passed' : 'failed'}
+                      {m.health.exit_code === null ? '' : ` (exit ${m.health.exit_code})`}
+                    </summary>
+                    <pre>{m.health.output}</pre>
+                  </details>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
