@@ -246,6 +246,10 @@ for (const kind of await testDatabaseKinds()) {
       const page = await app.inject({ url: '/machines/EDIT01?fragment=live', headers: viewer });
       assert.match(page.body, new RegExp(`<dt>Boot image</dt><dd><a href="/builds/${build}">build #${build}</a>`));
       assert.match(page.body, new RegExp(`<dt>Last booted</dt><dd><a href="/builds/${build}">build #${build}</a>, <time datetime="${bootedAt}"[^>]*>5 min ago</time>`));
+      assert.doesNotMatch(page.body, /data-health=/, 'a report without a health result shows none');
+      await t.ctx.storage.machines.update(m.id, { booted_health: { ok: false, exit_code: 3, output: '"><script>x</script>' } }, nowIso());
+      const checked = await app.inject({ url: '/machines/EDIT01?fragment=live', headers: viewer });
+      assert.match(checked.body, /<span class="badge badge-failed" title="&quot;&gt;&lt;script&gt;x&lt;\/script&gt;" data-health="failed"> health check failed \(exit 3\)<\/span>/);
     });
 
     test('a very long log shows its tail and links to the whole log', async () => {

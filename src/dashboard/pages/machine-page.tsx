@@ -45,6 +45,13 @@ export const MachineLive: FC<{ data: MachineData; page: PageContext }> = ({ data
             {m.booted_build_id ? (
               <>
                 <a href={`/builds/${m.booted_build_id}`}>build #{m.booted_build_id}</a>, <When iso={m.booted_at} now={page.now} />
+                {m.booted_health && (
+                  <span class={m.booted_health.ok ? 'muted' : 'badge badge-failed'} title={m.booted_health.output} data-health={m.booted_health.ok ? 'passed' : 'failed'}>
+                    {' '}
+                    health check {m.booted_health.ok ? 'passed' : 'failed'}
+                    {m.booted_health.exit_code === null ? '' : ` (exit ${m.booted_health.exit_code})`}
+                  </span>
+                )}
               </>
             ) : (
               <span class="muted">has not booted an image of ours yet</span>
