@@ -82,6 +82,22 @@ export const Layout: FC<{ title: string; page: PageContext | null; active?: stri
   </html>
 );
 
+/** A table's header row: one column header per name, and a last unnamed one for row actions. */
+export const TableHead: FC<{ columns: readonly string[]; actions?: boolean }> = ({ columns, actions }) => (
+  <thead>
+    <tr>
+      {columns.map((c) => (
+        <th scope="col">{c}</th>
+      ))}
+      {actions && (
+        <th scope="col">
+          <span class="visually-hidden">Actions</span>
+        </th>
+      )}
+    </tr>
+  </thead>
+);
+
 /** The hidden anti-forgery field every form carries. */
 export const CsrfField: FC<{ page: PageContext }> = ({ page }) => <input type="hidden" name="_csrf" value={page.csrf} />;
 

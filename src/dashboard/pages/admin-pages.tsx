@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { ROLES, type ApiToken, type User } from '../../core/types.ts';
-import { Alert, CsrfField, Layout, When, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Layout, type PageContext, TableHead, When } from '../components.tsx';
 
 const RoleSelect: FC<{ id: string; selected?: string }> = ({ id, selected }) => (
   <select id={id} name="role">
@@ -20,17 +20,7 @@ export const UsersPage: FC<{ users: User[]; page: PageContext; error?: string; n
     {notice && <Alert kind="notice">{notice}</Alert>}
     <section class="card">
       <table class="compact">
-        <thead>
-          <tr>
-            <th scope="col">Username</th>
-            <th scope="col">Role</th>
-            <th scope="col">State</th>
-            <th scope="col">Created</th>
-            <th scope="col">
-              <span class="visually-hidden">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={['Username', 'Role', 'State', 'Created']} actions />
         <tbody>
           {users.map((u) => (
             <tr>
@@ -101,17 +91,7 @@ export const TokensPage: FC<{ tokens: ApiToken[]; page: PageContext; created?: {
         <p class="muted">No API tokens yet.</p>
       ) : (
         <table class="compact">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Owner</th>
-              <th scope="col">Role</th>
-              <th scope="col">Created</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Expires</th>
-              <th scope="col">State</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Name', 'Owner', 'Role', 'Created', 'Last used', 'Expires', 'State']} />
           <tbody>
             {tokens.map((t) => (
               <tr>

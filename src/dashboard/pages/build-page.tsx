@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import { isBuildFinished, type BuildStatus } from '../../core/lifecycle.ts';
 import type { Build } from '../../core/types.ts';
-import { Alert, CsrfField, Fact, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Fact, Layout, may, type PageContext, StatusBadge, TableHead, When } from '../components.tsx';
 import { formatDecimalBytes, formatDuration, formatTimestamp } from '../format.ts';
 import type { PublishedImage } from '../../images/published-image.ts';
 import { machineRef } from '../../core/machine-service.ts';
@@ -143,13 +143,7 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
           </dl>
           <div class="table-scroll">
             <table class="compact">
-              <thead>
-                <tr>
-                  <th scope="col">File</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">SHA-256</th>
-                </tr>
-              </thead>
+              <TableHead columns={['File', 'Size', 'SHA-256']} />
               <tbody>
                 {data.image.files.map((f) => (
                   <tr>

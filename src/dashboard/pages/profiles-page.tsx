@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { Profile } from '../../core/profile.ts';
 import type { Machine } from '../../core/types.ts';
 import { machineRef } from '../../core/machine-service.ts';
-import { Alert, CsrfField, Layout, StatusBadge, may, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Layout, may, type PageContext, StatusBadge, TableHead } from '../components.tsx';
 
 /** What the profile form shows (as typed, when a save was refused). */
 export interface ProfileForm {
@@ -69,15 +69,7 @@ export const ProfilesPage: FC<{ profiles: Profile[]; page: PageContext; error?: 
         <p class="muted">No profiles yet.</p>
       ) : (
         <table class="compact">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Machines</th>
-              <th scope="col">Out of date</th>
-              <th scope="col">Hostname pattern</th>
-              <th scope="col">Description</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Name', 'Machines', 'Out of date', 'Hostname pattern', 'Description']} />
           <tbody>
             {profiles.map((p) => (
               <tr>
@@ -144,14 +136,7 @@ export const ProfilePage: FC<{ profile: Profile; machines: Machine[]; page: Page
         )}
         {machines.length > 0 && (
           <table class="compact">
-            <thead>
-              <tr>
-                <th scope="col">Hostname</th>
-                <th scope="col">Service tag</th>
-                <th scope="col">Status</th>
-                <th scope="col">Up to date</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Hostname', 'Service tag', 'Status', 'Up to date']} />
             <tbody>
               {machines.map((m) => (
                 <tr>

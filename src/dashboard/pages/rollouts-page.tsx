@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import type { Rollout, RolloutMachine } from '../../core/rollout-machine.ts';
 import { machineRef } from '../../core/machine-service.ts';
-import { Alert, CsrfField, Layout, When, may, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Layout, may, type PageContext, TableHead, When } from '../components.tsx';
 
 const ACTIVE = new Set(['building', 'rolling', 'paused']);
 
@@ -107,17 +107,7 @@ export const RolloutLive: FC<{ rollout: Rollout; page: PageContext }> = ({ rollo
     <section class="card" aria-labelledby="rollout-machines">
       <h2 id="rollout-machines">Machines</h2>
       <table class="compact">
-        <thead>
-          <tr>
-            <th scope="col">Machine</th>
-            <th scope="col">Wave</th>
-            <th scope="col">From</th>
-            <th scope="col">To</th>
-            <th scope="col">State</th>
-            <th scope="col">Updated</th>
-            <th scope="col">Note</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Machine', 'Wave', 'From', 'To', 'State', 'Updated', 'Note']} />
         <tbody>
           {r.machines.map((m) => (
             <tr>

@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { Profile } from '../../core/profile.ts';
 import type { Rule } from '../../core/rule.ts';
 import type { RuleEffect } from '../../core/rule-service.ts';
-import { Alert, CsrfField, Layout, may, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Layout, may, type PageContext, TableHead } from '../components.tsx';
 
 /** The rule form as typed. */
 export interface RuleForm {
@@ -41,14 +41,7 @@ export const RulePreview: FC<{ preview?: { matched: number; items: RuleEffect[] 
           It matches <strong data-matched={String(preview.matched)}>{preview.matched}</strong> machines today (nothing is changed by a preview):
         </p>
         <table class="compact">
-          <thead>
-            <tr>
-              <th scope="col">Service tag</th>
-              <th scope="col">Would change</th>
-              <th scope="col">Hostname</th>
-              <th scope="col">Profile</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Service tag', 'Would change', 'Hostname', 'Profile']} />
           <tbody>
             {preview.items.slice(0, 50).map((i) => (
               <tr>
@@ -79,19 +72,7 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
           <p class="muted">No rules yet.</p>
         ) : (
           <table class="compact">
-            <thead>
-              <tr>
-                <th scope="col">Priority</th>
-                <th scope="col">Name</th>
-                <th scope="col">Match</th>
-                <th scope="col">Set</th>
-                <th scope="col">Build</th>
-                <th scope="col">Enabled</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Priority', 'Name', 'Match', 'Set', 'Build', 'Enabled']} actions />
             <tbody>
               {rules.map((r) => (
                 <tr>

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { Webhook, WebhookDelivery } from '../../core/ports.ts';
-import { Alert, CsrfField, Layout, When, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, Layout, type PageContext, TableHead, When } from '../components.tsx';
 
 /** An endpoint with its latest deliveries. */
 export interface WebhookView {
@@ -65,19 +65,7 @@ export const WebhooksPage: FC<{ hooks: WebhookView[]; page: PageContext; error?:
             <caption>
               Latest {deliveries.length} of {total} deliveries
             </caption>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Last answer</th>
-                <th scope="col">Next try</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Event', 'Status', 'Attempts', 'Last answer', 'Next try', 'Created']} actions />
             <tbody>
               {deliveries.map((d) => (
                 <tr>
