@@ -72,6 +72,8 @@ const bulkBody = fc.record(
     selector,
     ids: fc.oneof(fc.array(fc.oneof(fc.constantFrom('FLEET1', 'FLEET2', 'id:1', 'tag:1', 'NOSUCH'), hostileString(80)), { maxLength: 3 }), hostileJson(1)),
     profile: fc.oneof(profileName, fc.constant(null)),
+    in_profile: fc.oneof(profileName, hostileJson(1)),
+    out_of_date: fc.oneof(fc.boolean(), hostileJson(1)),
     labels: labelsMap,
     hostname_pattern: patternish,
     dry_run: fc.oneof(fc.boolean(), hostileJson(1)),
