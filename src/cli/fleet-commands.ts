@@ -249,7 +249,7 @@ function registerRuleCommands(program: Command): void {
 
 function registerBulkCommands(program: Command): void {
   const bulk = withExamples(
-    program.command('bulk').description('one change to many machines picked by a label selector'),
+    program.command('bulk').description('one change to many machines picked by a label selector, a profile or being out of date'),
     'metal bulk build -l role=web',
     'metal bulk set -l rack=r12 --profile web --dry-run',
   );
