@@ -104,6 +104,14 @@ export class BootScriptResolver {
     return { kind: memo.kind, machine: memo.machine, script: memo.script + token + memo.image.after };
   }
 
+  /**
+   * The build a script request by this tag would boot now, as this server's table has it (null: no
+   * image; undefined: no such machine). A reboot request is answered only once this is the new image.
+   */
+  async imageOf(tag: string): Promise<number | null | undefined> {
+    return (await this.reader.findMachine('service_tag', tag))?.imageBuildId;
+  }
+
   /** `tagParam` as requested (anything); `mac` and `uuid` as given in the query (anything). */
   async resolve(tagParam: string, macParam: unknown, uuidParam: unknown): Promise<ResolvedScript> {
     const tag = isServiceTag(tagParam) ? tagParam : undefined;

@@ -105,6 +105,31 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(await t.ctx.storage.machines.rebootRequestedAt(a.machineId), null);
     });
 
+    test('a reboot request is answered only once the boot server would serve the new image', async () => {
+      const c = await machineWithBuild(t.ctx, 'BOOTC', '52:54:00:00:0a:03');
+      const now = () => new Date().toISOString();
+      await t.ctx.storage.machines.update(c.machineId, { image_build_id: c.buildId }, now());
+      assert.equal((await report('BOOTC', { build_id: c.buildId, token: c.token })).statusCode, 200);
+      // Without a change feed, machine lookups are remembered (here for an hour) until this process
+      // signals a change: the window between a write and its signal, held open.
+      const held = await buildBootServer({ ...t.ctx, bootFeed: undefined } as unknown as AppContext, { machineTtlMs: 3_600_000 });
+      try {
+        const ask = () => held.inject({ url: `/api/v1/machines/BOOTC/reboot-request?build_id=${c.buildId}&token=${encodeURIComponent(c.token)}` });
+        // The machine asked for its script when it booted: the lookup is remembered.
+        assert.equal((await held.inject({ url: '/nixos/machines/BOOTC.ipxe' })).statusCode, 200);
+        assert.equal((await ask()).statusCode, 204, 'nothing to do');
+        // Pointed elsewhere with a request, as a rollout's wave does, not yet signalled.
+        await t.ctx.storage.machines.update(c.machineId, { image_build_id: null, reboot_requested_at: now() }, now());
+        assert.equal((await ask()).statusCode, 204, 'the boot server still serves the running build: a reboot now would boot it again');
+        t.ctx.notifier.emit('machine.updated', c.machineId);
+        const go = await ask();
+        assert.equal(go.statusCode, 200, go.body);
+        assert.deepEqual(go.json(), { reboot: true });
+      } finally {
+        await held.close();
+      }
+    });
+
     test('unknown tag: 404; invalid tag or body: 400; nothing recorded', async () => {
       const unknown = await report('NOSUCH', { build_id: a.buildId, token: a.token });
       assert.equal(unknown.statusCode, 404);

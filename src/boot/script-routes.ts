@@ -24,7 +24,7 @@ export const SCRIPT_SUFFIX = '.ipxe';
 /** What the script routes use. */
 export interface ScriptRouteOptions {
   bootUrl: string;
-  resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow'>;
+  resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow' | 'imageOf'>;
   lastSeen: Pick<LastSeenRecorder, 'seen'>;
   builds: Pick<BuildLifecycle, 'recordBooted' | 'rebootRequested'>;
   logger: Logger;
@@ -124,7 +124,10 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
 
   // The in-image agent asks every minute, with the token its booted report was accepted with:
   // 200 `{"reboot": true}` when its machine was pointed at another image and should reboot into it,
-  // 204 when there is nothing to do.
+  // 204 when there is nothing to do. The request is in the database as soon as it is written; this
+  // server's decision table follows a moment later (a change made in this process once it is
+  // signalled, another process's within about a second). Until the table serves another build than
+  // the running one the answer stays 204: a reboot before that would boot the same image again.
   app.get<{ Params: { tag: string }; Querystring: { build_id: number; token: string } }>(
     '/api/v1/machines/:tag/reboot-request',
     {
@@ -139,7 +142,7 @@ export function registerScriptRoutes(app: FastifyInstance, options: ScriptRouteO
       },
     },
     async (request, reply) => {
-      const reboot = await options.builds.rebootRequested(request.params.tag, request.query);
+      const reboot = (await options.builds.rebootRequested(request.params.tag, request.query)) && (await options.resolver.imageOf(request.params.tag)) !== request.query.build_id;
       if (!reboot) return reply.code(204).header('cache-control', 'no-store').send();
       return reply.header('cache-control', 'no-store').send({ reboot: true });
     },
