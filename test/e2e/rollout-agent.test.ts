@@ -8,7 +8,7 @@ import type { LabMachineInput } from '../../src/registration/lab/lab-machine.ts'
 import { freshSqlite } from '../support/databases.ts';
 import { BUILD_TIMEOUT_MS, VM_TIMEOUT_MS, bootUnknownMachine } from './support/enrollment-loop.ts';
 import { startLabServer, type LabServer } from './support/lab-server.ts';
-import { bootVm, consoleTail, type VmBoot } from './support/lab-vm.ts';
+import { bootVm, consoleDigest, consoleTail, type VmBoot } from './support/lab-vm.ts';
 
 // A VM running build 1 is rolled to build 2 with `reboot: "agent"`: its image asks the boot server for
 // a reboot request with its boot token, reboots (QEMU ends; the test starts it again, as the machine's
@@ -18,17 +18,29 @@ import { bootVm, consoleTail, type VmBoot } from './support/lab-vm.ts';
 
 const skip = labSkipReason({ nix: true });
 const TAG = 'E2EROLL1';
+/**
+ * How long an `*-agent*` stand-in asks for a reboot request after its report before it powers off
+ * (75 polls, 2 s apart: test/e2e/nix/standin-init.sh). A boot that runs it to the end needs this on
+ * top of VM_TIMEOUT_MS, which bounds the boot itself.
+ */
+const AGENT_POLL_MS = 150_000;
 
-/** Resolves with `check`'s value once it has one, asking every 500 ms; rejects after `timeoutMs`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+/**
+ * Resolves with `check`'s value once it has one, asking every 500 ms; rejects after `timeoutMs`
+ * with `state()` (what the server says now) in the message.
+ */
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, state: () => Promise<string>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`e2e: ${what}: not within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`e2e: ${what}: not within ${timeoutMs} ms\n${await state()}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+/** A boot's console for an assertion message: its key lines (iPXE's fetches, the stand-in's lines), then its tail. */
+const shown = (vm: VmBoot): string => `${consoleDigest(vm.console)}\n${consoleTail(vm.console)}`;
 
 describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
   test('a VM is rolled from build 1 to build 2 by its agent; a rollout whose image never reports is rolled back and the VM boots build 2 again', { timeout: 1_500_000 }, async () => {
@@ -36,10 +48,42 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
     const diskDir = mkdtempSync(join(tmpdir(), 'metal-e2e-roll-'));
     const diskFile = join(diskDir, 'disk.raw');
     const input: LabMachineInput = { serial: TAG, cpus: 1, memoryMb: 512, diskGb: 1, manufacturer: 'Dell Inc.', product: 'PowerEdge R650' };
-    let n = 0;
-    const boot = (): Promise<VmBoot> => bootVm(`rollout-agent-${++n}`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS, diskFile });
     const machine = async () => (await lab.api('GET', `/api/v1/machines/${TAG}`)).body;
     const rollout = async (id: number) => (await lab.api('GET', `/api/v1/rollouts/${id}`)).body;
+    const rollouts: number[] = [];
+    /** What the server says about the machine and the rollouts so far, for failure messages. */
+    const state = async (): Promise<string> => {
+      const lines = ['--- server state ---'];
+      for (const id of rollouts) {
+        const r = await rollout(id);
+        lines.push(`rollout ${id}: ${r.state}, wave ${r.wave} of ${r.waves}, health timeout ${r.health_timeout_seconds} s${r.message ? `: ${r.message}` : ''}`);
+        for (const m of r.machines) {
+          lines.push(`  ${m.service_tag}: ${m.state}, build ${m.from_build_id} -> ${m.to_build_id}, started ${m.started_at}, deadline ${m.deadline_at}, finished ${m.finished_at}${m.message ? `: ${m.message}` : ''}`);
+        }
+      }
+      const m = await machine();
+      const storage = lab.server.ctx.storage;
+      lines.push(
+        `machine ${TAG}: ${m.status}, hostname ${m.hostname}, points at build ${await storage.machines.imageBuildId(m.id)}, reboot requested ${await storage.machines.rebootRequestedAt(m.id)}, booted build ${m.booted_build_id} at ${m.booted_at}, last seen ${m.last_seen_at}`,
+      );
+      const events = (await lab.api('GET', `/api/v1/machines/${TAG}/events?limit=12`)).body.items as Array<{ created_at: string; kind: string; message: string }>;
+      lines.push('its last events, newest first:', ...events.map((e) => `  ${e.created_at} ${e.kind}: ${e.message}`), '---');
+      return lines.join('\n');
+    };
+    let n = 0;
+    /** One boot of the machine, as its firmware would; `agent`: its image may ask for reboot requests to the end. */
+    const boot = (agent: boolean): Promise<VmBoot> =>
+      bootVm(`rollout-agent-${++n}`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS + (agent ? AGENT_POLL_MS : 0), diskFile, describe: state });
+    const startRollout = async (body: object): Promise<number> => {
+      const started = await lab.api('POST', '/api/v1/rollouts', body);
+      assert.equal(started.status, 201, JSON.stringify(started.body));
+      rollouts.push(started.body.id);
+      return started.body.id;
+    };
+    const ended = (id: number) => async () => {
+      const r = await rollout(id);
+      return ['building', 'rolling', 'paused'].includes(r.state) ? undefined : r;
+    };
     try {
       await bootUnknownMachine(lab, 'rollout-agent-0', { ...input, diskFile });
       const put = await lab.api('PUT', `/api/v1/machines/${TAG}`, { hostname: 'roll-agent', nixos_config: '{ ... }: { }\n', labels: { role: 'e2e-roll' } });
@@ -50,56 +94,48 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       assert.equal((await lab.waitForBuild(build1, BUILD_TIMEOUT_MS)).body.status, 'success');
 
       // Build 1 runs, and its agent asks for reboot requests.
-      const running1 = boot();
+      const running1 = boot(true);
       running1.catch(() => {});
-      await until('the VM reports build 1', async () => ((await machine()).booted_build_id === build1 ? true : undefined), VM_TIMEOUT_MS);
+      await until('the VM reports build 1', async () => ((await machine()).booted_build_id === build1 ? true : undefined), VM_TIMEOUT_MS, state);
 
       // Rollout 1: a new configuration, rebooted by the agent.
       assert.equal((await lab.api('PUT', `/api/v1/machines/${TAG}`, { nixos_config: '{ ... }: { services.openssh.enable = true; }\n' })).status, 200);
-      const started = await lab.api('POST', '/api/v1/rollouts', { selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 600, reboot: 'agent' });
-      assert.equal(started.status, 201, JSON.stringify(started.body));
-      const r1: number = started.body.id;
+      const r1 = await startRollout({ selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 600, reboot: 'agent' });
       const vm1 = await running1;
-      assert.match(vm1.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, consoleTail(vm1.console));
+      assert.match(vm1.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${shown(vm1)}\n${await state()}`);
       const build2: number = (await rollout(r1)).machines[0].to_build_id;
       assert.ok(build2 > build1);
 
       // The firmware boots again: build 2 comes up and reports; the rollout succeeds.
-      const running2 = boot();
+      const running2 = boot(true);
       running2.catch(() => {});
-      const done1 = await until('rollout 1 ends', async () => {
-        const r = await rollout(r1);
-        return ['building', 'rolling', 'paused'].includes(r.state) ? undefined : r;
-      }, VM_TIMEOUT_MS + BUILD_TIMEOUT_MS);
+      const done1 = await until('rollout 1 ends', ended(r1), VM_TIMEOUT_MS + BUILD_TIMEOUT_MS, state);
       assert.equal(done1.state, 'succeeded', JSON.stringify(done1));
       assert.equal((await machine()).booted_build_id, build2);
 
-      // Rollout 2: an image that never reports (its hostname says so), with a short timeout.
+      // Rollout 2: an image that never reports (its hostname says so). Its health timeout runs from
+      // the wave's start, before vm2 reboots and vm3 asks for its script: vm3 must get build 3 before
+      // the rollback points the machine at build 2 again, even on a slow TCG host.
       assert.equal((await lab.api('PUT', `/api/v1/machines/${TAG}`, { hostname: 'roll-agent-noreport' })).status, 200);
-      const second = await lab.api('POST', '/api/v1/rollouts', { selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 120, reboot: 'agent' });
-      assert.equal(second.status, 201, JSON.stringify(second.body));
-      const r2: number = second.body.id;
+      const r2 = await startRollout({ selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 180, reboot: 'agent' });
       const vm2 = await running2;
-      assert.match(vm2.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), consoleTail(vm2.console));
-      assert.match(vm2.console, /rebooting/, consoleTail(vm2.console));
+      assert.match(vm2.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), `${shown(vm2)}\n${await state()}`);
+      assert.match(vm2.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${shown(vm2)}\n${await state()}`);
       const build3: number = (await rollout(r2)).machines[0].to_build_id;
-      const vm3 = await boot();
-      assert.match(vm3.console, new RegExp(`metal-standin: booted roll-agent-noreport build ${build3}\\b`), consoleTail(vm3.console));
-      assert.match(vm3.console, /this image never reports/, consoleTail(vm3.console));
-      const done2 = await until('rollout 2 ends', async () => {
-        const r = await rollout(r2);
-        return ['building', 'rolling', 'paused'].includes(r.state) ? undefined : r;
-      }, 300_000);
+      const vm3 = await boot(false);
+      assert.match(vm3.console, new RegExp(`metal-standin: booted roll-agent-noreport build ${build3}\\b`), `${shown(vm3)}\n${await state()}`);
+      assert.match(vm3.console, /this image never reports/, shown(vm3));
+      const done2 = await until('rollout 2 ends', ended(r2), 300_000, state);
       assert.equal(done2.state, 'rolled_back', JSON.stringify(done2));
       assert.equal(done2.machines[0].state, 'rolled_back');
 
-      // Booted again, the VM gets build 2 back and reports it.
-      const vm4Running = boot();
+      // Booted again, the VM gets build 2 back and reports it (then asks for reboot requests in vain).
+      const vm4Running = boot(true);
       vm4Running.catch(() => {});
-      await until('the VM reports build 2 again', async () => ((await machine()).booted_build_id === build2 ? true : undefined), VM_TIMEOUT_MS);
+      await until('the VM reports build 2 again', async () => ((await machine()).booted_build_id === build2 ? true : undefined), VM_TIMEOUT_MS, state);
       const vm4 = await vm4Running;
-      assert.match(vm4.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), consoleTail(vm4.console));
-      assert.match(vm4.console, /metal-standin: booted report accepted/, consoleTail(vm4.console));
+      assert.match(vm4.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), shown(vm4));
+      assert.match(vm4.console, /metal-standin: booted report accepted/, shown(vm4));
     } finally {
       await lab.stop();
       rmSync(diskDir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ describe('qemuArguments', () => {
     assert.deepEqual(qemuArguments(machine, files, firmware), [
       '-name', 'metal-lab-ABC123',
       '-accel', 'tcg',
-      '-machine', 'pc',
+      '-machine', 'pc,graphics=off',
       '-m', '768',
       '-smp', '3',
       '-smbios', 'type=1,manufacturer=Dell Inc.,product=PowerEdge R740,serial=ABC123,uuid=4c4c4544-0042-3510-8052-b3c04f4e3232',
@@ -39,7 +39,7 @@ describe('qemuArguments', () => {
 
   test('a UEFI machine: q35 with OVMF code read-only and its own variable store', () => {
     const args = qemuArguments(parseLabMachine({ serial: 'U1', uefi: true }), { ...files, ovmfVars: '/tmp/vm/OVMF_VARS.fd' }, firmware);
-    assert.deepEqual(args.slice(args.indexOf('-machine'), args.indexOf('-machine') + 2), ['-machine', 'q35']);
+    assert.deepEqual(args.slice(args.indexOf('-machine'), args.indexOf('-machine') + 2), ['-machine', 'q35,graphics=off']);
     assert.deepEqual(args.slice(-4), [
       '-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
       '-drive', 'if=pflash,format=raw,unit=1,file=/tmp/vm/OVMF_VARS.fd',

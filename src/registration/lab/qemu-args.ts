@@ -34,7 +34,7 @@ export const UEFI_TFTP_PATH = `http:/${LAB_BOOT_HOST}/nixos/machines/\${serial}.
 /**
  * The QEMU command line of a lab machine: TCG, user networking confined with `restrict=on` (the guest
  * reaches only QEMU's DHCP/TFTP and the boot server through `guestfwd`), a virtio NIC that boots first,
- * a virtio disk, the serial console on stdio or in a file, and no reboot (a panic or power-off ends
+ * a virtio disk, the serial console (firmware and iPXE included) on stdio or in a file, and no reboot (a panic or power-off ends
  * the process).
  */
 export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmware: LabFirmware): string[] {
@@ -63,7 +63,9 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
   const args = [
     '-name', `metal-lab-${machine.serial}`,
     '-accel', 'tcg',
-    '-machine', machine.uefi ? 'q35' : 'pc',
+    // graphics=off: the firmware's text console (SeaBIOS, hence iPXE's messages and fetches) goes to
+    // the serial console too, so a console log shows what the VM asked the boot server for.
+    '-machine', `${machine.uefi ? 'q35' : 'pc'},graphics=off`,
     '-m', String(machine.memoryMb),
     '-smp', String(machine.cpus),
     '-smbios', smbios,
