@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
 import { freshSqlite } from '../support/databases.ts';
 import { runMetal } from '../support/server-process.ts';
-import { consoleTail } from './support/lab-vm.ts';
+import { consoleReport } from './support/lab-vm.ts';
 import { startLabServer } from './support/lab-server.ts';
 
 const skip = labSkipReason();
@@ -13,7 +13,7 @@ describe('metal lab boot, as docs/lab.md runs it', { skip }, () => {
     const lab = await startLabServer(freshSqlite());
     try {
       const { code, stdout, stderr } = await runMetal(['lab', 'boot', '--serial', 'CLI001', '--cpus', '1', '--memory', '512', '--boot-port', String(lab.bootPort), '--timeout', '240']);
-      assert.equal(code, 0, `${stderr}\n${consoleTail(stdout)}`);
+      assert.equal(code, 0, `${stderr}\n${consoleReport(stdout)}`);
       assert.match(stderr, /lab: booting CLI001 \(BIOS, 1 CPUs, 512 MB, MAC 52:54:00(:[0-9a-f]{2}){3}\)/);
       assert.doesNotMatch(stderr, /warning/, 'the boot server uses the lab address');
       assert.match(stderr, /lab: CLI001 powered off after \d+\.\d s/);

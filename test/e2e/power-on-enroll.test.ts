@@ -15,7 +15,7 @@ import { createSelfSignedCertificate, opensslSkipReason } from '../support/power
 import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
 import { freshSqlite } from '../support/databases.ts';
 import { startLabServer, type LabServer } from './support/lab-server.ts';
-import { CONSOLE_LOG_DIR, consoleTail } from './support/lab-vm.ts';
+import { CONSOLE_LOG_DIR, consoleReport } from './support/lab-vm.ts';
 import { powerLabVmCommand } from './support/power-vm.ts';
 
 const skip = labSkipReason() ?? ipmiSimSkipReason() ?? opensslSkipReason();
@@ -33,7 +33,7 @@ function newRunner(steps: PowerStep[]) {
 async function until(what: string, check: () => Promise<boolean>, ms: number, consoleLog: string): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > end) assert.fail(`gave up waiting for ${what}\n${existsSync(consoleLog) ? consoleTail(readFileSync(consoleLog, 'utf8')) : '(no console)'}`);
+    if (Date.now() > end) assert.fail(`gave up waiting for ${what}\n${existsSync(consoleLog) ? consoleReport(readFileSync(consoleLog, 'utf8')) : '(no console)'}`);
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }

@@ -9,7 +9,7 @@ import { freshSqlite } from '../support/databases.ts';
 import { forwardBootServer } from './support/boot-forwarder.ts';
 import { VM_TIMEOUT_MS } from './support/enrollment-loop.ts';
 import { startLabServer, type LabServer } from './support/lab-server.ts';
-import { bootVm, consoleTail } from './support/lab-vm.ts';
+import { bootVm, consoleReport } from './support/lab-vm.ts';
 import { createPxeTestNetwork, NETWORK, netnsUnavailableReason, type PxeTestNetwork } from './support/netns.ts';
 import { startPxeRole, type PxeRoleProcess } from './support/pxe-role-process.ts';
 import { startSiteDhcp, type SiteDhcp } from './support/site-dhcp.ts';
@@ -74,7 +74,7 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
   async function bootAndEnroll(name: string, input: { serial: string; uefi: boolean; mac: string }, options: { uefiHttpBoot?: boolean } = {}) {
     const network = { netns: net!.pxeNs, tap: net!.tap, uefiHttpBoot: options.uefiHttpBoot };
     const boot = await bootVm(name, { ...input, cpus: 2, memoryMb: 1024, diskGb: 2, manufacturer: 'Supermicro', product: 'SYS-1029P' }, { timeoutMs: VM_TIMEOUT_MS, network });
-    const why = `${consoleTail(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}\n--- site DHCP ---\n${site!.output().slice(-3000)}`;
+    const why = `${consoleReport(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}\n--- site DHCP ---\n${site!.output().slice(-3000)}`;
     assert.match(boot.console, /metal-agent: ENROLLED/, why);
     const m = await lab!.api('GET', `/api/v1/machines/${input.serial}`);
     assert.equal(m.status, 200, why);
@@ -148,7 +148,7 @@ describe('network boot on a network with no DHCP server at all: the pxe role giv
   test('UEFI firmware PXE gets an address and snponly.efi from us, iPXE and the registration image get addresses too, and it enrolls', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
     const mac = '52:54:00:e2:f0:04';
     const boot = await bootVm('dhcp-uefi', { serial: 'E2EDHCPUEFI1', uefi: true, mac, cpus: 2, memoryMb: 1024, diskGb: 2 }, { timeoutMs: VM_TIMEOUT_MS, network: { netns: net!.pxeNs, tap: net!.tap } });
-    const why = `${consoleTail(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}`;
+    const why = `${consoleReport(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}`;
     assert.match(boot.console, /metal-agent: ENROLLED/, why);
     const m = await lab!.api('GET', '/api/v1/machines/E2EDHCPUEFI1');
     assert.equal(m.status, 200, why);

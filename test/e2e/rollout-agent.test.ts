@@ -8,7 +8,7 @@ import type { LabMachineInput } from '../../src/registration/lab/lab-machine.ts'
 import { freshSqlite } from '../support/databases.ts';
 import { BUILD_TIMEOUT_MS, VM_TIMEOUT_MS, bootUnknownMachine } from './support/enrollment-loop.ts';
 import { startLabServer, type LabServer } from './support/lab-server.ts';
-import { bootVm, consoleDigest, consoleTail, type VmBoot } from './support/lab-vm.ts';
+import { bootVm, consoleReport, type VmBoot } from './support/lab-vm.ts';
 
 // A VM running build 1 is rolled to build 2 with `reboot: "agent"`: its image asks the boot server for
 // a reboot request with its boot token, reboots (QEMU ends; the test starts it again, as the machine's
@@ -38,9 +38,6 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
     await new Promise((r) => setTimeout(r, 500));
   }
 }
-
-/** A boot's console for an assertion message: its key lines (iPXE's fetches, the stand-in's lines), then its tail. */
-const shown = (vm: VmBoot): string => `${consoleDigest(vm.console)}\n${consoleTail(vm.console)}`;
 
 describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
   test('a VM is rolled from build 1 to build 2 by its agent; a rollout whose image never reports is rolled back and the VM boots build 2 again', { timeout: 1_500_000 }, async () => {
@@ -102,7 +99,7 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       assert.equal((await lab.api('PUT', `/api/v1/machines/${TAG}`, { nixos_config: '{ ... }: { services.openssh.enable = true; }\n' })).status, 200);
       const r1 = await startRollout({ selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 600, reboot: 'agent' });
       const vm1 = await running1;
-      assert.match(vm1.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${shown(vm1)}\n${await state()}`);
+      assert.match(vm1.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${consoleReport(vm1.console)}\n${await state()}`);
       const build2: number = (await rollout(r1)).machines[0].to_build_id;
       assert.ok(build2 > build1);
 
@@ -119,12 +116,12 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       assert.equal((await lab.api('PUT', `/api/v1/machines/${TAG}`, { hostname: 'roll-agent-noreport' })).status, 200);
       const r2 = await startRollout({ selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 180, reboot: 'agent' });
       const vm2 = await running2;
-      assert.match(vm2.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), `${shown(vm2)}\n${await state()}`);
-      assert.match(vm2.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${shown(vm2)}\n${await state()}`);
+      assert.match(vm2.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), `${consoleReport(vm2.console)}\n${await state()}`);
+      assert.match(vm2.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${consoleReport(vm2.console)}\n${await state()}`);
       const build3: number = (await rollout(r2)).machines[0].to_build_id;
       const vm3 = await boot(false);
-      assert.match(vm3.console, new RegExp(`metal-standin: booted roll-agent-noreport build ${build3}\\b`), `${shown(vm3)}\n${await state()}`);
-      assert.match(vm3.console, /this image never reports/, shown(vm3));
+      assert.match(vm3.console, new RegExp(`metal-standin: booted roll-agent-noreport build ${build3}\\b`), `${consoleReport(vm3.console)}\n${await state()}`);
+      assert.match(vm3.console, /this image never reports/, consoleReport(vm3.console));
       const done2 = await until('rollout 2 ends', ended(r2), 300_000, state);
       assert.equal(done2.state, 'rolled_back', JSON.stringify(done2));
       assert.equal(done2.machines[0].state, 'rolled_back');
@@ -134,8 +131,8 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       vm4Running.catch(() => {});
       await until('the VM reports build 2 again', async () => ((await machine()).booted_build_id === build2 ? true : undefined), VM_TIMEOUT_MS, state);
       const vm4 = await vm4Running;
-      assert.match(vm4.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), shown(vm4));
-      assert.match(vm4.console, /metal-standin: booted report accepted/, shown(vm4));
+      assert.match(vm4.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), consoleReport(vm4.console));
+      assert.match(vm4.console, /metal-standin: booted report accepted/, consoleReport(vm4.console));
     } finally {
       await lab.stop();
       rmSync(diskDir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import { labSkipReason } from '../../src/registration/lab/lab-requirements.ts';
 import { freshSqlite } from '../support/databases.ts';
 import { bootUnknownMachine } from './support/enrollment-loop.ts';
 import { startLabServer } from './support/lab-server.ts';
-import { consoleTail } from './support/lab-vm.ts';
+import { consoleReport } from './support/lab-vm.ts';
 
 const skip = labSkipReason();
 
@@ -28,7 +28,7 @@ describe('a machine with two NICs whose second one PXE-boots, legacy BIOS', { sk
         ['eth0', management, true, false],
         ['eth1', booting, true, true],
       ], 'by name alone, eth0 (up) would have been the primary NIC');
-      assert.match(boot.console, /metal\.boot_mac=52:54:00:e2:b0:02/, `iPXE filled in the booting NIC\n${consoleTail(boot.console)}`);
+      assert.match(boot.console, /metal\.boot_mac=52:54:00:e2:b0:02/, `iPXE filled in the booting NIC\n${consoleReport(boot.console)}`);
       assert.match(boot.console, /primary MAC 52:54:00:e2:b0:02 from the NIC it booted from, eth1 \(metal\.boot_mac\)/);
       assert.match(boot.console, /enrolled; powering off \(metal\.after=poweroff\)/, 'the lab keeps poweroff');
     } finally {

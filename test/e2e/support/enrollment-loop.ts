@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabMachineInput } from '../../../src/registration/lab/lab-machine.ts';
 import type { LabServer } from './lab-server.ts';
-import { bootVm, consoleTail, type VmBoot } from './lab-vm.ts';
+import { bootVm, consoleReport, type VmBoot } from './lab-vm.ts';
 
 /** Bound on one boot of a VM under TCG on a busy 2-core machine (a boot takes 10-20 s). */
 export const VM_TIMEOUT_MS = 240_000;
@@ -21,10 +21,10 @@ export async function bootUnknownMachine(lab: LabServer, name: string, input: La
 
   const boot = await bootVm(`${name}-1-registration`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS, diskFile: input.diskFile });
   const { machine } = boot;
-  assert.match(boot.console, /metal-agent: ENROLLED/, `the agent reported success\n${consoleTail(boot.console)}`);
+  assert.match(boot.console, /metal-agent: ENROLLED/, `the agent reported success\n${consoleReport(boot.console)}`);
 
   const found = await lab.api('GET', `/api/v1/machines/${machine.serial}`);
-  assert.equal(found.status, 200, `${machine.serial} enrolled\n${consoleTail(boot.console)}`);
+  assert.equal(found.status, 200, `${machine.serial} enrolled\n${consoleReport(boot.console)}`);
   const m = found.body;
   assert.equal(m.service_tag, machine.serial);
   assert.equal(m.status, 'enrolled');
@@ -86,8 +86,8 @@ export async function runWholeLoop(lab: LabServer, name: string, input: LabMachi
     if (!early) assert.equal(ready.body.booted_build_id, null, 'nothing booted yet');
 
     const second: VmBoot = await (early ?? secondBoot());
-    assert.match(second.console, new RegExp(`metal-standin: booted ${hostname} build ${buildId}\\b`), `the VM booted its own image\n${consoleTail(second.console)}`);
-    assert.match(second.console, /metal-standin: booted report accepted/, consoleTail(second.console));
+    assert.match(second.console, new RegExp(`metal-standin: booted ${hostname} build ${buildId}\\b`), `the VM booted its own image\n${consoleReport(second.console)}`);
+    assert.match(second.console, /metal-standin: booted report accepted/, consoleReport(second.console));
     assert.doesNotMatch(second.console, /metal-agent:/, 'the registration image did not run again');
 
     const booted = await lab.api('GET', `/api/v1/machines/${tag}`);

@@ -78,6 +78,11 @@ export function consoleDigest(text: string): string {
   return `--- console, key lines (${lines.length} lines in all) ---\n${[...shown, ...kernel].join('\n')}\n---`;
 }
 
+/** A console for a failure message: its key lines first (consoleDigest), then its tail. */
+export function consoleReport(text: string): string {
+  return `${consoleDigest(text)}\n${consoleTail(text)}`;
+}
+
 /** The last lines of a console, for failure messages. */
 export function consoleTail(text: string, lines = 40): string {
   return `--- console (last ${lines} lines) ---\n${text.split('\n').slice(-lines).join('\n')}\n---`;
