@@ -84,6 +84,20 @@ describe('GET|HEAD /images/...', () => {
     assert.equal(json.body, '{"kernel_params":[]}');
   });
 
+  test('a build whose image key starts with `-` (one in 64) serves its files', async () => {
+    const { machine } = await t.ctx.machines.enroll(enrollmentPayload('FILES2'), { kind: 'machine', name: 'FILES2' });
+    const dashed = '-Y55siHndE4xXyLxvQrbeQ';
+    const build = await t.ctx.storage.builds.create(
+      { machine_id: machine.id, config: '{ ... }: { }', hostname: 'files-2', service_tag: 'FILES2', boot_token: randomBytes(24).toString('base64url'), image_key: dashed },
+      new Date().toISOString(),
+    );
+    mkdirSync(t.ctx.images.buildDir(build.id), { recursive: true });
+    writeFileSync(join(t.ctx.images.buildDir(build.id), 'initrd'), 'dashed-initrd');
+    const r = await app.inject({ url: `/images/builds/${dashed}/initrd` });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.equal(r.body, 'dashed-initrd');
+  });
+
   test('HEAD: the headers of GET and no body', async () => {
     const r = await rawRequest(port, 'HEAD', '/images/registration/bzImage');
     assert.equal(r.status, 200);
@@ -211,9 +225,12 @@ describe('image path rules', () => {
       ['registration/bzImage', ['registration', 'bzImage']],
       ['builds/3q2-7wAAAAB3zM1uYm9vdA/boot.json', ['builds', '3q2-7wAAAAB3zM1uYm9vdA', 'boot.json']],
       ['builds/3q2-7wAAAAB3zM1uYm9vd%41/initrd', ['builds', '3q2-7wAAAAB3zM1uYm9vdA', 'initrd']],
+      // A base64url key starts with `-` (one in 64) or `_`: its machine must still boot.
+      ['builds/-Y55siHndE4xXyLxvQrbeQ/bzImage', ['builds', '-Y55siHndE4xXyLxvQrbeQ', 'bzImage']],
+      ['builds/_Y55siHndE4xXyLxvQrbeQ/initrd', ['builds', '_Y55siHndE4xXyLxvQrbeQ', 'initrd']],
     ];
     for (const [path, segments] of ok) assert.deepEqual(imagePathSegments(path), segments, path);
-    for (const path of ['registration', 'builds/x/initrd', 'builds/0/initrd', 'builds/12/boot.json', 'machines/ABC-123.x/initrd', 'machines/.hidden/initrd', 'registration/.boot.json', 'registration/a/b', '', 'x/y']) {
+    for (const path of ['registration', 'builds/x/initrd', 'builds/0/initrd', 'builds/12/boot.json', 'machines/ABC-123.x/initrd', 'machines/.hidden/initrd', 'registration/.boot.json', 'registration/a/b', '', 'x/y', 'registration/-x', 'builds/-Y55siHndE4xXyLxvQrbeQ/.hidden', 'builds/-Y55siHndE4xXyLxvQrbeQ/-x', 'builds/.Y55siHndE4xXyLxvQrbeQ/initrd', 'builds/-Y55siHndE4xXyLxvQrbe%2F/initrd']) {
       assert.equal(imagePathSegments(path), undefined, path);
     }
   });

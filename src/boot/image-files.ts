@@ -26,19 +26,18 @@ const IMAGE_KEY = /^[A-Za-z0-9_-]{22,64}$/;
 export function imagePathSegments(rawPath: string): string[] | undefined {
   const segments: string[] = [];
   for (const raw of rawPath.split('/')) {
-    let decoded: string;
     try {
-      decoded = decodeURIComponent(raw);
+      segments.push(decodeURIComponent(raw));
     } catch {
       return undefined;
     }
-    if (!NAME.test(decoded)) return undefined;
-    segments.push(decoded);
   }
   const [area, a, b, extra] = segments;
   if (extra !== undefined) return undefined;
-  if (area === 'registration' && a !== undefined && b === undefined) return segments;
-  if (area === 'builds' && a !== undefined && IMAGE_KEY.test(a) && b !== undefined) return segments;
+  if (area === 'registration' && a !== undefined && NAME.test(a) && b === undefined) return segments;
+  // An image key is checked as a key, not as a name: base64url starts with `-` in one key of 64,
+  // and the key never reaches the disk (the route puts the build's id in its place).
+  if (area === 'builds' && a !== undefined && IMAGE_KEY.test(a) && b !== undefined && NAME.test(b)) return segments;
   return undefined;
 }
 
