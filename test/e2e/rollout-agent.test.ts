@@ -27,13 +27,22 @@ const AGENT_POLL_MS = 150_000;
 
 /**
  * Resolves with `check`'s value once it has one, asking every 500 ms; rejects after `timeoutMs`
- * with `state()` (what the server says now) in the message.
+ * with `state()` (what the server says now) in the message, or as soon as `vm`, the boot that should
+ * bring the value about, ended without it (with that boot's own error or console).
  */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, state: () => Promise<string>): Promise<T> {
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, state: () => Promise<string>, vm?: Promise<VmBoot>): Promise<T> {
+  let outcome: { boot?: VmBoot; error?: Error } | undefined;
+  vm?.then(
+    (boot) => (outcome = { boot }),
+    (error: Error) => (outcome = { error }),
+  );
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const vmEnded = outcome; // read before the check, so a value the boot brought about just before it ended still counts
     const value = await check();
     if (value !== undefined) return value;
+    if (vmEnded?.error) throw new Error(`e2e: ${what}: its VM failed first: ${vmEnded.error.message}`);
+    if (vmEnded?.boot) throw new Error(`e2e: ${what}: its VM powered off first\n${consoleReport(vmEnded.boot.console)}\n${await state()}`);
     if (Date.now() > deadline) throw new Error(`e2e: ${what}: not within ${timeoutMs} ms\n${await state()}`);
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -93,7 +102,7 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       // Build 1 runs, and its agent asks for reboot requests.
       const running1 = boot(true);
       running1.catch(() => {});
-      await until('the VM reports build 1', async () => ((await machine()).booted_build_id === build1 ? true : undefined), VM_TIMEOUT_MS, state);
+      await until('the VM reports build 1', async () => ((await machine()).booted_build_id === build1 ? true : undefined), VM_TIMEOUT_MS, state, running1);
 
       // Rollout 1: a new configuration, rebooted by the agent.
       assert.equal((await lab.api('PUT', `/api/v1/machines/${TAG}`, { nixos_config: '{ ... }: { services.openssh.enable = true; }\n' })).status, 200);
@@ -106,7 +115,7 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       // The firmware boots again: build 2 comes up and reports; the rollout succeeds.
       const running2 = boot(true);
       running2.catch(() => {});
-      const done1 = await until('rollout 1 ends', ended(r1), VM_TIMEOUT_MS + BUILD_TIMEOUT_MS, state);
+      const done1 = await until('rollout 1 ends', ended(r1), VM_TIMEOUT_MS + BUILD_TIMEOUT_MS, state, running2);
       assert.equal(done1.state, 'succeeded', JSON.stringify(done1));
       assert.equal((await machine()).booted_build_id, build2);
 
@@ -129,7 +138,7 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       // Booted again, the VM gets build 2 back and reports it (then asks for reboot requests in vain).
       const vm4Running = boot(true);
       vm4Running.catch(() => {});
-      await until('the VM reports build 2 again', async () => ((await machine()).booted_build_id === build2 ? true : undefined), VM_TIMEOUT_MS, state);
+      await until('the VM reports build 2 again', async () => ((await machine()).booted_build_id === build2 ? true : undefined), VM_TIMEOUT_MS, state, vm4Running);
       const vm4 = await vm4Running;
       assert.match(vm4.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), consoleReport(vm4.console));
       assert.match(vm4.console, /metal-standin: booted report accepted/, consoleReport(vm4.console));
