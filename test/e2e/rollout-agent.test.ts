@@ -121,9 +121,9 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
 
       // Rollout 2: an image that never reports (its hostname says so). Its health timeout runs from
       // the wave's start, before vm2 reboots and vm3 asks for its script: vm3 must get build 3 before
-      // the rollback points the machine at build 2 again, even on a slow TCG host.
+      // the rollback points the machine at build 2 again (it asked within 30 s on a loaded host).
       assert.equal((await lab.api('PUT', `/api/v1/machines/${TAG}`, { hostname: 'roll-agent-noreport' })).status, 200);
-      const r2 = await startRollout({ selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 180, reboot: 'agent' });
+      const r2 = await startRollout({ selector: 'role=e2e-roll', canary: 1, batch_size: 1, health_timeout_seconds: 120, reboot: 'agent' });
       const vm2 = await running2;
       assert.match(vm2.console, new RegExp(`metal-standin: booted roll-agent build ${build2}\\b`), `${consoleReport(vm2.console)}\n${await state()}`);
       assert.match(vm2.console, /metal-standin: the boot server has another image for E2EROLL1; rebooting/, `${consoleReport(vm2.console)}\n${await state()}`);
