@@ -11,6 +11,7 @@ import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
 import type { Schema } from './schema.ts';
+import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 import { SqlRolloutStore } from './rollout-store.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
@@ -33,8 +34,8 @@ class SqlStores implements Stores {
   readonly rateLimits: SqlRateLimitStore;
   readonly rollouts: SqlRolloutStore;
 
-  constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
-    this.machines = new SqlMachineStore(db, dialect, inTransaction);
+  constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean, sideWriter?: SqliteSideWriter) {
+    this.machines = new SqlMachineStore(db, dialect, inTransaction, sideWriter);
     this.profiles = new SqlProfileStore(db);
     this.rules = new SqlRuleStore(db);
     this.builds = new SqlBuildStore(db, dialect, inTransaction);
@@ -54,7 +55,7 @@ export class SqlStorage extends SqlStores implements Storage {
   readonly notifiesAcrossProcesses: boolean;
 
   constructor(readonly database: Database) {
-    super(database.db, database.dialect, false);
+    super(database.db, database.dialect, false, database.sideWriter);
     this.notifiesAcrossProcesses = database.dialect === 'postgres';
   }
 
