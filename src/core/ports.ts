@@ -216,7 +216,10 @@ export interface ProfileStore {
   /** Throws DuplicateKeyError when the name is taken. */
   insert(name: string, fields: Required<ProfileFields>, now: string): Promise<Profile>;
   update(name: string, fields: ProfileFields, now: string): Promise<Profile | undefined>;
-  /** False when there was none. Profiles in use are refused by the caller first. */
+  /**
+   * False when there was none. Profiles in use are refused by the caller first; one that a machine
+   * started to use meanwhile (another transaction) throws StillReferencedError.
+   */
   delete(name: string): Promise<boolean>;
   /** How many machines use the profile. */
   usageCount(name: string): Promise<number>;
@@ -682,6 +685,14 @@ export interface ImageStore {
 }
 
 /** A write that would break a uniqueness rule (a second active build, a taken username). */
+/** A row could not be deleted: another row still refers to it (a foreign key). */
+export class StillReferencedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StillReferencedError';
+  }
+}
+
 export class DuplicateKeyError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

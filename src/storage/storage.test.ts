@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { migrate, openDatabase } from './database.ts';
-import { DuplicateKeyError, type Storage } from '../core/ports.ts';
+import { DuplicateKeyError, StillReferencedError, type Storage } from '../core/ports.ts';
 import { SqlStorage } from './storage.ts';
 import { parseSelector } from '../core/labels.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
@@ -433,7 +433,7 @@ for (const kind of kinds) {
       assert.deepEqual((await storage.machines.list({ profile: 'web', outOfDate: false, limit: 10, offset: 0 })).items.map((m) => m.service_tag), ['FL2']);
       assert.equal(await storage.profiles.delete('db'), true);
       assert.equal(await storage.profiles.delete('db'), false);
-      await assert.rejects(storage.profiles.delete('web'), 'a profile a machine uses cannot go (foreign key)');
+      await assert.rejects(storage.profiles.delete('web'), (err: unknown) => err instanceof StillReferencedError, 'a profile a machine uses cannot go (foreign key)');
     });
 
     test('what a machine boots was built from its image build\'s hash: out_of_date follows desired vs built', async () => {

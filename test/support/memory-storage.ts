@@ -2,6 +2,7 @@ import { matchesSelector } from '../../src/core/labels.ts';
 import type { BuildStatus } from '../../src/core/lifecycle.ts';
 import {
   DuplicateKeyError,
+  StillReferencedError,
   type BootKey,
   type BootTarget,
   type BuildBootFacts,
@@ -1022,7 +1023,7 @@ class MemoryStores implements Stores {
       },
       async delete(name) {
         const t = db();
-        if (t.machines.some((m) => m.profile === name)) throw new Error(`profile ${name} is referenced by a machine (foreign key)`);
+        if (t.machines.some((m) => m.profile === name)) throw new StillReferencedError(`profile ${name} is still used`);
         const before = t.profiles.length;
         t.profiles = t.profiles.filter((x) => x.name !== name);
         return t.profiles.length < before;
