@@ -371,6 +371,8 @@ export interface BuildStore {
   publishedImages(): Promise<Array<{ id: number; machine_id: number }>>;
   /** Records that retention deleted a successful build's image; false when it was already recorded. */
   markImageSwept(id: number, now: string): Promise<boolean>;
+  /** Which of these builds retention has marked swept. */
+  sweptAmong(ids: number[]): Promise<number[]>;
   /** `<issued at>.<nonce>` of the build's last accepted boot token (the boot now running), if any. */
   bootMarker(id: number): Promise<string | null>;
   /** The status of each of these builds that exists (unknown ids are left out). */
@@ -682,9 +684,10 @@ export interface ImageStore {
   pointMachineAt(serviceTag: string, buildId: number | null): Promise<void>;
   /** Deletes a build's published image (retention). */
   removeBuildImage(buildId: number): Promise<void>;
+  /** The build ids that have a published directory now (`builds/<id>`), in no order. */
+  publishedBuildIds(): Promise<number[]>;
 }
 
-/** A write that would break a uniqueness rule (a second active build, a taken username). */
 /** A row could not be deleted: another row still refers to it (a foreign key). */
 export class StillReferencedError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -693,6 +696,7 @@ export class StillReferencedError extends Error {
   }
 }
 
+/** A write that would break a uniqueness rule (a second active build, a taken username). */
 export class DuplicateKeyError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -517,6 +517,8 @@ for (const kind of kinds) {
       assert.equal(await storage.builds.markImageSwept(ids[0]!, NOW), true);
       assert.equal(await storage.builds.markImageSwept(ids[0]!, NOW), false, 'once');
       assert.equal(await storage.builds.markImageSwept(failed.id, NOW), false, 'only successful builds');
+      assert.deepEqual(await storage.builds.sweptAmong([...ids, failed.id, 987654]), [ids[0]!], 'which of these are marked swept');
+      assert.deepEqual(await storage.builds.sweptAmong([]), []);
       assert.equal((await storage.builds.findById(ids[0]!))!.image_swept_at, NOW);
       assert.ok(!(await storage.builds.publishedImages()).some((p) => p.id === ids[0]));
       await storage.machines.update(m.id, { image_build_id: ids[1]! }, NOW);

@@ -497,6 +497,9 @@ class MemoryStores implements Stores {
           .sort((a, b) => a.machine_id - b.machine_id || b.id - a.id)
           .map((b) => ({ id: b.id, machine_id: b.machine_id }));
       },
+      async sweptAmong(ids) {
+        return ids.filter((id) => (find(id)?.image_swept_at ?? null) !== null);
+      },
       async markImageSwept(id, now) {
         const b = find(id);
         if (!b || b.status !== 'success' || b.image_swept_at !== null) return false;
