@@ -191,6 +191,8 @@ export interface MachineStore {
   delete(id: number): Promise<void>;
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   touchLastSeen(ids: number[], now: string): Promise<void>;
+  /** Sets the hash a machine should be built from; true when it was different. */
+  setDesiredHash(id: number, hash: string | null, now: string): Promise<boolean>;
   /** The machine whose tag, owned MAC (identity_mac) or owned UUID equals `value`, as a boot decision needs it. */
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   /** Every machine's status, vendor, model and hardware, for the fleet summary. */
@@ -663,6 +665,14 @@ export interface Stores {
   rules: RuleStore;
   rateLimits: RateLimitStore;
   rollouts: RolloutStore;
+  settings: SettingStore;
+}
+
+/** Fleet-wide facts by name (e.g. which nixpkgs pin the desired hashes were computed with). */
+export interface SettingStore {
+  get(name: string): Promise<string | undefined>;
+  /** Writes or replaces the value. */
+  put(name: string, value: string, now: string): Promise<void>;
 }
 
 /** The stores, plus transactions across them and the database's health. */

@@ -279,6 +279,16 @@ export class SqlMachineStore implements MachineStore {
     await this.db.updateTable('machines').set({ last_seen_at: now }).where('id', 'in', ids).execute();
   }
 
+  async setDesiredHash(id: number, hash: string | null, now: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('machines')
+      .set({ desired_hash: hash, updated_at: now })
+      .where('id', '=', id)
+      .where((eb) => (hash === null ? eb('desired_hash', 'is not', null) : eb.or([eb('desired_hash', 'is', null), eb('desired_hash', '!=', hash)])))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async pointingAt(buildId: number): Promise<number[]> {
     const rows = await this.db.selectFrom('machines').select('id').where('image_build_id', '=', buildId).execute();
     return rows.map((r) => Number(r.id));

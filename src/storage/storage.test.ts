@@ -405,6 +405,23 @@ for (const kind of kinds) {
       await storage.power.setBmc(m.id, { ...bmc, credential_set_id: null, username: 'root', password_sealed: 'v1:p' }, true, NOW);
     });
 
+    test('settings: absent until put, then replaced', async () => {
+      assert.equal(await storage.settings.get('desired_hash_nixpkgs'), undefined);
+      await storage.settings.put('desired_hash_nixpkgs', '"/srv/a"', NOW);
+      await storage.settings.put('desired_hash_nixpkgs', '', NOW);
+      assert.equal(await storage.settings.get('desired_hash_nixpkgs'), '', 'an empty value is a value');
+    });
+
+    test('setDesiredHash writes only a different hash', async () => {
+      const m = (await storage.machines.insertEnrolled(newMachine('DH1', '0c:c4:7a:00:20:01'), NOW))!;
+      assert.equal(await storage.machines.setDesiredHash(m.id, null, NOW), false, 'already null');
+      assert.equal(await storage.machines.setDesiredHash(m.id, 'h1', NOW), true);
+      assert.equal(await storage.machines.setDesiredHash(m.id, 'h1', NOW), false);
+      assert.equal(await storage.machines.setDesiredHash(m.id, 'h2', NOW), true);
+      assert.equal(await storage.machines.setDesiredHash(m.id, null, NOW), true);
+      assert.equal(await storage.machines.setDesiredHash(987654, 'h1', NOW), false, 'no such machine');
+    });
+
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {
       const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true, health_check: null };
       const web = await storage.profiles.insert('web', fields, NOW);

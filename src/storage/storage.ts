@@ -13,6 +13,7 @@ import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
 import type { Schema } from './schema.ts';
 import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 import { SqlRolloutStore } from './rollout-store.ts';
+import { SqlSettingStore } from './setting-store.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
 
@@ -33,6 +34,7 @@ class SqlStores implements Stores {
   readonly rules: SqlRuleStore;
   readonly rateLimits: SqlRateLimitStore;
   readonly rollouts: SqlRolloutStore;
+  readonly settings: SqlSettingStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean, sideWriter?: SqliteSideWriter) {
     this.machines = new SqlMachineStore(db, dialect, inTransaction, sideWriter);
@@ -47,6 +49,7 @@ class SqlStores implements Stores {
     this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
     this.rateLimits = new SqlRateLimitStore(rateLimitDb(db), dialect);
     this.rollouts = new SqlRolloutStore(db);
+    this.settings = new SqlSettingStore(db);
   }
 }
 

@@ -28,6 +28,7 @@ import {
   type ProfileStore,
   type RuleStore,
   type RateLimitStore,
+  type SettingStore,
   type Storage,
   type Stores,
   type SummaryRow,
@@ -83,6 +84,7 @@ interface Tables {
   locks: Record<number, number>;
   /** Token buckets by `<bucket> <key>`. */
   rateLimits: Record<string, { tokens: number; updatedAt: number; expiresAt: number }>;
+  settings: Record<string, string>;
   nextId: number;
 }
 
@@ -92,7 +94,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, settings: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -139,6 +141,9 @@ export class MemoryStorage implements Storage {
   }
   get rollouts(): RolloutStore {
     return new MemoryStores(() => this.live(), () => this.failing).rollouts;
+  }
+  get settings(): SettingStore {
+    return new MemoryStores(() => this.live(), () => this.failing).settings;
   }
   get rateLimits(): RateLimitStore {
     return new MemoryStores(() => this.live(), () => this.failing).rateLimits;
@@ -304,6 +309,13 @@ class MemoryStores implements Stores {
         t.machines = t.machines.filter((m) => m.id !== id);
         t.builds = t.builds.filter((b) => b.machine_id !== id);
         t.power = t.power.filter((p) => p.machine_id !== id);
+      },
+      async setDesiredHash(id, hash, now) {
+        const row = db().machines.find((m) => m.id === id);
+        if (!row || row.desired_hash === hash) return false;
+        row.desired_hash = hash;
+        row.updated_at = now;
+        return true;
       },
       async touchLastSeen(ids, now) {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
@@ -1071,6 +1083,18 @@ class MemoryStores implements Stores {
       },
       async countUsingProfile(name) {
         return db().rules.filter((r) => r.set.profile === name).length;
+      },
+    };
+  }
+
+  get settings(): SettingStore {
+    const db = () => this.check();
+    return {
+      async get(name) {
+        return db().settings[name];
+      },
+      async put(name, value) {
+        db().settings[name] = value;
       },
     };
   }
