@@ -1,6 +1,7 @@
 import { buildBootServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -233,6 +234,17 @@ describe('image path rules', () => {
     for (const path of ['registration', 'builds/x/initrd', 'builds/0/initrd', 'builds/12/boot.json', 'machines/ABC-123.x/initrd', 'machines/.hidden/initrd', 'registration/.boot.json', 'registration/a/b', '', 'x/y', 'registration/-x', 'builds/-Y55siHndE4xXyLxvQrbeQ/.hidden', 'builds/-Y55siHndE4xXyLxvQrbeQ/-x', 'builds/.Y55siHndE4xXyLxvQrbeQ/initrd', 'builds/-Y55siHndE4xXyLxvQrbe%2F/initrd']) {
       assert.equal(imagePathSegments(path), undefined, path);
     }
+  });
+
+  test('every image key a build can get maps to its files', () => {
+    // As BuildLifecycle makes them: 16 random bytes in base64url.
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
+        const key = Buffer.from(bytes).toString('base64url');
+        assert.deepEqual(imagePathSegments(`builds/${key}/bzImage`), ['builds', key, 'bzImage'], key);
+      }),
+      { seed: 0x1a9e, numRuns: 2000 },
+    );
   });
 
   test('ranges', () => {
