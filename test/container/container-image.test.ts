@@ -20,7 +20,7 @@ import { freePort } from '../cluster/support/nginx.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MIRROR = process.env.METAL_TEST_DEBIAN_MIRROR ?? aptMirror() ?? 'http://deb.debian.org/debian';
 // overlay (native, as root) shares each layer's files; vfs copies the whole root file system for every
-// layer and every working container, which made the suite three times slower.
+// layer and every working container (18 GB, and 27 minutes instead of 5 on two cores).
 const STORAGE_DRIVER = process.env.METAL_TEST_STORAGE_DRIVER ?? 'overlay';
 
 /** The machine's own Debian mirror: the first `URIs:` of the deb822 stanza that serves bookworm. */
