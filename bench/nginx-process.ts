@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { renderNginxFront } from '../src/boot/nginx-front.ts';
 import { onCleanup } from './cleanup.ts';
 
 /** What the generated nginx.conf contains. */
@@ -17,6 +18,8 @@ export interface NginxConfigOptions {
   workers?: number | 'auto';
   /** Set when nginx starts as root, so the worker runs as that user rather than `nobody`. */
   user?: string;
+  /** A whole `server` block (and what goes with it) instead of the static one on `root`. */
+  server?: string;
 }
 
 /** The reference server's configuration: one worker, no access log, loopback only, everything in `prefix`. */
@@ -47,11 +50,7 @@ export function renderNginxConfig(o: NginxConfigOptions): string {
     '  tcp_nopush on;',
     '  keepalive_requests 1000000;',
     '  keepalive_timeout 65;',
-    '  server {',
-    `    listen 127.0.0.1:${o.port};`,
-    `    root ${o.root};`,
-    '    autoindex off;',
-    '  }',
+    ...(o.server !== undefined ? [o.server] : ['  server {', `    listen 127.0.0.1:${o.port};`, `    root ${o.root};`, '    autoindex off;', '  }']),
     '}',
     '',
   ].join('\n');
@@ -65,12 +64,21 @@ export interface NginxProcess {
 }
 
 /** Starts nginx (as the current user, `daemon off`) from a generated config in `prefix`; stopped by `stop()` or at bench end. */
-export async function startNginx(options: { prefix: string; root: string; sendfile: boolean; workers?: number | 'auto' }): Promise<NginxProcess> {
+export async function startNginx(options: {
+  prefix: string;
+  root: string;
+  sendfile: boolean;
+  workers?: number | 'auto';
+  /** nginx in front of `metal boot` (the configuration `metal image nginx-config` writes) instead of a static root. */
+  front?: { upstream: string; imagesDir: string };
+}): Promise<NginxProcess> {
   mkdirSync(options.prefix, { recursive: true });
   const port = await freeLoopbackPort();
   const user = process.getuid?.() === 0 ? 'root' : undefined;
   const confPath = join(options.prefix, 'nginx.conf');
-  writeFileSync(confPath, renderNginxConfig({ ...options, port, ...(user ? { user } : {}) }));
+  const { front, ...rest } = options;
+  const server = front ? renderNginxFront({ listen: `127.0.0.1:${port}`, upstream: front.upstream, imagesDir: front.imagesDir }) : undefined;
+  writeFileSync(confPath, renderNginxConfig({ ...rest, port, ...(user ? { user } : {}), ...(server !== undefined ? { server } : {}) }));
   const child = spawn('nginx', ['-p', options.prefix, '-e', join(options.prefix, 'error.log'), '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -3,7 +3,8 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext } from '../bench-context.ts';
 import { summariseProfileDir } from '../cpu-profile.ts';
-import { writeImage } from '../fleet.ts';
+import { migrate, openDatabase } from '../../src/storage/database.ts';
+import { seedFleet, writeImage } from '../fleet.ts';
 import { residentBytes, sampleResidentMemory, startMetal } from '../metal-process.ts';
 import { startNginx } from '../nginx-process.ts';
 import { measureCpu } from '../process-cpu.ts';
@@ -24,6 +25,20 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
     'wrk threads': 1,
   });
   const imagesDir = bench.tempDir('images');
+  // One machine with a published build, whose initrd nginx sends in front of metal boot (by its key).
+  const databaseUrl = `sqlite:${join(bench.tempDir('db'), 'metal.db')}`;
+  const database = await openDatabase(databaseUrl);
+  let keyedUrlPath: string;
+  try {
+    await migrate(database);
+    const fleet = await seedFleet(database, { count: 2, imagesDir });
+    const { image_key } = await database.db.selectFrom('builds').select('image_key').where('id', '=', fleet.sampleReady.buildId).executeTakeFirstOrThrow();
+    writeRandomFile(join(imagesDir, 'builds', String(fleet.sampleReady.buildId), 'initrd'), s.imageBytes);
+    keyedUrlPath = `/images/builds/${image_key}/initrd`;
+  } finally {
+    await database.close();
+  }
+
   // The registration image: served by the same code as a build's, and reachable without a build in the
   // database (a build's files are only served under its random image key).
   const registrationDir = join(imagesDir, 'registration');
@@ -37,7 +52,7 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
   const metal = await startMetal({
     args: ['boot', '--workers', '1'],
     env: {
-      METAL_DATABASE_URL: `sqlite:${join(bench.tempDir('db'), 'metal.db')}`,
+      METAL_DATABASE_URL: databaseUrl,
       METAL_IMAGES_DIR: imagesDir,
       METAL_BOOT_URL: 'http://127.0.0.1:8081',
       METAL_DATA_DIR: bench.tempDir('data'),
@@ -73,6 +88,22 @@ export async function benchImages(bench: BenchContext): Promise<ScenarioResult> 
         measured: `${round(before / MiB)} → ${round(peak / MiB)} → ${round(after / MiB)} MiB`,
         met: peak - before < FLAT_MEMORY_BYTES && errorCount(r) === 0,
       });
+    }
+    // nginx in front (the configuration `metal image nginx-config` writes): nginx sends the file and
+    // asks metal boot which build the key is, once per download. CPU is both processes'.
+    const front = await startNginx({ prefix: bench.tempDir('nginx-front'), root: imagesDir, sendfile: true, workers: 'auto', front: { upstream: new URL(metal.addresses.boot!).host, imagesDir } });
+    try {
+      const url = `${front.url}${keyedUrlPath}`;
+      const problem = await probeImage(url, s.imageBytes);
+      if (problem) throw new Error(`bench: nginx in front of metal boot: ${problem}`);
+      for (const clients of s.imageClients) {
+        const nginxCpu = measureCpu(front.pid);
+        const metalCpu = measureCpu(metal.pid);
+        const r = await runWrk({ url, connections: clients, threads: 1, durationSeconds: s.imageSeconds, timeoutSeconds: 120, workDir: bench.tempDir('wrk') });
+        result.rows.push({ label: `nginx in front of metal boot (metal image nginx-config), a worker per core, ${clients} clients`, metrics: throughput(r, nginxCpu() + metalCpu()) });
+      }
+    } finally {
+      await front.stop();
     }
   } finally {
     await metal.stop();

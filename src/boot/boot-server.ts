@@ -11,7 +11,7 @@ import type { ImageLayout } from '../images/image-layout.ts';
 import { BootScriptResolver } from './boot-script-resolver.ts';
 import { BootTable } from './boot-table.ts';
 import { BootTargetReader, type BootTargetSource } from './boot-target-reader.ts';
-import { registerImageRoutes } from './image-files.ts';
+import { registerImageKeyCheckRoute, registerImageRoutes } from './image-files.ts';
 import { registerIpxeBinaryRoutes } from './ipxe-binary-routes.ts';
 import { installHttpMetrics, registerMetricsRoute, type MetalMetrics, type MetricsRouteOptions } from '../metrics/metal-metrics.ts';
 import { LastSeenRecorder, type LastSeenWriter } from './last-seen-recorder.ts';
@@ -117,6 +117,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
     });
   }
   registerImageRoutes(app, deps.images.root, logger, buildIdOfImageKey, metrics);
+  registerImageKeyCheckRoute(app, buildIdOfImageKey);
   registerIpxeBinaryRoutes(app, { dir: deps.ipxeDir, logger });
 
   const registration = await catalog.registration();

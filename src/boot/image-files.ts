@@ -197,3 +197,24 @@ export function registerImageRoutes(
     },
   });
 }
+
+/** The path of the image key check a static server in front asks (nginx `auth_request`, see nginx-front.ts). */
+export const IMAGE_KEY_CHECK_ROUTE = '/boot/image-key/:key';
+/** The header that carries the build id of a known key. */
+export const IMAGE_BUILD_HEADER = 'x-metal-build-id';
+
+/**
+ * `GET /boot/image-key/<key>`: which build's directory a static server in front may serve for this
+ * image key, in nginx's `auth_request` protocol: 204 with `X-Metal-Build-Id` when the key belongs to
+ * a successful build whose files are served (the same rule as `/images/builds/<key>/...` here), 403
+ * otherwise (nginx then answers 404). Knowing a key already grants its files, so the answer gives
+ * nothing away.
+ */
+export function registerImageKeyCheckRoute(app: FastifyInstance, buildIdOfImageKey: (imageKey: string) => Promise<number | undefined>): void {
+  app.get<{ Params: { key: string } }>(IMAGE_KEY_CHECK_ROUTE, { config: { access: 'public' }, schema: { hide: true } }, async (request, reply) => {
+    const { key } = request.params;
+    const buildId = IMAGE_KEY.test(key) ? await buildIdOfImageKey(key) : undefined;
+    if (buildId === undefined) return reply.code(403).send({ error: { code: 'not_found', message: 'no published build has this image key' } });
+    return reply.code(204).header(IMAGE_BUILD_HEADER, String(buildId)).header('cache-control', 'no-store').send();
+  });
+}

@@ -23,7 +23,7 @@ export interface BuilderDeps {
   logger: Logger;
   settings: BuilderSettings;
   /** Image retention (METAL_KEEP_BUILDS), run after each successful build here and periodically. */
-  retention?: { sweep(): Promise<{ swept: number[] }> };
+  retention?: { sweep(): Promise<{ swept: number[]; leftovers: number[] }> };
   /**
    * True when build requests and cancellations from other processes arrive as notifier signals
    * (PostgreSQL); otherwise the builder polls faster.
@@ -195,6 +195,9 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
           if (removed.length > 0) logger.info({ builds: removed }, `builder: removed ${removed.length} leftover work directories of finished builds`);
           const outcome = await deps.retention?.sweep();
           if (outcome && outcome.swept.length > 0) logger.info({ builds: outcome.swept }, `builder: retention deleted the images of ${outcome.swept.length} builds`);
+          if (outcome && outcome.leftovers.length > 0) {
+            logger.info({ builds: outcome.leftovers }, `builder: removed the files of ${outcome.leftovers.length} builds that retention had already marked deleted`);
+          }
         } catch (err) {
           logger.warn({ err }, 'builder: retention sweep failed; trying again later');
         }

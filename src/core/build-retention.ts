@@ -5,7 +5,12 @@ import { nowIso } from './types.ts';
 export interface RetentionOutcome {
   /** Builds whose published image was deleted. */
   swept: number[];
+  /** Builds already marked swept whose files were still there (a process stopped between the two). */
+  leftovers: number[];
 }
+
+/** Build ids per query when looking for leftovers. */
+const LEFTOVER_BATCH = 500;
 
 /**
  * Retention of published images (METAL_KEEP_BUILDS): per machine the newest `keep` successful builds
@@ -14,16 +19,22 @@ export interface RetentionOutcome {
  * marked in its own transaction (its row locked on PostgreSQL, so a concurrent rollback to it either
  * lands first and keeps it, or finds it swept and is refused), then its files are removed. Safe to run
  * from several builders at once: a build is marked once, and removing files twice is harmless.
+ * A process that stopped between the mark and the removal leaves files behind: the first sweep of each
+ * process removes the directories of builds already marked swept.
  */
 export class BuildRetention {
   constructor(
     private readonly storage: Storage,
-    private readonly images: Pick<ImageStore, 'removeBuildImage'>,
+    private readonly images: Pick<ImageStore, 'removeBuildImage' | 'publishedBuildIds'>,
     /** METAL_KEEP_BUILDS */
     private readonly keep: number,
   ) {}
 
+  private leftoversChecked = false;
+
   async sweep(): Promise<RetentionOutcome> {
+    const leftovers = this.leftoversChecked ? [] : await this.removeLeftovers();
+    this.leftoversChecked = true;
     const published = await this.storage.builds.publishedImages();
     const needed = new Set(await this.storage.rollouts.activeBuildIds());
     const seen = new Map<number, number>();
@@ -54,6 +65,18 @@ export class BuildRetention {
       await this.images.removeBuildImage(id);
       swept.push(id);
     }
-    return { swept };
+    return { swept, leftovers };
+  }
+
+  private async removeLeftovers(): Promise<number[]> {
+    const onDisk = await this.images.publishedBuildIds();
+    const removed: number[] = [];
+    for (let i = 0; i < onDisk.length; i += LEFTOVER_BATCH) {
+      for (const id of await this.storage.builds.sweptAmong(onDisk.slice(i, i + LEFTOVER_BATCH))) {
+        await this.images.removeBuildImage(id);
+        removed.push(id);
+      }
+    }
+    return removed;
   }
 }

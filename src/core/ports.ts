@@ -191,6 +191,8 @@ export interface MachineStore {
   delete(id: number): Promise<void>;
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   touchLastSeen(ids: number[], now: string): Promise<void>;
+  /** Sets the hash a machine should be built from; true when it was different. */
+  setDesiredHash(id: number, hash: string | null, now: string): Promise<boolean>;
   /** The machine whose tag, owned MAC (identity_mac) or owned UUID equals `value`, as a boot decision needs it. */
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   /** Every machine's status, vendor, model and hardware, for the fleet summary. */
@@ -216,7 +218,10 @@ export interface ProfileStore {
   /** Throws DuplicateKeyError when the name is taken. */
   insert(name: string, fields: Required<ProfileFields>, now: string): Promise<Profile>;
   update(name: string, fields: ProfileFields, now: string): Promise<Profile | undefined>;
-  /** False when there was none. Profiles in use are refused by the caller first. */
+  /**
+   * False when there was none. Profiles in use are refused by the caller first; one that a machine
+   * started to use meanwhile (another transaction) throws StillReferencedError.
+   */
   delete(name: string): Promise<boolean>;
   /** How many machines use the profile. */
   usageCount(name: string): Promise<number>;
@@ -368,6 +373,8 @@ export interface BuildStore {
   publishedImages(): Promise<Array<{ id: number; machine_id: number }>>;
   /** Records that retention deleted a successful build's image; false when it was already recorded. */
   markImageSwept(id: number, now: string): Promise<boolean>;
+  /** Which of these builds retention has marked swept. */
+  sweptAmong(ids: number[]): Promise<number[]>;
   /** `<issued at>.<nonce>` of the build's last accepted boot token (the boot now running), if any. */
   bootMarker(id: number): Promise<string | null>;
   /** The status of each of these builds that exists (unknown ids are left out). */
@@ -658,6 +665,14 @@ export interface Stores {
   rules: RuleStore;
   rateLimits: RateLimitStore;
   rollouts: RolloutStore;
+  settings: SettingStore;
+}
+
+/** Fleet-wide facts by name (e.g. which nixpkgs pin the desired hashes were computed with). */
+export interface SettingStore {
+  get(name: string): Promise<string | undefined>;
+  /** Writes or replaces the value. */
+  put(name: string, value: string, now: string): Promise<void>;
 }
 
 /** The stores, plus transactions across them and the database's health. */
@@ -679,6 +694,16 @@ export interface ImageStore {
   pointMachineAt(serviceTag: string, buildId: number | null): Promise<void>;
   /** Deletes a build's published image (retention). */
   removeBuildImage(buildId: number): Promise<void>;
+  /** The build ids that have a published directory now (`builds/<id>`), in no order. */
+  publishedBuildIds(): Promise<number[]>;
+}
+
+/** A row could not be deleted: another row still refers to it (a foreign key). */
+export class StillReferencedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StillReferencedError';
+  }
 }
 
 /** A write that would break a uniqueness rule (a second active build, a taken username). */

@@ -2,7 +2,7 @@ import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, DomainError, InvalidInputError, NotFoundError } from './errors.ts';
 import { allocateHostname, settleConfiguration } from './machine-settings.ts';
 import type { Notifier } from './notifier.ts';
-import { DuplicateKeyError, type Storage } from './ports.ts';
+import { DuplicateKeyError, StillReferencedError, type Storage } from './ports.ts';
 import { assertProfileFields, assertProfileName, type Profile } from './profile.ts';
 import { nowIso, type Actor } from './types.ts';
 
@@ -103,7 +103,13 @@ export class ProfileService {
       if (machines.total > 0) throw new ConflictError(`profile ${name} is used by ${machines.total} machine${machines.total === 1 ? '' : 's'}; move them to another profile first`);
       const rules = await tx.rules.countUsingProfile(name);
       if (rules > 0) throw new ConflictError(`profile ${name} is set by ${rules} rule${rules === 1 ? '' : 's'}; change them first`);
-      await tx.profiles.delete(name);
+      try {
+        await tx.profiles.delete(name);
+      } catch (err) {
+        // A machine or rule took the profile after the checks above, in another transaction.
+        if (err instanceof StillReferencedError) throw new ConflictError(`profile ${name} was just put to use; try again to see by what`);
+        throw err;
+      }
       await tx.events.record({ kind: 'profile.deleted', actor, message: `profile ${name} deleted`, data: { profile: name } });
     });
   }

@@ -11,6 +11,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'machine.rule_applied',
   'machine.rule_failed',
   'machines.bulk',
+  'fleet.nixpkgs_changed',
   'profile.created',
   'profile.updated',
   'profile.deleted',

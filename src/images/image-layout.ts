@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageStore } from '../core/ports.ts';
 import { assertServiceTag } from '../core/validation.ts';
@@ -51,6 +51,17 @@ export class ImageLayout implements ImageStore {
 
   removeBuildImage(buildId: number): Promise<void> {
     return removeBuildImage(this, buildId);
+  }
+
+  async publishedBuildIds(): Promise<number[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.buildsDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return names.filter((n) => /^[1-9][0-9]{0,15}$/.test(n)).map(Number).filter(Number.isSafeInteger);
   }
 
   async removeMachineImages(serviceTag: string, buildIds: number[]): Promise<void> {

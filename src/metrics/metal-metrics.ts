@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { UnauthorizedError } from '../core/errors.ts';
 import type { BuildQueueStats } from '../core/ports.ts';
+import { RequestCounts, type RequestTally } from './request-counts.ts';
 
 /** What the gauges read at each scrape. */
 export interface MetricsSources {
@@ -31,9 +32,16 @@ const BUILD_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
  */
 export class MetalMetrics {
   readonly registry = new Registry();
-  private readonly httpRequests: Counter<'listener' | 'route' | 'method' | 'status'>;
-  private readonly httpDuration: Histogram<'listener' | 'route' | 'method' | 'status'>;
-  private readonly bootScripts: Counter<'kind'>;
+  private readonly http = new RequestCounts(
+    { requests: 'metal_http_requests_total', duration: 'metal_http_request_duration_seconds' },
+    {
+      requests: 'HTTP requests answered, by listener, route template, method and status',
+      duration: 'Time to answer an HTTP request, by listener, route template, method and status',
+    },
+    HTTP_BUCKETS,
+  );
+  /** Scripts served since the last scrape, by kind. */
+  private readonly scriptCounts = new Map<string, number>();
   private readonly imageBytes: Counter<'kind'>;
   private readonly imageRequests: Counter<'status'>;
   private readonly enrollments: Counter<'result'>;
@@ -102,16 +110,21 @@ export class MetalMetrics {
       },
     });
 
-    const httpLabels = ['listener', 'route', 'method', 'status'] as const;
-    this.httpRequests = new Counter({ name: 'metal_http_requests_total', help: 'HTTP requests answered, by listener, route template, method and status', labelNames: httpLabels, registers });
-    this.httpDuration = new Histogram({
-      name: 'metal_http_request_duration_seconds',
-      help: 'Time to answer an HTTP request, by listener, route template, method and status',
-      labelNames: httpLabels,
-      buckets: HTTP_BUCKETS,
+    this.http.register(this.registry);
+    // Counted in a plain map on the script path and handed to prom-client at each scrape.
+    const scriptCounts = this.scriptCounts;
+    new Counter({
+      name: 'metal_boot_scripts_total',
+      help: 'iPXE scripts served, by the boot decision that chose them',
+      labelNames: ['kind'],
       registers,
+      collect() {
+        for (const [kind, n] of scriptCounts) {
+          if (n > 0) this.inc({ kind }, n);
+          scriptCounts.set(kind, 0);
+        }
+      },
     });
-    this.bootScripts = new Counter({ name: 'metal_boot_scripts_total', help: 'iPXE scripts served, by the boot decision that chose them', labelNames: ['kind'], registers });
     this.imageBytes = new Counter({ name: 'metal_boot_image_bytes_total', help: 'Image bytes sent to machines, by file kind (kernel, initrd, manifest, other)', labelNames: ['kind'], registers });
     this.imageRequests = new Counter({ name: 'metal_boot_image_requests_total', help: 'Image file requests, by HTTP status', labelNames: ['status'], registers });
     this.enrollments = new Counter({ name: 'metal_enrollments_total', help: 'Enrollment requests, by result', labelNames: ['result'], registers });
@@ -136,9 +149,7 @@ export class MetalMetrics {
   }
 
   httpRequest(labels: { listener: ListenerName; route: string; method: string; status: number }, seconds: number): void {
-    const l = { ...labels, status: String(labels.status) };
-    this.httpRequests.inc(l);
-    this.httpDuration.observe(l, seconds);
+    this.http.record(this.http.tally({ ...labels, status: String(labels.status) }), seconds);
   }
 
   /**
@@ -146,18 +157,17 @@ export class MetalMetrics {
    * route, method and status rather than once per request.
    */
   httpRequestRecorder(listener: ListenerName): (route: string, method: string, status: number, seconds: number) => void {
-    const labelSets = new Map<string, { listener: ListenerName; route: string; method: string; status: string }>();
+    const tallies = new Map<string, RequestTally>();
     return (route, method, status, seconds) => {
       const key = `${route} ${method} ${status}`;
-      let labels = labelSets.get(key);
-      if (!labels) labelSets.set(key, (labels = { listener, route, method, status: String(status) }));
-      this.httpRequests.inc(labels);
-      this.httpDuration.observe(labels, seconds);
+      let tally = tallies.get(key);
+      if (!tally) tallies.set(key, (tally = this.http.tally({ listener, route, method, status: String(status) })));
+      this.http.record(tally, seconds);
     };
   }
 
   bootScript(kind: string): void {
-    this.bootScripts.inc({ kind });
+    this.scriptCounts.set(kind, (this.scriptCounts.get(kind) ?? 0) + 1);
   }
 
   /** One image file request; `bytes` as read from disk for it (0 for HEAD, 304, 404). */

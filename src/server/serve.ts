@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import { UnsandboxedBuildRefused } from '../builder/builder.ts';
 import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
+import { followNixpkgsPin } from '../core/nixpkgs-pin.ts';
 import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, startPowerControl, startWebhookDelivery } from './roles.ts';
 
 /** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
@@ -55,6 +56,9 @@ export async function startServer(
   };
   try {
     if (roles.includes('api')) {
+      // A new METAL_NIXPKGS changes what every machine would be built from: its desired hash follows.
+      const pin = await followNixpkgsPin(ctx.storage, ctx.builds.nixpkgs);
+      if (pin) logger.info({ machines: pin.changed }, `metal: the nixpkgs pin changed; ${pin.changed} machines' desired configuration changed with it`);
       running.api = await buildApiServer(ctx);
       running.addresses.api = await listen(running.api, config.listen, 'METAL_LISTEN');
       stops.push(() => running.api!.close());

@@ -226,6 +226,12 @@ export class SqlBuildStore implements BuildStore {
     return rows.map((r) => ({ id: Number(r.id), machine_id: Number(r.machine_id) }));
   }
 
+  async sweptAmong(ids: number[]): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.selectFrom('builds').select('id').where('id', 'in', ids).where('image_swept_at', 'is not', null).execute();
+    return rows.map((r) => Number(r.id));
+  }
+
   async markImageSwept(id: number, now: string): Promise<boolean> {
     const result = await this.db
       .updateTable('builds')

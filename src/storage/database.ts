@@ -6,11 +6,17 @@ import pg from 'pg';
 import type { Dialect } from './migrations/context.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import type { Schema } from './schema.ts';
+import { SqliteSideWriter } from './sqlite-side-writer.ts';
 
 /** An open database: the query builder, which dialect it speaks, and how to close it. */
 export interface Database {
   db: Kysely<Schema>;
   dialect: Dialect;
+  /**
+   * SQLite on a file: writes nobody waits for run here, off the main thread (sqlite-side-writer.ts).
+   * Started at first use; closed with the database.
+   */
+  sideWriter?: SqliteSideWriter;
   close(): Promise<void>;
 }
 
@@ -37,7 +43,17 @@ function openSqlite(path: string): Database {
   // NORMAL in WAL mode survives a killed process; only a power loss can drop the last commits.
   sqlite.pragma('synchronous = NORMAL');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  if (path === ':memory:') return { db, dialect: 'sqlite', close: () => db.destroy() };
+  const sideWriter = new SqliteSideWriter(path);
+  return {
+    db,
+    dialect: 'sqlite',
+    sideWriter,
+    close: async () => {
+      await sideWriter.close();
+      await db.destroy();
+    },
+  };
 }
 
 async function openPostgres(url: string, options: OpenOptions): Promise<Database> {

@@ -19,6 +19,7 @@ import { toMachine } from './rows.ts';
 import { ENTRY_FILE } from '../core/config-files.ts';
 import type { MachinesTable, Schema } from './schema.ts';
 import type { Dialect } from './migrations/context.ts';
+import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 
 /** The machines table. */
 export class SqlMachineStore implements MachineStore {
@@ -27,6 +28,8 @@ export class SqlMachineStore implements MachineStore {
     private readonly dialect: Dialect,
     /** True when bound to a transaction (claimHostname then uses a savepoint). */
     private readonly inTransaction = false,
+    /** SQLite on a file: where touchLastSeen writes, off the main thread. */
+    private readonly sideWriter?: SqliteSideWriter,
   ) {}
 
   /**
@@ -268,7 +271,22 @@ export class SqlMachineStore implements MachineStore {
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   async touchLastSeen(ids: number[], now: string): Promise<void> {
     if (ids.length === 0) return;
+    if (this.sideWriter) {
+      // One statement whatever the number of ids, so the worker prepares it once.
+      await this.sideWriter.run('update machines set last_seen_at = ? where id in (select value from json_each(?))', [now, JSON.stringify(ids)]);
+      return;
+    }
     await this.db.updateTable('machines').set({ last_seen_at: now }).where('id', 'in', ids).execute();
+  }
+
+  async setDesiredHash(id: number, hash: string | null, now: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('machines')
+      .set({ desired_hash: hash, updated_at: now })
+      .where('id', '=', id)
+      .where((eb) => (hash === null ? eb('desired_hash', 'is not', null) : eb.or([eb('desired_hash', 'is', null), eb('desired_hash', '!=', hash)])))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async pointingAt(buildId: number): Promise<number[]> {

@@ -1,9 +1,9 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
-import { DuplicateKeyError, type ProfileStore } from '../core/ports.ts';
+import { DuplicateKeyError, StillReferencedError, type ProfileStore } from '../core/ports.ts';
 import type { Profile, ProfileFields } from '../core/profile.ts';
 import { parseJson } from './rows.ts';
 import type { ProfilesTable, Schema } from './schema.ts';
-import { isUniqueViolation } from './unique-violation.ts';
+import { isForeignKeyViolation, isUniqueViolation } from './unique-violation.ts';
 
 /** The profiles table. */
 export class SqlProfileStore implements ProfileStore {
@@ -66,8 +66,13 @@ export class SqlProfileStore implements ProfileStore {
   }
 
   async delete(name: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('profiles').where('name', '=', name).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+    try {
+      const result = await this.db.deleteFrom('profiles').where('name', '=', name).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    } catch (err) {
+      if (isForeignKeyViolation(err)) throw new StillReferencedError(`profile ${name} is still used`, { cause: err });
+      throw err;
+    }
   }
 
   async usageCount(name: string): Promise<number> {

@@ -253,7 +253,15 @@ export interface RulesTable {
   updated_at: string;
 }
 
+/** Fleet-wide facts by name (0017). */
+export interface SettingsTable {
+  name: string;
+  value: string;
+  updated_at: string;
+}
+
 export interface Schema extends AuthSchema {
+  settings: SettingsTable;
   profiles: ProfilesTable;
   rules: RulesTable;
   machines: MachinesTable;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { migrate, openDatabase } from './database.ts';
-import { DuplicateKeyError, type Storage } from '../core/ports.ts';
+import { DuplicateKeyError, StillReferencedError, type Storage } from '../core/ports.ts';
 import { SqlStorage } from './storage.ts';
 import { parseSelector } from '../core/labels.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
@@ -405,6 +405,23 @@ for (const kind of kinds) {
       await storage.power.setBmc(m.id, { ...bmc, credential_set_id: null, username: 'root', password_sealed: 'v1:p' }, true, NOW);
     });
 
+    test('settings: absent until put, then replaced', async () => {
+      assert.equal(await storage.settings.get('desired_hash_nixpkgs'), undefined);
+      await storage.settings.put('desired_hash_nixpkgs', '"/srv/a"', NOW);
+      await storage.settings.put('desired_hash_nixpkgs', '', NOW);
+      assert.equal(await storage.settings.get('desired_hash_nixpkgs'), '', 'an empty value is a value');
+    });
+
+    test('setDesiredHash writes only a different hash', async () => {
+      const m = (await storage.machines.insertEnrolled(newMachine('DH1', '0c:c4:7a:00:20:01'), NOW))!;
+      assert.equal(await storage.machines.setDesiredHash(m.id, null, NOW), false, 'already null');
+      assert.equal(await storage.machines.setDesiredHash(m.id, 'h1', NOW), true);
+      assert.equal(await storage.machines.setDesiredHash(m.id, 'h1', NOW), false);
+      assert.equal(await storage.machines.setDesiredHash(m.id, 'h2', NOW), true);
+      assert.equal(await storage.machines.setDesiredHash(m.id, null, NOW), true);
+      assert.equal(await storage.machines.setDesiredHash(987654, 'h1', NOW), false, 'no such machine');
+    });
+
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {
       const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true, health_check: null };
       const web = await storage.profiles.insert('web', fields, NOW);
@@ -433,7 +450,7 @@ for (const kind of kinds) {
       assert.deepEqual((await storage.machines.list({ profile: 'web', outOfDate: false, limit: 10, offset: 0 })).items.map((m) => m.service_tag), ['FL2']);
       assert.equal(await storage.profiles.delete('db'), true);
       assert.equal(await storage.profiles.delete('db'), false);
-      await assert.rejects(storage.profiles.delete('web'), 'a profile a machine uses cannot go (foreign key)');
+      await assert.rejects(storage.profiles.delete('web'), (err: unknown) => err instanceof StillReferencedError, 'a profile a machine uses cannot go (foreign key)');
     });
 
     test('what a machine boots was built from its image build\'s hash: out_of_date follows desired vs built', async () => {
@@ -517,6 +534,8 @@ for (const kind of kinds) {
       assert.equal(await storage.builds.markImageSwept(ids[0]!, NOW), true);
       assert.equal(await storage.builds.markImageSwept(ids[0]!, NOW), false, 'once');
       assert.equal(await storage.builds.markImageSwept(failed.id, NOW), false, 'only successful builds');
+      assert.deepEqual(await storage.builds.sweptAmong([...ids, failed.id, 987654]), [ids[0]!], 'which of these are marked swept');
+      assert.deepEqual(await storage.builds.sweptAmong([]), []);
       assert.equal((await storage.builds.findById(ids[0]!))!.image_swept_at, NOW);
       assert.ok(!(await storage.builds.publishedImages()).some((p) => p.id === ids[0]));
       await storage.machines.update(m.id, { image_build_id: ids[1]! }, NOW);

@@ -11,7 +11,9 @@ import { SqlBmcCredentialSetStore, SqlPowerStore } from './power-store.ts';
 import type { Dialect } from './migrations/context.ts';
 import { SqlRateLimitStore, rateLimitDb } from './rate-limit-store.ts';
 import type { Schema } from './schema.ts';
+import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 import { SqlRolloutStore } from './rollout-store.ts';
+import { SqlSettingStore } from './setting-store.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
 
@@ -32,9 +34,10 @@ class SqlStores implements Stores {
   readonly rules: SqlRuleStore;
   readonly rateLimits: SqlRateLimitStore;
   readonly rollouts: SqlRolloutStore;
+  readonly settings: SqlSettingStore;
 
-  constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean) {
-    this.machines = new SqlMachineStore(db, dialect, inTransaction);
+  constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean, sideWriter?: SqliteSideWriter) {
+    this.machines = new SqlMachineStore(db, dialect, inTransaction, sideWriter);
     this.profiles = new SqlProfileStore(db);
     this.rules = new SqlRuleStore(db);
     this.builds = new SqlBuildStore(db, dialect, inTransaction);
@@ -46,6 +49,7 @@ class SqlStores implements Stores {
     this.bmcCredentialSets = new SqlBmcCredentialSetStore(db);
     this.rateLimits = new SqlRateLimitStore(rateLimitDb(db), dialect);
     this.rollouts = new SqlRolloutStore(db);
+    this.settings = new SqlSettingStore(db);
   }
 }
 
@@ -54,7 +58,7 @@ export class SqlStorage extends SqlStores implements Storage {
   readonly notifiesAcrossProcesses: boolean;
 
   constructor(readonly database: Database) {
-    super(database.db, database.dialect, false);
+    super(database.db, database.dialect, false, database.sideWriter);
     this.notifiesAcrossProcesses = database.dialect === 'postgres';
   }
 

@@ -2,6 +2,7 @@ import { matchesSelector } from '../../src/core/labels.ts';
 import type { BuildStatus } from '../../src/core/lifecycle.ts';
 import {
   DuplicateKeyError,
+  StillReferencedError,
   type BootKey,
   type BootTarget,
   type BuildBootFacts,
@@ -27,6 +28,7 @@ import {
   type ProfileStore,
   type RuleStore,
   type RateLimitStore,
+  type SettingStore,
   type Storage,
   type Stores,
   type SummaryRow,
@@ -82,6 +84,7 @@ interface Tables {
   locks: Record<number, number>;
   /** Token buckets by `<bucket> <key>`. */
   rateLimits: Record<string, { tokens: number; updatedAt: number; expiresAt: number }>;
+  settings: Record<string, string>;
   nextId: number;
 }
 
@@ -91,7 +94,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, settings: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -138,6 +141,9 @@ export class MemoryStorage implements Storage {
   }
   get rollouts(): RolloutStore {
     return new MemoryStores(() => this.live(), () => this.failing).rollouts;
+  }
+  get settings(): SettingStore {
+    return new MemoryStores(() => this.live(), () => this.failing).settings;
   }
   get rateLimits(): RateLimitStore {
     return new MemoryStores(() => this.live(), () => this.failing).rateLimits;
@@ -303,6 +309,13 @@ class MemoryStores implements Stores {
         t.machines = t.machines.filter((m) => m.id !== id);
         t.builds = t.builds.filter((b) => b.machine_id !== id);
         t.power = t.power.filter((p) => p.machine_id !== id);
+      },
+      async setDesiredHash(id, hash, now) {
+        const row = db().machines.find((m) => m.id === id);
+        if (!row || row.desired_hash === hash) return false;
+        row.desired_hash = hash;
+        row.updated_at = now;
+        return true;
       },
       async touchLastSeen(ids, now) {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
@@ -495,6 +508,9 @@ class MemoryStores implements Stores {
           .builds.filter((b) => b.status === 'success' && b.image_swept_at === null)
           .sort((a, b) => a.machine_id - b.machine_id || b.id - a.id)
           .map((b) => ({ id: b.id, machine_id: b.machine_id }));
+      },
+      async sweptAmong(ids) {
+        return ids.filter((id) => (find(id)?.image_swept_at ?? null) !== null);
       },
       async markImageSwept(id, now) {
         const b = find(id);
@@ -1022,7 +1038,7 @@ class MemoryStores implements Stores {
       },
       async delete(name) {
         const t = db();
-        if (t.machines.some((m) => m.profile === name)) throw new Error(`profile ${name} is referenced by a machine (foreign key)`);
+        if (t.machines.some((m) => m.profile === name)) throw new StillReferencedError(`profile ${name} is still used`);
         const before = t.profiles.length;
         t.profiles = t.profiles.filter((x) => x.name !== name);
         return t.profiles.length < before;
@@ -1067,6 +1083,18 @@ class MemoryStores implements Stores {
       },
       async countUsingProfile(name) {
         return db().rules.filter((r) => r.set.profile === name).length;
+      },
+    };
+  }
+
+  get settings(): SettingStore {
+    const db = () => this.check();
+    return {
+      async get(name) {
+        return db().settings[name];
+      },
+      async put(name, value) {
+        db().settings[name] = value;
       },
     };
   }

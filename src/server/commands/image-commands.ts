@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { NginxFrontError, renderNginxFront } from '../../boot/nginx-front.ts';
 import { configFromFlags } from '../../config/config-flags.ts';
 import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from '../../registration/nix-registration-image.ts';
 
@@ -56,6 +58,27 @@ export function registerImageCommands(program: Command): void {
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+      }
+    });
+
+  image
+    .command('nginx-config')
+    .description('print an nginx configuration that sends image files itself and passes everything else to metal boot')
+    .option('--listen <address>', 'where nginx listens for the boot URL: a port or address:port', '80')
+    .option('--upstream <host:port>', 'where metal boot listens (METAL_BOOT_LISTEN)', '127.0.0.1:8081')
+    .option('--images-dir <dir>', 'overrides METAL_IMAGES_DIR (nginx reads the files from there)')
+    .addHelpText(
+      'after',
+      '\nnginx answers /images/ itself (asking metal boot which build an image key is) and passes scripts,\nenrollment and reports to metal boot. Set METAL_TRUST_PROXY to nginx\'s address. See docs/boot-server.md.\nExample:\n  metal image nginx-config --images-dir /var/lib/metal/images > /etc/nginx/conf.d/metal-boot.conf',
+    )
+    .action((opts: { listen: string; upstream: string; imagesDir?: string }) => {
+      const config = configFromFlags({ imagesDir: opts.imagesDir });
+      try {
+        process.stdout.write(renderNginxFront({ listen: opts.listen, upstream: opts.upstream, imagesDir: resolve(config.imagesDir) }));
+      } catch (err) {
+        if (!(err instanceof NginxFrontError)) throw err;
+        console.error(`metal: ${err.message}`);
+        process.exit(2);
       }
     });
 }

@@ -13,6 +13,7 @@ import * as m0013 from './0013-fleet.ts';
 import * as m0014 from './0014-rollouts.ts';
 import * as m0015 from './0015-rate-limits.ts';
 import * as m0016 from './0016-health-checks.ts';
+import * as m0017 from './0017-settings.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -33,4 +34,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0014-rollouts', m0014],
   ['0015-rate-limits', m0015],
   ['0016-health-checks', m0016],
+  ['0017-settings', m0017],
 ];
