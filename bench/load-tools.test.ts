@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -86,6 +86,31 @@ describe('runWrk with a path generator', () => {
     assert.ok(r.requests > 0 && r.requests <= seen.length, `${r.requests} requests, server saw ${seen.length}`);
     assert.deepEqual(r.errors, { connect: 0, read: 0, write: 0, timeout: 0, status: 0 });
     assert.deepEqual([...new Set(seen)].sort(), ['001', '002', '003', '004', '005'].map((n) => `/nixos/machines/T${n}.ipxe`));
+  });
+
+  it('paced: each connection waits the pause before every request; phased, its first wait is random', async (t) => {
+    if (!requireTool('wrk')) return t.skip('wrk missing');
+    const address = server.address() as { port: number };
+    const arrivalsOf = async (pacing: 'lockstep' | 'phased'): Promise<number[][]> => {
+      const arrivals = new Map<number, number[]>();
+      const record = (req: IncomingMessage) => {
+        const port = req.socket.remotePort ?? 0;
+        arrivals.set(port, [...(arrivals.get(port) ?? []), performance.now()]);
+      };
+      server.on('request', record);
+      try {
+        await runWrk({ url: `http://127.0.0.1:${address.port}/`, connections: 10, threads: 1, durationSeconds: 2, pauseMs: 300, pacing, workDir: work });
+      } finally {
+        server.off('request', record);
+      }
+      return [...arrivals.values()];
+    };
+    const lockstep = await arrivalsOf('lockstep');
+    const gaps = lockstep.filter((a) => a.length >= 2).map((a) => a[1]! - a[0]!);
+    assert.ok(gaps.length > 0 && gaps.every((gap) => gap >= 295), `lockstep: a whole pause between one connection's requests: ${gaps.map(Math.round)}`);
+    // Phased: the first requests are spread over the pause (wrk waits before a connection's first request too).
+    const firsts = (await arrivalsOf('phased')).map((a) => a[0]!);
+    assert.ok(firsts.length === 10 && Math.max(...firsts) - Math.min(...firsts) > 100, `phased: first requests spread over the pause: ${firsts.map((f) => Math.round(f - Math.min(...firsts)))}`);
   });
 
   it('refuses to send load anywhere but loopback', async () => {

@@ -29,6 +29,13 @@ export interface WrkOptions {
   luaRequest?: string;
   /** Each connection waits this long between its requests (wrk's `delay`): a paced load instead of saturation. */
   pauseMs?: number;
+  /**
+   * With `pauseMs`: `lockstep` (default) waits the same pause before every request, so the connections,
+   * which all start at once, keep asking together (bursts of every connection every pause); `phased`
+   * gives each connection a random phase (its first wait is random in 0..pauseMs), so the clients ask
+   * independently, each every pauseMs.
+   */
+  pacing?: 'lockstep' | 'phased';
   headers?: Record<string, string>;
   /** Per-request timeout, seconds (large downloads need more than wrk's 2 s). */
   timeoutSeconds?: number;
@@ -68,6 +75,27 @@ end
 `;
 }
 
+/**
+ * wrk's `delay` (called before each request of a connection, the first one included; per thread): the
+ * pause, or for `phased` a random wait in 0..pauseMs before each connection's first request (the first
+ * `connections / threads` calls of a thread), which spreads the connections over the pause for the
+ * whole run.
+ */
+export function pacingLua(pauseMs: number, pacing: 'lockstep' | 'phased', connections: number, threads: number): string {
+  if (!Number.isInteger(pauseMs) || pauseMs < 1) throw new Error('bench: bad pause');
+  if (pacing === 'lockstep') return `delay = function() return ${pauseMs} end\n`;
+  const perThread = Math.ceil(connections / Math.max(1, threads));
+  return `local firsts = 0
+delay = function()
+  if firsts < ${perThread} then
+    firsts = firsts + 1
+    return math.random(0, ${pauseMs - 1})
+  end
+  return ${pauseMs}
+end
+`;
+}
+
 /** Parses the JSON line written by reportLua(). */
 export function parseWrkOutput(stdout: string): LoadResult {
   const line = stdout.split('\n').find((l) => l.startsWith(MARK));
@@ -98,7 +126,7 @@ export async function runWrk(o: WrkOptions): Promise<LoadResult> {
   const url = new URL(o.url);
   if (url.hostname !== '127.0.0.1') throw new Error(`bench: refusing to load ${o.url}: loopback only`);
   const script = join(o.workDir, `wrk-${process.hrtime.bigint()}.lua`);
-  const pause = o.pauseMs === undefined ? '' : `delay = function() return ${Math.trunc(o.pauseMs)} end\n`;
+  const pause = o.pauseMs === undefined ? '' : pacingLua(Math.trunc(o.pauseMs), o.pacing ?? 'lockstep', o.connections, o.threads);
   writeFileSync(script, `${o.luaRequest ?? ''}\n${pause}${reportLua()}`);
   const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.durationSeconds}s`, '-s', script];
   args.push('--timeout', `${o.timeoutSeconds ?? 10}s`);
