@@ -42,6 +42,7 @@ function openSqlite(path: string): Database {
   sqlite.pragma('foreign_keys = ON');
   // NORMAL in WAL mode survives a killed process; only a power loss can drop the last commits.
   sqlite.pragma('synchronous = NORMAL');
+  reusePreparedStatements(sqlite);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
   if (path === ':memory:') return { db, dialect: 'sqlite', close: () => db.destroy() };
   const sideWriter = new SqliteSideWriter(path);
@@ -54,6 +55,32 @@ function openSqlite(path: string): Database {
       await db.destroy();
     },
   };
+}
+
+/** Statements kept prepared per connection (the SQL texts of a running server number in the dozens). */
+const PREPARED_STATEMENTS = 500;
+
+/**
+ * Kysely prepares every statement it runs anew; on SQLite preparing is a parse and a plan, 7.7 % of
+ * the API's CPU when it lists machines (bench/analysis.md). Statements are kept by their SQL text and
+ * reused (least recently used dropped first). better-sqlite3 runs one statement at a time on a
+ * connection and nothing here iterates a statement lazily, so a statement is never busy when reused;
+ * SQLite re-prepares one by itself when the schema changed.
+ */
+function reusePreparedStatements(sqlite: SQLite.Database): void {
+  const prepare = sqlite.prepare.bind(sqlite);
+  const prepared = new Map<string, SQLite.Statement>();
+  sqlite.prepare = ((source: string) => {
+    let statement = prepared.get(source);
+    if (statement) {
+      prepared.delete(source);
+    } else {
+      statement = prepare(source);
+      if (prepared.size >= PREPARED_STATEMENTS) prepared.delete(prepared.keys().next().value as string);
+    }
+    prepared.set(source, statement);
+    return statement;
+  }) as typeof sqlite.prepare;
 }
 
 async function openPostgres(url: string, options: OpenOptions): Promise<Database> {
