@@ -101,6 +101,16 @@ export const TableHead: FC<{ columns: readonly string[]; actions?: boolean }> = 
 /** The hidden anti-forgery field every form carries. */
 export const CsrfField: FC<{ page: PageContext }> = ({ page }) => <input type="hidden" name="_csrf" value={page.csrf} />;
 
+/** A small red button that posts to `action` (delete, remove, revoke), inline in a row or a card. */
+export const DangerButtonForm: FC<{ page: PageContext; action: string; label: string; ariaLabel?: string }> = ({ page, action, label, ariaLabel }) => (
+  <form method="post" action={action} class="inline">
+    <CsrfField page={page} />
+    <button type="submit" class="danger small" {...(ariaLabel ? { 'aria-label': ariaLabel } : {})}>
+      {label}
+    </button>
+  </form>
+);
+
 const KNOWN_STATUSES = new Set(['enrolled', 'configured', 'building', 'ready', 'failed', 'pending', 'success', 'cancelled']);
 
 /** A coloured status word; unknown values are shown as text with a neutral colour. */

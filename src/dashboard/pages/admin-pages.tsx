@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { ROLES, type ApiToken, type User } from '../../core/types.ts';
-import { Alert, CsrfField, Layout, type PageContext, TableHead, When } from '../components.tsx';
+import { Alert, CsrfField, DangerButtonForm, Layout, type PageContext, TableHead, When } from '../components.tsx';
 
 const RoleSelect: FC<{ id: string; selected?: string }> = ({ id, selected }) => (
   <select id={id} name="role">
@@ -32,12 +32,7 @@ export const UsersPage: FC<{ users: User[]; page: PageContext; error?: string; n
               </td>
               <td>
                 {u.id !== page.actor.id && (
-                  <form method="post" action={`/admin/users/${u.id}/delete`} class="inline">
-                    <CsrfField page={page} />
-                    <button type="submit" class="danger small" aria-label={`Remove user ${u.username}`}>
-                      Remove
-                    </button>
-                  </form>
+                  <DangerButtonForm page={page} action={`/admin/users/${u.id}/delete`} label="Remove" ariaLabel={`Remove user ${u.username}`} />
                 )}
               </td>
             </tr>
@@ -109,12 +104,7 @@ export const TokensPage: FC<{ tokens: ApiToken[]; page: PageContext; created?: {
                   {t.revoked_at ? (
                     'revoked'
                   ) : (
-                    <form method="post" action={`/admin/tokens/${t.id}/revoke`} class="inline">
-                      <CsrfField page={page} />
-                      <button type="submit" class="danger small" aria-label={`Revoke token ${t.name}`}>
-                        Revoke
-                      </button>
-                    </form>
+                    <DangerButtonForm page={page} action={`/admin/tokens/${t.id}/revoke`} label="Revoke" ariaLabel={`Revoke token ${t.name}`} />
                   )}
                 </td>
               </tr>

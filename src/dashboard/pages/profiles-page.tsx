@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { Profile } from '../../core/profile.ts';
 import type { Machine } from '../../core/types.ts';
 import { machineRef } from '../../core/machine-service.ts';
-import { Alert, CsrfField, Layout, may, type PageContext, StatusBadge, TableHead } from '../components.tsx';
+import { Alert, CsrfField, DangerButtonForm, Layout, may, type PageContext, StatusBadge, TableHead } from '../components.tsx';
 
 /** What the profile form shows (as typed, when a save was refused). */
 export interface ProfileForm {
@@ -165,12 +165,7 @@ export const ProfilePage: FC<{ profile: Profile; machines: Machine[]; page: Page
               </button>
             </div>
           </form>
-          <form method="post" action={`${path}/delete`} class="inline">
-            <CsrfField page={page} />
-            <button type="submit" class="danger small">
-              Delete profile
-            </button>
-          </form>
+          <DangerButtonForm page={page} action={`${path}/delete`} label="Delete profile" />
         </section>
       ) : (
         <section class="card">

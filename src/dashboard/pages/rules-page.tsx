@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { Profile } from '../../core/profile.ts';
 import type { Rule } from '../../core/rule.ts';
 import type { RuleEffect } from '../../core/rule-service.ts';
-import { Alert, CsrfField, Layout, may, type PageContext, TableHead } from '../components.tsx';
+import { Alert, CsrfField, DangerButtonForm, Layout, may, type PageContext, TableHead } from '../components.tsx';
 
 /** The rule form as typed. */
 export interface RuleForm {
@@ -84,12 +84,7 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
                   <td>{r.enabled ? 'yes' : 'no'}</td>
                   <td>
                     {may(page, 'operator') && (
-                      <form method="post" action={`/rules/${r.id}/delete`} class="inline">
-                        <CsrfField page={page} />
-                        <button type="submit" class="danger small" aria-label={`Delete rule ${r.name}`}>
-                          Delete
-                        </button>
-                      </form>
+                      <DangerButtonForm page={page} action={`/rules/${r.id}/delete`} label="Delete" ariaLabel={`Delete rule ${r.name}`} />
                     )}
                   </td>
                 </tr>

@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { Webhook, WebhookDelivery } from '../../core/ports.ts';
-import { Alert, CsrfField, Layout, type PageContext, TableHead, When } from '../components.tsx';
+import { Alert, CsrfField, DangerButtonForm, Layout, type PageContext, TableHead, When } from '../components.tsx';
 
 /** An endpoint with its latest deliveries. */
 export interface WebhookView {
@@ -51,12 +51,7 @@ export const WebhooksPage: FC<{ hooks: WebhookView[]; page: PageContext; error?:
               {w.enabled ? 'Disable' : 'Enable'}
             </button>
           </form>
-          <form method="post" action={`/admin/webhooks/${w.id}/delete`} class="inline">
-            <CsrfField page={page} />
-            <button type="submit" class="danger small" aria-label={`Remove webhook ${w.url}`}>
-              Remove
-            </button>
-          </form>
+          <DangerButtonForm page={page} action={`/admin/webhooks/${w.id}/delete`} label="Remove" ariaLabel={`Remove webhook ${w.url}`} />
         </div>
         {deliveries.length === 0 ? (
           <p class="muted">No deliveries yet.</p>
