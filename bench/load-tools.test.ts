@@ -88,7 +88,7 @@ describe('runWrk with a path generator', () => {
     assert.deepEqual([...new Set(seen)].sort(), ['001', '002', '003', '004', '005'].map((n) => `/nixos/machines/T${n}.ipxe`));
   });
 
-  it('paced: each connection waits the pause before every request; phased, its first wait is random', async (t) => {
+  it('paced: each connection waits the pause before every request; phased, its first wait is random', { timeout: 180_000 }, async (t) => {
     if (!requireTool('wrk')) return t.skip('wrk missing');
     const address = server.address() as { port: number };
     const arrivalsOf = async (pacing: 'lockstep' | 'phased'): Promise<number[][]> => {

@@ -35,9 +35,7 @@ export async function followNixpkgsPin(storage: Storage, nixpkgs: string): Promi
       const profiles = new Map<string, Profile | null>();
       let n = 0;
       const now = nowIso();
-      for (const summary of page.items) {
-        const machine = await tx.machines.findById(summary.id);
-        if (!machine) continue;
+      for (const machine of page.items) {
         let profile: Profile | null = null;
         if (machine.profile !== null) {
           if (!profiles.has(machine.profile)) profiles.set(machine.profile, (await tx.profiles.findByName(machine.profile)) ?? null);
