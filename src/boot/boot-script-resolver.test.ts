@@ -39,7 +39,7 @@ function resolverFor(world: World): BootScriptResolver {
       return world.images?.[id] ?? { ok: false, reason: 'boot.json is missing' };
     },
   };
-  const tokens = { mintBootToken: () => BOOT_NONCE };
+  const tokens = { bootTokenMinter: () => ({ mint: () => BOOT_NONCE }) };
   return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
 }
 
@@ -110,4 +110,57 @@ describe('boot decision table', () => {
       if (row.contains) assert.match(resolved.script, row.contains);
     });
   }
+});
+
+describe('answers kept in memory (resolveNow)', () => {
+  /** The ready world behind a table-like reader: rows are replaced on change, as BootTable does. */
+  function memoWorld() {
+    let row: BootTarget = { ...ready.machines[0]! };
+    let minted = 0;
+    const reader = {
+      async findMachine(key: BootKey, value: string) {
+        return key === 'service_tag' ? (value === row.serviceTag ? row : undefined) : ready.keys?.[row.id]?.[key] === value ? row : undefined;
+      },
+      async buildFacts(id: number) {
+        return ready.builds?.[id];
+      },
+      peekTag: (tag: string) => (tag === row.serviceTag ? row : undefined),
+      isCurrent: (r: Readonly<BootTarget>) => r === row,
+    };
+    const catalog = {
+      registration: async (): Promise<RegistrationImage> => ({ ok: true, manifest: { init: '/init', kernelParams: [] } }),
+      build: async (id: number): Promise<BuildImage> => ready.images?.[id] ?? { ok: false, reason: 'boot.json is missing' },
+    };
+    const tokens = { bootTokenMinter: () => ({ mint: () => `boot_token_${String(++minted).padStart(16, '0')}` }) };
+    const resolver = new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
+    return {
+      resolver,
+      replaceRow: (change: Partial<BootTarget>) => (row = { ...row, ...change }),
+    };
+  }
+
+  test('the same request is answered from memory with a fresh token each time; another query or a changed row is not', async () => {
+    const w = memoWorld();
+    const mac = '52:54:00:00:00:01';
+    assert.equal(w.resolver.resolveNow('WEB01', mac, undefined), undefined, 'nothing kept before the first answer');
+    const first = await w.resolver.resolve('WEB01', mac, undefined);
+    const again = w.resolver.resolveNow('WEB01', mac, undefined);
+    assert.equal(again?.kind, 'image');
+    assert.equal(again.script.replace(/boot_token_\d+/, 'T'), first.script.replace(/boot_token_\d+/, 'T'));
+    assert.notEqual(again.script, first.script, 'a fresh token');
+    assert.equal(w.resolver.resolveNow('WEB01', '52:54:00:00:00:02', undefined), undefined, 'another MAC');
+    assert.equal(w.resolver.resolveNow('WEB01', undefined, undefined), undefined, 'no MAC');
+    assert.equal(w.resolver.resolveNow('WEB01', mac, '4c4c4544-0000-1000-8000-000000000001'), undefined, 'a UUID too');
+    w.replaceRow({ status: 'building' });
+    assert.equal(w.resolver.resolveNow('WEB01', mac, undefined), undefined, 'the row changed');
+    assert.equal((await w.resolver.resolve('WEB01', mac, undefined)).kind, 'hold-building');
+    assert.equal(w.resolver.resolveNow('WEB01', mac, undefined)?.kind, 'hold-building');
+  });
+
+  test('a repeated query parameter (an array) is never answered from memory', async () => {
+    const w = memoWorld();
+    const macs = ['52:54:00:00:00:01', '52:54:00:00:00:01'];
+    await w.resolver.resolve('WEB01', macs, undefined);
+    assert.equal(w.resolver.resolveNow('WEB01', macs, undefined), undefined);
+  });
 });

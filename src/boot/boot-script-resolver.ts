@@ -15,18 +15,31 @@ export interface ResolvedScript {
   machine?: BootTarget;
 }
 
-/** Where the resolver reads machines and builds; `peekTag` (the in-memory table) lets it answer repeated requests at once. */
-export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFacts'> & { peekTag?(tag: string): Readonly<BootTarget> | undefined };
+/**
+ * Where the resolver reads machines and builds. `peekTag` and `isCurrent` (the in-memory table) let it
+ * answer a repeated request at once, from the row it answered it from, for as long as that row is current.
+ */
+export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFacts'> & {
+  peekTag?(tag: string): Readonly<BootTarget> | undefined;
+  isCurrent?(row: Readonly<BootTarget>): boolean;
+};
+
+/** Mints the single-use tokens of one build (BuildLifecycle.bootTokenMinter). */
+export interface BootTokens {
+  bootTokenMinter(buildId: number, buildSecret: string): { mint(): string };
+}
 
 /** A request answered before, kept while its machine's row is the one it was answered from. */
 interface Answered {
-  tag: string;
+  /** The request's `?mac=` and `?uuid=`, which must be the same for the answer to be. */
+  mac: string | undefined;
+  uuid: string | undefined;
   row: Readonly<BootTarget>;
   kind: ScriptKind;
   machine: BootTarget;
   /** The script, or for an image the text before its per-boot token. */
   script: string;
-  image?: { buildId: number; secret: string; after: string };
+  image?: { minter: { mint(): string }; after: string };
 }
 
 /** Seconds a machine waits while its build runs: short, so it boots soon after the build succeeds. */
@@ -47,22 +60,14 @@ const MEMO_KINDS = new Set<ScriptKind>(['image', 'hold-building', 'hold-no-image
 
 /** What an image script is made of besides its per-boot token. */
 interface ImageParts {
-  buildId: number;
-  secret: string;
+  minter: { mint(): string };
   before: string;
   after: string;
 }
 
-/** The key of a request in the answered map; undefined for a query the router parsed into something else than strings. */
-function answeredKey(tagParam: string, mac: unknown, uuid: unknown): string | undefined {
-  const m = keyPart(mac);
-  const u = keyPart(uuid);
-  return m === undefined || u === undefined ? undefined : `${tagParam}\n${m}\n${u}`;
-}
-
-function keyPart(value: unknown): string | undefined {
-  if (value === undefined) return '-';
-  return typeof value === 'string' && !value.includes('\n') ? `=${value}` : undefined;
+/** A query value an answer can be kept for: one string, or none (the router parses a repeated one into an array). */
+function isPlainParam(value: unknown): value is string | undefined {
+  return value === undefined || typeof value === 'string';
 }
 
 /** A build's image key as generated (base64url). */
@@ -77,7 +82,7 @@ export class BootScriptResolver {
    */
   private readonly rendered = new Map<string, [string, string]>();
 
-  /** Requests by tag, `?mac=` and `?uuid=`, answered from the machine's row as it was (see resolveNow). */
+  /** Requests by tag (with their `?mac=` and `?uuid=`), answered from the machine's row as it was (see resolveNow). */
   private readonly answered = new Map<string, Answered>();
 
   constructor(
@@ -85,8 +90,8 @@ export class BootScriptResolver {
     private readonly catalog: Pick<ImageCatalog, 'registration' | 'build'>,
     private readonly settings: { bootUrl: string; enrollToken: string | undefined; afterEnroll: 'reboot' | 'poweroff' | 'hold' },
     private readonly logger: Logger,
-    /** Mints the single-use token an image script puts on its kernel line (BuildLifecycle.mintBootToken). */
-    private readonly tokens: { mintBootToken(buildId: number, buildSecret: string): string },
+    /** Mints the single-use token an image script puts on its kernel line. */
+    private readonly tokens: BootTokens,
   ) {}
 
   /**
@@ -95,11 +100,10 @@ export class BootScriptResolver {
    * and script (an image script with a fresh token). Undefined otherwise; then `resolve` answers.
    */
   resolveNow(tagParam: string, macParam: unknown, uuidParam: unknown): ResolvedScript | undefined {
-    const key = answeredKey(tagParam, macParam, uuidParam);
-    const memo = key === undefined ? undefined : this.answered.get(key);
-    if (!memo || this.reader.peekTag?.(memo.tag) !== memo.row) return undefined;
+    const memo = this.answered.get(tagParam);
+    if (memo === undefined || memo.mac !== macParam || memo.uuid !== uuidParam || this.reader.isCurrent?.(memo.row) !== true) return undefined;
     if (!memo.image) return { kind: memo.kind, machine: memo.machine, script: memo.script };
-    const token = this.tokens.mintBootToken(memo.image.buildId, memo.image.secret);
+    const token = memo.image.minter.mint();
     if (!BOOT_TOKEN_PATTERN.test(token)) return undefined;
     return { kind: memo.kind, machine: memo.machine, script: memo.script + token + memo.image.after };
   }
@@ -118,13 +122,20 @@ export class BootScriptResolver {
     const byTag = tag !== undefined && !isPlaceholderTag(tag) ? tag : undefined;
     const resolved = await this.decide(tag, byTag, macParam, uuidParam);
     const { image, ...answer } = resolved;
-    const key = byTag === undefined ? undefined : answeredKey(tagParam, macParam, uuidParam);
     const machine = answer.machine;
     const row = byTag === undefined ? undefined : this.reader.peekTag?.(byTag);
     // Kept only when the row read now is the one the decision was made from.
-    if (key !== undefined && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
-      if (this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
-      this.answered.set(key, { tag: byTag!, row, kind: answer.kind, machine, script: image ? image.before : answer.script, ...(image ? { image: { buildId: image.buildId, secret: image.secret, after: image.after } } : {}) });
+    if (isPlainParam(macParam) && isPlainParam(uuidParam) && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
+      if (!this.answered.has(tagParam) && this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
+      this.answered.set(tagParam, {
+        mac: macParam,
+        uuid: uuidParam,
+        row,
+        kind: answer.kind,
+        machine,
+        script: image ? image.before : answer.script,
+        ...(image ? { image: { minter: image.minter, after: image.after } } : {}),
+      });
     }
     return answer;
   }
@@ -182,9 +193,10 @@ export class BootScriptResolver {
       parts = [template.slice(0, at), template.slice(at + TOKEN_SLOT.length)];
       this.remember(key, parts);
     }
-    const token = this.tokens.mintBootToken(buildId, facts.bootToken);
+    const minter = this.tokens.bootTokenMinter(buildId, facts.bootToken);
+    const token = minter.mint();
     if (!BOOT_TOKEN_PATTERN.test(token)) throw new Error(`boot: refusing a malformed boot token for build ${buildId}`);
-    return { kind: 'image', machine, script: parts[0] + token + parts[1], image: { buildId, secret: facts.bootToken, before: parts[0], after: parts[1] } };
+    return { kind: 'image', machine, script: parts[0] + token + parts[1], image: { minter, before: parts[0], after: parts[1] } };
   }
 
   /**

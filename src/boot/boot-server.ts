@@ -33,7 +33,7 @@ export interface BootServerDeps {
   /** Machine and build facts for boot decisions, and where last_seen_at is written. */
   targets: BootTargetSource & LastSeenWriter;
   machines: Pick<MachineService, 'enroll'>;
-  builds: Pick<BuildLifecycle, 'recordBooted' | 'mintBootToken' | 'rebootRequested'>;
+  builds: Pick<BuildLifecycle, 'recordBooted' | 'bootTokenMinter' | 'rebootRequested'>;
   notifier: Notifier;
   /**
    * The change feed that keeps an in-memory decision table fresh; without it, each script request

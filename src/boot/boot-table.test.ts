@@ -133,4 +133,34 @@ describe('boot decision table in memory', () => {
     assert.equal((await table.findMachine('service_tag', 'M1'))?.id, 1);
     await table.close();
   });
+  test('isCurrent(row) is peekTag(row.serviceTag) === row, through replacements, deletions, tags taken over and pending catch-ups', async () => {
+    // Few ids and fewer tags, so that tags move between machines (as with a lagging, out-of-order feed).
+    const feed = new FakeFeed();
+    let version = 0;
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    for (let id = 1; id <= 4; id++) feed.put({ id, version: ++version, serviceTag: `T${id}` });
+    const { table, notifier } = await tableOn(feed);
+    const seen = new Set<Readonly<import('../core/ports.ts').BootTarget>>();
+    for (let step = 0; step < 600; step++) {
+      const id = 1 + random(4);
+      const op = random(10);
+      if (op < 6) feed.put({ id, version: ++version, serviceTag: `T${1 + random(3)}`, status: random(2) === 0 ? 'ready' : 'building' });
+      else if (op < 8 && feed.rows.has(id)) {
+        feed.rows.delete(id);
+        feed.tombstones.push({ id, version: ++version });
+      } else if (op === 8) notifier.emit('machine.updated', id);
+      if (op !== 8) await table.refresh();
+      for (let t = 1; t <= 3; t++) {
+        const row = table.peekTag(`T${t}`);
+        if (row) seen.add(row);
+      }
+      for (const row of seen) assert.equal(table.isCurrent(row), table.peekTag(row.serviceTag) === row, `step ${step}, row ${row.id} of ${row.serviceTag}`);
+    }
+    assert.ok(seen.size > 100, `${seen.size} rows seen`);
+    await table.close();
+  });
 });

@@ -22,7 +22,7 @@ export interface BootTableOptions {
  * once; a change made by another process arrives with its signal (NOTIFY, or SQLite's data_version).
  */
 export class BootTable {
-  private readonly byId = new Map<number, BootRow>();
+  private readonly byId = new Map<number, TableRow>();
   private readonly byTag = new Map<string, number>();
   private readonly byMac = new Map<string, Set<number>>();
   private readonly byUuid = new Map<string, Set<number>>();
@@ -108,6 +108,14 @@ export class BootTable {
     return id === undefined ? undefined : this.byId.get(id);
   }
 
+  /**
+   * Whether a row `peekTag` returned is still its machine's current row, still found by its tag, with
+   * no catch-up due that lookups wait for: `peekTag(row.serviceTag) === row`, without a lookup.
+   */
+  isCurrent(row: Readonly<BootTarget>): boolean {
+    return !this.stale && this.local === undefined && (row as Partial<TableRow>).superseded === false;
+  }
+
   /** The owner and token of a published build. */
   async buildFacts(buildId: number): Promise<BuildBootFacts | undefined> {
     const machineId = this.byBuild.get(buildId);
@@ -168,8 +176,10 @@ export class BootTable {
       const current = this.byId.get(row.id);
       if (current && current.version >= row.version) continue;
       if (current) this.unindex(current);
-      this.byId.set(row.id, row);
-      this.index(row);
+      const fresh = row as TableRow;
+      fresh.superseded = false;
+      this.byId.set(row.id, fresh);
+      this.index(fresh);
       if (row.version > this.cursor) this.cursor = row.version;
     }
     for (const gone of changes.deleted) {
@@ -183,7 +193,13 @@ export class BootTable {
     if (this.lagMs > 0) this.history.push({ at: Date.now(), cursor: this.cursor });
   }
 
-  private index(row: BootRow): void {
+  private index(row: TableRow): void {
+    // A tag moves to this row: the row that had it is no longer the one its tag finds.
+    const holder = this.byTag.get(row.serviceTag);
+    if (holder !== undefined && holder !== row.id) {
+      const other = this.byId.get(holder);
+      if (other) other.superseded = true;
+    }
     this.byTag.set(row.serviceTag, row.id);
     if (row.macAddress) addTo(this.byMac, row.macAddress, row.id);
     if (row.systemUuid) addTo(this.byUuid, row.systemUuid, row.id);
@@ -191,7 +207,8 @@ export class BootTable {
     if (row.imageBuildId !== null && row.imageKey !== null) this.byImageKey.set(row.imageKey, row.imageBuildId);
   }
 
-  private unindex(row: BootRow): void {
+  private unindex(row: TableRow): void {
+    row.superseded = true;
     if (this.byTag.get(row.serviceTag) === row.id) this.byTag.delete(row.serviceTag);
     if (row.macAddress) removeFrom(this.byMac, row.macAddress, row.id);
     if (row.systemUuid) removeFrom(this.byUuid, row.systemUuid, row.id);
@@ -199,6 +216,9 @@ export class BootTable {
     if (row.imageKey !== null && this.byImageKey.get(row.imageKey) === row.imageBuildId) this.byImageKey.delete(row.imageKey);
   }
 }
+
+/** A row as the table holds it: marked once it is replaced, deleted or loses its tag to another row. */
+type TableRow = BootRow & { superseded: boolean };
 
 function addTo(map: Map<string, Set<number>>, key: string, id: number): void {
   let ids = map.get(key);

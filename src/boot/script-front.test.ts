@@ -283,6 +283,12 @@ describe('parseHead', () => {
     ['a bare LF', 'GET /boot.ipxe HTTP/1.1\nHost: x', undefined],
     ['a control character', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nX: a\u0001b', undefined],
     ['a non-ASCII byte', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nX: \u00e9', undefined],
+    ['header names in any case', 'GET /boot.ipxe HTTP/1.1\r\nhOsT: x\r\nCONNECTION: Keep-Alive, Close\r\nUser-Agent: iPXE/1.21.1', { method: 'GET', file: undefined, mac: undefined, uuid: undefined, close: true }],
+    ['two Hosts, one in upper case', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nHOST: y', undefined],
+    ['an upgrade in upper case', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nUPGRADE: websocket', undefined],
+    ['an expect in mixed case', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nExPeCt: 100-continue', undefined],
+    ['a transfer-encoding in upper case', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: chunked', undefined],
+    ['a connection option it does not know', 'GET /boot.ipxe HTTP/1.1\r\nHost: x\r\nConnection: Upgrade', undefined],
   ];
   for (const [name, head, expected] of cases) {
     test(name, () => assert.deepEqual(parseHead(head), expected));

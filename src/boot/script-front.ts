@@ -37,6 +37,8 @@ const FILE_CHARS = /^[A-Za-z0-9._~%-]+$/;
 /** Query characters of the forms iPXE sends (`mac=52:54:00:12:34:56&uuid=…`); escapes go to the router. */
 const QUERY_CHARS = /^[A-Za-z0-9._~:=&-]*$/;
 const MACHINES_PREFIX = MACHINE_ROUTE.slice(0, MACHINE_ROUTE.indexOf(':'));
+/** 1 at the lengths of the header names parseHead judges (host, expect, upgrade, connection, content-length, transfer-encoding). */
+const JUDGED_NAME_LENGTHS = Uint8Array.from({ length: 18 }, (_, n) => (['host', 'expect', 'upgrade', 'connection', 'content-length', 'transfer-encoding'].some((h) => h.length === n) ? 1 : 0));
 
 /** A request the front answers itself. */
 interface LeanRequest {
@@ -77,6 +79,17 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       dateExpires = now - (now % 1000) + 1000;
     }
     return date;
+  };
+
+  let keepAliveFor = -1;
+  let keepAliveText = '';
+  /** The keep-alive headers the HTTP server would send, made again only when its keepAliveTimeout changes. */
+  const keepAliveHeaders = (): string => {
+    if (server.keepAliveTimeout !== keepAliveFor) {
+      keepAliveFor = server.keepAliveTimeout;
+      keepAliveText = keepAliveFor > 0 ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveFor / 1000)}\r\n` : 'Connection: keep-alive\r\n';
+    }
+    return keepAliveText;
   };
 
   /** The answer from memory, if the resolver has one (a failure there is left to the full path, which reports it). */
@@ -160,7 +173,7 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     private answer(request: LeanRequest, route: string, status: number, type: string, body: string, started: number): void {
       if (this.socket.destroyed) return;
       const close = request.close || closing;
-      const keepAlive = server.keepAliveTimeout > 0 ? `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(server.keepAliveTimeout / 1000)}\r\n` : 'Connection: keep-alive\r\n';
+      const keepAlive = keepAliveHeaders();
       const head =
         `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: ${type}\r\n${status === 200 ? 'cache-control: no-store\r\n' : ''}` +
         `content-length: ${Buffer.byteLength(body)}\r\nDate: ${httpDate()}\r\n${close ? 'Connection: close\r\n' : keepAlive}\r\n`;
@@ -232,12 +245,14 @@ export function parseHead(head: string): LeanRequest | undefined {
   for (let i = 1; i < lines.length; i++) {
     const header = HEADER_LINE.exec(lines[i]!);
     if (!header) return undefined;
-    const name = header[1]!.toLowerCase();
+    // Only names as long as one the front judges are lower-cased (User-Agent and the like are not).
+    const name = JUDGED_NAME_LENGTHS[header[1]!.length] === 1 ? header[1]!.toLowerCase() : '';
     const value = header[2]!;
     if (name === 'host') {
       if (value === '') return undefined;
       hosts += 1;
     } else if (name === 'connection') {
+      if (value === 'keep-alive' || value === 'Keep-Alive') continue;
       for (const token of value.toLowerCase().split(',')) {
         const t = token.trim();
         if (t === 'close') close = true;

@@ -1,5 +1,5 @@
-import * as nodeCrypto from 'node:crypto';
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { BootTokenMinter } from './boot-token.ts';
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
 import { assertBuildTransition, assertMachineTransition, isBuildFinished, type BuildStatus, type MachineStatus } from './lifecycle.ts';
 import type { Notifier } from './notifier.ts';
@@ -10,8 +10,6 @@ import { singleFileConfig } from './config-files.ts';
 import { assertServiceTag } from './validation.ts';
 import { effectiveConfigHash, machineFilesOf } from './config-hash.ts';
 
-/** `crypto.hash` (Node 20.12 and later): a digest without a Hash object; older Nodes use createHmac. */
-const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
 
 /** How many times a build is started before a lost builder fails it instead of retrying it. */
 export const MAX_ATTEMPTS = 2;
@@ -201,9 +199,12 @@ export class BuildLifecycle {
 
   /** `issueBootToken` without a promise, for the boot server's hot path. */
   mintBootToken(buildId: number, buildSecret: string, now = Date.now()): string {
-    const issued = String(now).padStart(BOOT_TIME_DIGITS, '0');
-    const nonce = freshNonce();
-    return `${issued}.${nonce}.${signBootToken(buildSecret, buildId, issued, nonce)}`;
+    return new BootTokenMinter(buildId, buildSecret).mint(now);
+  }
+
+  /** Mints tokens of one build over and over (the boot server keeps one per image script it serves). */
+  bootTokenMinter(buildId: number, buildSecret: string): BootTokenMinter {
+    return new BootTokenMinter(buildId, buildSecret);
   }
 
   async recordBooted(tag: string, report: BootedReport): Promise<BootedRecord> {
@@ -217,7 +218,7 @@ export class BuildLifecycle {
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
     const facts = await this.storage.builds.bootFacts(report.build_id);
     if (!facts || facts.machineId !== machine.id) throw refused();
-    const marker = verifyBootToken(facts.bootToken, report.build_id, report.token, Date.now());
+    const marker = new BootTokenMinter(report.build_id, facts.bootToken).verify(report.token, Date.now());
     if (marker === undefined) throw refused();
     const actor: Actor = { kind: 'machine', name: serviceTag };
     const bootedAt = nowIso();
@@ -257,7 +258,7 @@ export class BuildLifecycle {
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
     const facts = await this.storage.builds.bootFacts(report.build_id);
     if (!facts || facts.machineId !== machine.id) throw refused();
-    const marker = verifyBootToken(facts.bootToken, report.build_id, report.token, null);
+    const marker = new BootTokenMinter(report.build_id, facts.bootToken).verify(report.token, null);
     if (marker === undefined || marker !== (await this.storage.builds.bootMarker(report.build_id))) throw refused();
     const [image, requested] = await Promise.all([this.storage.machines.imageBuildId(machine.id), this.storage.machines.rebootRequestedAt(machine.id)]);
     return requested !== null && image !== report.build_id;
@@ -494,81 +495,6 @@ async function settleMachine(tx: Stores, machineId: number): Promise<void> {
       ? 'configured'
       : 'enrolled';
   await tx.machines.update(machineId, { status }, nowIso());
-}
-
-/** Digits of a boot token's issue time (milliseconds since 1970), so markers sort as times do. */
-const BOOT_TIME_DIGITS = 15;
-/** How long a boot token can be reported after its script was handed out. */
-export const BOOT_TOKEN_MAX_AGE_MS = 24 * 3600_000;
-
-/** Bytes of a boot token's nonce (96 bits; 16 characters of base64url). */
-const NONCE_BYTES = 12;
-/** Nonces drawn from the system's CSPRNG at once: one call per this many tokens instead of one each. */
-const NONCES_PER_DRAW = 256;
-let noncePool = Buffer.alloc(0);
-let noncePoolAt = 0;
-
-/**
- * 96 fresh random bits, each handed out once. Drawing them in blocks is what Node's own
- * `randomUUID` does; the bytes are the same CSPRNG output and are never reused.
- */
-function freshNonce(): string {
-  if (noncePoolAt + NONCE_BYTES > noncePool.length) {
-    noncePool = randomBytes(NONCE_BYTES * NONCES_PER_DRAW);
-    noncePoolAt = 0;
-  }
-  const nonce = noncePool.toString('base64url', noncePoolAt, noncePoolAt + NONCE_BYTES);
-  noncePoolAt += NONCE_BYTES;
-  return nonce;
-}
-
-function signBootToken(secret: string, buildId: number, issued: string, nonce: string): string {
-  return hmacSha256(secret, `metal-boot:${buildId}:${issued}:${nonce}`).toString('base64url').slice(0, 32);
-}
-
-/** SHA-256's block size: HMAC pads its key to it. */
-const SHA256_BLOCK = 64;
-/** Padded keys of the builds signed for lately (a boot storm signs for each published build again and again). */
-const hmacPads = new Map<string, { inner: Buffer; outer: Buffer }>();
-const MAX_HMAC_PADS = 4096;
-
-/**
- * HMAC-SHA256 (RFC 2104) of `message` under `secret`, computed as its definition reads,
- * H((K ^ opad) || H((K ^ ipad) || m)), with the padded keys made once per secret and two one-shot
- * hashes: the same bytes as `createHmac`, at about half its cost (no HMAC object per token).
- */
-export function hmacSha256(secret: string, message: string): Buffer {
-  if (typeof oneShotHash !== 'function') return createHmac('sha256', secret).update(message).digest();
-  let pads = hmacPads.get(secret);
-  if (!pads) {
-    let key = Buffer.from(secret, 'utf8');
-    if (key.length > SHA256_BLOCK) key = createHash('sha256').update(key).digest();
-    const inner = Buffer.alloc(SHA256_BLOCK, 0x36);
-    const outer = Buffer.alloc(SHA256_BLOCK, 0x5c);
-    for (let i = 0; i < key.length; i++) {
-      inner[i]! ^= key[i]!;
-      outer[i]! ^= key[i]!;
-    }
-    if (hmacPads.size >= MAX_HMAC_PADS) hmacPads.delete(hmacPads.keys().next().value as string);
-    hmacPads.set(secret, (pads = { inner, outer }));
-  }
-  const innerHash = oneShotHash('sha256', Buffer.concat([pads.inner, Buffer.from(message, 'utf8')]), 'buffer');
-  return oneShotHash('sha256', Buffer.concat([pads.outer, innerHash]), 'buffer');
-}
-
-/**
- * The marker (`<issued at>.<nonce>`) of a genuine, unexpired token of this build, or undefined. The
- * signature is compared in constant time.
- */
-function verifyBootToken(secret: string, buildId: number, token: string, now: number | null): string | undefined {
-  const m = /^(\d{15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{32})$/.exec(token);
-  if (!m || secret === '') return undefined;
-  const [, issued, nonce, signature] = m as unknown as [string, string, string, string];
-  const age = now === null ? 0 : now - Number(issued);
-  if (!(age >= -60_000 && age <= BOOT_TOKEN_MAX_AGE_MS)) return undefined;
-  const expected = Buffer.from(signBootToken(secret, buildId, issued, nonce));
-  const given = Buffer.from(signature);
-  return expected.length === given.length && timingSafeEqual(expected, given) ? `${issued}.${nonce}` : undefined;
 }
 
 /** The first line of a message, trimmed to a readable length. */
