@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createLogger } from '../core/logger.ts';
 import { Notifier } from '../core/notifier.ts';
-import type { BootChanges, BootFeed, BootRow } from '../core/ports.ts';
+import type { BootChanges, BootFeed, BootRow, BootTarget } from '../core/ports.ts';
 import { BootTable } from './boot-table.ts';
 
 /** A change feed in memory: rows with versions, tombstones, and a hand-driven signal. */
@@ -144,7 +144,7 @@ describe('boot decision table in memory', () => {
     };
     for (let id = 1; id <= 4; id++) feed.put({ id, version: ++version, serviceTag: `T${id}` });
     const { table, notifier } = await tableOn(feed);
-    const seen = new Set<Readonly<import('../core/ports.ts').BootTarget>>();
+    const seen = new Set<Readonly<BootTarget>>();
     for (let step = 0; step < 600; step++) {
       const id = 1 + random(4);
       const op = random(10);
