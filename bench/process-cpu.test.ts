@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { measureCpu, processTree } from './process-cpu.ts';
+import { measureCpu, processTree, reapedChildrenCpuSeconds } from './process-cpu.ts';
 
 /** Says `ready`, then on a line from stdin burns 300 ms of its own CPU time and says `done`. */
 const BUSY_CHILD = `
@@ -26,5 +26,14 @@ describe('process CPU time', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  it('counts the CPU time of a child once it has exited', { timeout: 60_000 }, async () => {
+    const before = reapedChildrenCpuSeconds();
+    const child = spawn(process.execPath, ['-e', 'const s = process.cpuUsage(); while (process.cpuUsage(s).user < 300_000);'], { stdio: 'ignore' });
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 0);
+    const used = reapedChildrenCpuSeconds() - before;
+    assert.ok(used >= 0.2, `the child used 0.3 s of CPU; counted ${used} s`);
   });
 });

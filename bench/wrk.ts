@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { forget, onCleanup } from './cleanup.ts';
+import { reapedChildrenCpuSeconds } from './process-cpu.ts';
 
 /** What one wrk run measured; latencies in milliseconds. */
 export interface LoadResult {
@@ -17,6 +18,8 @@ export interface LoadResult {
   maxMs: number;
   /** Connect, read, write and timeout errors, plus responses that were not 2xx or 3xx. */
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
+  /** CPU seconds wrk itself used (it shares the machine with the server), when measured. */
+  generatorCpuSeconds?: number;
 }
 
 /** One wrk run: target, concurrency, duration and what each request asks for. */
@@ -143,6 +146,7 @@ export async function runWrk(o: WrkOptions): Promise<LoadResult> {
   for (const [name, value] of Object.entries(o.headers ?? {})) args.push('-H', `${name}: ${value}`);
   args.push(o.url);
   let stop: (() => Promise<void>) | undefined;
+  const cpuBefore = reapedChildrenCpuSeconds();
   const stdout = await new Promise<string>((resolve, reject) => {
     const child = execFile('wrk', args, { timeout: (o.durationSeconds + 60) * 1000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) => {
       if (err) reject(new Error(`bench: wrk failed: ${err.message}\n${errOut}`));
@@ -150,5 +154,5 @@ export async function runWrk(o: WrkOptions): Promise<LoadResult> {
     });
     stop = onCleanup('wrk', () => void child.kill('SIGKILL'));
   }).finally(() => forget(stop));
-  return parseWrkOutput(stdout);
+  return { ...parseWrkOutput(stdout), generatorCpuSeconds: reapedChildrenCpuSeconds() - cpuBefore };
 }

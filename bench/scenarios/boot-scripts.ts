@@ -193,6 +193,7 @@ function row(label: string, r: MeasuredLoad) {
       requests: r.requests,
       errors: errorCount(r),
       'server CPU µs/req': r.requests > 0 ? round((r.cpuSeconds * 1e6) / r.requests) : 0,
+      'wrk CPU µs/req': r.requests > 0 && r.generatorCpuSeconds !== undefined ? round((r.generatorCpuSeconds * 1e6) / r.requests) : 0,
     },
   };
 }
