@@ -5,7 +5,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
  * Boot tokens: the single-use proof an image script puts on its kernel line, `<issued at>.<nonce>.<signature>`,
  * signed with the build's own secret. A boot storm mints one per image script, so minting is built to
  * cost a few microseconds: the padded HMAC keys are made once per build (a `BootTokenMinter`), the
- * nonces come from the CSPRNG in blocks, and nothing is allocated per token but the token itself.
+ * nonces come from the CSPRNG in blocks, and no buffer is allocated per token.
  */
 
 /** Digits of a boot token's issue time (milliseconds since 1970), so markers sort as times do. */
