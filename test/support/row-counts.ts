@@ -1,6 +1,4 @@
-import { sql } from 'kysely';
 import type { AppContext } from '../../src/server/context.ts';
-import type { SqlStorage } from '../../src/storage/storage.ts';
 import { sqlOf } from './context.ts';
 
 const tableNames = new WeakMap<AppContext, Promise<string[]>>();
@@ -10,12 +8,8 @@ export async function rowCounts(ctx: AppContext): Promise<Record<string, number>
   const db = sqlOf(ctx);
   let names = tableNames.get(ctx);
   if (!names) {
-    // On PostgreSQL only this database's schema: other suites' schemas share the server.
-    names = (async () => {
-      const current = (ctx.storage as SqlStorage).dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
-      const all = await db.introspection.getTables();
-      return all.filter((t) => current === undefined || t.schema === current).map((t) => t.name).filter((name) => !name.startsWith('kysely_')).sort();
-    })();
+    // On PostgreSQL the introspection sees only this database's schema (src/storage/postgres-introspection.ts).
+    names = db.introspection.getTables().then((all) => all.map((t) => t.name).filter((name) => !name.startsWith('kysely_')).sort());
     tableNames.set(ctx, names);
   }
   const tables = await names;
