@@ -184,22 +184,13 @@ export class BuildLifecycle {
   }
 
   /**
-   * Records that a machine booted one of its builds, after checking the build's token in constant
-   * time. A wrong token and another machine's build are refused alike, so neither can be probed.
-   */
-  /**
    * A fresh single-use token for the kernel line of an image script of `buildId`, signed with the
    * build's own secret: `<issued at>.<nonce>.<signature>`. Minting it touches no storage, so a boot
    * storm costs no writes; the first booted report presenting it is accepted, and no token issued at or
    * before an accepted one is accepted again.
    */
   async issueBootToken(buildId: number, buildSecret: string, now = Date.now()): Promise<string> {
-    return this.mintBootToken(buildId, buildSecret, now);
-  }
-
-  /** `issueBootToken` without a promise, for the boot server's hot path. */
-  mintBootToken(buildId: number, buildSecret: string, now = Date.now()): string {
-    return new BootTokenMinter(buildId, buildSecret).mint(now);
+    return this.bootTokenMinter(buildId, buildSecret).mint(now);
   }
 
   /** Mints tokens of one build over and over (the boot server keeps one per image script it serves). */
@@ -207,6 +198,10 @@ export class BuildLifecycle {
     return new BootTokenMinter(buildId, buildSecret);
   }
 
+  /**
+   * Records that a machine booted one of its builds, after checking the build's token in constant
+   * time. A wrong token and another machine's build are refused alike, so neither can be probed.
+   */
   async recordBooted(tag: string, report: BootedReport): Promise<BootedRecord> {
     const serviceTag = assertServiceTag(tag);
     if (!Number.isSafeInteger(report.build_id) || report.build_id < 1) {
@@ -218,7 +213,7 @@ export class BuildLifecycle {
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
     const facts = await this.storage.builds.bootFacts(report.build_id);
     if (!facts || facts.machineId !== machine.id) throw refused();
-    const marker = new BootTokenMinter(report.build_id, facts.bootToken).verify(report.token, Date.now());
+    const marker = this.bootTokenMinter(report.build_id, facts.bootToken).verify(report.token, Date.now());
     if (marker === undefined) throw refused();
     const actor: Actor = { kind: 'machine', name: serviceTag };
     const bootedAt = nowIso();
@@ -258,7 +253,7 @@ export class BuildLifecycle {
     if (!machine) throw new NotFoundError(`machine ${serviceTag} not found`);
     const facts = await this.storage.builds.bootFacts(report.build_id);
     if (!facts || facts.machineId !== machine.id) throw refused();
-    const marker = new BootTokenMinter(report.build_id, facts.bootToken).verify(report.token, null);
+    const marker = this.bootTokenMinter(report.build_id, facts.bootToken).verify(report.token, null);
     if (marker === undefined || marker !== (await this.storage.builds.bootMarker(report.build_id))) throw refused();
     const [image, requested] = await Promise.all([this.storage.machines.imageBuildId(machine.id), this.storage.machines.rebootRequestedAt(machine.id)]);
     return requested !== null && image !== report.build_id;
