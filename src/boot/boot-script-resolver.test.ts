@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { BOOT_TOKEN_LENGTH, BootTokenMinter } from '../core/boot-token.ts';
 import { createLogger } from '../core/logger.ts';
 import type { BootKey, BootTarget, BuildBootFacts } from '../core/ports.ts';
 import type { BuildImage, RegistrationImage } from '../images/image-catalog.ts';
@@ -39,7 +40,12 @@ function resolverFor(world: World): BootScriptResolver {
       return world.images?.[id] ?? { ok: false, reason: 'boot.json is missing' };
     },
   };
-  const tokens = { bootTokenMinter: () => ({ mint: () => BOOT_NONCE }) };
+  const tokens = {
+    bootTokenMinter: () => ({
+      mint: () => BOOT_NONCE,
+      mintInto: () => assert.fail('these resolvers keep no answers (no table to check them against)'),
+    }),
+  };
   return new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
 }
 
@@ -116,7 +122,6 @@ describe('answers kept in memory (resolveNow)', () => {
   /** The ready world behind a table-like reader: rows are replaced on change, as BootTable does. */
   function memoWorld() {
     let row: BootTarget = { ...ready.machines[0]! };
-    let minted = 0;
     const reader = {
       async findMachine(key: BootKey, value: string) {
         return key === 'service_tag' ? (value === row.serviceTag ? row : undefined) : ready.keys?.[row.id]?.[key] === value ? row : undefined;
@@ -131,7 +136,7 @@ describe('answers kept in memory (resolveNow)', () => {
       registration: async (): Promise<RegistrationImage> => ({ ok: true, manifest: { init: '/init', kernelParams: [] } }),
       build: async (id: number): Promise<BuildImage> => ready.images?.[id] ?? { ok: false, reason: 'boot.json is missing' },
     };
-    const tokens = { bootTokenMinter: () => ({ mint: () => `boot_token_${String(++minted).padStart(16, '0')}` }) };
+    const tokens = { bootTokenMinter: (id: number, secret: string) => new BootTokenMinter(id, secret) };
     const resolver = new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
     return {
       resolver,
@@ -146,8 +151,13 @@ describe('answers kept in memory (resolveNow)', () => {
     const first = await w.resolver.resolve('WEB01', mac, undefined);
     const again = w.resolver.resolveNow('WEB01', mac, undefined);
     assert.equal(again?.kind, 'image');
-    assert.equal(again.script.replace(/boot_token_\d+/, 'T'), first.script.replace(/boot_token_\d+/, 'T'));
-    assert.notEqual(again.script, first.script, 'a fresh token');
+    const tokenOf = (script: string) => /metal\.boot_token=(\S+)/.exec(script)?.[1];
+    assert.equal(again.script.replace(tokenOf(again.script)!, 'T'), first.script.replace(tokenOf(first.script)!, 'T'));
+    assert.notEqual(tokenOf(again.script), tokenOf(first.script), 'a fresh token');
+    const minter = new BootTokenMinter(7, TOKEN);
+    assert.match(minter.verify(tokenOf(again.script)!, Date.now()) ?? '', /^\d{15}\.[A-Za-z0-9_-]{16}$/, 'the token minted into the kept bytes is genuine');
+    const kept = w.resolver.keptAnswer('WEB01', mac, undefined)!;
+    assert.equal(kept.body.toString('utf8', kept.token!.at, kept.token!.at + BOOT_TOKEN_LENGTH), '0'.repeat(BOOT_TOKEN_LENGTH), 'the kept bytes themselves are never minted into');
     assert.equal(w.resolver.resolveNow('WEB01', '52:54:00:00:00:02', undefined), undefined, 'another MAC');
     assert.equal(w.resolver.resolveNow('WEB01', undefined, undefined), undefined, 'no MAC');
     assert.equal(w.resolver.resolveNow('WEB01', mac, '4c4c4544-0000-1000-8000-000000000001'), undefined, 'a UUID too');

@@ -1,4 +1,5 @@
 import { isMac, isPlaceholderSerial, isPlaceholderUuid, isServiceTag, isUuid } from '../core/validation.ts';
+import { BOOT_TOKEN_LENGTH } from '../core/boot-token.ts';
 import type { Logger } from '../core/logger.ts';
 import type { BootTarget, BootTargetReader } from './boot-target-reader.ts';
 import type { ImageCatalog } from '../images/image-catalog.ts';
@@ -24,22 +25,46 @@ export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFact
   isCurrent?(row: Readonly<BootTarget>): boolean;
 };
 
-/** Mints the single-use tokens of one build (BuildLifecycle.bootTokenMinter). */
+/** Mints the single-use tokens of one build (a `BootTokenMinter`, from BuildLifecycle.bootTokenMinter). */
+export interface TokenMinter {
+  mint(): string;
+  /** Writes a fresh token, BOOT_TOKEN_LENGTH ASCII bytes, into `target` at `at`. */
+  mintInto(target: Buffer, at: number): void;
+}
+
+/** Where the resolver gets a build's minter. */
 export interface BootTokens {
-  bootTokenMinter(buildId: number, buildSecret: string): { mint(): string };
+  bootTokenMinter(buildId: number, buildSecret: string): TokenMinter;
+}
+
+/**
+ * An answer kept in memory, as bytes: what the boot listener's front writes for a repeated request.
+ * An image script has a per-boot token: `body` holds BOOT_TOKEN_LENGTH placeholder bytes at
+ * `tokenAt`, never sent as they are; each answer copies the body and mints a token into the copy.
+ */
+export interface KeptAnswer {
+  readonly kind: ScriptKind;
+  readonly machine: BootTarget;
+  /** The script as UTF-8, with the token's place reserved when it has one. */
+  readonly body: Buffer;
+  /** Where the token goes in `body` and who mints it; undefined for a script without one. */
+  readonly token: { readonly at: number; readonly minter: TokenMinter } | undefined;
+}
+
+/** The script of a kept answer (its `body` and `token`) as text, with a fresh token. */
+export function keptScript(body: Buffer, token: KeptAnswer['token']): string {
+  if (!token) return body.toString('utf8');
+  const bytes = Buffer.from(body);
+  token.minter.mintInto(bytes, token.at);
+  return bytes.toString('utf8');
 }
 
 /** A request answered before, kept while its machine's row is the one it was answered from. */
-interface Answered {
+interface Answered extends KeptAnswer {
   /** The request's `?mac=` and `?uuid=`, which must be the same for the answer to be. */
-  mac: string | undefined;
-  uuid: string | undefined;
-  row: Readonly<BootTarget>;
-  kind: ScriptKind;
-  machine: BootTarget;
-  /** The script, or for an image the text before its per-boot token. */
-  script: string;
-  image?: { minter: { mint(): string }; after: string };
+  readonly mac: string | undefined;
+  readonly uuid: string | undefined;
+  readonly row: Readonly<BootTarget>;
 }
 
 /** Seconds a machine waits while its build runs: short, so it boots soon after the build succeeds. */
@@ -60,7 +85,7 @@ const MEMO_KINDS = new Set<ScriptKind>(['image', 'hold-building', 'hold-no-image
 
 /** What an image script is made of besides its per-boot token. */
 interface ImageParts {
-  minter: { mint(): string };
+  minter: TokenMinter;
   before: string;
   after: string;
 }
@@ -100,12 +125,15 @@ export class BootScriptResolver {
    * and script (an image script with a fresh token). Undefined otherwise; then `resolve` answers.
    */
   resolveNow(tagParam: string, macParam: unknown, uuidParam: unknown): ResolvedScript | undefined {
+    const kept = this.keptAnswer(tagParam, macParam, uuidParam);
+    return kept && { kind: kept.kind, machine: kept.machine, script: keptScript(kept.body, kept.token) };
+  }
+
+  /** `resolveNow` as bytes, for the boot listener's front to frame and mint into (see KeptAnswer). */
+  keptAnswer(tagParam: string, macParam: unknown, uuidParam: unknown): KeptAnswer | undefined {
     const memo = this.answered.get(tagParam);
     if (memo === undefined || memo.mac !== macParam || memo.uuid !== uuidParam || this.reader.isCurrent?.(memo.row) !== true) return undefined;
-    if (!memo.image) return { kind: memo.kind, machine: memo.machine, script: memo.script };
-    const token = memo.image.minter.mint();
-    if (!BOOT_TOKEN_PATTERN.test(token)) return undefined;
-    return { kind: memo.kind, machine: memo.machine, script: memo.script + token + memo.image.after };
+    return memo;
   }
 
   /**
@@ -127,14 +155,15 @@ export class BootScriptResolver {
     // Kept only when the row read now is the one the decision was made from.
     if (isPlainParam(macParam) && isPlainParam(uuidParam) && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
       if (!this.answered.has(tagParam) && this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
+      const before = image ? Buffer.from(image.before, 'utf8') : undefined;
       this.answered.set(tagParam, {
         mac: macParam,
         uuid: uuidParam,
         row,
         kind: answer.kind,
         machine,
-        script: image ? image.before : answer.script,
-        ...(image ? { image: { minter: image.minter, after: image.after } } : {}),
+        body: image && before ? Buffer.concat([before, Buffer.alloc(BOOT_TOKEN_LENGTH, 0x30), Buffer.from(image.after, 'utf8')]) : Buffer.from(answer.script, 'utf8'),
+        token: image && before ? { at: before.length, minter: image.minter } : undefined,
       });
     }
     return answer;

@@ -236,7 +236,8 @@ describe('installScriptFront on a bare HTTP server', () => {
     const front = installScriptFront(server, {
       answers: {
         entryScript: '#!ipxe\nentry\n',
-        machineScriptNow: () => undefined,
+        entryBody: Buffer.from('#!ipxe\nentry\n'),
+        machineAnswerNow: () => undefined,
         machineScript: async (file, mac, uuid) => {
           asked.push([file, mac, uuid]);
           return { kind: 'hold-no-image', script: `#!ipxe\n${file}\n` };

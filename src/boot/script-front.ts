@@ -3,6 +3,8 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/logger.ts';
 import { toHttpError } from '../http/error-handler.ts';
+import { keptScript, type KeptAnswer } from './boot-script-resolver.ts';
+import { attachDirectReads, detachDirectReads } from './direct-reads.ts';
 import { ENTRY_ROUTE, MACHINE_ROUTE, MAX_SCRIPT_NAME_LENGTH, SCRIPT_SUFFIX, SCRIPT_TYPE, type ScriptAnswers } from './script-routes.ts';
 
 /** What the front answers with, and where it counts what it answered. */
@@ -29,6 +31,8 @@ const MAX_HEAD_BYTES = 8192;
 /** Bytes a client may send ahead while its previous request is being answered, before reading pauses. */
 const MAX_AHEAD_BYTES = 65536;
 const HEAD_END = Buffer.from('\r\n\r\n');
+/** Answer heads kept as bytes (one per body length seen within a second). */
+const MAX_HEADS = 256;
 const REQUEST_LINE = /^(GET|HEAD) (\/[!-~]*) HTTP\/1\.1$/;
 /** A header line as RFC 9110 writes it, with a printable ASCII value: anything else is not ours to judge. */
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([ -~\t]*?)[ \t]*$/;
@@ -95,15 +99,40 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
   /** The answer from memory, if the resolver has one (a failure there is left to the full path, which reports it). */
   const answerNow = (request: LeanRequest, file: string) => {
     try {
-      return options.answers.machineScriptNow(file, request.mac, request.uuid);
+      return options.answers.machineAnswerNow(file, request.mac, request.uuid);
     } catch {
       return undefined;
     }
   };
 
+  /** The head of a kept-alive `200` script answer, by body length, as bytes; made again each second (its Date). */
+  const heads = new Map<number, Buffer>();
+  let headsDate = '';
+  let headsKeepAlive = '';
+  const okHead = (length: number): Buffer => {
+    const now = httpDate();
+    const keepAlive = keepAliveHeaders();
+    if (now !== headsDate || keepAlive !== headsKeepAlive || heads.size >= MAX_HEADS) {
+      heads.clear();
+      headsDate = now;
+      headsKeepAlive = keepAlive;
+    }
+    let head = heads.get(length);
+    if (head === undefined) {
+      head = Buffer.from(headText(200, SCRIPT_TYPE, length, now, keepAlive), 'latin1');
+      heads.set(length, head);
+    }
+    return head;
+  };
+
   class LeanConnection {
+    /** Bytes read and not yet answered; a view of the shared read buffer only while `onRead` runs. */
     private pending: Buffer | undefined;
+    /** Whether `pending` is a view of the shared read buffer (then copied before it is kept). */
+    private borrowed = false;
     private busy = false;
+    /** Reads land in the shared buffer (`direct-reads.ts`) rather than arriving as `data` events. */
+    private readonly direct: boolean;
     private readonly onData = (chunk: Buffer) => {
       this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       if (this.busy) {
@@ -111,6 +140,19 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
         return;
       }
       this.serve();
+    };
+    /** One read into the shared buffer (direct reads): answered in place, and what is left kept as a copy. */
+    private readonly onRead = (length: number, buffer: Buffer): void => {
+      const chunk = buffer.subarray(0, length);
+      if (this.pending) {
+        this.pending = Buffer.concat([this.pending, chunk]);
+      } else {
+        this.pending = chunk;
+        this.borrowed = true;
+      }
+      if (!this.busy) this.serve();
+      this.keep();
+      if (this.busy && this.pending !== undefined && this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
     };
     private readonly onEnd = () => this.forget();
     private readonly onTimeout = () => this.socket.destroy();
@@ -120,11 +162,18 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       socket.setNoDelay(true);
       // Idle keep-alive connections are closed after the HTTP server's keepAliveTimeout, as it would.
       if (server.keepAliveTimeout > 0) socket.setTimeout(server.keepAliveTimeout);
-      socket.on('data', this.onData);
+      this.direct = attachDirectReads(socket, this.onRead);
+      if (!this.direct) socket.on('data', this.onData);
       socket.on('timeout', this.onTimeout);
       socket.on('error', this.onError);
       socket.once('close', this.onEnd);
       open.add(this);
+    }
+
+    /** Makes `pending` a copy of its own, when it is a view of the shared read buffer. */
+    private keep(): void {
+      if (this.borrowed && this.pending !== undefined) this.pending = Buffer.from(this.pending);
+      this.borrowed = false;
     }
 
     /** Closes an idle connection now; a busy one closes after its answer, which says `Connection: close`. */
@@ -140,14 +189,15 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
         if (request === undefined) return this.handOver();
         const rest = this.pending.subarray(end + HEAD_END.length);
         this.pending = rest.length > 0 ? rest : undefined;
+        if (this.pending === undefined) this.borrowed = false;
         const started = performance.now();
         if (request.file === undefined) {
-          this.answer(request, ENTRY_ROUTE, 200, SCRIPT_TYPE, options.answers.entryScript, started);
+          this.answerBytes(request, ENTRY_ROUTE, options.answers.entryBody, undefined, started);
           continue;
         }
-        const now = answerNow(request, request.file);
-        if (now !== undefined) {
-          this.answer(request, MACHINE_ROUTE, 200, SCRIPT_TYPE, now.script, started);
+        const kept = answerNow(request, request.file);
+        if (kept !== undefined) {
+          this.answerBytes(request, MACHINE_ROUTE, kept.body, kept.token, started);
           continue;
         }
         this.busy = true;
@@ -170,14 +220,40 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       this.serve();
     }
 
+    /**
+     * A `200` script answer from bytes kept in memory: the head for its length and the body copied into
+     * one buffer, with a fresh token minted into its place when the script has one.
+     */
+    private answerBytes(request: LeanRequest, route: string, body: Buffer, token: KeptAnswer['token'], started: number): void {
+      if (this.socket.destroyed) return;
+      if (request.close || closing) {
+        const text = keptScript(body, token);
+        this.answer(request, route, 200, SCRIPT_TYPE, text, started);
+        return;
+      }
+      const head = okHead(body.length);
+      if (request.method === 'HEAD') {
+        this.socket.write(head);
+      } else {
+        const bytes = Buffer.allocUnsafe(head.length + body.length);
+        head.copy(bytes, 0);
+        body.copy(bytes, head.length);
+        if (token) token.minter.mintInto(bytes, head.length + token.at);
+        this.socket.write(bytes);
+      }
+      this.afterAnswer(request, route, 200, false, started);
+    }
+
     private answer(request: LeanRequest, route: string, status: number, type: string, body: string, started: number): void {
       if (this.socket.destroyed) return;
       const close = request.close || closing;
-      const keepAlive = keepAliveHeaders();
-      const head =
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: ${type}\r\n${status === 200 ? 'cache-control: no-store\r\n' : ''}` +
-        `content-length: ${Buffer.byteLength(body)}\r\nDate: ${httpDate()}\r\n${close ? 'Connection: close\r\n' : keepAlive}\r\n`;
+      const head = headText(status, type, Buffer.byteLength(body), httpDate(), close ? 'Connection: close\r\n' : keepAliveHeaders());
       this.socket.write(request.method === 'HEAD' ? head : head + body);
+      this.afterAnswer(request, route, status, close, started);
+    }
+
+    /** After an answer was written: counted, then the connection closed or, if the client reads slowly, paused. */
+    private afterAnswer(request: LeanRequest, route: string, status: number, close: boolean, started: number): void {
       options.recordRequest?.(route, request.method, status, (performance.now() - started) / 1000);
       if (close) {
         this.pending = undefined;
@@ -195,8 +271,10 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     /** From here on the HTTP server owns the connection, starting with the bytes not yet answered. */
     private handOver(): void {
       const { socket } = this;
+      this.keep();
       this.forget();
-      socket.removeListener('data', this.onData);
+      if (this.direct) detachDirectReads(socket);
+      else socket.removeListener('data', this.onData);
       socket.removeListener('timeout', this.onTimeout);
       socket.removeListener('error', this.onError);
       socket.removeListener('close', this.onEnd);
@@ -230,6 +308,14 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       for (const connection of open) connection.end();
     },
   };
+}
+
+/** The head of an answer the front writes: what the HTTP server behind it would send for the same answer. */
+function headText(status: number, type: string, length: number, date: string, connection: string): string {
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: ${type}\r\n${status === 200 ? 'cache-control: no-store\r\n' : ''}` +
+    `content-length: ${length}\r\nDate: ${date}\r\n${connection}\r\n`
+  );
 }
 
 /**

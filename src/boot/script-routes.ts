@@ -4,7 +4,7 @@ import { MAX_ID } from '../core/validation.ts';
 import { MAX_HEALTH_OUTPUT } from '../core/boot-health.ts';
 import type { BootedReport, BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
-import type { BootScriptResolver, ResolvedScript, ScriptKind } from './boot-script-resolver.ts';
+import type { BootScriptResolver, KeptAnswer, ResolvedScript, ScriptKind } from './boot-script-resolver.ts';
 import { renderEntryScript } from './ipxe-script.ts';
 import type { LastSeenRecorder } from './last-seen-recorder.ts';
 
@@ -24,7 +24,7 @@ export const SCRIPT_SUFFIX = '.ipxe';
 /** What the script routes use. */
 export interface ScriptRouteOptions {
   bootUrl: string;
-  resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow' | 'imageOf'>;
+  resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow' | 'keptAnswer' | 'imageOf'>;
   lastSeen: Pick<LastSeenRecorder, 'seen'>;
   builds: Pick<BuildLifecycle, 'recordBooted' | 'rebootRequested'>;
   logger: Logger;
@@ -39,19 +39,24 @@ export interface ScriptRouteOptions {
 export interface ScriptAnswers {
   /** `GET /boot.ipxe`: the same text for every machine. */
   readonly entryScript: string;
+  /** `entryScript` as UTF-8. */
+  readonly entryBody: Buffer;
   /**
    * `GET /nixos/machines/<file>`: `file` as decoded from the path, `mac` and `uuid` as parsed from the
    * query (anything: a string, an array for a repeated key, or undefined). Records last_seen_at and
    * counts the script; a file not ending in `.ipxe` is a NotFoundError.
    */
   machineScript(file: string, mac: unknown, uuid: unknown): Promise<{ kind: ScriptKind; script: string }>;
-  /** `machineScript` without waiting, when the resolver can answer from memory (`resolveNow`); else undefined. */
-  machineScriptNow(file: string, mac: unknown, uuid: unknown): { kind: ScriptKind; script: string } | undefined;
+  /**
+   * `machineScript` without waiting, as bytes to frame and mint a token into, when the resolver has
+   * the answer in memory (`keptAnswer`); else undefined. Recorded and counted as `machineScript` is.
+   */
+  machineAnswerNow(file: string, mac: unknown, uuid: unknown): KeptAnswer | undefined;
 }
 
 export function createScriptAnswers(options: Omit<ScriptRouteOptions, 'builds'>): ScriptAnswers {
   const { resolver, lastSeen, logger, metrics } = options;
-  const served = (file: string, resolved: ResolvedScript): ResolvedScript => {
+  const served = <T extends Pick<ResolvedScript, 'kind' | 'machine'>>(file: string, resolved: T): T => {
     if (resolved.machine) lastSeen.seen(resolved.machine.id);
     metrics?.bootScript(resolved.kind);
     if (logger.isLevelEnabled('debug')) {
@@ -60,17 +65,19 @@ export function createScriptAnswers(options: Omit<ScriptRouteOptions, 'builds'>)
     }
     return resolved;
   };
+  const entryScript = renderEntryScript(options.bootUrl);
   return {
-    entryScript: renderEntryScript(options.bootUrl),
+    entryScript,
+    entryBody: Buffer.from(entryScript, 'utf8'),
     async machineScript(file, mac, uuid) {
       if (!file.endsWith(SCRIPT_SUFFIX)) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
       const tag = file.slice(0, -SCRIPT_SUFFIX.length);
       return served(file, resolver.resolveNow(tag, mac, uuid) ?? (await resolver.resolve(tag, mac, uuid)));
     },
-    machineScriptNow(file, mac, uuid) {
+    machineAnswerNow(file, mac, uuid) {
       if (!file.endsWith(SCRIPT_SUFFIX)) return undefined;
-      const resolved = resolver.resolveNow(file.slice(0, -SCRIPT_SUFFIX.length), mac, uuid);
-      return resolved && served(file, resolved);
+      const kept = resolver.keptAnswer(file.slice(0, -SCRIPT_SUFFIX.length), mac, uuid);
+      return kept && served(file, kept);
     },
   };
 }
