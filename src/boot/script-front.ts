@@ -30,12 +30,9 @@ export interface ScriptFront {
 const MAX_HEAD_BYTES = 8192;
 /** Bytes a client may send ahead while its previous request is being answered, before reading pauses. */
 const MAX_AHEAD_BYTES = 65536;
-const HEAD_END = Buffer.from('\r\n\r\n');
+const HEAD_END = '\r\n\r\n';
 /** Answer heads kept as bytes (one per body length seen within a second). */
 const MAX_HEADS = 256;
-const REQUEST_LINE = /^(GET|HEAD) (\/[!-~]*) HTTP\/1\.1$/;
-/** A header line as RFC 9110 writes it, with a printable ASCII value: anything else is not ours to judge. */
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([ -~\t]*?)[ \t]*$/;
 /** A script file name the front decodes itself (percent-escapes included); others go to the router. */
 const FILE_CHARS = /^[A-Za-z0-9._~%-]+$/;
 /** Query characters of the forms iPXE sends (`mac=52:54:00:12:34:56&uuid=…`); escapes go to the router. */
@@ -184,8 +181,10 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     /** Answers every whole request read so far, in order, one at a time. */
     private serve(): void {
       while (this.pending !== undefined && !this.socket.destroyed) {
-        const end = this.pending.indexOf(HEAD_END);
-        const request = end < 0 || end + HEAD_END.length > MAX_HEAD_BYTES ? undefined : parseHead(this.pending.toString('latin1', 0, end));
+        // One string of what could be a head (latin1: a character a byte, so offsets are the same).
+        const text = this.pending.toString('latin1', 0, Math.min(this.pending.length, MAX_HEAD_BYTES));
+        const end = text.indexOf(HEAD_END);
+        const request = end < 0 ? undefined : parseHead(text.slice(0, end));
         if (request === undefined) return this.handOver();
         const rest = this.pending.subarray(end + HEAD_END.length);
         this.pending = rest.length > 0 ? rest : undefined;
@@ -318,39 +317,107 @@ function headText(status: number, type: string, length: number, date: string, co
   );
 }
 
+/** 1 for the characters of a header name (RFC 9110 `tchar`), by code. */
+const TCHAR = Uint8Array.from({ length: 128 }, (_, c) => (/^[!#$%&'*+.^_`|~0-9A-Za-z-]$/.test(String.fromCharCode(c)) ? 1 : 0));
+const SP = 0x20;
+const HTAB = 0x09;
+const CR = 0x0d;
+const TILDE = 0x7e;
+const REQUEST_VERSION = ' HTTP/1.1';
+
 /**
  * The request a head asks for, when it is a script request the front answers itself; undefined for
  * anything else (the HTTP server answers it). `head` is the request line and headers, latin1.
+ *
+ * The grammar is strict: the request line is `GET|HEAD <target> HTTP/1.1`, the target `/` and
+ * printable ASCII; each header line a name of RFC 9110 token characters, a colon and a value of
+ * printable ASCII and tabs (surrounding spaces and tabs dropped), lines ending in CRLF only.
+ * Scanned character by character: a boot storm parses one of these per request.
  */
 export function parseHead(head: string): LeanRequest | undefined {
-  const lines = head.split('\r\n');
-  const line = REQUEST_LINE.exec(lines[0]!);
-  if (!line) return undefined;
+  const scanned = scanHead(head);
+  return scanned && requestOf(scanned.method, scanned.target, scanned.close);
+}
+
+/** A head's method, target and whether it asks to close, when its grammar is the strict one above (else undefined). */
+export function scanHead(head: string): { method: 'GET' | 'HEAD'; target: string; close: boolean } | undefined {
+  const firstEnd = head.indexOf('\r\n');
+  const lineEnd = firstEnd < 0 ? head.length : firstEnd;
+  let method: 'GET' | 'HEAD';
+  let at: number;
+  if (head.startsWith('GET /')) {
+    method = 'GET';
+    at = 4;
+  } else if (head.startsWith('HEAD /')) {
+    method = 'HEAD';
+    at = 5;
+  } else {
+    return undefined;
+  }
+  const targetStart = at;
+  while (at < lineEnd) {
+    const c = head.charCodeAt(at);
+    if (c === SP) break;
+    if (c < 0x21 || c > TILDE) return undefined;
+    at++;
+  }
+  if (lineEnd - at !== REQUEST_VERSION.length || !head.startsWith(REQUEST_VERSION, at)) return undefined;
+  const target = head.slice(targetStart, at);
+
   let hosts = 0;
   let close = false;
-  for (let i = 1; i < lines.length; i++) {
-    const header = HEADER_LINE.exec(lines[i]!);
-    if (!header) return undefined;
-    // Only names as long as one the front judges are lower-cased (User-Agent and the like are not).
-    const name = JUDGED_NAME_LENGTHS[header[1]!.length] === 1 ? header[1]!.toLowerCase() : '';
-    const value = header[2]!;
-    if (name === 'host') {
-      if (value === '') return undefined;
-      hosts += 1;
-    } else if (name === 'connection') {
-      if (value === 'keep-alive' || value === 'Keep-Alive') continue;
-      for (const token of value.toLowerCase().split(',')) {
-        const t = token.trim();
-        if (t === 'close') close = true;
-        else if (t !== 'keep-alive' && t !== '') return undefined;
-      }
-    } else if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') {
-      return undefined;
+  // Each header line runs to the next CRLF or to the end of the head; -1: no lines left.
+  let line = firstEnd < 0 ? -1 : firstEnd + 2;
+  while (line >= 0) {
+    let end = head.indexOf('\r\n', line);
+    const last = end < 0;
+    if (last) end = head.length;
+    // The name: one or more token characters, then a colon.
+    let i = line;
+    while (i < end) {
+      const c = head.charCodeAt(i);
+      if (c >= 128 || TCHAR[c] !== 1) break;
+      i++;
     }
+    if (i === line || i === end || head.charCodeAt(i) !== 0x3a) return undefined;
+    const nameLength = i - line;
+    // The value: printable ASCII and tabs to the end of the line, without its surrounding spaces and tabs.
+    i++;
+    while (i < end && (head.charCodeAt(i) === SP || head.charCodeAt(i) === HTAB)) i++;
+    const valueStart = i;
+    let valueEnd = i;
+    for (; i < end; i++) {
+      const c = head.charCodeAt(i);
+      if (c === SP || c === HTAB) continue;
+      if (c < SP || c > TILDE) return undefined;
+      valueEnd = i + 1;
+    }
+    // Only names as long as one the front judges are looked at (User-Agent and the like are not).
+    if (nameLength < JUDGED_NAME_LENGTHS.length && JUDGED_NAME_LENGTHS[nameLength] === 1) {
+      const name = head.slice(line, line + nameLength).toLowerCase();
+      if (name === 'host') {
+        if (valueEnd === valueStart) return undefined;
+        hosts += 1;
+      } else if (name === 'connection') {
+        const value = head.slice(valueStart, valueEnd);
+        if (value !== 'keep-alive' && value !== 'Keep-Alive') {
+          for (const token of value.toLowerCase().split(',')) {
+            const t = token.trim();
+            if (t === 'close') close = true;
+            else if (t !== 'keep-alive' && t !== '') return undefined;
+          }
+        }
+      } else if (name === 'content-length' || name === 'transfer-encoding' || name === 'upgrade' || name === 'expect') {
+        return undefined;
+      }
+    }
+    line = last ? -1 : end + 2;
   }
-  if (hosts !== 1) return undefined;
-  const method = line[1] as 'GET' | 'HEAD';
-  const target = line[2]!;
+  return hosts === 1 ? { method, target, close } : undefined;
+}
+
+/** The script request a target names, or undefined when it is none the front answers itself. */
+function requestOf(method: 'GET' | 'HEAD', target: string, close: boolean): LeanRequest | undefined {
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q + 1);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { BOOT_TOKEN_MAX_AGE_MS, BootTokenMinter, hmacSha256 } from './boot-token.ts';
+import { BOOT_TOKEN_LENGTH, BOOT_TOKEN_MAX_AGE_MS, BootTokenMinter, hmacSha256 } from './boot-token.ts';
 
 /** The signature a token must carry, computed with Node's own HMAC: the definition the minter is checked against. */
 function expectedSignature(secret: string, buildId: number, issued: string, nonce: string): string {
@@ -33,6 +33,22 @@ describe('boot tokens', () => {
         assert.equal(Number(m[1]), now);
         assert.equal(m[3], expectedSignature(secret, buildId, m[1]!, m[2]!), `build ${buildId}, token ${i}`);
       }
+    }
+  });
+
+  test('mintInto writes the same kind of token into place and touches nothing around it', () => {
+    const minter = new BootTokenMinter(42, 'secret');
+    const bytes = Buffer.alloc(BOOT_TOKEN_LENGTH + 10, 0x23);
+    for (let i = 0; i < 300; i++) {
+      const now = 1_795_912_292_335 + i;
+      minter.mintInto(bytes, 5, now);
+      assert.equal(bytes.toString('latin1', 0, 5) + bytes.toString('latin1', 5 + BOOT_TOKEN_LENGTH), '#'.repeat(10));
+      const token = bytes.toString('latin1', 5, 5 + BOOT_TOKEN_LENGTH);
+      const m = /^(\d{15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{32})$/.exec(token);
+      assert.ok(m, token);
+      assert.equal(Number(m[1]), now);
+      assert.equal(m[3], expectedSignature('secret', 42, m[1]!, m[2]!), `token ${i}`);
+      assert.equal(minter.verify(token, now), `${m[1]}.${m[2]}`);
     }
   });
 

@@ -27,17 +27,48 @@ let noncePool = Buffer.alloc(0);
 let noncePoolAt = 0;
 
 /**
- * 96 fresh random bits, each handed out once. Drawing them in blocks is what Node's own
- * `randomUUID` does; the bytes are the same CSPRNG output and are never reused.
+ * Where 96 fresh random bits start in `noncePool`, each handed out once. Drawing them in blocks is
+ * what Node's own `randomUUID` does; the bytes are the same CSPRNG output and are never reused.
  */
-function freshNonce(): string {
+function takeNonce(): number {
   if (noncePoolAt + NONCE_BYTES > noncePool.length) {
     noncePool = randomBytes(NONCE_BYTES * NONCES_PER_DRAW);
     noncePoolAt = 0;
   }
-  const nonce = noncePool.toString('base64url', noncePoolAt, noncePoolAt + NONCE_BYTES);
+  const at = noncePoolAt;
   noncePoolAt += NONCE_BYTES;
-  return nonce;
+  return at;
+}
+
+/** A fresh nonce as base64url text. */
+function freshNonce(): string {
+  const at = takeNonce();
+  return noncePool.toString('base64url', at, at + NONCE_BYTES);
+}
+
+/** The base64url alphabet (RFC 4648, section 5), by value. */
+const BASE64URL = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', 'latin1');
+
+/** Writes `count` bytes (a multiple of 3) of `source` from `from` into `target` at `at` as base64url. */
+function base64urlFromBytes(target: Buffer, at: number, source: Uint8Array, from: number, count: number): void {
+  for (let i = from; i < from + count; i += 3) {
+    const n = (source[i]! << 16) | (source[i + 1]! << 8) | source[i + 2]!;
+    target[at++] = BASE64URL[n >>> 18]!;
+    target[at++] = BASE64URL[(n >>> 12) & 63]!;
+    target[at++] = BASE64URL[(n >>> 6) & 63]!;
+    target[at++] = BASE64URL[n & 63]!;
+  }
+}
+
+/** The same for the first `count` characters (a multiple of 3) of a latin1 string: a byte a character. */
+function base64urlFromLatin1(target: Buffer, at: number, source: string, count: number): void {
+  for (let i = 0; i < count; i += 3) {
+    const n = (source.charCodeAt(i) << 16) | (source.charCodeAt(i + 1) << 8) | source.charCodeAt(i + 2);
+    target[at++] = BASE64URL[n >>> 18]!;
+    target[at++] = BASE64URL[(n >>> 12) & 63]!;
+    target[at++] = BASE64URL[(n >>> 6) & 63]!;
+    target[at++] = BASE64URL[n & 63]!;
+  }
 }
 
 /** The issue time as written in a token, remembered for the millisecond it was made in. */
@@ -120,23 +151,38 @@ export class BootTokenMinter {
 
   /** A fresh token, issued at `now`. */
   mint(now = Date.now()): string {
-    const issued = issuedField(now);
-    const nonce = freshNonce();
-    return `${issued}.${nonce}.${this.sign(issued, nonce)}`;
+    if (this.inner === undefined) {
+      const issued = issuedField(now);
+      const nonce = freshNonce();
+      return `${issued}.${nonce}.${this.sign(issued, nonce)}`;
+    }
+    const bytes = Buffer.allocUnsafe(BOOT_TOKEN_LENGTH);
+    this.mintInto(bytes, 0, now);
+    return bytes.toString('latin1');
   }
 
   /**
    * A fresh token, issued at `now`, written as `BOOT_TOKEN_LENGTH` ASCII bytes into `target` at `at`
-   * (an answer's bytes, framed around it): the same token `mint` returns, without making its string.
+   * (an answer's bytes, framed around it): what `mint` returns, without a string on the way. The
+   * nonce and the signature are encoded straight into place; only the digests pass through strings.
    */
   mintInto(target: Buffer, at: number, now = Date.now()): void {
+    const { inner, outer, variableAt } = this;
+    if (inner === undefined || outer === undefined) {
+      target.write(this.mint(now), at, 'latin1');
+      return;
+    }
+    const nonceAt = takeNonce();
     const issued = issuedField(now);
-    const nonce = freshNonce();
+    inner.write(issued, variableAt, 'latin1');
+    base64urlFromBytes(inner, variableAt + BOOT_TIME_DIGITS + 1, noncePool, nonceAt, NONCE_BYTES);
     target.write(issued, at, 'latin1');
     target[at + BOOT_TIME_DIGITS] = 0x2e; // '.'
-    target.write(nonce, at + BOOT_TIME_DIGITS + 1, 'latin1');
+    base64urlFromBytes(target, at + BOOT_TIME_DIGITS + 1, noncePool, nonceAt, NONCE_BYTES);
     target[at + BOOT_TIME_DIGITS + 1 + NONCE_CHARS] = 0x2e;
-    target.write(this.sign(issued, nonce), at + BOOT_TIME_DIGITS + NONCE_CHARS + 2, 'latin1');
+    // Digests as strings (latin1: a byte a character), so no buffer is allocated per token.
+    outer.write(oneShotHash!('sha256', inner, 'latin1'), SHA256_BLOCK, 'latin1');
+    base64urlFromLatin1(target, at + BOOT_TIME_DIGITS + NONCE_CHARS + 2, oneShotHash!('sha256', outer, 'latin1'), SIGNATURE_BYTES);
   }
 
   /**

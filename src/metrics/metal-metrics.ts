@@ -158,11 +158,16 @@ export class MetalMetrics {
    */
   httpRequestRecorder(listener: ListenerName): (route: string, method: string, status: number, seconds: number) => void {
     const tallies = new Map<string, RequestTally>();
+    // A storm asks the same route, method and status over and over: the last tally is kept at hand.
+    let last: { route: string; method: string; status: number; tally: RequestTally } | undefined;
     return (route, method, status, seconds) => {
-      const key = `${route} ${method} ${status}`;
-      let tally = tallies.get(key);
-      if (!tally) tallies.set(key, (tally = this.http.tally({ listener, route, method, status: String(status) })));
-      this.http.record(tally, seconds);
+      if (last === undefined || last.route !== route || last.method !== method || last.status !== status) {
+        const key = `${route} ${method} ${status}`;
+        let tally = tallies.get(key);
+        if (!tally) tallies.set(key, (tally = this.http.tally({ listener, route, method, status: String(status) })));
+        last = { route, method, status, tally };
+      }
+      this.http.record(last.tally, seconds);
     };
   }
 
