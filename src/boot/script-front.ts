@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/logger.ts';
 import { toHttpError } from '../http/error-handler.ts';
 import { keptScript, type KeptAnswer } from './boot-script-resolver.ts';
-import { attachDirectReads, detachDirectReads } from './direct-reads.ts';
+import { attachDirectReads, detachDirectReads, directReadsAvailable } from './direct-reads.ts';
 import { ENTRY_ROUTE, MACHINE_ROUTE, MAX_SCRIPT_NAME_LENGTH, SCRIPT_SUFFIX, SCRIPT_TYPE, type ScriptAnswers } from './script-routes.ts';
 
 /** What the front answers with, and where it counts what it answered. */
@@ -69,6 +69,7 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
   const behind = server.listeners('connection') as Array<(socket: Socket) => void>;
   server.removeAllListeners('connection');
   const open = new Set<LeanConnection>();
+  let warnedStreamReads = false;
   let closing = false;
   let date = '';
   let dateExpires = 0;
@@ -160,6 +161,10 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       // Idle keep-alive connections are closed after the HTTP server's keepAliveTimeout, as it would.
       if (server.keepAliveTimeout > 0) socket.setTimeout(server.keepAliveTimeout);
       this.direct = attachDirectReads(socket, this.onRead);
+      if (!this.direct && !warnedStreamReads && !directReadsAvailable(socket)) {
+        warnedStreamReads = true;
+        options.logger.warn({ node: process.version }, 'boot: this Node does not let the script front read connections into its own buffer; reading them through the stream (same answers, more CPU a request)');
+      }
       if (!this.direct) socket.on('data', this.onData);
       socket.on('timeout', this.onTimeout);
       socket.on('error', this.onError);
@@ -321,7 +326,6 @@ function headText(status: number, type: string, length: number, date: string, co
 const TCHAR = Uint8Array.from({ length: 128 }, (_, c) => (/^[!#$%&'*+.^_`|~0-9A-Za-z-]$/.test(String.fromCharCode(c)) ? 1 : 0));
 const SP = 0x20;
 const HTAB = 0x09;
-const CR = 0x0d;
 const TILDE = 0x7e;
 const REQUEST_VERSION = ' HTTP/1.1';
 
