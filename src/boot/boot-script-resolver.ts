@@ -28,8 +28,8 @@ export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFact
 /** Mints the single-use tokens of one build (a `BootTokenMinter`, from BuildLifecycle.bootTokenMinter). */
 export interface TokenMinter {
   mint(): string;
-  /** Writes a fresh token, BOOT_TOKEN_LENGTH ASCII bytes, into `target` at `at`. */
-  mintInto(target: Buffer, at: number): void;
+  /** Writes a fresh token issued at `now` (default: the clock), BOOT_TOKEN_LENGTH ASCII bytes, into `target` at `at`. */
+  mintInto(target: Buffer, at: number, now?: number): void;
 }
 
 /** Where the resolver gets a build's minter. */

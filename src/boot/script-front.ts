@@ -31,6 +31,8 @@ const MAX_HEAD_BYTES = 8192;
 /** Bytes a client may send ahead while its previous request is being answered, before reading pauses. */
 const MAX_AHEAD_BYTES = 65536;
 const HEAD_END = '\r\n\r\n';
+/** How often the front looks for idle kept-alive connections, milliseconds. */
+const IDLE_SWEEP_MS = 250;
 /** Answer heads kept as bytes (one per body length seen within a second). */
 const MAX_HEADS = 256;
 /** A script file name the front decodes itself (percent-escapes included); others go to the router. */
@@ -70,12 +72,20 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
   server.removeAllListeners('connection');
   const open = new Set<LeanConnection>();
   let warnedStreamReads = false;
+  // Idle connections are found by a sweep rather than a timer per socket, which every read would re-arm.
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweepIdle = () => {
+    for (const connection of open) connection.sweep(IDLE_SWEEP_MS, server.keepAliveTimeout);
+    if (open.size === 0 && sweeper !== undefined) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
   let closing = false;
   let date = '';
   let dateExpires = 0;
 
-  const httpDate = (): string => {
-    const now = Date.now();
+  const httpDate = (now = Date.now()): string => {
     if (now >= dateExpires) {
       date = new Date(now).toUTCString();
       dateExpires = now - (now % 1000) + 1000;
@@ -107,8 +117,8 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
   const heads = new Map<number, Buffer>();
   let headsDate = '';
   let headsKeepAlive = '';
-  const okHead = (length: number): Buffer => {
-    const now = httpDate();
+  const okHead = (length: number, at: number): Buffer => {
+    const now = httpDate(at);
     const keepAlive = keepAliveHeaders();
     if (now !== headsDate || keepAlive !== headsKeepAlive || heads.size >= MAX_HEADS) {
       heads.clear();
@@ -129,9 +139,12 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     /** Whether `pending` is a view of the shared read buffer (then copied before it is kept). */
     private borrowed = false;
     private busy = false;
+    /** Time since the last read, as counted by the idle sweep. */
+    private idleMs = 0;
     /** Reads land in the shared buffer (`direct-reads.ts`) rather than arriving as `data` events. */
     private readonly direct: boolean;
     private readonly onData = (chunk: Buffer) => {
+      this.idleMs = 0;
       this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
       if (this.busy) {
         if (this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
@@ -141,6 +154,7 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     };
     /** One read into the shared buffer (direct reads): answered in place, and what is left kept as a copy. */
     private readonly onRead = (length: number, buffer: Buffer): void => {
+      this.idleMs = 0;
       const chunk = buffer.subarray(0, length);
       if (this.pending) {
         this.pending = Buffer.concat([this.pending, chunk]);
@@ -153,29 +167,39 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       if (this.busy && this.pending !== undefined && this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
     };
     private readonly onEnd = () => this.forget();
-    private readonly onTimeout = () => this.socket.destroy();
     private readonly onError = () => this.socket.destroy();
 
     constructor(private readonly socket: Socket) {
       socket.setNoDelay(true);
-      // Idle keep-alive connections are closed after the HTTP server's keepAliveTimeout, as it would.
-      if (server.keepAliveTimeout > 0) socket.setTimeout(server.keepAliveTimeout);
       this.direct = attachDirectReads(socket, this.onRead);
       if (!this.direct && !warnedStreamReads && !directReadsAvailable(socket)) {
         warnedStreamReads = true;
         options.logger.warn({ node: process.version }, 'boot: this Node does not let the script front read connections into its own buffer; reading them through the stream (same answers, more CPU a request)');
       }
       if (!this.direct) socket.on('data', this.onData);
-      socket.on('timeout', this.onTimeout);
       socket.on('error', this.onError);
       socket.once('close', this.onEnd);
       open.add(this);
+      sweeper ??= setInterval(sweepIdle, IDLE_SWEEP_MS).unref();
     }
 
     /** Makes `pending` a copy of its own, when it is a view of the shared read buffer. */
     private keep(): void {
       if (this.borrowed && this.pending !== undefined) this.pending = Buffer.from(this.pending);
       this.borrowed = false;
+    }
+
+    /**
+     * One idle sweep: a connection that has read nothing for the HTTP server's keepAliveTimeout, with
+     * no answer pending or unsent, is closed, as the HTTP server closes its own (0: never).
+     */
+    sweep(elapsedMs: number, limitMs: number): void {
+      if (this.busy || this.socket.writableLength > 0) {
+        this.idleMs = 0;
+        return;
+      }
+      this.idleMs += elapsedMs;
+      if (limitMs > 0 && this.idleMs >= limitMs) this.socket.destroy();
     }
 
     /** Closes an idle connection now; a busy one closes after its answer, which says `Connection: close`. */
@@ -235,14 +259,15 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
         this.answer(request, route, 200, SCRIPT_TYPE, text, started);
         return;
       }
-      const head = okHead(body.length);
+      const now = Date.now();
+      const head = okHead(body.length, now);
       if (request.method === 'HEAD') {
         this.socket.write(head);
       } else {
         const bytes = Buffer.allocUnsafe(head.length + body.length);
         head.copy(bytes, 0);
         body.copy(bytes, head.length);
-        if (token) token.minter.mintInto(bytes, head.length + token.at);
+        if (token) token.minter.mintInto(bytes, head.length + token.at, now);
         this.socket.write(bytes);
       }
       this.afterAnswer(request, route, 200, false, started);
@@ -279,10 +304,8 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       this.forget();
       if (this.direct) detachDirectReads(socket);
       else socket.removeListener('data', this.onData);
-      socket.removeListener('timeout', this.onTimeout);
       socket.removeListener('error', this.onError);
       socket.removeListener('close', this.onEnd);
-      socket.setTimeout(0);
       socket.pause();
       if (this.pending) socket.unshift(this.pending);
       this.pending = undefined;
@@ -309,6 +332,8 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     },
     close() {
       closing = true;
+      if (sweeper !== undefined) clearInterval(sweeper);
+      sweeper = undefined;
       for (const connection of open) connection.end();
     },
   };
