@@ -267,6 +267,39 @@ describe('installScriptFront on a bare HTTP server', () => {
   });
 });
 
+describe('lean front heads of every length it reads', () => {
+  test('a head past the first KiB and a burst of requests sent ahead are the front\'s; a head past its limit is the server\'s', async () => {
+    const server = createServer((req, res) => res.end(`behind: ${req.method} ${req.url}`));
+    const front = installScriptFront(server, {
+      answers: {
+        entryScript: '#!ipxe\nentry\n',
+        entryBody: Buffer.from('#!ipxe\nentry\n'),
+        machineAnswerNow: () => undefined,
+        machineScript: async () => assert.fail('no machine script is asked for'),
+      },
+      logger: createLogger('silent'),
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const c = await rawConnect(port);
+      c.send(request('GET', '/boot.ipxe', `Host: boot\r\nUser-Agent: ${'u'.repeat(3000)}\r\n`) + request('GET', '/boot.ipxe').repeat(200));
+      const answers = await c.responses(201);
+      assert.deepEqual(new Set(answers.map((r) => r.body)), new Set(['#!ipxe\nentry\n']));
+      assert.equal(front.connections, 1, 'still the front\'s');
+      c.send(request('GET', '/boot.ipxe', `Host: boot\r\nUser-Agent: ${'u'.repeat(9000)}\r\n`));
+      const [long] = await c.responses(1);
+      assert.equal(long!.body, 'behind: GET /boot.ipxe', 'a head longer than the front reads goes to the server');
+      assert.equal(front.connections, 0);
+      c.socket.destroy();
+    } finally {
+      front.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('parseHead', () => {
   const cases: Array<[string, string, ReturnType<typeof parseHead> | undefined]> = [
     ['the entry script', 'GET /boot.ipxe HTTP/1.1\r\nHost: x', { method: 'GET', file: undefined, mac: undefined, uuid: undefined, close: false }],

@@ -31,6 +31,8 @@ const MAX_HEAD_BYTES = 8192;
 /** Bytes a client may send ahead while its previous request is being answered, before reading pauses. */
 const MAX_AHEAD_BYTES = 65536;
 const HEAD_END = '\r\n\r\n';
+/** Bytes looked at first for the end of a head; a longer head is looked for up to MAX_HEAD_BYTES. */
+const FIRST_LOOK_BYTES = 1024;
 /** How often the front looks for idle kept-alive connections, milliseconds. */
 const IDLE_SWEEP_MS = 250;
 /** Answer heads kept as bytes (one per body length seen within a second). */
@@ -210,12 +212,19 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     /** Answers every whole request read so far, in order, one at a time. */
     private serve(): void {
       while (this.pending !== undefined && !this.socket.destroyed) {
-        // One string of what could be a head (latin1: a character a byte, so offsets are the same).
-        const text = this.pending.toString('latin1', 0, Math.min(this.pending.length, MAX_HEAD_BYTES));
-        const end = text.indexOf(HEAD_END);
+        // One string of what could be a head (latin1: a character a byte, so offsets are the same): the
+        // first KiB, which holds any head iPXE sends, and only if that has no end the whole limit, so
+        // many small requests sent ahead cost a bounded look each.
+        const { pending } = this;
+        let text = pending.toString('latin1', 0, Math.min(pending.length, FIRST_LOOK_BYTES));
+        let end = text.indexOf(HEAD_END);
+        if (end < 0 && pending.length > FIRST_LOOK_BYTES) {
+          text = pending.toString('latin1', 0, Math.min(pending.length, MAX_HEAD_BYTES));
+          end = text.indexOf(HEAD_END);
+        }
         const request = end < 0 ? undefined : parseHead(text.slice(0, end));
         if (request === undefined) return this.handOver();
-        const rest = this.pending.subarray(end + HEAD_END.length);
+        const rest = pending.subarray(end + HEAD_END.length);
         this.pending = rest.length > 0 ? rest : undefined;
         if (this.pending === undefined) this.borrowed = false;
         const started = performance.now();
