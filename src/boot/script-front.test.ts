@@ -12,6 +12,7 @@ import { rawConnect, rawRequest, type RawResponse } from '../../test/support/raw
 import type { AppContext } from '../server/context.ts';
 import { buildBootServer } from '../server/roles.ts';
 import { installScriptFront, parseHead, scanHead } from './script-front.ts';
+import type { ScriptAnswers } from './script-routes.ts';
 import { createLogger } from '../core/logger.ts';
 
 const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;
@@ -229,25 +230,37 @@ describe('lean front connections and closing', () => {
   });
 });
 
+/**
+ * A front on a bare HTTP server that answers `behind: <method> <url>`; the entry script is the front's,
+ * machine scripts come from `machineScript`. Runs `body` with the port and closes everything after.
+ */
+async function withBareFront(
+  machineScript: ScriptAnswers['machineScript'],
+  body: (port: number, front: ReturnType<typeof installScriptFront>) => Promise<void>,
+): Promise<void> {
+  const server = createServer((req, res) => res.end(`behind: ${req.method} ${req.url}`));
+  const front = installScriptFront(server, {
+    answers: { entryScript: '#!ipxe\nentry\n', entryBody: Buffer.from('#!ipxe\nentry\n'), machineAnswerNow: () => undefined, machineScript },
+    logger: createLogger('silent'),
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await body((server.address() as AddressInfo).port, front);
+  } finally {
+    front.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
 describe('installScriptFront on a bare HTTP server', () => {
   test('script requests are the front\'s; every other request falls through to the server behind it, on the same connection', async () => {
-    const server = createServer((req, res) => res.end(`behind: ${req.method} ${req.url}`));
     const asked: unknown[] = [];
-    const front = installScriptFront(server, {
-      answers: {
-        entryScript: '#!ipxe\nentry\n',
-        entryBody: Buffer.from('#!ipxe\nentry\n'),
-        machineAnswerNow: () => undefined,
-        machineScript: async (file, mac, uuid) => {
-          asked.push([file, mac, uuid]);
-          return { kind: 'hold-no-image', script: `#!ipxe\n${file}\n` };
-        },
-      },
-      logger: createLogger('silent'),
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    try {
+    const machineScript: ScriptAnswers['machineScript'] = async (file, mac, uuid) => {
+      asked.push([file, mac, uuid]);
+      return { kind: 'hold-no-image', script: `#!ipxe\n${file}\n` };
+    };
+    await withBareFront(machineScript, async (port, front) => {
       const c = await rawConnect(port);
       c.send(request('GET', '/boot.ipxe') + request('GET', '/nixos/machines/A1.ipxe?mac=m&uuid=u'));
       const scripts = await c.responses(2);
@@ -259,44 +272,27 @@ describe('installScriptFront on a bare HTTP server', () => {
       assert.deepEqual(behind.map((r) => r.body), ['behind: GET /images/x', 'behind: GET /boot.ipxe'], 'once handed over, the connection stays behind');
       assert.equal(front.connections, 0);
       c.socket.destroy();
-    } finally {
-      front.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
   });
 });
 
 describe('lean front heads of every length it reads', () => {
   test('a head past the first KiB and a burst of requests sent ahead are the front\'s; a head past its limit is the server\'s', async () => {
-    const server = createServer((req, res) => res.end(`behind: ${req.method} ${req.url}`));
-    const front = installScriptFront(server, {
-      answers: {
-        entryScript: '#!ipxe\nentry\n',
-        entryBody: Buffer.from('#!ipxe\nentry\n'),
-        machineAnswerNow: () => undefined,
-        machineScript: async () => assert.fail('no machine script is asked for'),
+    await withBareFront(
+      async () => assert.fail('no machine script is asked for'),
+      async (port, front) => {
+        const c = await rawConnect(port);
+        c.send(request('GET', '/boot.ipxe', `Host: boot\r\nUser-Agent: ${'u'.repeat(3000)}\r\n`) + request('GET', '/boot.ipxe').repeat(200));
+        const answers = await c.responses(201);
+        assert.deepEqual(new Set(answers.map((r) => r.body)), new Set(['#!ipxe\nentry\n']));
+        assert.equal(front.connections, 1, 'still the front\'s');
+        c.send(request('GET', '/boot.ipxe', `Host: boot\r\nUser-Agent: ${'u'.repeat(9000)}\r\n`));
+        const [long] = await c.responses(1);
+        assert.equal(long!.body, 'behind: GET /boot.ipxe', 'a head longer than the front reads goes to the server');
+        assert.equal(front.connections, 0);
+        c.socket.destroy();
       },
-      logger: createLogger('silent'),
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    try {
-      const c = await rawConnect(port);
-      c.send(request('GET', '/boot.ipxe', `Host: boot\r\nUser-Agent: ${'u'.repeat(3000)}\r\n`) + request('GET', '/boot.ipxe').repeat(200));
-      const answers = await c.responses(201);
-      assert.deepEqual(new Set(answers.map((r) => r.body)), new Set(['#!ipxe\nentry\n']));
-      assert.equal(front.connections, 1, 'still the front\'s');
-      c.send(request('GET', '/boot.ipxe', `Host: boot\r\nUser-Agent: ${'u'.repeat(9000)}\r\n`));
-      const [long] = await c.responses(1);
-      assert.equal(long!.body, 'behind: GET /boot.ipxe', 'a head longer than the front reads goes to the server');
-      assert.equal(front.connections, 0);
-      c.socket.destroy();
-    } finally {
-      front.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    );
   });
 });
 
