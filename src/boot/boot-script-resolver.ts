@@ -59,6 +59,16 @@ export function keptScript(body: Buffer, token: KeptAnswer['token']): string {
   return bytes.toString('utf8');
 }
 
+/** A script's bytes as kept: an image script's with BOOT_TOKEN_LENGTH placeholder bytes where its token goes. */
+function keptBytes(script: string, image: ImageParts | undefined): Pick<KeptAnswer, 'body' | 'token'> {
+  if (!image) return { body: Buffer.from(script, 'utf8'), token: undefined };
+  const before = Buffer.from(image.before, 'utf8');
+  return {
+    body: Buffer.concat([before, Buffer.alloc(BOOT_TOKEN_LENGTH, 0x30), Buffer.from(image.after, 'utf8')]),
+    token: { at: before.length, minter: image.minter },
+  };
+}
+
 /** A request answered before, kept while its machine's row is the one it was answered from. */
 interface Answered extends KeptAnswer {
   /** The request's `?mac=` and `?uuid=`, which must be the same for the answer to be. */
@@ -155,16 +165,7 @@ export class BootScriptResolver {
     // Kept only when the row read now is the one the decision was made from.
     if (isPlainParam(macParam) && isPlainParam(uuidParam) && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
       if (!this.answered.has(tagParam) && this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
-      const before = image ? Buffer.from(image.before, 'utf8') : undefined;
-      this.answered.set(tagParam, {
-        mac: macParam,
-        uuid: uuidParam,
-        row,
-        kind: answer.kind,
-        machine,
-        body: image && before ? Buffer.concat([before, Buffer.alloc(BOOT_TOKEN_LENGTH, 0x30), Buffer.from(image.after, 'utf8')]) : Buffer.from(answer.script, 'utf8'),
-        token: image && before ? { at: before.length, minter: image.minter } : undefined,
-      });
+      this.answered.set(tagParam, { mac: macParam, uuid: uuidParam, row, kind: answer.kind, machine, ...keptBytes(answer.script, image) });
     }
     return answer;
   }

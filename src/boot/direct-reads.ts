@@ -61,7 +61,7 @@ export function attachDirectReads(socket: Socket, onRead: DirectReadCallback): b
   const f = fieldsOf(socket);
   const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
   const own = socket as unknown as Record<symbol, unknown>;
-  if (!f || !handle || typeof handle.useUserBuffer !== 'function' || own[f.buffer] !== null || socket.destroyed) return false;
+  if (!f || !handle?.useUserBuffer || own[f.buffer] !== null || socket.destroyed) return false;
   shared ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
   own[f.buffer] = shared;
   own[f.callback] = onRead;

@@ -145,29 +145,9 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     private idleMs = 0;
     /** Reads land in the shared buffer (`direct-reads.ts`) rather than arriving as `data` events. */
     private readonly direct: boolean;
-    private readonly onData = (chunk: Buffer) => {
-      this.idleMs = 0;
-      this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-      if (this.busy) {
-        if (this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
-        return;
-      }
-      this.serve();
-    };
-    /** One read into the shared buffer (direct reads): answered in place, and what is left kept as a copy. */
-    private readonly onRead = (length: number, buffer: Buffer): void => {
-      this.idleMs = 0;
-      const chunk = buffer.subarray(0, length);
-      if (this.pending) {
-        this.pending = Buffer.concat([this.pending, chunk]);
-      } else {
-        this.pending = chunk;
-        this.borrowed = true;
-      }
-      if (!this.busy) this.serve();
-      this.keep();
-      if (this.busy && this.pending !== undefined && this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
-    };
+    private readonly onData = (chunk: Buffer) => this.received(chunk, false);
+    /** One read into the shared buffer (direct reads), valid only until this returns. */
+    private readonly onRead = (length: number, buffer: Buffer): void => this.received(buffer.subarray(0, length), true);
     private readonly onEnd = () => this.forget();
     private readonly onError = () => this.socket.destroy();
 
@@ -183,6 +163,24 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       socket.once('close', this.onEnd);
       open.add(this);
       sweeper ??= setInterval(sweepIdle, IDLE_SWEEP_MS).unref();
+    }
+
+    /**
+     * Bytes read: answered at once when nothing is pending, else queued behind the answer in progress
+     * (reading pauses past MAX_AHEAD_BYTES). `borrowed`: a view of the shared read buffer, so whatever
+     * is left of it is copied before this returns.
+     */
+    private received(chunk: Buffer, borrowed: boolean): void {
+      this.idleMs = 0;
+      if (this.pending) {
+        this.pending = Buffer.concat([this.pending, chunk]);
+      } else {
+        this.pending = chunk;
+        this.borrowed = borrowed;
+      }
+      if (!this.busy) this.serve();
+      this.keep();
+      if (this.busy && this.pending !== undefined && this.pending.length > MAX_AHEAD_BYTES) this.socket.pause();
     }
 
     /** Makes `pending` a copy of its own, when it is a view of the shared read buffer. */

@@ -15,9 +15,6 @@ export const BOOT_TOKEN_MAX_AGE_MS = 24 * 3600_000;
 /** A token as minted: issue time, nonce (96 bits) and signature (192 bits), base64url. */
 const TOKEN_FORM = /^(\d{15})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{32})$/;
 
-/** Characters of every boot token: issue time, nonce and signature with their two dots (15 + 1 + 16 + 1 + 32). */
-export const BOOT_TOKEN_LENGTH = 65;
-
 /** Bytes of a boot token's nonce (96 bits; 16 characters of base64url). */
 const NONCE_BYTES = 12;
 const NONCE_CHARS = 16;
@@ -60,17 +57,6 @@ function base64urlFromBytes(target: Buffer, at: number, source: Uint8Array, from
   }
 }
 
-/** The same for the first `count` characters (a multiple of 3) of a latin1 string: a byte a character. */
-function base64urlFromLatin1(target: Buffer, at: number, source: string, count: number): void {
-  for (let i = 0; i < count; i += 3) {
-    const n = (source.charCodeAt(i) << 16) | (source.charCodeAt(i + 1) << 8) | source.charCodeAt(i + 2);
-    target[at++] = BASE64URL[n >>> 18]!;
-    target[at++] = BASE64URL[(n >>> 12) & 63]!;
-    target[at++] = BASE64URL[(n >>> 6) & 63]!;
-    target[at++] = BASE64URL[n & 63]!;
-  }
-}
-
 /** The issue time as written in a token, remembered for the millisecond it was made in. */
 let issuedAt = -1;
 let issuedText = '';
@@ -94,6 +80,8 @@ const SHA256_BYTES = 32;
 /** Bytes of the signature kept in a token: 24 bytes, 32 characters of base64url. */
 const SIGNATURE_BYTES = 24;
 const SIGNATURE_CHARS = 32;
+/** Characters of every boot token: issue time, nonce and signature with their two dots (65). */
+export const BOOT_TOKEN_LENGTH = BOOT_TIME_DIGITS + 1 + NONCE_CHARS + 1 + SIGNATURE_CHARS;
 
 /** The key padded as HMAC (RFC 2104) pads it: K ^ ipad and K ^ opad, each one SHA-256 block. */
 function paddedKeys(secret: string): { inner: Buffer; outer: Buffer } {
@@ -129,6 +117,8 @@ export class BootTokenMinter {
   /** K ^ ipad, then the message; K ^ opad, then the inner digest. */
   private readonly inner: Buffer | undefined;
   private readonly outer: Buffer | undefined;
+  /** The outer digest's bytes, copied from its latin1 string to be encoded into a token. */
+  private readonly digest: Buffer | undefined;
   private readonly variableAt: number;
 
   constructor(
@@ -146,6 +136,7 @@ export class BootTokenMinter {
     this.inner.write(prefix, SHA256_BLOCK, 'latin1');
     this.inner[this.variableAt + BOOT_TIME_DIGITS] = 0x3a; // ':'
     this.outer = Buffer.alloc(SHA256_BLOCK + SHA256_BYTES);
+    this.digest = Buffer.alloc(SHA256_BYTES);
     pads.outer.copy(this.outer, 0);
   }
 
@@ -167,8 +158,8 @@ export class BootTokenMinter {
    * nonce and the signature are encoded straight into place; only the digests pass through strings.
    */
   mintInto(target: Buffer, at: number, now = Date.now()): void {
-    const { inner, outer, variableAt } = this;
-    if (inner === undefined || outer === undefined) {
+    const { inner, outer, digest, variableAt } = this;
+    if (inner === undefined || outer === undefined || digest === undefined) {
       target.write(this.mint(now), at, 'latin1');
       return;
     }
@@ -182,7 +173,8 @@ export class BootTokenMinter {
     target[at + BOOT_TIME_DIGITS + 1 + NONCE_CHARS] = 0x2e;
     // Digests as strings (latin1: a byte a character), so no buffer is allocated per token.
     outer.write(oneShotHash!('sha256', inner, 'latin1'), SHA256_BLOCK, 'latin1');
-    base64urlFromLatin1(target, at + BOOT_TIME_DIGITS + NONCE_CHARS + 2, oneShotHash!('sha256', outer, 'latin1'), SIGNATURE_BYTES);
+    digest.write(oneShotHash!('sha256', outer, 'latin1'), 0, 'latin1');
+    base64urlFromBytes(target, at + BOOT_TIME_DIGITS + NONCE_CHARS + 2, digest, 0, SIGNATURE_BYTES);
   }
 
   /**
