@@ -49,6 +49,8 @@ export interface KeptAnswer {
   readonly body: Buffer;
   /** Where the token goes in `body` and who mints it; undefined for a script without one. */
   readonly token: { readonly at: number; readonly minter: TokenMinter } | undefined;
+  /** The last_seen_at batch its machine was last added to (`LastSeenRecorder.seenOnce`; -1: none yet). */
+  seenInBatch: number;
 }
 
 /** The script of a kept answer (its `body` and `token`) as text, with a fresh token. */
@@ -165,7 +167,7 @@ export class BootScriptResolver {
     // Kept only when the row read now is the one the decision was made from.
     if (isPlainParam(macParam) && isPlainParam(uuidParam) && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
       if (!this.answered.has(tagParam) && this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);
-      this.answered.set(tagParam, { mac: macParam, uuid: uuidParam, row, kind: answer.kind, machine, ...keptBytes(answer.script, image) });
+      this.answered.set(tagParam, { mac: macParam, uuid: uuidParam, row, kind: answer.kind, machine, ...keptBytes(answer.script, image), seenInBatch: -1 });
     }
     return answer;
   }

@@ -29,6 +29,30 @@ describe('LastSeenRecorder', () => {
     assert.equal(writer.calls.length, 1, 'nothing new, nothing written');
   });
 
+  test('seenOnce adds a machine once a batch, and again to the next batch', async () => {
+    const writer = new RecordingWriter();
+    const recorder = new LastSeenRecorder(writer, silent, 3_600_000);
+    const reads: number[] = [];
+    const sighting = (id: number) => ({
+      seenInBatch: -1,
+      get machine() {
+        reads.push(id);
+        return { id };
+      },
+    });
+    const one = sighting(1);
+    const two = sighting(2);
+    for (let i = 0; i < 100; i++) recorder.seenOnce(i % 2 === 0 ? one : two);
+    assert.deepEqual(reads, [1, 2], 'each machine read once while its batch is collected');
+    await recorder.flush();
+    assert.deepEqual(writer.calls, [[1, 2]]);
+    recorder.seenOnce(one);
+    recorder.seenOnce(one);
+    await recorder.flush();
+    assert.deepEqual(writer.calls, [[1, 2], [1]], 'a new batch takes the machine again');
+    assert.deepEqual(reads, [1, 2, 1]);
+  });
+
   test('the timer writes the batch by itself', async () => {
     let wrote!: () => void;
     const written = new Promise<void>((resolve) => (wrote = resolve));

@@ -24,6 +24,12 @@ const BATCH = 100;
  */
 export class LastSeenRecorder {
   private pending = new Set<number>();
+  /**
+   * Which batch `seen` adds to: it changes whenever the batch is taken to be written. A caller that
+   * noted this after `seen(id)` knows `id` is still in the batch while it is unchanged, so a machine
+   * asking many times a second is added once a batch (`seenOnce`).
+   */
+  private batch = 0;
   /** When each machine was last written (ms); entries older than `resolutionMs` are dropped now and then. */
   private writtenAt = new Map<number, number>();
   private pruneAt = 0;
@@ -41,6 +47,17 @@ export class LastSeenRecorder {
   seen(machineId: number): void {
     this.pending.add(machineId);
     this.schedule();
+  }
+
+  /**
+   * `seen(sighting.machine.id)` for a caller that keeps `sighting` per machine: nothing to do while
+   * the machine is already in the batch being collected (a boot storm asks for each machine many
+   * times a batch, and this then reads nothing but the mark).
+   */
+  seenOnce(sighting: { seenInBatch: number; readonly machine: { readonly id: number } }): void {
+    if (sighting.seenInBatch === this.batch) return;
+    this.seen(sighting.machine.id);
+    sighting.seenInBatch = this.batch;
   }
 
   /** Writes every sighting collected so far; resolves when it is stored (errors are logged, not thrown). */
@@ -75,6 +92,7 @@ export class LastSeenRecorder {
       else waiting.add(id);
     }
     this.pending = waiting;
+    this.batch += 1;
     if (waiting.size > 0) this.schedule();
     this.flushing = this.flushing.then(async () => {
       if (ids.length === 0) return;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -192,6 +192,44 @@ describe('the lean front of the boot listener', () => {
     assert.equal(await count('/nixos/machines/:file', 'GET', '200'), before.script + 3);
     assert.equal(await count('/boot.ipxe', 'HEAD', '200'), before.head + 1);
     assert.equal(await image(), before.image + 3);
+  });
+
+  test('an answer still being sent is never written over by the next one', async () => {
+    const target = '/nixos/machines/READY1.ipxe';
+    const expected = comparable(await rawRequest(portOf(front), request('GET', target)));
+    // The server's side of the connection takes every answer but sends none until released, as a
+    // socket does whose client stopped reading (its writes then wait, and writableLength says so).
+    let release: (() => void) | undefined;
+    const held: Array<Buffer | string> = [];
+    const onConnection = (socket: Socket) => {
+      const send = socket.write.bind(socket) as (chunk: Buffer | string) => boolean;
+      let holding = true;
+      Object.defineProperty(socket, 'writableLength', { get: () => (holding ? held.reduce((n, chunk) => n + chunk.length, 0) : 0) });
+      socket.write = ((chunk: Buffer | string) => (holding ? held.push(chunk) > 0 : send(chunk))) as typeof socket.write;
+      release = () => {
+        holding = false;
+        for (const chunk of held) send(chunk);
+      };
+    };
+    front.server.on('connection', onConnection);
+    try {
+      const c = await rawConnect(portOf(front));
+      const count = 5;
+      c.send(request('GET', target).repeat(count));
+      const deadline = Date.now() + 10_000;
+      while (held.length < count) {
+        assert.ok(Date.now() < deadline, `${held.length} of ${count} answers written`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      release!();
+      const answers = await c.responses(count);
+      const tokens = new Set(answers.map((r) => /metal\.boot_token=(\S+)/.exec(r.body)?.[1]));
+      for (const r of answers) assert.deepEqual(comparable(r), expected);
+      assert.equal(tokens.size, count, 'each answer has a token of its own: none was written over by a later one');
+      c.socket.destroy();
+    } finally {
+      front.server.off('connection', onConnection);
+    }
   });
 
   test('each image script carries a fresh token, also when answered from memory', async () => {
@@ -385,6 +423,8 @@ describe('scanHead against the regular-expression grammar', () => {
         else head = head.slice(0, at) + pick(noise) + head.slice(at + 1);
       }
       assert.deepEqual(scanHead(head), referenceScanHead(head), JSON.stringify(head));
+      // Scanned in place, as the front does: the head's end and whatever follows it are not read.
+      assert.deepEqual(scanHead(`${head}\r\n\r\n${pick(requestLines)}\r\nHost: other`, head.length), scanHead(head), JSON.stringify(head));
       agreed += 1;
       if (scanHead(head) !== undefined) answered += 1;
     }

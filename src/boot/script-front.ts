@@ -35,6 +35,8 @@ const HEAD_END = '\r\n\r\n';
 const FIRST_LOOK_BYTES = 1024;
 /** How often the front looks for idle kept-alive connections, milliseconds. */
 const IDLE_SWEEP_MS = 250;
+/** Answer buffers kept for reuse (one per answer length). */
+const MAX_REUSABLE = 256;
 /** Answer heads kept as bytes (one per body length seen within a second). */
 const MAX_HEADS = 256;
 /** A script file name the front decodes itself (percent-escapes included); others go to the router. */
@@ -135,6 +137,18 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
     return head;
   };
 
+  /**
+   * Answer buffers by length, each reused for as long as every write of it completes at once: the same
+   * few buffers stay in the cache instead of a fresh slice of Buffer's pool an answer.
+   */
+  const reusable = new Map<number, Buffer>();
+  const reusableBytes = (length: number): Buffer => {
+    if (reusable.size >= MAX_REUSABLE) reusable.clear();
+    const bytes = Buffer.allocUnsafeSlow(length);
+    reusable.set(length, bytes);
+    return bytes;
+  };
+
   class LeanConnection {
     /** Bytes read and not yet answered; a view of the shared read buffer only while `onRead` runs. */
     private pending: Buffer | undefined;
@@ -220,7 +234,7 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
           text = pending.toString('latin1', 0, Math.min(pending.length, MAX_HEAD_BYTES));
           end = text.indexOf(HEAD_END);
         }
-        const request = end < 0 ? undefined : parseHead(text.slice(0, end));
+        const request = end < 0 ? undefined : parseHead(text, end);
         if (request === undefined) return this.handOver();
         const rest = pending.subarray(end + HEAD_END.length);
         this.pending = rest.length > 0 ? rest : undefined;
@@ -271,11 +285,16 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
       if (request.method === 'HEAD') {
         this.socket.write(head);
       } else {
-        const bytes = Buffer.allocUnsafe(head.length + body.length);
-        head.copy(bytes, 0);
-        body.copy(bytes, head.length);
+        const length = head.length + body.length;
+        const bytes = reusable.get(length) ?? reusableBytes(length);
+        // TypedArray's own `set`: Buffer's `copy` makes a view of its source on every call.
+        bytes.set(head, 0);
+        bytes.set(body, head.length);
         if (token) token.minter.mintInto(bytes, head.length + token.at, now);
         this.socket.write(bytes);
+        // Written in full at once (the usual case): the bytes are free again. Else the socket holds
+        // them until they are sent, so they are never touched again here.
+        if (this.socket.writableLength > 0) reusable.delete(length);
       }
       this.afterAnswer(request, route, 200, false, started);
     }
@@ -370,15 +389,21 @@ const REQUEST_VERSION = ' HTTP/1.1';
  * printable ASCII and tabs (surrounding spaces and tabs dropped), lines ending in CRLF only.
  * Scanned character by character: a boot storm parses one of these per request.
  */
-export function parseHead(head: string): LeanRequest | undefined {
-  const scanned = scanHead(head);
+export function parseHead(head: string, length = head.length): LeanRequest | undefined {
+  const scanned = scanHead(head, length);
   return scanned && requestOf(scanned.method, scanned.target, scanned.close);
 }
 
-/** A head's method, target and whether it asks to close, when its grammar is the strict one above (else undefined). */
-export function scanHead(head: string): { method: 'GET' | 'HEAD'; target: string; close: boolean } | undefined {
-  const firstEnd = head.indexOf('\r\n');
-  const lineEnd = firstEnd < 0 ? head.length : firstEnd;
+/**
+ * A head's method, target and whether it asks to close, when its grammar is the strict one above (else
+ * undefined). The head is `head`'s first `length` characters: scanned in place, as a slice would be a
+ * string whose every character is read through an indirection.
+ */
+export function scanHead(head: string, length = head.length): { method: 'GET' | 'HEAD'; target: string; close: boolean } | undefined {
+  // The shortest request line there is, `GET / HTTP/1.1`; past this, every read below stays inside the head.
+  if (length < REQUEST_VERSION.length + 5) return undefined;
+  const firstEnd = crlfWithin(head, 0, length);
+  const lineEnd = firstEnd < 0 ? length : firstEnd;
   let method: 'GET' | 'HEAD';
   let at: number;
   if (head.startsWith('GET /')) {
@@ -405,9 +430,9 @@ export function scanHead(head: string): { method: 'GET' | 'HEAD'; target: string
   // Each header line runs to the next CRLF or to the end of the head; -1: no lines left.
   let line = firstEnd < 0 ? -1 : firstEnd + 2;
   while (line >= 0) {
-    let end = head.indexOf('\r\n', line);
+    let end = crlfWithin(head, line, length);
     const last = end < 0;
-    if (last) end = head.length;
+    if (last) end = length;
     // The name: one or more token characters, then a colon.
     let i = line;
     while (i < end) {
@@ -450,6 +475,12 @@ export function scanHead(head: string): { method: 'GET' | 'HEAD'; target: string
     line = last ? -1 : end + 2;
   }
   return hosts === 1 ? { method, target, close } : undefined;
+}
+
+/** The first CRLF at or after `from` that lies wholly inside `head`'s first `length` characters, else -1. */
+function crlfWithin(head: string, from: number, length: number): number {
+  const at = head.indexOf('\r\n', from);
+  return at < 0 || at > length - 2 ? -1 : at;
 }
 
 /** The script request a target names, or undefined when it is none the front answers itself. */

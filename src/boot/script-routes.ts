@@ -25,7 +25,7 @@ export const SCRIPT_SUFFIX = '.ipxe';
 export interface ScriptRouteOptions {
   bootUrl: string;
   resolver: Pick<BootScriptResolver, 'resolve' | 'resolveNow' | 'keptAnswer' | 'imageOf'>;
-  lastSeen: Pick<LastSeenRecorder, 'seen'>;
+  lastSeen: Pick<LastSeenRecorder, 'seen' | 'seenOnce'>;
   builds: Pick<BuildLifecycle, 'recordBooted' | 'rebootRequested'>;
   logger: Logger;
   /** Counts scripts by the decision that chose them. */
@@ -56,8 +56,8 @@ export interface ScriptAnswers {
 
 export function createScriptAnswers(options: Omit<ScriptRouteOptions, 'builds'>): ScriptAnswers {
   const { resolver, lastSeen, logger, metrics } = options;
-  const served = <T extends Pick<ResolvedScript, 'kind' | 'machine'>>(file: string, resolved: T): T => {
-    if (resolved.machine) lastSeen.seen(resolved.machine.id);
+  /** Counts and logs a script served (last_seen_at is recorded by the caller). */
+  const counted = <T extends Pick<ResolvedScript, 'kind' | 'machine'>>(file: string, resolved: T): T => {
     metrics?.bootScript(resolved.kind);
     if (logger.isLevelEnabled('debug')) {
       const tag = resolved.machine?.serviceTag;
@@ -72,12 +72,16 @@ export function createScriptAnswers(options: Omit<ScriptRouteOptions, 'builds'>)
     async machineScript(file, mac, uuid) {
       if (!file.endsWith(SCRIPT_SUFFIX)) throw new NotFoundError('boot scripts are named <service tag>.ipxe');
       const tag = file.slice(0, -SCRIPT_SUFFIX.length);
-      return served(file, resolver.resolveNow(tag, mac, uuid) ?? (await resolver.resolve(tag, mac, uuid)));
+      const resolved = resolver.resolveNow(tag, mac, uuid) ?? (await resolver.resolve(tag, mac, uuid));
+      if (resolved.machine) lastSeen.seen(resolved.machine.id);
+      return counted(file, resolved);
     },
     machineAnswerNow(file, mac, uuid) {
       if (!file.endsWith(SCRIPT_SUFFIX)) return undefined;
       const kept = resolver.keptAnswer(file.slice(0, -SCRIPT_SUFFIX.length), mac, uuid);
-      return kept && served(file, kept);
+      if (kept === undefined) return undefined;
+      lastSeen.seenOnce(kept);
+      return counted(file, kept);
     },
   };
 }
