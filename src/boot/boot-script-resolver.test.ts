@@ -130,8 +130,10 @@ describe('answers kept in memory (resolveNow)', () => {
         return ready.builds?.[id];
       },
       peekTag: (tag: string) => (tag === row.serviceTag ? row : undefined),
-      isCurrent: (r: Readonly<BootTarget>) => r === row,
+      isUpToDate: () => true,
+      onSuperseded: (listener: (r: Readonly<BootTarget>) => void) => void superseded.push(listener),
     };
+    const superseded: Array<(r: Readonly<BootTarget>) => void> = [];
     const catalog = {
       registration: async (): Promise<RegistrationImage> => ({ ok: true, manifest: { init: '/init', kernelParams: [] } }),
       build: async (id: number): Promise<BuildImage> => ready.images?.[id] ?? { ok: false, reason: 'boot.json is missing' },
@@ -140,7 +142,11 @@ describe('answers kept in memory (resolveNow)', () => {
     const resolver = new BootScriptResolver(reader, catalog, { bootUrl: 'http://10.0.2.100', enrollToken: undefined, afterEnroll: 'reboot' }, createLogger('silent'), tokens);
     return {
       resolver,
-      replaceRow: (change: Partial<BootTarget>) => (row = { ...row, ...change }),
+      replaceRow: (change: Partial<BootTarget>) => {
+        const old = row;
+        row = { ...row, ...change };
+        for (const listener of superseded) listener(old);
+      },
     };
   }
 

@@ -17,12 +17,14 @@ export interface ResolvedScript {
 }
 
 /**
- * Where the resolver reads machines and builds. `peekTag` and `isCurrent` (the in-memory table) let it
- * answer a repeated request at once, from the row it answered it from, for as long as that row is current.
+ * Where the resolver reads machines and builds. `peekTag`, `isUpToDate` and `onSuperseded` (the
+ * in-memory table, see BootTable) let it answer a repeated request at once, from the row it answered
+ * it from, for as long as that row is current.
  */
 export type BootTargetLookup = Pick<BootTargetReader, 'findMachine' | 'buildFacts'> & {
   peekTag?(tag: string): Readonly<BootTarget> | undefined;
-  isCurrent?(row: Readonly<BootTarget>): boolean;
+  isUpToDate?(): boolean;
+  onSuperseded?(listener: (row: Readonly<BootTarget>) => void): void;
 };
 
 /** Mints the single-use tokens of one build (a `BootTokenMinter`, from BuildLifecycle.bootTokenMinter). */
@@ -129,7 +131,16 @@ export class BootScriptResolver {
     private readonly logger: Logger,
     /** Mints the single-use token an image script puts on its kernel line. */
     private readonly tokens: BootTokens,
-  ) {}
+  ) {
+    // Answers are kept only where the reader says when a row stops being current.
+    this.followsRows = reader.onSuperseded !== undefined && reader.isUpToDate !== undefined;
+    reader.onSuperseded?.((row) => {
+      if (this.answered.get(row.serviceTag)?.row === row) this.answered.delete(row.serviceTag);
+    });
+  }
+
+  /** Whether the reader reports superseded rows, so answers can be kept (see keptAnswer). */
+  private readonly followsRows: boolean;
 
   /**
    * The answer without waiting, when the same request (tag, `?mac=`, `?uuid=`) was answered by its
@@ -144,7 +155,8 @@ export class BootScriptResolver {
   /** `resolveNow` as bytes, for the boot listener's front to frame and mint into (see KeptAnswer). */
   keptAnswer(tagParam: string, macParam: unknown, uuidParam: unknown): KeptAnswer | undefined {
     const memo = this.answered.get(tagParam);
-    if (memo === undefined || memo.mac !== macParam || memo.uuid !== uuidParam || this.reader.isCurrent?.(memo.row) !== true) return undefined;
+    // A kept answer's row is current while the answer is kept (the table's onSuperseded drops it).
+    if (memo === undefined || memo.mac !== macParam || memo.uuid !== uuidParam || this.reader.isUpToDate?.() !== true) return undefined;
     return memo;
   }
 
@@ -163,7 +175,7 @@ export class BootScriptResolver {
     const resolved = await this.decide(tag, byTag, macParam, uuidParam);
     const { image, ...answer } = resolved;
     const machine = answer.machine;
-    const row = byTag === undefined ? undefined : this.reader.peekTag?.(byTag);
+    const row = byTag === undefined || !this.followsRows ? undefined : this.reader.peekTag?.(byTag);
     // Kept only when the row read now is the one the decision was made from.
     if (isPlainParam(macParam) && isPlainParam(uuidParam) && machine && row && MEMO_KINDS.has(answer.kind) && row.id === machine.id && row.status === machine.status && row.imageBuildId === machine.imageBuildId && row.serviceTag === machine.serviceTag) {
       if (!this.answered.has(tagParam) && this.answered.size >= MAX_RENDERED) this.answered.delete(this.answered.keys().next().value as string);

@@ -133,7 +133,7 @@ describe('boot decision table in memory', () => {
     assert.equal((await table.findMachine('service_tag', 'M1'))?.id, 1);
     await table.close();
   });
-  test('isCurrent(row) is peekTag(row.serviceTag) === row, through replacements, deletions, tags taken over and pending catch-ups', async () => {
+  test('isCurrent(row) is peekTag(row.serviceTag) === row, and onSuperseded names each row as it stops being so, through replacements, deletions, tags taken over and pending catch-ups', async () => {
     // Few ids and fewer tags, so that tags move between machines (as with a lagging, out-of-order feed).
     const feed = new FakeFeed();
     let version = 0;
@@ -145,6 +145,12 @@ describe('boot decision table in memory', () => {
     for (let id = 1; id <= 4; id++) feed.put({ id, version: ++version, serviceTag: `T${id}` });
     const { table, notifier } = await tableOn(feed);
     const seen = new Set<Readonly<BootTarget>>();
+    // What a follower of onSuperseded holds: every row seen current, until it is named.
+    const followed = new Set<Readonly<BootTarget>>();
+    table.onSuperseded((row) => {
+      assert.ok(!table.isCurrent(row), 'named once no longer current');
+      followed.delete(row);
+    });
     for (let step = 0; step < 600; step++) {
       const id = 1 + random(4);
       const op = random(10);
@@ -156,9 +162,15 @@ describe('boot decision table in memory', () => {
       if (op !== 8) await table.refresh();
       for (let t = 1; t <= 3; t++) {
         const row = table.peekTag(`T${t}`);
-        if (row) seen.add(row);
+        if (row) {
+          seen.add(row);
+          followed.add(row);
+        }
       }
-      for (const row of seen) assert.equal(table.isCurrent(row), table.peekTag(row.serviceTag) === row, `step ${step}, row ${row.id} of ${row.serviceTag}`);
+      for (const row of seen) {
+        assert.equal(table.isCurrent(row), table.peekTag(row.serviceTag) === row, `step ${step}, row ${row.id} of ${row.serviceTag}`);
+        assert.equal(table.isCurrent(row), table.isUpToDate() && followed.has(row), `step ${step}, row ${row.id} of ${row.serviceTag}, as followed`);
+      }
     }
     assert.ok(seen.size > 100, `${seen.size} rows seen`);
     await table.close();

@@ -39,6 +39,7 @@ export class BootTable {
   private stopWatching: (() => Promise<void>) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly lagMs: number;
+  private readonly supersededListeners: Array<(row: Readonly<BootTarget>) => void> = [];
   /** A catch-up started by a change made in this process, which lookups wait for. */
   private local: Promise<void> | undefined;
   private readonly onLocalChange = () => {
@@ -113,7 +114,21 @@ export class BootTable {
    * no catch-up due that lookups wait for: `peekTag(row.serviceTag) === row`, without a lookup.
    */
   isCurrent(row: Readonly<BootTarget>): boolean {
-    return !this.stale && this.local === undefined && (row as Partial<TableRow>).superseded === false;
+    return this.isUpToDate() && (row as Partial<TableRow>).superseded === false;
+  }
+
+  /** No catch-up is due that lookups wait for: a row `peekTag` returned is current until `onSuperseded` names it. */
+  isUpToDate(): boolean {
+    return !this.stale && this.local === undefined;
+  }
+
+  /**
+   * Calls `listener` with each row as it stops being current (replaced, deleted, or its tag taken by
+   * another row), at that moment: what keeps something derived from a row in step with the table
+   * without reading the row again.
+   */
+  onSuperseded(listener: (row: Readonly<BootTarget>) => void): void {
+    this.supersededListeners.push(listener);
   }
 
   /** The owner and token of a published build. */
@@ -198,7 +213,7 @@ export class BootTable {
     const holder = this.byTag.get(row.serviceTag);
     if (holder !== undefined && holder !== row.id) {
       const other = this.byId.get(holder);
-      if (other) other.superseded = true;
+      if (other) this.supersede(other);
     }
     this.byTag.set(row.serviceTag, row.id);
     if (row.macAddress) addTo(this.byMac, row.macAddress, row.id);
@@ -207,8 +222,14 @@ export class BootTable {
     if (row.imageBuildId !== null && row.imageKey !== null) this.byImageKey.set(row.imageKey, row.imageBuildId);
   }
 
-  private unindex(row: TableRow): void {
+  private supersede(row: TableRow): void {
+    if (row.superseded) return;
     row.superseded = true;
+    for (const listener of this.supersededListeners) listener(row);
+  }
+
+  private unindex(row: TableRow): void {
+    this.supersede(row);
     if (this.byTag.get(row.serviceTag) === row.id) this.byTag.delete(row.serviceTag);
     if (row.macAddress) removeFrom(this.byMac, row.macAddress, row.id);
     if (row.systemUuid) removeFrom(this.byUuid, row.systemUuid, row.id);
