@@ -236,8 +236,8 @@ export function installScriptFront(server: Server, options: ScriptFrontOptions):
         }
         const request = end < 0 ? undefined : parseHead(text, end);
         if (request === undefined) return this.handOver();
-        const rest = pending.subarray(end + HEAD_END.length);
-        this.pending = rest.length > 0 ? rest : undefined;
+        const restAt = end + HEAD_END.length;
+        this.pending = restAt < pending.length ? pending.subarray(restAt) : undefined;
         if (this.pending === undefined) this.borrowed = false;
         const started = performance.now();
         if (request.file === undefined) {
