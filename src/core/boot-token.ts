@@ -175,7 +175,8 @@ export class BootTokenMinter {
     const nonceAt = takeNonce();
     const issued = issuedField(now);
     // Bytes are moved by plain stores: a call into Buffer's native code costs more than these few bytes.
-    for (let i = 0; i < BOOT_TIME_DIGITS; i++) target[at + i] = inner[variableAt + i] = issued.charCodeAt(i);
+    copyLatin1(issued, inner, variableAt, BOOT_TIME_DIGITS);
+    copyLatin1(issued, target, at, BOOT_TIME_DIGITS);
     const nonceChars = variableAt + BOOT_TIME_DIGITS + 1;
     base64urlFromBytes(inner, nonceChars, noncePool, nonceAt, NONCE_BYTES);
     target[at + BOOT_TIME_DIGITS] = 0x2e; // '.'
