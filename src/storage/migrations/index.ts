@@ -14,6 +14,7 @@ import * as m0014 from './0014-rollouts.ts';
 import * as m0015 from './0015-rate-limits.ts';
 import * as m0016 from './0016-health-checks.ts';
 import * as m0017 from './0017-settings.ts';
+import * as m0018 from './0018-machine-search-index.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -35,4 +36,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0015-rate-limits', m0015],
   ['0016-health-checks', m0016],
   ['0017-settings', m0017],
+  ['0018-machine-search-index', m0018],
 ];
