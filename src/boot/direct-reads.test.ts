@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { attachDirectReads, detachDirectReads, directReadsAvailable } from './direct-reads.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 /** A server and one client connected to it; `accepted` is the server's side. */
 async function connectedPair(): Promise<{ client: Socket; accepted: Socket; close(): Promise<void> }> {
@@ -27,11 +28,7 @@ async function connectedPair(): Promise<{ client: Socket; accepted: Socket; clos
 
 /** Resolves when `check` holds, polling; fails after `ms`. */
 async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await pollUntil(what, check, { timeoutMs: ms, intervalMs: 5 });
 }
 
 describe('direct reads of accepted connections', { timeout: 30_000 }, () => {

@@ -14,6 +14,7 @@ import { buildBootServer } from '../server/roles.ts';
 import { installScriptFront, parseHead, scanHead } from './script-front.ts';
 import type { ScriptAnswers } from './script-routes.ts';
 import { createLogger } from '../core/logger.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;
 
@@ -216,11 +217,7 @@ describe('the lean front of the boot listener', () => {
       const c = await rawConnect(portOf(front));
       const count = 5;
       c.send(request('GET', target).repeat(count));
-      const deadline = Date.now() + 10_000;
-      while (held.length < count) {
-        assert.ok(Date.now() < deadline, `${held.length} of ${count} answers written`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await pollUntil(`${count} answers written`, () => held.length >= count, { timeoutMs: 10_000, intervalMs: 5, state: () => held.length });
       release!();
       const answers = await c.responses(count);
       const tokens = new Set(answers.map((r) => /metal\.boot_token=(\S+)/.exec(r.body)?.[1]));

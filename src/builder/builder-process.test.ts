@@ -11,17 +11,14 @@ import { createLogger } from '../core/logger.ts';
 import { createTestContext, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 const METAL = fileURLToPath(new URL('../../bin/metal.js', import.meta.url));
 const hasNix = nixBuildAvailable();
 
 /** Waits, up to `timeoutMs`, until `check` holds; for process table changes, which emit no event. */
 async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await pollUntil(what, check, { timeoutMs, intervalMs: 100 });
 }
 
 function spawnBuilder(t: TestContext, env: Record<string, string>): ChildProcess {

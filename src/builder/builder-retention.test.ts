@@ -8,17 +8,14 @@ import { createTestContext, type TestContext } from '../../test/support/context.
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 import type { RunningBuilder } from './builder.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 const hasNix = nixBuildAvailable();
 const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;
 
 /** Resolves once `check` holds, looking again every 50 ms; rejects after `timeoutMs`. */
 async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await pollUntil(what, check, { timeoutMs, intervalMs: 50 });
 }
 
 for (const kind of await testDatabaseKinds()) {

@@ -12,6 +12,7 @@ import { curlTftpGet } from './testing/curl-tftp.ts';
 import { rawTftpDownload } from './testing/tftp-test-client.ts';
 import { toolSkipReason } from './testing/tool-requirements.ts';
 import { UdpProbe } from './testing/udp-probe.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 const IPXE_DIR = '/usr/lib/ipxe';
 const IPXE_FILES = ['undionly.kpxe', 'snponly.efi'];
@@ -327,10 +328,6 @@ async function runCurlPathAsIs(url: string, out: string) {
 }
 
 /** Polls a condition until it holds; rejects after `timeoutMs`. */
-export async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  await pollUntil('every transfer ended', condition, { timeoutMs });
 }

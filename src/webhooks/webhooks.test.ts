@@ -7,6 +7,7 @@ import { refusedUrl } from './url-safety.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, sqlOf, type TestContext } from '../../test/support/context.ts';
 import { startReceiver, type Receiver } from '../../test/support/webhook-receiver.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 const ADMIN = { 'x-test-role': 'admin' };
 const SECRET = 'receiver-secret-0123456789';
@@ -192,13 +193,15 @@ describe('deliveries to a real receiver on loopback', () => {
   });
 
   const waitForDelivery = async (webhookId: number, until: (d: Record<string, unknown> & { status: string; attempts: number; id: number; last_status_code: number | null; last_error: string | null }) => boolean) => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const item = (await t.ctx.storage.webhooks.deliveries(webhookId, 1, 0)).items[0];
-      if (item && until(item as never)) return item;
-      if (Date.now() > deadline) throw new Error(`delivery of webhook ${webhookId} not as expected: ${JSON.stringify(item)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    let item: Awaited<ReturnType<typeof t.ctx.storage.webhooks.deliveries>>['items'][number] | undefined;
+    return pollUntil(
+      `delivery of webhook ${webhookId} as expected`,
+      async () => {
+        item = (await t.ctx.storage.webhooks.deliveries(webhookId, 1, 0)).items[0];
+        return item !== undefined && until(item as never) && item;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, state: () => item },
+    );
   };
 });
 
@@ -209,11 +212,7 @@ describe('an endpoint failing for the whole give-up period', () => {
     const worker = startWebhookDelivery(t.ctx, { pollMs: 20, backoffBaseMs: 20, giveUpAfterMs: 400 });
     try {
       const w = await t.ctx.webhooks.create({ url: receiver.url, events: ['*'], secret: SECRET }, { kind: 'system', name: 'system' });
-      const deadline = Date.now() + 30_000;
-      while ((await t.ctx.storage.webhooks.get(w.id))!.enabled) {
-        if (Date.now() > deadline) throw new Error('the endpoint was not disabled');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await pollUntil('the endpoint is disabled', async () => !(await t.ctx.storage.webhooks.get(w.id))!.enabled, { timeoutMs: 30_000, intervalMs: 50 });
       const hook = (await t.ctx.storage.webhooks.get(w.id))!;
       assert.match(hook.disabled_reason ?? '', /every delivery since .* failed/);
       const disabled = await t.ctx.storage.events.list({ kind: 'webhook.disabled' });

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { enrollmentPayload } from '../support/context.ts';
 import { hasNixBuild, startApiServer, type ApiServer } from '../support/api-server.ts';
 import { runCli } from '../support/cli-process.ts';
+import { pollUntil } from '../support/poll.ts';
 
 const STANDIN_ENTRY = new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url).pathname;
 const nix = hasNixBuild();
@@ -22,13 +23,15 @@ interface Machine {
 
 /** Polls the API until `until` holds for every machine (builds run in the server's builder). */
 async function waitForMachines(metal: ApiServer, tags: string[], until: (m: Machine) => boolean, timeoutMs = 60_000): Promise<Machine[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const machines = await Promise.all(tags.map((t) => metal.api<Machine>('GET', `/api/v1/machines/${t}`)));
-    if (machines.every(until)) return machines;
-    if (Date.now() > deadline) throw new Error(`machines did not get there within ${timeoutMs} ms: ${JSON.stringify(machines.map((m) => [m.service_tag, m.status, m.out_of_date]))}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  let machines: Machine[] = [];
+  return pollUntil(
+    'the machines got there',
+    async () => {
+      machines = await Promise.all(tags.map((t) => metal.api<Machine>('GET', `/api/v1/machines/${t}`)));
+      return machines.every(until) && machines;
+    },
+    { timeoutMs, intervalMs: 200, state: () => machines.map((m) => [m.service_tag, m.status, m.out_of_date]) },
+  );
 }
 
 // The walk-through of docs/fleet.md, through the command line: one profile and one rule, and three

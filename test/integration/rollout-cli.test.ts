@@ -5,19 +5,22 @@ import type { Rollout } from '../../src/core/rollout-machine.ts';
 import { enrollmentPayload } from '../support/context.ts';
 import { hasNixBuild, startApiServer, type ApiServer } from '../support/api-server.ts';
 import { runCli } from '../support/cli-process.ts';
+import { pollUntil } from '../support/poll.ts';
 
 const STANDIN_ENTRY = new URL('../../src/builder/fixtures/standin-ok.nix', import.meta.url).pathname;
 const nix = hasNixBuild();
 
 /** Resolves once the build has ended; rejects after `timeoutMs`. */
 async function finished(metal: ApiServer, id: number, timeoutMs = 60_000): Promise<Build> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const b = await metal.api<Build>('GET', `/api/v1/builds/${id}`);
-    if (['success', 'failed', 'cancelled'].includes(b.status)) return b;
-    if (Date.now() > deadline) throw new Error(`build ${id} still ${b.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let last: Build | undefined;
+  return pollUntil(
+    `build ${id} ended`,
+    async () => {
+      last = await metal.api<Build>('GET', `/api/v1/builds/${id}`);
+      return ['success', 'failed', 'cancelled'].includes(last.status) && last;
+    },
+    { timeoutMs, intervalMs: 100, state: () => last?.status },
+  );
 }
 
 describe('metal machines rollback and metal rollout against a real server', { skip: !nix }, () => {

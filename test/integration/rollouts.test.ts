@@ -10,6 +10,7 @@ import type { RunningBuilder } from '../../src/builder/builder.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, requestBuild, uniqueConfig, waitForBuild } from '../support/builder.ts';
 import { createTestContext, type TestContext } from '../support/context.ts';
 import { testDatabaseKinds } from '../support/databases.ts';
+import { pollUntil } from '../support/poll.ts';
 
 // A rollout over 20 simulated machines, with the stand-in Nix entry. Each machine "boots" by fetching
 // its iPXE script and sending the booted report with the build id and token on the kernel line, and
@@ -25,14 +26,8 @@ const TAGS = Array.from({ length: 20 }, (_, i) => `WEB${String(i + 1).padStart(2
 const BAD = 'WEB09';
 
 /** Resolves once `check` returns a value, looking again every 50 ms; rejects after `timeoutMs`. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  return pollUntil(what, check, { timeoutMs, intervalMs: 50 });
 }
 
 for (const kind of await testDatabaseKinds()) {

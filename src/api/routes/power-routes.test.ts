@@ -8,6 +8,7 @@ import { describeAddress, type BmcTarget } from '../../power/bmc-target.ts';
 import { FakePowerDriver } from '../../power/fake/fake-driver.ts';
 import { testDatabaseKinds } from '../../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, sqlOf, type TestContext } from '../../../test/support/context.ts';
+import { pollUntil } from '../../../test/support/poll.ts';
 
 const viewer = { 'x-test-role': 'viewer' };
 const operator = { 'x-test-role': 'operator' };
@@ -303,11 +304,7 @@ for (const kind of await testDatabaseKinds()) {
       bmc.hangNext(1); // the first call of the first action waits for its time limit, then is retried
       const firstCall = call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'status' });
       // The second is sent once the first holds the BMC, so which one runs first is not left to chance.
-      const deadline = Date.now() + 10_000;
-      while (bmc.calls.length === start) {
-        assert.ok(Date.now() < deadline, 'the first action never reached the BMC');
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await pollUntil('the first action reaches the BMC', () => bmc.calls.length !== start, { timeoutMs: 10_000, intervalMs: 5 });
       const [first, second] = await Promise.all([firstCall, call('POST', '/api/v1/machines/PWR1/power', operator, { action: 'off' })]);
       assert.deepEqual([first.statusCode, first.json().power_state], [200, 'on'], first.body);
       assert.deepEqual([second.statusCode, second.json().power_state], [200, 'off'], second.body);
