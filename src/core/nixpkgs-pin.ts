@@ -33,17 +33,16 @@ export async function followNixpkgsPin(storage: Storage, nixpkgs: string): Promi
     const { items, done } = await storage.transaction(async (tx) => {
       const page = await tx.machines.list({ limit: PAGE, offset });
       const profiles = new Map<string, Profile | null>();
-      let n = 0;
-      const now = nowIso();
+      const hashes: Array<{ id: number; hash: string | null }> = [];
       for (const machine of page.items) {
         let profile: Profile | null = null;
         if (machine.profile !== null) {
           if (!profiles.has(machine.profile)) profiles.set(machine.profile, (await tx.profiles.findByName(machine.profile)) ?? null);
           profile = profiles.get(machine.profile)!;
         }
-        if (await tx.machines.setDesiredHash(machine.id, desiredHashOf(machine, profile, nixpkgs), now)) n++;
+        hashes.push({ id: machine.id, hash: desiredHashOf(machine, profile, nixpkgs) });
       }
-      return { items: n, done: page.items.length < PAGE };
+      return { items: await tx.machines.setDesiredHashes(hashes, nowIso()), done: page.items.length < PAGE };
     });
     changed += items;
     if (done) break;

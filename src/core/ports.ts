@@ -191,8 +191,8 @@ export interface MachineStore {
   delete(id: number): Promise<void>;
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   touchLastSeen(ids: number[], now: string): Promise<void>;
-  /** Sets the hash a machine should be built from; true when it was different. */
-  setDesiredHash(id: number, hash: string | null, now: string): Promise<boolean>;
+  /** Sets the hash each machine should be built from, in one statement; how many were different. */
+  setDesiredHashes(hashes: ReadonlyArray<{ id: number; hash: string | null }>, now: string): Promise<number>;
   /** The machine whose tag, owned MAC (identity_mac) or owned UUID equals `value`, as a boot decision needs it. */
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;
   /** Every machine's status, vendor, model and hardware, for the fleet summary. */

@@ -279,14 +279,16 @@ export class SqlMachineStore implements MachineStore {
     await this.db.updateTable('machines').set({ last_seen_at: now }).where('id', 'in', ids).execute();
   }
 
-  async setDesiredHash(id: number, hash: string | null, now: string): Promise<boolean> {
-    const result = await this.db
-      .updateTable('machines')
-      .set({ desired_hash: hash, updated_at: now })
-      .where('id', '=', id)
-      .where((eb) => (hash === null ? eb('desired_hash', 'is not', null) : eb.or([eb('desired_hash', 'is', null), eb('desired_hash', '!=', hash)])))
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  async setDesiredHashes(hashes: ReadonlyArray<{ id: number; hash: string | null }>, now: string): Promise<number> {
+    if (hashes.length === 0) return 0;
+    // One statement a batch (a nixpkgs pin change rewrites every machine's hash): the new hashes as a
+    // table of their own, and only the rows whose hash differs are written. Casts give PostgreSQL
+    // the parameters' types; IS DISTINCT FROM is null-safe on both databases.
+    const rows = sql.join(hashes.map((h) => sql`(cast(${h.id} as integer), cast(${h.hash} as text))`));
+    const result = await sql`with v(id, hash) as (values ${rows})
+      update machines set desired_hash = (select v.hash from v where v.id = machines.id), updated_at = ${now}
+      where exists (select 1 from v where v.id = machines.id and v.hash is distinct from machines.desired_hash)`.execute(this.db);
+    return Number(result.numAffectedRows ?? 0);
   }
 
   async pointingAt(buildId: number): Promise<number[]> {

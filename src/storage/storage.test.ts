@@ -8,6 +8,7 @@ import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { MemoryStorage } from '../../test/support/memory-storage.ts';
 
 const NOW = '2026-01-02T03:04:05.000Z';
+const LATER = '2026-01-02T03:05:00.000Z';
 const hardware = { manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', uuid: '4C4C4544-0042-3510-8052-B3C04F4E3232' };
 
 /** A new machine owning `mac` and, when given, `uuid`. */
@@ -412,14 +413,26 @@ for (const kind of kinds) {
       assert.equal(await storage.settings.get('desired_hash_nixpkgs'), '', 'an empty value is a value');
     });
 
-    test('setDesiredHash writes only a different hash', async () => {
+    test('setDesiredHashes writes only the hashes that differ, in one batch', async () => {
       const m = (await storage.machines.insertEnrolled(newMachine('DH1', '0c:c4:7a:00:20:01'), NOW))!;
-      assert.equal(await storage.machines.setDesiredHash(m.id, null, NOW), false, 'already null');
-      assert.equal(await storage.machines.setDesiredHash(m.id, 'h1', NOW), true);
-      assert.equal(await storage.machines.setDesiredHash(m.id, 'h1', NOW), false);
-      assert.equal(await storage.machines.setDesiredHash(m.id, 'h2', NOW), true);
-      assert.equal(await storage.machines.setDesiredHash(m.id, null, NOW), true);
-      assert.equal(await storage.machines.setDesiredHash(987654, 'h1', NOW), false, 'no such machine');
+      const n = (await storage.machines.insertEnrolled(newMachine('DH2', '0c:c4:7a:00:20:02'), NOW))!;
+      const set = (hashes: Array<[number, string | null]>, at = NOW) => storage.machines.setDesiredHashes(hashes.map(([id, hash]) => ({ id, hash })), at);
+      // Neither has been built: a machine with a desired hash is out of date, one without is not.
+      const outOfDate = async () => (await storage.machines.list({ limit: 10, offset: 0, search: 'dh', outOfDate: true })).items.map((x) => x.service_tag);
+      assert.equal(await set([]), 0, 'nothing to write');
+      assert.equal(await set([[m.id, null], [n.id, null]]), 0, 'already null');
+      assert.equal(await set([[m.id, 'h1'], [n.id, null]]), 1);
+      assert.deepEqual(await outOfDate(), ['DH1']);
+      assert.equal(await set([[m.id, 'h1'], [n.id, 'h1']], LATER), 1, 'only the one that differs');
+      assert.equal((await storage.machines.findById(m.id))!.updated_at, NOW, 'an unchanged machine keeps its updated_at');
+      assert.equal((await storage.machines.findById(n.id))!.updated_at, LATER);
+      assert.equal(await set([[m.id, 'h2'], [n.id, null]]), 2);
+      assert.equal(await set([[m.id, 'h2'], [n.id, null]]), 0, 'what was written is what was asked for');
+      assert.deepEqual(await outOfDate(), ['DH1']);
+      assert.equal(await set([[987654, 'h1']]), 0, 'no such machine');
+      // A hash is text whatever it holds: quotes and parentheses are values, not SQL.
+      assert.equal(await set([[m.id, "x'), (1, 'y"]]), 1);
+      assert.equal(await set([[m.id, "x'), (1, 'y"]]), 0);
     });
 
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {

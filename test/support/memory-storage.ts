@@ -310,12 +310,16 @@ class MemoryStores implements Stores {
         t.builds = t.builds.filter((b) => b.machine_id !== id);
         t.power = t.power.filter((p) => p.machine_id !== id);
       },
-      async setDesiredHash(id, hash, now) {
-        const row = db().machines.find((m) => m.id === id);
-        if (!row || row.desired_hash === hash) return false;
-        row.desired_hash = hash;
-        row.updated_at = now;
-        return true;
+      async setDesiredHashes(hashes, now) {
+        let changed = 0;
+        for (const { id, hash } of hashes) {
+          const row = db().machines.find((m) => m.id === id);
+          if (!row || row.desired_hash === hash) continue;
+          row.desired_hash = hash;
+          row.updated_at = now;
+          changed++;
+        }
+        return changed;
       },
       async touchLastSeen(ids, now) {
         for (const m of db().machines) if (ids.includes(m.id)) m.last_seen_at = now;
