@@ -191,7 +191,7 @@ export interface MachineStore {
   delete(id: number): Promise<void>;
   /** Sets last_seen_at on many machines at once (boot-script requests are coalesced into this). */
   touchLastSeen(ids: number[], now: string): Promise<void>;
-  /** Sets the hash each machine should be built from, in one statement; how many were different. */
+  /** Sets the hash each machine (distinct ids) should be built from, up to 500 a statement; how many were different. */
   setDesiredHashes(hashes: ReadonlyArray<{ id: number; hash: string | null }>, now: string): Promise<number>;
   /** The machine whose tag, owned MAC (identity_mac) or owned UUID equals `value`, as a boot decision needs it. */
   findBootTarget(key: BootKey, value: string): Promise<BootTarget | undefined>;

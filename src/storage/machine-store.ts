@@ -21,6 +21,9 @@ import type { MachinesTable, Schema } from './schema.ts';
 import type { Dialect } from './migrations/context.ts';
 import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 
+/** Machines whose desired hash one statement writes (two bound parameters each). */
+const DESIRED_HASH_BATCH = 500;
+
 /** The machines table. */
 export class SqlMachineStore implements MachineStore {
   constructor(
@@ -280,15 +283,19 @@ export class SqlMachineStore implements MachineStore {
   }
 
   async setDesiredHashes(hashes: ReadonlyArray<{ id: number; hash: string | null }>, now: string): Promise<number> {
-    if (hashes.length === 0) return 0;
     // One statement a batch (a nixpkgs pin change rewrites every machine's hash): the new hashes as a
     // table of their own, and only the rows whose hash differs are written. Casts give PostgreSQL
-    // the parameters' types; IS DISTINCT FROM is null-safe on both databases.
-    const rows = sql.join(hashes.map((h) => sql`(cast(${h.id} as integer), cast(${h.hash} as text))`));
-    const result = await sql`with v(id, hash) as (values ${rows})
-      update machines set desired_hash = (select v.hash from v where v.id = machines.id), updated_at = ${now}
-      where exists (select 1 from v where v.id = machines.id and v.hash is distinct from machines.desired_hash)`.execute(this.db);
-    return Number(result.numAffectedRows ?? 0);
+    // the parameters' types; IS DISTINCT FROM is null-safe on both databases. Batches stay well
+    // inside both databases' limits on bound parameters.
+    let changed = 0;
+    for (let i = 0; i < hashes.length; i += DESIRED_HASH_BATCH) {
+      const rows = sql.join(hashes.slice(i, i + DESIRED_HASH_BATCH).map((h) => sql`(cast(${h.id} as integer), cast(${h.hash} as text))`));
+      const result = await sql`with v(id, hash) as (values ${rows})
+        update machines set desired_hash = (select v.hash from v where v.id = machines.id), updated_at = ${now}
+        where exists (select 1 from v where v.id = machines.id and v.hash is distinct from machines.desired_hash)`.execute(this.db);
+      changed += Number(result.numAffectedRows ?? 0);
+    }
+    return changed;
   }
 
   async pointingAt(buildId: number): Promise<number[]> {

@@ -433,6 +433,10 @@ for (const kind of kinds) {
       // A hash is text whatever it holds: quotes and parentheses are values, not SQL.
       assert.equal(await set([[m.id, "x'), (1, 'y"]]), 1);
       assert.equal(await set([[m.id, "x'), (1, 'y"]]), 0);
+      // More ids than one statement takes: the two machines last, after 1,200 that do not exist.
+      const many: Array<[number, string | null]> = Array.from({ length: 1200 }, (_, i) => [900_000 + i, 'h3']);
+      assert.equal(await set([...many, [m.id, 'h3'], [n.id, 'h3']]), 2);
+      assert.equal(await set([[m.id, 'h3'], [n.id, 'h3']]), 0);
     });
 
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {

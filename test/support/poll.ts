@@ -1,8 +1,8 @@
 /**
  * Polls `check` until it returns something other than undefined (or false), and returns that;
  * throws once `timeoutMs` has passed, with `what` and, when given, `state()` (what was seen last) in
- * the message. Every test that waits for something another task or process brings about waits
- * through this, so none can hang.
+ * the message: a wait for something another task or process brings about that cannot hang. (Waits
+ * that also watch a VM or a process end, as the e2e tests' do, keep loops of their own.)
  */
 export async function pollUntil<T>(
   what: string,
