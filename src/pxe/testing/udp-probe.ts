@@ -14,9 +14,14 @@ export class UdpProbe {
     });
   }
 
-  /** Opens a socket on `host` (default 127.0.0.1) and a free port (or the one given). */
+  /**
+   * Opens a socket on `host` (default 127.0.0.1) and a free port (or the one given, shared with other
+   * sockets that ask to share it). Only a given port is opened with SO_REUSEADDR: on Linux two such
+   * sockets bound to port 0 can be handed the same ephemeral port, and two probes on one port are one
+   * client to a server (one of them hears nothing).
+   */
   static async open(host = '127.0.0.1', port = 0, options: { broadcast?: boolean } = {}): Promise<UdpProbe> {
-    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    const socket = createSocket({ type: 'udp4', reuseAddr: port !== 0 });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, host, () => resolve());
