@@ -10,9 +10,15 @@ const SQLITE_POLL_MS = 250;
 /** How long a lost LISTEN connection waits before it is tried again. */
 const RECONNECT_MS = 1000;
 
+/** The columns of `machines` the feed reads besides the id: a change of one is a change of the feed. */
+export const BOOT_FEED_MACHINE_COLUMNS = ['service_tag', 'identity_mac', 'system_uuid', 'identity_conflict', 'status', 'image_build_id'] as const;
+
 /**
  * The boot change feed over SQL (migration 0008): rows by `change_version`, tombstones of deleted
- * machines, and a watch that wakes on PostgreSQL NOTIFY or on SQLite's `data_version`.
+ * machines, and a watch that wakes on PostgreSQL NOTIFY or on SQLite's `data_version`. A machine gets
+ * a new version only when one of BOOT_FEED_MACHINE_COLUMNS changes (the trigger of migration 0019
+ * lists them): reading another column here needs a migration adding it to that trigger, which
+ * `boot-feed.test.ts` asks for.
  */
 export class SqlBootFeed implements BootFeed {
   constructor(
@@ -30,18 +36,7 @@ export class SqlBootFeed implements BootFeed {
     let q = this.db
       .selectFrom('machines')
       .leftJoin('builds', 'builds.id', 'machines.image_build_id')
-      .select([
-        'machines.id',
-        'machines.service_tag',
-        'machines.identity_mac',
-        'machines.system_uuid',
-        'machines.identity_conflict',
-        'machines.status',
-        'machines.image_build_id',
-        'machines.change_version',
-        'builds.boot_token',
-        'builds.image_key',
-      ]);
+      .select(['machines.id', ...BOOT_FEED_MACHINE_COLUMNS.map((c) => `machines.${c}` as const), 'machines.change_version', 'builds.boot_token', 'builds.image_key']);
     if (since !== undefined) q = q.where('machines.change_version', '>', since);
     const [rows, deleted] = await Promise.all([
       q.execute(),
