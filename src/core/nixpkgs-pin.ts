@@ -29,12 +29,12 @@ export async function followNixpkgsPin(storage: Storage, nixpkgs: string): Promi
   const previous = await storage.settings.get(DESIRED_HASH_PIN);
   if (previous === nixpkgs) return undefined;
   let changed = 0;
-  for (let offset = 0; ; offset += PAGE) {
-    const { items, done } = await storage.transaction(async (tx) => {
-      const page = await tx.machines.list({ limit: PAGE, offset });
+  for (let afterId = 0; ; ) {
+    const { items, last } = await storage.transaction(async (tx) => {
+      const page = await tx.machines.scan({}, afterId, PAGE);
       const profiles = new Map<string, Profile | null>();
       const hashes: Array<{ id: number; hash: string | null }> = [];
-      for (const machine of page.items) {
+      for (const machine of page) {
         let profile: Profile | null = null;
         if (machine.profile !== null) {
           if (!profiles.has(machine.profile)) profiles.set(machine.profile, (await tx.profiles.findByName(machine.profile)) ?? null);
@@ -42,10 +42,11 @@ export async function followNixpkgsPin(storage: Storage, nixpkgs: string): Promi
         }
         hashes.push({ id: machine.id, hash: desiredHashOf(machine, profile, nixpkgs) });
       }
-      return { items: await tx.machines.setDesiredHashes(hashes, nowIso()), done: page.items.length < PAGE };
+      return { items: await tx.machines.setDesiredHashes(hashes, nowIso()), last: page.length < PAGE ? undefined : page[page.length - 1]!.id };
     });
     changed += items;
-    if (done) break;
+    if (last === undefined) break;
+    afterId = last;
   }
   await storage.transaction(async (tx) => {
     await tx.settings.put(DESIRED_HASH_PIN, nixpkgs, nowIso());

@@ -56,7 +56,8 @@ export interface IdentityHolder {
   uuid: boolean;
 }
 
-export interface MachineFilter {
+/** Which machines a listing or a scan takes; every condition given must hold. */
+export interface MachineConditions {
   status?: MachineStatus;
   /** Matches service tag, hostname, MAC and model, case-insensitively. */
   search?: string;
@@ -66,6 +67,10 @@ export interface MachineFilter {
   profile?: string;
   /** Only machines that are (true) or are not (false) out of date (see core/config-hash.ts). */
   outOfDate?: boolean;
+}
+
+/** A page of a machine listing, as the API and the dashboard ask for one. */
+export interface MachineFilter extends MachineConditions {
   limit: number;
   offset: number;
   /** Column to sort by; default `id`. */
@@ -186,6 +191,12 @@ export interface MachineStore {
   /** The build whose image the machine boots, if any. */
   imageBuildId(id: number): Promise<number | null>;
   list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }>;
+  /**
+   * Up to `limit` machines meeting `conditions` whose id is above `afterId`, by id: the way through a
+   * whole fleet (pass the last id of a page to get the next). Each page costs the same however far in
+   * it is, and nothing is counted, where `list` skips `offset` machines and counts every match a page.
+   */
+  scan(conditions: MachineConditions, afterId: number, limit: number): Promise<Machine[]>;
   countByStatus(): Promise<Record<string, number>>;
   update(id: number, patch: MachinePatch, now: string): Promise<Machine>;
   delete(id: number): Promise<void>;

@@ -53,10 +53,11 @@ export class RolloutService {
     if (selector.requirements.length === 0) throw new InvalidInputError('selector must name at least one label requirement, e.g. role=web', { field: 'selector' });
     if (settings.batch_size < 1) throw new InvalidInputError('batch_size must be at least 1', { field: 'batch_size' });
     const machines: Machine[] = [];
-    for (let offset = 0; ; offset += 500) {
-      const page = await this.storage.machines.list({ selector, limit: 500, offset, sort: 'id', order: 'asc' });
-      machines.push(...page.items);
-      if (offset + 500 >= page.total || machines.length > MAX_ROLLOUT_MACHINES) break;
+    for (let afterId = 0; machines.length <= MAX_ROLLOUT_MACHINES; ) {
+      const page = await this.storage.machines.scan({ selector }, afterId, 500);
+      machines.push(...page);
+      if (page.length < 500) break;
+      afterId = page[page.length - 1]!.id;
     }
     if (machines.length === 0) throw new UnprocessableError(`selector ${settings.selector} matches no machine`);
     if (machines.length > MAX_ROLLOUT_MACHINES) throw new UnprocessableError(`selector ${settings.selector} matches more than ${MAX_ROLLOUT_MACHINES} machines; narrow it`);

@@ -5,6 +5,7 @@ import {
   type BootKey,
   type BootTarget,
   type IdentityHolder,
+  type MachineConditions,
   type MachineFilter,
   type MachineIdentity,
   type MachinePatch,
@@ -135,7 +136,8 @@ export class SqlMachineStore implements MachineStore {
     return row?.image_build_id ?? null;
   }
 
-  async list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }> {
+  /** The machines meeting `filter`'s conditions, as a query to select from. */
+  private meeting(filter: MachineConditions) {
     let q = this.db.selectFrom('machines');
     if (filter.status) q = q.where('status', '=', filter.status);
     if (filter.search) {
@@ -148,6 +150,16 @@ export class SqlMachineStore implements MachineStore {
       const stale = sql<boolean>`(desired_hash is not null and (built_hash is null or built_hash <> desired_hash))`;
       q = q.where(filter.outOfDate ? stale : sql<boolean>`not ${stale}`);
     }
+    return q;
+  }
+
+  async scan(conditions: MachineConditions, afterId: number, limit: number): Promise<Machine[]> {
+    const rows = await this.meeting(conditions).selectAll().where('id', '>', afterId).orderBy('id').limit(limit).execute();
+    return rows.map(toMachine);
+  }
+
+  async list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }> {
+    const q = this.meeting(filter);
     const sort = filter.sort ?? 'id';
     const order = filter.order ?? 'asc';
     const byId = q.select('id').orderBy(sort, order).orderBy('id', order).limit(filter.limit).offset(filter.offset);
@@ -285,14 +297,14 @@ export class SqlMachineStore implements MachineStore {
   async setDesiredHashes(hashes: ReadonlyArray<{ id: number; hash: string | null }>, now: string): Promise<number> {
     // One statement a batch (a nixpkgs pin change rewrites every machine's hash): the new hashes as a
     // table of their own, and only the rows whose hash differs are written. Casts give PostgreSQL
-    // the parameters' types; IS DISTINCT FROM is null-safe on both databases. Batches stay well
-    // inside both databases' limits on bound parameters.
+    // the parameters' types; IS DISTINCT FROM is null-safe on both databases. A statement must find
+    // its machines by id: a correlated `where exists` read every machine each statement (100,000
+    // machines took 26 s, growing with the square of the fleet), and SQLite joins `update … from`
+    // by reading every machine too unless `id in (…)` names them (15.5 s against 2.6 s; PostgreSQL
+    // 5 s either way). Batches stay well inside both databases' limits on bound parameters.
     let changed = 0;
     for (let i = 0; i < hashes.length; i += DESIRED_HASH_BATCH) {
-      const rows = sql.join(hashes.slice(i, i + DESIRED_HASH_BATCH).map((h) => sql`(cast(${h.id} as integer), cast(${h.hash} as text))`));
-      const result = await sql`with v(id, hash) as (values ${rows})
-        update machines set desired_hash = (select v.hash from v where v.id = machines.id), updated_at = ${now}
-        where exists (select 1 from v where v.id = machines.id and v.hash is distinct from machines.desired_hash)`.execute(this.db);
+      const result = await desiredHashesUpdate(hashes.slice(i, i + DESIRED_HASH_BATCH), now).execute(this.db);
       changed += Number(result.numAffectedRows ?? 0);
     }
     return changed;
@@ -307,6 +319,14 @@ export class SqlMachineStore implements MachineStore {
     const row = await this.db.selectFrom('machines').select('reboot_requested_at').where('id', '=', id).executeTakeFirst();
     return row?.reboot_requested_at ?? null;
   }
+}
+
+/** The statement that writes one batch of desired hashes (see setDesiredHashes); exported for its plan's test. */
+export function desiredHashesUpdate(hashes: ReadonlyArray<{ id: number; hash: string | null }>, now: string) {
+  const rows = sql.join(hashes.map((h) => sql`(cast(${h.id} as integer), cast(${h.hash} as text))`));
+  return sql`with v(id, hash) as (values ${rows})
+    update machines set desired_hash = v.hash, updated_at = ${now}
+    from v where machines.id = v.id and machines.id in (select v.id from v) and v.hash is distinct from machines.desired_hash`;
 }
 
 type SearchFacts = Pick<Selectable<MachinesTable>, 'service_tag' | 'hostname' | 'mac_address' | 'manufacturer' | 'model'>;

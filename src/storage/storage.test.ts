@@ -439,6 +439,33 @@ for (const kind of kinds) {
       assert.equal(await set([[m.id, 'h3'], [n.id, 'h3']]), 0);
     });
 
+    test('scan walks the machines meeting its conditions by id, a page after another', async () => {
+      const made = [];
+      for (let i = 1; i <= 5; i++) made.push((await storage.machines.insertEnrolled(newMachine(`SC${i}`, `0c:c4:7a:00:30:0${i}`), NOW))!);
+      for (const m of made.filter((_, i) => i % 2 === 0)) await storage.machines.update(m.id, { labels: { scan: 'odd' } }, NOW);
+      const odd = parseSelector('scan=odd');
+      const walk = async (limit: number) => {
+        const tags: string[][] = [];
+        for (let afterId = 0; ; ) {
+          const page = await storage.machines.scan({ selector: odd }, afterId, limit);
+          if (page.length === 0) return tags;
+          tags.push(page.map((m) => m.service_tag));
+          afterId = page[page.length - 1]!.id;
+        }
+      };
+      assert.deepEqual(await walk(2), [['SC1', 'SC3'], ['SC5']]);
+      assert.deepEqual(await walk(10), [['SC1', 'SC3', 'SC5']]);
+      assert.deepEqual(
+        (await storage.machines.scan({ search: 'sc' }, made[1]!.id, 2)).map((m) => m.service_tag),
+        ['SC3', 'SC4'],
+        'after an id, in id order, at most the limit',
+      );
+      assert.deepEqual(await storage.machines.scan({ selector: odd, status: 'ready' }, 0, 10), [], 'every condition holds');
+      const whole = (await storage.machines.scan({}, made[4]!.id - 1, 1))[0]!;
+      assert.deepEqual(whole, await storage.machines.findById(made[4]!.id), 'whole machines, as findById reads them');
+      for (const m of made) await storage.machines.delete(m.id);
+    });
+
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {
       const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true, health_check: null };
       const web = await storage.profiles.insert('web', fields, NOW);

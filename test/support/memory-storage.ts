@@ -19,6 +19,7 @@ import {
   type EventFilter,
   type EventStore,
   type EventSummary,
+  type MachineConditions,
   type MachineFilter,
   type MachinePatch,
   type MachineStore,
@@ -190,6 +191,17 @@ class MemoryStores implements Stores {
       const { image_build_id: _i, system_uuid: _u, identity_mac: _m, reboot_requested_at: _r, desired_hash: desired, built_hash: built, booted_health: health, ...machine } = copy(row);
       return { ...machine, ...(health ? { booted_health: health } : {}), out_of_date: isOutOfDate(desired, built) };
     };
+    const meeting = (filter: MachineConditions): MachineRow[] => {
+      const needle = filter.search?.toLowerCase();
+      return db().machines.filter(
+        (m) =>
+          (!filter.status || m.status === filter.status) &&
+          (!needle || searchText(m).includes(needle)) &&
+          (!filter.selector || matchesSelector(m.labels, filter.selector)) &&
+          (filter.profile === undefined || m.profile === filter.profile) &&
+          (filter.outOfDate === undefined || isOutOfDate(m.desired_hash, m.built_hash) === filter.outOfDate),
+      );
+    };
     return {
       async insertEnrolled(m: NewMachine, now: string) {
         const t = db();
@@ -259,16 +271,15 @@ class MemoryStores implements Stores {
       async imageBuildId(id) {
         return db().machines.find((r) => r.id === id)?.image_build_id ?? null;
       },
+      async scan(conditions: MachineConditions, afterId: number, limit: number) {
+        return meeting(conditions)
+          .filter((m) => m.id > afterId)
+          .sort((a, b) => a.id - b.id)
+          .slice(0, limit)
+          .map(toMachine);
+      },
       async list(filter: MachineFilter) {
-        const needle = filter.search?.toLowerCase();
-        let rows = db().machines.filter(
-          (m) =>
-            (!filter.status || m.status === filter.status) &&
-            (!needle || searchText(m).includes(needle)) &&
-            (!filter.selector || matchesSelector(m.labels, filter.selector)) &&
-            (filter.profile === undefined || m.profile === filter.profile) &&
-            (filter.outOfDate === undefined || isOutOfDate(m.desired_hash, m.built_hash) === filter.outOfDate),
-        );
+        let rows = meeting(filter);
         const sort = filter.sort ?? 'id';
         const sign = filter.order === 'desc' ? -1 : 1;
         rows = [...rows].sort((a, b) => sign * (compare(a[sort], b[sort]) || a.id - b.id));
