@@ -221,7 +221,8 @@ function registerRuleCommands(program: Command): void {
     if (opts.json) return printJson(preview);
     if (preview.matched === 0) return void process.stderr.write('the rule matches no machine today\n');
     printLines(effectRows(preview.items));
-    process.stderr.write(`${preview.matched} machines would match; nothing was changed\n`);
+    const shown = preview.items.length < preview.matched ? ` (the first ${preview.items.length} shown)` : '';
+    process.stderr.write(`${preview.matched} machines would match${shown}; nothing was changed\n`);
   });
 
   withExamples(

@@ -4,10 +4,10 @@ import { allocateHostname, settleConfiguration } from './machine-settings.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, StillReferencedError, type Storage } from './ports.ts';
 import { assertProfileFields, assertProfileName, type Profile } from './profile.ts';
-import { nowIso, type Actor } from './types.ts';
+import { nowIso, type Actor, type Machine } from './types.ts';
 
-/** The most machines one profile edit re-hashes in its transaction. */
-const MAX_PROFILE_MACHINES = 100_000;
+/** Machines read a page when a profile edit goes through the profile's machines (all of them). */
+const SCAN_PAGE = 500;
 
 /** Profiles: create, read, change (its machines' desired hashes follow in the same transaction), delete. */
 export class ProfileService {
@@ -67,7 +67,13 @@ export class ProfileService {
       const now = nowIso();
       const updated = await tx.profiles.update(name, fields, now);
       if (!updated) throw new NotFoundError(`profile ${name} not found`);
-      const users = (await tx.machines.list({ profile: name, limit: MAX_PROFILE_MACHINES, offset: 0 })).items;
+      const users: Machine[] = [];
+      for (let afterId = 0; ; ) {
+        const page = await tx.machines.scan({ profile: name }, afterId, SCAN_PAGE);
+        users.push(...page);
+        if (page.length < SCAN_PAGE) break;
+        afterId = page[page.length - 1]!.id;
+      }
       let stale = 0;
       let named = 0;
       for (const m of users) {

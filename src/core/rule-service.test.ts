@@ -2,16 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryStorage } from '../../test/support/memory-storage.ts';
 import { BuildLifecycle } from './build-lifecycle.ts';
-import { ConflictError } from './errors.ts';
+import { ConflictError, UnprocessableError } from './errors.ts';
 import { MachineService } from './machine-service.ts';
 import { Notifier } from './notifier.ts';
 import { ProfileService } from './profile-service.ts';
-import { RuleService } from './rule-service.ts';
+import { MAX_RULE_MACHINES, RuleService } from './rule-service.ts';
+import { parseSelector } from './labels.ts';
 import type { Actor } from './types.ts';
 
 // Rules at first enrollment, over the in-memory storage: milliseconds, no database.
 
 const operator: Actor = { kind: 'user', name: 'op', role: 'operator' };
+const NOW = '2026-01-02T03:04:05.000Z';
 
 async function setup() {
   const storage = new MemoryStorage();
@@ -92,5 +94,25 @@ describe('rules at first enrollment (in memory)', () => {
     assert.equal(edited.machines, 2);
     assert.deepEqual([(await s.machines.get('RULE0007')).hostname, (await s.machines.get('RULE0008')).hostname], ['db-01', 'keep-me']);
     assert.equal((await s.machines.get('RULE0007')).status, 'configured');
+  });
+
+  test('past MAX_RULE_MACHINES a preview counts every match and works out the first; an apply refuses and changes nothing', { timeout: 60_000 }, async () => {
+    const s = await setup();
+    const fleet = MAX_RULE_MACHINES + 3;
+    for (let n = 1; n <= fleet; n++) {
+      const mac = `52:54:00:${((n >> 16) & 255).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`;
+      await s.storage.machines.insertEnrolled({ service_tag: `BIG${n}`, mac_address: mac, hardware: { manufacturer: 'Dell Inc.' }, identity_mac: mac, system_uuid: null, identity_conflict: null }, NOW);
+    }
+    const preview = await s.rules.preview({ name: 'all-dell', match: { manufacturer: 'Dell*' }, set: { labels: { role: 'web' } } });
+    assert.equal(preview.matched, fleet, 'every match is counted');
+    assert.equal(preview.items.length, MAX_RULE_MACHINES, 'the changes of the first ones are worked out');
+    assert.deepEqual([preview.items[0]?.service_tag, preview.items.at(-1)?.service_tag], ['BIG1', `BIG${MAX_RULE_MACHINES}`], 'the first by id');
+    await s.rules.create({ name: 'all-dell', match: { manufacturer: 'Dell*' }, set: { labels: { role: 'web' } } }, operator);
+    await assert.rejects(s.rules.apply({ selector: '' }, operator), (err: unknown) => {
+      assert.ok(err instanceof UnprocessableError);
+      assert.match(err.message, new RegExp(`matches ${fleet} machines; .*at most ${MAX_RULE_MACHINES}.*nothing was changed`));
+      return true;
+    });
+    assert.deepEqual((await s.storage.machines.list({ limit: 1, offset: 0, selector: parseSelector('role=web') })).total, 0, 'no machine was changed');
   });
 });

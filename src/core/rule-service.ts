@@ -8,8 +8,13 @@ import { assertRuleFields, firstMatchingRule, ruleMatches, type Rule, type RuleF
 import { nowIso, type Actor, type Build, type Machine } from './types.ts';
 import { isRowId } from './validation.ts';
 
-/** The most machines one preview or apply looks at. */
+/**
+ * The most machines one apply changes, and one preview works out the changes of (a preview counts
+ * every match, and shows the first this many by id).
+ */
 export const MAX_RULE_MACHINES = 10_000;
+/** Machines read a page when a preview looks at the whole fleet. */
+const SCAN_PAGE = 500;
 
 /** What a rule would do (preview) or did (apply) to one machine. */
 export interface RuleEffect {
@@ -142,7 +147,20 @@ export class RuleService {
   async preview(body: unknown): Promise<{ matched: number; items: RuleEffect[] }> {
     const fields = assertRuleFields(body, false);
     const rule: Rule = { ...fields, name: fields.name || 'preview', id: 0, created_at: '', updated_at: '' };
-    const machines = (await this.storage.machines.list({ limit: MAX_RULE_MACHINES, offset: 0 })).items.filter((m) => ruleMatches(rule.match, m));
+    // Every machine is looked at (the match is on hardware facts, which no query selects); the
+    // changes of the first MAX_RULE_MACHINES matches, by id, are worked out.
+    const machines: Machine[] = [];
+    let matched = 0;
+    for (let afterId = 0; ; ) {
+      const page = await this.storage.machines.scan({}, afterId, SCAN_PAGE);
+      for (const m of page) {
+        if (!ruleMatches(rule.match, m)) continue;
+        matched++;
+        if (machines.length < MAX_RULE_MACHINES) machines.push(m);
+      }
+      if (page.length < SCAN_PAGE) break;
+      afterId = page[page.length - 1]!.id;
+    }
     if (machines.length === 0) return { matched: 0, items: [] };
     const items = await dryRun(this.storage, async (tx) => {
       await checkProfile(tx, fields);
@@ -157,7 +175,7 @@ export class RuleService {
       }
       return out;
     });
-    return { matched: items.length, items };
+    return { matched, items };
   }
 
   /**
@@ -169,8 +187,12 @@ export class RuleService {
     const selector = parseSelector(body.selector);
     const only = body.rule === undefined ? undefined : await this.get(String(body.rule));
     const rules = only ? [{ ...only, enabled: true }] : await this.storage.rules.list();
-    const machines = (await this.storage.machines.list({ selector, limit: MAX_RULE_MACHINES, offset: 0 })).items;
+    const selected = await this.storage.machines.list({ selector, limit: MAX_RULE_MACHINES, offset: 0, sort: 'id' });
+    const machines = selected.items;
     if (machines.length === 0) throw new UnprocessableError(`selector ${JSON.stringify(body.selector)} matches no machine; nothing was changed`);
+    if (selected.total > MAX_RULE_MACHINES) {
+      throw new UnprocessableError(`selector ${JSON.stringify(body.selector)} matches ${selected.total} machines; rules are applied again to at most ${MAX_RULE_MACHINES} at once (narrow the selector); nothing was changed`);
+    }
     const pairs = machines.map((m) => ({ m, rule: firstMatchingRule(rules, m) })).filter((p): p is { m: Machine; rule: Rule } => p.rule !== undefined);
     if (pairs.length === 0) {
       throw new UnprocessableError(`${only ? `rule ${only.name}` : 'no enabled rule'} matches none of the ${machines.length} selected machines; nothing was changed`);

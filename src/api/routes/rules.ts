@@ -112,7 +112,9 @@ export function registerRuleRoutes(app: FastifyInstance, { rules }: RuleRouteOpt
       // Operators: it writes nothing, but it is a POST and runs the rule in a rolled-back transaction.
       config: { access: 'operator' },
       bodyLimit: 64 * 1024,
-      schema: { tags: ['fleet'], summary: 'Which machines a rule body matches today and what it would set (writes nothing)', body: PreviewBody, response: { 200: Effects, ...errorResponses(400, 401, 403) } },
+      schema: { tags: ['fleet'], summary: 'Which machines a rule body matches today and what it would set (writes nothing)',
+        description: '`matched` counts every machine the rule matches; `items` holds what it would set on the first 10,000 of them, by id.',
+        body: PreviewBody, response: { 200: Effects, ...errorResponses(400, 401, 403) } },
     },
     async (request) => rules.preview(request.body),
   );
@@ -124,7 +126,7 @@ export function registerRuleRoutes(app: FastifyInstance, { rules }: RuleRouteOpt
       bodyLimit: 4 * 1024,
       schema: {
         tags: ['fleet'],
-        summary: 'Re-apply the rules to existing machines picked by a selector (422 when nothing matches)',
+        summary: 'Re-apply the rules to existing machines picked by a selector (422 when nothing matches, or more than 10,000 machines)',
         body: ApplyBody,
         response: { 200: Effects, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
