@@ -140,9 +140,17 @@ export function registerFleetConfigPages(app: FastifyInstance, fleet: FleetDeps)
 
   app.post<Name>('/profiles/:name/rebuild', { config: { access: 'operator' } }, async (request, reply) => {
     const profile = await fleet.profiles.get(request.params.name);
-    const stale = (await fleet.machines.list({ profile: profile.name, outOfDate: true, limit: 10_000, offset: 0 })).items;
-    if (stale.length === 0) return showProfile(request, reply, { notice: 'Nothing to rebuild: every machine of the profile is up to date.' });
-    await fleet.bulk.run({ action: 'build', ids: stale.map((m) => `id:${m.id}`) }, request.actor);
+    // The bulk action picks the machines itself, so a profile past its limit is refused with a reason
+    // rather than rebuilt in part.
+    let answer;
+    try {
+      answer = await fleet.bulk.run({ action: 'build', in_profile: profile.name, out_of_date: true }, request.actor);
+    } catch (err) {
+      if (!isShown(err)) throw err;
+      void reply.code(toHttpError(err).status);
+      return showProfile(request, reply, { error: err.message });
+    }
+    if (answer.matched === 0) return showProfile(request, reply, { notice: 'Nothing to rebuild: every machine of the profile is up to date.' });
     return reply.redirect(`/profiles/${encodeURIComponent(profile.name)}?notice=rebuilding`, 303);
   });
 
