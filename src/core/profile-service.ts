@@ -1,13 +1,11 @@
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, DomainError, InvalidInputError, NotFoundError } from './errors.ts';
+import { machinePages } from './machine-pages.ts';
 import { allocateHostname, settleConfiguration } from './machine-settings.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, StillReferencedError, type Storage } from './ports.ts';
 import { assertProfileFields, assertProfileName, type Profile } from './profile.ts';
 import { nowIso, type Actor, type Machine } from './types.ts';
-
-/** Machines read a page when a profile edit goes through the profile's machines (all of them). */
-const SCAN_PAGE = 500;
 
 /** Profiles: create, read, change (its machines' desired hashes follow in the same transaction), delete. */
 export class ProfileService {
@@ -68,12 +66,7 @@ export class ProfileService {
       const updated = await tx.profiles.update(name, fields, now);
       if (!updated) throw new NotFoundError(`profile ${name} not found`);
       const users: Machine[] = [];
-      for (let afterId = 0; ; ) {
-        const page = await tx.machines.scan({ profile: name }, afterId, SCAN_PAGE);
-        users.push(...page);
-        if (page.length < SCAN_PAGE) break;
-        afterId = page[page.length - 1]!.id;
-      }
+      for await (const page of machinePages(tx.machines, { profile: name })) users.push(...page);
       let stale = 0;
       let named = 0;
       for (const m of users) {

@@ -1,4 +1,5 @@
 import { ConflictError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
+import { machinePages } from './machine-pages.ts';
 import { parseSelector } from './labels.ts';
 import type { Notifier } from './notifier.ts';
 import { DuplicateKeyError, type Storage } from './ports.ts';
@@ -53,11 +54,9 @@ export class RolloutService {
     if (selector.requirements.length === 0) throw new InvalidInputError('selector must name at least one label requirement, e.g. role=web', { field: 'selector' });
     if (settings.batch_size < 1) throw new InvalidInputError('batch_size must be at least 1', { field: 'batch_size' });
     const machines: Machine[] = [];
-    for (let afterId = 0; machines.length <= MAX_ROLLOUT_MACHINES; ) {
-      const page = await this.storage.machines.scan({ selector }, afterId, 500);
+    for await (const page of machinePages(this.storage.machines, { selector })) {
       machines.push(...page);
-      if (page.length < 500) break;
-      afterId = page[page.length - 1]!.id;
+      if (machines.length > MAX_ROLLOUT_MACHINES) break;
     }
     if (machines.length === 0) throw new UnprocessableError(`selector ${settings.selector} matches no machine`);
     if (machines.length > MAX_ROLLOUT_MACHINES) throw new UnprocessableError(`selector ${settings.selector} matches more than ${MAX_ROLLOUT_MACHINES} machines; narrow it`);

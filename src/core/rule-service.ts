@@ -1,5 +1,6 @@
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError, DomainError, InvalidInputError, NotFoundError, UnprocessableError } from './errors.ts';
+import { machinePages } from './machine-pages.ts';
 import { parseSelector } from './labels.ts';
 import { applySettings, isConfigured, profileFor } from './machine-settings.ts';
 import type { Notifier } from './notifier.ts';
@@ -13,8 +14,6 @@ import { isRowId } from './validation.ts';
  * every match, and shows the first this many by id).
  */
 export const MAX_RULE_MACHINES = 10_000;
-/** Machines read a page when a preview looks at the whole fleet. */
-const SCAN_PAGE = 500;
 
 /** What a rule would do (preview) or did (apply) to one machine. */
 export interface RuleEffect {
@@ -151,15 +150,12 @@ export class RuleService {
     // changes of the first MAX_RULE_MACHINES matches, by id, are worked out.
     const machines: Machine[] = [];
     let matched = 0;
-    for (let afterId = 0; ; ) {
-      const page = await this.storage.machines.scan({}, afterId, SCAN_PAGE);
+    for await (const page of machinePages(this.storage.machines)) {
       for (const m of page) {
         if (!ruleMatches(rule.match, m)) continue;
         matched++;
         if (machines.length < MAX_RULE_MACHINES) machines.push(m);
       }
-      if (page.length < SCAN_PAGE) break;
-      afterId = page[page.length - 1]!.id;
     }
     if (machines.length === 0) return { matched: 0, items: [] };
     const items = await dryRun(this.storage, async (tx) => {
