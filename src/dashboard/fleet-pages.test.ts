@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../server/roles.ts';
+import { RulePreview } from './pages/rules-page.tsx';
 import { freshSqlite } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 
@@ -124,4 +125,13 @@ describe('the profiles and rules pages, and the machine list’s labels', () => 
     assert.equal(inUse.statusCode, 409);
     assert.match(inUse.body, /profile web is used by 1 machine/);
   });
+});
+
+test('a rule preview past 50 matches says only the first 50 are listed', () => {
+  const effect = (n: number) => ({ id: n, service_tag: `BIG${n}`, rule: 'r', changes: ['labels'], hostname: null, profile: null, labels: {}, build: false });
+  const html = String(RulePreview({ preview: { matched: 10_003, items: Array.from({ length: 60 }, (_, i) => effect(i + 1)) } }));
+  assert.match(html, /data-matched="10003"/);
+  assert.equal(html.match(/<tr>/g)?.length, 51, 'a head row and 50 machines');
+  assert.match(html, /The first 50 are shown, by id\./);
+  assert.doesNotMatch(String(RulePreview({ preview: { matched: 2, items: [effect(1), effect(2)] } })), /first 50/);
 });

@@ -53,6 +53,7 @@ export const RulePreview: FC<{ preview?: { matched: number; items: RuleEffect[] 
             ))}
           </tbody>
         </table>
+        {preview.matched > 50 && <p class="muted">The first 50 are shown, by id.</p>}
       </>
     )}
   </div>
