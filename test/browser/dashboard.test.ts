@@ -197,6 +197,22 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
     assert.equal(await page.getByText('No machines yet').count(), 0);
   });
 
+  test('a rule is previewed live as it is typed, before it has a name, and creating it still asks for one', async () => {
+    await page.goto(`${base}/rules`);
+    // Typed key by key, as a person does, without leaving the field: the preview follows the form.
+    await page.getByLabel('Manufacturer').pressSequentially('Dell*', { delay: 30 });
+    await page.getByLabel('Labels (key=value, comma-separated)').pressSequentially('role=web', { delay: 30 });
+    await page.locator('#rule-preview [data-matched="3"]').waitFor({ timeout: 20_000 });
+    const preview = (await page.locator('#rule-preview').textContent()) ?? '';
+    for (const tag of ['7XK2M53', '8YK2M5306', '8YK2M5307']) assert.ok(preview.includes(tag), `${tag} in the preview`);
+    assert.ok(!preview.includes('CZ2D1E0F01'), 'an HPE machine is not matched');
+    await shot('rule-preview.png');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    assert.equal(await run<boolean>(page, "document.getElementById('rule-name').validity.valueMissing"), true, 'the browser asks for the name');
+    assert.equal(new URL(page.url()).pathname, '/rules');
+    assert.deepEqual(await server.ctx.rules.list(), [], 'nothing was created');
+  });
+
   test('edit the hostname and configuration, build, watch the log stream, see the machine turn ready', async () => {
     await page.goto(`${base}/machines`);
     await page.getByRole('link', { name: '7XK2M53' }).click();

@@ -26,7 +26,10 @@ const text = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
 
 /** The preview of what the rule being typed would do today. */
 export const RulePreview: FC<{ preview?: { matched: number; items: RuleEffect[] }; error?: string }> = ({ preview, error }) => (
-  <div id="rule-preview" aria-live="polite">
+  // The preview asks for itself again as the form is typed in. It is the element that sends, with the
+  // form's fields included, so the form's own validation (a name is required to create a rule, not to
+  // preview one) does not hold the request back, as it would were the form the sender.
+  <div id="rule-preview" aria-live="polite" hx-post="/rules/preview" hx-include="#rule-form" hx-trigger="input from:#rule-form delay:400ms, change from:#rule-form" hx-swap="outerHTML">
     {error ? (
       <p class="alert alert-error">{error}</p>
     ) : preview === undefined ? (
@@ -97,7 +100,7 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
       {may(page, 'operator') && (
         <section class="card" aria-labelledby="new-rule">
           <h2 id="new-rule">New rule</h2>
-          <form method="post" action="/rules" class="stacked narrow rule-form" hx-post="/rules/preview" hx-trigger="input changed delay:400ms, change" hx-target="#rule-preview" hx-swap="outerHTML">
+          <form id="rule-form" method="post" action="/rules" class="stacked narrow rule-form">
             <CsrfField page={page} />
             <label for="rule-name">Name</label>
             <input id="rule-name" name="name" required maxlength={63} value={f.name} />
