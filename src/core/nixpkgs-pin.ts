@@ -1,12 +1,11 @@
 import { desiredHashOf } from './config-hash.ts';
+import { MACHINE_PAGE } from './machine-pages.ts';
 import type { Storage } from './ports.ts';
 import type { Profile } from './profile.ts';
 import { nowIso } from './types.ts';
 
 /** The setting that names the nixpkgs pin the machines' desired hashes were computed with. */
 export const DESIRED_HASH_PIN = 'desired_hash_nixpkgs';
-/** Machines read and rewritten per transaction. */
-const PAGE = 500;
 
 /** What a refresh found. */
 export interface PinRefresh {
@@ -31,7 +30,7 @@ export async function followNixpkgsPin(storage: Storage, nixpkgs: string): Promi
   let changed = 0;
   for (let afterId = 0; ; ) {
     const { items, last } = await storage.transaction(async (tx) => {
-      const page = await tx.machines.scan({}, afterId, PAGE);
+      const page = await tx.machines.scan({}, afterId, MACHINE_PAGE);
       const profiles = new Map<string, Profile | null>();
       const hashes: Array<{ id: number; hash: string | null }> = [];
       for (const machine of page) {
@@ -42,7 +41,7 @@ export async function followNixpkgsPin(storage: Storage, nixpkgs: string): Promi
         }
         hashes.push({ id: machine.id, hash: desiredHashOf(machine, profile, nixpkgs) });
       }
-      return { items: await tx.machines.setDesiredHashes(hashes, nowIso()), last: page.length < PAGE ? undefined : page[page.length - 1]!.id };
+      return { items: await tx.machines.setDesiredHashes(hashes, nowIso()), last: page.length < MACHINE_PAGE ? undefined : page[page.length - 1]!.id };
     });
     changed += items;
     if (last === undefined) break;

@@ -183,7 +183,7 @@ export class RuleService {
     const selector = parseSelector(body.selector);
     const only = body.rule === undefined ? undefined : await this.get(String(body.rule));
     const rules = only ? [{ ...only, enabled: true }] : await this.storage.rules.list();
-    const selected = await this.storage.machines.list({ selector, limit: MAX_RULE_MACHINES, offset: 0, sort: 'id' });
+    const selected = await this.storage.machines.list({ selector, limit: MAX_RULE_MACHINES, offset: 0 });
     const machines = selected.items;
     if (machines.length === 0) throw new UnprocessableError(`selector ${JSON.stringify(body.selector)} matches no machine; nothing was changed`);
     if (selected.total > MAX_RULE_MACHINES) {

@@ -109,7 +109,7 @@ describe('TFTP server', () => {
         assert.equal(r.code, 0, r.stderr);
         assert.ok(readFileSync(out).equals(files.get(file)!), `${out} differs`);
       }
-      await waitUntil(() => server.activeTransfers() === 0, 10_000);
+      await transfersEnded(server, 10_000);
     });
 
     test('curl cannot climb out with ../ or an absolute path', { skip, timeout: 30_000 }, async (t) => {
@@ -168,7 +168,7 @@ describe('TFTP server', () => {
         assert.equal((p as { options: Map<string, string> }).options.get('tsize'), String(files.get('snponly.efi')!.length));
         // As OVMF does: end this transfer with an error, then request the file for real.
         await probe.send(Buffer.from([0, TftpOpcode.ERROR, 0, TftpErrorCode.OPTION_REFUSED, 0]), oack.rinfo.port);
-        await waitUntil(() => server.activeTransfers() === 0, 5000);
+        await transfersEnded(server, 5000);
         await probe.send(encodeReadRequest('one-block.bin', 'octet'), server.address.port);
         const first = await probe.receive(5000);
         assert.ok(first);
@@ -289,7 +289,7 @@ describe('TFTP server', () => {
         assert.ok(server.activeTransfers() <= 32, `at most 32 transfers (${server.activeTransfers()})`);
         assert.ok(busy >= 48 - 32, `${busy} told busy`);
         // Unacknowledged transfers are given up, and every one is released.
-        await waitUntil(() => server.activeTransfers() === 0, 20_000);
+        await transfersEnded(server, 20_000);
         const d = await rawTftpDownload(server.address.port, 'one-block.bin');
         assert.ok(d.data.equals(files.get('one-block.bin')!), 'the server still serves');
       } finally {
@@ -314,7 +314,7 @@ describe('TFTP server', () => {
           seen.push((p as { block: number }).block);
         }
         assert.deepEqual(seen, [1, 1, 1, 1], 'block 1 sent maxAttempts times');
-        await waitUntil(() => server.activeTransfers() === 0, 5000);
+        await transfersEnded(server, 5000);
       } finally {
         await probe.close();
       }
@@ -327,7 +327,7 @@ async function runCurlPathAsIs(url: string, out: string) {
   return runTool('curl', ['--silent', '--path-as-is', '--max-time', '20', '--output', out, '--', url], { timeoutMs: 30_000 });
 }
 
-/** Polls a condition until it holds; rejects after `timeoutMs`. */
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  await pollUntil('every transfer ended', condition, { timeoutMs });
+/** Waits until the server holds no transfer; rejects after `timeoutMs`. */
+async function transfersEnded(server: TftpServer, timeoutMs: number): Promise<void> {
+  await pollUntil('every transfer ended', () => server.activeTransfers() === 0, { timeoutMs, state: () => server.activeTransfers() });
 }

@@ -61,6 +61,8 @@ for (const kind of await testDatabaseKinds()) {
       await testDb.cleanup();
     });
 
+    /** The feed's cursor now: the highest version it holds. */
+    const cursorNow = async () => Math.max(0, ...(await feed.changes()).rows.map((r) => r.version));
     let n = 0;
     /** A new machine and a build of it, and the feed's cursor after both. */
     const fresh = async () => {
@@ -71,16 +73,15 @@ for (const kind of await testDatabaseKinds()) {
         { service_tag: tag, mac_address: mac, hardware: {}, identity_mac: mac, system_uuid: null, identity_conflict: null },
         NOW,
       ))!;
-      const build = await storage.builds.create({ machine_id: machine.id, config: '{}', hostname: 'h', service_tag: tag, boot_token: `t${n}`, image_key: `key-${n}`.padEnd(22, 'x') }, NOW);
-      const all = await feed.changes();
-      const cursor = Math.max(...all.rows.map((r) => r.version), 0);
-      return { machine, build: build.id, mac, cursor };
+      const token = `t${n}`;
+      const imageKey = `key-${n}`.padEnd(22, 'x');
+      const build = await storage.builds.create({ machine_id: machine.id, config: '{}', hostname: 'h', service_tag: tag, boot_token: token, image_key: imageKey }, NOW);
+      return { machine, build: build.id, token, imageKey, mac, cursor: await cursorNow() };
     };
     const changedSince = async (cursor: number) => (await feed.changes(cursor)).rows.map((r) => r.id);
 
     test('a new machine is in the feed with what its boot decision reads', async () => {
-      const before = await feed.changes();
-      const cursor = Math.max(0, ...before.rows.map((r) => r.version));
+      const cursor = await cursorNow();
       const { machine, mac } = await fresh();
       const rows = (await feed.changes(cursor)).rows;
       assert.deepEqual(
@@ -98,10 +99,10 @@ for (const kind of await testDatabaseKinds()) {
     }
 
     test('a published build brings its boot token and image key', async () => {
-      const { machine, build, cursor } = await fresh();
+      const { machine, build, token, imageKey, cursor } = await fresh();
       await storage.machines.update(machine.id, { image_build_id: build }, LATER);
       const [row] = (await feed.changes(cursor)).rows;
-      assert.deepEqual([row?.imageBuildId, row?.bootToken, row?.imageKey], [build, `t${n}`, `key-${n}`.padEnd(22, 'x')]);
+      assert.deepEqual([row?.imageBuildId, row?.bootToken, row?.imageKey], [build, token, imageKey]);
     });
 
     test('writes that change nothing a boot decision reads are not changes', async () => {

@@ -112,9 +112,13 @@ export function registerRuleRoutes(app: FastifyInstance, { rules }: RuleRouteOpt
       // Operators: it writes nothing, but it is a POST and runs the rule in a rolled-back transaction.
       config: { access: 'operator' },
       bodyLimit: 64 * 1024,
-      schema: { tags: ['fleet'], summary: 'Which machines a rule body matches today and what it would set (writes nothing)',
+      schema: {
+        tags: ['fleet'],
+        summary: 'Which machines a rule body matches today and what it would set (writes nothing)',
         description: '`matched` counts every machine the rule matches; `items` holds what it would set on the first 10,000 of them, by id.',
-        body: PreviewBody, response: { 200: Effects, ...errorResponses(400, 401, 403) } },
+        body: PreviewBody,
+        response: { 200: Effects, ...errorResponses(400, 401, 403) },
+      },
     },
     async (request) => rules.preview(request.body),
   );
