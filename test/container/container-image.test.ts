@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import { findExecutable } from '../../src/builder/nix-build.ts';
 import { freshPostgres, isPostgresAvailable } from '../support/databases.ts';
 import { freePort } from '../cluster/support/nginx.ts';
+import { pollUntil } from '../support/poll.ts';
 
 /**
  * Builds the Containerfile with Debian's buildah/podman on a machine without an image registry: the
@@ -161,7 +162,12 @@ describe('the container image (Containerfile)', { skip }, () => {
       assert.ok(ready, `no answer on /readyz: ${output.slice(-2000)}`);
       assert.equal(ready.status, 200);
       assert.equal(ready.body, '{"status":"ready"}');
-      const boot = await fetch(`http://127.0.0.1:${bootPort}/healthz`, { signal: AbortSignal.timeout(5000) });
+      // The API listens (and says ready) before the boot listener of the same process is bound.
+      const boot = await pollUntil(
+        'the boot listener answers /healthz',
+        () => fetch(`http://127.0.0.1:${bootPort}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined),
+        { timeoutMs: Math.max(5000, deadline - Date.now()), intervalMs: 250 },
+      );
       assert.equal(boot.status, 200);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
