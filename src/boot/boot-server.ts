@@ -5,6 +5,7 @@ import type { Notifier } from '../core/notifier.ts';
 import type { BootFeed } from '../core/ports.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerHealthRoutes } from '../http/health-routes.ts';
+import type { Readiness } from '../http/readiness.ts';
 import { createHttpServer, type HttpPlatform } from '../http/http-server.ts';
 import { ImageCatalog } from '../images/image-catalog.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
@@ -42,6 +43,8 @@ export interface BootServerDeps {
   feed?: { source: BootFeed; ordered: boolean };
   enrollGuard?: onRequestAsyncHookHandler;
   ping(): Promise<void>;
+  /** What the process still waits for (`/readyz`); without it, ready once the database answers. */
+  readiness?: Readiness;
   /** The process's metrics: the boot listener's requests, scripts, images and enrollments are counted there. */
   metrics?: MetalMetrics;
   /** Set when this listener also serves `GET /metrics` (a process without the api role). */
@@ -102,7 +105,7 @@ export async function createBootServer(deps: BootServerDeps, options: BootServer
   const { metrics } = deps;
   if (metrics) installHttpMetrics(app, metrics, 'boot');
   if (metrics && deps.metricsRoute) registerMetricsRoute(app, metrics, deps.metricsRoute);
-  registerHealthRoutes(app, { ping: deps.ping, logger });
+  registerHealthRoutes(app, { ping: deps.ping, logger, ...(deps.readiness ? { readiness: deps.readiness } : {}) });
   registerEnrollRoute(app, { machines: deps.machines, ...(deps.enrollGuard ? { guard: deps.enrollGuard } : {}), ...(metrics ? { metrics } : {}) });
   const scriptOptions = { bootUrl: deps.bootUrl, resolver, lastSeen, builds: deps.builds, logger, ...(metrics ? { metrics } : {}) };
   const answers = createScriptAnswers(scriptOptions);

@@ -33,6 +33,7 @@ import { createPowerDriver } from '../power/create-power-driver.ts';
 import { MachinePowerService } from '../power/machine-power.ts';
 import type { PowerDriver } from '../power/power-driver.ts';
 import { PowerRunner, type PowerRunnerOptions } from '../power/power-runner.ts';
+import { Readiness } from '../http/readiness.ts';
 
 /**
  * Everything the roles of one process share: the one place where concrete parts are chosen. Built
@@ -74,6 +75,8 @@ export interface AppContext {
   /** BMCs, power actions (through one runner, METAL_POWER_CONCURRENCY calls at once), credential sets. */
   power: MachinePowerService;
   powerRunner: PowerRunner;
+  /** What the process still waits for before `/readyz` says ready (its roles starting), or that it is stopping. */
+  readiness: Readiness;
   close(): Promise<void>;
 }
 
@@ -160,6 +163,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
     webhooks: new WebhookService(storage, { allowLoopback: config.webhookAllowLoopback }, auth.secretBox),
     power,
     powerRunner,
+    readiness: new Readiness(),
     async close() {
       await rolloutEngine.stop();
       notifier.off('build.finished', countBuild);

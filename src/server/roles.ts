@@ -53,7 +53,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   // One guard for the API's and the dashboard's streams, so the per-user cap counts both together.
   const streamGuard = new CredentialStreamGuard(ctx.auth, ctx.logger, options.streams);
   registerAuth(app, { auth: ctx.auth, events: storage.events, machines });
-  registerHealthRoutes(app, { ping: () => storage.ping(), logger: ctx.logger });
+  registerHealthRoutes(app, { ping: () => storage.ping(), logger: ctx.logger, readiness: ctx.readiness });
   installHttpMetrics(app, ctx.metrics, 'api');
   // With METAL_METRICS_LISTEN, /metrics moves to its own listener (buildMetricsServer).
   if (!ctx.config.metricsListen) registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
@@ -159,6 +159,7 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       feed: ctx.bootFeed,
       ...(ctx.enrollGuard ? { enrollGuard: ctx.enrollGuard } : {}),
       ping: () => storage.ping(),
+      readiness: ctx.readiness,
       metrics: ctx.metrics,
       ...(serveMetrics ? { metricsRoute: { token: ctx.config.metricsToken } } : {}),
     },
@@ -171,7 +172,7 @@ export function buildMetricsServer(ctx: AppContext): FastifyInstance {
   const app = createHttpServer(httpPlatform(ctx), { loggerInstance: ctx.logger.child({ role: 'metrics' }, { level: 'warn' }) });
   installHttpMetrics(app, ctx.metrics, 'metrics');
   registerMetricsRoute(app, ctx.metrics, { token: ctx.config.metricsToken });
-  registerHealthRoutes(app, { ping: () => ctx.storage.ping(), logger: ctx.logger });
+  registerHealthRoutes(app, { ping: () => ctx.storage.ping(), logger: ctx.logger, readiness: ctx.readiness });
   return app;
 }
 

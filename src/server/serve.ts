@@ -11,6 +11,9 @@ import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, star
 /** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
 export const ALL_ROLES = ['api', 'boot', 'builder', 'pxe'] as const;
 export type RoleName = (typeof ALL_ROLES)[number];
+/** How `/readyz` names each role while it starts. */
+const ROLE_PARTS: Record<RoleName, string> = { api: 'API listener', boot: 'boot listener', builder: 'builder', pxe: 'PXE services' };
+const METRICS_PART = 'metrics listener';
 
 /** A started process: its context, listeners, and how to stop it gracefully. */
 export interface RunningServer {
@@ -46,10 +49,14 @@ export async function startServer(
   logger.info({ roles, database: redactUrl(config.databaseUrl), imagesDir: config.imagesDir, bootUrl: config.bootUrl }, 'metal: starting');
   const ctx = await createContext(config, logger, { migrate: options.migrate ?? true });
   const stops: Array<() => Promise<void>> = [];
+  // `/readyz` on any of this process's listeners says ready only once every role is up.
+  const { readiness } = ctx;
+  readiness.wait(...roles.map((role) => ROLE_PARTS[role]), ...(config.metricsListen ? [METRICS_PART] : []));
   const running: RunningServer = {
     ctx,
     addresses: {},
     async stop() {
+      readiness.stop();
       for (const stop of stops.reverse()) await stop().catch((err) => logger.error({ err }, 'metal: error while stopping'));
       await ctx.close();
     },
@@ -69,17 +76,20 @@ export async function startServer(
       // Rollouts are driven by every api process; leases keep each rollout to one of them.
       ctx.rolloutEngine.start();
       stops.push(() => ctx.rolloutEngine.stop());
+      readiness.up(ROLE_PARTS.api);
     }
     if (roles.includes('boot')) {
       // /metrics goes where Prometheus can reach it: its own listener, else the API, else the boot listener.
       running.boot = await buildBootServer(ctx, {}, !config.metricsListen && !roles.includes('api'));
       running.addresses.boot = await listen(running.boot, config.bootListen, 'METAL_BOOT_LISTEN');
       stops.push(() => running.boot!.close());
+      readiness.up(ROLE_PARTS.boot);
     }
     if (config.metricsListen) {
       running.metrics = buildMetricsServer(ctx);
       running.addresses.metrics = await listen(running.metrics, config.metricsListen, 'METAL_METRICS_LISTEN');
       stops.push(() => running.metrics!.close());
+      readiness.up(METRICS_PART);
     }
     if (roles.includes('builder')) {
       try {
@@ -91,6 +101,7 @@ export async function startServer(
         if (!(err instanceof UnsandboxedBuildRefused) || roles.length === 1) throw err;
         logger.error(`${err.message}. The other roles run; builds stay pending until a builder can take them.`);
       }
+      readiness.up(ROLE_PARTS.builder);
     }
     if (roles.includes('pxe')) {
       const pxe = await startPxeServices({
@@ -104,6 +115,7 @@ export async function startServer(
       });
       running.addresses.pxe = `tftp://${pxe.tftp.address.host}:${pxe.tftp.address.port}`;
       stops.push(() => pxe.stop());
+      readiness.up(ROLE_PARTS.pxe);
     }
   } catch (err) {
     await running.stop();
