@@ -190,6 +190,8 @@ export interface MachineStore {
   findByServiceTag(tag: string): Promise<Machine | undefined>;
   /** The build whose image the machine boots, if any. */
   imageBuildId(id: number): Promise<number | null>;
+  /** The build each of `ids` boots (null: none), by machine id; ids of no machine are left out. */
+  imageBuildIds(ids: readonly number[]): Promise<Map<number, number | null>>;
   list(filter: MachineFilter): Promise<{ items: Machine[]; total: number }>;
   /**
    * Up to `limit` machines meeting `conditions` whose id is above `afterId`, by id: the way through a

@@ -64,11 +64,8 @@ export class RolloutService {
     if (nameless.length > 0) throw new UnprocessableError(`machines without a hostname cannot be built: ${listOf(nameless)}`);
     await this.refuseOverlap(machines.map((m) => m.id));
 
-    const planned: Array<{ machine: Machine; from: number | null; build: boolean }> = [];
-    for (const machine of machines) {
-      const from = await this.storage.machines.imageBuildId(machine.id);
-      planned.push({ machine, from, build: settings.build === 'always' || needsBuild(machine) });
-    }
+    const booting = await this.storage.machines.imageBuildIds(machines.map((m) => m.id));
+    const planned = machines.map((machine) => ({ machine, from: booting.get(machine.id) ?? null, build: settings.build === 'always' || needsBuild(machine) }));
     const waves = planWaves(planned.filter((p) => p.build).length, settings);
     const total = Math.max(0, ...waves);
     let created: Rollout;

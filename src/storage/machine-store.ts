@@ -24,6 +24,8 @@ import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 
 /** Machines whose desired hash one statement writes (two bound parameters each). */
 const DESIRED_HASH_BATCH = 500;
+/** Machine ids a lookup by id names in one query (well under SQLite's and PostgreSQL's parameter limits). */
+const ID_BATCH = 500;
 
 /** The machines table. */
 export class SqlMachineStore implements MachineStore {
@@ -134,6 +136,20 @@ export class SqlMachineStore implements MachineStore {
   async imageBuildId(id: number): Promise<number | null> {
     const row = await this.db.selectFrom('machines').select('image_build_id').where('id', '=', id).executeTakeFirst();
     return row?.image_build_id ?? null;
+  }
+
+  /** The build each machine boots, by id, read a batch of ids a query. */
+  async imageBuildIds(ids: readonly number[]): Promise<Map<number, number | null>> {
+    const found = new Map<number, number | null>();
+    for (let at = 0; at < ids.length; at += ID_BATCH) {
+      const rows = await this.db
+        .selectFrom('machines')
+        .select(['id', 'image_build_id'])
+        .where('id', 'in', ids.slice(at, at + ID_BATCH))
+        .execute();
+      for (const row of rows) found.set(Number(row.id), row.image_build_id === null ? null : Number(row.image_build_id));
+    }
+    return found;
   }
 
   /** The machines meeting `filter`'s conditions, as a query to select from. */

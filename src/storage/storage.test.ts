@@ -497,6 +497,25 @@ for (const kind of kinds) {
       await assert.rejects(storage.profiles.delete('web'), (err: unknown) => err instanceof StillReferencedError, 'a profile a machine uses cannot go (foreign key)');
     });
 
+    test('imageBuildIds reads what many machines boot at once, past a batch of ids', async () => {
+      const ids: number[] = [];
+      for (let i = 0; i < 1003; i++) {
+        const mac = `0e:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+        ids.push((await storage.machines.insertEnrolled(newMachine(`IB${i}`, mac), NOW))!.id);
+      }
+      const build = await storage.builds.create(
+        { machine_id: ids[0]!, config: '{}', hostname: 'ib-0', service_tag: 'IB0', boot_token: 't', image_key: 'key-ib-aaaaaaaaaaaaaaa', config_hash: 'h' },
+        NOW,
+      );
+      const booting = [ids[0]!, ids[499]!, ids[500]!, ids[1002]!];
+      for (const id of booting) await storage.machines.update(id, { image_build_id: build.id }, NOW);
+      const found = await storage.machines.imageBuildIds([...ids, 987_654_321]);
+      assert.equal(found.size, ids.length, 'every machine, and nothing for an id of none');
+      for (const id of ids) assert.equal(found.get(id), booting.includes(id) ? build.id : null, `machine ${id}`);
+      assert.deepEqual(await storage.machines.imageBuildIds([]), new Map());
+      for (const id of ids) await storage.machines.delete(id);
+    });
+
     test('what a machine boots was built from its image build\'s hash: out_of_date follows desired vs built', async () => {
       const a = (await storage.machines.findByServiceTag('FL1'))!;
       const build = await storage.builds.create(

@@ -271,6 +271,12 @@ class MemoryStores implements Stores {
       async imageBuildId(id) {
         return db().machines.find((r) => r.id === id)?.image_build_id ?? null;
       },
+      async imageBuildIds(ids) {
+        const wanted = new Set(ids);
+        const found = new Map<number, number | null>();
+        for (const m of db().machines) if (wanted.has(m.id)) found.set(m.id, m.image_build_id);
+        return found;
+      },
       async scan(conditions: MachineConditions, afterId: number, limit: number) {
         return meeting(conditions)
           .filter((m) => m.id > afterId)
