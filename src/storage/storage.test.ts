@@ -115,6 +115,11 @@ for (const kind of kinds) {
       const page = await storage.machines.list({ limit: 2, offset: 0, sort: 'service_tag', order: 'desc' });
       assert.deepEqual(page.items.map((m) => m.service_tag), ['SM3', 'SM2']);
       assert.equal(page.total, 3);
+      const last = await storage.machines.list({ limit: 2, offset: 2, sort: 'service_tag', order: 'desc' });
+      assert.deepEqual([last.items.map((m) => m.service_tag), last.total], [['SM1'], 3], 'the last page counts every machine');
+      assert.deepEqual(await storage.machines.list({ limit: 2, offset: 5 }), { items: [], total: 3 }, 'past the last page: no rows, still the count');
+      const enrolled = await storage.machines.list({ limit: 1, offset: 1, status: 'enrolled', sort: 'service_tag' });
+      assert.deepEqual([enrolled.items.map((m) => m.service_tag), enrolled.total], [['SM3'], 2], 'a filter pages and counts its own machines');
       const byModel = await storage.machines.list({ limit: 10, offset: 0, search: 'sys-1029' });
       assert.equal(byModel.total, 2, 'SM1 was re-enrolled as model X');
       const byHostname = await storage.machines.list({ limit: 10, offset: 0, search: 'DB-0' });
