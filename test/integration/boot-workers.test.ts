@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SYSTEM_ACTOR } from '../../src/core/types.ts';
@@ -9,7 +10,8 @@ import { createLogger } from '../../src/core/logger.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { enrollmentPayload, headerAuthenticator } from '../support/context.ts';
 import { testDatabaseKinds, type TestDatabase } from '../support/databases.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { runMetal, startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { respawnDelayMs } from '../../src/server/boot-workers.ts';
 
 // `metal boot --workers 2`: two processes share the port, each with its own decision table; a change
 // made elsewhere reaches every one of them (the product's bar is 1 s; the deadline allows for load).
@@ -52,3 +54,25 @@ for (const kind of await testDatabaseKinds()) {
     });
   });
 }
+
+describe('metal boot --workers 2 that cannot start', () => {
+  test('a taken port stops the primary and every worker with the reason, said once, as one process would', { timeout: 90_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'metal-workers-'));
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as { port: number };
+    try {
+      const r = await runMetal(['boot', '--workers', '2'], { METAL_DATA_DIR: dataDir, METAL_BOOT_LISTEN: `127.0.0.1:${port}`, METAL_LOG_LEVEL: 'error' }, undefined, 60_000);
+      assert.equal(r.code, 1, `exits with 1 instead of starting workers again and again:\n${r.stderr.slice(-2000)}`);
+      const said = r.stderr.split('\n').filter((line) => line.startsWith('metal: could not start'));
+      assert.deepEqual(said, [`metal: could not start: METAL_BOOT_LISTEN: 127.0.0.1:${port} is already in use; pick another address with METAL_BOOT_LISTEN`]);
+    } finally {
+      holder.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a worker that dies once up is started again after 1 s, then 2, 4 … up to 30 s in a row', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 100].map(respawnDelayMs), [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+  });
+});

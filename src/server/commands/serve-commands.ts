@@ -79,7 +79,8 @@ export function registerServerCommands(program: Command): void {
       await (isBootWorker() ? runBootWorker(config, logger) : runBootWorkers(workers, config, logger));
     } catch (err) {
       logger.fatal({ err }, `metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
-      console.error(`metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
+      // A worker's reason reaches the primary, which says it once for all of them.
+      if (!isBootWorker()) console.error(`metal: could not start: ${err instanceof Error ? err.message : String(err)}`);
       process.exit(1);
     }
   });
