@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { createLogger } from '../../src/core/logger.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { enrollmentPayload, headerAuthenticator } from '../support/context.ts';
 import { testDatabaseKinds, type TestDatabase } from '../support/databases.ts';
+import { pollUntil } from '../support/poll.ts';
 import { runMetal, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 import { respawnDelayMs } from '../../src/server/boot-workers.ts';
 
@@ -51,6 +52,40 @@ for (const kind of await testDatabaseKinds()) {
         assert.ok(Date.now() - started < DEADLINE_MS, `a worker still serves the old decision after ${DEADLINE_MS} ms`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+    });
+
+    test('a worker killed once they are up is started again, and the port keeps answering', { timeout: 60_000 }, async () => {
+      const workers = () =>
+        readFileSync(`/proc/${boot.child.pid}/task/${boot.child.pid}/children`, 'utf8')
+          .split(' ')
+          .filter(Boolean)
+          .map(Number);
+      const before = workers();
+      assert.equal(before.length, 2, 'two workers');
+      let output = '';
+      const listen = (d: Buffer) => (output += d.toString());
+      boot.child.stdout!.on('data', listen);
+      process.kill(before[0]!, 'SIGKILL');
+      const after = await pollUntil(
+        'a new worker in place of the killed one',
+        () => {
+          const now = workers();
+          return now.length === 2 && !now.includes(before[0]!) && now;
+        },
+        { timeoutMs: 20_000, intervalMs: 100, state: workers },
+      );
+      assert.ok(after.includes(before[1]!), 'the other worker was left alone');
+      const fresh = after.find((pid) => pid !== before[1])!;
+      const logged = (pattern: RegExp) => output.split('\n').some((line) => pattern.test(line));
+      await pollUntil('the new worker listens', () => logged(new RegExp(`"worker_pid":${fresh},.*a worker was started again and listens`)), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        state: () => output.slice(-1000),
+      });
+      boot.child.stdout!.off('data', listen);
+      assert.ok(logged(new RegExp(`"worker_pid":${before[0]},.*"signal":"SIGKILL".*a worker died; starting another in 1 s`)), output.slice(-2000));
+      const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${boot.addresses.boot}/healthz`).then((r) => r.status)));
+      assert.deepEqual(new Set(answers), new Set([200]));
     });
   });
 }
