@@ -1,7 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { migrate, openDatabase } from '../storage/database.ts';
+import { migrate } from '../storage/database.ts';
+import { openConfiguredDatabase } from './configured-database.ts';
 import { startServer } from './serve.ts';
 
 /** What a worker tells the primary: its listener is up, or it could not start (and why). */
@@ -33,7 +34,7 @@ export function respawnDelayMs(deaths: number): number {
  * each death in a row (up to 30 s) and starts over once a new worker is up. SIGTERM stops them all.
  */
 export async function runBootWorkers(count: number, config: Readonly<Config>, logger: Logger): Promise<void> {
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openConfiguredDatabase(config);
   try {
     await migrate(database);
   } finally {

@@ -25,7 +25,8 @@ import { SqlBootFeed } from '../storage/boot-feed.ts';
 import { MetalMetrics, type BuildResult } from '../metrics/metal-metrics.ts';
 import { WebhookService } from '../webhooks/webhook-service.ts';
 import { startBuildSignalRelay, type SignalRelay } from '../storage/build-signal-relay.ts';
-import { migrate, openDatabase } from '../storage/database.ts';
+import { migrate } from '../storage/database.ts';
+import { openConfiguredDatabase } from './configured-database.ts';
 import { DhcpLeaseStore, leaseDb } from '../storage/dhcp-lease-store.ts';
 import { SqlStorage } from '../storage/storage.ts';
 import type { BmcTarget } from '../power/bmc-target.ts';
@@ -95,7 +96,7 @@ export interface ContextOptions {
 
 /** Opens the database, runs migrations, and wires the services. */
 export async function createContext(config: Readonly<Config>, logger: Logger, options: ContextOptions = {}): Promise<AppContext> {
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openConfiguredDatabase(config);
   const notifier = new Notifier();
   let relay: SignalRelay | undefined;
   let auth: AuthService;

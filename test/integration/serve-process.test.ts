@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -26,6 +26,22 @@ describe('metal serve as a process', () => {
     const r = await runMetal(['serve', '--roles', 'api,dhcp'], { METAL_DATA_DIR: dataDir });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /unknown role "dhcp"/);
+  });
+
+  test('a database that cannot be used stops start-up naming METAL_DATABASE_URL, without its password', { timeout: 60_000 }, async () => {
+    const refused = await runMetal(['serve'], { METAL_DATA_DIR: dataDir, METAL_DATABASE_URL: 'postgres://metal:hunter2@127.0.0.1:1/metal' }, undefined, 30_000);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^metal: could not start: METAL_DATABASE_URL: cannot reach postgres:\/\/metal:\*\*\*@127\.0\.0\.1:1\/metal \(connect ECONNREFUSED 127\.0\.0\.1:1\); check the URL/m);
+    assert.doesNotMatch(refused.stderr + refused.stdout, /hunter2/);
+    const migrate = await runMetal(['migrate'], { METAL_DATA_DIR: dataDir, METAL_DATABASE_URL: 'postgres://metal@127.0.0.1:1/metal' }, undefined, 30_000);
+    assert.notEqual(migrate.code, 0);
+    assert.match(migrate.stderr, /METAL_DATABASE_URL: cannot reach postgres:\/\/metal@127\.0\.0\.1:1\/metal/);
+    // A data directory that is a file: SQLite's directory cannot be made.
+    const file = join(dataDir, 'not-a-directory');
+    writeFileSync(file, '');
+    const sqlite = await runMetal(['serve'], { METAL_DATA_DIR: file }, undefined, 30_000);
+    assert.equal(sqlite.code, 1);
+    assert.match(sqlite.stderr, /^metal: could not start: METAL_DATABASE_URL: cannot open sqlite:.*not-a-directory\/metal\.db .*metal\.db in METAL_DATA_DIR\)$/m);
   });
 
   test('metal migrate brings the schema up to date, then says so', async () => {

@@ -19,9 +19,10 @@ async function withAuth(opts: Record<string, unknown>, fn: (auth: AuthService) =
   const { AuthService } = await import('../../auth/auth-service.ts');
   const { loadSecretKey } = await import('../../auth/secret-key.ts');
   const { createLogger } = await import('../../core/logger.ts');
-  const { migrate, openDatabase } = await import('../../storage/database.ts');
+  const { migrate } = await import('../../storage/database.ts');
+  const { openConfiguredDatabase } = await import('../configured-database.ts');
   const { SqlStorage } = await import('../../storage/storage.ts');
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openConfiguredDatabase(config);
   try {
     await migrate(database);
     await fn(new AuthService(new SqlStorage(database), createLogger('silent'), loadSecretKey(config)));

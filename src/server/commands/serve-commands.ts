@@ -93,8 +93,9 @@ export function registerServerCommands(program: Command): void {
     program.command('migrate').description('bring the database schema up to date and exit').addHelpText('after', '\nExample:\n  metal migrate --database-url postgres://metal@db:5432/metal'),
   ).action(async (opts: Record<string, string | undefined>) => {
     const config = configFromFlags(opts);
-    const { migrate, openDatabase } = await import('../../storage/database.ts');
-    const database = await openDatabase(config.databaseUrl);
+    const { migrate } = await import('../../storage/database.ts');
+    const { openConfiguredDatabase } = await import('../configured-database.ts');
+    const database = await openConfiguredDatabase(config);
     try {
       const applied = await migrate(database);
       console.log(applied.length ? `applied: ${applied.join(', ')}` : 'the schema is up to date');
