@@ -149,18 +149,57 @@ for (const kind of await testDatabaseKinds()) {
     });
 
     if (kind.name === 'postgres') {
+      test('a LISTEN connection the server ends is replaced, and changes are heard over the new one', { timeout: 30_000 }, async () => {
+        const { machine } = await fresh();
+        const schema = new URL(testDb.url).searchParams.get('schema');
+        const name = `metal change feed ${schema}`;
+        const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+        await admin.connect();
+        let heard = 0;
+        const stop = await feed.watch(() => heard++);
+        try {
+          const backends = async () =>
+            (await admin.query<{ pid: number }>('select pid from pg_stat_activity where application_name = $1 order by pid', [name])).rows.map((r) => r.pid);
+          const [first] = await backends();
+          assert.ok(first, `the feed's connection is named "${name}" in pg_stat_activity`);
+          await admin.query('select pg_terminate_backend($1)', [first]);
+          const second = await pollUntil(
+            'a new LISTEN connection',
+            async () => {
+              const now = await backends();
+              return now.length === 1 && now[0] !== first && now[0];
+            },
+            { timeoutMs: 15_000, intervalMs: 100, state: backends },
+          );
+          // The new connection listens once it says so (a catch-up is signalled then); a change after that is heard over it.
+          await pollUntil('the new connection listens', async () => (await admin.query(`select 1 from pg_stat_activity where pid = $1 and query like 'LISTEN %'`, [second])).rowCount === 1, {
+            timeoutMs: 10_000,
+          });
+          const before = heard;
+          await storage.machines.update(machine.id, { status: 'ready' }, LATER);
+          await pollUntil('the change, heard over the new connection', () => heard > before, { timeoutMs: 10_000 });
+        } finally {
+          await stop();
+          await admin.end();
+        }
+      });
+
       test('PostgreSQL announces a boot change and stays quiet about a hostname edit', { timeout: 20_000 }, async () => {
         const { machine } = await fresh();
         const schema = new URL(testDb.url).searchParams.get('schema');
         const listener = new pg.Client({ connectionString: TEST_POSTGRES_URL });
         const heard: string[] = [];
-        listener.on('notification', (msg) => heard.push(msg.payload ?? ''));
+        // The channel is shared by every schema of the database (other suites write theirs at the same time): only this one's and the markers count.
+        listener.on('notification', (msg) => {
+          if (msg.payload === schema || msg.payload?.startsWith(`${schema}:`)) heard.push(msg.payload);
+        });
         await listener.connect();
         try {
           await listener.query('LISTEN metal_changes');
           // Notifications arrive in commit order: once a marker sent after a write is heard, whatever
           // the write announced has been heard too.
-          const afterMarker = async (marker: string) => {
+          const afterMarker = async (name: string) => {
+            const marker = `${schema}:${name}`;
             await sql`select pg_notify('metal_changes', ${marker})`.execute(database.db);
             await pollUntil(`the marker ${marker}`, () => heard.includes(marker), { timeoutMs: 10_000 });
             return heard.splice(0).filter((p) => p !== marker);

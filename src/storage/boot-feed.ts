@@ -1,14 +1,12 @@
 import { sql, type Kysely } from 'kysely';
-import pg from 'pg';
 import type { Logger } from '../core/logger.ts';
 import type { BootChanges, BootFeed } from '../core/ports.ts';
 import type { Database } from './database.ts';
+import { listenWithReconnect } from './pg-listener.ts';
 import type { Schema } from './schema.ts';
 
 /** How often SQLite's data_version is read to notice another process's commit. */
 const SQLITE_POLL_MS = 250;
-/** How long a lost LISTEN connection waits before it is tried again. */
-const RECONNECT_MS = 1000;
 
 /** The columns of `machines` the feed reads besides the id: a change of one is a change of the feed. */
 export const BOOT_FEED_MACHINE_COLUMNS = ['service_tag', 'identity_mac', 'system_uuid', 'identity_conflict', 'status', 'image_build_id'] as const;
@@ -89,46 +87,20 @@ export class SqlBootFeed implements BootFeed {
     return async () => clearInterval(timer);
   }
 
-  /** PostgreSQL: a dedicated LISTEN connection, reconnected when lost (the table's own poll covers the gap). */
+  /** PostgreSQL: a dedicated LISTEN connection, replaced when lost (each new one signals a catch-up; the table's own poll covers the gap). */
   private async listen(onChange: () => void): Promise<() => Promise<void>> {
-    const url = new URL(this.url);
-    const schema = url.searchParams.get('schema') ?? 'public';
-    url.searchParams.delete('schema');
-    let stopped = false;
-    let client: pg.Client | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    const connect = async () => {
-      const next = new pg.Client({ connectionString: url.toString() });
-      next.on('error', (err) => {
-        if (stopped || client !== next) return;
-        this.logger.warn({ err }, 'storage: the change-feed LISTEN connection failed; reconnecting');
-        client = undefined;
-        void next.end().catch(() => undefined);
-        retry = setTimeout(reconnect, RECONNECT_MS);
-      });
-      next.on('notification', (msg) => {
-        if (msg.channel === 'metal_changes' && msg.payload === schema) onChange();
-      });
-      await next.connect();
-      await next.query('LISTEN metal_changes');
-      if (stopped) await next.end();
-      else {
-        client = next;
-        onChange();
-      }
-    };
-    const reconnect = () => {
-      if (stopped) return;
-      connect().catch((err: unknown) => {
-        this.logger.warn({ err }, 'storage: change-feed LISTEN failed; trying again shortly');
-        retry = setTimeout(reconnect, RECONNECT_MS);
-      });
-    };
-    await connect();
-    return async () => {
-      stopped = true;
-      clearTimeout(retry);
-      await client?.end().catch(() => undefined);
-    };
+    const schema = new URL(this.url).searchParams.get('schema') ?? 'public';
+    const listener = await listenWithReconnect({
+      url: this.url,
+      channel: 'metal_changes',
+      applicationName: `metal change feed ${schema}`,
+      onNotification: (payload) => {
+        if (payload === schema) onChange();
+      },
+      onListening: onChange,
+      logger: this.logger,
+      what: 'the boot change feed',
+    });
+    return () => listener.stop();
   }
 }

@@ -1,16 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import pg from 'pg';
 import type { Logger } from '../core/logger.ts';
 import type { Notifier, SignalOrigin } from '../core/notifier.ts';
+import { listenWithReconnect } from './pg-listener.ts';
 import type { Schema } from './schema.ts';
 
 /** The build signals that cross processes. */
 const RELAYED = ['build.requested', 'build.cancelled', 'build.updated'] as const;
 type RelayedSignal = (typeof RELAYED)[number];
 
-/** How long the relay waits before it tries a lost LISTEN connection again. */
-const RECONNECT_MS = 1000;
 
 /** The NOTIFY channel of one database (and schema), e.g. `metal_builds` or `metal_builds_fleet`. */
 export function buildChannel(databaseUrl: string): string {
@@ -42,50 +40,25 @@ export async function startBuildSignalRelay(db: Kysely<Schema>, databaseUrl: str
   const senders = RELAYED.map((signal) => [signal, send(signal)] as const);
   for (const [signal, handler] of senders) notifier.on(signal, handler);
 
-  let stopped = false;
-  let client: pg.Client | undefined;
-  let retry: NodeJS.Timeout | undefined;
-  const url = new URL(databaseUrl);
-  url.searchParams.delete('schema');
-  const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: url.toString() });
-    next.on('error', (err) => {
-      if (stopped || client !== next) return;
-      logger.warn({ err }, 'storage: the LISTEN connection failed; polling until it is back');
-      client = undefined;
-      void next.end().catch(() => undefined);
-      retry = setTimeout(reconnect, RECONNECT_MS);
-    });
-    next.on('notification', (msg) => {
-      const match = /^(build\.requested|build\.cancelled|build\.updated):(\d{1,15}):([0-9a-f]{12})$/.exec(msg.payload ?? '');
-      if (msg.channel !== channel || !match || match[3] === self) return;
-      notifier.emit(match[1] as RelayedSignal, Number(match[2]), 'relay');
-    });
-    await next.connect();
-    await next.query(`LISTEN "${channel}"`);
-    if (stopped) await next.end();
-    else client = next;
-  };
-  const reconnect = () => {
-    if (stopped) return;
-    connect().catch((err: unknown) => {
-      logger.warn({ err }, 'storage: LISTEN failed; polling instead, trying again shortly');
-      retry = setTimeout(reconnect, RECONNECT_MS);
-    });
-  };
-  try {
-    await connect();
-  } catch (err) {
-    logger.warn({ err }, 'storage: LISTEN failed; polling instead, trying again shortly');
-    retry = setTimeout(reconnect, RECONNECT_MS);
-  }
+  const listener = await listenWithReconnect(
+    {
+      url: databaseUrl,
+      channel,
+      applicationName: `metal build signals ${channel}`,
+      onNotification: (payload) => {
+        const match = /^(build\.requested|build\.cancelled|build\.updated):(\d{1,15}):([0-9a-f]{12})$/.exec(payload);
+        if (!match || match[3] === self) return;
+        notifier.emit(match[1] as RelayedSignal, Number(match[2]), 'relay');
+      },
+      logger,
+      what: 'the build signals (polling until it is back)',
+    },
+    true,
+  );
   return {
     async stop() {
-      stopped = true;
-      clearTimeout(retry);
       for (const [signal, handler] of senders) notifier.off(signal, handler);
-      await client?.end().catch(() => undefined);
-      client = undefined;
+      await listener.stop();
     },
   };
 }
