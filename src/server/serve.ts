@@ -65,7 +65,10 @@ export async function startServer(
     if (roles.includes('api')) {
       // A new METAL_NIXPKGS changes what every machine would be built from: its desired hash follows.
       const pin = await followNixpkgsPin(ctx.storage, ctx.builds.nixpkgs);
-      if (pin) logger.info({ machines: pin.changed }, `metal: the nixpkgs pin changed; ${pin.changed} machines' desired configuration changed with it`);
+      // A first start records the pin with nothing to say; a change of pin is worth a line.
+      if (pin && (pin.previous !== undefined || pin.changed > 0)) {
+        logger.info({ machines: pin.changed }, `metal: the nixpkgs pin changed; ${pin.changed} machines' desired configuration changed with it`);
+      }
       running.api = await buildApiServer(ctx);
       running.addresses.api = await listen(running.api, config.listen, 'METAL_LISTEN');
       stops.push(() => running.api!.close());
