@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig, parseListen } from './config.ts';
+import { ConfigError, loadConfig, parseListen, redactUrl } from './config.ts';
 
 describe('loadConfig', () => {
   test('defaults: SQLite in ./data, images inside it, all listeners', () => {
@@ -100,5 +100,18 @@ describe('loadConfig', () => {
   test('parseListen accepts IPv6 and a bare port', () => {
     assert.deepEqual(parseListen('K', '[::1]:8080'), { host: '::1', port: 8080 });
     assert.deepEqual(parseListen('K', ':9000'), { host: '0.0.0.0', port: 9000 });
+  });
+});
+
+describe('redactUrl', () => {
+  test('hides the password of the user part and of query parameters, and keeps where', () => {
+    assert.equal(redactUrl('postgres://metal:hunter2@db:5432/metal'), 'postgres://metal:***@db:5432/metal');
+    assert.equal(redactUrl('postgres://metal:p@ss@db/metal'), 'postgres://metal:***@db/metal', 'an @ in the password is hidden too');
+    assert.equal(
+      redactUrl('postgres://metal@db/metal?sslmode=require&password=hunter2&sslpassword=k3y&schema=fleet'),
+      'postgres://metal@db/metal?sslmode=require&password=***&sslpassword=***&schema=fleet',
+    );
+    assert.equal(redactUrl('postgres://metal@db/metal?schema=fleet'), 'postgres://metal@db/metal?schema=fleet', 'nothing to hide');
+    assert.equal(redactUrl('sqlite:/var/lib/metal/metal.db'), 'sqlite:/var/lib/metal/metal.db');
   });
 });

@@ -271,7 +271,11 @@ function parseDatabaseUrl(value: string | undefined, dataDir: string): string {
 
 /** Hides a password in a database URL, for messages and logs. */
 export function redactUrl(value: string): string {
-  return value.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+  // The password of the user part, and query parameters that carry one (PostgreSQL also takes
+  // `?password=` and `?sslpassword=`), are hidden; the rest stays, so the message still says where.
+  return value
+    .replace(/(\/\/[^:/@]+:)[^/]*@/, '$1***@')
+    .replace(/([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*/gi, '$1***');
 }
 
 function parseBootUrl(value: string | undefined, bootListen: Listen): string {
