@@ -1,3 +1,4 @@
+import { RepeatedFailure } from '../core/repeated-failure.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { BootFeed, BootKey, BootRow, BootTarget, BuildBootFacts } from '../core/ports.ts';
@@ -54,12 +55,16 @@ export class BootTable {
   constructor(
     private readonly feed: BootFeed,
     private readonly notifier: Notifier,
-    private readonly logger: Logger,
+    logger: Logger,
     options: BootTableOptions = {},
   ) {
     this.lagMs = options.lagMs ?? 0;
     this.pollMs = options.pollMs ?? 1000;
+    this.readFailures = new RepeatedFailure(logger, 'boot: could not read machine changes; serving what is known', 'boot: machine changes are read again');
   }
+
+  /** A database outage is logged once, then once a minute, not at every poll. */
+  private readonly readFailures: RepeatedFailure;
 
   private readonly pollMs: number;
 
@@ -157,9 +162,10 @@ export class BootTable {
         this.stale = false;
         try {
           this.apply(await this.feed.changes(this.since()));
+          this.readFailures.succeeded();
         } catch (err) {
           if (wasStale) this.stale = true;
-          this.logger.warn({ err }, 'boot: could not read machine changes; serving what is known');
+          this.readFailures.failed(err);
           break;
         }
       } while (this.again);

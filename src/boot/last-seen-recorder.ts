@@ -1,3 +1,4 @@
+import { RepeatedFailure } from '../core/repeated-failure.ts';
 import type { Logger } from '../core/logger.ts';
 
 /** Where the recorder writes: many machines' last_seen_at in one statement. */
@@ -36,12 +37,17 @@ export class LastSeenRecorder {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
+  /** A database outage is logged once, then once a minute, not at every batch. */
+  private readonly writeFailures: RepeatedFailure;
+
   constructor(
     private readonly writer: LastSeenWriter,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly intervalMs = 1500,
     private readonly resolutionMs = 15_000,
-  ) {}
+  ) {
+    this.writeFailures = new RepeatedFailure(logger, 'boot: could not record last_seen_at', 'boot: last_seen_at is recorded again');
+  }
 
   /** Notes that a machine was seen now; it is written with the next batch (or window, see above). */
   seen(machineId: number): void {
@@ -104,8 +110,9 @@ export class LastSeenRecorder {
           await this.writer.touchLastSeen(batch, at.toISOString());
           for (const id of batch) this.writtenAt.set(id, at.getTime());
         }
+        this.writeFailures.succeeded();
       } catch (err) {
-        this.logger.warn({ err, machines: ids.length }, 'boot: could not record last_seen_at');
+        this.writeFailures.failed(err, { machines: ids.length });
       }
     });
     return this.flushing;

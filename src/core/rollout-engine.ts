@@ -1,3 +1,4 @@
+import { RepeatedFailure } from './repeated-failure.ts';
 import type { BuildLifecycle } from './build-lifecycle.ts';
 import { DomainError } from './errors.ts';
 import { isBuildFinished } from './lifecycle.ts';
@@ -46,8 +47,12 @@ export class RolloutEngine implements RolloutActuator {
   private stopped = false;
   private readonly wake = () => void this.pass();
 
+  /** A database outage is logged once, then once a minute, not at every pass. */
+  private readonly lookFailures: RepeatedFailure;
+
   constructor(private readonly o: RolloutEngineOptions) {
     this.leaseMs = o.leaseMs ?? 30_000;
+    this.lookFailures = new RepeatedFailure(o.logger, 'rollouts: could not look at the rollouts; trying again shortly', 'rollouts: the rollouts are looked at again');
   }
 
   private get actor(): Actor {
@@ -89,8 +94,9 @@ export class RolloutEngine implements RolloutActuator {
             if (this.stopped) break;
             await this.drive(id).catch((err: unknown) => this.o.logger.warn({ err, rollout: id }, `rollouts: rollout ${id}: ${(err as Error).message}`));
           }
+          this.lookFailures.succeeded();
         } catch (err) {
-          this.o.logger.warn({ err }, 'rollouts: could not look at the rollouts; trying again shortly');
+          this.lookFailures.failed(err);
         }
       } while (this.again && !this.stopped);
     })().finally(() => {

@@ -51,7 +51,7 @@ export async function startBuildSignalRelay(db: Kysely<Schema>, databaseUrl: str
         notifier.emit(match[1] as RelayedSignal, Number(match[2]), 'relay');
       },
       logger,
-      what: 'the build signals (polling until it is back)',
+      what: 'the build signals (builders poll meanwhile)',
     },
     true,
   );

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../core/logger.ts';
+import { RepeatedFailure } from '../core/repeated-failure.ts';
 
 /** How long a lost LISTEN connection waits before it is tried again. */
 const RECONNECT_MS = 1000;
@@ -41,6 +42,8 @@ export async function listenWithReconnect(options: ListenOptions, retryFirst = f
   let stopped = false;
   let client: pg.Client | undefined;
   let retry: NodeJS.Timeout | undefined;
+  // While the server is down, one line at once and one a minute, not one a second.
+  const failures = new RepeatedFailure(logger, `storage: LISTEN for ${what} failed; trying again shortly`, `storage: LISTEN for ${what} works again`);
   const connect = async () => {
     const next = new pg.Client({ connectionString: url.toString(), application_name: options.applicationName.slice(0, 63) });
     const lost = (err?: Error) => {
@@ -62,12 +65,13 @@ export async function listenWithReconnect(options: ListenOptions, retryFirst = f
       return;
     }
     client = next;
+    failures.succeeded();
     options.onListening?.();
   };
   const reconnect = () => {
     if (stopped) return;
     connect().catch((err: unknown) => {
-      logger.warn({ err }, `storage: LISTEN for ${what} failed; trying again shortly`);
+      failures.failed(err);
       retry = setTimeout(reconnect, RECONNECT_MS);
     });
   };
@@ -75,7 +79,7 @@ export async function listenWithReconnect(options: ListenOptions, retryFirst = f
     await connect();
   } catch (err) {
     if (!retryFirst) throw err;
-    logger.warn({ err }, `storage: LISTEN for ${what} failed; trying again shortly`);
+    failures.failed(err);
     retry = setTimeout(reconnect, RECONNECT_MS);
   }
   return {

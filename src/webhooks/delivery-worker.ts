@@ -1,3 +1,4 @@
+import { RepeatedFailure } from '../core/repeated-failure.ts';
 import { hostname } from 'node:os';
 import type { DeliveryAttempt, DueDelivery, Storage } from '../core/ports.ts';
 import type { Logger } from '../core/logger.ts';
@@ -64,6 +65,8 @@ export function startWebhookWorker(deps: WebhookWorkerDeps): RunningWebhookWorke
   const concurrency = settings.concurrency ?? 8;
   const owner = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const inFlight = new Set<Promise<void>>();
+  // A database outage is logged once, then once a minute, not at every poll.
+  const lookFailures = new RepeatedFailure(logger, 'webhooks: could not look for due deliveries; trying again shortly', 'webhooks: due deliveries are looked for again');
   let stopped = false;
   let ticking = false;
   let again = false;
@@ -91,8 +94,9 @@ export function startWebhookWorker(deps: WebhookWorkerDeps): RunningWebhookWorke
           });
         }
       } while (again && !stopped);
+      lookFailures.succeeded();
     } catch (err) {
-      logger.warn({ err }, 'webhooks: could not look for due deliveries; trying again shortly');
+      lookFailures.failed(err);
     } finally {
       ticking = false;
     }
