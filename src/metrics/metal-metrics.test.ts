@@ -11,6 +11,7 @@ import { startServer } from '../server/serve.ts';
 import { freshSqlite } from '../../test/support/databases.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import { sampleValue } from '../../test/support/metrics.ts';
+import { MetalMetrics } from './metal-metrics.ts';
 
 const BUILDER = { kind: 'builder', name: 'builder:test' } as const;
 const OPERATOR = { kind: 'user', name: 'test', role: 'operator' } as const;
@@ -201,5 +202,35 @@ describe('access to /metrics', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('metrics while the database does not answer', () => {
+  test('the scrape succeeds with the process counters, metal_database_up 0 and the database gauges empty or 0', async () => {
+    let down = false;
+    const answer = async <T>(value: T): Promise<T> => {
+      if (down) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      return value;
+    };
+    const metrics = new MetalMetrics({
+      machines: { countByStatus: () => answer({ ready: 3 }) },
+      builds: {
+        countByStatus: () => answer({ pending: 2 }),
+        queueStats: () => answer({ pending: 2, oldestPendingAt: new Date(Date.now() - 60_000).toISOString(), liveBuilders: 1, lostBuilders: 0 }),
+      },
+    });
+    metrics.enrollment('new');
+    const up = await metrics.registry.metrics();
+    assert.equal(sampleValue(up, 'metal_database_up'), 1);
+    assert.equal(sampleValue(up, 'metal_machines', { status: 'ready' }), 3);
+    assert.equal(sampleValue(up, 'metal_build_queue_depth'), 2);
+    assert.equal(sampleValue(up, 'metal_builders', { state: 'live' }), 1);
+    down = true;
+    const outage = await metrics.registry.metrics();
+    assert.equal(sampleValue(outage, 'metal_database_up'), 0);
+    assert.equal(sampleValue(outage, 'metal_enrollments_total', { result: 'new' }), 1, "the process's own counters are still there");
+    assert.equal(sampleValue(outage, 'metal_machines', { status: 'ready' }), undefined, 'no stale count is exported');
+    assert.equal(sampleValue(outage, 'metal_builders', { state: 'live' }), undefined);
+    assert.equal(sampleValue(outage, 'metal_build_queue_depth'), 0);
   });
 });

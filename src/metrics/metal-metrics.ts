@@ -11,6 +11,13 @@ export interface MetricsSources {
   builds: { countByStatus(): Promise<Record<string, number>>; queueStats(now: string): Promise<BuildQueueStats> };
 }
 
+/** What one scrape read from the database. */
+interface DatabaseReadings {
+  machines: Record<string, number>;
+  builds: Record<string, number>;
+  queue: BuildQueueStats;
+}
+
 /** Which listener served a request (a bounded label). */
 export type ListenerName = 'api' | 'boot' | 'metrics';
 
@@ -57,56 +64,68 @@ export class MetalMetrics {
     for (const name of ['metal_nodejs_active_handles_total', 'metal_nodejs_active_requests_total', 'metal_nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(name);
     }
-    const byStatus = (name: string, help: string, read: () => Promise<Record<string, number>>) =>
+    // The database is read once per scrape, for every database gauge together (a scrape starts their
+    // collects at once; the read is forgotten once it is done). When it does not answer, those gauges
+    // are left empty or 0, `metal_database_up` says 0, and the scrape still succeeds: the process's own
+    // counters are what an operator needs most during a database outage.
+    let pendingRead: Promise<DatabaseReadings> | undefined;
+    const readings = (): Promise<DatabaseReadings> => {
+      pendingRead ??= Promise.all([sources.machines.countByStatus(), sources.builds.countByStatus(), sources.builds.queueStats(new Date().toISOString())])
+        .then(([machines, builds, queue]) => ({ machines, builds, queue }))
+        .finally(() => {
+          pendingRead = undefined;
+        });
+      return pendingRead;
+    };
+    /** The readings of this scrape, or undefined when the database did not answer. */
+    const read = (): Promise<DatabaseReadings | undefined> => readings().catch(() => undefined);
+    new Gauge({
+      name: 'metal_database_up',
+      help: 'Whether the database answered the reads of this scrape (1) or not (0); the database gauges are empty or 0 while it does not',
+      registers,
+      async collect() {
+        this.set((await read()) ? 1 : 0);
+      },
+    });
+    const byStatus = (name: string, help: string, pick: (r: DatabaseReadings) => Record<string, number>) =>
       new Gauge({
         name,
         help,
         labelNames: ['status'],
         registers,
         async collect() {
-          const counts = await read();
+          const r = await read();
           this.reset();
-          for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+          if (r) for (const [status, n] of Object.entries(pick(r))) this.set({ status }, n);
         },
       });
-    byStatus('metal_machines', 'Machines by lifecycle status', () => sources.machines.countByStatus());
-    byStatus('metal_builds', 'Builds by status', () => sources.builds.countByStatus());
-
-    // One read of the queue per scrape, shared by the three gauges below (a scrape starts their
-    // collects together; the read is forgotten once it is done).
-    let pendingRead: Promise<BuildQueueStats> | undefined;
-    const queueStats = (): Promise<BuildQueueStats> => {
-      pendingRead ??= sources.builds.queueStats(new Date().toISOString()).finally(() => {
-        pendingRead = undefined;
+    byStatus('metal_machines', 'Machines by lifecycle status', (r) => r.machines);
+    byStatus('metal_builds', 'Builds by status', (r) => r.builds);
+    const queueGauge = (name: string, help: string, value: (q: BuildQueueStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          const r = await read();
+          this.set(r ? value(r.queue) : 0);
+        },
       });
-      return pendingRead;
-    };
-    new Gauge({
-      name: 'metal_build_queue_depth',
-      help: 'Builds waiting for a builder (pending)',
-      registers,
-      async collect() {
-        this.set((await queueStats()).pending);
-      },
-    });
-    new Gauge({
-      name: 'metal_build_oldest_pending_seconds',
-      help: 'Age of the oldest pending build in seconds (0 when none waits)',
-      registers,
-      async collect() {
-        const { oldestPendingAt } = await queueStats();
-        this.set(oldestPendingAt === null ? 0 : Math.max(0, (Date.now() - Date.parse(oldestPendingAt)) / 1000));
-      },
-    });
+    queueGauge('metal_build_queue_depth', 'Builds waiting for a builder (pending)', (q) => q.pending);
+    queueGauge('metal_build_oldest_pending_seconds', 'Age of the oldest pending build in seconds (0 when none waits)', (q) =>
+      q.oldestPendingAt === null ? 0 : Math.max(0, (Date.now() - Date.parse(q.oldestPendingAt)) / 1000),
+    );
     new Gauge({
       name: 'metal_builders',
       help: 'Builders seen through their leases on running builds: live (lease current) or lost (lease expired)',
       labelNames: ['state'],
       registers,
       async collect() {
-        const { liveBuilders, lostBuilders } = await queueStats();
-        this.set({ state: 'live' }, liveBuilders);
-        this.set({ state: 'lost' }, lostBuilders);
+        const r = await read();
+        this.reset();
+        if (!r) return;
+        this.set({ state: 'live' }, r.queue.liveBuilders);
+        this.set({ state: 'lost' }, r.queue.lostBuilders);
       },
     });
 
