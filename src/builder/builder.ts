@@ -1,3 +1,4 @@
+import { RepeatedFailure } from '../core/repeated-failure.ts';
 import { hostname } from 'node:os';
 import type { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
@@ -132,6 +133,9 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };
   let stopped = false;
+  // While the database is down: the first failure at once, then a line a minute, then one when it is back.
+  const claimFailures = new RepeatedFailure(logger, 'builder: could not claim a build; trying again shortly', 'builder: builds are claimed again');
+  const sweepFailures = new RepeatedFailure(logger, 'builder: lease sweep failed', 'builder: the lease sweep works again');
   let pumping: Promise<void> | undefined;
   let again = false;
 
@@ -161,7 +165,10 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
         }
       } while (again && !stopped);
     })()
-      .catch((err: unknown) => logger.warn({ err }, 'builder: could not claim a build; trying again shortly'))
+      .then(
+        () => claimFailures.succeeded(),
+        (err: unknown) => claimFailures.failed(err),
+      )
       .finally(() => {
         pumping = undefined;
         if (again) void pump();
@@ -174,8 +181,9 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
       for (const o of await queue.sweepExpired()) {
         logger.warn({ build: o.id, service_tag: o.serviceTag, action: o.action }, `builder: build ${o.id} of ${o.serviceTag} lost its builder; ${o.action === 'retried' ? 'trying it again' : 'failed'}`);
       }
+      sweepFailures.succeeded();
     } catch (err) {
-      logger.warn({ err }, 'builder: lease sweep failed');
+      sweepFailures.failed(err);
     }
   };
 
