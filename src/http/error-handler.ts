@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { DomainError, RateLimitedError, type ErrorCode } from '../core/errors.ts';
 import { PowerError } from '../power/power-error.ts';
 import { powerErrorStatus } from '../power/power-error-status.ts';
+import { isDatabaseUnavailable } from '../storage/unavailable.ts';
 
 /** The JSON body of every API error. */
 export interface ErrorBody {
@@ -20,7 +21,11 @@ const STATUS: Record<ErrorCode, number> = {
   unprocessable: 422,
   rate_limited: 429,
   internal: 500,
+  unavailable: 503,
 };
+
+/** How long a client is asked to wait when the database does not answer, seconds. */
+const UNAVAILABLE_RETRY_SECONDS = 5;
 
 /** Fastify's own error codes that are the client's fault, as domain codes. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -60,6 +65,9 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; re
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, body: { error: { code: 'invalid_input', message: fe.message ?? 'bad request' } } };
   }
+  if (isDatabaseUnavailable(err)) {
+    return { status: 503, body: { error: { code: 'unavailable', message: 'the database does not answer; try again shortly' } }, retryAfter: UNAVAILABLE_RETRY_SECONDS };
+  }
   return { status: 500, body: { error: { code: 'internal', message: 'internal error; see the server log' } } };
 }
 
@@ -77,6 +85,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       const who = err.serviceTag === undefined ? 'a BMC' : `${err.serviceTag}'s BMC`;
       request.log.warn({ code: err.code, service_tag: err.serviceTag ?? null }, `power: ${who} failed: ${err.message}`);
     }
+    else if (status === 503) request.log.warn({ err: (err as Error).message }, 'request answered 503: the database does not answer');
     else if (status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code: (err as FastifyError).code, msg: (err as Error).message }, 'request rejected');
     return sendError(reply, err);
