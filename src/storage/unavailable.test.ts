@@ -18,6 +18,16 @@ async function errorOf(run: () => unknown): Promise<unknown> {
   throw new Error('expected an error');
 }
 
+/** The error `run` throws at once (it must throw one). */
+function thrownBy(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected an error');
+}
+
 // Each error comes from the real driver, so a driver upgrade that words them differently fails here.
 describe('a database that does not answer, as the drivers say it', () => {
   test('PostgreSQL refusing connections', async () => {
@@ -36,25 +46,11 @@ describe('a database that does not answer, as the drivers say it', () => {
     try {
       holder.exec('create table t (x integer)');
       holder.exec('begin exclusive');
-      const err = (() => {
-        try {
-          other.exec('insert into t values (1)');
-        } catch (e) {
-          return e;
-        }
-        throw new Error('expected SQLITE_BUSY');
-      })();
+      const err = thrownBy(() => other.exec('insert into t values (1)'));
       assert.equal(isDatabaseUnavailable(err), true, String(err));
       holder.exec('rollback');
-      const constraint = (() => {
-        try {
-          other.exec('create table t (x integer)');
-        } catch (e) {
-          return e;
-        }
-        throw new Error('expected an error');
-      })();
-      assert.equal(isDatabaseUnavailable(constraint), false, 'a statement it refuses is not an outage');
+      const exists = thrownBy(() => other.exec('create table t (x integer)'));
+      assert.equal(isDatabaseUnavailable(exists), false, 'a statement it refuses is not an outage');
     } finally {
       other.close();
       holder.close();
