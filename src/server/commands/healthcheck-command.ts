@@ -16,18 +16,15 @@ export function registerHealthcheckCommand(program: Command): void {
       .addHelpText('after', '\nExample:\n  METAL_DATABASE_URL=postgres://metal@db/metal metal healthcheck'),
   ).action(async (opts: Record<string, string | undefined>) => {
     const config = configFromFlags(opts);
-    const { openDatabase, ping } = await import('../../storage/database.ts');
+    const { openConfiguredDatabase } = await import('../configured-database.ts');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer in ${CHECK_TIMEOUT_MS / 1000} s`)), CHECK_TIMEOUT_MS);
     });
     try {
-      const database = await Promise.race([openDatabase(config.databaseUrl), timeout]);
-      try {
-        await Promise.race([ping(database), timeout]);
-      } finally {
-        await database.close().catch(() => undefined);
-      }
+      // Opened and asked once, as at start-up; the message names METAL_DATABASE_URL.
+      const database = await Promise.race([openConfiguredDatabase(config), timeout]);
+      await database.close().catch(() => undefined);
       console.log('healthcheck: the database answers');
     } catch (err) {
       console.error(`healthcheck: the database does not answer: ${err instanceof Error ? err.message : String(err)}`);
