@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Config } from '../config/config.ts';
 
@@ -40,4 +40,18 @@ export function loadSecretKey(config: Pick<Config, 'secretKey' | 'dataDir'>): Bu
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return parseSecretKey(readFileSync(path, 'utf8'), path);
     throw err;
   }
+}
+
+/**
+ * Names a secret key without revealing it: `sha256:` and the first 16 hex digits of its SHA-256. A
+ * backup records it, so that a restore can tell the key its secrets need from another.
+ */
+export function secretKeyFingerprint(key: Buffer): string {
+  return `sha256:${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+/** The key METAL_SECRET_KEY or `<data dir>/secret.key` holds, without generating one; undefined when neither is there. */
+export function existingSecretKey(config: Pick<Config, 'secretKey' | 'dataDir'>): Buffer | undefined {
+  if (config.secretKey !== undefined || existsSync(join(config.dataDir, SECRET_KEY_FILE))) return loadSecretKey(config);
+  return undefined;
 }

@@ -5,6 +5,7 @@ import { registerLabCommands } from './commands/lab-commands.ts';
 import { registerImageCommands } from './commands/image-commands.ts';
 import { registerUserCommands } from './commands/account-commands.ts';
 import { registerHealthcheckCommand } from './commands/healthcheck-command.ts';
+import { registerBackupCommands } from './commands/backup-commands.ts';
 
 /** The `metal` command. Server commands run roles; client commands talk to the REST API only. */
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerUserCommands(program);
   registerHealthcheckCommand(program);
+  registerBackupCommands(program);
   return program;
 }
 

@@ -1,0 +1,128 @@
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import { configFromFlags, withConfigFlags } from '../../config/config-flags.ts';
+import type { Config } from '../../config/config.ts';
+import { redactUrl } from '../../config/config.ts';
+
+/** Rows by table as one line: `users 3, machines 10000, builds 0, …`. */
+function describeRows(rows: Record<string, number>): string {
+  return Object.entries(rows)
+    .map(([table, n]) => `${table} ${n}`)
+    .join(', ');
+}
+
+/** Whether a file starts as gzip data does. */
+function isGzipFile(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const magic = Buffer.alloc(2);
+    return readSync(fd, magic, 0, 2, 0) === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `metal backup FILE`: the whole installation's data, read in one transaction while the server runs. */
+async function backup(file: string, opts: Record<string, unknown>): Promise<void> {
+  const config: Config = configFromFlags(opts);
+  const { createWriteStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream/promises');
+  const { PassThrough } = await import('node:stream');
+  const { createGzip } = await import('node:zlib');
+  const { writeBackup } = await import('../../storage/backup.ts');
+  const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
+  const { openConfiguredDatabase } = await import('../configured-database.ts');
+
+  const toStdout = file === '-';
+  if (!toStdout && existsSync(file) && !opts.force) throw new Error(`${file} exists; name another file, or pass --force to replace it`);
+  const key = existingSecretKey(config);
+  if (!key) {
+    throw new Error(`no secret key: neither METAL_SECRET_KEY nor ${config.dataDir}/secret.key is set, so this is not the installation's configuration (the key seals its BMC passwords and webhook secrets)`);
+  }
+  const fingerprint = secretKeyFingerprint(key);
+  const database = await openConfiguredDatabase(config, { poolSize: 1 });
+  // Written next to its name and renamed once whole, so a file of that name is always a whole backup.
+  const partial = `${file}.partial-${process.pid}`;
+  try {
+    const lines = new PassThrough();
+    const gzip = createGzip();
+    const sink = toStdout ? process.stdout : createWriteStream(partial, { mode: 0o600, flags: 'wx' });
+    const written = pipeline(lines, gzip, sink, { end: !toStdout });
+    let summary;
+    try {
+      summary = await writeBackup(database, lines, fingerprint);
+      lines.end();
+    } catch (err) {
+      lines.destroy(err as Error);
+      await written.catch(() => undefined);
+      throw err;
+    }
+    await written;
+    if (!toStdout) renameSync(partial, file);
+    const size = toStdout ? '' : ` (${(statSync(file).size / 1e6).toFixed(1)} MB)`;
+    console.error(
+      `metal: backup of ${redactUrl(config.databaseUrl)} written to ${toStdout ? 'standard output' : file}${size}: ${describeRows(summary.rows)}\n` +
+        `metal: its secrets need the secret key ${fingerprint} (METAL_SECRET_KEY, or secret.key in METAL_DATA_DIR): keep a copy of the key apart from the backup`,
+    );
+  } finally {
+    if (!toStdout) rmSync(partial, { force: true });
+    await database.close();
+  }
+}
+
+/** `metal restore FILE`: a backup into a database that holds no data yet. */
+async function restore(file: string, opts: Record<string, unknown>): Promise<void> {
+  const config: Config = configFromFlags(opts);
+  const { createReadStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream');
+  const { createGunzip } = await import('node:zlib');
+  const { restoreBackup } = await import('../../storage/backup.ts');
+  const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
+  const { openConfiguredDatabase } = await import('../configured-database.ts');
+
+  const fromStdin = file === '-';
+  if (!fromStdin && !existsSync(file)) throw new Error(`${file} does not exist`);
+  const key = existingSecretKey(config);
+  if (!key) {
+    throw new Error(
+      `no secret key: set METAL_SECRET_KEY, or copy secret.key from the installation the backup was taken from into ${config.dataDir}, before restoring (its BMC passwords and webhook secrets are sealed with it)`,
+    );
+  }
+  const source = fromStdin ? process.stdin : createReadStream(file);
+  const input = fromStdin || isGzipFile(file) ? pipeline(source, createGunzip(), () => undefined) : source;
+  const database = await openConfiguredDatabase(config, { poolSize: 1 });
+  try {
+    const summary = await restoreBackup(database, input, secretKeyFingerprint(key));
+    console.log(`restored ${fromStdin ? 'standard input' : file} (taken ${summary.header.created_at} from ${summary.header.database}) into ${redactUrl(config.databaseUrl)}: ${describeRows(summary.rows)}`);
+  } finally {
+    await database.close();
+  }
+}
+
+/** `metal backup` and `metal restore`: the installation's data as one portable file, on either database. */
+export function registerBackupCommands(program: Command): void {
+  withConfigFlags(
+    program
+      .command('backup <file>')
+      .description('write the whole database to a file (gzip JSON lines, either database), consistent while the server runs; - for standard output')
+      .option('--force', 'replace the file if it exists')
+      .addHelpText(
+        'after',
+        '\nThe file holds password and token hashes and sealed secrets: it is written readable by its owner only.\n' +
+          'Keep the secret key (METAL_SECRET_KEY or secret.key in METAL_DATA_DIR) too, apart from it: a restore needs it.\n' +
+          '\nExamples:\n  metal backup /var/backups/metal/$(date +%F).metal.gz\n  metal backup - | ssh backup-host "cat > metal.gz"',
+      ),
+  ).action((file: string, opts: Record<string, unknown>) => backup(file, opts));
+
+  withConfigFlags(
+    program
+      .command('restore <file>')
+      .description('load a backup into a database that holds no data yet (its schema is brought up to date first); - for standard input')
+      .addHelpText(
+        'after',
+        '\nThe database must be new: a restore never writes over data. The secret key must be the one of the installation\n' +
+          'the backup was taken from (METAL_SECRET_KEY, or its secret.key copied into METAL_DATA_DIR).\n' +
+          '\nExamples:\n  metal restore --data-dir /var/lib/metal-new ./metal.gz\n  METAL_DATABASE_URL=postgres://metal@db/metal metal restore ./metal.gz   # a SQLite installation moved to PostgreSQL',
+      ),
+  ).action((file: string, opts: Record<string, unknown>) => restore(file, opts));
+}

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { Readable, PassThrough } from 'node:stream';
+import { after, describe, test } from 'node:test';
+import { sql, type Kysely } from 'kysely';
+import { BACKUP_TABLES, BackupError, LEFT_OUT_TABLES, restoreBackup, writeBackup } from './backup.ts';
+import { migrate, openDatabase, type Database } from './database.ts';
+import { testDatabaseKinds, type TestDatabase } from '../../test/support/databases.ts';
+
+type AnyTables = Record<string, Record<string, unknown>>;
+
+const KEY = 'sha256:0123456789abcdef';
+const ROWS = 3;
+/** Text columns that are foreign keys to another table's text column (the seed must point at real rows). */
+const TEXT_REFERENCES: Record<string, string> = { 'machines.profile': 'profiles.name' };
+/** Text that a careless writer or reader would mangle: quotes, a newline, a backslash, a tab, non-ASCII and an emoji. */
+const AWKWARD = ' "quoted", \\ back\\slash\n\tline two; ✓ 😀';
+
+function textValue(table: string, column: string, i: number): string {
+  const [target, targetColumn] = (TEXT_REFERENCES[`${table}.${column}`] ?? `${table}.${column}`).split('.');
+  return `${target}.${targetColumn}.${i}${AWKWARD}`;
+}
+
+/**
+ * Fills every table the backup holds (and every one it leaves out) with ROWS rows whose every column
+ * has a value (integer keys 1..ROWS, so foreign keys find their rows), from the migrated schema
+ * itself: a column or table added later is seeded, and so covered, without touching this test.
+ */
+async function seedEveryTable(database: Database): Promise<void> {
+  const db = database.db as unknown as Kysely<AnyTables>;
+  const tables = await db.introspection.getTables();
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const order = [...BACKUP_TABLES.map((t) => t.name), ...Object.keys(LEFT_OUT_TABLES).filter((t) => t !== 'change_counter')];
+  for (const name of order) {
+    const table = byName.get(name);
+    assert.ok(table, `table ${name} exists after migrate`);
+    for (let i = 1; i <= ROWS; i++) {
+      const row: Record<string, unknown> = {};
+      for (const column of table.columns) {
+        if (name === 'machines' && column.name === 'change_version') continue;
+        const type = column.dataType.toLowerCase();
+        if (type.includes('int') || type === 'serial') row[column.name] = i;
+        else if (type.includes('double') || type.includes('real') || type.includes('float')) row[column.name] = i + 0.25;
+        else row[column.name] = textValue(name, column.name, i);
+      }
+      await db.insertInto(name).values(row).execute();
+    }
+  }
+}
+
+/** Every row of every backed-up table, ordered by key, values as text (bigint arrives as text from PostgreSQL). */
+async function contents(database: Database): Promise<Record<string, string[][]>> {
+  const db = database.db as unknown as Kysely<AnyTables>;
+  const out: Record<string, string[][]> = {};
+  for (const { name, key } of BACKUP_TABLES) {
+    const rows = (await db
+      .selectFrom(name)
+      .selectAll()
+      .orderBy(key.map((k) => sql.ref(k)))
+      .execute()) as Array<Record<string, unknown>>;
+    out[name] = rows.map((row) =>
+      Object.keys(row)
+        .filter((c) => !(name === 'machines' && c === 'change_version'))
+        .sort()
+        .map((c) => `${c}=${row[c] === null ? 'NULL' : String(row[c])}`),
+    );
+  }
+  return out;
+}
+
+async function dataRows(database: Database): Promise<number> {
+  const db = database.db as unknown as Kysely<AnyTables>;
+  const tables = new Set((await db.introspection.getTables()).map((t) => t.name));
+  let total = 0;
+  for (const { name } of BACKUP_TABLES) {
+    if (!tables.has(name)) continue;
+    const row = (await db.selectFrom(name).select(sql<number | string>`count(*)`.as('n')).executeTakeFirstOrThrow()) as { n: number | string };
+    total += Number(row.n);
+  }
+  return total;
+}
+
+/** A backup of `database` as its lines of text. */
+async function backupText(database: Database): Promise<string> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  await writeBackup(database, out, KEY, new Date('2026-11-30T00:00:00.000Z'));
+  out.end();
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const kinds = await testDatabaseKinds();
+const opened: Array<{ database: Database; test: TestDatabase }> = [];
+async function fresh(kind: { fresh: () => TestDatabase }, migrated = true): Promise<Database> {
+  const test = kind.fresh();
+  const database = await openDatabase(test.url);
+  opened.push({ database, test });
+  if (migrated) await migrate(database);
+  return database;
+}
+after(async () => {
+  for (const { database, test } of opened) {
+    await database.close();
+    await test.cleanup();
+  }
+});
+
+for (const from of kinds) {
+  describe(`backup from ${from.name}`, () => {
+    for (const to of kinds) {
+      test(`restores into ${to.name}: every row of every table, the same`, async () => {
+        const source = await fresh(from);
+        await seedEveryTable(source);
+        const text = await backupText(source);
+        const target = await fresh(to, false);
+        const summary = await restoreBackup(target, Readable.from([text]), KEY);
+        assert.equal(summary.rows.machines, ROWS);
+        assert.deepEqual(Object.keys(summary.rows), BACKUP_TABLES.map((t) => t.name));
+        assert.deepEqual(await contents(target), await contents(source));
+        // What a restore leaves out is not carried.
+        const db = target.db as unknown as Kysely<AnyTables>;
+        for (const left of ['sessions', 'rate_limits', 'machine_tombstones']) {
+          const n = (await db.selectFrom(left).select(sql<number | string>`count(*)`.as('n')).executeTakeFirstOrThrow()) as { n: number | string };
+          assert.equal(Number(n.n), 0, left);
+        }
+        // New rows continue after the restored ids (PostgreSQL's sequences are set past them).
+        const row = await db
+          .insertInto('events')
+          .values({ kind: 'test', actor_kind: 'system', actor_name: 'test', message: 'after the restore', created_at: '2026-11-30T00:00:00.000Z' })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        assert.equal(Number(row.id), ROWS + 1);
+        // The boot feed sees every restored machine as changed.
+        const versions = await db.selectFrom('machines').select('change_version').execute();
+        assert.ok(versions.every((v) => Number(v.change_version) > 0));
+      });
+    }
+
+    test('the backup is one consistent read: a write during it is not in it', async () => {
+      const source = await fresh(from);
+      await seedEveryTable(source);
+      const out = new PassThrough({ highWaterMark: 16 });
+      const chunks: Buffer[] = [];
+      const writing = writeBackup(source, out, KEY);
+      // The header is written and the backup waits for it to be taken, while another connection writes.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const other = await openDatabase(opened.find((o) => o.database === source)!.test.url);
+      await (other.db as unknown as Kysely<AnyTables>).deleteFrom('events').execute();
+      await other.close();
+      out.on('data', (c: Buffer) => chunks.push(c));
+      await writing;
+      out.end();
+      const text = Buffer.concat(chunks).toString('utf8');
+      const end = JSON.parse(text.trim().split('\n').at(-1)!) as { end: Record<string, number> };
+      assert.equal(end.end.events, ROWS, 'rows deleted during the backup are still in it');
+      const left = (await (source.db as unknown as Kysely<AnyTables>).selectFrom('events').select(sql<number | string>`count(*)`.as('n')).executeTakeFirstOrThrow()) as { n: number | string };
+      assert.equal(Number(left.n), 0, 'the delete happened');
+    });
+
+    test('refuses a database with a table it does not know, and writes no backup', async () => {
+      const source = await fresh(from);
+      await sql`create table surprise (id integer primary key)`.execute(source.db);
+      await assert.rejects(backupText(source), (err: unknown) => err instanceof BackupError && /surprise/.test(err.message));
+    });
+  });
+}
+
+for (const kind of kinds) {
+  describe(`restore into ${kind.name} refuses, and writes nothing`, () => {
+    let good = '';
+    test('a good backup to spoil', async () => {
+      const source = await fresh(kind);
+      await seedEveryTable(source);
+      good = await backupText(source);
+    });
+
+    const lines = () => good.trimEnd().split('\n');
+    const spoiled: Record<string, [() => string, RegExp]> = {
+      'an empty file': [() => '', /empty/],
+      'a file that is not a backup': [() => 'hello\n', /not a metal backup/],
+      'JSON that is not a backup': [() => '{"format":"other"}\n', /not a metal backup/],
+      'another format version': [() => [lines()[0]!.replace('"version":1', '"version":2'), ...lines().slice(1)].join('\n'), /format version 2/],
+      'a newer schema': [() => [lines()[0]!.replace('"migrations":[', '"migrations":["9999-future",'), ...lines().slice(1)].join('\n'), /newer version of metal .*9999-future/],
+      'a file cut short (no closing line)': [() => lines().slice(0, -1).join('\n'), /cut short/],
+      'a file cut in the middle of a table': [() => lines().slice(0, Math.floor(lines().length / 2)).join('\n'), /cut short/],
+      'a row dropped': [() => lines().filter((_, i) => i !== lines().length - 2).join('\n'), /closing line counts 3 rows in rollout_machines, the file holds 2/],
+      'a row whose parent row is gone': [() => lines().filter((_, i) => i !== 3).join('\n'), /refused rows of api_tokens .*nothing was restored/],
+      'a row with an object for a value': [() => lines().map((l, i) => (i === 2 ? l.replace(/^\[1,/, '[{"a":1},') : l)).join('\n'), /not text, a number or null/],
+      'a row of the wrong length': [() => lines().map((l, i) => (i === 2 ? l.replace(/^\[1,/, '[') : l)).join('\n'), /values/],
+      'a table it does not know': [() => lines().map((l) => l.replace('{"table":"events"', '{"table":"secrets"')).join('\n'), /does not restore \("secrets"\)/],
+      'a column the database does not have': [() => lines().map((l) => l.replace('{"table":"users","columns":["id"', '{"table":"users","columns":["evil"')).join('\n'), /columns this database does not \(evil\)/],
+      'lines after the end': [() => `${good}[1]\n`, /after its closing line/],
+      'a line that is not JSON': [() => lines().map((l, i) => (i === 2 ? `${l}}` : l)).join('\n'), /not JSON/],
+    };
+    for (const [what, [make, reason]] of Object.entries(spoiled)) {
+      test(what, async () => {
+        const target = await fresh(kind, false);
+        await assert.rejects(restoreBackup(target, Readable.from([make()]), KEY), (err: unknown) => {
+          assert.ok(err instanceof BackupError && reason.test(err.message), `${what}: ${String(err)}`);
+          return true;
+        });
+        assert.equal(await dataRows(target), 0);
+      });
+    }
+
+    test('a backup sealed with another secret key', async () => {
+      const target = await fresh(kind, false);
+      await assert.rejects(restoreBackup(target, Readable.from([good]), 'sha256:ffffffffffffffff'), (err: unknown) => err instanceof BackupError && /METAL_SECRET_KEY/.test(err.message) && err.message.includes(KEY));
+      assert.equal(await dataRows(target), 0);
+    });
+
+    test('a database that holds data already', async () => {
+      const target = await fresh(kind);
+      const db = target.db as unknown as Kysely<AnyTables>;
+      await db.insertInto('settings').values({ name: 'kept', value: 'as it was', updated_at: '2026-01-01T00:00:00.000Z' }).execute();
+      await assert.rejects(restoreBackup(target, Readable.from([good]), KEY), (err: unknown) => err instanceof BackupError && /not empty \(settings: 1 row\)/.test(err.message));
+      assert.equal(await dataRows(target), 1);
+      assert.deepEqual(await db.selectFrom('settings').select(['name', 'value']).execute(), [{ name: 'kept', value: 'as it was' }]);
+    });
+  });
+}
