@@ -52,11 +52,7 @@ async function contents(database: Database): Promise<Record<string, string[][]>>
   const db = database.db as unknown as Kysely<AnyTables>;
   const out: Record<string, string[][]> = {};
   for (const { name, key } of BACKUP_TABLES) {
-    const rows = (await db
-      .selectFrom(name)
-      .selectAll()
-      .orderBy(key.map((k) => sql.ref(k)))
-      .execute()) as Array<Record<string, unknown>>;
+    const rows = (await key.reduce((query, k) => query.orderBy(sql.ref(k)), db.selectFrom(name).selectAll()).execute()) as Array<Record<string, unknown>>;
     out[name] = rows.map((row) =>
       Object.keys(row)
         .filter((c) => !(name === 'machines' && c === 'change_version'))

@@ -143,10 +143,8 @@ export async function writeBackup(database: Database, out: Writable, secretKey: 
         await write({ table: name, columns });
         counts[name] = 0;
         for (let offset = 0; ; offset += PAGE_ROWS) {
-          const page = (await conn
-            .selectFrom(name)
-            .select(columns.map((c) => sql.ref(c).as(c)))
-            .orderBy(key.map((k) => sql.ref(k)))
+          const page = (await key
+            .reduce((query, k) => query.orderBy(sql.ref(k)), conn.selectFrom(name).select(columns.map((c) => sql.ref(c).as(c))))
             .limit(PAGE_ROWS)
             .offset(offset)
             .execute()) as Array<Record<string, unknown>>;

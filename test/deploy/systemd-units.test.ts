@@ -44,7 +44,7 @@ describe('systemd units (deploy/systemd)', () => {
     for (const unit of units) {
       const exec = /^ExecStart=\/usr\/local\/bin\/metal (.+)$/m.exec(readFileSync(join(SYSTEMD_DIR, unit), 'utf8'))?.[1];
       assert.ok(exec, `${unit} runs /usr/local/bin/metal`);
-      assert.match(exec, /^(serve|serve --roles %i|builder|migrate)$/, unit);
+      assert.match(exec, /^(serve|serve --roles %i|builder|migrate|backup \/var\/backups\/metal --keep \d+)$/, unit);
     }
     const builder = readFileSync(join(SYSTEMD_DIR, 'metal-builder.service'), 'utf8');
     assert.match(builder, /^User=metal-builder$/m, 'the builder runs as its own user');
@@ -57,7 +57,9 @@ describe('systemd units (deploy/systemd)', () => {
       writeFileSync(join(work, unit), text);
     }
     copyFileSync(join(SYSTEMD_DIR, 'metal.env'), join(work, 'metal.env'));
-    const instances = units.map((u) => (u.endsWith('@.service') ? u.replace('@.service', '@api.service') : u));
+    const timers = readdirSync(SYSTEMD_DIR).filter((f) => f.endsWith('.timer'));
+    for (const timer of timers) copyFileSync(join(SYSTEMD_DIR, timer), join(work, timer));
+    const instances = [...units.map((u) => (u.endsWith('@.service') ? u.replace('@.service', '@api.service') : u)), ...timers];
     const result = spawnSync('systemd-analyze', ['verify', ...instances.map((u) => `./${u}`)], { cwd: work, encoding: 'utf8', timeout: 60_000 });
     assert.equal(result.stderr + result.stdout, '', 'no warnings');
     assert.equal(result.status, 0);

@@ -1,14 +1,33 @@
-import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { configFromFlags, withConfigFlags } from '../../config/config-flags.ts';
 import type { Config } from '../../config/config.ts';
 import { redactUrl } from '../../config/config.ts';
+import { formatBytes } from '../../cli/client/table.ts';
 
-/** Rows by table as one line: `users 3, machines 10000, builds 0, …`. */
+/** Rows by table as one line: `users 3, machines 10000, … (other tables empty)`. */
 function describeRows(rows: Record<string, number>): string {
-  return Object.entries(rows)
-    .map(([table, n]) => `${table} ${n}`)
-    .join(', ');
+  const held = Object.entries(rows).filter(([, n]) => n > 0);
+  const empty = Object.keys(rows).length - held.length;
+  const listed = held.map(([table, n]) => `${table} ${n}`).join(', ');
+  if (held.length === 0) return 'every table empty';
+  return empty > 0 ? `${listed} (other tables empty)` : listed;
+}
+
+/** A backup written into a directory: `metal-20261130T011633Z.gz` (UTC; names sort by time). */
+const BACKUP_NAME = /^metal-\d{8}T\d{6}Z\.gz$/;
+
+function backupFileName(now: Date): string {
+  return `metal-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')}.gz`;
+}
+
+/** The backups in a directory beyond the newest `keep` (only names `metal backup` gives them). */
+function olderBackups(directory: string, keep: number): string[] {
+  const names = readdirSync(directory)
+    .filter((name) => BACKUP_NAME.test(name))
+    .sort();
+  return names.slice(0, Math.max(0, names.length - keep));
 }
 
 /** Whether a file starts as gzip data does. */
@@ -23,7 +42,7 @@ function isGzipFile(path: string): boolean {
 }
 
 /** `metal backup FILE`: the whole installation's data, read in one transaction while the server runs. */
-async function backup(file: string, opts: Record<string, unknown>): Promise<void> {
+async function backup(target: string, opts: Record<string, unknown>): Promise<void> {
   const config: Config = configFromFlags(opts);
   const { createWriteStream } = await import('node:fs');
   const { pipeline } = await import('node:stream/promises');
@@ -33,7 +52,13 @@ async function backup(file: string, opts: Record<string, unknown>): Promise<void
   const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
   const { openConfiguredDatabase } = await import('../configured-database.ts');
 
-  const toStdout = file === '-';
+  const toStdout = target === '-';
+  const directory = !toStdout && existsSync(target) && statSync(target).isDirectory();
+  const keep = opts.keep === undefined ? undefined : Number(opts.keep);
+  if (keep !== undefined && (!directory || !Number.isInteger(keep) || keep < 1)) {
+    throw new Error(`--keep ${String(opts.keep)}: give a whole number of backups (1 or more) to keep, with a directory to write into`);
+  }
+  const file = directory ? join(target, backupFileName(new Date())) : target;
   if (!toStdout && existsSync(file) && !opts.force) throw new Error(`${file} exists; name another file, or pass --force to replace it`);
   const key = existingSecretKey(config);
   if (!key) {
@@ -59,11 +84,17 @@ async function backup(file: string, opts: Record<string, unknown>): Promise<void
     }
     await written;
     if (!toStdout) renameSync(partial, file);
-    const size = toStdout ? '' : ` (${(statSync(file).size / 1e6).toFixed(1)} MB)`;
+    const size = toStdout ? '' : ` (${formatBytes(statSync(file).size)})`;
     console.error(
       `metal: backup of ${redactUrl(config.databaseUrl)} written to ${toStdout ? 'standard output' : file}${size}: ${describeRows(summary.rows)}\n` +
         `metal: its secrets need the secret key ${fingerprint} (METAL_SECRET_KEY, or secret.key in METAL_DATA_DIR): keep a copy of the key apart from the backup`,
     );
+    if (directory && keep !== undefined) {
+      for (const old of olderBackups(target, keep)) {
+        rmSync(join(target, old));
+        console.error(`metal: removed the older backup ${join(target, old)} (--keep ${keep})`);
+      }
+    }
   } finally {
     if (!toStdout) rmSync(partial, { force: true });
     await database.close();
@@ -104,13 +135,14 @@ export function registerBackupCommands(program: Command): void {
   withConfigFlags(
     program
       .command('backup <file>')
-      .description('write the whole database to a file (gzip JSON lines, either database), consistent while the server runs; - for standard output')
+      .description('write the whole database to a file (gzip JSON lines, either database), consistent while the server runs; a directory: a new file metal-<UTC time>.gz in it; - for standard output')
       .option('--force', 'replace the file if it exists')
+      .option('--keep <n>', 'with a directory: then remove its older backups (metal-*.gz) beyond the newest n')
       .addHelpText(
         'after',
         '\nThe file holds password and token hashes and sealed secrets: it is written readable by its owner only.\n' +
           'Keep the secret key (METAL_SECRET_KEY or secret.key in METAL_DATA_DIR) too, apart from it: a restore needs it.\n' +
-          '\nExamples:\n  metal backup /var/backups/metal/$(date +%F).metal.gz\n  metal backup - | ssh backup-host "cat > metal.gz"',
+          '\nExamples:\n  metal backup /var/backups/metal --keep 14       # what deploy/systemd/metal-backup.timer runs daily\n  metal backup ./metal.gz\n  metal backup - | ssh backup-host "cat > metal.gz"',
       ),
   ).action((file: string, opts: Record<string, unknown>) => backup(file, opts));
 
