@@ -131,6 +131,29 @@ in
       description = "File holding METAL_ENROLL_TOKEN.";
     };
 
+    backupDir = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/backups/metal-enrollment";
+      description = ''
+        When set, `metal backup` writes the whole database into this directory on `backupSchedule`
+        (metal-<UTC time>.gz, readable by metal only), keeping the newest `backupKeep`. Copy it off the
+        machine, and keep the secret key apart from it (docs/deploy.md, Backups).
+      '';
+    };
+
+    backupSchedule = mkOption {
+      type = types.str;
+      default = "daily";
+      description = "When backups run: a systemd calendar expression (OnCalendar).";
+    };
+
+    backupKeep = mkOption {
+      type = types.int;
+      default = 14;
+      description = "Backups kept in backupDir; older ones are removed after each new one.";
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -176,6 +199,46 @@ in
 
       networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall [ 8080 8081 ];
     }
+
+    (mkIf (cfg.backupDir != null) {
+      assertions = [
+        {
+          assertion = builtins.match "/[^[:space:]\"'\\]+" cfg.backupDir != null && cfg.backupKeep >= 1;
+          message = "services.metal-enrollment: backupDir must be an absolute path without spaces or quotes, and backupKeep 1 or more.";
+        }
+      ];
+
+      systemd.tmpfiles.rules = [ "d ${cfg.backupDir} 0700 metal metal -" ];
+
+      systemd.services.metal-enrollment-backup = {
+        description = "Metal Enrollment database backup";
+        after = [ "network-online.target" "postgresql.service" "metal-enrollment-migrate.service" ];
+        wants = [ "network-online.target" ];
+        inherit environment;
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          User = "metal";
+          Group = "metal";
+          ExecStart = "${start} backup ${cfg.backupDir} --keep ${toString cfg.backupKeep}";
+          # SQLite readers write the database's -shm file: the data directory stays writable.
+          ReadWritePaths = [ cfg.dataDir cfg.backupDir ];
+          UMask = "0077";
+          Nice = 10;
+          IOSchedulingClass = "idle";
+          TimeoutStartSec = "1h";
+          Restart = "no";
+        };
+      };
+
+      systemd.timers.metal-enrollment-backup = {
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = cfg.backupSchedule;
+          RandomizedDelaySec = "30min";
+          Persistent = true;
+        };
+      };
+    })
 
     (mkIf (serverRoles != [ ]) {
       systemd.services.metal-enrollment = {

@@ -23,6 +23,7 @@ const skip = nixSkipReason();
 interface Evaluated {
   options: string[];
   services: Record<string, { user: string; execStart: string; credentials: string[]; environment: Record<string, string>; requires: string[]; start: string }>;
+  timers: Record<string, { onCalendar: string; wantedBy: string[] }>;
   users: string[];
   tmpfiles: string[];
   failedAssertions: string[];
@@ -88,6 +89,25 @@ describe('the NixOS module (nix/module.nix)', { skip }, () => {
     assert.match(e.services['metal-enrollment']!.execStart, / serve --roles boot$/);
     assert.deepEqual(e.users, ['metal']);
     assert.deepEqual(e.firewall, [8080, 8081]);
+  });
+
+  test('backups: none unless backupDir is set; then a daily unit runs metal backup into it, keeping backupKeep', { timeout: 60_000 }, () => {
+    const none = evaluate({ enable: true, roles: ['api'] });
+    assert.deepEqual(none.timers, {});
+    assert.equal(none.services['metal-enrollment-backup'], undefined);
+    const e = evaluate({ enable: true, roles: ['api'], backupDir: '/var/backups/metal', backupKeep: 30 });
+    assert.deepEqual(e.failedAssertions, []);
+    assert.deepEqual(e.timers, { 'metal-enrollment-backup': { onCalendar: 'daily', wantedBy: ['timers.target'] } });
+    const backup = e.services['metal-enrollment-backup']!;
+    assert.equal(backup.user, 'metal');
+    assert.match(backup.execStart, / backup \/var\/backups\/metal --keep 30$/);
+    assert.ok(e.tmpfiles.includes('d /var/backups/metal 0700 metal metal -'));
+    assert.equal(loadConfig(Object.fromEntries(Object.entries(backup.environment).filter(([k]) => k.startsWith('METAL_')))).dataDir, '/var/lib/metal-enrollment');
+    for (const bad of [{ backupDir: 'relative/dir' }, { backupDir: '/var/backups/with space' }, { backupDir: '/var/backups/metal', backupKeep: 0 }]) {
+      const refused = evaluate({ enable: true, roles: ['api'], ...bad });
+      assert.equal(refused.failedAssertions.length, 1, JSON.stringify(bad));
+      assert.match(refused.failedAssertions[0]!, /backupDir must be an absolute path/);
+    }
   });
 
   test('secret files reach metal as settings, read from the unit\'s credentials at start', { timeout: 60_000 }, () => {

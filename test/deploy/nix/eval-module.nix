@@ -1,6 +1,6 @@
 # Evaluates nix/module.nix without nixpkgs: a small stand-in for the parts of `lib` and `pkgs` the module
 # uses, option defaults applied by hand, mkIf and mkMerge resolved. Returns the systemd units, users,
-# tmpfiles rules and failed assertions as JSON (test/deploy/nixos-module.test.ts).
+# timers, tmpfiles rules and failed assertions as JSON (test/deploy/nixos-module.test.ts).
 { settings ? "{}", packagePath ? "/nix/store/metal-enrollment" }:
 let
   userConfig = builtins.fromJSON settings;
@@ -61,6 +61,7 @@ in
     requires = s.requires or [ ];
     start = builtins.readFile (builtins.head (builtins.split " " s.serviceConfig.ExecStart));
   }) (result.systemd.services or { });
+  timers = builtins.mapAttrs (_: t: { onCalendar = t.timerConfig.OnCalendar; wantedBy = t.wantedBy; }) (result.systemd.timers or { });
   users = builtins.attrNames (result.users.users or { });
   tmpfiles = result.systemd.tmpfiles.rules or [ ];
   failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) (result.assertions or [ ]));
