@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -182,7 +183,11 @@ interface Line {
  * every row is written in one transaction. A file that is cut short, damaged, made by a newer metal or
  * sealed with another secret key is refused, and the database is left without data.
  */
-export async function restoreBackup(database: Database, input: Readable, secretKey: string): Promise<BackupSummary> {
+export async function restoreBackup(database: Database, source: Readable, secretKey: string, options: { gunzip?: boolean } = {}): Promise<BackupSummary> {
+  const input = options.gunzip ? gunzipped(source) : source;
+  // Errors reach the reading below; one a stream raises after the restore has ended (zlib finds the
+  // end of a cut file while the refusal is already on its way) is past caring about.
+  input.on('error', () => undefined);
   const lines = linesOf(input);
   let number = 0;
   const next = async (): Promise<Line | undefined> => {
@@ -216,7 +221,19 @@ export async function restoreBackup(database: Database, input: Readable, secretK
   } finally {
     await lines.return(undefined);
     input.destroy();
+    source.destroy();
   }
+}
+
+/**
+ * The gunzipped bytes of `source`, failing as `source` fails. Not `stream.pipeline`: with a zlib stream
+ * last, it calls back as soon as the input is written, and zlib's own error about a file cut short
+ * then comes with nobody listening.
+ */
+function gunzipped(source: Readable): Readable {
+  const unzip = createGunzip();
+  source.on('error', (err) => unzip.destroy(err));
+  return source.pipe(unzip);
 }
 
 /** A line longer than this is not one a backup writes (a build log is capped far below it). */

@@ -105,8 +105,6 @@ async function backup(target: string, opts: Record<string, unknown>): Promise<vo
 async function restore(file: string, opts: Record<string, unknown>): Promise<void> {
   const config: Config = configFromFlags(opts);
   const { createReadStream } = await import('node:fs');
-  const { pipeline } = await import('node:stream');
-  const { createGunzip } = await import('node:zlib');
   const { restoreBackup } = await import('../../storage/backup.ts');
   const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
   const { openConfiguredDatabase } = await import('../configured-database.ts');
@@ -119,11 +117,10 @@ async function restore(file: string, opts: Record<string, unknown>): Promise<voi
       `no secret key: set METAL_SECRET_KEY, or copy secret.key from the installation the backup was taken from into ${config.dataDir}, before restoring (its BMC passwords and webhook secrets are sealed with it)`,
     );
   }
-  const source = fromStdin ? process.stdin : createReadStream(file);
-  const input = fromStdin || isGzipFile(file) ? pipeline(source, createGunzip(), () => undefined) : source;
   const database = await openConfiguredDatabase(config, { poolSize: 1 });
   try {
-    const summary = await restoreBackup(database, input, secretKeyFingerprint(key));
+    const source = fromStdin ? process.stdin : createReadStream(file);
+    const summary = await restoreBackup(database, source, secretKeyFingerprint(key), { gunzip: fromStdin || isGzipFile(file) });
     console.log(`restored ${fromStdin ? 'standard input' : file} (taken ${summary.header.created_at} from ${summary.header.database}) into ${redactUrl(config.databaseUrl)}: ${describeRows(summary.rows)}`);
   } finally {
     await database.close();
