@@ -28,14 +28,15 @@ export const BACKUP_VERSION = 1;
  * The tables a backup holds, parents before children (a row's foreign keys point at rows already
  * restored), each with the columns it is read in order of.
  */
-export const BACKUP_TABLES: ReadonlyArray<{ name: string; key: readonly string[] }> = [
+export const BACKUP_TABLES: ReadonlyArray<{ name: string; key: readonly string[]; pageRows?: number }> = [
   { name: 'users', key: ['id'] },
   { name: 'api_tokens', key: ['id'] },
   { name: 'settings', key: ['name'] },
   { name: 'profiles', key: ['id'] },
   { name: 'rules', key: ['id'] },
   { name: 'machines', key: ['id'] },
-  { name: 'builds', key: ['id'] },
+  // A build's log may be 4 MiB (MAX_LOG_BYTES): a page of 16 holds at most 64 MiB of them.
+  { name: 'builds', key: ['id'], pageRows: 16 },
   { name: 'events', key: ['id'] },
   { name: 'bmc_credential_sets', key: ['id'] },
   { name: 'machine_power', key: ['machine_id'] },
@@ -60,7 +61,7 @@ export const LEFT_OUT_TABLES: Readonly<Record<string, string>> = {
 /** Columns the database sets itself as a row is written (restored rows get new values). */
 const SET_BY_DATABASE: Readonly<Record<string, readonly string[]>> = { machines: ['change_version'] };
 
-/** Rows read a query while backing up (a build's log can be large). */
+/** Rows read a query while backing up, unless the table says otherwise. */
 const PAGE_ROWS = 200;
 /** Bind parameters an insert may use: SQLite allows 32,766 and PostgreSQL 65,535. */
 const MAX_PARAMETERS = 30_000;
@@ -138,20 +139,28 @@ export async function writeBackup(database: Database, out: Writable, secretKey: 
       };
       await write(header);
       const counts: Record<string, number> = {};
-      for (const { name, key } of BACKUP_TABLES) {
+      for (const { name, key, pageRows = PAGE_ROWS } of BACKUP_TABLES) {
         const columns = tables.get(name);
         if (!columns) throw new BackupError(`the database has no table ${name}; run \`metal migrate\` first`);
         await write({ table: name, columns });
         counts[name] = 0;
-        for (let offset = 0; ; offset += PAGE_ROWS) {
-          const page = (await key
-            .reduce((query, k) => query.orderBy(sql.ref(k)), conn.selectFrom(name).select(columns.map((c) => sql.ref(c).as(c))))
-            .limit(PAGE_ROWS)
-            .offset(offset)
-            .execute()) as Array<Record<string, unknown>>;
+        // Keyset pages (the rows after the last one read, by key): each query reads only its page,
+        // where an offset would read every row before it again.
+        let after: unknown[] | undefined;
+        for (;;) {
+          let query = conn.selectFrom(name).select(columns.map((c) => sql.ref(c).as(c)));
+          if (after) {
+            const last = after;
+            query = query.where(({ eb, refTuple, tuple }) =>
+              key.length === 1 ? eb(sql.ref(key[0]!), '>', last[0]) : eb(refTuple(key[0]!, key[1]!), '>', tuple(last[0], last[1])),
+            );
+          }
+          const page = (await key.reduce((q, k) => q.orderBy(sql.ref(k)), query).limit(pageRows).execute()) as Array<Record<string, unknown>>;
           for (const row of page) await write(columns.map((c) => plainValue(row[c], name, c)));
           counts[name] += page.length;
-          if (page.length < PAGE_ROWS) break;
+          if (page.length < pageRows) break;
+          const lastRow = page[page.length - 1]!;
+          after = key.map((k) => lastRow[k]);
         }
       }
       await write({ end: counts });
