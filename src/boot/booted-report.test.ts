@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 import { createTestContext, enrollmentPayload, type TestContext } from '../../test/support/context.ts';
 import type { AppContext } from '../server/context.ts';
 
@@ -94,8 +95,12 @@ for (const kind of await testDatabaseKinds()) {
       // Pointed at no image with a request (as a rollout with reboot "agent" does): reboot.
       const now = new Date().toISOString();
       await t.ctx.storage.machines.update(a.machineId, { image_build_id: null, reboot_requested_at: now }, now);
-      const go = await ask('BOOTA', a.buildId, a.token);
-      assert.equal(go.statusCode, 200);
+      // Once the boot table has the change (through the change feed: on PostgreSQL a notification that
+      // arrives when it arrives, within about a second).
+      const go = await pollUntil('the reboot request answered 200', async () => {
+        const r = await ask('BOOTA', a.buildId, a.token);
+        return r.statusCode === 200 ? r : undefined;
+      }, { timeoutMs: 10_000 });
       assert.deepEqual(go.json(), { reboot: true });
       await t.ctx.storage.machines.update(a.machineId, { image_build_id: a.buildId }, now);
       assert.equal((await ask('BOOTA', a.buildId, a.token)).statusCode, 204, 'it already runs what it points at');

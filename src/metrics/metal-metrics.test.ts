@@ -218,6 +218,7 @@ describe('metrics while the database does not answer', () => {
         countByStatus: () => answer({ pending: 2 }),
         queueStats: () => answer({ pending: 2, oldestPendingAt: new Date(Date.now() - 60_000).toISOString(), liveBuilders: 1, lostBuilders: 0 }),
       },
+      backups: { lastAt: () => answer(new Date('2026-11-30T03:00:00.000Z')) },
     });
     metrics.enrollment('new');
     const up = await metrics.registry.metrics();
@@ -225,6 +226,7 @@ describe('metrics while the database does not answer', () => {
     assert.equal(sampleValue(up, 'metal_machines', { status: 'ready' }), 3);
     assert.equal(sampleValue(up, 'metal_build_queue_depth'), 2);
     assert.equal(sampleValue(up, 'metal_builders', { state: 'live' }), 1);
+    assert.equal(sampleValue(up, 'metal_last_backup_timestamp_seconds'), Date.parse('2026-11-30T03:00:00.000Z') / 1000);
     down = true;
     const outage = await metrics.registry.metrics();
     assert.equal(sampleValue(outage, 'metal_database_up'), 0);
@@ -232,5 +234,6 @@ describe('metrics while the database does not answer', () => {
     assert.equal(sampleValue(outage, 'metal_machines', { status: 'ready' }), undefined, 'no stale count is exported');
     assert.equal(sampleValue(outage, 'metal_builders', { state: 'live' }), undefined);
     assert.equal(sampleValue(outage, 'metal_build_queue_depth'), 0);
+    assert.equal(sampleValue(outage, 'metal_last_backup_timestamp_seconds'), 0);
   });
 });

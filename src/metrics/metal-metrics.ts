@@ -9,6 +9,8 @@ import { RequestCounts, type RequestTally } from './request-counts.ts';
 export interface MetricsSources {
   machines: { countByStatus(): Promise<Record<string, number>> };
   builds: { countByStatus(): Promise<Record<string, number>>; queueStats(now: string): Promise<BuildQueueStats> };
+  /** When the last whole `metal backup` of this database was taken (undefined: none recorded). */
+  backups: { lastAt(): Promise<Date | undefined> };
 }
 
 /** What one scrape read from the database. */
@@ -16,6 +18,7 @@ interface DatabaseReadings {
   machines: Record<string, number>;
   builds: Record<string, number>;
   queue: BuildQueueStats;
+  lastBackup: Date | undefined;
 }
 
 /** Which listener served a request (a bounded label). */
@@ -70,8 +73,8 @@ export class MetalMetrics {
     // counters are what an operator needs most during a database outage.
     let pendingRead: Promise<DatabaseReadings> | undefined;
     const readings = (): Promise<DatabaseReadings> => {
-      pendingRead ??= Promise.all([sources.machines.countByStatus(), sources.builds.countByStatus(), sources.builds.queueStats(new Date().toISOString())])
-        .then(([machines, builds, queue]) => ({ machines, builds, queue }))
+      pendingRead ??= Promise.all([sources.machines.countByStatus(), sources.builds.countByStatus(), sources.builds.queueStats(new Date().toISOString()), sources.backups.lastAt()])
+        .then(([machines, builds, queue, lastBackup]) => ({ machines, builds, queue, lastBackup }))
         .finally(() => {
           pendingRead = undefined;
         });
@@ -115,6 +118,15 @@ export class MetalMetrics {
     queueGauge('metal_build_oldest_pending_seconds', 'Age of the oldest pending build in seconds (0 when none waits)', (q) =>
       q.oldestPendingAt === null ? 0 : Math.max(0, (Date.now() - Date.parse(q.oldestPendingAt)) / 1000),
     );
+    new Gauge({
+      name: 'metal_last_backup_timestamp_seconds',
+      help: 'When the last whole metal backup of this database was taken, as a Unix time (0: none recorded, or the database did not answer)',
+      registers,
+      async collect() {
+        const r = await read();
+        this.set(r?.lastBackup ? r.lastBackup.getTime() / 1000 : 0);
+      },
+    });
     new Gauge({
       name: 'metal_builders',
       help: 'Builders seen through their leases on running builds: live (lease current) or lost (lease expired)',

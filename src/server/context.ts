@@ -21,6 +21,7 @@ import { createAuthenticator } from '../auth/authenticator.ts';
 import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
+import { LAST_BACKUP_SETTING, lastBackupAt } from '../storage/backup.ts';
 import { SqlBootFeed } from '../storage/boot-feed.ts';
 import { MetalMetrics, type BuildResult } from '../metrics/metal-metrics.ts';
 import { WebhookService } from '../webhooks/webhook-service.ts';
@@ -116,7 +117,11 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   const images = new ImageLayout(config.imagesDir);
   // The nixpkgs pin enters every configuration hash: changing METAL_NIXPKGS makes machines out of date.
   const builds = new BuildLifecycle(storage, notifier, { nixpkgs: config.nixpkgs === undefined ? '' : JSON.stringify(config.nixpkgs) });
-  const metrics = new MetalMetrics({ machines: storage.machines, builds: storage.builds });
+  const metrics = new MetalMetrics({
+    machines: storage.machines,
+    builds: storage.builds,
+    backups: { lastAt: async () => lastBackupAt(await storage.settings.get(LAST_BACKUP_SETTING)) },
+  });
   const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
   notifier.on('build.finished', countBuild);
   const machines = new MachineService(storage, notifier, images, builds);

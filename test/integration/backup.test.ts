@@ -79,7 +79,13 @@ describe('metal backup and metal restore, as commands', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  test('a backup of a running installation: owner-only, whole, and never over another file', async () => {
+  test('a backup of a running installation: owner-only, whole, never over another file, and seen in the metrics', async () => {
+    const lastBackup = async () => {
+      const text = await (await fetch(`${server.addresses.api!}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+      return Number(/^metal_last_backup_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+    };
+    assert.equal(await lastBackup(), 0, 'no backup recorded yet');
+    const started = Date.now() / 1000;
     const r = await runMetal(['backup', file], { METAL_DATA_DIR: source });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /written to .*metal\.gz \(.*\): users 1, settings \d+, machines 3, events \d+ \(other tables empty\)/);
@@ -87,6 +93,8 @@ describe('metal backup and metal restore, as commands', () => {
     assert.match(r.stderr, /its secrets need the secret key sha256:[0-9a-f]{16} /);
     assert.doesNotMatch(r.stderr, new RegExp(key.trim()), 'the key itself is never printed');
     assert.equal(statSync(file).mode & 0o777, 0o600);
+    const recorded = await lastBackup();
+    assert.ok(recorded >= Math.floor(started) && recorded <= Date.now() / 1000, `metal_last_backup_timestamp_seconds ${recorded}`);
     const lines = gunzipSync(readFileSync(file)).toString('utf8').trimEnd().split('\n');
     assert.equal((JSON.parse(lines[0]!) as { format: string }).format, 'metal-backup');
     assert.ok(lines.some((l) => l.includes('"BACKUP3"')));

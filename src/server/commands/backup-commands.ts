@@ -48,7 +48,7 @@ async function backup(target: string, opts: Record<string, unknown>): Promise<vo
   const { pipeline } = await import('node:stream/promises');
   const { PassThrough } = await import('node:stream');
   const { createGzip } = await import('node:zlib');
-  const { writeBackup } = await import('../../storage/backup.ts');
+  const { recordBackup, writeBackup } = await import('../../storage/backup.ts');
   const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
   const { openConfiguredDatabase } = await import('../configured-database.ts');
 
@@ -89,6 +89,11 @@ async function backup(target: string, opts: Record<string, unknown>): Promise<vo
       `metal: backup of ${redactUrl(config.databaseUrl)} written to ${toStdout ? 'standard output' : file}${size}: ${describeRows(summary.rows)}\n` +
         `metal: its secrets need the secret key ${fingerprint} (METAL_SECRET_KEY, or secret.key in METAL_DATA_DIR): keep a copy of the key apart from the backup`,
     );
+    try {
+      await recordBackup(database, new Date(summary.header.created_at), Object.values(summary.rows).reduce((a, b) => a + b, 0));
+    } catch (err) {
+      console.error(`metal: the backup is whole, but it could not be recorded in the database (${err instanceof Error ? err.message : String(err)}): metal_last_backup_timestamp_seconds will not show it`);
+    }
     if (directory && keep !== undefined) {
       for (const old of olderBackups(target, keep)) {
         rmSync(join(target, old));
