@@ -49,7 +49,7 @@ export function alertExpressions(): string[] {
 
 const PROMQL_WORDS = new Set([
   'sum', 'max', 'min', 'avg', 'count', 'by', 'without', 'and', 'or', 'unless', 'on', 'ignoring', 'group_left', 'group_right',
-  'rate', 'increase', 'irate', 'histogram_quantile', 'topk', 'bottomk', 'le', 'offset', 'bool',
+  'rate', 'increase', 'irate', 'histogram_quantile', 'topk', 'bottomk', 'le', 'offset', 'bool', 'time',
 ]);
 
 /**
