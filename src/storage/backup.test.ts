@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { BACKUP_TABLES, BackupError, restoreBackup, writeBackup } from './backup.ts';
 import { migrate, openDatabase, type Database } from './database.ts';
-import { SEEDED_ROWS, seedEveryTable } from '../../test/support/backup-seed.ts';
+import { dataRows, SEEDED_ROWS, seedEveryTable } from '../../test/support/backup-seed.ts';
 import { testDatabaseKinds, type TestDatabase } from '../../test/support/databases.ts';
 
 type AnyTables = Record<string, Record<string, unknown>>;
@@ -26,18 +26,6 @@ async function contents(database: Database): Promise<Record<string, string[][]>>
     );
   }
   return out;
-}
-
-async function dataRows(database: Database): Promise<number> {
-  const db = database.db as unknown as Kysely<AnyTables>;
-  const tables = new Set((await db.introspection.getTables()).map((t) => t.name));
-  let total = 0;
-  for (const { name } of BACKUP_TABLES) {
-    if (!tables.has(name)) continue;
-    const row = (await db.selectFrom(name).select(sql<number | string>`count(*)`.as('n')).executeTakeFirstOrThrow()) as { n: number | string };
-    total += Number(row.n);
-  }
-  return total;
 }
 
 /** A backup of `database` as its lines of text. */

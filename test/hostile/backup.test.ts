@@ -3,10 +3,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { sql, type Kysely } from 'kysely';
 import { BACKUP_TABLES, BackupError, restoreBackup, writeBackup } from '../../src/storage/backup.ts';
 import { migrate, openDatabase, type Database } from '../../src/storage/database.ts';
-import { seedEveryTable } from '../support/backup-seed.ts';
+import { dataRows, seedEveryTable } from '../support/backup-seed.ts';
 import { testDatabaseKinds, type TestDatabase } from '../support/databases.ts';
 import { hostileString, runs } from '../support/hostile.ts';
 
@@ -18,20 +17,7 @@ import { hostileString, runs } from '../support/hostile.ts';
  * refusal leaves the database without a row.
  */
 
-type AnyTables = Record<string, Record<string, unknown>>;
 const KEY = 'sha256:0123456789abcdef';
-
-async function dataRows(database: Database): Promise<number> {
-  const db = database.db as unknown as Kysely<AnyTables>;
-  const tables = new Set((await db.introspection.getTables()).map((t) => t.name));
-  let total = 0;
-  for (const { name } of BACKUP_TABLES) {
-    if (!tables.has(name)) continue;
-    const row = (await db.selectFrom(name).select(sql<number | string>`count(*)`.as('n')).executeTakeFirstOrThrow()) as { n: number | string };
-    total += Number(row.n);
-  }
-  return total;
-}
 
 /** A backup's rows, without its header (which holds the time it was taken); of a database, or of a backup's text. */
 function backupBody(of: string): string;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { BACKUP_TABLES, LEFT_OUT_TABLES } from '../../src/storage/backup.ts';
 import type { Database } from '../../src/storage/database.ts';
 
@@ -45,3 +45,15 @@ export async function seedEveryTable(database: Database): Promise<void> {
   }
 }
 
+/** Rows in the tables a backup holds, all together (a refused restore must leave 0). */
+export async function dataRows(database: Database): Promise<number> {
+  const db = database.db as unknown as Kysely<AnyTables>;
+  const tables = new Set((await db.introspection.getTables()).map((t) => t.name));
+  let total = 0;
+  for (const { name } of BACKUP_TABLES) {
+    if (!tables.has(name)) continue;
+    const row = (await db.selectFrom(name).select(sql<number | string>`count(*)`.as('n')).executeTakeFirstOrThrow()) as { n: number | string };
+    total += Number(row.n);
+  }
+  return total;
+}
