@@ -329,7 +329,11 @@ async function checkEmpty(database: Database): Promise<void> {
     if (n > 0) held.push(`${name}: ${n} row${n === 1 ? '' : 's'}`);
   }
   if (held.length > 0) {
-    throw new BackupError(`the database is not empty (${held.join(', ')}); a restore goes into a new database (a new SQLite file or PostgreSQL database), never over data`);
+    const where =
+      database.dialect === 'sqlite'
+        ? 'give it another METAL_DATA_DIR (or METAL_DATABASE_URL=sqlite:<a new file>)'
+        : 'give it a new PostgreSQL database, or a new schema (?schema=<name> on METAL_DATABASE_URL)';
+    throw new BackupError(`the database is not empty (${held.join(', ')}); a restore never writes over data: ${where}`);
   }
 }
 
