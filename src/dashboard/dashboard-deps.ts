@@ -6,7 +6,7 @@ import type { BulkService } from '../core/bulk-service.ts';
 import type { ProfileService } from '../core/profile-service.ts';
 import type { RuleService } from '../core/rule-service.ts';
 import type { Notifier } from '../core/notifier.ts';
-import type { BuildStore, EventStore, MachineStore } from '../core/ports.ts';
+import type { BuildStore, EventStore, MachineStore, SettingStore } from '../core/ports.ts';
 import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import type { WebhookService } from '../webhooks/webhook-service.ts';
@@ -24,6 +24,8 @@ export interface DashboardDeps {
     machines: Pick<MachineStore, 'findById' | 'imageBuildId' | 'summaryRows'>;
     builds: Pick<BuildStore, 'findById' | 'recent'>;
     events: Pick<EventStore, 'recent'>;
+    /** The last backup's record (`core/backup-record.ts`), for the overview. */
+    settings: Pick<SettingStore, 'get'>;
   };
   notifier: Notifier;
   /** Caps open log streams per user and ends them when their session dies. */

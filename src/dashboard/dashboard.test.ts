@@ -1,5 +1,6 @@
 import { buildApiServer } from '../server/roles.ts';
 import assert from 'node:assert/strict';
+import { formatBackupRecord, LAST_BACKUP_SETTING } from '../core/backup-record.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -298,6 +299,22 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(r.body, /aria-label="Machines by status: enrolled \d+, configured \d+, building 1, ready 0, failed 0"/);
       assert.match(r.body, /PowerEdge R740/);
       assert.match(r.body, /Recent builds/);
+    });
+
+    test('the overview says when the last backup was taken, and warns when there is none or it is old', async () => {
+      const stat = async () => {
+        const body = (await app.inject({ url: '/', headers: viewer })).body;
+        return /<div class="(stat[^"]*)"><div class="stat-value">([^<]*)<\/div><div class="stat-label">Last backup<\/div><div class="stat-note">([^<]*)<\/div>/.exec(body)?.slice(1);
+      };
+      const settings = t.ctx.storage.settings;
+      assert.deepEqual(await stat(), ['stat stat-warn', 'none', 'metal backup (docs/deploy.md)']);
+      const threeHoursAgo = new Date(Date.now() - 3 * 3600_000 - 60_000);
+      await settings.put(LAST_BACKUP_SETTING, formatBackupRecord({ at: threeHoursAgo, rows: 12345 }), nowIso());
+      assert.deepEqual(await stat(), ['stat', '3 h ago', `12,345 rows, ${threeHoursAgo.toISOString().slice(0, 16).replace('T', ' ')} UTC`]);
+      await settings.put(LAST_BACKUP_SETTING, formatBackupRecord({ at: new Date(Date.now() - 3 * 86400_000), rows: 1 }), nowIso());
+      assert.deepEqual((await stat())?.slice(0, 2), ['stat stat-warn', '3 d ago']);
+      await settings.put(LAST_BACKUP_SETTING, '<script>not a record</script>', nowIso());
+      assert.deepEqual((await stat())?.slice(0, 2), ['stat stat-warn', 'none']);
     });
 
     test('unknown machines and builds get an HTML 404 page', async () => {

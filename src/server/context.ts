@@ -1,6 +1,7 @@
 import type { onRequestAsyncHookHandler } from 'fastify';
 import type { Config } from '../config/config.ts';
 import { BuildLifecycle } from '../core/build-lifecycle.ts';
+import { LAST_BACKUP_SETTING, parseBackupRecord } from '../core/backup-record.ts';
 import type { Logger } from '../core/logger.ts';
 import { MachineService } from '../core/machine-service.ts';
 import { BulkService } from '../core/bulk-service.ts';
@@ -21,7 +22,6 @@ import { createAuthenticator } from '../auth/authenticator.ts';
 import { createEnrollGuard } from '../auth/enroll-guard.ts';
 import { ensureFirstAdmin } from '../auth/first-admin.ts';
 import { loadSecretKey } from '../auth/secret-key.ts';
-import { LAST_BACKUP_SETTING, lastBackupAt } from '../storage/backup.ts';
 import { SqlBootFeed } from '../storage/boot-feed.ts';
 import { MetalMetrics, type BuildResult } from '../metrics/metal-metrics.ts';
 import { WebhookService } from '../webhooks/webhook-service.ts';
@@ -120,7 +120,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   const metrics = new MetalMetrics({
     machines: storage.machines,
     builds: storage.builds,
-    backups: { lastAt: async () => lastBackupAt(await storage.settings.get(LAST_BACKUP_SETTING)) },
+    backups: { lastAt: async () => parseBackupRecord(await storage.settings.get(LAST_BACKUP_SETTING))?.at },
   });
   const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
   notifier.on('build.finished', countBuild);

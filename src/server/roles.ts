@@ -72,7 +72,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     machines,
     builds,
     auth: ctx.auth,
-    reads: { machines: storage.machines, builds: storage.builds, events: storage.events },
+    reads: { machines: storage.machines, builds: storage.builds, events: storage.events, settings: storage.settings },
     notifier,
     streamGuard,
     images: ctx.images,

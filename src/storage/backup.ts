@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './database.ts';
 import { migrate } from './database.ts';
+import { formatBackupRecord, LAST_BACKUP_SETTING } from '../core/backup-record.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import { SqlSettingStore } from './setting-store.ts';
 
@@ -69,26 +70,9 @@ const MAX_PARAMETERS = 30_000;
 /** Rows an insert carries at most. */
 const MAX_INSERT_ROWS = 500;
 
-/**
- * The setting `metal backup` writes once a backup is whole: `{"at": ISO time, "rows": n}`. Read by
- * the metrics (`metal_last_backup_timestamp_seconds`), so an alert can say when backups stopped.
- */
-export const LAST_BACKUP_SETTING = 'last_backup';
-
 /** Records a finished backup in the database it was taken from (after its snapshot: the next backup holds it). */
 export async function recordBackup(database: Database, at: Date, rows: number): Promise<void> {
-  await new SqlSettingStore(database.db).put(LAST_BACKUP_SETTING, JSON.stringify({ at: at.toISOString(), rows }), new Date().toISOString());
-}
-
-/** When the last backup recorded with `recordBackup` was taken, if one was. */
-export function lastBackupAt(value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  try {
-    const at = new Date((JSON.parse(value) as { at?: unknown }).at as string);
-    return Number.isNaN(at.getTime()) ? undefined : at;
-  } catch {
-    return undefined;
-  }
+  await new SqlSettingStore(database.db).put(LAST_BACKUP_SETTING, formatBackupRecord({ at, rows }), new Date().toISOString());
 }
 
 /** Any table, as a backup sees it: names and values known only at run time. */

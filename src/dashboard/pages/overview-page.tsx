@@ -1,5 +1,6 @@
 import type { FC } from 'hono/jsx';
 import { MACHINE_STATUSES } from '../../core/lifecycle.ts';
+import type { BackupRecord } from '../../core/backup-record.ts';
 import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { shortNixpkgs } from '../../core/build-nixpkgs.ts';
 import { Bars, Donut } from '../charts.tsx';
@@ -14,7 +15,12 @@ export interface OverviewData {
   events: EventSummary[];
   builds: BuildSummary[];
   bootUrl: string;
+  /** The last whole `metal backup`, if one was recorded. */
+  lastBackup: BackupRecord | undefined;
 }
+
+/** A day and a bit: past this a daily backup was missed (as the MetalBackupOld alert says). */
+const BACKUP_OLD_MS = 26 * 3600 * 1000;
 
 const TOP = 8;
 
@@ -32,6 +38,7 @@ export const OverviewBody: FC<{ data: OverviewData; page: PageContext }> = ({ da
             <Stat label="CPU cores" value={formatCount(summary.cores)} note={`${formatCount(summary.threads)} threads`} />
             <Stat label="Memory" value={formatBinaryBytes(summary.memoryBytes)} />
             <Stat label="Disk" value={formatDecimalBytes(summary.diskBytes)} />
+            <BackupStat record={data.lastBackup} />
           </section>
           <div class="grid-3">
             <section class="card" aria-labelledby="by-status">
@@ -79,13 +86,30 @@ export const OverviewPage: FC<{ data: OverviewData; page: PageContext }> = ({ da
   </Layout>
 );
 
-const Stat: FC<{ label: string; value: string; note?: string }> = ({ label, value, note }) => (
-  <div class="stat">
+const Stat: FC<{ label: string; value: string; note?: string; warn?: boolean }> = ({ label, value, note, warn }) => (
+  <div class={warn ? 'stat stat-warn' : 'stat'}>
     <div class="stat-value">{value}</div>
     <div class="stat-label">{label}</div>
     {note && <div class="stat-note">{note}</div>}
   </div>
 );
+
+/** How old the last backup is: a warning when none was recorded or it is older than a day and a bit. */
+const BackupStat: FC<{ record: BackupRecord | undefined; now?: Date }> = ({ record, now = new Date() }) => {
+  if (!record) return <Stat label="Last backup" value="none" note="metal backup (docs/deploy.md)" warn />;
+  const old = now.getTime() - record.at.getTime() > BACKUP_OLD_MS;
+  const age = formatAge(record.at, now);
+  return <Stat label="Last backup" value={age === undefined ? 'just now' : `${age} ago`} note={`${formatCount(record.rows)} rows, ${record.at.toISOString().slice(0, 16).replace('T', ' ')} UTC`} warn={old} />;
+};
+
+/** `3 h`, `2 d`: how long ago, coarsely; undefined under a minute. */
+function formatAge(at: Date, now: Date): string | undefined {
+  const minutes = Math.max(0, Math.round((now.getTime() - at.getTime()) / 60_000));
+  if (minutes < 1) return undefined;
+  if (minutes < 60) return `${minutes} min`;
+  if (minutes < 48 * 60) return `${Math.round(minutes / 60)} h`;
+  return `${Math.round(minutes / 1440)} d`;
+}
 
 /** Events newest first as a timeline. */
 /** Builds with their status, duration and age; `showMachine` adds which machine each is for. */
