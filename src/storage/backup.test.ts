@@ -125,6 +125,11 @@ for (const from of kinds) {
       assert.equal(Number(left.n), 0, 'the delete happened');
     });
 
+    test('refuses a database that is not a metal one, or not migrated, by name', async () => {
+      const empty = await fresh(from, false);
+      await assert.rejects(backupText(empty), (err: unknown) => err instanceof BackupError && /has no table users, .*run `metal migrate` first/.test(err.message));
+    });
+
     test('refuses a database with a table it does not know, and writes no backup', async () => {
       const source = await fresh(from);
       await sql`create table surprise (id integer primary key)`.execute(source.db);

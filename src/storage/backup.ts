@@ -28,7 +28,7 @@ export const BACKUP_VERSION = 1;
 
 /**
  * The tables a backup holds, parents before children (a row's foreign keys point at rows already
- * restored), each with the columns it is read in order of.
+ * restored), each with the key its rows are read in order of.
  */
 export const BACKUP_TABLES: ReadonlyArray<{ name: string; key: readonly string[]; pageRows?: number }> = [
   { name: 'users', key: ['id'] },
@@ -137,6 +137,8 @@ export async function writeBackup(database: Database, out: Writable, secretKey: 
     try {
       const tables = await tablesOf(conn);
       checkTablesKnown(tables);
+      const missing = BACKUP_TABLES.filter((t) => !tables.has(t.name)).map((t) => t.name);
+      if (missing.length > 0) throw new BackupError(`the database has no table ${missing.join(', ')}: it is not a metal database, or its schema is older than this metal; run \`metal migrate\` first`);
       const header: BackupHeader = {
         format: BACKUP_FORMAT,
         version: BACKUP_VERSION,
@@ -148,8 +150,7 @@ export async function writeBackup(database: Database, out: Writable, secretKey: 
       await write(header);
       const counts: Record<string, number> = {};
       for (const { name, key, pageRows = PAGE_ROWS } of BACKUP_TABLES) {
-        const columns = tables.get(name);
-        if (!columns) throw new BackupError(`the database has no table ${name}; run \`metal migrate\` first`);
+        const columns = tables.get(name)!;
         await write({ table: name, columns });
         counts[name] = 0;
         // Keyset pages (the rows after the last one read, by key): each query reads only its page,
