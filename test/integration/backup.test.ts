@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { freshPostgres, isPostgresAvailable, type TestDatabase } from '../support/databases.ts';
+import { findScript, startCliOnTerminal } from '../support/cli-process.ts';
 import { METAL_BIN, runMetal, startServerProcess, type ServerProcess } from '../support/server-process.ts';
 
 const ADMIN_PASSWORD = 'backup restore 123';
@@ -124,6 +125,17 @@ describe('metal backup and metal restore, as commands', () => {
     }
     assert.equal(existsSync(join(root, 'one.gz')), false);
     rmSync(dir, { recursive: true });
+  });
+
+  test('- on a terminal is refused: no gzip bytes on a screen, no restore waiting on a keyboard', { timeout: 60_000 }, async (t) => {
+    const script = findScript();
+    if (!script) return t.skip('script (util-linux) is not installed');
+    const out = await startCliOnTerminal(script, ['backup', '-'], { METAL_DATA_DIR: source }).finished;
+    assert.notEqual(out.code, 0);
+    assert.match(out.stdout, /standard output is a terminal: send it to a file or a pipe/);
+    const into = await startCliOnTerminal(script, ['restore', '-'], { METAL_DATA_DIR: join(root, 'from-terminal') }).finished;
+    assert.notEqual(into.code, 0);
+    assert.match(into.stdout, /standard input is a terminal: send the backup in from a file or a pipe/);
   });
 
   test('restored into a new SQLite installation with the same key: the machines and the admin are there', { timeout: 90_000 }, async () => {

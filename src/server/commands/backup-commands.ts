@@ -53,6 +53,7 @@ async function backup(target: string, opts: Record<string, unknown>): Promise<vo
   const { openConfiguredDatabase } = await import('../configured-database.ts');
 
   const toStdout = target === '-';
+  if (toStdout && process.stdout.isTTY) throw new Error('standard output is a terminal: send it to a file or a pipe (metal backup - > metal.gz), or name a file');
   const directory = !toStdout && existsSync(target) && statSync(target).isDirectory();
   const keep = opts.keep === undefined ? undefined : Number(opts.keep);
   if (keep !== undefined && (!directory || !Number.isInteger(keep) || keep < 1)) {
@@ -115,6 +116,7 @@ async function restore(file: string, opts: Record<string, unknown>): Promise<voi
   const { openConfiguredDatabase } = await import('../configured-database.ts');
 
   const fromStdin = file === '-';
+  if (fromStdin && process.stdin.isTTY) throw new Error('standard input is a terminal: send the backup in from a file or a pipe (metal restore - < metal.gz), or name the file');
   if (!fromStdin && !existsSync(file)) throw new Error(`${file} does not exist`);
   const key = existingSecretKey(config);
   if (!key) {
