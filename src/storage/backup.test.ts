@@ -139,7 +139,7 @@ for (const from of kinds) {
 }
 
 for (const kind of kinds) {
-  describe(`restore into ${kind.name} refuses, and writes nothing`, () => {
+  describe(`restore into ${kind.name}: what it refuses (writing nothing), and a backup of an older schema`, () => {
     let good = '';
     test('a good backup to spoil', async () => {
       const source = await fresh(kind);
@@ -175,6 +175,63 @@ for (const kind of kinds) {
         assert.equal(await dataRows(target), 0);
       });
     }
+
+    test('a database migrated past the backup (its schema newer than the rows)', async () => {
+      const target = await fresh(kind);
+      const older = [lines()[0]!.replace(',"0019-boot-feed-columns"', ''), ...lines().slice(1)].join('\n');
+      await assert.rejects(restoreBackup(target, Readable.from([older]), KEY), (err: unknown) => err instanceof BackupError && /schema is newer than the backup's \(it has migration 0019-boot-feed-columns, the backup was taken at 0018-machine-search-index\)/.test(err.message));
+      assert.equal(await dataRows(target), 0);
+    });
+
+    test('migrations out of order or with a gap', async () => {
+      const target = await fresh(kind, false);
+      const gap = [lines()[0]!.replace('"0002-auth",', ''), ...lines().slice(1)].join('\n');
+      await assert.rejects(restoreBackup(target, Readable.from([gap]), KEY), (err: unknown) => err instanceof BackupError && /not this metal's, in order/.test(err.message));
+      assert.equal(await dataRows(target), 0);
+    });
+
+    test('a backup of an older schema goes in at its schema, then the migrations since run over it', async () => {
+      // The backup as metal would have written it at migration 0002: its tables and columns of then.
+      const probe = await fresh(kind, false);
+      await migrate(probe, '0002-auth');
+      const then = new Map((await (probe.db as unknown as Kysely<AnyTables>).introspection.getTables()).map((t) => [t.name, t.columns.map((c) => c.name)]));
+      const header = JSON.parse(lines()[0]!) as { migrations: string[] };
+      const out = [JSON.stringify({ ...header, migrations: header.migrations.slice(0, 2) })];
+      let keep: number[] | undefined;
+      const counts: Record<string, number> = {};
+      let table = '';
+      for (const line of lines().slice(1)) {
+        const value = JSON.parse(line) as unknown;
+        if (Array.isArray(value)) {
+          if (keep) {
+            out.push(JSON.stringify(keep.map((i) => value[i])));
+            counts[table]! += 1;
+          }
+          continue;
+        }
+        const record = value as { table?: string; columns?: string[] };
+        if (!record.table) break;
+        const columns = then.get(record.table);
+        table = record.table;
+        keep = columns ? record.columns!.flatMap((c, i) => (columns.includes(c) ? [i] : [])) : undefined;
+        if (keep) {
+          counts[table] = 0;
+          out.push(JSON.stringify({ table, columns: keep.map((i) => record.columns![i]) }));
+        }
+      }
+      out.push(JSON.stringify({ end: counts }));
+      assert.deepEqual(Object.keys(counts), ['users', 'api_tokens', 'machines', 'builds', 'events']);
+      const target = await fresh(kind, false);
+      const summary = await restoreBackup(target, Readable.from([out.join('\n')]), KEY);
+      assert.equal(summary.rows.machines, ROWS);
+      const db = target.db as unknown as Kysely<AnyTables>;
+      const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+      assert.equal(applied.rows.at(-1)!.name, '0019-boot-feed-columns', 'brought up to date after the rows went in');
+      // Migration 0003 filled search_text from the columns of each restored machine.
+      const machine = (await db.selectFrom('machines').selectAll().where('id', '=', 1).executeTakeFirstOrThrow()) as Record<string, string>;
+      const expected = [machine.service_tag, machine.hostname, machine.mac_address, machine.manufacturer, machine.model].join(' ').toLowerCase();
+      assert.equal(machine.search_text, expected);
+    });
 
     test('a backup sealed with another secret key', async () => {
       const target = await fresh(kind, false);

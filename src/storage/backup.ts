@@ -226,13 +226,29 @@ export async function restoreBackup(database: Database, source: Readable, secret
       );
     }
     await checkEmpty(database);
-    await migrate(database);
+    // The rows go into the schema they were read from, then the migrations since run over them, as
+    // they would have over the old database: a migration that fills a new column from old ones fills
+    // it for restored rows too.
     const db = database.db as unknown as Kysely<AnyTables>;
+    const bookkeeping = await db.introspection.getTables({ withInternalKyselyTables: true });
+    const applied = bookkeeping.some((t) => t.name === 'kysely_migration') ? await appliedMigrations(db) : [];
+    if (applied.length > header.migrations.length || applied.some((name, i) => header.migrations[i] !== name)) {
+      throw new BackupError(
+        `the database's schema is newer than the backup's (it has migration ${applied.find((name) => !header.migrations.includes(name)) ?? applied.at(-1)}, the backup was taken at ${header.migrations.at(-1)}): ` +
+          'restore into a database that was never migrated (metal restore makes the schema itself)',
+      );
+    }
+    await migrate(database, header.migrations.at(-1));
     const rows = await db.transaction().execute(async (trx) => {
       const restored = await restoreTables(trx, next, () => number);
-      if (database.dialect === 'postgres') await resetSequences(trx);
+      if (database.dialect === 'postgres') await resetSequences(trx, Object.keys(restored));
       return restored;
     });
+    try {
+      await migrate(database);
+    } catch (err) {
+      throw new BackupError(`the rows are restored, but bringing the schema up to date failed (${err instanceof Error ? err.message : String(err)}); run \`metal migrate\``);
+    }
     return { header, rows };
   } catch (err) {
     if (err instanceof BackupError || !(err instanceof Error) || !isStreamError(err)) throw err;
@@ -296,6 +312,9 @@ function parseHeader(line: Line): BackupHeader {
   const known = MIGRATIONS.map(([name]) => name);
   const unknown = header.migrations.find((m) => !known.includes(m));
   if (unknown !== undefined) throw new BackupError(`the backup was taken by a newer version of metal (its database had migration ${unknown}, unknown here); restore it with that version or a later one`);
+  if (header.migrations.length === 0 || header.migrations.some((m, i) => known[i] !== m)) {
+    throw new BackupError('the backup\'s migrations are not this metal\'s, in order, from the first: the file is damaged');
+  }
   return header as BackupHeader;
 }
 
@@ -402,10 +421,10 @@ function checkEnd(end: unknown, counts: Record<string, number>, at: string): voi
   }
 }
 
-/** PostgreSQL: each table's id sequence continues after the highest restored id. */
-async function resetSequences(trx: Transaction<AnyTables>): Promise<void> {
+/** PostgreSQL: each restored table's id sequence continues after its highest id. */
+async function resetSequences(trx: Transaction<AnyTables>, restored: string[]): Promise<void> {
   for (const { name, key } of BACKUP_TABLES) {
-    if (key.length !== 1 || key[0] !== 'id') continue;
+    if (key.length !== 1 || key[0] !== 'id' || !restored.includes(name)) continue;
     await sql`select setval(pg_get_serial_sequence(${name}, 'id'), coalesce((select max(id) from ${sql.table(name)}), 1), (select count(*) > 0 from ${sql.table(name)}))`.execute(trx);
   }
 }
