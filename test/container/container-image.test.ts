@@ -150,19 +150,23 @@ describe('the container image (Containerfile)', { skip }, () => {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     try {
       const deadline = Date.now() + 120_000;
+      // Until every role of the process is up, /readyz answers 503 "starting: …" (http/readiness.ts):
+      // asked again until it answers 200, or the deadline.
       let ready: { status: number; body: string } | undefined;
-      while (!ready && Date.now() < deadline && child.exitCode === null) {
+      while (ready?.status !== 200 && Date.now() < deadline && child.exitCode === null) {
         try {
           const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) });
           ready = { status: res.status, body: await res.text() };
+          if (res.status === 503 && ready.body.includes('starting')) await new Promise((resolve) => setTimeout(resolve, 250));
+          else if (res.status !== 200) break;
         } catch {
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       }
       assert.ok(ready, `no answer on /readyz: ${output.slice(-2000)}`);
-      assert.equal(ready.status, 200);
+      assert.equal(ready.status, 200, `${ready.body}\n${output.slice(-2000)}`);
       assert.equal(ready.body, '{"status":"ready"}');
-      // The API listens (and says ready) before the boot listener of the same process is bound.
+      // Ready means every listener of the process is bound: the boot listener answers at once.
       const boot = await pollUntil(
         'the boot listener answers /healthz',
         () => fetch(`http://127.0.0.1:${bootPort}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined),
