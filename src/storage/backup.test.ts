@@ -6,6 +6,7 @@ import { BACKUP_TABLES, BackupError, restoreBackup, writeBackup } from './backup
 import { migrate, openDatabase, type Database } from './database.ts';
 import { dataRows, SEEDED_ROWS, seedEveryTable } from '../../test/support/backup-seed.ts';
 import { testDatabaseKinds, type TestDatabase } from '../../test/support/databases.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 
 type AnyTables = Record<string, Record<string, unknown>>;
 
@@ -55,7 +56,6 @@ after(async () => {
 });
 
 for (const from of kinds) {
-  const to0 = () => kinds[0]!;
   describe(`backup from ${from.name}`, () => {
     for (const to of kinds) {
       test(`restores into ${to.name}: every row of every table, the same`, async () => {
@@ -97,7 +97,7 @@ for (const from of kinds) {
       // builds are read 16 a page; rollout_machines 200 a page, by (rollout_id, machine_id).
       await copy('builds', Array.from({ length: 37 }, (_, i) => ({ id: ROWS + 1 + i, image_key: `key-${i}` })));
       await copy('rollout_machines', [1, 2, 3].flatMap((rollout) => Array.from({ length: 197 }, (_, i) => ({ rollout_id: rollout, machine_id: ROWS + 1 + i, lock_machine_id: rollout * 1000 + i }))));
-      const target = await fresh(to0(), false);
+      const target = await fresh(kinds[0]!, false);
       const summary = await restoreBackup(target, Readable.from([await backupText(source)]), KEY);
       assert.equal(summary.rows.builds, ROWS + 37);
       assert.equal(summary.rows.rollout_machines, ROWS + 3 * 197);
@@ -110,8 +110,9 @@ for (const from of kinds) {
       const out = new PassThrough({ highWaterMark: 16 });
       const chunks: Buffer[] = [];
       const writing = writeBackup(source, out, KEY);
-      // The header is written and the backup waits for it to be taken, while another connection writes.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Once the header is written, the snapshot holds (it began with the first read) and the backup waits
+      // for its lines to be taken; meanwhile another connection writes.
+      await pollUntil('the backup has written its header', () => out.readableLength > 0, { timeoutMs: 10_000 });
       const other = await openDatabase(opened.find((o) => o.database === source)!.test.url);
       await (other.db as unknown as Kysely<AnyTables>).deleteFrom('events').execute();
       await other.close();

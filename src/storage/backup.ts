@@ -198,9 +198,10 @@ interface Line {
 
 /**
  * Restores a backup into `database`, which must hold no data yet (a new SQLite file, a new PostgreSQL
- * database or schema): checked before anything is written, then the schema is brought up to date and
- * every row is written in one transaction. A file that is cut short, damaged, made by a newer metal or
- * sealed with another secret key is refused, and the database is left without data.
+ * database or schema): checked before anything is written, then the schema the backup was read from
+ * is made, every row is written in one transaction, and the migrations since then run over them. A
+ * file that is cut short, damaged, made by a newer metal or sealed with another secret key is refused,
+ * and the database is left without data.
  */
 export async function restoreBackup(database: Database, source: Readable, secretKey: string, options: { gunzip?: boolean } = {}): Promise<BackupSummary> {
   const input = options.gunzip ? gunzipped(source) : source;
