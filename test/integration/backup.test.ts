@@ -36,6 +36,12 @@ async function listedTags(api: string): Promise<string[]> {
   return ((await list.json()) as { items: Array<{ service_tag: string }> }).items.map((m) => m.service_tag).sort();
 }
 
+/** `metal_last_backup_timestamp_seconds` as a server's /metrics gives it. */
+async function lastBackupOf(api: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  return Number(/^metal_last_backup_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+}
+
 async function stopServer(server: ServerProcess): Promise<void> {
   server.child.kill('SIGTERM');
   const code = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 20_000))]);
@@ -81,10 +87,7 @@ describe('metal backup and metal restore, as commands', () => {
   });
 
   test('a backup of a running installation: owner-only, whole, never over another file, and seen in the metrics', async () => {
-    const lastBackup = async () => {
-      const text = await (await fetch(`${server.addresses.api!}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-      return Number(/^metal_last_backup_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
-    };
+    const lastBackup = () => lastBackupOf(server.addresses.api!);
     assert.equal(await lastBackup(), 0, 'no backup recorded yet');
     const started = Date.now() / 1000;
     const r = await runMetal(['backup', file], { METAL_DATA_DIR: source });
@@ -158,6 +161,8 @@ describe('metal backup and metal restore, as commands', () => {
     const restored = await startServerProcess(['serve', '--roles', 'api'], { METAL_DATA_DIR: target });
     try {
       assert.deepEqual(await listedTags(restored.addresses.api!), TAGS);
+      const taken = Date.parse((JSON.parse(gunzipSync(readFileSync(file)).toString('utf8').split('\n')[0]!) as { created_at: string }).created_at);
+      assert.equal(await lastBackupOf(restored.addresses.api!), taken / 1000, 'the backup restored is the installation\'s last backup');
     } finally {
       await stopServer(restored);
     }

@@ -111,7 +111,7 @@ async function backup(target: string, opts: Record<string, unknown>): Promise<vo
 async function restore(file: string, opts: Record<string, unknown>): Promise<void> {
   const config: Config = configFromFlags(opts);
   const { createReadStream } = await import('node:fs');
-  const { restoreBackup } = await import('../../storage/backup.ts');
+  const { recordBackup, restoreBackup } = await import('../../storage/backup.ts');
   const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
   const { openConfiguredDatabase } = await import('../configured-database.ts');
 
@@ -129,6 +129,13 @@ async function restore(file: string, opts: Record<string, unknown>): Promise<voi
     const source = fromStdin ? process.stdin : createReadStream(file);
     const summary = await restoreBackup(database, source, secretKeyFingerprint(key), { gunzip: fromStdin || isGzipFile(file) });
     console.log(`restored ${fromStdin ? 'standard input' : file} (taken ${summary.header.created_at} from ${summary.header.database}) into ${redactUrl(config.databaseUrl)}: ${describeRows(summary.rows)}`);
+    // The restored data is the backup's: that backup is this installation's newest, not the one the
+    // restored rows recorded before it was taken.
+    try {
+      await recordBackup(database, new Date(summary.header.created_at), Object.values(summary.rows).reduce((a, b) => a + b, 0));
+    } catch (err) {
+      console.error(`metal: the rows are restored, but the backup could not be recorded as this installation's last (${err instanceof Error ? err.message : String(err)}): take a new backup`);
+    }
   } finally {
     await database.close();
   }
