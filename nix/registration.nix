@@ -50,16 +50,19 @@ let
     services.openssh.enable = false;
     services.getty.autologinUser = null;
 
+    # LLDP: the agent asks lldpd which switch and port each NIC is cabled to (docs/fleet.md).
+    services.lldpd.enable = true;
+
     systemd.services.metal-agent = {
       description = "Metal Enrollment registration agent";
       wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
+      wants = [ "network-online.target" "lldpd.service" ];
+      after = [ "network-online.target" "lldpd.service" ];
       # busybox is left out on purpose: its applets would shadow the richer tools.
       path = [
         pkgs.coreutils pkgs.gawk pkgs.gnused pkgs.gnugrep
         pkgs.dmidecode pkgs.util-linux pkgs.ethtool pkgs.pciutils pkgs.jq pkgs.curl
-        pkgs.ipmitool pkgs.smartmontools pkgs.kmod
+        pkgs.ipmitool pkgs.smartmontools pkgs.kmod pkgs.lldpd
         config.systemd.package
       ];
       serviceConfig = {

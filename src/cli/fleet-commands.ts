@@ -173,7 +173,7 @@ function registerRuleCommands(program: Command): void {
     cmd
       .option('--file <FILE>', 'the whole rule as JSON ({name, priority, match, set, build, enabled}); - reads standard input')
       .option('--priority <n>', 'lower is tried first (default 100)', (v) => Number(v))
-      .option('--match <key=value>', 'a condition: manufacturer, model, service_tag (globs), mac (prefix), gpu (true|false), labels (selector), or cpu_threads, memory_bytes, disk_count, disk_bytes as MIN..MAX (repeat)', (v: string, all: string[] = []) => [...all, v])
+      .option('--match <key=value>', 'a condition: manufacturer, model, service_tag, switch, switch_port (globs), mac (prefix), gpu (true|false), labels (selector), or cpu_threads, memory_bytes, disk_count, disk_bytes as MIN..MAX (repeat)', (v: string, all: string[] = []) => [...all, v])
       .option('--profile <name>', 'give matching machines this profile')
       .option('--label <key=value>', 'give matching machines this label (repeat)', (v: string, all: string[] = []) => [...all, v])
       .option('--hostname-pattern <pattern>', 'name matching machines, e.g. web-{n:03}')
@@ -198,6 +198,7 @@ function registerRuleCommands(program: Command): void {
     ruleOptions(rules.command('create').description('create a rule').argument('<name>', 'a DNS label')).option('--json', 'print the API response as JSON'),
     'metal rules create dell-web --priority 10 --match manufacturer="Dell*" --match cpu_threads=32.. --profile web --label role=web --build',
     'metal rules create gpu --match gpu=true --hostname-pattern "gpu-{tag}" --label role=gpu',
+    'metal rules create rack-r12 --match "switch=leaf-r12-*" --label rack=r12     # cabled to a rack\'s switches (LLDP)',
   ).action(async (name: string, opts: Parameters<typeof ruleBody>[1] & { json?: boolean }) => {
     const rule = await clientFromEnvironment().post<Rule>('/api/v1/rules', await ruleBody(name, opts));
     if (opts.json) return printJson(rule);

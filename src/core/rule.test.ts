@@ -13,6 +13,12 @@ const dell = {
     memory: { total_bytes: 412_316_860_416 },
     disks: [{ size_bytes: 960_197_124_096 }, { size_bytes: 960_197_124_096 }],
     gpus: [{ vendor: 'NVIDIA' }],
+    nics: [
+      { name: 'eno1', lldp: { system_name: 'leaf-r12-a', port_id: 'Ethernet12', port_description: 'r12-u07' } },
+      { name: 'eno2', lldp: { chassis_id: '44:4c:a8:00:00:09', port_description: 'Gi1/0/7' } },
+      { name: 'eno3' },
+      { name: 'eno4', lldp: 'not an object' },
+    ],
   },
 };
 
@@ -36,11 +42,23 @@ describe('rule matching', () => {
     ['labels selector that does not hold', { labels: 'env in (dev)' }, false],
     ['every condition must hold (AND)', { manufacturer: 'Dell*', gpu: false }, false],
     ['a glob\'s regex characters are literal', { model: 'PowerEdge.R740' }, false],
+    ['switch: the LLDP system name of a switch a NIC is cabled to', { switch: 'leaf-r12-*' }, true],
+    ['switch: another rack', { switch: 'leaf-r13-*' }, false],
+    ['switch: a switch without a name is matched by its chassis id', { switch: '44:4c:a8:*' }, true],
+    ['switch_port: the port id', { switch_port: 'Ethernet1?' }, true],
+    ['switch_port: the description when there is no port id', { switch_port: 'Gi1/0/7' }, true],
+    ['switch and switch_port hold for the same NIC', { switch: 'leaf-r12-a', switch_port: 'Ethernet12' }, true],
+    ['switch and switch_port of two different NICs do not match', { switch: 'leaf-r12-a', switch_port: 'Gi1/0/7' }, false],
   ];
   for (const [rule, match, expected] of cases) test(rule, () => assert.equal(ruleMatches(match, dell), expected));
 
   test('a missing fact does not match a range', () => {
     assert.equal(ruleMatches({ cpu_threads: { min: 1 } }, { ...dell, hardware: {} }), false);
+  });
+
+  test('a machine whose NICs heard no switch matches no switch condition, even *', () => {
+    assert.equal(ruleMatches({ switch: '*' }, { ...dell, hardware: { nics: [{ name: 'eno1' }] } }), false);
+    assert.equal(ruleMatches({ switch_port: '*' }, { ...dell, hardware: {} }), false);
   });
 
   test('the first enabled rule by priority, then id, applies', () => {
@@ -64,6 +82,8 @@ describe('rule validation', () => {
     ['a bad name', { name: 'R 1', build: true }, /name: must be a DNS label/],
     ['an unknown field', { name: 'r', build: true, when: 'x' }, /when: unknown field/],
     ['bad labels in set', { name: 'r', set: { labels: { 'a b': 'c' } } }, /label key/],
+    ['an empty switch glob', { name: 'r', match: { switch: '' }, build: true }, /match\.switch: must be a glob/],
+    ['a switch port glob that is not text', { name: 'r', match: { switch_port: 12 }, build: true }, /match\.switch_port: must be a glob/],
   ];
   for (const [rule, body, message] of refused) test(`refused: ${rule}`, () => assert.throws(() => assertRuleFields(body), message));
 

@@ -25,6 +25,10 @@ export interface RuleMatch {
   disk_bytes?: Range;
   /** Has at least one GPU (true) or none (false). */
   gpu?: boolean;
+  /** A glob on the LLDP system name (else chassis id) of a switch one of its NICs is cabled to, e.g. `leaf-r12-*` */
+  switch?: string;
+  /** A glob on that NIC's switch port (LLDP port id, else port description), e.g. `Ethernet1?`; with `switch`, the same NIC's */
+  switch_port?: string;
   /** A label selector, e.g. `env=prod` */
   labels?: string;
 }
@@ -74,7 +78,7 @@ export interface MatchSubject {
 
 const RULE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_GLOB = 128;
-const MATCH_KEYS = ['manufacturer', 'model', 'service_tag', 'mac', 'cpu_threads', 'memory_bytes', 'disk_count', 'disk_bytes', 'gpu', 'labels'] as const;
+const MATCH_KEYS = ['manufacturer', 'model', 'service_tag', 'mac', 'cpu_threads', 'memory_bytes', 'disk_count', 'disk_bytes', 'gpu', 'switch', 'switch_port', 'labels'] as const;
 const SET_KEYS = ['profile', 'labels', 'hostname_pattern'] as const;
 
 const bad = (field: string, why: string) => new InvalidInputError(`${field}: ${why}`, { field });
@@ -113,6 +117,8 @@ export function assertRuleMatch(input: unknown): RuleMatch {
       case 'manufacturer':
       case 'model':
       case 'service_tag':
+      case 'switch':
+      case 'switch_port':
         out[key as 'model'] = assertGlob(field, v);
         break;
       case 'mac':
@@ -227,8 +233,21 @@ export function ruleMatches(match: RuleMatch, m: MatchSubject): boolean {
   if (!inRange(match.disk_count, disks.length)) return false;
   if (!inRange(match.disk_bytes, disks.reduce((sum, d) => sum + (num(d?.size_bytes) ?? 0), 0))) return false;
   if (match.gpu !== undefined && match.gpu !== gpus.length > 0) return false;
+  if ((match.switch !== undefined || match.switch_port !== undefined) && !cabledTo(hw, match.switch, match.switch_port)) return false;
   if (match.labels !== undefined && !matchesSelector(m.labels, parseSelector(match.labels))) return false;
   return true;
+}
+
+/** True when one NIC's LLDP neighbour matches both globs (an absent glob matches any neighbour). */
+function cabledTo(hw: Hardware, switchGlob: string | undefined, portGlob: string | undefined): boolean {
+  const nics = Array.isArray(hw.nics) ? (hw.nics as unknown[]) : [];
+  return nics.some((nic) => {
+    const lldp = isObject(nic) && isObject(nic.lldp) ? nic.lldp : undefined;
+    if (!lldp) return false;
+    const name = str(lldp.system_name) ?? str(lldp.chassis_id);
+    const port = str(lldp.port_id) ?? str(lldp.port_description);
+    return (switchGlob === undefined || globMatches(switchGlob, name)) && (portGlob === undefined || globMatches(portGlob, port));
+  });
 }
 
 /** The first rule that matches, in order (priority, then id); disabled rules are skipped. */

@@ -56,6 +56,8 @@ function readRuleForm(body: unknown): RuleForm {
     model: field(body, 'model').trim(),
     service_tag: field(body, 'service_tag').trim(),
     mac: field(body, 'mac').trim(),
+    switch: field(body, 'switch').trim(),
+    switch_port: field(body, 'switch_port').trim(),
     labels_selector: field(body, 'labels_selector').trim(),
     gpu: gpu === 'yes' || gpu === 'no' ? gpu : '',
     profile: field(body, 'profile').trim(),
@@ -69,7 +71,7 @@ function readRuleForm(body: unknown): RuleForm {
 function ruleBody(f: RuleForm, withName: boolean): Record<string, unknown> {
   if (!/^\d{1,7}$/.test(f.priority)) throw new InvalidInputError('priority must be a whole number');
   const match: Record<string, unknown> = {};
-  for (const key of ['manufacturer', 'model', 'service_tag', 'mac'] as const) if (f[key]) match[key] = f[key];
+  for (const key of ['manufacturer', 'model', 'service_tag', 'mac', 'switch', 'switch_port'] as const) if (f[key]) match[key] = f[key];
   if (f.labels_selector) match.labels = f.labels_selector;
   if (f.gpu) match.gpu = f.gpu === 'yes';
   const set: Record<string, unknown> = {};

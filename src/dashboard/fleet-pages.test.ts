@@ -125,6 +125,22 @@ describe('the profiles and rules pages, and the machine list’s labels', () => 
     assert.equal(inUse.statusCode, 409);
     assert.match(inUse.body, /profile web is used by 1 machine/);
   });
+
+  test('where a machine is cabled: its NICs\' switch ports on its page, and a rule form that matches on the switch', async () => {
+    const lldp = { chassis_id: '44:4c:a8:12:34:56', chassis_id_type: 'mac', system_name: 'leaf-r12-<a>', port_id: 'Ethernet12', port_id_type: 'ifname', port_description: 'r12-u07', vlan_id: 100 };
+    const payload = enrollmentPayload('DASH03');
+    payload.hardware.nics = [{ ...payload.hardware.nics[0]!, lldp } as (typeof payload.hardware.nics)[number]];
+    assert.equal((await app.inject({ method: 'POST', url: '/api/v1/enroll', payload })).statusCode, 201);
+    const page = await app.inject({ url: '/machines/DASH03', headers: viewer });
+    assert.match(page.body, /<th scope="col">Switch port \(LLDP\)<\/th>/);
+    assert.match(page.body, /<td>leaf-r12-&lt;a&gt; Ethernet12 \(r12-u07\) · VLAN 100<\/td>/, 'what a switch announces is escaped');
+    const preview = await post('/rules/preview', { switch: 'leaf-r12-*', switch_port: 'Ethernet1?', set_labels: 'rack=r12' });
+    assert.match(preview.body, /data-matched="1"/);
+    assert.match(preview.body, /DASH03/);
+    const created = await post('/rules', { name: 'rack-r12', switch: 'leaf-r12-*', set_labels: 'rack=r12' });
+    assert.equal(created.statusCode, 303, created.body);
+    assert.deepEqual((await t.ctx.rules.get('rack-r12')).match, { switch: 'leaf-r12-*' });
+  });
 });
 
 test('a rule preview past 50 matches says only the first 50 are listed', () => {

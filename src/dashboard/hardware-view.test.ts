@@ -1,8 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MAX_RAW_CHARS, boundedJson, clip, cpuSummary, shortCpuModel, totalDiskBytes, viewHardware } from './hardware-view.ts';
+import { MAX_RAW_CHARS, boundedJson, clip, cpuSummary, shortCpuModel, switchPortText, totalDiskBytes, viewHardware } from './hardware-view.ts';
 
 describe('viewHardware', () => {
+  test('a NIC\'s switch port: name and port id, else chassis id and port description; nothing when the neighbour says nothing usable', () => {
+    const ports = viewHardware({
+      nics: [
+        { name: 'a', lldp: { system_name: 'leaf-r12-a', port_id: 'Ethernet12', port_description: 'r12-u07', vlan_id: 100 } },
+        { name: 'b', lldp: { chassis_id: '44:4c:a8:00:00:09', port_description: 'Gi1/0/7' } },
+        { name: 'c', lldp: { system_name: 'oob-sw-3' } },
+        { name: 'd', lldp: { vlan_id: 5 } },
+        { name: 'e', lldp: ['not', 'an', 'object'] },
+        { name: 'f' },
+      ],
+    }).nics.map((n) => switchPortText(n.lldp));
+    assert.deepEqual(ports, ['leaf-r12-a Ethernet12 (r12-u07) · VLAN 100', '44:4c:a8:00:00:09 Gi1/0/7', 'oob-sw-3 ?', '—', '—', '—']);
+  });
+
   test('reads the agent payload into typed fields', () => {
     const view = viewHardware({
       manufacturer: 'Dell Inc.',

@@ -11,10 +11,18 @@ export interface HardwareView {
   memoryBytes: number | null;
   dimms: Array<{ locator: string | null; sizeBytes: number | null; type: string | null; speedMts: number | null }>;
   disks: Array<{ name: string | null; sizeBytes: number | null; model: string | null; serial: string | null; rotational: boolean | null }>;
-  nics: Array<{ name: string | null; mac: string | null; driver: string | null; speedMbps: number | null; link: boolean | null }>;
+  nics: Array<{ name: string | null; mac: string | null; driver: string | null; speedMbps: number | null; link: boolean | null; lldp: LldpView | null }>;
   gpus: Array<{ vendor: string | null; model: string | null; pciAddress: string | null }>;
   /** Fields the agent sent that the dashboard has no place for, shown raw. */
   extra: Record<string, unknown>;
+}
+
+/** A NIC's LLDP neighbour: the switch (its name, else its chassis id), the port (its id, else its description), the port's VLAN. */
+export interface LldpView {
+  switchName: string | null;
+  port: string | null;
+  portDescription: string | null;
+  vlanId: number | null;
 }
 
 const KNOWN = new Set(['manufacturer', 'model', 'serial', 'uuid', 'bios', 'cpu', 'memory', 'disks', 'nics', 'gpus']);
@@ -37,10 +45,29 @@ export function viewHardware(hardware: Hardware | null | undefined): HardwareVie
     memoryBytes: count(memory?.total_bytes),
     dimms: list(memory?.dimms).map((d) => ({ locator: text(d.locator), sizeBytes: count(d.size_bytes), type: text(d.type), speedMts: count(d.speed_mts) })),
     disks: list(h.disks).map((d) => ({ name: text(d.name), sizeBytes: count(d.size_bytes), model: text(d.model), serial: text(d.serial), rotational: flag(d.rotational) })),
-    nics: list(h.nics).map((n) => ({ name: text(n.name), mac: text(n.mac), driver: text(n.driver), speedMbps: count(n.speed_mbps), link: flag(n.link) })),
+    nics: list(h.nics).map((n) => ({ name: text(n.name), mac: text(n.mac), driver: text(n.driver), speedMbps: count(n.speed_mbps), link: flag(n.link), lldp: viewLldp(n.lldp) })),
     gpus: list(h.gpus).map((g) => ({ vendor: text(g.vendor), model: text(g.model), pciAddress: text(g.pci_address) })),
     extra: Object.fromEntries(Object.entries(h).filter(([k]) => !KNOWN.has(k))),
   };
+}
+
+function viewLldp(v: unknown): LldpView | null {
+  const l = record(v);
+  if (!l) return null;
+  const view = {
+    switchName: text(l.system_name) ?? text(l.chassis_id),
+    port: text(l.port_id) ?? text(l.port_description),
+    portDescription: text(l.port_id) === null ? null : text(l.port_description),
+    vlanId: count(l.vlan_id),
+  };
+  return view.switchName === null && view.port === null ? null : view;
+}
+
+/** "leaf-r12-a Ethernet12 (server r12-u07) · VLAN 100", or — when the NIC saw no LLDP neighbour. */
+export function switchPortText(lldp: LldpView | null): string {
+  if (!lldp) return '—';
+  const port = [lldp.switchName ?? '?', lldp.port ?? '?'].join(' ') + (lldp.portDescription ? ` (${lldp.portDescription})` : '');
+  return lldp.vlanId === null ? port : `${port} · VLAN ${lldp.vlanId}`;
 }
 
 /** Rows a hardware table shows; the rest are counted, not rendered. */

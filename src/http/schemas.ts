@@ -42,6 +42,26 @@ export const Offset = () => Type.Integer({ minimum: 0, maximum: MAX_OFFSET, defa
 const Str = (maxLength = 256) => Type.String({ maxLength });
 const Int = () => Type.Integer({ minimum: 0 });
 
+/** The LLDP neighbour a NIC saw (the agent reads lldpd's `lldpctl -f keyvalue`): its switch and port. */
+const Lldp = Type.Object(
+  {
+    chassis_id: Type.Optional(Str()),
+    chassis_id_type: Type.Optional(Str(32)),
+    system_name: Type.Optional(Str()),
+    system_description: Type.Optional(Str()),
+    port_id: Type.Optional(Str()),
+    port_id_type: Type.Optional(Str(32)),
+    port_description: Type.Optional(Str()),
+    vlan_id: Type.Optional(Type.Integer({ minimum: 1, maximum: 4094 })),
+    management_address: Type.Optional(Str(64)),
+  },
+  {
+    additionalProperties: true,
+    description: "The switch port a NIC is cabled to, as the switch announces it over LLDP (IEEE 802.1AB).",
+    examples: [{ chassis_id: '44:4c:a8:12:34:56', chassis_id_type: 'mac', system_name: 'leaf-r12-a', port_id: 'Ethernet12', port_id_type: 'ifname', vlan_id: 100 }],
+  },
+);
+
 export const Hardware = Type.Object(
   {
     manufacturer: Type.Optional(Str()),
@@ -109,6 +129,7 @@ export const Hardware = Type.Object(
             driver: Type.Optional(Nullable(Str())),
             speed_mbps: Type.Optional(Nullable(Type.Integer())),
             link: Type.Optional(Nullable(Type.Boolean())),
+            lldp: Type.Optional(Nullable(Lldp)),
           },
           { additionalProperties: true },
         ),

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { findExecutable, OFFLINE_NIX_CONFIG, parseNixFile } from '../builder/nix-build.ts';
@@ -71,7 +71,9 @@ describe('nix/registration.nix and its publication', { skip: !haveNix() }, () =>
     const agentInStore = /^\/bin\/sh (\/nix\/store\/[a-z0-9]{32}-metal-agent\.sh)$/.exec(execStart!)?.[1];
     assert.ok(agentInStore, execStart);
     assert.deepEqual(readFileSync(agentInStore), readFileSync(AGENT_SCRIPT_PATH));
-    for (const tool of ['dmidecode', 'util-linux', 'ethtool', 'pciutils', 'jq', 'curl', 'ipmitool', 'smartmontools', 'kmod', 'systemd']) assert.ok(servicePath!.split(':').includes(`/stub/${tool}`), tool);
+    for (const tool of ['dmidecode', 'util-linux', 'ethtool', 'pciutils', 'jq', 'curl', 'ipmitool', 'smartmontools', 'kmod', 'lldpd', 'systemd']) assert.ok(servicePath!.split(':').includes(`/stub/${tool}`), tool);
+    const facts = JSON.parse(readFileSync(join(dirname(bootJson.init), 'facts.json'), 'utf8'));
+    assert.equal(facts.lldpd, true, 'lldpd runs in the registration image, for the agent to ask which switch port each NIC is on');
   });
 
   test('a failing entry reports Nix’s error and leaves the published image as it was', async () => {

@@ -22,6 +22,8 @@ const Match = Type.Object(
     disk_count: Type.Optional(Range),
     disk_bytes: Type.Optional(Range),
     gpu: Type.Optional(Type.Boolean()),
+    switch: Type.Optional(Type.String({ maxLength: 128, description: 'glob on the LLDP name (else chassis id) of a switch a NIC is cabled to, e.g. leaf-r12-*' })),
+    switch_port: Type.Optional(Type.String({ maxLength: 128, description: 'glob on that NIC\'s switch port (LLDP port id, else its description), e.g. Ethernet1?' })),
     labels: Type.Optional(Type.String({ maxLength: 1024, description: 'label selector' })),
   },
   { additionalProperties: false },

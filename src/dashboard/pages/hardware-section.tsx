@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { Hardware } from '../../core/types.ts';
 import { Fact } from '../components.tsx';
 import { formatBinaryBytes, formatDecimalBytes, formatLinkSpeed } from '../format.ts';
-import { MAX_HARDWARE_ROWS, boundedJson, clip, cpuSummary, totalDiskBytes, viewHardware } from '../hardware-view.ts';
+import { MAX_HARDWARE_ROWS, boundedJson, clip, cpuSummary, switchPortText, totalDiskBytes, viewHardware } from '../hardware-view.ts';
 
 const dash = (v: string | number | null | undefined) => (v === null || v === undefined || v === '' ? '—' : clip(String(v)));
 
@@ -51,8 +51,8 @@ export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
       {hw.nics.length > 0 && (
         <HwTable
           caption="Network interfaces"
-          head={['Name', 'MAC', 'Driver', 'Speed', 'Link']}
-          rows={hw.nics.map((n) => [dash(n.name), dash(n.mac), dash(n.driver), formatLinkSpeed(n.speedMbps), n.link === null ? '—' : n.link ? 'up' : 'down'])}
+          head={['Name', 'MAC', 'Driver', 'Speed', 'Link', 'Switch port (LLDP)']}
+          rows={hw.nics.map((n) => [dash(n.name), dash(n.mac), dash(n.driver), formatLinkSpeed(n.speedMbps), n.link === null ? '—' : n.link ? 'up' : 'down', clip(switchPortText(n.lldp))])}
         />
       )}
       {hw.gpus.length > 0 && <HwTable caption="GPUs" head={['Vendor', 'Model', 'PCI address']} rows={hw.gpus.map((g) => [dash(g.vendor), dash(g.model), dash(g.pciAddress)])} />}

@@ -12,6 +12,8 @@ export interface RuleForm {
   model: string;
   service_tag: string;
   mac: string;
+  switch: string;
+  switch_port: string;
   labels_selector: string;
   gpu: '' | 'yes' | 'no';
   profile: string;
@@ -20,7 +22,7 @@ export interface RuleForm {
   build: boolean;
 }
 
-export const EMPTY_RULE_FORM: RuleForm = { name: '', priority: '100', manufacturer: '', model: '', service_tag: '', mac: '', labels_selector: '', gpu: '', profile: '', set_labels: '', hostname_pattern: '', build: false };
+export const EMPTY_RULE_FORM: RuleForm = { name: '', priority: '100', manufacturer: '', model: '', service_tag: '', mac: '', switch: '', switch_port: '', labels_selector: '', gpu: '', profile: '', set_labels: '', hostname_pattern: '', build: false };
 
 const text = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
 
@@ -116,6 +118,10 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
               <input id="m-tag" name="service_tag" maxlength={128} value={f.service_tag} />
               <label for="m-mac">MAC prefix</label>
               <input id="m-mac" name="mac" maxlength={17} value={f.mac} placeholder="3c:ec:ef" />
+              <label for="m-switch">Switch (LLDP name a NIC is cabled to)</label>
+              <input id="m-switch" name="switch" maxlength={128} value={f.switch} placeholder="leaf-r12-*" />
+              <label for="m-switch-port">Switch port</label>
+              <input id="m-switch-port" name="switch_port" maxlength={128} value={f.switch_port} placeholder="Ethernet1?" />
               <label for="m-labels">Labels (selector)</label>
               <input id="m-labels" name="labels_selector" maxlength={1024} value={f.labels_selector} />
               <label for="m-gpu">GPU</label>

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -297,6 +297,90 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
       writeFile(join(root, 'sys/block/vda/serial'), 'LAB-DISK-1');
     });
     assert.deepEqual(p.hardware.disks.at(-1), { name: 'vda', size_bytes: 2 * GiB, model: null, serial: 'LAB-DISK-1', rotational: true, kind: 'disk' });
+  });
+
+  /** A copy of the Dell tree whose `lldpctl` prints `keyvalue` (as lldpd's `lldpctl -f keyvalue` does). */
+  function withLldp(keyvalue: string): string {
+    const root = copyFixture('dell-r740');
+    cleanup.push(root);
+    writeFile(join(root, 'lldp.txt'), keyvalue);
+    writeFile(join(root, 'tools', 'lldpctl'), `#!/bin/sh\n[ "$1 $2" = "-f keyvalue" ] || exit 64\ncat '${join(root, 'lldp.txt')}'\n`);
+    chmodSync(join(root, 'tools', 'lldpctl'), 0o755);
+    return root;
+  }
+
+  test('LLDP: each NIC gets the first neighbour lldpctl reports on it; ids keep their subtype; the port VLAN is the pvid', async () => {
+    const root = withLldp(
+      [
+        'lldp.eno1.via=LLDP',
+        'lldp.eno1.rid=1',
+        'lldp.eno1.chassis.mac=44:4c:a8:12:34:56',
+        'lldp.eno1.chassis.name=leaf-r12-a',
+        'lldp.eno1.chassis.descr=Arista Networks EOS version 4.28.3M running on an Arista DCS-7050SX3-48YC8',
+        'lldp.eno1.chassis.mgmt-ip=10.0.12.1',
+        'lldp.eno1.chassis.mgmt-ip=fd00::12:1',
+        'lldp.eno1.chassis.Bridge.enabled=on',
+        'lldp.eno1.port.ifname=Ethernet12',
+        'lldp.eno1.port.descr=r12-u07 eno1',
+        'lldp.eno1.port.ttl=120',
+        'lldp.eno1.vlan.vlan-id=10',
+        'lldp.eno1.vlan=storage',
+        'lldp.eno1.vlan.vlan-id=100',
+        'lldp.eno1.vlan.pvid=yes',
+        'lldp.eno1.vlan=servers',
+        // A second neighbour on the same link (an unmanaged switch passing frames through): not taken.
+        'lldp.eno1.via=LLDP',
+        'lldp.eno1.chassis.mac=00:11:22:33:44:55',
+        'lldp.eno1.chassis.name=somebody-else',
+        'lldp.eno1.port.ifname=Ethernet99',
+        // eno2 has no link; lldpd still heard a switch there: kept.
+        'lldp.eno2.via=LLDP',
+        'lldp.eno2.chassis.local=oob-sw-3',
+        'lldp.eno2.port.local=Gi1/0/7',
+        // No NIC of this machine is called eno; its keys are not eno1's or eno2's.
+        'lldp.eno.via=LLDP',
+        'lldp.eno.chassis.name=wrong',
+      ].join('\n') + '\n',
+    );
+    const nics = (await print(root)).hardware.nics as any[];
+    const byName = Object.fromEntries(nics.map((n) => [n.name, n.lldp]));
+    assert.deepEqual(byName.eno1, {
+      chassis_id: '44:4c:a8:12:34:56',
+      chassis_id_type: 'mac',
+      system_name: 'leaf-r12-a',
+      system_description: 'Arista Networks EOS version 4.28.3M running on an Arista DCS-7050SX3-48YC8',
+      port_id: 'Ethernet12',
+      port_id_type: 'ifname',
+      port_description: 'r12-u07 eno1',
+      vlan_id: 100,
+      management_address: '10.0.12.1',
+    });
+    assert.deepEqual(byName.eno2, { chassis_id: 'oob-sw-3', chassis_id_type: 'local', port_id: 'Gi1/0/7', port_id_type: 'local' });
+    assert.equal(byName.eno3, undefined, 'no neighbour, no lldp field');
+  });
+
+  test('LLDP: what a switch announces is untrusted text: quotes, backslashes, control characters and overlong values stay inside JSON strings', async () => {
+    const hostile = 'x"},"service_tag":"EVIL\\\u0007\u001b[2J' + 'A'.repeat(400);
+    const root = withLldp(['lldp.eno1.via=LLDP', `lldp.eno1.chassis.name=${hostile}`, `lldp.eno1.port.ifname=$(reboot)\`id\``, 'lldp.eno1.vlan.vlan-id=4095', 'lldp.eno1.vlan.pvid=yes'].join('\n') + '\n');
+    const payload = await print(root);
+    assert.equal(payload.service_tag, '7XK4Q53', 'the payload around it is unchanged');
+    const lldp = payload.hardware.nics.find((n: any) => n.name === 'eno1').lldp;
+    assert.equal(lldp.system_name.length, 255);
+    assert.ok(lldp.system_name.startsWith('x"},"service_tag":"EVIL\\\u0007\u001b[2J'), lldp.system_name);
+    assert.equal(lldp.port_id, '$(reboot)`id`');
+    assert.equal(lldp.vlan_id, undefined, '4095 is no VLAN id');
+  });
+
+  test('LLDP: a NIC with link whose switch stays silent is waited for up to METAL_AGENT_LLDP_WAIT seconds, then enrolled without it', async () => {
+    const root = withLldp('lldp.eno2.via=LLDP\nlldp.eno2.chassis.name=oob-sw-3\n');
+    const started = Date.now();
+    const run = await runAgent({ busybox: busybox!, root, path: [join(root, 'tools'), bbPath], args: ['--print'], env: { METAL_AGENT_LLDP_WAIT: '2' }, timeoutMs: 30_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, '');
+    const nics = JSON.parse(run.stdout).hardware.nics as any[];
+    assert.equal(nics.find((n) => n.name === 'eno1').lldp, undefined);
+    assert.equal(nics.find((n) => n.name === 'eno2').lldp.system_name, 'oob-sw-3');
+    assert.ok(Date.now() - started >= 2000, 'it asked again until the wait ran out');
   });
 
   test('bash and GNU tools (the NixOS image’s shell) give the same payloads as busybox', async (t) => {

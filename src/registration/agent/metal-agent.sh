@@ -5,7 +5,8 @@
 # on every console each time, and the machine never powers off on its own after a failure.
 #
 # Runs under busybox alone (sh, awk, sed, tr, wget); uses dmidecode, lsblk, ethtool, lspci, jq, curl,
-# ipmitool (BMC address) and smartctl (disk health) when they are on PATH.
+# ipmitool (BMC address), smartctl (disk health) and lldpctl (the switch port of each NIC, from a
+# running lldpd) when they are on PATH.
 #
 # Usage: metal-agent.sh [--print]
 #   --print   print the payload JSON on stdout and exit (no network, no power-off)
@@ -16,12 +17,14 @@
 #   METAL_AGENT_NO_POWEROFF=1  exit instead of rebooting or powering off (also: metal.agent_stay)
 #   METAL_AGENT_CONSOLE        space-separated files the messages are also written to; default: every
 #                              console= of the kernel line (else /dev/console); empty: stdout only
+#   METAL_AGENT_LLDP_WAIT      seconds to wait for LLDP neighbours (metal.lldp_wait= wins); default 10
 # Kernel command line:
 #   enrollment_url=http://host:port/api/v1/enroll   where to post (required unless --print)
 #   metal.enroll_token=TOKEN                        sent as the X-Metal-Enroll-Token header
 #   metal.boot_mac=MAC                              the NIC the machine network-booted from: the primary MAC
 #   metal.after=reboot|poweroff|hold                what to do once enrolled; default poweroff
 #   metal.agent_stay                                do not reboot or power off
+#   metal.lldp_wait=SECONDS                         wait for LLDP neighbours up to this long (0 to 120)
 # Exit status: 0 enrolled (or printed), 1 gave up (METAL_AGENT_TIMEOUT), 2 cannot run (no URL, no NIC).
 
 export LC_ALL=C
@@ -341,9 +344,76 @@ nics_json() {
     jadd speed_mbps "$(nic_speed "$n" "$name")"
     jadd link "$(nic_link "$n")"
     [ -n "$BOOT_MAC" ] && [ "$(lower "$(trim "$(rd "$n/address")")")" = "$BOOT_MAC" ] && jadd boot true
+    lldp=$(nic_lldp "$name")
+    [ -n "$lldp" ] && jadd lldp "$lldp"
     out="${out:+$out,}{$J}"
   done <"$TMP.nics"
   printf '[%s]' "$out"
+}
+
+# LLDP: which switch and port each NIC is cabled to, from lldpd (lldpctl -f keyvalue). lldpd sends its
+# first frames as it starts, and a switch that sees a new neighbour answers at once (IEEE 802.1AB-2009
+# fast transmission) rather than on its 30 s timer; so this asks once a second until every NIC with
+# link has a neighbour, for at most metal.lldp_wait= seconds (default 10). A NIC cabled to something
+# that does not speak LLDP costs that wait once; no lldpctl on PATH costs nothing.
+lldp_collect() {
+  : >"$TMP.lldp"
+  have lldpctl || return 0
+  lldp_wait=$(cmdline_arg metal.lldp_wait) || lldp_wait=${METAL_AGENT_LLDP_WAIT:-10}
+  case $lldp_wait in '' | *[!0-9]*) lldp_wait=10 ;; esac
+  [ "$lldp_wait" -gt 120 ] && lldp_wait=120
+  physical_nics >"$TMP.nics"
+  waited=0
+  while :; do
+    timeout 10 lldpctl -f keyvalue >"$TMP.lldp" 2>/dev/null || : >"$TMP.lldp"
+    missing=
+    while IFS= read -r name; do
+      [ "$(nic_link "$ROOT/sys/class/net/$name")" = true ] || continue
+      NIC=$name awk 'index($0, "lldp." ENVIRON["NIC"] ".via=") == 1 { found = 1; exit } END { exit !found }' "$TMP.lldp" || missing="$missing $name"
+    done <"$TMP.nics"
+    [ -z "$missing" ] && return 0
+    if [ "$waited" -ge "$lldp_wait" ]; then
+      [ -z "$PRINT_ONLY" ] && say "no LLDP neighbour on$missing after ${lldp_wait}s (metal.lldp_wait=): its switch port stays unknown"
+      return 0
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+# nic_lldp NAME: the first LLDP neighbour seen on NAME as a JSON object, or nothing. Keys are lldpctl's
+# keyvalue names (lldpd src/client/kv_writer.c): an id's subtype is the last part of its key
+# (chassis.mac=, port.ifname=), and a VLAN is vlan.vlan-id= with vlan.pvid=yes on the port's own.
+nic_lldp() {
+  [ -s "$TMP.lldp" ] || return 0
+  NIC=$1 awk "$JSON_AWK"'
+    BEGIN { p = "lldp." ENVIRON["NIC"] "."; n = 0 }
+    index($0, p) != 1 { next }
+    {
+      kv = substr($0, length(p) + 1); eq = index(kv, "=")
+      if (eq == 0) next
+      k = substr(kv, 1, eq - 1); v = substr(kv, eq + 1)
+      if (k == "via") { n++; next }
+      if (n != 1) next
+      if (k ~ /^chassis\.(mac|ip|local|ifname|ifalias)$/ && cid == "") { cid = v; ctype = substr(k, 9) }
+      else if (k == "chassis.name" && sname == "") sname = v
+      else if (k == "chassis.descr" && sdescr == "") sdescr = v
+      else if (k == "chassis.mgmt-ip" && mgmt == "") mgmt = v
+      else if (k ~ /^port\.(mac|ip|local|ifname|ifalias)$/ && pid == "") { pid = v; ptype = substr(k, 6) }
+      else if (k == "port.descr" && pdescr == "") pdescr = v
+      else if (k == "vlan.vlan-id") vid = v
+      else if (k == "vlan.pvid" && v == "yes" && pvid == "") pvid = vid
+    }
+    function add(key, value, max) { if (value != "") out = out ",\"" key "\":" jstr(value, max) }
+    END {
+      out = ""
+      add("chassis_id", cid, 255); add("chassis_id_type", ctype, 32)
+      add("system_name", sname, 255); add("system_description", sdescr, 255)
+      add("port_id", pid, 255); add("port_id_type", ptype, 32); add("port_description", pdescr, 255)
+      if (pvid ~ /^[0-9]+$/ && pvid + 0 >= 1 && pvid + 0 <= 4094) out = out ",\"vlan_id\":" (pvid + 0)
+      add("management_address", mgmt, 64)
+      if (out != "") printf "{%s}", substr(out, 2)
+    }' "$TMP.lldp"
 }
 
 # The primary MAC: the NIC the machine network-booted from (metal.boot_mac=, which iPXE filled in),
@@ -463,6 +533,7 @@ build_payload() {
   jadd cpu "$(cpu_json)"
   jadd memory "$(memory_json)"
   jadd disks "$(disks_json)"
+  lldp_collect
   jadd nics "$(nics_json)"
   jadd gpus "$(gpus_json)"
   bmc=$(bmc_json)
@@ -552,13 +623,15 @@ enroll() {
   done
 }
 
-cleanup() { rm -f "$TMP.json" "$TMP.resp" "$TMP.err" "$TMP.nics" "$TMP.bmc"; }
+cleanup() { rm -f "$TMP.json" "$TMP.resp" "$TMP.err" "$TMP.nics" "$TMP.bmc" "$TMP.lldp"; }
 trap cleanup EXIT
 case $TIMEOUT in *[!0-9]*) TIMEOUT=0 ;; esac
 CONSOLES=$(console_files)
 
+PRINT_ONLY=
 case ${1:-} in
   --print)
+    PRINT_ONLY=1
     build_payload || exit 2
     cat "$TMP.json"
     exit 0
