@@ -78,8 +78,8 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
     };
     let n = 0;
     /** One boot of the machine, as its firmware would; `agent`: its image may ask for reboot requests to the end. */
-    const boot = (agent: boolean): Promise<VmBoot> =>
-      bootVm(`rollout-agent-${++n}`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS + (agent ? AGENT_POLL_MS : 0), diskFile, describe: state });
+    const boot = (agent: boolean, stopWhen?: RegExp): Promise<VmBoot> =>
+      bootVm(`rollout-agent-${++n}`, { ...input, bootPort: lab.bootPort }, { timeoutMs: VM_TIMEOUT_MS + (agent ? AGENT_POLL_MS : 0), diskFile, describe: state, stopWhen });
     const startRollout = async (body: object): Promise<number> => {
       const started = await lab.api('POST', '/api/v1/rollouts', body);
       assert.equal(started.status, 201, JSON.stringify(started.body));
@@ -135,8 +135,9 @@ describe('rollouts end to end: agent reboots and a rollback', { skip }, () => {
       assert.equal(done2.state, 'rolled_back', JSON.stringify(done2));
       assert.equal(done2.machines[0].state, 'rolled_back');
 
-      // Booted again, the VM gets build 2 back and reports it (then asks for reboot requests in vain).
-      const vm4Running = boot(true);
+      // Booted again, the VM gets build 2 back and reports it (then it would ask for reboot requests
+      // in vain for AGENT_POLL_MS: it is stopped once its console shows the report accepted).
+      const vm4Running = boot(true, /metal-standin: booted report accepted/);
       vm4Running.catch(() => {});
       await until('the VM reports build 2 again', async () => ((await machine()).booted_build_id === build2 ? true : undefined), VM_TIMEOUT_MS, state, vm4Running);
       const vm4 = await vm4Running;

@@ -22,6 +22,11 @@ export interface BootVmOptions {
   diskFile?: string;
   network?: { netns: string; tap: string; uefiHttpBoot?: boolean };
   describe?: () => Promise<string>;
+  /**
+   * Stop the VM once its console shows this (checked every 250 ms): a boot whose image would go on
+   * waiting (a stand-in asking for reboot requests) ends as soon as the test has what it needs.
+   */
+  stopWhen?: RegExp;
 }
 
 /**
@@ -34,10 +39,20 @@ export async function bootVm(name: string, input: LabMachineInput, options: Boot
   mkdirSync(CONSOLE_LOG_DIR, { recursive: true });
   const logFile = join(CONSOLE_LOG_DIR, `${name}.log`);
   const started = Date.now();
-  const result = await runLabMachine(machine, { console: { logFile }, timeoutMs: options.timeoutMs, diskFile: options.diskFile, network: options.network });
+  const stop = new AbortController();
+  const watcher = options.stopWhen && setInterval(() => {
+    if (options.stopWhen!.test(plainConsole(readConsole(logFile)).join('\n'))) stop.abort();
+  }, 250);
+  let result: LabRunResult;
+  try {
+    result = await runLabMachine(machine, { console: { logFile }, timeoutMs: options.timeoutMs, diskFile: options.diskFile, network: options.network, signal: stop.signal });
+  } finally {
+    if (watcher) clearInterval(watcher);
+  }
   const ranMs = Date.now() - started;
   const consoleText = readFileSync(logFile, 'utf8');
-  if (result.timedOut || result.exitCode !== 0) {
+  const stopped = stop.signal.aborted && !result.timedOut;
+  if (!stopped && (result.timedOut || result.exitCode !== 0)) {
     const why = result.timedOut ? `was killed after ${options.timeoutMs} ms` : `exited with ${result.exitCode ?? result.signal} after ${ranMs} ms`;
     const state = options.describe ? await options.describe().catch((err: Error) => `(could not describe the state: ${err.message})`) : '';
     throw new Error(
@@ -45,6 +60,15 @@ export async function bootVm(name: string, input: LabMachineInput, options: Boot
     );
   }
   return { machine, result, console: consoleText, logFile, ranMs };
+}
+
+/** A console log as far as it is written, '' before QEMU made it. */
+function readConsole(logFile: string): string {
+  try {
+    return readFileSync(logFile, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** A console as plain lines: terminal escapes, carriage returns and iPXE's spinner backspaces removed. */
