@@ -54,7 +54,7 @@ export async function seedFleet(database: Database, o: FleetOptions): Promise<Fl
         identity_mac: mac,
         status: 'configured',
         hostname,
-        search_text: searchTextOf({ service_tag: tag, hostname, mac_address: mac, manufacturer: hardware.manufacturer, model: hardware.model }),
+        search_text: searchTextOf({ service_tag: tag, hostname, mac_address: mac, manufacturer: hardware.manufacturer, model: hardware.model, hardware: JSON.stringify(hardware) }),
         description: null,
         hardware: JSON.stringify(hardware),
         manufacturer: hardware.manufacturer,

@@ -1,3 +1,4 @@
+import { switchPorts } from './cabling.ts';
 import { InvalidInputError } from './errors.ts';
 import { parseHostnamePattern } from './hostname-pattern.ts';
 import { assertLabels, matchesSelector, parseSelector, type Labels } from './labels.ts';
@@ -240,14 +241,7 @@ export function ruleMatches(match: RuleMatch, m: MatchSubject): boolean {
 
 /** True when one NIC's LLDP neighbour matches both globs (an absent glob matches any neighbour). */
 function cabledTo(hw: Hardware, switchGlob: string | undefined, portGlob: string | undefined): boolean {
-  const nics = Array.isArray(hw.nics) ? (hw.nics as unknown[]) : [];
-  return nics.some((nic) => {
-    const lldp = isObject(nic) && isObject(nic.lldp) ? nic.lldp : undefined;
-    if (!lldp) return false;
-    const name = str(lldp.system_name) ?? str(lldp.chassis_id);
-    const port = str(lldp.port_id) ?? str(lldp.port_description);
-    return (switchGlob === undefined || globMatches(switchGlob, name)) && (portGlob === undefined || globMatches(portGlob, port));
-  });
+  return switchPorts(hw).some((p) => (switchGlob === undefined || globMatches(switchGlob, p.switch)) && (portGlob === undefined || globMatches(portGlob, p.port)));
 }
 
 /** The first rule that matches, in order (priority, then id); disabled rules are skipped. */

@@ -211,7 +211,7 @@ export const MachineList = Type.Object({ items: Type.Array(Type.Ref(Machine)), t
 
 export const MachineListQuery = Type.Object({
   status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)))),
-  search: Type.Optional(Type.String({ maxLength: 128, description: 'matches service tag, hostname, MAC and model' })),
+  search: Type.Optional(Type.String({ maxLength: 128, description: 'a substring of the service tag, hostname, MAC, vendor, model, or a switch or switch port a NIC is cabled to (LLDP)' })),
   selector: Type.Optional(
     Type.String({ maxLength: 1024, description: 'a label selector, as in Kubernetes: `role=web,rack in (r12,r13),!gpu`', examples: ['role=web,env!=prod'] }),
   ),

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type RawBuilder, type Selectable, type Updateable } from 'kysely';
+import { cablingSearchText } from '../core/cabling.ts';
 import type { Requirement } from '../core/labels.ts';
 import {
   DuplicateKeyError,
@@ -345,11 +346,25 @@ export function desiredHashesUpdate(hashes: ReadonlyArray<{ id: number; hash: st
     from v where machines.id = v.id and machines.id in (select v.id from v) and v.hash is distinct from machines.desired_hash`;
 }
 
-type SearchFacts = Pick<Selectable<MachinesTable>, 'service_tag' | 'hostname' | 'mac_address' | 'manufacturer' | 'model'>;
+type SearchFacts = Pick<Selectable<MachinesTable>, 'service_tag' | 'hostname' | 'mac_address' | 'manufacturer' | 'model' | 'hardware'>;
 
-/** What a search matches: tag, hostname, MAC, vendor and model, lower-cased, in one string. */
+/**
+ * What a search matches: tag, hostname, MAC, vendor and model, then the switches and ports its NICs
+ * are cabled to (LLDP), lower-cased, in one string.
+ */
 export function searchTextOf(m: SearchFacts): string {
-  return [m.service_tag, m.hostname ?? '', m.mac_address, m.manufacturer ?? '', m.model ?? ''].join(' ').toLowerCase();
+  const text = [m.service_tag, m.hostname ?? '', m.mac_address, m.manufacturer ?? '', m.model ?? ''].join(' ').toLowerCase();
+  const cabling = cablingSearchText(parseHardware(m.hardware));
+  return cabling === '' ? text : `${text} ${cabling}`;
+}
+
+function parseHardware(json: string): Hardware {
+  try {
+    const parsed: unknown = JSON.parse(json);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Hardware) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Rewrites a machine's search_text after a change of any field it is made of. */

@@ -19,7 +19,7 @@ export interface MachinesTable {
   identity_mac: string | null;
   /** JSON IdentityConflict: a claim waiting for an operator. */
   identity_conflict: string | null;
-  /** What a search matches, lower-cased: `tag hostname mac manufacturer model` (see searchTextOf). */
+  /** What a search matches, lower-cased: `tag hostname mac manufacturer model`, then the LLDP switches and ports (see searchTextOf). */
   search_text: Generated<string>;
   nixos_config: string | null;
   /** JSON file name → text, `configuration.nix` the entry (migration 0012); null: `nixos_config` alone. */

@@ -145,6 +145,18 @@ for (const kind of kinds) {
       assert.deepEqual([none.items, none.total], [[], 0]);
     });
 
+    test('a search finds machines by the switch and port their NICs are cabled to (LLDP), as enrolled and as refreshed', async () => {
+      const cabled = (name: string, port: string) => ({ ...hardware, nics: [{ name: 'eno1', lldp: { system_name: name, port_id: port } }, { name: 'eno2' }] });
+      const m = await storage.machines.insertEnrolled(newMachine('SMLLDP', '0c:c4:7a:00:00:77', null, cabled('Leaf-R12-A', 'Ethernet12')), NOW);
+      const found = async (search: string) => (await storage.machines.list({ limit: 10, offset: 0, search })).items.map((x) => x.service_tag);
+      assert.deepEqual(await found('leaf-r12'), ['SMLLDP']);
+      assert.deepEqual(await found('ethernet12'), ['SMLLDP']);
+      await storage.machines.refreshHardware(m!.id, cabled('leaf-r13-b', 'swp7'), NOW);
+      assert.deepEqual(await found('leaf-r12'), [], 'moved: the old switch no longer matches');
+      assert.deepEqual(await found('leaf-r13-b swp7'), ['SMLLDP']);
+      await storage.machines.delete(m!.id);
+    });
+
     test('labels are stored whole and selectors pick machines by them', async () => {
       const all = (await storage.machines.list({ limit: 10, offset: 0, sort: 'service_tag' })).items;
       assert.ok(all.every((m) => JSON.stringify(m.labels) === '{}'), 'machines start without labels');

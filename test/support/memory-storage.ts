@@ -1,3 +1,4 @@
+import { cablingSearchText } from '../../src/core/cabling.ts';
 import { matchesSelector } from '../../src/core/labels.ts';
 import type { BuildStatus } from '../../src/core/lifecycle.ts';
 import {
@@ -1153,7 +1154,9 @@ class MemoryStores implements Stores {
 }
 
 function searchText(m: MachineRow): string {
-  return [m.service_tag, m.hostname ?? '', m.mac_address, m.hardware.manufacturer ?? '', m.hardware.model ?? ''].join(' ').toLowerCase();
+  const text = [m.service_tag, m.hostname ?? '', m.mac_address, m.hardware.manufacturer ?? '', m.hardware.model ?? ''].join(' ').toLowerCase();
+  const cabling = cablingSearchText(m.hardware);
+  return cabling === '' ? text : `${text} ${cabling}`;
 }
 
 function compare(a: unknown, b: unknown): number {

@@ -282,7 +282,7 @@ export const MachinesPage: FC<{ data: MachinesData; page: PageContext }> = ({ da
     <form class="filters" method="get" action="/machines" role="search">
       <label>
         Search
-        <input type="search" name="search" value={data.query.search ?? ''} placeholder="tag, hostname, MAC, model" maxlength={200} />
+        <input type="search" name="search" value={data.query.search ?? ''} placeholder="tag, hostname, MAC, model, switch" maxlength={200} />
       </label>
       <label>
         Status
