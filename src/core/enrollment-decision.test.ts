@@ -5,7 +5,7 @@ import { BuildLifecycle } from './build-lifecycle.ts';
 import { ConflictError } from './errors.ts';
 import { MachineService } from './machine-service.ts';
 import { Notifier } from './notifier.ts';
-import type { Actor } from './types.ts';
+import type { Actor, Hardware } from './types.ts';
 
 // Identity decisions over the in-memory storage: milliseconds, no database.
 
@@ -36,6 +36,22 @@ describe('enrollment identity decisions (in memory)', () => {
     assert.equal(again.machine.hardware.model, 'N');
     assert.equal(again.machine.hostname, 'same-1');
     assert.equal(again.machine.identity_conflict, null);
+  });
+
+  test('re-enrolled from another switch port: the event says which NIC moved, from where to where', async () => {
+    const s = setup();
+    const cabled = (nics: Array<[string, string | null, string | null]>) => ({
+      model: 'M',
+      nics: nics.map(([name, sw, port]) => ({ name, ...(sw || port ? { lldp: { ...(sw ? { system_name: sw } : {}), ...(port ? { port_id: port } : {}) } } : {}) })),
+    });
+    const enroll = (hardware: Hardware) => s.machines.enroll({ service_tag: 'MOVE0001', mac_address: '52:54:00:00:01:71', hardware }, machineActor('MOVE0001'));
+    const { machine } = await enroll(cabled([['eno1', 'leaf-r12-a', 'Ethernet12'], ['eno2', 'oob-sw-3', 'Gi1/0/7'], ['eno3', null, null]]));
+    await enroll(cabled([['eno1', 'leaf-r12-a', 'Ethernet12'], ['eno2', 'oob-sw-3', 'Gi1/0/7'], ['eno3', null, null]]));
+    await enroll(cabled([['eno1', 'leaf-r13-b', 'swp7'], ['eno2', null, null], ['eno3', null, null]]));
+    const [moved, same] = (await s.storage.events.list({ machineId: machine.id })).items;
+    assert.equal(same!.message, 'MOVE0001 enrolled again; hardware refreshed', 'the same ports: no change named');
+    assert.equal(moved!.message, 'MOVE0001 enrolled again; hardware refreshed; cabling changed (LLDP): eno1: leaf-r12-a Ethernet12 -> leaf-r13-b swp7, eno2: oob-sw-3 Gi1/0/7 -> no LLDP neighbour');
+    assert.deepEqual((moved!.data as { cabling_changed: string[] }).cabling_changed, ['eno1: leaf-r12-a Ethernet12 -> leaf-r13-b swp7', 'eno2: oob-sw-3 Gi1/0/7 -> no LLDP neighbour']);
   });
 
   test('VICTIM claiming Y’s MAC: ConflictError, VICTIM unchanged but flagged, Y keeps its MAC', async () => {

@@ -1,3 +1,4 @@
+import { cablingChanges } from './cabling.ts';
 import { DuplicateKeyError, type Stores } from './ports.ts';
 import type { Actor, Hardware, IdentityConflict, Machine } from './types.ts';
 import { isPlaceholderUuid, isUuid } from './validation.ts';
@@ -55,12 +56,13 @@ export async function enrollIn(
     };
     let machine = await tx.machines.refreshHardware(known.id, claim.hardware, now);
     if (Object.keys(fill).length > 0) machine = await tx.machines.update(known.id, fill, now);
+    const recabled = cablingChanges(known.hardware, claim.hardware);
     await tx.events.record({
       kind: 'machine.reenrolled',
       machineId: known.id,
       actor,
-      message: `${claim.serviceTag} enrolled again; hardware refreshed`,
-      data: { mac_address: claim.mac, address: claim.address },
+      message: `${claim.serviceTag} enrolled again; hardware refreshed${recabled.length > 0 ? `; cabling changed (LLDP): ${recabled.join(', ')}` : ''}`,
+      data: { mac_address: claim.mac, address: claim.address, ...(recabled.length > 0 ? { cabling_changed: recabled } : {}) },
     });
     return { machine, created: false, conflict: null };
   }
