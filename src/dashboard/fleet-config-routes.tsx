@@ -3,7 +3,7 @@ import { DomainError, InvalidInputError } from '../core/errors.ts';
 import { toHttpError } from '../http/error-handler.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { ProfilePage, ProfilesPage, type ProfileForm } from './pages/profiles-page.tsx';
-import { RulePreview, RulesPage, type RuleForm } from './pages/rules-page.tsx';
+import { RulePreviewContent, RulesPage, type RuleForm } from './pages/rules-page.tsx';
 import { field, pageContext, queryParam, sendHtml, textareaValue } from './render.ts';
 
 type Name = { Params: { name: string } };
@@ -188,10 +188,10 @@ export function registerFleetConfigPages(app: FastifyInstance, fleet: FleetDeps)
   app.post('/rules/preview', { config: { access: 'operator' } }, async (request, reply) => {
     try {
       const preview = await fleet.rules.preview(ruleBody(readRuleForm(request.body), false));
-      return sendHtml(reply, <RulePreview preview={preview} />, true);
+      return sendHtml(reply, <RulePreviewContent preview={preview} />, true);
     } catch (err) {
       if (!isShown(err)) throw err;
-      return sendHtml(reply, <RulePreview error={err.message} />, true);
+      return sendHtml(reply, <RulePreviewContent error={err.message} />, true);
     }
   });
 

@@ -213,6 +213,26 @@ describe('dashboard in Chromium', { skip: !available, timeout: 300_000 }, () => 
     assert.deepEqual(await server.ctx.rules.list(), [], 'nothing was created');
   });
 
+  test('the rule preview keeps up with a form filled faster than it answers: a change made while a preview is on its way is not lost', async () => {
+    await page.goto(`${base}/rules`);
+    // Every preview takes a second here, so the second field is filled while the first preview is on its way.
+    let previews = 0;
+    await page.route('**/rules/preview', async (route) => {
+      previews += 1;
+      await new Promise((r) => setTimeout(r, 1_000));
+      await route.continue();
+    });
+    try {
+      await page.getByLabel('Manufacturer').fill('Dell*');
+      await page.locator('#rule-preview.htmx-request').waitFor({ timeout: 10_000 });
+      await page.getByLabel('Labels (key=value, comma-separated)').fill('role=web');
+      await page.locator('#rule-preview [data-matched="3"]').waitFor({ timeout: 20_000 });
+      assert.equal(previews, 2, 'the change made during the first preview was asked about once it answered');
+    } finally {
+      await page.unroute('**/rules/preview');
+    }
+  });
+
   test('edit the hostname and configuration, build, watch the log stream, see the machine turn ready', async () => {
     await page.goto(`${base}/machines`);
     await page.getByRole('link', { name: '7XK2M53' }).click();

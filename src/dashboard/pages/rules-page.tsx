@@ -26,12 +26,24 @@ export const EMPTY_RULE_FORM: RuleForm = { name: '', priority: '100', manufactur
 
 const text = (v: unknown) => (v === undefined ? '' : JSON.stringify(v));
 
+type RulePreviewProps = { preview?: { matched: number; items: RuleEffect[] }; error?: string };
+
 /** The preview of what the rule being typed would do today. */
-export const RulePreview: FC<{ preview?: { matched: number; items: RuleEffect[] }; error?: string }> = ({ preview, error }) => (
+export const RulePreview: FC<RulePreviewProps> = (props) => (
   // The preview asks for itself again as the form is typed in. It is the element that sends, with the
   // form's fields included, so the form's own validation (a name is required to create a rule, not to
-  // preview one) does not hold the request back, as it would were the form the sender.
-  <div id="rule-preview" aria-live="polite" hx-post="/rules/preview" hx-include="#rule-form" hx-trigger="input from:#rule-form delay:400ms, change from:#rule-form" hx-swap="outerHTML">
+  // preview one) does not hold the request back, as it would were the form the sender. Only its content
+  // is swapped: the element stays, and with it what was typed while a preview was on its way (htmx
+  // queues that request on the element; replacing the element would drop it, and the preview would
+  // show the form as it was a keystroke before).
+  <div id="rule-preview" aria-live="polite" hx-post="/rules/preview" hx-include="#rule-form" hx-trigger="input from:#rule-form delay:400ms, change from:#rule-form" hx-swap="innerHTML">
+    <RulePreviewContent {...props} />
+  </div>
+);
+
+/** What /rules/preview answers: the inside of #rule-preview. */
+export const RulePreviewContent: FC<RulePreviewProps> = ({ preview, error }) => (
+  <>
     {error ? (
       <p class="alert alert-error">{error}</p>
     ) : preview === undefined ? (
@@ -61,7 +73,7 @@ export const RulePreview: FC<{ preview?: { matched: number; items: RuleEffect[] 
         {preview.matched > 50 && <p class="muted">The first 50 are shown, by id.</p>}
       </>
     )}
-  </div>
+  </>
 );
 
 /** /rules: the rules in order, a form for a new one with a live preview, and re-apply. */
