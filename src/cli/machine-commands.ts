@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { describeSwitchPort, switchPorts } from '../core/cabling.ts';
 import { MACHINE_STATUSES } from '../core/lifecycle.ts';
 import type { Event, Machine } from '../core/types.ts';
 import { CliError, segment } from './client/api-client.ts';
@@ -80,6 +81,7 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['memory', formatBytes(memory.total_bytes) || '-'],
     ['disks', disks.map((d) => printable(`${d.name ?? '?'} ${formatBytes(d.size_bytes)}${d.model ? ` ${d.model}` : ''}`.trim())).join('; ') || '-'],
     ['nics', nics.map((n) => printable(`${n.name ?? '?'} ${n.mac ?? ''}${n.speed_mbps ? ` ${n.speed_mbps} Mb/s` : ''}`.trim())).join('; ') || '-'],
+    ['cabled to', switchPorts(hw).map((p) => printable(`${p.nic ?? '?'}: ${describeSwitchPort(p)}`)).join('; ') || '- (no LLDP neighbour reported)'],
     ['last build', m.last_build_id === null ? '-' : `${m.last_build_id}  (metal builds show ${m.last_build_id})`],
     ['booted build', m.booted_build_id === null || m.booted_build_id === undefined ? '-' : `${m.booted_build_id} at ${m.booted_at ?? '?'}`],
     ['enrolled', m.enrolled_at],

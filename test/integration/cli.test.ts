@@ -32,7 +32,8 @@ describe('the metal command line against a real server', () => {
     metal = await startApiServer(STANDIN_ENTRY);
     url = metal.url;
     adminToken = metal.adminToken;
-    await enroll(url, enrollmentPayload('CLI001'));
+    const cli001 = enrollmentPayload('CLI001');
+    await enroll(url, { ...cli001, hardware: { ...cli001.hardware, nics: cli001.hardware.nics.map((n) => ({ ...n, lldp: { system_name: 'leaf-r12-a', port_id: 'Ethernet12' } })) } });
     await enroll(url, enrollmentPayload('CLI002'));
     const qemu = enrollmentPayload('CLI003', { mac_address: '52:54:00:00:00:03' });
     qemu.hardware.manufacturer = 'QEMU';
@@ -124,6 +125,7 @@ describe('the metal command line against a real server', () => {
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, /^hostname: +web-01$/m);
     assert.match(show.stdout, /^hardware: +Dell Inc\. PowerEdge R740$/m);
+    assert.match(show.stdout, /^cabled to: +eno1: leaf-r12-a Ethernet12$/m);
     assert.match(show.stdout, /^ {4}services\.openssh\.enable = true;$/m);
     assert.deepEqual(JSON.parse(json.stdout), await api('GET', '/api/v1/machines/CLI001'));
     const events = await runCli(['machines', 'events', 'CLI001'], loggedIn);
