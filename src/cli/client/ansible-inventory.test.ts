@@ -57,6 +57,7 @@ describe('the Ansible inventory', () => {
       memory: 1024,
       metal_id: 1,
       last_build_id: null,
+      switch_ports: [],
     });
     assert.equal('ansible_host' in inv._meta.hostvars['web-01']!, false);
   });
@@ -72,6 +73,22 @@ describe('the Ansible inventory', () => {
     assert.deepEqual(inv.vendor_qemu, { hosts: ['TAG2'] });
     assert.deepEqual(inv.model_standard_pc_i440fx_piix_1996, { hosts: ['TAG2'] });
     assert.deepEqual(inv.all.children, ['ungrouped', 'model_poweredge_r740', 'model_standard_pc_i440fx_piix_1996', 'status_enrolled', 'status_ready', 'vendor_dell_inc', 'vendor_qemu']);
+  });
+
+  test('groups by the switches a machine is cabled to (LLDP), once each, with its ports in the host\'s facts', () => {
+    const cabled = (ports: Array<[string, Record<string, string>]>) => ({ manufacturer: 'Dell Inc.', nics: ports.map(([name, lldp]) => ({ name, lldp })) });
+    const inv = buildAnsibleInventory([
+      machine(1, { hostname: 'web-01', hardware: cabled([['eno1', { system_name: 'leaf-r12-a', port_id: 'Ethernet12' }], ['eno2', { system_name: 'leaf-r12-b', port_id: 'Ethernet12' }]]) }),
+      machine(2, { hardware: cabled([['eno1', { system_name: 'Leaf-R12-A', port_id: 'Ethernet13' }], ['eno2', { system_name: 'leaf-r12-a', port_id: 'Ethernet14' }]]) }),
+      machine(3, { hardware: cabled([['eno1', { chassis_id: '44:4c:a8:00:00:09', port_description: 'Gi1/0/7' }]]) }),
+    ]);
+    assert.deepEqual(inv.switch_leaf_r12_a, { hosts: ['web-01', 'TAG2'] });
+    assert.deepEqual(inv.switch_leaf_r12_b, { hosts: ['web-01'] });
+    assert.deepEqual(inv.switch_44_4c_a8_00_00_09, { hosts: ['TAG3'] }, 'a switch without a name is grouped by its chassis id');
+    assert.deepEqual(inv._meta.hostvars['web-01']!.switch_ports, [
+      { nic: 'eno1', switch: 'leaf-r12-a', port: 'Ethernet12' },
+      { nic: 'eno2', switch: 'leaf-r12-b', port: 'Ethernet12' },
+    ]);
   });
 
   test('a hostname used twice keeps the second machine under its service tag', () => {

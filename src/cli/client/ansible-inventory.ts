@@ -1,3 +1,4 @@
+import { switchPorts } from '../../core/cabling.ts';
 import type { Machine } from '../../core/types.ts';
 
 /** The facts of one machine that Ansible sees as host variables. */
@@ -15,6 +16,8 @@ export interface HostVars {
   memory: number | null;
   metal_id: number;
   last_build_id: number | null;
+  /** Where each NIC is cabled, as its switch announced it over LLDP; empty when none reported it. */
+  switch_ports: Array<{ nic: string | null; switch: string | null; port: string | null }>;
 }
 
 /** Ansible's dynamic inventory document (`--list`): groups with their hosts, and `_meta.hostvars`. */
@@ -52,12 +55,14 @@ function hostVars(machine: Machine): HostVars {
     memory: typeof memory === 'number' ? memory : null,
     metal_id: machine.id,
     last_build_id: machine.last_build_id,
+    switch_ports: switchPorts(hw).map((p) => ({ nic: p.nic ?? null, switch: p.switch ?? null, port: p.port ?? null })),
   };
 }
 
 /**
  * Builds the inventory: each machine is a host named by its hostname (its service tag when it has none,
- * or when another machine already uses that hostname), in groups `status_<s>`, `vendor_<v>`, `model_<m>`.
+ * or when another machine already uses that hostname), in groups `status_<s>`, `vendor_<v>`, `model_<m>`,
+ * and `switch_<name>` for each switch its NICs are cabled to (LLDP): the hosts a switch's maintenance touches.
  */
 export function buildAnsibleInventory(machines: readonly Machine[]): AnsibleInventory {
   const hostvars: Record<string, HostVars> = {};
@@ -69,7 +74,8 @@ export function buildAnsibleInventory(machines: readonly Machine[]): AnsibleInve
     if (Object.hasOwn(hostvars, host)) host = `${machine.service_tag}-${machine.id}`;
     const vars = hostVars(machine);
     hostvars[host] = vars;
-    for (const group of [groupName('status', vars.status), groupName('vendor', vars.manufacturer), groupName('model', vars.model)]) {
+    const switches = vars.switch_ports.filter((p) => p.switch !== null).map((p) => groupName('switch', p.switch));
+    for (const group of new Set([groupName('status', vars.status), groupName('vendor', vars.manufacturer), groupName('model', vars.model), ...switches])) {
       const hosts = groups.get(group) ?? [];
       hosts.push(host);
       groups.set(group, hosts);
