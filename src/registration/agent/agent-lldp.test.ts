@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -8,6 +8,7 @@ import { findExecutable } from '../../builder/nix-build.ts';
 import type { AddressInfo } from 'node:net';
 import { createTestContext } from '../../../test/support/context.ts';
 import { freshSqlite } from '../../../test/support/databases.ts';
+import { pollUntil } from '../../../test/support/poll.ts';
 import { HardwareSection } from '../../dashboard/pages/hardware-section.tsx';
 import { buildBootServer } from '../../server/roles.ts';
 import { copyFixture, findBusybox, makeBusyboxPath, removeDir, runAgent, writeFile } from './agent-runner.ts';
@@ -114,6 +115,8 @@ describe('registration agent and a real lldpd (a veth pair between two network n
     const lldpctl = join(root, 'tools', 'lldpctl');
     writeFile(lldpctl, `#!/bin/sh\nexec '${findExecutable('lldpctl', SBIN_PATH)!}' -u '${join(work, 'host.sock')}' "$@"\n`);
     chmodSync(lldpctl, 0o755);
+    // lldpd answers on its socket once it has started (the image orders the agent after lldpd.service).
+    await pollUntil('lldpd\'s control socket', () => existsSync(join(work, 'host.sock')), { timeoutMs: 20_000 });
     // The agent asks until eno1 has heard its switch: lldpd's first frames go out as it starts.
     const run = await runAgent({ busybox, root, path: [join(root, 'tools'), bbPath], args: ['--print'], env: { METAL_AGENT_LLDP_WAIT: '30' }, timeoutMs: 50_000 });
     assert.equal(run.code, 0, run.stderr);

@@ -383,6 +383,17 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.ok(Date.now() - started >= 2000, 'it asked again until the wait ran out');
   });
 
+  test('LLDP: an lldpctl that cannot reach lldpd is given up after 5 s, not the whole wait', async () => {
+    const root = copyFixture('dell-r740');
+    cleanup.push(root);
+    writeFile(join(root, 'tools', 'lldpctl'), '#!/bin/sh\necho "unable to connect to socket /run/lldpd.socket" >&2\nexit 1\n');
+    chmodSync(join(root, 'tools', 'lldpctl'), 0o755);
+    // A wait of 60 s would outlast the 30 s this run is given.
+    const run = await runAgent({ busybox: busybox!, root, path: [join(root, 'tools'), bbPath], args: ['--print'], env: { METAL_AGENT_LLDP_WAIT: '60' }, timeoutMs: 30_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok((JSON.parse(run.stdout).hardware.nics as any[]).every((n) => n.lldp === undefined));
+  });
+
   test('bash and GNU tools (the NixOS image’s shell) give the same payloads as busybox', async (t) => {
     const bash = ['/bin/bash', '/usr/bin/bash'].find((p) => existsSync(p));
     if (!bash) return t.skip('no bash on this machine');

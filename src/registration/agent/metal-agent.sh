@@ -355,7 +355,8 @@ nics_json() {
 # first frames as it starts, and a switch that sees a new neighbour answers at once (IEEE 802.1AB-2009
 # fast transmission) rather than on its 30 s timer; so this asks once a second until every NIC with
 # link has a neighbour, for at most metal.lldp_wait= seconds (default 10). A NIC cabled to something
-# that does not speak LLDP costs that wait once; no lldpctl on PATH costs nothing.
+# that does not speak LLDP costs that wait once; an lldpd that does not answer costs 5 s, and no lldpctl
+# on PATH nothing.
 lldp_collect() {
   : >"$TMP.lldp"
   have lldpctl || return 0
@@ -365,7 +366,14 @@ lldp_collect() {
   physical_nics >"$TMP.nics"
   waited=0
   while :; do
-    timeout 10 lldpctl -f keyvalue >"$TMP.lldp" 2>/dev/null || : >"$TMP.lldp"
+    if ! timeout 10 lldpctl -f keyvalue >"$TMP.lldp" 2>/dev/null; then
+      : >"$TMP.lldp"
+      # No lldpd answering (not installed as a service, or not started): a moment for one starting up, no more.
+      if [ "$waited" -ge 5 ]; then
+        [ -z "$PRINT_ONLY" ] && say "lldpd does not answer lldpctl: switch ports stay unknown"
+        return 0
+      fi
+    fi
     missing=
     while IFS= read -r name; do
       [ "$(nic_link "$ROOT/sys/class/net/$name")" = true ] || continue
