@@ -72,8 +72,9 @@ const BULK_STATUS: Partial<Record<string, number>> = { invalid_input: 400, not_f
 const SET_FIELDS = ['credential_set', 'reboot_on_publish'];
 
 /** Where a machine's own sealed password is bound (the secret box authenticates it). */
-const machineContext = (machineId: number) => `machine_power.bmc_password:${machineId}`;
-const setContext = (name: string) => `bmc_credential_sets.password:${name}`;
+export const machineContext = (machineId: number) => `machine_power.bmc_password:${machineId}`;
+/** Where a credential set's sealed password is bound. */
+export const setContext = (name: string) => `bmc_credential_sets.password:${name}`;
 
 /**
  * Power control of enrolled machines: their BMC settings (password sealed by the secret box), credential

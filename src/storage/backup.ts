@@ -203,7 +203,12 @@ interface Line {
  * file that is cut short, damaged, made by a newer metal or sealed with another secret key is refused,
  * and the database is left without data.
  */
-export async function restoreBackup(database: Database, source: Readable, secretKey: string, options: { gunzip?: boolean } = {}): Promise<BackupSummary> {
+export async function restoreBackup(
+  database: Database,
+  source: Readable,
+  secretKey: string,
+  options: { gunzip?: boolean; /** Restore a backup sealed with another key: its secrets will not open (see sealedSecrets). */ otherKey?: boolean } = {},
+): Promise<BackupSummary> {
   const input = options.gunzip ? gunzipped(source) : source;
   // Errors reach the reading below; one a stream raises after the restore has ended (zlib finds the
   // end of a cut file while the refusal is already on its way) is past caring about.
@@ -220,7 +225,7 @@ export async function restoreBackup(database: Database, source: Readable, secret
     const first = await next();
     if (!first) throw new BackupError('the file is empty');
     const header = parseHeader(first);
-    if (header.secret_key !== secretKey) {
+    if (header.secret_key !== secretKey && !options.otherKey) {
       throw new BackupError(
         `the backup's secrets were sealed with another secret key (${header.secret_key}; this installation's is ${secretKey}): ` +
           'set METAL_SECRET_KEY, or put secret.key in METAL_DATA_DIR, to the key of the installation it was taken from',
@@ -259,6 +264,37 @@ export async function restoreBackup(database: Database, source: Readable, secret
     input.destroy();
     source.destroy();
   }
+}
+
+/** Every secret the database holds sealed, with what it is bound to, to find those a key does not open. */
+export interface SealedSecrets {
+  machines: Array<{ machineId: number; serviceTag: string; sealed: string }>;
+  credentialSets: Array<{ name: string; sealed: string }>;
+  webhooks: Array<{ id: number; url: string; enabled: boolean; sealed: string }>;
+}
+
+export async function sealedSecrets(database: Database): Promise<SealedSecrets> {
+  const db = database.db;
+  const machines = await db
+    .selectFrom('machine_power')
+    .innerJoin('machines', 'machines.id', 'machine_power.machine_id')
+    .select(['machine_power.machine_id as machineId', 'machines.service_tag as serviceTag', 'machine_power.bmc_password_sealed as sealed'])
+    .where('machine_power.bmc_password_sealed', 'is not', null)
+    .orderBy('machine_power.machine_id')
+    .execute();
+  const credentialSets = await db.selectFrom('bmc_credential_sets').select(['name', 'password_sealed as sealed']).orderBy('name').execute();
+  const webhooks = await db.selectFrom('webhooks').select(['id', 'url', 'enabled', 'secret as sealed']).orderBy('id').execute();
+  return {
+    machines: machines.map((m) => ({ machineId: Number(m.machineId), serviceTag: m.serviceTag, sealed: m.sealed! })),
+    credentialSets,
+    webhooks: webhooks.map((w) => ({ id: Number(w.id), url: w.url, enabled: Boolean(w.enabled), sealed: w.sealed })),
+  };
+}
+
+/** Switches webhooks off with a reason an admin reads in `metal webhooks ls` and the dashboard. */
+export async function disableWebhooks(database: Database, ids: readonly number[], reason: string, now: string): Promise<void> {
+  if (ids.length === 0) return;
+  await database.db.updateTable('webhooks').set({ enabled: 0, disabled_reason: reason, updated_at: now }).where('id', 'in', [...ids]).execute();
 }
 
 /**

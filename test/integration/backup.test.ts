@@ -22,8 +22,8 @@ async function enroll(api: string, tag: string, mac: string): Promise<void> {
   assert.equal(response.status, 201, await response.text());
 }
 
-/** The service tags a server lists, signed in as the admin with the password of the installation backed up. */
-async function listedTags(api: string): Promise<string[]> {
+/** A session token of the admin, signed in with the password of the installation backed up. */
+async function adminToken(api: string): Promise<string> {
   const login = await fetch(`${api}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -31,7 +31,12 @@ async function listedTags(api: string): Promise<string[]> {
     signal: AbortSignal.timeout(10_000),
   });
   assert.equal(login.status, 200, 'the admin signs in with the password of the installation backed up');
-  const { token } = (await login.json()) as { token: string };
+  return ((await login.json()) as { token: string }).token;
+}
+
+/** The service tags a server lists, signed in as the admin. */
+async function listedTags(api: string): Promise<string[]> {
+  const token = await adminToken(api);
   const list = await fetch(`${api}/api/v1/machines?limit=100`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
   return ((await list.json()) as { items: Array<{ service_tag: string }> }).items.map((m) => m.service_tag).sort();
 }
@@ -163,6 +168,40 @@ describe('metal backup and metal restore, as commands', () => {
       assert.deepEqual(await listedTags(restored.addresses.api!), TAGS);
       const taken = Date.parse((JSON.parse(gunzipSync(readFileSync(file)).toString('utf8').split('\n')[0]!) as { created_at: string }).created_at);
       assert.equal(await lastBackupOf(restored.addresses.api!), taken / 1000, 'the backup restored is the installation\'s last backup');
+    } finally {
+      await stopServer(restored);
+    }
+  });
+
+  test('the secret key is lost: --new-secret-key restores with a new one, and names the secrets to set again', { timeout: 90_000 }, async () => {
+    const api = server.addresses.api!;
+    const token = await adminToken(api);
+    const hook = await fetch(`${api}/api/v1/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ url: 'https://hooks.example.invalid/metal', events: ['build.failed'], secret: 'sixteen chars or more' }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.equal(hook.status, 201, await hook.text());
+    const withHook = join(root, 'with-webhook.gz');
+    const taken = await runMetal(['backup', withHook], { METAL_DATA_DIR: source });
+    assert.equal(taken.code, 0, taken.stderr);
+
+    const target = join(root, 'new-key');
+    const refused = await runMetal(['restore', withHook], { METAL_DATA_DIR: target });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /if that key is lost, restore with --new-secret-key/);
+    const r = await runMetal(['restore', '--new-secret-key', withHook], { METAL_DATA_DIR: target });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}1 webhook\(s\), switched off: 1 https:\/\/hooks\.example\.invalid\/metal {2}\(metal webhooks set ID --secret … --enable\)$/m);
+    assert.equal(statSync(join(target, 'secret.key')).mode & 0o777, 0o600, 'a new key was made for the restored installation');
+    assert.notEqual(readFileSync(join(target, 'secret.key'), 'utf8'), readFileSync(join(source, 'secret.key'), 'utf8'));
+    const restored = await startServerProcess(['serve', '--roles', 'api'], { METAL_DATA_DIR: target });
+    try {
+      assert.deepEqual(await listedTags(restored.addresses.api!), TAGS);
+      const hooks = await fetch(`${restored.addresses.api!}/api/v1/webhooks`, { headers: { authorization: `Bearer ${await adminToken(restored.addresses.api!)}` }, signal: AbortSignal.timeout(10_000) });
+      const [restoredHook] = ((await hooks.json()) as { items: Array<{ enabled: boolean; disabled_reason: string | null }> }).items;
+      assert.deepEqual([restoredHook?.enabled, restoredHook?.disabled_reason], [false, 'restored from a backup whose secret key was lost: set a new secret and switch it on (metal webhooks set ID --secret … --enable)']);
     } finally {
       await stopServer(restored);
     }

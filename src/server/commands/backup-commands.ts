@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { configFromFlags, withConfigFlags } from '../../config/config-flags.ts';
 import type { Config } from '../../config/config.ts';
 import { redactUrl } from '../../config/config.ts';
-import { formatBytes } from '../../cli/client/table.ts';
+import { formatBytes, printable } from '../../cli/client/table.ts';
+import type { UnopenedSecrets } from '../restore-secrets.ts';
 
 /** Rows by table as one line: `users 3, machines 10000, … (other tables empty)`. */
 function describeRows(rows: Record<string, number>): string {
@@ -112,23 +113,29 @@ async function restore(file: string, opts: Record<string, unknown>): Promise<voi
   const config: Config = configFromFlags(opts);
   const { createReadStream } = await import('node:fs');
   const { recordBackup, restoreBackup } = await import('../../storage/backup.ts');
-  const { existingSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
+  const { existingSecretKey, loadSecretKey, secretKeyFingerprint } = await import('../../auth/secret-key.ts');
   const { openConfiguredDatabase } = await import('../configured-database.ts');
+  const newKey = opts.newSecretKey === true;
 
   const fromStdin = file === '-';
   if (fromStdin && process.stdin.isTTY) throw new Error('standard input is a terminal: send the backup in from a file or a pipe (metal restore - < metal.gz), or name the file');
   if (!fromStdin && !existsSync(file)) throw new Error(`${file} does not exist`);
-  const key = existingSecretKey(config);
+  // With --new-secret-key, this installation's key (generated now if there is none) seals from here on.
+  const key = newKey ? loadSecretKey(config) : existingSecretKey(config);
   if (!key) {
     throw new Error(
-      `no secret key: set METAL_SECRET_KEY, or copy secret.key from the installation the backup was taken from into ${config.dataDir}, before restoring (its BMC passwords and webhook secrets are sealed with it)`,
+      `no secret key: set METAL_SECRET_KEY, or copy secret.key from the installation the backup was taken from into ${config.dataDir}, before restoring (its BMC passwords and webhook secrets are sealed with it); if that key is lost, restore with --new-secret-key and set those secrets again`,
     );
   }
   const database = await openConfiguredDatabase(config, { poolSize: 1 });
   try {
     const source = fromStdin ? process.stdin : createReadStream(file);
-    const summary = await restoreBackup(database, source, secretKeyFingerprint(key), { gunzip: fromStdin || isGzipFile(file) });
+    const summary = await restoreBackup(database, source, secretKeyFingerprint(key), { gunzip: fromStdin || isGzipFile(file), otherKey: newKey });
     console.log(`restored ${fromStdin ? 'standard input' : file} (taken ${summary.header.created_at} from ${summary.header.database}) into ${redactUrl(config.databaseUrl)}: ${describeRows(summary.rows)}`);
+    if (newKey) {
+      const { settleUnopenedSecrets } = await import('../restore-secrets.ts');
+      for (const line of describeUnopened(await settleUnopenedSecrets(database, key))) console.log(line);
+    }
     // The restored data is the backup's: that backup is this installation's newest, not the one the
     // restored rows recorded before it was taken.
     try {
@@ -139,6 +146,17 @@ async function restore(file: string, opts: Record<string, unknown>): Promise<voi
   } finally {
     await database.close();
   }
+}
+
+/** What `metal restore --new-secret-key` could not open, and the command that sets each again. */
+function describeUnopened(u: UnopenedSecrets): string[] {
+  const list = (items: string[]) => (items.length <= 20 ? items.join(', ') : `${items.slice(0, 20).join(', ')} and ${items.length - 20} more`);
+  if (u.machines.length + u.credentialSets.length + u.webhooks.length === 0) return ['every secret in the backup opens with this secret key: nothing to set again'];
+  const lines = ['secrets sealed with the lost key, to set again (they stay in place but do not open; nothing uses them until then):'];
+  if (u.machines.length > 0) lines.push(`  BMC passwords of ${u.machines.length} machine(s): ${list(u.machines.map(printable))}  (metal bmc set TAG --password-file …)`);
+  if (u.credentialSets.length > 0) lines.push(`  ${u.credentialSets.length} BMC credential set(s): ${list(u.credentialSets.map(printable))}  (metal bmc sets set NAME --password-file …)`);
+  if (u.webhooks.length > 0) lines.push(`  ${u.webhooks.length} webhook(s), switched off: ${list(u.webhooks.map((w) => `${w.id} ${printable(w.url)}`))}  (metal webhooks set ID --secret … --enable)`);
+  return lines;
 }
 
 /** `metal backup` and `metal restore`: the installation's data as one portable file, on either database. */
@@ -161,10 +179,11 @@ export function registerBackupCommands(program: Command): void {
     program
       .command('restore <file>')
       .description('load a backup into a database that holds no data yet (its schema is brought up to date first); - for standard input')
+      .option('--new-secret-key', "the backup's secret key is lost: restore with this installation's key (generated if there is none); BMC passwords and webhook secrets are listed to be set again, and those webhooks are switched off")
       .addHelpText(
         'after',
         '\nThe database must be new: a restore never writes over data. The secret key must be the one of the installation\n' +
-          'the backup was taken from (METAL_SECRET_KEY, or its secret.key copied into METAL_DATA_DIR).\n' +
+          'the backup was taken from (METAL_SECRET_KEY, or its secret.key copied into METAL_DATA_DIR), unless --new-secret-key.\n' +
           '\nExamples:\n  metal restore --data-dir /var/lib/metal-new ./metal.gz\n  METAL_DATABASE_URL=postgres://metal@db/metal metal restore ./metal.gz   # a SQLite installation moved to PostgreSQL',
       ),
   ).action((file: string, opts: Record<string, unknown>) => restore(file, opts));

@@ -1,0 +1,48 @@
+import { SecretBox } from '../auth/secret-box.ts';
+import { machineContext, setContext } from '../power/machine-power.ts';
+import { disableWebhooks, sealedSecrets } from '../storage/backup.ts';
+import type { Database } from '../storage/database.ts';
+import { WEBHOOK_SECRET_CONTEXT } from '../webhooks/webhook-service.ts';
+
+/** What a restore with another secret key left unopenable, for the operator to set again. */
+export interface UnopenedSecrets {
+  /** Machines whose own BMC password does not open (`metal bmc set TAG --password-file …`). */
+  machines: string[];
+  /** Credential sets whose password does not open (`metal bmc sets set NAME --password-file …`). */
+  credentialSets: string[];
+  /** Webhooks whose signing secret does not open; those that were on are switched off. */
+  webhooks: Array<{ id: number; url: string }>;
+}
+
+/** Why a webhook restored without its key is off, as `metal webhooks ls` and the dashboard show it. */
+export const WEBHOOK_SECRET_LOST_REASON = 'restored from a backup whose secret key was lost: set a new secret and switch it on (metal webhooks set ID --secret … --enable)';
+
+/**
+ * After `metal restore --new-secret-key`: finds the sealed secrets `key` does not open and switches off
+ * the webhooks among them (their deliveries could only fail). BMC passwords need nothing switched off:
+ * power actions and the poller refuse a password that does not open before they reach the BMC.
+ */
+export async function settleUnopenedSecrets(database: Database, key: Buffer, now = new Date()): Promise<UnopenedSecrets> {
+  const box = new SecretBox(key);
+  const opens = (sealed: string, context: string) => {
+    try {
+      box.decrypt(sealed, context);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const sealed = await sealedSecrets(database);
+  const webhooks = sealed.webhooks.filter((w) => !opens(w.sealed, WEBHOOK_SECRET_CONTEXT));
+  await disableWebhooks(
+    database,
+    webhooks.filter((w) => w.enabled).map((w) => w.id),
+    WEBHOOK_SECRET_LOST_REASON,
+    now.toISOString(),
+  );
+  return {
+    machines: sealed.machines.filter((m) => !opens(m.sealed, machineContext(m.machineId))).map((m) => m.serviceTag),
+    credentialSets: sealed.credentialSets.filter((c) => !opens(c.sealed, setContext(c.name))).map((c) => c.name),
+    webhooks: webhooks.map((w) => ({ id: w.id, url: w.url })),
+  };
+}
