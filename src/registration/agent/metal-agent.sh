@@ -380,6 +380,7 @@ lldp_collect() {
       NIC=$name awk 'index($0, "lldp." ENVIRON["NIC"] ".via=") == 1 { found = 1; exit } END { exit !found }' "$TMP.lldp" || missing="$missing $name"
     done <"$TMP.nics"
     [ -z "$missing" ] && return 0
+    [ "$waited" = 0 ] && [ "$lldp_wait" -gt 0 ] && [ -z "$PRINT_ONLY" ] && say "waiting up to ${lldp_wait}s for the switch port (LLDP) of:$missing"
     if [ "$waited" -ge "$lldp_wait" ]; then
       [ -z "$PRINT_ONLY" ] && say "no LLDP neighbour on$missing after ${lldp_wait}s (metal.lldp_wait=): its switch port stays unknown"
       return 0
