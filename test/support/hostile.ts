@@ -107,7 +107,20 @@ export function hostileHardware(): fc.Arbitrary<unknown> {
       cpu: fc.oneof(fc.record({ model: hostileString(), cores: hostileJson(1), threads: fc.integer() }, { requiredKeys: [] }), hostileJson(2)),
       memory: fc.oneof(fc.record({ total_bytes: hostileJson(1), dimms: fc.array(fc.dictionary(hostileString(10), hostileJson(1), { maxKeys: 4 }), { maxLength: 8 }) }, { requiredKeys: [] }), hostileJson(2)),
       disks: fc.oneof(fc.array(fc.record({ name: hostileString(), size_bytes: hostileJson(1), model: hostileString(), rotational: hostileJson(1) }, { requiredKeys: [] }), { maxLength: 12 }), hostileJson(2)),
-      nics: fc.array(fc.record({ name: hostileString(), mac: hostileString(), speed_mbps: hostileJson(1), link: hostileJson(1) }, { requiredKeys: [] }), { maxLength: 6 }),
+      nics: fc.array(
+        fc.record(
+          {
+            name: hostileString(),
+            mac: hostileString(),
+            speed_mbps: hostileJson(1),
+            link: hostileJson(1),
+            // What a switch announces over LLDP reaches the rules, the search, events and pages.
+            lldp: fc.oneof(fc.record({ system_name: hostileString(300), chassis_id: hostileJson(1), port_id: hostileString(), port_description: hostileString(), vlan_id: hostileJson(1) }, { requiredKeys: [] }), hostileJson(2)),
+          },
+          { requiredKeys: [] },
+        ),
+        { maxLength: 6 },
+      ),
       extra: hostileJson(3),
     },
     { requiredKeys: [] },
