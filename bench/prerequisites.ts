@@ -11,6 +11,8 @@ export interface Tool {
 export const NGINX: Tool = { command: 'nginx', debianPackage: 'nginx-light' };
 export const WRK: Tool = { command: 'wrk', debianPackage: 'wrk' };
 export const NIX_BUILD: Tool = { command: 'nix-build', debianPackage: 'nix-bin' };
+export const SQLITE3: Tool = { command: 'sqlite3', debianPackage: 'sqlite3' };
+export const PG_DUMP: Tool = { command: 'pg_dump', debianPackage: 'postgresql-client' };
 
 /** Whether `command` is an executable file on PATH. */
 export function isOnPath(command: string, path = process.env.PATH ?? ''): boolean {

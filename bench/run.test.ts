@@ -24,7 +24,7 @@ describe('npm run bench', () => {
   it('refuses an unknown benchmark and lists the known ones', () => {
     const r = bench(['--only', 'boot-scripts,everything']);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /unknown benchmark everything; choose from boot-scripts, boot-table, images, enrollment, build-latency, api-listing/);
+    assert.match(r.stderr, /unknown benchmark everything; choose from boot-scripts, boot-table, images, enrollment, build-latency, api-listing, backup/);
   });
 
   it('explains its options', () => {

@@ -5,10 +5,11 @@ import { parseArgs } from 'node:util';
 import { createBenchContext, FULL, QUICK, type BenchContext } from './bench-context.ts';
 import { cleanupAll, isInterrupted } from './cleanup.ts';
 import { describeMachine } from './machine-info.ts';
-import { missingTools, NGINX, NIX_BUILD, WRK, type Tool } from './prerequisites.ts';
+import { missingTools, NGINX, NIX_BUILD, PG_DUMP, SQLITE3, WRK, type Tool } from './prerequisites.ts';
 import { renderRunMarkdown, renderSummaryPage } from './report.ts';
 import { newScenario, type RunResult, type ScenarioResult } from './result.ts';
 import { benchApiListing } from './scenarios/api-listing.ts';
+import { benchBackup } from './scenarios/backup.ts';
 import { benchBootScripts } from './scenarios/boot-scripts.ts';
 import { benchBootTable } from './scenarios/boot-table.ts';
 import { benchBuildLatency } from './scenarios/build-latency.ts';
@@ -29,6 +30,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'enrollment', needs: [], run: benchEnrollment },
   { name: 'build-latency', needs: [NIX_BUILD], run: benchBuildLatency },
   { name: 'api-listing', needs: [WRK], run: benchApiListing },
+  { name: 'backup', needs: [SQLITE3, PG_DUMP], run: benchBackup },
 ];
 
 const HELP = `usage: npm run bench -- [--quick] [--only <name>[,<name>…]] [--profile] [--no-docs]
