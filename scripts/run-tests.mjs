@@ -23,17 +23,7 @@ function collect(dir, out) {
 const args = process.argv.slice(2);
 const dirs = args.filter((a) => !a.startsWith('-'));
 const extra = args.filter((a) => a.startsWith('-'));
-// Folders whose files take minutes each (servers and CLIs as processes, generated corpora, the agent
-// under busybox) start first: two slots then end together instead of one running a long file alone.
-const SLOW_FIRST = ['test/integration/', 'test/hostile/', 'src/registration/agent/'];
-const rank = (file) => {
-  const i = SLOW_FIRST.findIndex((dir) => file.startsWith(dir));
-  return i < 0 ? SLOW_FIRST.length : i;
-};
-const files = dirs
-  .flatMap((d) => collect(d, []))
-  .sort()
-  .sort((a, b) => rank(a) - rank(b));
+const files = dirs.flatMap((d) => collect(d, [])).sort();
 if (files.length === 0) {
   console.error(`no test files under ${dirs.join(', ')}`);
   process.exit(1);
