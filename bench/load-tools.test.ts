@@ -107,7 +107,10 @@ describe('runWrk with a path generator', () => {
     };
     const lockstep = await arrivalsOf('lockstep');
     const gaps = lockstep.filter((a) => a.length >= 2).map((a) => a[1]! - a[0]!);
-    assert.ok(gaps.length > 0 && gaps.every((gap) => gap >= 295), `lockstep: a whole pause between one connection's requests: ${gaps.map(Math.round)}`);
+    // An arrival is stamped when this process's event loop gets to it: ten connections arrive in one
+    // burst, and a stamp late in one burst and early in the next shortens a gap (291 ms was seen on a
+    // busy machine). Without the pause a gap would be a millisecond or two; 50 ms of slack tells the two apart.
+    assert.ok(gaps.length > 0 && gaps.every((gap) => gap >= 250), `lockstep: a whole pause between one connection's requests: ${gaps.map(Math.round)}`);
     // Phased: the first requests are spread over the pause (wrk waits before a connection's first request too).
     const firsts = (await arrivalsOf('phased')).map((a) => a[0]!);
     assert.ok(firsts.length === 10 && Math.max(...firsts) - Math.min(...firsts) > 100, `phased: first requests spread over the pause: ${firsts.map((f) => Math.round(f - Math.min(...firsts)))}`);
