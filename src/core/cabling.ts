@@ -13,17 +13,18 @@ export interface SwitchPort {
 const record = (v: unknown): Record<string, unknown> | undefined => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
 const text = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
 
+/** Where one reported NIC is cabled, or undefined when its LLDP neighbour (if any) named no switch or port. */
+export function switchPortOf(nic: unknown): SwitchPort | undefined {
+  const lldp = record(record(nic)?.lldp);
+  if (!lldp) return undefined;
+  const port = { nic: text(record(nic)?.name), switch: text(lldp.system_name) ?? text(lldp.chassis_id), port: text(lldp.port_id) ?? text(lldp.port_description) };
+  return port.switch !== undefined || port.port !== undefined ? port : undefined;
+}
+
 /** The switch ports a machine's NICs heard over LLDP, in NIC order; NICs that heard nothing are left out. */
 export function switchPorts(hardware: Hardware): SwitchPort[] {
   const nics = Array.isArray(hardware.nics) ? (hardware.nics as unknown[]) : [];
-  const out: SwitchPort[] = [];
-  for (const nic of nics) {
-    const lldp = record(record(nic)?.lldp);
-    if (!lldp) continue;
-    const port = { nic: text(record(nic)?.name), switch: text(lldp.system_name) ?? text(lldp.chassis_id), port: text(lldp.port_id) ?? text(lldp.port_description) };
-    if (port.switch !== undefined || port.port !== undefined) out.push(port);
-  }
-  return out;
+  return nics.map(switchPortOf).filter((p): p is SwitchPort => p !== undefined);
 }
 
 /** The words a machine search matches for its cabling: each switch and port, e.g. `leaf-r12-a ethernet12`. */

@@ -1,3 +1,4 @@
+import { switchPortOf } from '../core/cabling.ts';
 import type { Hardware } from '../core/types.ts';
 
 /** Hardware facts as the dashboard shows them; every field tolerates a missing or odd value. */
@@ -45,22 +46,17 @@ export function viewHardware(hardware: Hardware | null | undefined): HardwareVie
     memoryBytes: count(memory?.total_bytes),
     dimms: list(memory?.dimms).map((d) => ({ locator: text(d.locator), sizeBytes: count(d.size_bytes), type: text(d.type), speedMts: count(d.speed_mts) })),
     disks: list(h.disks).map((d) => ({ name: text(d.name), sizeBytes: count(d.size_bytes), model: text(d.model), serial: text(d.serial), rotational: flag(d.rotational) })),
-    nics: list(h.nics).map((n) => ({ name: text(n.name), mac: text(n.mac), driver: text(n.driver), speedMbps: count(n.speed_mbps), link: flag(n.link), lldp: viewLldp(n.lldp) })),
+    nics: list(h.nics).map((n) => ({ name: text(n.name), mac: text(n.mac), driver: text(n.driver), speedMbps: count(n.speed_mbps), link: flag(n.link), lldp: viewLldp(n) })),
     gpus: list(h.gpus).map((g) => ({ vendor: text(g.vendor), model: text(g.model), pciAddress: text(g.pci_address) })),
     extra: Object.fromEntries(Object.entries(h).filter(([k]) => !KNOWN.has(k))),
   };
 }
 
-function viewLldp(v: unknown): LldpView | null {
-  const l = record(v);
-  if (!l) return null;
-  const view = {
-    switchName: text(l.system_name) ?? text(l.chassis_id),
-    port: text(l.port_id) ?? text(l.port_description),
-    portDescription: text(l.port_id) === null ? null : text(l.port_description),
-    vlanId: count(l.vlan_id),
-  };
-  return view.switchName === null && view.port === null ? null : view;
+function viewLldp(nic: Record<string, unknown>): LldpView | null {
+  const p = switchPortOf(nic);
+  if (!p) return null;
+  const l = record(nic.lldp)!;
+  return { switchName: p.switch ?? null, port: p.port ?? null, portDescription: text(l.port_id) === null ? null : text(l.port_description), vlanId: count(l.vlan_id) };
 }
 
 /** "leaf-r12-a Ethernet12 (server r12-u07) · VLAN 100", or — when the NIC saw no LLDP neighbour. */

@@ -32,6 +32,8 @@ for (const kind of await testDatabaseKinds()) {
       const key = randomBytes(32);
       const box = new SecretBox(key);
       const db = database.db;
+      // The seed's text is no event list; a webhook's `events` is always one (the store reads it back).
+      await db.updateTable('webhooks').set({ events: '["build.failed"]' }).execute();
       const set1 = await db.selectFrom('bmc_credential_sets').select('name').where('id', '=', 1).executeTakeFirstOrThrow();
       await db.updateTable('bmc_credential_sets').set({ password_sealed: box.encrypt('rack-a password', setContext(set1.name)) }).where('id', '=', 1).execute();
       await db.updateTable('webhooks').set({ secret: box.encrypt('a new secret 0123456789', WEBHOOK_SECRET_CONTEXT), enabled: 1, disabled_reason: null }).where('id', '=', 1).execute();

@@ -1,7 +1,8 @@
 import { SecretBox } from '../auth/secret-box.ts';
 import { machineContext, setContext } from '../power/machine-power.ts';
-import { disableWebhooks, sealedSecrets } from '../storage/backup.ts';
 import type { Database } from '../storage/database.ts';
+import { SqlBmcCredentialSetStore, SqlPowerStore } from '../storage/power-store.ts';
+import { SqlWebhookStore } from '../storage/webhook-store.ts';
 import { WEBHOOK_SECRET_CONTEXT } from '../webhooks/webhook-service.ts';
 
 /** What a restore with another secret key left unopenable, for the operator to set again. */
@@ -32,17 +33,19 @@ export async function settleUnopenedSecrets(database: Database, key: Buffer, now
       return false;
     }
   };
-  const sealed = await sealedSecrets(database);
-  const webhooks = sealed.webhooks.filter((w) => !opens(w.sealed, WEBHOOK_SECRET_CONTEXT));
-  await disableWebhooks(
-    database,
-    webhooks.filter((w) => w.enabled).map((w) => w.id),
-    WEBHOOK_SECRET_LOST_REASON,
-    now.toISOString(),
-  );
+  const webhookStore = new SqlWebhookStore(database.db);
+  const webhooks = (await webhookStore.listWithSecrets()).filter((w) => !opens(w.secret, WEBHOOK_SECRET_CONTEXT));
+  for (const w of webhooks) {
+    if (w.enabled) await webhookStore.update(w.id, { enabled: false, disabled_reason: WEBHOOK_SECRET_LOST_REASON }, now.toISOString());
+  }
+  const machines = (await new SqlPowerStore(database.db).listWithBmc()).filter((m) => {
+    const sealed = m.bmc?.password_sealed;
+    return sealed != null && !opens(sealed, machineContext(m.machine_id));
+  });
+  const sets = (await new SqlBmcCredentialSetStore(database.db).list()).filter((c) => !opens(c.password_sealed, setContext(c.name)));
   return {
-    machines: sealed.machines.filter((m) => !opens(m.sealed, machineContext(m.machineId))).map((m) => m.serviceTag),
-    credentialSets: sealed.credentialSets.filter((c) => !opens(c.sealed, setContext(c.name))).map((c) => c.name),
+    machines: machines.map((m) => m.service_tag),
+    credentialSets: sets.map((c) => c.name),
     webhooks: webhooks.map((w) => ({ id: w.id, url: w.url })),
   };
 }

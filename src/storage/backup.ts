@@ -70,9 +70,13 @@ const MAX_PARAMETERS = 30_000;
 /** Rows an insert carries at most. */
 const MAX_INSERT_ROWS = 500;
 
-/** Records a finished backup in the database it was taken from (after its snapshot: the next backup holds it). */
-export async function recordBackup(database: Database, at: Date, rows: number): Promise<void> {
-  await new SqlSettingStore(database.db).put(LAST_BACKUP_SETTING, formatBackupRecord({ at, rows }), new Date().toISOString());
+/**
+ * Records a whole backup as the database's last: after `metal backup`, in the database it was taken from
+ * (after its snapshot: the next backup holds it); after `metal restore`, in the database it went into.
+ */
+export async function recordBackup(database: Database, summary: BackupSummary): Promise<void> {
+  const rows = Object.values(summary.rows).reduce((a, b) => a + b, 0);
+  await new SqlSettingStore(database.db).put(LAST_BACKUP_SETTING, formatBackupRecord({ at: new Date(summary.header.created_at), rows }), new Date().toISOString());
 }
 
 /** Any table, as a backup sees it: names and values known only at run time. */
@@ -207,7 +211,7 @@ export async function restoreBackup(
   database: Database,
   source: Readable,
   secretKey: string,
-  options: { gunzip?: boolean; /** Restore a backup sealed with another key: its secrets will not open (see sealedSecrets). */ otherKey?: boolean } = {},
+  options: { gunzip?: boolean; /** Restore a backup sealed with another key: its secrets will not open (server/restore-secrets.ts). */ otherKey?: boolean } = {},
 ): Promise<BackupSummary> {
   const input = options.gunzip ? gunzipped(source) : source;
   // Errors reach the reading below; one a stream raises after the restore has ended (zlib finds the
@@ -264,37 +268,6 @@ export async function restoreBackup(
     input.destroy();
     source.destroy();
   }
-}
-
-/** Every secret the database holds sealed, with what it is bound to, to find those a key does not open. */
-export interface SealedSecrets {
-  machines: Array<{ machineId: number; serviceTag: string; sealed: string }>;
-  credentialSets: Array<{ name: string; sealed: string }>;
-  webhooks: Array<{ id: number; url: string; enabled: boolean; sealed: string }>;
-}
-
-export async function sealedSecrets(database: Database): Promise<SealedSecrets> {
-  const db = database.db;
-  const machines = await db
-    .selectFrom('machine_power')
-    .innerJoin('machines', 'machines.id', 'machine_power.machine_id')
-    .select(['machine_power.machine_id as machineId', 'machines.service_tag as serviceTag', 'machine_power.bmc_password_sealed as sealed'])
-    .where('machine_power.bmc_password_sealed', 'is not', null)
-    .orderBy('machine_power.machine_id')
-    .execute();
-  const credentialSets = await db.selectFrom('bmc_credential_sets').select(['name', 'password_sealed as sealed']).orderBy('name').execute();
-  const webhooks = await db.selectFrom('webhooks').select(['id', 'url', 'enabled', 'secret as sealed']).orderBy('id').execute();
-  return {
-    machines: machines.map((m) => ({ machineId: Number(m.machineId), serviceTag: m.serviceTag, sealed: m.sealed! })),
-    credentialSets,
-    webhooks: webhooks.map((w) => ({ id: Number(w.id), url: w.url, enabled: Boolean(w.enabled), sealed: w.sealed })),
-  };
-}
-
-/** Switches webhooks off with a reason an admin reads in `metal webhooks ls` and the dashboard. */
-export async function disableWebhooks(database: Database, ids: readonly number[], reason: string, now: string): Promise<void> {
-  if (ids.length === 0) return;
-  await database.db.updateTable('webhooks').set({ enabled: 0, disabled_reason: reason, updated_at: now }).where('id', 'in', [...ids]).execute();
 }
 
 /**

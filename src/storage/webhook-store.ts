@@ -19,6 +19,12 @@ export class SqlWebhookStore implements WebhookStore {
     return (await this.db.selectFrom('webhooks').selectAll().orderBy('id').execute()).map(toWebhook);
   }
 
+  /** Every endpoint with its sealed signing secret (what `metal restore --new-secret-key` checks opens). */
+  async listWithSecrets(): Promise<Array<Pick<Webhook, 'id' | 'url' | 'enabled'> & { secret: string }>> {
+    const rows = await this.db.selectFrom('webhooks').select(['id', 'url', 'enabled', 'secret']).orderBy('id').execute();
+    return rows.map((row) => ({ id: Number(row.id), url: row.url, enabled: Number(row.enabled) === 1, secret: row.secret }));
+  }
+
   async get(id: number): Promise<Webhook | undefined> {
     const row = await this.db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toWebhook(row);

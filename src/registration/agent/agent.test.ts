@@ -383,6 +383,22 @@ describe('registration agent (busybox sh, fixture trees)', { skip: !busybox }, (
     assert.ok(Date.now() - started >= 2000, 'it asked again until the wait ran out');
   });
 
+  test('LLDP: metal.lldp_wait= on the kernel line wins over the environment; a value that is no number is never run and means the default', async () => {
+    const silent = 'lldp.eno2.via=LLDP\nlldp.eno2.chassis.name=oob-sw-3\n';
+    const kernel = withLldp(silent);
+    writeFile(join(kernel, 'proc', 'cmdline'), 'initrd=initrd metal.lldp_wait=1\n');
+    // The environment's 60 s would outlast the 30 s this run is given.
+    const quick = await runAgent({ busybox: busybox!, root: kernel, path: [join(kernel, 'tools'), bbPath], args: ['--print'], env: { METAL_AGENT_LLDP_WAIT: '60' }, timeoutMs: 30_000 });
+    assert.equal(quick.code, 0, quick.stderr);
+    const hostile = withLldp(silent);
+    const marker = join(hostile, 'ran');
+    writeFile(join(hostile, 'proc', 'cmdline'), `initrd=initrd metal.lldp_wait=$(touch${'${IFS}'}${marker})\n`);
+    const run = await runAgent({ busybox: busybox!, root: hostile, path: [join(hostile, 'tools'), bbPath], args: ['--print'], timeoutMs: 30_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(existsSync(marker), false, 'the kernel line\'s text was run');
+    assert.equal(JSON.parse(run.stdout).hardware.nics.find((n: any) => n.name === 'eno2').lldp.system_name, 'oob-sw-3');
+  });
+
   test('LLDP: an lldpctl that cannot reach lldpd is given up after 5 s, not the whole wait', async () => {
     const root = copyFixture('dell-r740');
     cleanup.push(root);

@@ -92,7 +92,7 @@ async function backup(target: string, opts: Record<string, unknown>): Promise<vo
         `metal: its secrets need the secret key ${fingerprint} (METAL_SECRET_KEY, or secret.key in METAL_DATA_DIR): keep a copy of the key apart from the backup`,
     );
     try {
-      await recordBackup(database, new Date(summary.header.created_at), Object.values(summary.rows).reduce((a, b) => a + b, 0));
+      await recordBackup(database, summary);
     } catch (err) {
       console.error(`metal: the backup is whole, but it could not be recorded in the database (${err instanceof Error ? err.message : String(err)}): metal_last_backup_timestamp_seconds will not show it`);
     }
@@ -139,7 +139,7 @@ async function restore(file: string, opts: Record<string, unknown>): Promise<voi
     // The restored data is the backup's: that backup is this installation's newest, not the one the
     // restored rows recorded before it was taken.
     try {
-      await recordBackup(database, new Date(summary.header.created_at), Object.values(summary.rows).reduce((a, b) => a + b, 0));
+      await recordBackup(database, summary);
     } catch (err) {
       console.error(`metal: the rows are restored, but the backup could not be recorded as this installation's last (${err instanceof Error ? err.message : String(err)}): take a new backup`);
     }
