@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { findQemu } from '../../vm/qemu-process.ts';
 
 /** Where the lab finds its host parts (Debian packages linux-image-cloud-amd64 and busybox-static). */
 export interface LabHost {
@@ -24,7 +25,6 @@ export interface LabFirmware {
 
 const BOOT_DIR = '/boot';
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
-const QEMU_CANDIDATES = ['/usr/bin/qemu-system-x86_64'];
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const SNPONLY = '/usr/lib/ipxe/snponly.efi';
@@ -54,7 +54,7 @@ export function findLabHost(): LabHost {
 
 /** Finds QEMU, OVMF and iPXE's snponly.efi; throws LabHostError naming what is missing. */
 export function findLabFirmware(options: { uefi: boolean }): LabFirmware {
-  const qemu = QEMU_CANDIDATES.find(isExecutable);
+  const qemu = findQemu();
   if (!qemu) throw new LabHostError('no qemu-system-x86_64; install qemu-system-x86 ipxe-qemu');
   if (options.uefi) {
     for (const [file, pkg] of [[OVMF_CODE, 'ovmf'], [OVMF_VARS, 'ovmf'], [SNPONLY, 'ipxe']] as const) {
