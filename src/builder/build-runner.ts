@@ -9,6 +9,7 @@ import type { BuildRecord } from '../core/ports.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
 import { describeNixpkgs, runNixBuild, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
+import { runBootCheck, type BootCheckMode } from './boot-check/boot-check.ts';
 
 /** Why a running build was stopped from outside nix-build. */
 export type StopReason = 'cancelled' | 'lost' | 'shutdown';
@@ -34,6 +35,10 @@ export interface RunnerDeps {
   nixpkgs?: NixpkgsPin | undefined;
   /** METAL_CONSOLE */
   consoles?: string[];
+  /** METAL_BUILD_BOOT_CHECK; undefined: off. */
+  bootCheck?: BootCheckMode;
+  /** METAL_BUILD_BOOT_CHECK_TIMEOUT, in ms. */
+  bootCheckTimeoutMs?: number;
 }
 
 /** A build being run: stop it with a reason, await its end. */
@@ -124,7 +129,7 @@ async function runBuild(
       onOutput: (text) => log.write(text),
       ...(deps.nixEnv ? { env: deps.nixEnv } : {}),
     });
-    if (result.outcome === 'aborted') {
+    const stopped = async () => {
       const reason = stopReason();
       logger.info({ reason }, `builder: build ${id} of ${tag} stopped (${reason})`);
       if (reason === 'shutdown') {
@@ -132,6 +137,9 @@ async function runBuild(
       } else {
         await finish(async () => undefined);
       }
+    };
+    if (result.outcome === 'aborted') {
+      await stopped();
       return;
     }
     if (result.outcome === 'timeout') {
@@ -144,7 +152,7 @@ async function runBuild(
     }
     const resolved = await readResultNixpkgs(workspace.outLink);
     if (resolved) log.write(`builder ${queue.owner}: built with ${resolved}\n`);
-    await publish(row, { ...deps, logger }, workspace.outLink, log, finish, fail);
+    await publish(row, { ...deps, logger }, workspace.outLink, log, { finish, fail, stopped, signal });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     await fail(`builder ${queue.owner}: ${message}`);
@@ -160,9 +168,15 @@ async function publish(
   deps: RunnerDeps,
   outLink: string,
   log: BuildLogWriter,
-  finish: (outcome: () => Promise<unknown>) => Promise<void>,
-  fail: (reason: string) => Promise<void>,
+  end: {
+    finish: (outcome: () => Promise<unknown>) => Promise<void>;
+    fail: (reason: string) => Promise<void>;
+    /** The build was stopped from outside (cancelled, lost, shutdown). */
+    stopped: () => Promise<void>;
+    signal: AbortSignal;
+  },
 ): Promise<void> {
+  const { finish, fail } = end;
   // deps.logger names the build and its machine already (runBuild's child logger).
   const { queue, images, logger } = deps;
   const id = row.id;
@@ -194,6 +208,28 @@ async function publish(
     const f = outcome.bootJson.files;
     log.write(`builder ${queue.owner}: published ${storePath}: bzImage ${f.bzImage.size} bytes, initrd ${f.initrd.size} bytes\n`);
   }
+  let checked = '';
+  if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {
+    // The published files are the bytes machines will get; no machine is pointed at them yet.
+    const check = await runBootCheck({
+      mode: deps.bootCheck,
+      imageDir: images.buildDir(id),
+      serviceTag: tag,
+      buildId: id,
+      timeoutMs: deps.bootCheckTimeoutMs ?? 600_000,
+      signal: end.signal,
+      onOutput: (text) => log.write(text),
+    });
+    if (check.outcome !== 'passed') {
+      await removeBuildImage(images, id);
+      if (check.outcome === 'aborted') await end.stopped();
+      else await fail(check.reason);
+      return;
+    }
+    const health = check.health === null ? '' : check.health.ok ? '; its health check passed' : `; its health check failed${check.health.exit_code === null ? '' : ` (exit ${check.health.exit_code})`}, which METAL_BUILD_BOOT_CHECK=booted does not judge`;
+    log.write(`boot check: passed: the image reported booted after ${check.seconds} s${health}\n`);
+    checked = `; it booted in a VM in ${check.seconds} s`;
+  }
   // A held build (a rollout's) is published without pointing the machine at it: its wave does that.
   if (!row.hold) await pointMachineAt(images, row.service_tag, id);
   let succeeded = false;
@@ -202,7 +238,7 @@ async function publish(
       succeeded = await queue.succeed(id, {
         storePath,
         artifactUrl: `${deps.bootUrl}/images/builds/${row.image_key}/`,
-        note: `build ${id} published ${storePath}`,
+        note: `build ${id} published ${storePath}${checked}`,
         ...(outcome.bootJson.nixpkgs ? { nixpkgs: outcome.bootJson.nixpkgs } : {}),
       });
     });

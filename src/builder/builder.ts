@@ -8,6 +8,9 @@ import { removeStaleStaging } from '../images/image-publisher.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
 import { sweepBuildWork } from './work-sweep.ts';
 import { findExecutable, hasNixDaemon, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
+import { BootCheckUnavailable, type BootCheckMode } from './boot-check/boot-check.ts';
+import { findQemu } from '../vm/qemu-process.ts';
+import { BuilderCannotStart } from './builder-cannot-start.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
@@ -52,6 +55,10 @@ export interface BuilderSettings {
   consoles: string[];
   /** METAL_BUILD_UNSANDBOXED: without a Nix daemon, build anyway, without a sandbox. */
   buildUnsandboxed: boolean;
+  /** METAL_BUILD_BOOT_CHECK; default `off`. */
+  bootCheck?: BootCheckMode;
+  /** METAL_BUILD_BOOT_CHECK_TIMEOUT, in ms; default 600 s. */
+  bootCheckTimeoutMs?: number;
 }
 
 /**
@@ -66,7 +73,7 @@ export function chooseIsolation(settings: Pick<BuilderSettings, 'buildUnsandboxe
 }
 
 /** The builder will not build on a host without a Nix daemon unless METAL_BUILD_UNSANDBOXED=1 says so. */
-export class UnsandboxedBuildRefused extends Error {
+export class UnsandboxedBuildRefused extends BuilderCannotStart {
   constructor() {
     super(
       'builder: no Nix daemon on this host (no /nix/var/nix/daemon-socket/socket, NIX_REMOTE is not "daemon"), so builds would run without a sandbox as this user; ' +
@@ -97,6 +104,7 @@ export interface BuilderOptions {
 /** Staging leftovers of publications interrupted this long ago are removed at start. */
 const STALE_STAGING_MS = 3600_000;
 const MAINTENANCE_INTERVAL_MS = 600_000;
+const DEFAULT_BOOT_CHECK_TIMEOUT_MS = 600_000;
 
 
 /**
@@ -114,6 +122,8 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   const hasNix = findExecutable('nix-build') !== undefined;
   // Without nix-build every build fails with a clear message anyway; the check matters where Nix runs.
   const isolation = hasNix ? chooseIsolation(settings) : settings.buildUnsandboxed ? 'unsandboxed' : 'daemon';
+  const bootCheck = settings.bootCheck ?? 'off';
+  if (bootCheck !== 'off' && findQemu() === undefined) throw new BootCheckUnavailable(bootCheck);
   const queue = deps.builds.queueFor({ kind: 'builder', name }, leaseMs);
   const running = new Map<number, RunningBuild>();
   const logger = deps.logger.child({ builder: name });
@@ -129,6 +139,8 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     nixpkgs: settings.nixpkgs,
     consoles: settings.consoles,
     isolation,
+    bootCheck,
+    bootCheckTimeoutMs: settings.bootCheckTimeoutMs ?? DEFAULT_BOOT_CHECK_TIMEOUT_MS,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };

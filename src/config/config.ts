@@ -3,6 +3,7 @@ import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
 import { parseAddressRange, type AddressRange } from '../pxe/address-pool.ts';
+import { BOOT_CHECK_MODES, type BootCheckMode } from '../builder/boot-check/boot-check.ts';
 
 /** The whole configuration of a `metal` process, validated once at start-up and frozen. */
 export interface Config {
@@ -35,6 +36,13 @@ export interface Config {
    * the configuration's derivations then run as this user with access to this host.
    */
   buildUnsandboxed: boolean;
+  /**
+   * METAL_BUILD_BOOT_CHECK: `off`; `booted`, each image is booted in a VM (QEMU) and published only
+   * once it reports that it came up; `healthy`, and its profile's health check passed there too.
+   */
+  buildBootCheck: BootCheckMode;
+  /** How long the boot check waits for the image's report, in ms. */
+  buildBootCheckTimeoutMs: number;
   /** Enrollments accepted per minute from one source address; 0 means no limit. */
   enrollRate: number;
   /** Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges). */
@@ -119,6 +127,8 @@ export const CONFIG_KEYS = [
   'METAL_KEEP_BUILDS',
   'METAL_BUILD_LEASE_SECONDS',
   'METAL_BUILD_UNSANDBOXED',
+  'METAL_BUILD_BOOT_CHECK',
+  'METAL_BUILD_BOOT_CHECK_TIMEOUT',
   'METAL_ENROLL_RATE',
   'METAL_TRUST_PROXY',
   'METAL_ENROLL_TOKEN',
@@ -179,6 +189,8 @@ export function loadConfig(
     keepBuilds: parseInteger('METAL_KEEP_BUILDS', raw('METAL_KEEP_BUILDS') ?? '3', 1, 1000),
     buildLeaseMs: parseSeconds('METAL_BUILD_LEASE_SECONDS', raw('METAL_BUILD_LEASE_SECONDS') ?? '30', 0.2, 3600),
     buildUnsandboxed: parseFlag('METAL_BUILD_UNSANDBOXED', raw('METAL_BUILD_UNSANDBOXED') ?? '0'),
+    buildBootCheck: parseEnum('METAL_BUILD_BOOT_CHECK', raw('METAL_BUILD_BOOT_CHECK') ?? 'off', BOOT_CHECK_MODES),
+    buildBootCheckTimeoutMs: parseSeconds('METAL_BUILD_BOOT_CHECK_TIMEOUT', raw('METAL_BUILD_BOOT_CHECK_TIMEOUT') ?? '600', 5, 86400),
     enrollRate: parseInteger('METAL_ENROLL_RATE', raw('METAL_ENROLL_RATE') ?? '60', 0, 1_000_000),
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
     enrollToken: parseEnrollToken(raw('METAL_ENROLL_TOKEN')),

@@ -206,6 +206,8 @@ export function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Pro
         nixpkgs: config.nixpkgs,
         consoles: config.consoles,
         buildUnsandboxed: config.buildUnsandboxed,
+        bootCheck: config.buildBootCheck,
+        bootCheckTimeoutMs: config.buildBootCheckTimeoutMs,
       },
       signalsAcrossProcesses: ctx.storage.notifiesAcrossProcesses,
       retention: ctx.retention,

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config, Listen } from '../config/config.ts';
 import { redactUrl } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
-import { UnsandboxedBuildRefused } from '../builder/builder.ts';
+import { BuilderCannotStart } from '../builder/builder-cannot-start.ts';
 import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
 import { followNixpkgsPin } from '../core/nixpkgs-pin.ts';
@@ -101,7 +101,7 @@ export async function startServer(
       } catch (err) {
         // With other roles (`metal serve`), the rest of the system still comes up, saying why nothing
         // will build; `metal builder` alone refuses to start.
-        if (!(err instanceof UnsandboxedBuildRefused) || roles.length === 1) throw err;
+        if (!(err instanceof BuilderCannotStart) || roles.length === 1) throw err;
         logger.error(`${err.message}. The other roles run; builds stay pending until a builder can take them.`);
       }
       readiness.up(ROLE_PARTS.builder);

@@ -7,6 +7,7 @@ import type { BootHealth } from '../../core/types.ts';
 import { findQemu, kvmUsable, runQemu, type QemuRunResult } from '../../vm/qemu-process.ts';
 import { checkMemoryMb, checkVmArguments, serialPorts } from './check-vm.ts';
 import { followConsole } from './console-follower.ts';
+import { BuilderCannotStart } from '../builder-cannot-start.ts';
 import { listenForReport, type HeardReport } from './report-listener.ts';
 
 /**
@@ -40,7 +41,7 @@ export type BootCheckResult =
   | { outcome: 'aborted' };
 
 /** The boot check cannot run on this host; the message names the setting and the package. */
-export class BootCheckUnavailable extends Error {
+export class BootCheckUnavailable extends BuilderCannotStart {
   constructor(mode: BootCheckMode) {
     super(`builder: METAL_BUILD_BOOT_CHECK=${mode} boots each image in a VM, and this host has no qemu-system-x86_64; install QEMU (Debian: qemu-system-x86, NixOS: pkgs.qemu) or set METAL_BUILD_BOOT_CHECK=off`);
     this.name = 'BootCheckUnavailable';
@@ -134,14 +135,19 @@ function judgeReport(report: HeardReport, o: BootCheckOptions, seconds: number):
 
 /** Why the VM ended without a report, with the console's last words. */
 function describeEnd(exit: QemuRunResult, seconds: number, timeoutMs: number, lastLines: string[]): string {
-  // A panic's own line, not the stack trace and offsets after it; without the printk time stamp.
-  const panic = lastLines.find((l) => /Kernel panic/.test(l));
-  const lastWords = (panic ?? lastLines.at(-1))?.replace(/^\[\s*\d+\.\d+\]\s*/, '');
-  const said = lastWords ? `; the console's last words: ${lastWords.slice(0, 240)}` : '; the console stayed empty';
+  // The kernel's lines carry a time stamp; the image's own (its init, systemd) do not. The last
+  // words are a panic's own line (not the stack trace after it), else the image's last line: the
+  // kernel's last lines of a power-off ("reboot: Power down") say how it ended, not why.
+  const KERNEL_LINE = /^\[\s*\d+\.\d+\]\s*/;
+  const panic = lastLines.find((l) => /Kernel panic/.test(l))?.replace(KERNEL_LINE, '');
+  const ending = lastLines.slice(-5).map((l) => /reboot: (Power down|Restarting system)/.exec(l)?.[1]).find((e) => e !== undefined);
+  const words = panic ?? lastLines.findLast((l) => !KERNEL_LINE.test(l)) ?? lastLines.at(-1)?.replace(KERNEL_LINE, '');
+  const said = words ? `; the console's last words: ${words.slice(0, 240)}` : '; the console stayed empty';
   if (exit.timedOut) return `boot check: the image did not report booted within ${Math.round(timeoutMs / 1000)} s (METAL_BUILD_BOOT_CHECK_TIMEOUT)${said}`;
   if (exit.exitCode !== 0) {
     const qemuSaid = exit.stderr.trim().split('\n').at(-1);
     return `boot check: the VM could not run (QEMU exited with ${exit.exitCode ?? exit.signal})${qemuSaid ? `: ${qemuSaid.slice(0, 240)}` : ''}`;
   }
-  return `boot check: the image ${panic ? 'panicked' : 'stopped'} after ${seconds} s without reporting booted${said}`;
+  const how = panic ? 'panicked' : ending === 'Power down' ? 'powered off' : ending ? 'rebooted' : 'stopped';
+  return `boot check: the image ${how} after ${seconds} s without reporting booted${said}`;
 }

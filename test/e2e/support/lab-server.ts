@@ -14,6 +14,19 @@ import type { TestDatabase } from '../../support/databases.ts';
 const PROJECT_ROOT = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
 export const STANDIN_ENTRY = new URL('../nix/standin-netboot.nix', import.meta.url).pathname;
 
+/**
+ * Lets nix-build run the stand-in entry in this process and the ones it starts: offline, without
+ * build users or sandbox (it builds from host tools), and with the project readable, since
+ * evaluation is restricted to the entry's folder and the stand-in reads the lab's init scripts from
+ * src/ (a search-path entry makes them readable).
+ */
+export function prepareStandinEntry(): void {
+  process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
+  if (!(process.env.NIX_PATH ?? '').includes('metal-project=')) {
+    process.env.NIX_PATH = [process.env.NIX_PATH, `metal-project=${PROJECT_ROOT}`].filter(Boolean).join(':');
+  }
+}
+
 /** A JSON response: status and parsed body. */
 export interface ApiResponse {
   status: number;
@@ -38,13 +51,7 @@ export interface LabServer {
  * stand-in Nix entry, builds the lab registration image, and signs in as the first admin.
  */
 export async function startLabServer(db: TestDatabase, options: { bootUrl?: string } = {}): Promise<LabServer> {
-  // The stand-in entry builds from host tools: offline, without build users or sandbox.
-  process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
-  // Evaluation is restricted to the entry's folder; the stand-in also reads the lab's init scripts
-  // from src/, which a search-path entry makes readable.
-  if (!(process.env.NIX_PATH ?? '').includes('metal-project=')) {
-    process.env.NIX_PATH = [process.env.NIX_PATH, `metal-project=${PROJECT_ROOT}`].filter(Boolean).join(':');
-  }
+  prepareStandinEntry();
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-e2e-'));
   const password = randomBytes(18).toString('base64url');
   const config = loadConfig(
