@@ -15,6 +15,10 @@ describe('loadConfig', () => {
     assert.equal(c.keepBuilds, 3);
     assert.equal(loadConfig({ METAL_KEEP_BUILDS: '10' }).keepBuilds, 10);
     assert.equal(c.buildLeaseMs, 30_000);
+    assert.equal(c.buildBootCheck, 'off');
+    assert.equal(c.buildBootCheckTimeoutMs, 600_000);
+    assert.equal(loadConfig({ METAL_BUILD_BOOT_CHECK: 'healthy', METAL_BUILD_BOOT_CHECK_TIMEOUT: '90' }).buildBootCheck, 'healthy');
+    assert.equal(loadConfig({ METAL_BUILD_BOOT_CHECK_TIMEOUT: '90' }).buildBootCheckTimeoutMs, 90_000);
     assert.equal(c.enrollRate, 60);
     assert.equal(c.powerConcurrency, 16);
     assert.equal(c.requestTimeoutMs, 30_000);
@@ -44,6 +48,8 @@ describe('loadConfig', () => {
   const invalid: Array<[string, Record<string, string>, RegExp]> = [
     ['timeout not a number', { METAL_BUILD_TIMEOUT: 'soon' }, /METAL_BUILD_TIMEOUT="soon" is invalid: expected a whole number/],
     ['zero concurrency', { METAL_BUILD_CONCURRENCY: '0' }, /METAL_BUILD_CONCURRENCY="0" is invalid: expected a number from 1 to 64/],
+    ['a boot check that is no mode', { METAL_BUILD_BOOT_CHECK: 'yes' }, /METAL_BUILD_BOOT_CHECK="yes" is invalid: expected one of off, booted, healthy/],
+    ['a boot check time limit too short', { METAL_BUILD_BOOT_CHECK_TIMEOUT: '1' }, /METAL_BUILD_BOOT_CHECK_TIMEOUT="1" is invalid: expected seconds from 5 to 86400/],
     ['keeping no builds', { METAL_KEEP_BUILDS: '0' }, /METAL_KEEP_BUILDS="0" is invalid: expected a number from 1 to 1000/],
     ['a word for builds kept', { METAL_KEEP_BUILDS: 'all' }, /METAL_KEEP_BUILDS="all" is invalid: expected a whole number/],
     ['a lease too short', { METAL_BUILD_LEASE_SECONDS: '0.1' }, /METAL_BUILD_LEASE_SECONDS="0.1" is invalid: expected seconds from 0.2 to 3600/],

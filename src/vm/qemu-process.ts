@@ -1,18 +1,22 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 
 /**
  * The one place `qemu-system-x86_64` is run from: the lab's machines (`metal lab`) and the builder's
  * boot check both come here with an argument array and a time limit.
  */
 
-const QEMU_CANDIDATES = ['/usr/bin/qemu-system-x86_64', '/run/current-system/sw/bin/qemu-system-x86_64'];
 const KILL_GRACE_MS = 5000;
 const BACKSTOP_EXTRA_SECONDS = 15;
 
-/** The QEMU binary of this host, or undefined (Debian: qemu-system-x86; NixOS: pkgs.qemu). */
-export function findQemu(): string | undefined {
-  return QEMU_CANDIDATES.find(isExecutable);
+/** `qemu-system-x86_64` on PATH, or undefined (Debian: qemu-system-x86; NixOS: pkgs.qemu). */
+export function findQemu(path = process.env.PATH ?? ''): string | undefined {
+  return path
+    .split(delimiter)
+    .filter((dir) => isAbsolute(dir))
+    .map((dir) => join(dir, 'qemu-system-x86_64'))
+    .find(isExecutable);
 }
 
 /**

@@ -94,3 +94,32 @@ describe('the builder without a sandbox', { skip: !buildsUnsandboxed }, () => {
     }
   });
 });
+
+// METAL_BUILD_BOOT_CHECK boots each image in QEMU: a builder on a host without it cannot keep that
+// promise and says so at start, naming the setting (PATH without qemu-system-x86_64 stands for such a host).
+describe('the boot check without QEMU', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'metal-no-qemu-'));
+  const emptyPath = mkdtempSync(join(tmpdir(), 'metal-empty-path-'));
+  after(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(emptyPath, { recursive: true, force: true });
+  });
+  const env = { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '1', METAL_BUILD_BOOT_CHECK: 'booted', PATH: emptyPath };
+
+  test('metal builder alone refuses to start, naming METAL_BUILD_BOOT_CHECK and the package', { timeout: 60_000 }, async () => {
+    const r = await runMetal(['builder'], env);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /METAL_BUILD_BOOT_CHECK=booted boots each image in a VM, and this host has no qemu-system-x86_64; install QEMU \(Debian: qemu-system-x86, NixOS: pkgs\.qemu\) or set METAL_BUILD_BOOT_CHECK=off/);
+  });
+
+  test('metal serve comes up without its builder and says why', { timeout: 60_000 }, async () => {
+    const server = await startServerProcess(['serve'], { ...env, METAL_LOG_FORMAT: 'json' });
+    try {
+      assert.equal((await fetch(`${server.addresses.api}/readyz`)).status, 200);
+      assert.equal((await fetch(`${server.addresses.boot}/healthz`)).status, 200);
+    } finally {
+      server.child.kill('SIGTERM');
+      await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    }
+  });
+});

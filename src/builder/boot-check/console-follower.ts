@@ -15,6 +15,7 @@ export interface ConsoleFollower {
 export function cleanConsoleLine(raw: string): string {
   /* eslint-disable no-control-regex -- control characters are what this removes */
   const text = raw
+    .replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g, '')
     .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
     .replace(/\x1b[@-_]/g, '')
     .replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '')
