@@ -39,6 +39,8 @@ let
     exec ${cfg.package}/bin/metal "$@"
   '';
 
+  bootCheck = (toString (cfg.settings.METAL_BUILD_BOOT_CHECK or "off")) != "off";
+
   environment = {
     METAL_DATA_DIR = cfg.dataDir;
     METAL_IMAGES_DIR = cfg.imagesDir;
@@ -272,7 +274,9 @@ in
         after = [ "network-online.target" "postgresql.service" "nix-daemon.service" "metal-enrollment-migrate.service" ];
         wants = [ "network-online.target" "nix-daemon.service" ];
         requires = [ "metal-enrollment-migrate.service" ];
-        path = [ config.nix.package pkgs.util-linux ];
+        # METAL_BUILD_BOOT_CHECK boots each image in QEMU (qemu_kvm: this host's architecture only),
+        # under KVM through the kvm group (docs/builder.md).
+        path = [ config.nix.package pkgs.util-linux ] ++ lib.optionals bootCheck [ pkgs.qemu_kvm ];
         environment = environment // {
           # Through the daemon, with /etc/nix/nix.conf as it is (sandbox, caches, build users).
           NIX_REMOTE = "daemon";
@@ -284,6 +288,7 @@ in
           Type = "exec";
           User = "metal-builder";
           Group = "metal";
+          SupplementaryGroups = lib.optionals bootCheck [ "kvm" ];
           ExecStart = "${start} builder";
         };
       };

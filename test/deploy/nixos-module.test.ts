@@ -22,7 +22,7 @@ const skip = nixSkipReason();
 
 interface Evaluated {
   options: string[];
-  services: Record<string, { user: string; execStart: string; credentials: string[]; environment: Record<string, string>; requires: string[]; start: string }>;
+  services: Record<string, { user: string; execStart: string; credentials: string[]; environment: Record<string, string>; requires: string[]; start: string; path: string[]; groups: string[] }>;
   timers: Record<string, { onCalendar: string; wantedBy: string[] }>;
   users: string[];
   tmpfiles: string[];
@@ -74,6 +74,20 @@ describe('the NixOS module (nix/module.nix)', { skip }, () => {
       assert.equal(config.buildConcurrency, 2);
       assert.equal(config.imagesDir, '/var/lib/metal-enrollment/images');
     }
+  });
+
+  test('with METAL_BUILD_BOOT_CHECK the builder unit gets QEMU on its PATH and the kvm group; without it, neither', { timeout: 60_000 }, () => {
+    const checked = evaluate({ enable: true, secretKeyFile: '/run/secrets/metal-key', settings: { METAL_BUILD_BOOT_CHECK: 'booted' } });
+    const builder = checked.services['metal-enrollment-builder']!;
+    assert.deepEqual(builder.path, ['/nix/store/nix', '/nix/store/util-linux', '/nix/store/qemu-kvm']);
+    assert.deepEqual(builder.groups, ['kvm']);
+    assert.equal(loadConfig(builder.environment).buildBootCheck, 'booted');
+    assert.deepEqual(checked.services['metal-enrollment']!.groups, [], 'only the builder');
+    const plain = evaluate({ enable: true, secretKeyFile: '/run/secrets/metal-key' }).services['metal-enrollment-builder']!;
+    assert.deepEqual(plain.path, ['/nix/store/nix', '/nix/store/util-linux']);
+    assert.deepEqual(plain.groups, []);
+    const off = evaluate({ enable: true, secretKeyFile: '/run/secrets/metal-key', settings: { METAL_BUILD_BOOT_CHECK: 'off' } }).services['metal-enrollment-builder']!;
+    assert.deepEqual(off.groups, []);
   });
 
   test('the builder beside other roles without a shared key file is refused with a message', { timeout: 60_000 }, () => {

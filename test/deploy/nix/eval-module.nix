@@ -37,6 +37,7 @@ let
   pkgs = {
     path = "/nix/store/nixpkgs";
     util-linux = "/nix/store/util-linux";
+    qemu_kvm = "/nix/store/qemu-kvm";
     writeShellScript = name: text: builtins.toFile name text;
   };
   package = { outPath = packagePath; };
@@ -59,6 +60,8 @@ in
     credentials = s.serviceConfig.LoadCredential;
     environment = s.environment;
     requires = s.requires or [ ];
+    path = s.path or [ ];
+    groups = s.serviceConfig.SupplementaryGroups or [ ];
     start = builtins.readFile (builtins.head (builtins.split " " s.serviceConfig.ExecStart));
   }) (result.systemd.services or { });
   timers = builtins.mapAttrs (_: t: { onCalendar = t.timerConfig.OnCalendar; wantedBy = t.wantedBy; }) (result.systemd.timers or { });
