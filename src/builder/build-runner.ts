@@ -209,6 +209,7 @@ async function publish(
     log.write(`builder ${queue.owner}: published ${storePath}: bzImage ${f.bzImage.size} bytes, initrd ${f.initrd.size} bytes\n`);
   }
   let checked = '';
+  let bootCheckSeconds: number | undefined;
   if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {
     // The published files are the bytes machines will get; no machine is pointed at them yet.
     const check = await runBootCheck({
@@ -229,6 +230,7 @@ async function publish(
     const health = check.health === null ? '' : check.health.ok ? '; its health check passed' : `; its health check failed${check.health.exit_code === null ? '' : ` (exit ${check.health.exit_code})`}, which METAL_BUILD_BOOT_CHECK=booted does not judge`;
     log.write(`boot check: passed: the image reported booted after ${check.seconds} s${health}\n`);
     checked = `; it booted in a VM in ${check.seconds} s`;
+    bootCheckSeconds = check.seconds;
   }
   // A held build (a rollout's) is published without pointing the machine at it: its wave does that.
   if (!row.hold) await pointMachineAt(images, row.service_tag, id);
@@ -240,6 +242,7 @@ async function publish(
         artifactUrl: `${deps.bootUrl}/images/builds/${row.image_key}/`,
         note: `build ${id} published ${storePath}${checked}`,
         ...(outcome.bootJson.nixpkgs ? { nixpkgs: outcome.bootJson.nixpkgs } : {}),
+        ...(bootCheckSeconds !== undefined ? { bootCheckSeconds } : {}),
       });
     });
   } finally {

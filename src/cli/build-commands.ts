@@ -74,6 +74,7 @@ function describeBuild(b: Build, colour: boolean): string[] {
     ['error', printable(b.error) || '-'],
     ['artifact url', printable(b.artifact_url) || '-'],
     ['nixpkgs', b.status === 'success' ? printable(describeBuildNixpkgs(b.nixpkgs)) : '-'],
+    ['boot check', typeof b.boot_check_seconds === 'number' ? `booted in a VM in ${b.boot_check_seconds} s` : '-'],
     ['files', printable(Object.keys(b.config_files ?? {}).join(', ')) || '-'],
     ['attempts', String(b.attempts)],
     ['created', b.created_at],

@@ -53,6 +53,8 @@ export interface PublishedImage {
   note: string;
   /** The nixpkgs the entry recorded in the result's boot.json, if it did. */
   nixpkgs?: Partial<BuildNixpkgs> | undefined;
+  /** Seconds the image took to report booted in the builder's VM (METAL_BUILD_BOOT_CHECK), if it was checked. */
+  bootCheckSeconds?: number | undefined;
 }
 
 /**
@@ -422,7 +424,7 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
   const now = nowIso();
   const fields =
     outcome.status === 'success'
-      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null, ...nixpkgsFields(outcome.image.nixpkgs) }
+      ? { store_path: outcome.image.storePath, artifact_url: outcome.image.artifactUrl, error: null, boot_check_seconds: outcome.image.bootCheckSeconds ?? null, ...nixpkgsFields(outcome.image.nixpkgs) }
       : { error: oneLine(outcome.reason) };
   const done = await tx.builds.transition(id, [record.status], outcome.status, { ...fields, ...RELEASED, completed_at: now }, now);
   if (!done) return false;
@@ -444,7 +446,12 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
           buildId: id,
           actor,
           message: record.hold ? `${outcome.image.note} (held: the machine is pointed at it by its rollout)` : outcome.image.note,
-          data: { store_path: outcome.image.storePath, ...(outcome.image.nixpkgs ? { nixpkgs: outcome.image.nixpkgs } : {}), ...(record.hold ? { hold: true } : {}) },
+          data: {
+            store_path: outcome.image.storePath,
+            ...(outcome.image.nixpkgs ? { nixpkgs: outcome.image.nixpkgs } : {}),
+            ...(outcome.image.bootCheckSeconds !== undefined ? { boot_check_seconds: outcome.image.bootCheckSeconds } : {}),
+            ...(record.hold ? { hold: true } : {}),
+          },
         }
       : { kind: 'build.failed', machineId: record.machine_id, buildId: id, actor, message: `build ${id} failed: ${fields.error}` },
   );

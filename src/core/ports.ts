@@ -312,6 +312,8 @@ export interface BuildFields {
   nixpkgs_revision?: string | null;
   nixpkgs_source?: string | null;
   nixpkgs_sha256?: string | null;
+  /** Seconds a successful build's image took to report booted in the builder's VM. */
+  boot_check_seconds?: number | null;
 }
 
 /** A build line on the overview and machine pages (no log). */

@@ -97,6 +97,8 @@ export interface Build {
   completed_at: string | null;
   /** The nixpkgs a successful build was built from, as its entry recorded it; null when unknown. */
   nixpkgs: BuildNixpkgs | null;
+  /** Seconds its image took to report booted in the builder's VM (METAL_BUILD_BOOT_CHECK); null: not checked. */
+  boot_check_seconds: number | null;
 }
 
 /** The nixpkgs a build used, as the entry recorded it in the result's boot.json (each part may be unknown). */

@@ -239,6 +239,18 @@ for (const kind of await testDatabaseKinds()) {
       assert.doesNotMatch(page.body, /data-stream=/, 'a finished build is not streamed');
     });
 
+    test('a build whose image passed the boot check says how long it took; one not checked says nothing of it', async () => {
+      const build = (await recentBuildsOf('EDIT01'))[0]!;
+      const unchecked = await app.inject({ url: `/builds/${build}`, headers: viewer });
+      assert.doesNotMatch(unchecked.body, /Boot check/);
+      await sqlOf(t.ctx).updateTable('builds').set({ boot_check_seconds: 41 }).where('id', '=', build).execute();
+      const checked = await app.inject({ url: `/builds/${build}`, headers: viewer });
+      assert.match(checked.body, /<dt>Boot check<\/dt><dd><span class="boot-check"[^>]*>booted in a VM in 41 s<\/span><\/dd>/);
+      const api = await app.inject({ url: `/api/v1/builds/${build}`, headers: viewer });
+      assert.equal(api.json().boot_check_seconds, 41);
+      await sqlOf(t.ctx).updateTable('builds').set({ boot_check_seconds: null }).where('id', '=', build).execute();
+    });
+
     test('the machine page says which build it serves and which it last booted, and when', async () => {
       const [build] = await recentBuildsOf('EDIT01');
       const m = await t.ctx.machines.get('EDIT01');

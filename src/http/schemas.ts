@@ -282,6 +282,9 @@ export const Build = Type.Object(
         { description: 'the nixpkgs a successful build was built from, as its entry recorded it; null when unknown' },
       ),
     ),
+    boot_check_seconds: Nullable(
+      Type.Integer({ minimum: 0, description: 'seconds its image took to report booted in the builder’s VM before any machine got it (METAL_BUILD_BOOT_CHECK); null when it was not checked' }),
+    ),
   },
   { $id: 'Build' },
 );

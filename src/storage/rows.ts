@@ -53,6 +53,7 @@ export function toBuild(row: Selectable<BuildsTable>): Build {
     started_at: row.started_at,
     completed_at: row.completed_at,
     nixpkgs: buildNixpkgs(row),
+    boot_check_seconds: row.boot_check_seconds === null ? null : Number(row.boot_check_seconds),
   };
 }
 

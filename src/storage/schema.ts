@@ -83,6 +83,8 @@ export interface BuildsTable {
   nixpkgs_revision: string | null;
   nixpkgs_source: string | null;
   nixpkgs_sha256: string | null;
+  /** Seconds the image took to report booted in the builder's VM (migration 0020); null: not checked. */
+  boot_check_seconds: number | null;
   /** The machine's profile when the build was requested (migration 0013). */
   profile_name: string | null;
   profile_config: string | null;

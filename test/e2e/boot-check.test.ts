@@ -41,6 +41,7 @@ describe('the builder boots each image in a VM before a machine gets it (METAL_B
     assert.match(passed.log_output, /^boot check: the image asked POST \/api\/v1\/machines\/CHECK1\/booted$/m);
     assert.match(passed.log_output, /^boot check: passed: the image reported booted after \d+ s$/m);
     assert.equal(readlinkSync(link), `../builds/${good}`);
+    assert.ok(Number.isInteger(passed.boot_check_seconds) && passed.boot_check_seconds! >= 0, `boot_check_seconds: ${passed.boot_check_seconds}`);
     const succeeded = (await t.ctx.storage.events.list({ buildId: good, kind: 'build.succeeded' })).items[0];
     assert.match(succeeded?.message ?? '', /; it booted in a VM in \d+ s/);
     // The VM's report went to the check, not to the boot server: the machine itself has not booted it.
@@ -52,6 +53,7 @@ describe('the builder boots each image in a VM before a machine gets it (METAL_B
     const bad = await requestBuild(api, 'CHECK1');
     const failed = await waitForBuild(t.ctx, bad, undefined, 400_000);
     assert.equal(failed.status, 'failed', failed.log_output);
+    assert.equal(failed.boot_check_seconds, null);
     assert.match(failed.error ?? '', /^boot check: the image powered off after \d+ s without reporting booted; the console's last words: metal-standin: kernel line lacks valid .*, or it never reports; not reporting$/);
     assert.ok(failed.log_output.startsWith(`error: ${failed.error}\n`), 'the reason is at the top of the log');
     assert.match(failed.log_output, /^vm\| metal-standin: this image never reports \(its hostname says so\)$/m);

@@ -209,6 +209,7 @@ describe('the metal command line against a real server', () => {
     const shown = await runCli(['builds', 'show', String(last)], loggedIn);
     assert.match(shown.stdout, /^files: +configuration\.nix, hardware\.nix, modules\/ssh\.nix$/m);
     assert.match(shown.stdout, /^nixpkgs: +unknown \(the entry recorded none\)$/m);
+    assert.match(shown.stdout, /^boot check: +-$/m, 'not checked (METAL_BUILD_BOOT_CHECK is off)');
   });
 
   test('a failing build exits non-zero with the build’s error', { skip: !nix }, async () => {

@@ -392,6 +392,7 @@ class MemoryStores implements Stores {
           config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
           hold: hold ?? false,
           image_swept_at: null,
+          boot_check_seconds: null,
           profile_config: profileConfig ?? null,
           config_hash: hash ?? null,
           id: t.nextId++,

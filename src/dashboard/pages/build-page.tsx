@@ -105,6 +105,11 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
           <Fact label="nixpkgs">
             <NixpkgsFacts build={b} />
           </Fact>
+          {b.boot_check_seconds !== null && (
+            <Fact label="Boot check">
+              <span class="boot-check" title="METAL_BUILD_BOOT_CHECK: the image reported booted in the builder's VM before any machine got it">{`booted in a VM in ${b.boot_check_seconds} s`}</span>
+            </Fact>
+          )}
         </dl>
       </section>
       <section class="card" aria-labelledby="log">
