@@ -10,6 +10,7 @@ import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
 import { describeNixpkgs, runNixBuild, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
 import { runBootCheck, type BootCheckMode } from './boot-check/boot-check.ts';
+import type { EfiSigner } from '../images/secure-boot.ts';
 
 /** Why a running build was stopped from outside nix-build. */
 export type StopReason = 'cancelled' | 'lost' | 'shutdown';
@@ -39,6 +40,8 @@ export interface RunnerDeps {
   bootCheck?: BootCheckMode;
   /** METAL_BUILD_BOOT_CHECK_TIMEOUT, in ms. */
   bootCheckTimeoutMs?: number;
+  /** Signs each published kernel for Secure Boot (METAL_SECURE_BOOT_KEY). */
+  signer?: EfiSigner | undefined;
 }
 
 /** A build being run: stop it with a reason, await its end. */
@@ -195,6 +198,7 @@ async function publish(
       buildId: id,
       resultDir: storePath,
       extraKernelParams: row.kernel_params,
+      signer: deps.signer,
       ...(earlier !== undefined ? { reuseBuildId: earlier } : {}),
     });
   } catch (err) {
@@ -208,6 +212,8 @@ async function publish(
     const f = outcome.bootJson.files;
     log.write(`builder ${queue.owner}: published ${storePath}: bzImage ${f.bzImage.size} bytes, initrd ${f.initrd.size} bytes\n`);
   }
+  const signed = outcome.bootJson.secure_boot;
+  if (signed) log.write(`builder ${queue.owner}: the kernel is signed for Secure Boot by ${signed.subject} (certificate sha256 ${signed.cert_sha256})\n`);
   let checked = '';
   let bootCheckSeconds: number | undefined;
   if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {

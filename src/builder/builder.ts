@@ -11,6 +11,7 @@ import { findExecutable, hasNixDaemon, type BuildIsolation, type NixpkgsPin } fr
 import { BootCheckUnavailable, type BootCheckMode } from './boot-check/boot-check.ts';
 import { findQemu } from '../vm/qemu-process.ts';
 import { BuilderCannotStart } from './builder-cannot-start.ts';
+import { EfiSigner, SecureBootUnavailable, type SecureBootKeys } from '../images/secure-boot.ts';
 
 /** A running builder role. */
 export interface RunningBuilder {
@@ -59,6 +60,8 @@ export interface BuilderSettings {
   bootCheck?: BootCheckMode;
   /** METAL_BUILD_BOOT_CHECK_TIMEOUT, in ms; default 600 s. */
   bootCheckTimeoutMs?: number;
+  /** METAL_SECURE_BOOT_KEY and METAL_SECURE_BOOT_CERT: each published kernel is signed with them. */
+  secureBoot?: SecureBootKeys | undefined;
 }
 
 /**
@@ -124,6 +127,13 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   const isolation = hasNix ? chooseIsolation(settings) : settings.buildUnsandboxed ? 'unsandboxed' : 'daemon';
   const bootCheck = settings.bootCheck ?? 'off';
   if (bootCheck !== 'off' && findQemu() === undefined) throw new BootCheckUnavailable(bootCheck);
+  let signer: EfiSigner | undefined;
+  try {
+    signer = settings.secureBoot ? EfiSigner.find(settings.secureBoot, 'the builder') : undefined;
+  } catch (err) {
+    if (err instanceof SecureBootUnavailable) throw new BuilderCannotStart(`builder: ${err.message}`);
+    throw err;
+  }
   const queue = deps.builds.queueFor({ kind: 'builder', name }, leaseMs);
   const running = new Map<number, RunningBuild>();
   const logger = deps.logger.child({ builder: name });
@@ -140,6 +150,7 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     consoles: settings.consoles,
     isolation,
     bootCheck,
+    signer,
     bootCheckTimeoutMs: settings.bootCheckTimeoutMs ?? DEFAULT_BOOT_CHECK_TIMEOUT_MS,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),

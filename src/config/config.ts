@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
 import { parseAddressRange, type AddressRange } from '../pxe/address-pool.ts';
 import { BOOT_CHECK_MODES, type BootCheckMode } from '../builder/boot-check/boot-check.ts';
+import { checkSecureBootKeys, type SecureBootKeys } from '../images/secure-boot.ts';
 
 /** The whole configuration of a `metal` process, validated once at start-up and frozen. */
 export interface Config {
@@ -43,6 +44,11 @@ export interface Config {
   buildBootCheck: BootCheckMode;
   /** How long the boot check waits for the image's report, in ms. */
   buildBootCheckTimeoutMs: number;
+  /**
+   * UEFI Secure Boot (METAL_SECURE_BOOT_KEY, METAL_SECURE_BOOT_CERT): kernels and iPXE EFI binaries
+   * are signed with this key; undefined: nothing is signed.
+   */
+  secureBoot: SecureBootKeys | undefined;
   /** Enrollments accepted per minute from one source address; 0 means no limit. */
   enrollRate: number;
   /** Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges). */
@@ -129,6 +135,8 @@ export const CONFIG_KEYS = [
   'METAL_BUILD_UNSANDBOXED',
   'METAL_BUILD_BOOT_CHECK',
   'METAL_BUILD_BOOT_CHECK_TIMEOUT',
+  'METAL_SECURE_BOOT_KEY',
+  'METAL_SECURE_BOOT_CERT',
   'METAL_ENROLL_RATE',
   'METAL_TRUST_PROXY',
   'METAL_ENROLL_TOKEN',
@@ -190,6 +198,7 @@ export function loadConfig(
     buildLeaseMs: parseSeconds('METAL_BUILD_LEASE_SECONDS', raw('METAL_BUILD_LEASE_SECONDS') ?? '30', 0.2, 3600),
     buildUnsandboxed: parseFlag('METAL_BUILD_UNSANDBOXED', raw('METAL_BUILD_UNSANDBOXED') ?? '0'),
     buildBootCheck: parseEnum('METAL_BUILD_BOOT_CHECK', raw('METAL_BUILD_BOOT_CHECK') ?? 'off', BOOT_CHECK_MODES),
+    secureBoot: parseSecureBoot(raw('METAL_SECURE_BOOT_KEY'), raw('METAL_SECURE_BOOT_CERT')),
     buildBootCheckTimeoutMs: parseSeconds('METAL_BUILD_BOOT_CHECK_TIMEOUT', raw('METAL_BUILD_BOOT_CHECK_TIMEOUT') ?? '600', 5, 86400),
     enrollRate: parseInteger('METAL_ENROLL_RATE', raw('METAL_ENROLL_RATE') ?? '60', 0, 1_000_000),
     trustProxy: parseTrustProxy(raw('METAL_TRUST_PROXY')),
@@ -213,6 +222,17 @@ export function loadConfig(
     ipxeDir: resolve(raw('METAL_IPXE_DIR') ?? '/usr/lib/ipxe'),
   };
   return Object.freeze(config);
+}
+
+/** Both or neither; each readable, the key unencrypted and the certificate its own. */
+function parseSecureBoot(key: string | undefined, cert: string | undefined): SecureBootKeys | undefined {
+  if (key === undefined && cert === undefined) return undefined;
+  if (key === undefined) throw new ConfigError('METAL_SECURE_BOOT_KEY', '', 'METAL_SECURE_BOOT_CERT is set; set its private key too (both or neither)');
+  if (cert === undefined) throw new ConfigError('METAL_SECURE_BOOT_CERT', '', 'METAL_SECURE_BOOT_KEY is set; set its certificate too (both or neither)');
+  const keys = { key: resolve(key), cert: resolve(cert) };
+  const wrong = checkSecureBootKeys(keys);
+  if (wrong) throw new ConfigError(wrong.setting, wrong.setting === 'METAL_SECURE_BOOT_KEY' ? key : cert, wrong.reason);
+  return keys;
 }
 
 function parseInteger(key: string, value: string, min: number, max: number): number {

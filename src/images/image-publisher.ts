@@ -7,6 +7,7 @@ import { Transform } from 'node:stream';
 import { parseBootManifest } from './boot-manifest.ts';
 import { sanitizeResultNixpkgs, type ResultNixpkgs } from './result-nixpkgs.ts';
 import type { ImageLayout } from './image-layout.ts';
+import { SigningError, type EfiSigner } from './secure-boot.ts';
 
 /** The files every image holds besides boot.json. */
 export const IMAGE_FILES = ['bzImage', 'initrd'] as const;
@@ -25,6 +26,16 @@ export interface PublishedBootJson {
   files: Record<ImageFile, FileRecord>;
   /** The nixpkgs the entry says the image was built from (source, sha256, version, revision), when it says. */
   nixpkgs?: ResultNixpkgs;
+  /** The certificate the kernel was signed for (METAL_SECURE_BOOT_CERT); absent when unsigned. */
+  secure_boot?: SecureBootRecord;
+}
+
+/** Which certificate a published kernel's Secure Boot signature belongs to. */
+export interface SecureBootRecord {
+  /** SHA-256 of the certificate (DER), lower-case hex. */
+  cert_sha256: string;
+  /** e.g. `CN=Example Secure Boot db` */
+  subject: string;
 }
 
 /** A build result that cannot be published; the message is one line naming what is wrong. */
@@ -43,6 +54,8 @@ export interface PublishRequest {
   reuseBuildId?: number;
   /** Kernel parameters added after the result's own (a profile's), e.g. `['console=ttyS1,115200']` */
   extraKernelParams?: readonly string[];
+  /** Signs the kernel for Secure Boot (METAL_SECURE_BOOT_KEY); unset: published as built. */
+  signer?: EfiSigner | undefined;
 }
 
 export interface PublishOutcome {
@@ -98,7 +111,16 @@ export async function publishBuildImage(layout: ImageLayout, req: PublishRequest
       if (files) reusedFrom = req.reuseBuildId;
     }
     files ??= await copyResultFiles(req.resultDir, staging);
-    const bootJson: PublishedBootJson = { init: manifest.init, kernel_params: manifest.kernel_params, files, ...(manifest.nixpkgs ? { nixpkgs: manifest.nixpkgs } : {}) };
+    // Signed from the result's own kernel, never from a linked copy another build already signed.
+    const secureBoot = req.signer ? await signKernel(req.signer, join(req.resultDir, 'bzImage'), join(staging, 'bzImage')) : undefined;
+    if (secureBoot) files.bzImage = secureBoot.file;
+    const bootJson: PublishedBootJson = {
+      init: manifest.init,
+      kernel_params: manifest.kernel_params,
+      files,
+      ...(manifest.nixpkgs ? { nixpkgs: manifest.nixpkgs } : {}),
+      ...(secureBoot ? { secure_boot: secureBoot.record } : {}),
+    };
     await writeDurably(join(staging, 'boot.json'), `${JSON.stringify(bootJson, null, 2)}\n`);
     await syncPath(staging);
     const final = layout.buildDir(req.buildId);
@@ -120,6 +142,22 @@ function withExtraKernelParams<M extends { init: string; kernel_params: string[]
   const checked = parseBootManifest({ init: manifest.init, kernel_params: params }, true);
   if (!checked.ok) throw new ImageResultError(`the profile's kernel parameters cannot be used: ${checked.reason}`);
   return { ...manifest, kernel_params: checked.manifest.kernelParams };
+}
+
+/**
+ * Writes a Secure Boot signed copy of `kernel` to `to` (replacing what is there, a hard link
+ * included), read-only and flushed; returns its size and digest and the certificate it was signed for.
+ */
+export async function signKernel(signer: EfiSigner, kernel: string, to: string): Promise<{ file: FileRecord; record: SecureBootRecord }> {
+  try {
+    await signer.sign(kernel, to);
+  } catch (err) {
+    if (err instanceof SigningError) throw new ImageResultError(`the kernel cannot be signed for Secure Boot: ${err.message}`);
+    throw err;
+  }
+  await chmod(to, 0o444);
+  await syncPath(to);
+  return { file: await hashFile(to), record: { cert_sha256: signer.certSha256, subject: signer.subject } };
 }
 
 /** Points `machines/<tag>` at `builds/<id>` (or removes it for null) with one atomic rename. */

@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNixBuild, type NixpkgsPin } from '../builder/nix-build.ts';
 import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
+import { signKernel, type SecureBootRecord } from '../images/image-publisher.ts';
+import type { EfiSigner } from '../images/secure-boot.ts';
 
 /** The project's NixOS registration image expression. */
 /** The registration agent's folder, which the registration entry reads. */
@@ -41,6 +43,8 @@ export interface RegistrationBuildOptions {
   nixpkgs?: NixpkgsPin;
   /** METAL_CONSOLE, e.g. `['tty0', 'ttyS1,115200']`. */
   consoles?: string[];
+  /** Signs the kernel for Secure Boot (METAL_SECURE_BOOT_KEY). */
+  signer?: EfiSigner | undefined;
 }
 
 /** What was published under `registration/`. */
@@ -96,7 +100,7 @@ export async function buildNixRegistrationImage(options: RegistrationBuildOption
     }
     const boot = await readBootJson(join(outLink, 'boot.json'));
     const nixpkgs = await readResultNixpkgs(outLink);
-    const published = await publish(options.imagesDir, outLink, boot);
+    const published = await publish(options.imagesDir, outLink, boot, options.signer);
     return nixpkgs ? { ...published, nixpkgs } : published;
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -120,7 +124,7 @@ async function readBootJson(path: string): Promise<{ init: string | undefined; k
   return { init, kernelParams: params as string[] };
 }
 
-async function publish(imagesDir: string, result: string, boot: { init: string | undefined; kernelParams: string[] }): Promise<PublishedRegistrationImage> {
+async function publish(imagesDir: string, result: string, boot: { init: string | undefined; kernelParams: string[] }, signer: EfiSigner | undefined): Promise<PublishedRegistrationImage> {
   await mkdir(imagesDir, { recursive: true });
   const dir = join(imagesDir, 'registration');
   const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -129,14 +133,21 @@ async function publish(imagesDir: string, result: string, boot: { init: string |
   await mkdir(staging);
   try {
     const files = {} as PublishedRegistrationImage['files'];
+    let secureBoot: SecureBootRecord | undefined;
     for (const name of ['bzImage', 'initrd'] as const) {
       const source = join(result, name);
       const info = await stat(source).catch(() => undefined);
       if (!info?.isFile() || info.size === 0) throw new RegistrationBuildError(`the build result has no ${name}`);
+      if (name === 'bzImage' && signer) {
+        const signed = await signKernel(signer, source, join(staging, name));
+        files[name] = signed.file;
+        secureBoot = signed.record;
+        continue;
+      }
       await copyFile(source, join(staging, name));
       files[name] = { size: info.size, sha256: await sha256File(join(staging, name)) };
     }
-    const bootJson = { ...(boot.init ? { init: boot.init } : {}), kernel_params: boot.kernelParams, files };
+    const bootJson = { ...(boot.init ? { init: boot.init } : {}), kernel_params: boot.kernelParams, files, ...(secureBoot ? { secure_boot: secureBoot } : {}) };
     await writeFile(join(staging, 'boot.json'), `${JSON.stringify(bootJson, null, 2)}\n`);
     await rename(dir, retired).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;

@@ -23,6 +23,7 @@ import { registerHealthRoutes } from '../http/health-routes.ts';
 import { createHttpServer } from '../http/http-server.ts';
 import { installHttpMetrics, registerMetricsRoute } from '../metrics/metal-metrics.ts';
 import { httpPlatform, type AppContext } from './context.ts';
+import { servedIpxeDir } from './ipxe-dir.ts';
 
 /** A hook for tests to add routes to the API listener with the same platform. */
 export type RouteModule = (app: FastifyInstance, ctx: AppContext) => void | Promise<void>;
@@ -137,8 +138,9 @@ export function startPowerControl(ctx: AppContext): RunningPowerControl {
  * The `boot` role: what PXE clients talk to. With `serveMetrics` (a process without the api role and
  * without METAL_METRICS_LISTEN) it also answers `GET /metrics`.
  */
-export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}, serveMetrics = false): Promise<FastifyInstance> {
+export async function buildBootServer(ctx: AppContext, options: BootServerOptions = {}, serveMetrics = false): Promise<FastifyInstance> {
   const { storage } = ctx;
+  const ipxeDir = await servedIpxeDir(ctx.config, ctx.logger, 'boot');
   return createBootServer(
     {
       platform: httpPlatform(ctx),
@@ -146,7 +148,7 @@ export function buildBootServer(ctx: AppContext, options: BootServerOptions = {}
       enrollToken: ctx.config.enrollToken,
       afterEnroll: ctx.config.afterEnroll,
       images: ctx.images,
-      ipxeDir: ctx.config.ipxeDir,
+      ipxeDir,
       targets: {
         findBootTarget: (key, value) => storage.machines.findBootTarget(key, value),
         bootFacts: (id) => storage.builds.bootFacts(id),
@@ -208,6 +210,7 @@ export function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Pro
         buildUnsandboxed: config.buildUnsandboxed,
         bootCheck: config.buildBootCheck,
         bootCheckTimeoutMs: config.buildBootCheckTimeoutMs,
+        secureBoot: config.secureBoot,
       },
       signalsAcrossProcesses: ctx.storage.notifiesAcrossProcesses,
       retention: ctx.retention,

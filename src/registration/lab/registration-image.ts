@@ -3,6 +3,8 @@ import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { assembleLabInitrd, INITRD_FILES_DIR } from './initrd.ts';
 import { findLabHost, type LabHost } from './lab-host.ts';
+import { signKernel } from '../../images/image-publisher.ts';
+import type { EfiSigner } from '../../images/secure-boot.ts';
 
 /** The registration agent shipped with the project. */
 export const DEFAULT_AGENT_FILE = new URL('../agent/metal-agent.sh', import.meta.url).pathname;
@@ -25,6 +27,8 @@ export interface RegistrationImageOptions {
   /** The agent script to run; default: the project's agent. */
   agentFile?: string;
   host?: LabHost;
+  /** Signs the kernel for Secure Boot (METAL_SECURE_BOOT_KEY). */
+  signer?: EfiSigner | undefined;
 }
 
 /**
@@ -51,13 +55,14 @@ export async function buildRegistrationImage(options: RegistrationImageOptions):
   const retired = join(options.imagesDir, `.registration-old-${suffix}`);
   await mkdir(staging);
   try {
-    await copyFile(host.kernel, join(staging, 'bzImage'));
+    const signed = options.signer ? await signKernel(options.signer, host.kernel, join(staging, 'bzImage')) : undefined;
+    if (!signed) await copyFile(host.kernel, join(staging, 'bzImage'));
     await writeFile(join(staging, 'initrd'), initrd);
     const files = {
-      bzImage: await describe(join(staging, 'bzImage')),
+      bzImage: signed?.file ?? (await describe(join(staging, 'bzImage'))),
       initrd: describeBuffer(initrd),
     };
-    const bootJson = { kernel_params: [...REGISTRATION_KERNEL_PARAMS], files };
+    const bootJson = { kernel_params: [...REGISTRATION_KERNEL_PARAMS], files, ...(signed ? { secure_boot: signed.record } : {}) };
     await writeFile(join(staging, 'boot.json'), `${JSON.stringify(bootJson, null, 2)}\n`);
     await swapDirectory(staging, dir, retired);
     return { dir, kernelVersion: host.kernelVersion, files };

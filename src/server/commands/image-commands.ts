@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { NginxFrontError, renderNginxFront } from '../../boot/nginx-front.ts';
 import { configFromFlags } from '../../config/config-flags.ts';
 import { buildNixRegistrationImage, DEFAULT_REGISTRATION_ENTRY, RegistrationBuildError } from '../../registration/nix-registration-image.ts';
+import { EfiSigner } from '../../images/secure-boot.ts';
 
 interface BuildRegistrationOptions {
   entry?: string;
@@ -45,6 +46,7 @@ export function registerImageCommands(program: Command): void {
           signal: abort.signal,
           ...(config.nixpkgs ? { nixpkgs: config.nixpkgs } : {}),
           consoles: config.consoles,
+          signer: config.secureBoot ? EfiSigner.find(config.secureBoot, 'metal image build-registration') : undefined,
         });
         console.log(`image: registration image published in ${published.dir}`);
         console.log(`  bzImage ${published.files.bzImage.size} bytes  sha256 ${published.files.bzImage.sha256}`);

@@ -3,6 +3,7 @@ import { configFromFlags } from '../../config/config-flags.ts';
 import { LAB_BOOT_URL, parseLabMachine } from '../../registration/lab/lab-machine.ts';
 import { runLabMachine } from '../../registration/lab/qemu-runner.ts';
 import { buildRegistrationImage } from '../../registration/lab/registration-image.ts';
+import { EfiSigner } from '../../images/secure-boot.ts';
 
 interface ImageOptions {
   dataDir?: string;
@@ -39,9 +40,11 @@ export function registerLabCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  metal lab image                  # writes ./data/images/registration/{bzImage,initrd,boot.json}')
     .action(async (opts: ImageOptions) => {
       const config = configFromFlags(opts);
-      const image = await buildRegistrationImage({ imagesDir: config.imagesDir, agentFile: opts.agent });
+      const signer = config.secureBoot ? EfiSigner.find(config.secureBoot, 'metal lab image') : undefined;
+      const image = await buildRegistrationImage({ imagesDir: config.imagesDir, agentFile: opts.agent, signer });
       console.log(`lab: registration image for kernel ${image.kernelVersion} in ${image.dir}`);
       console.log(`  bzImage ${image.files.bzImage.size} bytes, initrd ${image.files.initrd.size} bytes`);
+      if (signer) console.log(`  the kernel is signed for Secure Boot by ${signer.subject}`);
     });
 
   lab
