@@ -15,6 +15,7 @@ describe('loadConfig', () => {
     assert.equal(c.keepBuilds, 3);
     assert.equal(loadConfig({ METAL_KEEP_BUILDS: '10' }).keepBuilds, 10);
     assert.equal(c.buildLeaseMs, 30_000);
+    assert.equal(c.secureBoot, undefined);
     assert.equal(c.buildBootCheck, 'off');
     assert.equal(c.buildBootCheckTimeoutMs, 600_000);
     assert.equal(loadConfig({ METAL_BUILD_BOOT_CHECK: 'healthy', METAL_BUILD_BOOT_CHECK_TIMEOUT: '90' }).buildBootCheck, 'healthy');
@@ -50,6 +51,9 @@ describe('loadConfig', () => {
     ['zero concurrency', { METAL_BUILD_CONCURRENCY: '0' }, /METAL_BUILD_CONCURRENCY="0" is invalid: expected a number from 1 to 64/],
     ['a boot check that is no mode', { METAL_BUILD_BOOT_CHECK: 'yes' }, /METAL_BUILD_BOOT_CHECK="yes" is invalid: expected one of off, booted, healthy/],
     ['a boot check time limit too short', { METAL_BUILD_BOOT_CHECK_TIMEOUT: '1' }, /METAL_BUILD_BOOT_CHECK_TIMEOUT="1" is invalid: expected seconds from 5 to 86400/],
+    ['a Secure Boot key without its certificate', { METAL_SECURE_BOOT_KEY: '/etc/metal/db.key' }, /METAL_SECURE_BOOT_CERT="" is invalid: METAL_SECURE_BOOT_KEY is set; set its certificate too \(both or neither\)/],
+    ['a Secure Boot certificate without its key', { METAL_SECURE_BOOT_CERT: '/etc/metal/db.pem' }, /METAL_SECURE_BOOT_KEY="" is invalid: METAL_SECURE_BOOT_CERT is set; set its private key too \(both or neither\)/],
+    ['a Secure Boot key that is not there', { METAL_SECURE_BOOT_KEY: '/nonexistent/db.key', METAL_SECURE_BOOT_CERT: '/nonexistent/db.pem' }, /METAL_SECURE_BOOT_KEY="\/nonexistent\/db\.key" is invalid: cannot be read \(ENOENT\)/],
     ['keeping no builds', { METAL_KEEP_BUILDS: '0' }, /METAL_KEEP_BUILDS="0" is invalid: expected a number from 1 to 1000/],
     ['a word for builds kept', { METAL_KEEP_BUILDS: 'all' }, /METAL_KEEP_BUILDS="all" is invalid: expected a whole number/],
     ['a lease too short', { METAL_BUILD_LEASE_SECONDS: '0.1' }, /METAL_BUILD_LEASE_SECONDS="0.1" is invalid: expected seconds from 0.2 to 3600/],

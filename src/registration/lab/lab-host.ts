@@ -28,6 +28,9 @@ const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const SNPONLY = '/usr/lib/ipxe/snponly.efi';
+/** OVMF that enforces Secure Boot (needs SMM), and variables whose PK, KEK and db are Debian's snakeoil certificate. */
+const OVMF_CODE_SECURE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+const OVMF_VARS_SNAKEOIL = '/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd';
 
 /** A missing host part; the message names the package that provides it. */
 export class LabHostError extends Error {
@@ -53,15 +56,18 @@ export function findLabHost(): LabHost {
 }
 
 /** Finds QEMU, OVMF and iPXE's snponly.efi; throws LabHostError naming what is missing. */
-export function findLabFirmware(options: { uefi: boolean }): LabFirmware {
+export function findLabFirmware(options: { uefi: boolean; secureBoot?: boolean }): LabFirmware {
   const qemu = findQemu();
   if (!qemu) throw new LabHostError('no qemu-system-x86_64; install qemu-system-x86 ipxe-qemu');
-  if (options.uefi) {
-    for (const [file, pkg] of [[OVMF_CODE, 'ovmf'], [OVMF_VARS, 'ovmf'], [SNPONLY, 'ipxe']] as const) {
+  const secure = options.secureBoot === true;
+  const ovmfCode = secure ? OVMF_CODE_SECURE : OVMF_CODE;
+  const ovmfVars = secure ? OVMF_VARS_SNAKEOIL : OVMF_VARS;
+  if (options.uefi || secure) {
+    for (const [file, pkg] of [[ovmfCode, 'ovmf'], [ovmfVars, 'ovmf'], [SNPONLY, 'ipxe']] as const) {
       if (!existsSync(file)) throw new LabHostError(`no ${file}; install ${pkg}`);
     }
   }
-  return { qemu, ovmfCode: OVMF_CODE, ovmfVars: OVMF_VARS, snponly: SNPONLY };
+  return { qemu, ovmfCode, ovmfVars, snponly: SNPONLY };
 }
 
 /** Lists what the lab lacks on this host (empty when everything is there), for tests that must skip. */

@@ -11,6 +11,11 @@ export interface LabMachine {
   /** DMI system serial, the service tag. e.g. `DEMO001` */
   serial: string;
   uefi: boolean;
+  /**
+   * UEFI with Secure Boot enforced: OVMF whose db trusts Debian's snakeoil certificate only, so it
+   * runs iPXE and kernels signed with that key (METAL_SECURE_BOOT_KEY) and refuses anything else.
+   */
+  secureBoot: boolean;
   /** e.g. `52:54:00:ab:cd:ef` */
   mac: string;
   memoryMb: number;
@@ -34,6 +39,8 @@ export interface LabMachine {
 export interface LabMachineInput {
   serial: string;
   uefi?: boolean;
+  /** Implies uefi. */
+  secureBoot?: boolean;
   mac?: string;
   memoryMb?: number | string;
   cpus?: number | string;
@@ -77,7 +84,8 @@ export function parseLabMachine(input: LabMachineInput): LabMachine {
   return {
     ...(managementNicMac !== undefined ? { managementNicMac } : {}),
     serial: input.serial,
-    uefi: input.uefi ?? false,
+    uefi: (input.uefi ?? false) || (input.secureBoot ?? false),
+    secureBoot: input.secureBoot ?? false,
     mac,
     memoryMb: integer('memory', input.memoryMb ?? 1024, 128, 65536),
     cpus: integer('cpus', input.cpus ?? 2, 1, 64),

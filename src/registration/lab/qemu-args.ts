@@ -65,7 +65,9 @@ export function qemuArguments(machine: LabMachine, files: LabMachineFiles, firmw
     '-accel', 'tcg',
     // graphics=off: the firmware's text console (SeaBIOS, hence iPXE's messages and fetches) goes to
     // the serial console too, so a console log shows what the VM asked the boot server for.
-    '-machine', `${machine.uefi ? 'q35' : 'pc'},graphics=off`,
+    // Secure Boot: OVMF keeps its variables (the keys) in SMM, out of the guest's reach.
+    '-machine', `${machine.uefi ? 'q35' : 'pc'},graphics=off${machine.secureBoot ? ',smm=on' : ''}`,
+    ...(machine.secureBoot ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
     '-m', String(machine.memoryMb),
     '-smp', String(machine.cpus),
     '-smbios', smbios,

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { findLabFirmware, findLabHost } from './lab-host.ts';
@@ -34,7 +34,7 @@ export type LabRunResult = QemuRunResult;
  */
 export async function runLabMachine(machine: LabMachine, options: RunLabMachineOptions): Promise<LabRunResult> {
   const host = findLabHost();
-  const firmware = findLabFirmware({ uefi: machine.uefi });
+  const firmware = findLabFirmware({ uefi: machine.uefi, secureBoot: machine.secureBoot });
   const workDir = await mkdtemp(join(tmpdir(), 'metal-lab-vm-'));
   try {
     const tftpDir = join(workDir, 'tftp');
@@ -47,7 +47,10 @@ export async function runLabMachine(machine: LabMachine, options: RunLabMachineO
       await copyFile(firmware.ovmfVars, ovmfVars);
       const efiPath = join(tftpDir, UEFI_TFTP_PATH);
       await mkdir(dirname(efiPath), { recursive: true });
-      await copyFile(firmware.snponly, efiPath);
+      // Under Secure Boot the firmware runs only a signed iPXE: the one the boot server hands out
+      // (signed with METAL_SECURE_BOOT_KEY), as a site's proxyDHCP would give it.
+      if (machine.secureBoot && !options.network) await writeFile(efiPath, await ipxeFromBootServer(machine.bootPort));
+      else await copyFile(firmware.snponly, efiPath);
     }
     const consoleLog = options.console === 'inherit' ? undefined : options.console.logFile;
     const args = qemuArguments(machine, { tftpDir, disk, ovmfVars, busybox: host.busybox, consoleLog, tap: options.network?.tap, uefiHttpBoot: options.network?.uefiHttpBoot }, firmware);
@@ -64,6 +67,19 @@ export async function runLabMachine(machine: LabMachine, options: RunLabMachineO
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** `/ipxe/snponly.efi` from the boot server on 127.0.0.1 (what a Secure Boot lab machine runs first). */
+async function ipxeFromBootServer(port: number): Promise<Buffer> {
+  const url = `http://127.0.0.1:${port}/ipxe/snponly.efi`;
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  } catch (err) {
+    throw new Error(`lab: a Secure Boot machine takes its iPXE from the boot server, and ${url} did not answer: ${(err as Error).message}`);
+  }
+  if (response.status !== 200) throw new Error(`lab: a Secure Boot machine takes its iPXE from the boot server, and ${url} answered ${response.status} (is snponly.efi in METAL_IPXE_DIR?)`);
+  return Buffer.from(await response.arrayBuffer());
 }
 
 async function ensureDisk(path: string, sizeGb: number): Promise<void> {

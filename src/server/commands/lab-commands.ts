@@ -14,6 +14,7 @@ interface ImageOptions {
 interface BootOptions {
   serial: string;
   uefi?: boolean;
+  secureBoot?: boolean;
   mac?: string;
   uuid?: string;
   memory?: string;
@@ -52,6 +53,7 @@ export function registerLabCommands(program: Command): void {
     .description('boot a QEMU machine that PXE-boots from the boot server on 127.0.0.1, its serial console on this terminal')
     .requiredOption('--serial <tag>', 'DMI system serial (the service tag)')
     .option('--uefi', 'boot with OVMF (UEFI) instead of legacy BIOS')
+    .option('--secure-boot', 'UEFI with Secure Boot enforced, trusting only Debian\'s snakeoil key (sign with it: docs/lab.md)')
     .option('--mac <mac>', 'NIC address (default: derived from the serial)')
     .option('--uuid <uuid>', 'SMBIOS system UUID')
     .option('--memory <MB>', 'memory in MB', '1024')
@@ -70,6 +72,7 @@ export function registerLabCommands(program: Command): void {
       const machine = parseLabMachine({
         serial: opts.serial,
         uefi: opts.uefi === true,
+        secureBoot: opts.secureBoot === true,
         mac: opts.mac,
         uuid: opts.uuid,
         memoryMb: opts.memory,
@@ -82,7 +85,7 @@ export function registerLabCommands(program: Command): void {
       const timeoutSeconds = Number(opts.timeout);
       if (!Number.isSafeInteger(timeoutSeconds) || timeoutSeconds < 1) throw new Error(`lab: --timeout ${JSON.stringify(opts.timeout)} is invalid: expected whole seconds`);
       await warnUnlessLabBootServer(machine.bootPort);
-      console.error(`lab: booting ${machine.serial} (${machine.uefi ? 'UEFI' : 'BIOS'}, ${machine.cpus} CPUs, ${machine.memoryMb} MB, MAC ${machine.mac}); Ctrl-C stops it`);
+      console.error(`lab: booting ${machine.serial} (${machine.secureBoot ? 'UEFI Secure Boot' : machine.uefi ? 'UEFI' : 'BIOS'}, ${machine.cpus} CPUs, ${machine.memoryMb} MB, MAC ${machine.mac}); Ctrl-C stops it`);
       const started = Date.now();
       // Ctrl-C reaches QEMU too (same terminal); this process stays to clean up the VM's files.
       const stop = new AbortController();

@@ -54,11 +54,12 @@ export async function bootUnknownMachine(lab: LabServer, name: string, input: La
  * booted with the right build. With `bootBeforeBuild`, the second boot starts before the build is
  * requested: the VM is held (its iPXE sleeps and asks again) and boots the image once it is published.
  */
-export async function runWholeLoop(lab: LabServer, name: string, input: LabMachineInput, hostname: string, options: { bootBeforeBuild?: boolean } = {}): Promise<void> {
+export async function runWholeLoop(lab: LabServer, name: string, input: LabMachineInput, hostname: string, options: { bootBeforeBuild?: boolean; eachBoot?: (boot: VmBoot) => void } = {}): Promise<void> {
   const diskDir = mkdtempSync(join(tmpdir(), 'metal-e2e-disk-'));
   try {
     const diskFile = join(diskDir, 'disk.raw');
-    const { machine } = await bootUnknownMachine(lab, name, { ...input, diskFile });
+    const { machine, boot: first } = await bootUnknownMachine(lab, name, { ...input, diskFile });
+    options.eachBoot?.(first);
     const tag = machine.service_tag as string;
 
     const nixosConfig = `{ ... }: {\n  networking.hostName = "${hostname}";\n  services.openssh.enable = true;\n}\n`;
@@ -86,6 +87,7 @@ export async function runWholeLoop(lab: LabServer, name: string, input: LabMachi
     if (!early) assert.equal(ready.body.booted_build_id, null, 'nothing booted yet');
 
     const second: VmBoot = await (early ?? secondBoot());
+    options.eachBoot?.(second);
     assert.match(second.console, new RegExp(`metal-standin: booted ${hostname} build ${buildId}\\b`), `the VM booted its own image\n${consoleReport(second.console)}`);
     assert.match(second.console, /metal-standin: booted report accepted/, consoleReport(second.console));
     assert.doesNotMatch(second.console, /metal-agent:/, 'the registration image did not run again');

@@ -9,6 +9,7 @@ import { buildRegistrationImage } from '../../../src/registration/lab/registrati
 import { createLogger } from '../../../src/core/logger.ts';
 import { startServer, type RunningServer } from '../../../src/server/serve.ts';
 import type { TestDatabase } from '../../support/databases.ts';
+import { EfiSigner } from '../../../src/images/secure-boot.ts';
 
 /** The bootable stand-in for nix/netboot.nix. */
 const PROJECT_ROOT = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -50,7 +51,7 @@ export interface LabServer {
  * `options.bootUrl`) and the
  * stand-in Nix entry, builds the lab registration image, and signs in as the first admin.
  */
-export async function startLabServer(db: TestDatabase, options: { bootUrl?: string } = {}): Promise<LabServer> {
+export async function startLabServer(db: TestDatabase, options: { bootUrl?: string; env?: Record<string, string> } = {}): Promise<LabServer> {
   prepareStandinEntry();
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-e2e-'));
   const password = randomBytes(18).toString('base64url');
@@ -69,6 +70,7 @@ export async function startLabServer(db: TestDatabase, options: { bootUrl?: stri
       // The lab's VMs end when the machine powers off.
       METAL_AFTER_ENROLL: 'poweroff',
       METAL_LOG_LEVEL: process.env.METAL_TEST_LOG_LEVEL ?? 'warn',
+      ...options.env,
     },
     {},
   );
@@ -78,7 +80,7 @@ export async function startLabServer(db: TestDatabase, options: { bootUrl?: stri
   };
   let server: RunningServer;
   try {
-    await buildRegistrationImage({ imagesDir: config.imagesDir });
+    await buildRegistrationImage({ imagesDir: config.imagesDir, signer: config.secureBoot ? EfiSigner.find(config.secureBoot, 'the lab') : undefined });
     server = await startServer(config, createLogger(config.logLevel), ['api', 'boot', 'builder']);
   } catch (err) {
     await cleanup();
