@@ -228,7 +228,10 @@ for (const kind of await testDatabaseKinds()) {
       const dir = t.ctx.images.buildDir(build.id);
       mkdirSync(dir, { recursive: true });
       const sha = 'a'.repeat(64);
-      writeFileSync(join(dir, 'boot.json'), JSON.stringify({ init: '/nix/store/x-init', kernel_params: ['console=ttyS0'], files: { bzImage: { size: 12345678, sha256: sha }, '../evil': { size: 1 } } }));
+      writeFileSync(
+        join(dir, 'boot.json'),
+        JSON.stringify({ init: '/nix/store/x-init', kernel_params: ['console=ttyS0'], files: { bzImage: { size: 12345678, sha256: sha }, '../evil': { size: 1 } }, secure_boot: { subject: 'CN=Site <b>db</b>', cert_sha256: 'b'.repeat(64) } }),
+      );
       const key = (await t.ctx.storage.builds.findRecord(build.id))!.image_key;
       await sqlOf(t.ctx).updateTable('builds').set({ status: 'success', started_at: nowIso(), completed_at: nowIso(), log_output: 'done\n', artifact_url: `http://10.0.2.100/images/builds/${key}/` }).where('id', '=', build.id).execute();
       const page = await app.inject({ url: `/builds/${build.id}`, headers: viewer });
@@ -236,6 +239,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.match(page.body, /12\.3 MB/);
       assert.match(page.body, new RegExp(sha));
       assert.doesNotMatch(page.body, /evil/);
+      assert.match(page.body, new RegExp(`<dt>Secure Boot</dt><dd><span class="secure-boot" title="certificate SHA-256 ${'b'.repeat(64)}">kernel signed for CN=Site &lt;b&gt;db&lt;/b&gt;</span></dd>`));
       assert.doesNotMatch(page.body, /data-stream=/, 'a finished build is not streamed');
     });
 

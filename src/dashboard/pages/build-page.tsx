@@ -145,6 +145,13 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
             <Fact label="Kernel parameters">
               <span class="mono">{data.image.kernelParams.join(' ') || '—'}</span>
             </Fact>
+            {data.image.secureBoot && (
+              <Fact label="Secure Boot">
+                <span class="secure-boot" title={`certificate SHA-256 ${data.image.secureBoot.certSha256}`}>
+                  kernel signed for {data.image.secureBoot.subject}
+                </span>
+              </Fact>
+            )}
           </dl>
           <div class="table-scroll">
             <table class="compact">
