@@ -40,6 +40,8 @@ let
   '';
 
   bootCheck = (toString (cfg.settings.METAL_BUILD_BOOT_CHECK or "off")) != "off";
+  # METAL_SECURE_BOOT_KEY: kernels and iPXE EFI binaries are signed with sbsign.
+  secureBoot = cfg.settings ? METAL_SECURE_BOOT_KEY;
 
   environment = {
     METAL_DATA_DIR = cfg.dataDir;
@@ -249,6 +251,8 @@ in
         after = [ "network-online.target" "postgresql.service" "metal-enrollment-migrate.service" ];
         wants = [ "network-online.target" ];
         requires = [ "metal-enrollment-migrate.service" ];
+        # METAL_SECURE_BOOT_KEY: the boot role signs the iPXE EFI binaries it hands out.
+        path = lib.optionals secureBoot [ pkgs.sbsigntool ];
         inherit environment;
         serviceConfig = hardening // {
           Type = "exec";
@@ -276,7 +280,7 @@ in
         requires = [ "metal-enrollment-migrate.service" ];
         # METAL_BUILD_BOOT_CHECK boots each image in QEMU (qemu_kvm: this host's architecture only),
         # under KVM through the kvm group (docs/builder.md).
-        path = [ config.nix.package pkgs.util-linux ] ++ lib.optionals bootCheck [ pkgs.qemu_kvm ];
+        path = [ config.nix.package pkgs.util-linux ] ++ lib.optionals bootCheck [ pkgs.qemu_kvm ] ++ lib.optionals secureBoot [ pkgs.sbsigntool ];
         environment = environment // {
           # Through the daemon, with /etc/nix/nix.conf as it is (sandbox, caches, build users).
           NIX_REMOTE = "daemon";

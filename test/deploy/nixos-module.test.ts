@@ -90,6 +90,22 @@ describe('the NixOS module (nix/module.nix)', { skip }, () => {
     assert.deepEqual(off.groups, []);
   });
 
+  test('with METAL_SECURE_BOOT_KEY the server and builder units get sbsign on their PATH', { timeout: 60_000 }, () => {
+    const keys = mkdtempSync(join(tmpdir(), 'metal-module-sb-'));
+    try {
+      const key = join(keys, 'db.key');
+      const cert = join(keys, 'db.pem');
+      spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=module test', '-days', '1'], { stdio: 'ignore', timeout: 60_000 });
+      const e = evaluate({ enable: true, secretKeyFile: '/run/secrets/metal-key', settings: { METAL_SECURE_BOOT_KEY: key, METAL_SECURE_BOOT_CERT: cert } });
+      assert.deepEqual(e.services['metal-enrollment']!.path, ['/nix/store/sbsigntool']);
+      assert.deepEqual(e.services['metal-enrollment-builder']!.path, ['/nix/store/nix', '/nix/store/util-linux', '/nix/store/sbsigntool']);
+      assert.deepEqual(loadConfig(e.services['metal-enrollment']!.environment).secureBoot, { key, cert });
+      assert.deepEqual(evaluate({ enable: true, secretKeyFile: '/run/secrets/metal-key' }).services['metal-enrollment']!.path, []);
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+    }
+  });
+
   test('the builder beside other roles without a shared key file is refused with a message', { timeout: 60_000 }, () => {
     const e = evaluate({ enable: true });
     assert.equal(e.failedAssertions.length, 1);

@@ -38,6 +38,7 @@ let
     path = "/nix/store/nixpkgs";
     util-linux = "/nix/store/util-linux";
     qemu_kvm = "/nix/store/qemu-kvm";
+    sbsigntool = "/nix/store/sbsigntool";
     writeShellScript = name: text: builtins.toFile name text;
   };
   package = { outPath = packagePath; };
