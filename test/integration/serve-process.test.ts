@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { findExecutable, hasNixDaemon } from '../../src/builder/nix-build.ts';
 import { runMetal, startServerProcess } from '../support/server-process.ts';
+import { makeSigningKeys, signingSkipReason } from '../support/secure-boot.ts';
 
 describe('metal serve as a process', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-serve-'));
@@ -121,5 +122,33 @@ describe('the boot check without QEMU', () => {
       server.child.kill('SIGTERM');
       await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
     }
+  });
+});
+
+// METAL_SECURE_BOOT_KEY: the boot role signs the iPXE binaries it hands out at start, the builder each
+// kernel; without sbsign neither can, and each says so at start, naming the setting.
+describe('Secure Boot without sbsign', { skip: signingSkipReason() }, () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'metal-no-sbsign-'));
+  const emptyPath = mkdtempSync(join(tmpdir(), 'metal-empty-path-'));
+  after(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(emptyPath, { recursive: true, force: true });
+  });
+  const env = () => {
+    const keys = makeSigningKeys(dataDir);
+    return { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '1', METAL_SECURE_BOOT_KEY: keys.key, METAL_SECURE_BOOT_CERT: keys.cert, METAL_IPXE_DIR: '/usr/lib/ipxe', PATH: emptyPath };
+  };
+  const expected = (role: string) => new RegExp(`METAL_SECURE_BOOT_KEY is set, so ${role} signs with sbsign, and this host has no sbsign on PATH; install sbsigntool`);
+
+  test('metal boot refuses to start', { timeout: 60_000 }, async () => {
+    const r = await runMetal(['boot', '--boot-listen', '127.0.0.1:0'], env());
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, expected('the boot role \\(the iPXE binaries it hands out\\)'));
+  });
+
+  test('metal builder refuses to start', { timeout: 60_000 }, async () => {
+    const r = await runMetal(['builder'], env());
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, expected('the builder'));
   });
 });
