@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { findExecutable } from '../core/executables.ts';
+
+export { findExecutable };
 
 /**
  * The only module that runs Nix tools. Every call takes an argument array (never a shell string), runs
@@ -117,21 +120,6 @@ export function nixpkgsArgs(pin: NixpkgsPin | undefined): string[] {
 export function describeNixpkgs(pin: NixpkgsPin | undefined): string {
   if (pin === undefined) return '<nixpkgs> from NIX_PATH (METAL_NIXPKGS is not set)';
   return pin.kind === 'path' ? `${pin.path} (METAL_NIXPKGS)` : `${pin.url} sha256 ${pin.sha256} (METAL_NIXPKGS)`;
-}
-
-/** Full path of an executable found on PATH, or undefined. */
-export function findExecutable(name: string, path = process.env.PATH ?? ''): string | undefined {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
 }
 
 /** The host's environment, so nix-build keeps the host's Nix configuration (NIX_CONFIG, NIX_PATH, nix.conf). */

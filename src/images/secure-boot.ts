@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { findExecutable } from '../core/executables.ts';
 
 /**
  * UEFI Secure Boot signing (METAL_SECURE_BOOT_KEY, METAL_SECURE_BOOT_CERT): every kernel the builder
@@ -92,7 +92,7 @@ export class EfiSigner {
 
   /** A signer with sbsign from PATH; throws SecureBootUnavailable naming `what` when there is none. */
   static find(keys: SecureBootKeys, what: string, path = process.env.PATH ?? ''): EfiSigner {
-    const sbsign = findOnPath('sbsign', path);
+    const sbsign = findExecutable('sbsign', path);
     if (!sbsign) throw new SecureBootUnavailable(what);
     return new EfiSigner(keys, sbsign);
   }
@@ -115,7 +115,7 @@ export class EfiSigner {
 
 /** Whether `file` carries a valid signature by `cert` (sbverify), for tests and `metal` checks. */
 export async function verifiedBy(file: string, cert: string, path = process.env.PATH ?? ''): Promise<boolean> {
-  const sbverify = findOnPath('sbverify', path);
+  const sbverify = findExecutable('sbverify', path);
   if (!sbverify) throw new Error('no sbverify on PATH; install sbsigntool');
   const result = await run(sbverify, ['--cert', cert, file], SIGN_TIMEOUT_MS);
   return result.code === 0;
@@ -144,18 +144,4 @@ function lastLine(text: string): string {
       ?.replace(/[^\x20-\x7e]/g, '?')
       .slice(0, 240) ?? ''
   );
-}
-
-function findOnPath(name: string, path: string): string | undefined {
-  for (const dir of path.split(delimiter)) {
-    if (!isAbsolute(dir)) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { findExecutable } from '../core/executables.ts';
 
 /**
  * The one place `qemu-system-x86_64` is run from: the lab's machines (`metal lab`) and the builder's
@@ -12,11 +12,7 @@ const BACKSTOP_EXTRA_SECONDS = 15;
 
 /** `qemu-system-x86_64` on PATH, or undefined (Debian: qemu-system-x86; NixOS: pkgs.qemu). */
 export function findQemu(path = process.env.PATH ?? ''): string | undefined {
-  return path
-    .split(delimiter)
-    .filter((dir) => isAbsolute(dir))
-    .map((dir) => join(dir, 'qemu-system-x86_64'))
-    .find(isExecutable);
+  return findExecutable('qemu-system-x86_64', path);
 }
 
 /**
@@ -116,13 +112,4 @@ export function runQemu(qemu: string, args: readonly string[], options: QemuRunO
 export function assertQemuPath(path: string, what: string): string {
   if (/[,\s'"\\]/.test(path)) throw new Error(`${what} ${JSON.stringify(path)} cannot be used on a QEMU command line (comma, space, quote or backslash)`);
   return path;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }

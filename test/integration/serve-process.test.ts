@@ -84,27 +84,36 @@ describe('the builder without a sandbox', { skip: !buildsUnsandboxed }, () => {
     assert.match(r.stderr, /no Nix daemon on this host .* METAL_BUILD_UNSANDBOXED=1/);
   });
 
-  test('metal serve comes up without its builder and says why', { timeout: 60_000 }, async () => {
-    const server = await startServerProcess(['serve'], { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '0', METAL_LOG_FORMAT: 'json' });
-    try {
-      assert.equal((await fetch(`${server.addresses.api}/readyz`)).status, 200);
-      assert.equal((await fetch(`${server.addresses.boot}/healthz`)).status, 200);
-    } finally {
-      server.child.kill('SIGTERM');
-      await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
-    }
-  });
+  test('metal serve comes up without its builder and says why', { timeout: 60_000 }, () => servesWithoutBuilder({ METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '0' }));
 });
 
 // METAL_BUILD_BOOT_CHECK boots each image in QEMU: a builder on a host without it cannot keep that
 // promise and says so at start, naming the setting (PATH without qemu-system-x86_64 stands for such a host).
-describe('the boot check without QEMU', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'metal-no-qemu-'));
+/** `metal serve` whose builder cannot start: the API and the boot server still come up and answer. */
+async function servesWithoutBuilder(env: Record<string, string>): Promise<void> {
+  const server = await startServerProcess(['serve'], { ...env, METAL_LOG_FORMAT: 'json' });
+  try {
+    assert.equal((await fetch(`${server.addresses.api}/readyz`)).status, 200);
+    assert.equal((await fetch(`${server.addresses.boot}/healthz`)).status, 200);
+  } finally {
+    server.child.kill('SIGTERM');
+    await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+  }
+}
+
+/** A data directory and an empty directory to be the whole PATH (a host without a tool), removed after the suite. */
+function hostWithoutTools(prefix: string): { dataDir: string; emptyPath: string } {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const emptyPath = mkdtempSync(join(tmpdir(), 'metal-empty-path-'));
   after(() => {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(emptyPath, { recursive: true, force: true });
   });
+  return { dataDir, emptyPath };
+}
+
+describe('the boot check without QEMU', () => {
+  const { dataDir, emptyPath } = hostWithoutTools('metal-no-qemu-');
   const env = { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '1', METAL_BUILD_BOOT_CHECK: 'booted', PATH: emptyPath };
 
   test('metal builder alone refuses to start, naming METAL_BUILD_BOOT_CHECK and the package', { timeout: 60_000 }, async () => {
@@ -113,27 +122,13 @@ describe('the boot check without QEMU', () => {
     assert.match(r.stderr, /METAL_BUILD_BOOT_CHECK=booted boots each image in a VM, and this host has no qemu-system-x86_64; install QEMU \(Debian: qemu-system-x86, NixOS: pkgs\.qemu\) or set METAL_BUILD_BOOT_CHECK=off/);
   });
 
-  test('metal serve comes up without its builder and says why', { timeout: 60_000 }, async () => {
-    const server = await startServerProcess(['serve'], { ...env, METAL_LOG_FORMAT: 'json' });
-    try {
-      assert.equal((await fetch(`${server.addresses.api}/readyz`)).status, 200);
-      assert.equal((await fetch(`${server.addresses.boot}/healthz`)).status, 200);
-    } finally {
-      server.child.kill('SIGTERM');
-      await Promise.race([server.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
-    }
-  });
+  test('metal serve comes up without its builder and says why', { timeout: 60_000 }, () => servesWithoutBuilder(env));
 });
 
 // METAL_SECURE_BOOT_KEY: the boot role signs the iPXE binaries it hands out at start, the builder each
 // kernel; without sbsign neither can, and each says so at start, naming the setting.
 describe('Secure Boot without sbsign', { skip: signingSkipReason() }, () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'metal-no-sbsign-'));
-  const emptyPath = mkdtempSync(join(tmpdir(), 'metal-empty-path-'));
-  after(() => {
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(emptyPath, { recursive: true, force: true });
-  });
+  const { dataDir, emptyPath } = hostWithoutTools('metal-no-sbsign-');
   const env = () => {
     const keys = makeSigningKeys(dataDir);
     return { METAL_DATA_DIR: dataDir, METAL_BUILD_UNSANDBOXED: '1', METAL_SECURE_BOOT_KEY: keys.key, METAL_SECURE_BOOT_CERT: keys.cert, METAL_IPXE_DIR: '/usr/lib/ipxe', PATH: emptyPath };

@@ -1,6 +1,7 @@
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findQemu } from '../../vm/qemu-process.ts';
+import { isExecutable } from '../../core/executables.ts';
 
 /** Where the lab finds its host parts (Debian packages linux-image-cloud-amd64 and busybox-static). */
 export interface LabHost {
@@ -81,15 +82,6 @@ export function missingLabParts(options: { uefi: boolean }): string[] {
     }
   }
   return missing;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function compareVersions(a: string, b: string): number {
