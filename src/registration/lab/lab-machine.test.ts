@@ -7,6 +7,7 @@ describe('parseLabMachine', () => {
     assert.deepEqual(parseLabMachine({ serial: 'DEMO001' }), {
       serial: 'DEMO001',
       uefi: false,
+      secureBoot: false,
       mac: macForSerial('DEMO001'),
       memoryMb: 1024,
       cpus: 2,
@@ -16,6 +17,11 @@ describe('parseLabMachine', () => {
       product: 'Virtual Server',
       uuid: undefined,
     });
+  });
+
+  test('Secure Boot is a UEFI machine', () => {
+    const m = parseLabMachine({ serial: 'SB1', secureBoot: true });
+    assert.deepEqual([m.uefi, m.secureBoot], [true, true]);
   });
 
   test('takes numbers given as strings (from the command line) and lower-cases MAC and UUID', () => {

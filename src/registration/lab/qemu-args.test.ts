@@ -46,6 +46,14 @@ describe('qemuArguments', () => {
     ]);
   });
 
+  test('a Secure Boot machine: SMM on and the flash secured, so the firmware keeps its keys from the guest', () => {
+    const args = qemuArguments(parseLabMachine({ serial: 'S1', secureBoot: true }), { ...files, ovmfVars: '/tmp/vm/OVMF_VARS.fd' }, firmware);
+    assert.equal(args[args.indexOf('-machine') + 1], 'q35,graphics=off,smm=on');
+    assert.equal(args[args.indexOf('-global') + 1], 'driver=cfi.pflash01,property=secure,value=on');
+    const plain = qemuArguments(parseLabMachine({ serial: 'U2', uefi: true }), { ...files, ovmfVars: '/tmp/vm/OVMF_VARS.fd' }, firmware);
+    assert.ok(!plain.includes('-global'));
+  });
+
   test('a management NIC comes first, on its own confined network, without a boot ROM; the second NIC boots', () => {
     const args = qemuArguments(parseLabMachine({ serial: 'TWO1', mac: '52:54:00:00:00:02', managementNicMac: '52:54:00:00:00:01' }), files, firmware);
     const netdevs = args.flatMap((a, i) => (a === '-netdev' || (a === '-device' && args[i + 1]!.startsWith('virtio-net')) ? [args[i + 1]!] : []));
