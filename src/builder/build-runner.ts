@@ -216,7 +216,9 @@ async function publish(
   if (signed) log.write(`builder ${queue.owner}: the kernel is signed for Secure Boot by ${signed.subject} (certificate sha256 ${signed.cert_sha256})\n`);
   let checked = '';
   let bootCheckSeconds: number | undefined;
-  if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {
+  if (deps.bootCheck !== undefined && deps.bootCheck !== 'off' && row.skip_boot_check) {
+    log.write(`boot check: skipped: profile ${row.profile ?? '?'} asks its machines' builds to skip it (METAL_BUILD_BOOT_CHECK=${deps.bootCheck})\n`);
+  } else if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {
     // The published files are the bytes machines will get; no machine is pointed at them yet.
     const check = await runBootCheck({
       mode: deps.bootCheck,

@@ -79,8 +79,10 @@ function registerProfileCommands(program: Command): void {
       .option('--kernel-param <param>', 'a kernel parameter for its machines (repeat for more)', (v: string, all: string[] = []) => [...all, v])
       .option('--auto-build', 'build machines as soon as a rule gives them the profile')
       .option('--health-check <command>', 'a command line its images run once up; a rollout counts a failure as unhealthy ("" removes it)')
+      .option('--skip-boot-check', 'its machines\' builds skip the boot check in a VM (METAL_BUILD_BOOT_CHECK)')
+      .option('--no-skip-boot-check', 'its machines\' builds get the boot check again')
       .option('--json', 'print the API response as JSON');
-  const bodyOf = async (opts: { config?: string; description?: string; hostnamePattern?: string; kernelParam?: string[]; autoBuild?: boolean; healthCheck?: string }) => {
+  const bodyOf = async (opts: { config?: string; description?: string; hostnamePattern?: string; kernelParam?: string[]; autoBuild?: boolean; healthCheck?: string; skipBootCheck?: boolean }) => {
     const body: Record<string, unknown> = {};
     if (opts.config !== undefined) body.nixos_config = await readTextArgument(opts.config, MAX_CONFIG_BYTES);
     if (opts.description !== undefined) body.description = opts.description;
@@ -88,6 +90,7 @@ function registerProfileCommands(program: Command): void {
     if (opts.kernelParam !== undefined) body.kernel_params = opts.kernelParam;
     if (opts.autoBuild !== undefined) body.auto_build = opts.autoBuild;
     if (opts.healthCheck !== undefined) body.health_check = opts.healthCheck === '' ? null : opts.healthCheck;
+    if (opts.skipBootCheck !== undefined) body.skip_boot_check = opts.skipBootCheck;
     return body;
   };
 
@@ -116,6 +119,7 @@ function registerProfileCommands(program: Command): void {
         `kernel params:    ${printable(p.kernel_params.join(' ')) || '-'}`,
         `auto build:       ${p.auto_build ? 'yes' : 'no'}`,
         `health check:     ${printable(p.health_check ?? null) || '-'}`,
+        `boot check:       ${p.skip_boot_check ? 'skipped for its machines' : 'as METAL_BUILD_BOOT_CHECK says'}`,
         `machines:         ${p.machines ?? 0} (${p.out_of_date ?? 0} out of date: metal bulk build -l ... or metal machines ls --profile ${printable(p.name)} --out-of-date)`,
         'nixos configuration:',
         ...p.nixos_config.replace(/\n$/, '').split('\n').map((l) => `  ${printable(l)}`),

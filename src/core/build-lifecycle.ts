@@ -135,6 +135,7 @@ export class BuildLifecycle {
           profile_config: profile?.nixos_config ?? null,
           kernel_params: profile?.kernel_params ?? [],
           health_check: profile?.health_check ?? null,
+          skip_boot_check: profile?.skip_boot_check ?? false,
           config_hash: effectiveConfigHash({ profile, machineConfig: machineFilesOf(machine), hostname: machine.hostname, nixpkgs: this.nixpkgs }),
         },
         now,

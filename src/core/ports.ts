@@ -273,6 +273,8 @@ export interface NewBuild {
   kernel_params?: string[];
   /** The profile's health check, run by the image after it came up (null: none). */
   health_check?: string | null;
+  /** The profile asked its machines' builds to skip the boot check. */
+  skip_boot_check?: boolean;
   /** What the build is made from (core/config-hash.ts). */
   config_hash?: string | null;
   /** A rollout's build: published on success without pointing the machine at it. */
@@ -296,6 +298,8 @@ export interface BuildRecord extends Build {
   profile_config: string | null;
   /** Extra kernel parameters from the profile. */
   kernel_params: string[];
+  /** The profile asked to skip the boot check (METAL_BUILD_BOOT_CHECK) when the build was requested. */
+  skip_boot_check: boolean;
 }
 
 /** Fields a build transition may set besides its status. */

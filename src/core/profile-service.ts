@@ -28,7 +28,7 @@ export class ProfileService {
 
   async create(body: Record<string, unknown>, actor: Actor): Promise<Profile> {
     const name = assertProfileName(body.name);
-    const unknown = Object.keys(body).filter((k) => !['name', 'description', 'nixos_config', 'hostname_pattern', 'kernel_params', 'auto_build', 'health_check'].includes(k));
+    const unknown = Object.keys(body).filter((k) => !['name', 'description', 'nixos_config', 'hostname_pattern', 'kernel_params', 'auto_build', 'health_check', 'skip_boot_check'].includes(k));
     if (unknown.length > 0) throw new InvalidInputError(`unknown field ${unknown[0]}`, { field: unknown[0] });
     const f = assertProfileFields(body, true);
     const fields = {
@@ -38,6 +38,7 @@ export class ProfileService {
       kernel_params: f.kernel_params ?? [],
       auto_build: f.auto_build ?? false,
       health_check: f.health_check ?? null,
+      skip_boot_check: f.skip_boot_check ?? false,
     };
     const profile = await this.storage.transaction(async (tx) => {
       let created: Profile;
@@ -58,7 +59,7 @@ export class ProfileService {
    * transaction, so `out_of_date` names exactly the machines the change touched.
    */
   async update(name: string, body: Record<string, unknown>, actor: Actor): Promise<Profile> {
-    const unknown = Object.keys(body).filter((k) => !['description', 'nixos_config', 'hostname_pattern', 'kernel_params', 'auto_build', 'health_check'].includes(k));
+    const unknown = Object.keys(body).filter((k) => !['description', 'nixos_config', 'hostname_pattern', 'kernel_params', 'auto_build', 'health_check', 'skip_boot_check'].includes(k));
     if (unknown.length > 0) throw new InvalidInputError(`${unknown[0]} cannot be changed here${unknown[0] === 'name' ? ' (a profile keeps its name)' : ''}`, { field: unknown[0] });
     const fields = assertProfileFields(body, false);
     const touched = await this.storage.transaction(async (tx) => {

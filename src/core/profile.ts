@@ -20,6 +20,11 @@ export interface Profile {
    * booted report and a rollout counts a failure as unhealthy. e.g. `systemctl is-active nginx`
    */
   health_check: string | null;
+  /**
+   * Its machines' builds skip the boot check (METAL_BUILD_BOOT_CHECK): for configurations that cannot
+   * come up in the builder's VM (every NIC with a fixed address, hardware the VM lacks).
+   */
+  skip_boot_check: boolean;
   created_at: string;
   updated_at: string;
   /** How many machines use it (filled on reads that ask). */
@@ -36,6 +41,7 @@ export interface ProfileFields {
   kernel_params?: string[];
   auto_build?: boolean;
   health_check?: string | null;
+  skip_boot_check?: boolean;
 }
 
 /** A profile name: a DNS label, lower-case. */
@@ -112,5 +118,9 @@ export function assertProfileFields(input: Record<string, unknown>, creating: bo
     out.auto_build = input.auto_build;
   }
   if (input.health_check !== undefined) out.health_check = assertHealthCheck(input.health_check);
+  if (input.skip_boot_check !== undefined) {
+    if (typeof input.skip_boot_check !== 'boolean') throw new InvalidInputError('skip_boot_check must be true or false', { field: 'skip_boot_check' });
+    out.skip_boot_check = input.skip_boot_check;
+  }
   return out;
 }

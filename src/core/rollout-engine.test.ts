@@ -67,7 +67,7 @@ async function setup(tags: string[]) {
 describe('rollout engine (in memory)', () => {
   test('a build whose profile has a health check: a report with a passing result is healthy, one without a result is not', async () => {
     const s = await setup(['H1', 'H2', 'H3']);
-    await s.storage.profiles.insert('checked', { description: null, nixos_config: '{ ... }: { }', hostname_pattern: null, kernel_params: [], auto_build: false, health_check: 'systemctl is-active nginx' }, new Date().toISOString());
+    await s.storage.profiles.insert('checked', { description: null, nixos_config: '{ ... }: { }', hostname_pattern: null, kernel_params: [], auto_build: false, health_check: 'systemctl is-active nginx', skip_boot_check: false }, new Date().toISOString());
     for (const tag of ['H1', 'H2', 'H3']) await s.machines.update(tag, { profile: 'checked' }, OPERATOR);
     const e = s.engine('server-h');
     const rollout = await s.service(e).start({ selector: 'role=web', build: 'always', canary: 1, batch_size: 2, max_failures: 0, reboot: 'none', health_timeout_seconds: 600 }, OPERATOR);

@@ -32,6 +32,7 @@ function readProfileForm(body: unknown): ProfileForm {
     kernel_params: field(body, 'kernel_params'),
     auto_build: field(body, 'auto_build') === 'yes',
     health_check: field(body, 'health_check'),
+    skip_boot_check: field(body, 'skip_boot_check') === 'yes',
     nixos_config: textareaValue(field(body, 'nixos_config')),
   };
 }
@@ -43,6 +44,7 @@ function profileBody(form: ProfileForm): Record<string, unknown> {
     kernel_params: form.kernel_params.split(/\s+/).filter(Boolean),
     auto_build: form.auto_build,
     health_check: form.health_check.trim() === '' ? null : form.health_check,
+    skip_boot_check: form.skip_boot_check,
     nixos_config: form.nixos_config,
   };
 }

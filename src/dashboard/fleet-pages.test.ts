@@ -31,12 +31,13 @@ describe('the profiles and rules pages, and the machine list’s labels', () => 
     assert.match(bad.body, /numbers would collide/);
     assert.match(bad.body, /value="web"/, 'what was typed is kept');
     assert.equal((await t.ctx.profiles.list()).length, 0);
-    const ok = await post('/profiles', { name: 'web', hostname_pattern: 'web-{n:02}', kernel_params: 'console=ttyS1,115200', health_check: 'systemctl is-active "nginx" <x>', nixos_config: '{ ... }:\r\n{ services.nginx.enable = true; }\r\n' });
+    const ok = await post('/profiles', { name: 'web', hostname_pattern: 'web-{n:02}', kernel_params: 'console=ttyS1,115200', health_check: 'systemctl is-active "nginx" <x>', skip_boot_check: 'yes', nixos_config: '{ ... }:\r\n{ services.nginx.enable = true; }\r\n' });
     assert.equal(ok.statusCode, 303, ok.body);
     assert.equal(ok.headers.location, '/profiles/web?notice=created');
     const profile = await t.ctx.profiles.get('web');
-    assert.deepEqual([profile.kernel_params, profile.nixos_config, profile.health_check], [['console=ttyS1,115200'], '{ ... }:\n{ services.nginx.enable = true; }\n', 'systemctl is-active "nginx" <x>']);
+    assert.deepEqual([profile.kernel_params, profile.nixos_config, profile.health_check, profile.skip_boot_check], [['console=ttyS1,115200'], '{ ... }:\n{ services.nginx.enable = true; }\n', 'systemctl is-active "nginx" <x>', true]);
     const shown = await app.inject({ url: '/profiles/web', headers: operator });
+    assert.match(shown.body, /<input type="checkbox" name="skip_boot_check" value="yes" checked=""\/>/, 'the boot check box is kept ticked');
     assert.match(shown.body, /value="systemctl is-active &quot;nginx&quot; &lt;x&gt;"/, 'the health check is shown in its field, escaped');
     const list = await app.inject({ url: '/profiles', headers: viewer });
     assert.match(list.body, /href="\/profiles\/web"/);

@@ -31,6 +31,7 @@ export class SqlBuildStore implements BuildStore {
           profile_config: fields.profile_config ?? null,
           kernel_params: JSON.stringify(fields.kernel_params ?? []),
           health_check: fields.health_check ?? null,
+          skip_boot_check: fields.skip_boot_check ? 1 : 0,
           config_hash: fields.config_hash ?? null,
           status: 'pending',
           attempts: 0,
@@ -271,6 +272,7 @@ function toBuildRecord(row: Selectable<BuildsTable>): BuildRecord {
     store_path: row.store_path,
     profile_config: row.profile_config,
     kernel_params: kernelParamsOf(row.kernel_params),
+    skip_boot_check: Boolean(Number(row.skip_boot_check)),
   };
 }
 

@@ -39,7 +39,7 @@ export class SqlProfileStore implements ProfileStore {
     try {
       const row = await this.db
         .insertInto('profiles')
-        .values({ name, ...f, kernel_params: JSON.stringify(f.kernel_params), auto_build: f.auto_build ? 1 : 0, created_at: now, updated_at: now })
+        .values({ name, ...f, kernel_params: JSON.stringify(f.kernel_params), auto_build: f.auto_build ? 1 : 0, skip_boot_check: f.skip_boot_check ? 1 : 0, created_at: now, updated_at: now })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toProfile(row);
@@ -50,13 +50,14 @@ export class SqlProfileStore implements ProfileStore {
   }
 
   async update(name: string, f: ProfileFields, now: string): Promise<Profile | undefined> {
-    const { kernel_params: params, auto_build: auto, ...rest } = f;
+    const { kernel_params: params, auto_build: auto, skip_boot_check: skip, ...rest } = f;
     const row = await this.db
       .updateTable('profiles')
       .set({
         ...rest,
         ...(params !== undefined ? { kernel_params: JSON.stringify(params) } : {}),
         ...(auto !== undefined ? { auto_build: auto ? 1 : 0 } : {}),
+        ...(skip !== undefined ? { skip_boot_check: skip ? 1 : 0 } : {}),
         updated_at: now,
       })
       .where('name', '=', name)
@@ -96,6 +97,7 @@ function toProfile(row: Selectable<ProfilesTable>): Profile {
     kernel_params: Array.isArray(params) ? params.filter((p): p is string => typeof p === 'string') : [],
     auto_build: Boolean(row.auto_build),
     health_check: row.health_check,
+    skip_boot_check: Boolean(Number(row.skip_boot_check)),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };

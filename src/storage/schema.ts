@@ -92,6 +92,8 @@ export interface BuildsTable {
   kernel_params: Generated<string>;
   /** The profile's health check when the build was requested (migration 0016). */
   health_check: string | null;
+  /** 1: the profile asked to skip the boot check when the build was requested (migration 0021). */
+  skip_boot_check: Generated<number>;
   config_hash: string | null;
   /** 1: a rollout's build, published without pointing the machine at it (migration 0014). */
   hold: Generated<number>;
@@ -236,6 +238,8 @@ export interface ProfilesTable {
   auto_build: number | boolean;
   /** A command line the image runs once up (migration 0016). */
   health_check: string | null;
+  /** 1: its machines' builds skip the boot check (migration 0021). */
+  skip_boot_check: Generated<number>;
   created_at: string;
   updated_at: string;
 }

@@ -484,7 +484,7 @@ for (const kind of kinds) {
     });
 
     test('profiles: insert once by name, change, count their machines and those out of date, delete', async () => {
-      const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true, health_check: null };
+      const fields = { description: 'web servers', nixos_config: '{ ... }: { }', hostname_pattern: 'web-{n:03}', kernel_params: ['console=ttyS1,115200'], auto_build: true, health_check: null, skip_boot_check: false };
       const web = await storage.profiles.insert('web', fields, NOW);
       assert.deepEqual([web.name, web.kernel_params, web.auto_build, web.hostname_pattern], ['web', ['console=ttyS1,115200'], true, 'web-{n:03}']);
       await assert.rejects(storage.profiles.insert('web', fields, NOW), (err: unknown) => err instanceof DuplicateKeyError);
@@ -496,6 +496,8 @@ for (const kind of kinds) {
       );
       assert.equal((await storage.profiles.update('web', { health_check: null }, NOW))?.health_check, null, 'a health check is removed with null');
       assert.equal((await storage.profiles.findByName('db'))?.health_check, null);
+      assert.equal((await storage.profiles.update('db', { skip_boot_check: true }, NOW))?.skip_boot_check, true, 'skipping the boot check is kept');
+      assert.equal((await storage.profiles.findByName('web'))?.skip_boot_check, false);
       assert.equal(await storage.profiles.update('nope', { auto_build: true }, NOW), undefined);
       const a = (await storage.machines.insertEnrolled(newMachine('FL1', '0c:c4:7a:00:10:01'), NOW))!;
       const b = (await storage.machines.insertEnrolled(newMachine('FL2', '0c:c4:7a:00:10:02'), NOW))!;

@@ -59,5 +59,19 @@ describe('the builder boots each image in a VM before a machine gets it (METAL_B
     assert.match(failed.log_output, /^vm\| metal-standin: this image never reports \(its hostname says so\)$/m);
     assert.equal(existsSync(join(t.ctx.config.imagesDir, 'builds', String(bad))), false, 'the failed image is withdrawn');
     assert.equal(readlinkSync(link), `../builds/${good}`, 'the machine still boots the build that passed');
+
+    // A profile whose machines cannot come up in a VM skips the check: the same image is published.
+    const profile = await api.inject({ method: 'POST', url: '/api/v1/profiles', headers: operator, payload: { name: 'static-nics', skip_boot_check: true } });
+    assert.equal(profile.statusCode, 201, profile.body);
+    assert.equal(profile.json().skip_boot_check, true);
+    const joined = await api.inject({ method: 'PUT', url: '/api/v1/machines/CHECK1', headers: operator, payload: { profile: 'static-nics' } });
+    assert.equal(joined.statusCode, 200, joined.body);
+    const unchecked = await requestBuild(api, 'CHECK1');
+    const published = await waitForBuild(t.ctx, unchecked, undefined, 400_000);
+    assert.equal(published.status, 'success', `${published.error ?? ''}\n${published.log_output}`);
+    assert.match(published.log_output, /^boot check: skipped: profile static-nics asks its machines' builds to skip it \(METAL_BUILD_BOOT_CHECK=booted\)$/m);
+    assert.doesNotMatch(published.log_output, /^vm\| /m, 'no VM ran');
+    assert.equal(published.boot_check_seconds, null);
+    assert.equal(readlinkSync(link), `../builds/${unchecked}`);
   });
 });

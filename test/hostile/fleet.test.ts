@@ -35,6 +35,7 @@ const profileBody = fc.record(
     hostname_pattern: fc.oneof(patternish, fc.constant(null), hostileJson(1)),
     kernel_params: fc.oneof(fc.array(fc.oneof(fc.constantFrom('console=ttyS1,115200', 'init=/bin/sh', 'metal.x=1', 'a b', '${x}', 'q"'), hostileString(40)), { maxLength: 4 }), hostileJson(1)),
     auto_build: fc.oneof(fc.boolean(), hostileJson(1)),
+    skip_boot_check: fc.oneof(fc.boolean(), hostileJson(1)),
     health_check: fc.oneof(fc.constantFrom('systemctl is-active nginx', 'a\nb', 'x\u0000y', '', '   ', 'x'.repeat(1025), '"$(reboot)";`id`'), hostileString(80), fc.constant(null), hostileJson(1)),
     extra: hostileJson(1),
   },

@@ -89,6 +89,13 @@ describe('fleet configuration through the metal command line', { skip: !nix }, (
     const cleared = await metalCli('profiles', 'edit', 'lab', '--health-check', '');
     assert.match(cleared.stdout, /profile lab changed; 0 of its 3 machines are out of date/);
     assert.match((await metalCli('profiles', 'show', 'lab')).stdout, /^health check:\s+-$/m);
+    // Skipping the boot check changes how builds are checked, not what they are built from.
+    assert.match((await metalCli('profiles', 'show', 'lab')).stdout, /^boot check:\s+as METAL_BUILD_BOOT_CHECK says$/m);
+    const skipped = await metalCli('profiles', 'edit', 'lab', '--skip-boot-check');
+    assert.match(skipped.stdout, /profile lab changed; 0 of its 3 machines are out of date/);
+    assert.match((await metalCli('profiles', 'show', 'lab')).stdout, /^boot check:\s+skipped for its machines$/m);
+    await metalCli('profiles', 'edit', 'lab', '--no-skip-boot-check');
+    assert.match((await metalCli('profiles', 'show', 'lab')).stdout, /^boot check:\s+as METAL_BUILD_BOOT_CHECK says$/m);
   });
 
   test('a profile edit makes its machines out of date; metal bulk build --in-profile --out-of-date rebuilds them; a preview changes nothing', async () => {

@@ -376,7 +376,7 @@ class MemoryStores implements Stores {
   get builds(): BuildStore {
     const db = () => this.check();
     const toBuild = (r: BuildRecord): Build => {
-      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, image_key: _k, store_path: _p, profile_config: _c, kernel_params: _kp, ...build } = copy(r);
+      const { service_tag: _s, lease_owner: _o, lease_expires_at: _e, boot_token: _t, image_key: _k, store_path: _p, profile_config: _c, kernel_params: _kp, skip_boot_check: _sb, ...build } = copy(r);
       return build;
     };
     const find = (id: number) => db().builds.find((b) => b.id === id);
@@ -386,7 +386,7 @@ class MemoryStores implements Stores {
         if (t.builds.some((x) => x.machine_id === b.machine_id && (x.status === 'pending' || x.status === 'building'))) {
           throw new DuplicateKeyError(`machine ${b.service_tag} already has a build pending or running`);
         }
-        const { hold, rollout_id: _r, profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, health_check: check, ...fields } = b;
+        const { hold, rollout_id: _r, profile_name: profileName, profile_config: profileConfig, kernel_params: params, config_hash: hash, health_check: check, skip_boot_check: skipBootCheck, ...fields } = b;
         const row: BuildRecord = {
           ...copy(fields),
           config_files: copy(b.config_files ?? { 'configuration.nix': b.config }),
@@ -409,6 +409,7 @@ class MemoryStores implements Stores {
           store_path: null,
           profile: profileName ?? null,
           kernel_params: [...(params ?? [])],
+          skip_boot_check: skipBootCheck ?? false,
           ...(check ? { health_check: check } : {}),
           nixpkgs: null,
         };

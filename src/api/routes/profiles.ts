@@ -22,6 +22,7 @@ export const ProfileView = Type.Object(
     health_check: Nullable(
       Type.String({ description: 'a command line the image runs once it came up (sh -c, at most 120 s); a rollout counts a failure as unhealthy', examples: ['systemctl is-active nginx'] }),
     ),
+    skip_boot_check: Type.Boolean({ description: 'its machines’ builds skip the boot check (METAL_BUILD_BOOT_CHECK): for configurations that cannot come up in the builder’s VM' }),
     machines: Type.Integer({ description: 'machines using it' }),
     out_of_date: Type.Integer({ description: 'of those, how many are out of date' }),
     created_at: Type.String(),
@@ -36,6 +37,7 @@ const Fields = {
   kernel_params: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 32 })),
   auto_build: Type.Optional(Type.Boolean()),
   health_check: Type.Optional(Nullable(Type.String({ maxLength: 1024, description: 'one printable line; null or "" removes it', examples: ['systemctl is-active nginx'] }))),
+  skip_boot_check: Type.Optional(Type.Boolean()),
 };
 const CreateBody = Type.Object({ name: Type.String({ maxLength: 63, examples: ['web'] }), ...Fields }, { additionalProperties: false });
 const UpdateBody = Type.Object(Fields, { additionalProperties: false, minProperties: 1 });

@@ -12,10 +12,11 @@ export interface ProfileForm {
   kernel_params: string;
   auto_build: boolean;
   health_check: string;
+  skip_boot_check: boolean;
   nixos_config: string;
 }
 
-export const EMPTY_PROFILE_FORM: ProfileForm = { name: '', description: '', hostname_pattern: '', kernel_params: '', auto_build: false, health_check: '', nixos_config: '{ ... }:\n{\n}\n' };
+export const EMPTY_PROFILE_FORM: ProfileForm = { name: '', description: '', hostname_pattern: '', kernel_params: '', auto_build: false, health_check: '', skip_boot_check: false, nixos_config: '{ ... }:\n{\n}\n' };
 
 export function profileForm(p: Profile): ProfileForm {
   return {
@@ -25,6 +26,7 @@ export function profileForm(p: Profile): ProfileForm {
     kernel_params: p.kernel_params.join(' '),
     auto_build: p.auto_build,
     health_check: p.health_check ?? '',
+    skip_boot_check: p.skip_boot_check,
     nixos_config: p.nixos_config,
   };
 }
@@ -49,6 +51,9 @@ const ProfileFields: FC<{ form: ProfileForm; page: PageContext; creating: boolea
     <input id="profile-health" name="health_check" maxlength={1024} value={form.health_check} placeholder="systemctl is-active nginx" class="mono" />
     <label>
       <input type="checkbox" name="auto_build" value="yes" checked={form.auto_build} /> Build machines as soon as a rule gives them this profile
+    </label>
+    <label>
+      <input type="checkbox" name="skip_boot_check" value="yes" checked={form.skip_boot_check} /> Skip the boot check in a VM for its machines’ builds (a configuration that cannot come up there, e.g. every NIC with a fixed address)
     </label>
     <label for="profile-config">NixOS module (imported before each machine’s own)</label>
     <textarea id="profile-config" name="nixos_config" rows={14} spellcheck={false} class="code">

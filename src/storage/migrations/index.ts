@@ -17,6 +17,7 @@ import * as m0017 from './0017-settings.ts';
 import * as m0018 from './0018-machine-search-index.ts';
 import * as m0019 from './0019-boot-feed-columns.ts';
 import * as m0020 from './0020-build-boot-check.ts';
+import * as m0021 from './0021-skip-boot-check.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -41,4 +42,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0018-machine-search-index', m0018],
   ['0019-boot-feed-columns', m0019],
   ['0020-build-boot-check', m0020],
+  ['0021-skip-boot-check', m0021],
 ];
