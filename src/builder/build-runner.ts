@@ -218,8 +218,10 @@ async function publish(
   let bootCheckSeconds: number | undefined;
   if (deps.bootCheck !== undefined && deps.bootCheck !== 'off' && row.skip_boot_check) {
     log.write(`boot check: skipped: profile ${row.profile ?? '?'} asks its machines' builds to skip it (METAL_BUILD_BOOT_CHECK=${deps.bootCheck})\n`);
+    deps.notifier.emit('build.boot_checked', id, 'skipped', null);
   } else if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {
     // The published files are the bytes machines will get; no machine is pointed at them yet.
+    const checkStarted = Date.now();
     const check = await runBootCheck({
       mode: deps.bootCheck,
       imageDir: images.buildDir(id),
@@ -229,6 +231,7 @@ async function publish(
       signal: end.signal,
       onOutput: (text) => log.write(text),
     });
+    if (check.outcome === 'failed') deps.notifier.emit('build.boot_checked', id, 'failed', (Date.now() - checkStarted) / 1000);
     if (check.outcome !== 'passed') {
       await removeBuildImage(images, id);
       if (check.outcome === 'aborted') await end.stopped();
@@ -239,6 +242,7 @@ async function publish(
     log.write(`boot check: passed: the image reported booted after ${check.seconds} s${health}\n`);
     checked = `; it booted in a VM in ${check.seconds} s`;
     bootCheckSeconds = check.seconds;
+    deps.notifier.emit('build.boot_checked', id, 'passed', (Date.now() - checkStarted) / 1000);
   }
   // A held build (a rollout's) is published without pointing the machine at it: its wave does that.
   if (!row.hold) await pointMachineAt(images, row.service_tag, id);

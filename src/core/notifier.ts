@@ -16,6 +16,11 @@ export interface NotifierEvents {
    * started). Not relayed between processes: each process reports the builds it finished.
    */
   'build.finished': [buildId: number, result: 'success' | 'failed' | 'cancelled', seconds: number | null];
+  /**
+   * A build's image was booted in a VM (METAL_BUILD_BOOT_CHECK) in this process, or its profile
+   * skipped that: the outcome, and how long the VM ran (null when none ran).
+   */
+  'build.boot_checked': [buildId: number, result: 'passed' | 'failed' | 'skipped', seconds: number | null];
   /** A machine's record changed. */
   'machine.updated': [machineId: number];
   /** A rollout was started or changed (wakes the rollout engine and live pages). */

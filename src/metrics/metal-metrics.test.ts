@@ -126,6 +126,19 @@ describe('metrics of one process', () => {
     assert.equal(sampleValue(done, 'metal_builders', { state: 'live' }), 0);
   });
 
+  test('boot checks by result, from the builder\'s signal: every result exported from the start', async () => {
+    const before = await scrape();
+    for (const result of ['passed', 'failed', 'skipped']) assert.equal(sampleValue(before, 'metal_build_boot_checks_total', { result }), 0, result);
+    t.ctx.notifier.emit('build.boot_checked', 7, 'failed', 12.5);
+    t.ctx.notifier.emit('build.boot_checked', 8, 'passed', 40);
+    t.ctx.notifier.emit('build.boot_checked', 9, 'skipped', null);
+    const after = await scrape();
+    for (const result of ['passed', 'failed', 'skipped']) assert.equal(sampleValue(after, 'metal_build_boot_checks_total', { result }), 1, result);
+    assert.equal(sampleValue(after, 'metal_build_boot_check_duration_seconds_sum', { result: 'failed' }), 12.5);
+    assert.equal(sampleValue(after, 'metal_build_boot_check_duration_seconds_count', { result: 'passed' }), 1);
+    assert.equal(sampleValue(after, 'metal_build_boot_check_duration_seconds_count', { result: 'skipped' }), undefined, 'no VM ran, no duration');
+  });
+
   test('each context has its own registry: a second server in this process starts from zero', async () => {
     const other = await createTestContext(freshSqlite());
     const otherApi = await buildApiServer(other.ctx);

@@ -29,6 +29,7 @@ export type EnrollmentResult = 'new' | 'known' | 'rejected' | 'conflict' | 'rate
 
 /** How a build ended. */
 export type BuildResult = 'success' | 'failed' | 'cancelled';
+export type BootCheckResult = 'passed' | 'failed' | 'skipped';
 
 /** Seconds buckets for HTTP requests: from a cached boot script to a slow image download. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -57,6 +58,8 @@ export class MetalMetrics {
   private readonly enrollments: Counter<'result'>;
   private readonly builds: Counter<'result'>;
   private readonly buildDuration: Histogram<'result'>;
+  private readonly bootChecks: Counter<'result'>;
+  private readonly bootCheckDuration: Histogram<'result'>;
   private readonly webhookAttempts: Counter<'result'>;
 
   constructor(sources: MetricsSources) {
@@ -167,6 +170,20 @@ export class MetalMetrics {
       buckets: BUILD_BUCKETS,
       registers,
     });
+    this.bootChecks = new Counter({
+      name: 'metal_build_boot_checks_total',
+      help: 'Images booted in a VM before publication by this process (METAL_BUILD_BOOT_CHECK), by result (passed, failed, skipped by their profile)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.bootCheckDuration = new Histogram({
+      name: 'metal_build_boot_check_duration_seconds',
+      help: 'How long a boot check VM ran until the image reported booted (passed) or the check failed, by result',
+      labelNames: ['result'],
+      buckets: BUILD_BUCKETS,
+      registers,
+    });
+    for (const result of ['passed', 'failed', 'skipped'] as const) this.bootChecks.inc({ result }, 0);
     this.webhookAttempts = new Counter({
       name: 'metal_webhook_deliveries_total',
       help: 'Webhook delivery attempts, by result (delivered, retrying, given_up)',
@@ -219,6 +236,11 @@ export class MetalMetrics {
   buildFinished(result: BuildResult, seconds: number | null): void {
     this.builds.inc({ result });
     if (seconds !== null) this.buildDuration.observe({ result }, seconds);
+  }
+
+  bootChecked(result: BootCheckResult, seconds: number | null): void {
+    this.bootChecks.inc({ result });
+    if (seconds !== null) this.bootCheckDuration.observe({ result }, seconds);
   }
 
   webhookAttempt(result: 'delivered' | 'retrying' | 'given_up'): void {

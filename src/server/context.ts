@@ -124,6 +124,7 @@ export async function createContext(config: Readonly<Config>, logger: Logger, op
   });
   const countBuild = (_id: number, result: BuildResult, seconds: number | null) => metrics.buildFinished(result, seconds);
   notifier.on('build.finished', countBuild);
+  notifier.on('build.boot_checked', (_id, result, seconds) => metrics.bootChecked(result, seconds));
   const machines = new MachineService(storage, notifier, images, builds);
   const powerRunner = new PowerRunner({ concurrency: config.powerConcurrency, callTimeoutMs: config.powerCallTimeoutMs, logger, ...options.powerRunner });
   const power = new MachinePowerService({

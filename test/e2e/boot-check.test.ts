@@ -73,5 +73,10 @@ describe('the builder boots each image in a VM before a machine gets it (METAL_B
     assert.doesNotMatch(published.log_output, /^vm\| /m, 'no VM ran');
     assert.equal(published.boot_check_seconds, null);
     assert.equal(readlinkSync(link), `../builds/${unchecked}`);
+
+    const metrics = (await api.inject({ url: '/metrics' })).body;
+    for (const result of ['passed', 'failed', 'skipped']) {
+      assert.match(metrics, new RegExp(`^metal_build_boot_checks_total\\{result="${result}"\\} 1$`, 'm'), `one ${result} boot check counted`);
+    }
   });
 });
