@@ -74,6 +74,12 @@ export function checkSecureBootKeys(keys: SecureBootKeys): { setting: 'METAL_SEC
   return undefined;
 }
 
+/** SHA-256 of a certificate (DER, lower-case hex): what boot.json's `secure_boot.cert_sha256` holds. */
+export function certificateSha256(certificate: X509Certificate | string): string {
+  const cert = typeof certificate === 'string' ? new X509Certificate(readFileSync(certificate)) : certificate;
+  return createHash('sha256').update(cert.raw).digest('hex');
+}
+
 /** Signs EFI images (kernels with an EFI stub, iPXE's .efi binaries) with the site's key. */
 export class EfiSigner {
   /** SHA-256 of the certificate (DER, lower-case hex): what boot.json records a kernel was signed for. */
@@ -86,7 +92,7 @@ export class EfiSigner {
     private readonly sbsign: string,
   ) {
     const certificate = new X509Certificate(readFileSync(keys.cert));
-    this.certSha256 = createHash('sha256').update(certificate.raw).digest('hex');
+    this.certSha256 = certificateSha256(certificate);
     this.subject = certificate.subject.replaceAll('\n', ', ');
   }
 

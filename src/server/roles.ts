@@ -23,7 +23,7 @@ import { registerHealthRoutes } from '../http/health-routes.ts';
 import { createHttpServer } from '../http/http-server.ts';
 import { installHttpMetrics, registerMetricsRoute } from '../metrics/metal-metrics.ts';
 import { httpPlatform, type AppContext } from './context.ts';
-import { servedIpxeDir } from './ipxe-dir.ts';
+import { servedIpxeDir, warnUnlessRegistrationSigned } from './secure-boot-start.ts';
 
 /** A hook for tests to add routes to the API listener with the same platform. */
 export type RouteModule = (app: FastifyInstance, ctx: AppContext) => void | Promise<void>;
@@ -141,6 +141,7 @@ export function startPowerControl(ctx: AppContext): RunningPowerControl {
 export async function buildBootServer(ctx: AppContext, options: BootServerOptions = {}, serveMetrics = false): Promise<FastifyInstance> {
   const { storage } = ctx;
   const ipxeDir = await servedIpxeDir(ctx.config, ctx.logger, 'boot');
+  await warnUnlessRegistrationSigned(ctx.config, ctx.logger);
   return createBootServer(
     {
       platform: httpPlatform(ctx),

@@ -7,7 +7,7 @@ import { startPxeServices } from '../pxe/pxe-services.ts';
 import { createContext, type AppContext } from './context.ts';
 import { followNixpkgsPin } from '../core/nixpkgs-pin.ts';
 import { buildApiServer, buildBootServer, buildMetricsServer, startBuilder, startPowerControl, startWebhookDelivery } from './roles.ts';
-import { servedIpxeDir } from './ipxe-dir.ts';
+import { servedIpxeDir } from './secure-boot-start.ts';
 
 /** `pxe` (TFTP + proxyDHCP) runs only when asked for: it needs root for ports 67 and 69. */
 export const ALL_ROLES = ['api', 'boot', 'builder', 'pxe'] as const;
