@@ -9,7 +9,7 @@ import { startBuildRun, type RunningBuild } from './build-runner.ts';
 import { sweepBuildWork } from './work-sweep.ts';
 import { findExecutable, hasNixDaemon, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 import { BootCheckUnavailable, type BootCheckMode } from './boot-check/boot-check.ts';
-import { findQemu } from '../vm/qemu-process.ts';
+import { findQemu, kvmUsable } from '../vm/qemu-process.ts';
 import { BuilderCannotStart } from './builder-cannot-start.ts';
 import { EfiSigner, SecureBootUnavailable, type SecureBootKeys } from '../images/secure-boot.ts';
 
@@ -252,7 +252,14 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   const maintenance = setInterval(() => void maintain(), options.maintenanceIntervalMs ?? MAINTENANCE_INTERVAL_MS);
   if (isolation === 'unsandboxed') logger.warn('builder: building without a sandbox (METAL_BUILD_UNSANDBOXED=1): a configuration\'s derivations run as this user');
   if (!hasNix) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
-  logger.info({ concurrency: settings.buildConcurrency, entry: runner.nixEntry, leaseMs }, `builder: ${name} ready`);
+  const extras = [
+    ...(bootCheck !== 'off' ? [`each image boots in a VM before publication (METAL_BUILD_BOOT_CHECK=${bootCheck}${findQemu() && kvmUsable() ? ', KVM' : ', no KVM: emulated'})`] : []),
+    ...(signer ? [`kernels are signed for Secure Boot by ${signer.subject}`] : []),
+  ];
+  logger.info(
+    { concurrency: settings.buildConcurrency, entry: runner.nixEntry, leaseMs, boot_check: bootCheck, secure_boot: signer ? signer.subject : null },
+    `builder: ${name} ready${extras.length > 0 ? `; ${extras.join('; ')}` : ''}`,
+  );
   await removeStaleStaging(deps.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
   await sweep();
   await maintain();
