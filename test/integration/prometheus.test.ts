@@ -195,7 +195,7 @@ describe('metrics checked by the real Prometheus tools', { skip: !promtool || !p
       data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
     };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
-    assert.deepEqual(loaded.map((r) => r.name).sort(), ['MetalBackupOld', 'MetalBootServer5xx', 'MetalBuildQueueStuck', 'MetalBuildsFailing', 'MetalDatabaseUnreachable', 'MetalDown', 'MetalIdentityConflicts', 'MetalNoBuilderAlive', 'MetalWebhooksFailing']);
+    assert.deepEqual(loaded.map((r) => r.name).sort(), ['MetalBackupOld', 'MetalBootChecksFailing', 'MetalBootServer5xx', 'MetalBuildQueueStuck', 'MetalBuildsFailing', 'MetalDatabaseUnreachable', 'MetalDown', 'MetalIdentityConflicts', 'MetalNoBuilderAlive', 'MetalWebhooksFailing']);
     for (const expr of [...dashboardExpressions(), ...alertExpressions()]) {
       const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(10_000) });
       const body = (await r.json()) as { status: string; error?: string };
