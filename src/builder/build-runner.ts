@@ -9,7 +9,7 @@ import type { BuildRecord } from '../core/ports.ts';
 import { prepareWorkspace, type BuildWorkspace } from './build-workspace.ts';
 import { describeNixpkgs, runNixBuild, type BuildIsolation, type NixpkgsPin } from './nix-build.ts';
 import { readResultNixpkgs } from '../images/result-nixpkgs.ts';
-import { runBootCheck, type BootCheckMode } from './boot-check/boot-check.ts';
+import { DEFAULT_BOOT_CHECK_TIMEOUT_MS, runBootCheck, type BootCheckMode, type BootCheckResult } from './boot-check/boot-check.ts';
 import type { EfiSigner } from '../images/secure-boot.ts';
 
 /** Why a running build was stopped from outside nix-build. */
@@ -214,36 +214,14 @@ async function publish(
   }
   const signed = outcome.bootJson.secure_boot;
   if (signed) log.write(`builder ${queue.owner}: the kernel is signed for Secure Boot by ${signed.subject} (certificate sha256 ${signed.cert_sha256})\n`);
-  let checked = '';
-  let bootCheckSeconds: number | undefined;
-  if (deps.bootCheck !== undefined && deps.bootCheck !== 'off' && row.skip_boot_check) {
-    log.write(`boot check: skipped: profile ${row.profile ?? '?'} asks its machines' builds to skip it (METAL_BUILD_BOOT_CHECK=${deps.bootCheck})\n`);
-    deps.notifier.emit('build.boot_checked', id, 'skipped', null);
-  } else if (deps.bootCheck !== undefined && deps.bootCheck !== 'off') {
-    // The published files are the bytes machines will get; no machine is pointed at them yet.
-    const checkStarted = Date.now();
-    const check = await runBootCheck({
-      mode: deps.bootCheck,
-      imageDir: images.buildDir(id),
-      serviceTag: tag,
-      buildId: id,
-      timeoutMs: deps.bootCheckTimeoutMs ?? 600_000,
-      signal: end.signal,
-      onOutput: (text) => log.write(text),
-    });
-    if (check.outcome === 'failed') deps.notifier.emit('build.boot_checked', id, 'failed', (Date.now() - checkStarted) / 1000);
-    if (check.outcome !== 'passed') {
-      await removeBuildImage(images, id);
-      if (check.outcome === 'aborted') await end.stopped();
-      else await fail(check.reason);
-      return;
-    }
-    const health = check.health === null ? '' : check.health.ok ? '; its health check passed' : `; its health check failed${check.health.exit_code === null ? '' : ` (exit ${check.health.exit_code})`}, which METAL_BUILD_BOOT_CHECK=booted does not judge`;
-    log.write(`boot check: passed: the image reported booted after ${check.seconds} s${health}\n`);
-    checked = `; it booted in a VM in ${check.seconds} s`;
-    bootCheckSeconds = check.seconds;
-    deps.notifier.emit('build.boot_checked', id, 'passed', (Date.now() - checkStarted) / 1000);
+  const check = await checkBoot(row, deps, log, end.signal);
+  if (check !== undefined && check.outcome !== 'passed') {
+    await removeBuildImage(images, id);
+    if (check.outcome === 'aborted') await end.stopped();
+    else await fail(check.reason);
+    return;
   }
+  const bootCheckSeconds = check?.seconds;
   // A held build (a rollout's) is published without pointing the machine at it: its wave does that.
   if (!row.hold) await pointMachineAt(images, row.service_tag, id);
   let succeeded = false;
@@ -252,7 +230,7 @@ async function publish(
       succeeded = await queue.succeed(id, {
         storePath,
         artifactUrl: `${deps.bootUrl}/images/builds/${row.image_key}/`,
-        note: `build ${id} published ${storePath}${checked}`,
+        note: `build ${id} published ${storePath}${bootCheckSeconds !== undefined ? `; it booted in a VM in ${bootCheckSeconds} s` : ''}`,
         ...(outcome.bootJson.nixpkgs ? { nixpkgs: outcome.bootJson.nixpkgs } : {}),
         ...(bootCheckSeconds !== undefined ? { bootCheckSeconds } : {}),
       });
@@ -267,4 +245,36 @@ async function publish(
     }
   }
   if (succeeded) logger.info({ storePath }, `builder: build ${id} of ${tag} published`);
+}
+
+/**
+ * METAL_BUILD_BOOT_CHECK on a build just published: undefined when it is off or the build's profile
+ * skips it, else how the check ended. Says so in the log and signals the outcome (for the metrics).
+ */
+async function checkBoot(row: BuildRecord, deps: RunnerDeps, log: BuildLogWriter, signal: AbortSignal): Promise<BootCheckResult | undefined> {
+  const mode = deps.bootCheck ?? 'off';
+  if (mode === 'off') return undefined;
+  if (row.skip_boot_check) {
+    log.write(`boot check: skipped: profile ${row.profile ?? '?'} asks its machines' builds to skip it (METAL_BUILD_BOOT_CHECK=${mode})\n`);
+    deps.notifier.emit('build.boot_checked', row.id, 'skipped', null);
+    return undefined;
+  }
+  // The published files are the bytes machines will get; no machine is pointed at them yet.
+  const started = Date.now();
+  const check = await runBootCheck({
+    mode,
+    imageDir: deps.images.buildDir(row.id),
+    serviceTag: row.service_tag,
+    buildId: row.id,
+    timeoutMs: deps.bootCheckTimeoutMs ?? DEFAULT_BOOT_CHECK_TIMEOUT_MS,
+    signal,
+    onOutput: (text) => log.write(text),
+  });
+  if (check.outcome === 'aborted') return check;
+  deps.notifier.emit('build.boot_checked', row.id, check.outcome, (Date.now() - started) / 1000);
+  if (check.outcome === 'passed') {
+    const health = check.health === null ? '' : check.health.ok ? '; its health check passed' : `; its health check failed${check.health.exit_code === null ? '' : ` (exit ${check.health.exit_code})`}, which METAL_BUILD_BOOT_CHECK=booted does not judge`;
+    log.write(`boot check: passed: the image reported booted after ${check.seconds} s${health}\n`);
+  }
+  return check;
 }

@@ -107,7 +107,6 @@ export interface BuilderOptions {
 /** Staging leftovers of publications interrupted this long ago are removed at start. */
 const STALE_STAGING_MS = 3600_000;
 const MAINTENANCE_INTERVAL_MS = 600_000;
-const DEFAULT_BOOT_CHECK_TIMEOUT_MS = 600_000;
 
 
 /**
@@ -151,7 +150,7 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     isolation,
     bootCheck,
     signer,
-    bootCheckTimeoutMs: settings.bootCheckTimeoutMs ?? DEFAULT_BOOT_CHECK_TIMEOUT_MS,
+    bootCheckTimeoutMs: settings.bootCheckTimeoutMs,
     logIntervalMs: options.logIntervalMs ?? 250,
     ...(options.nixEnv ? { nixEnv: options.nixEnv } : {}),
   };
@@ -253,7 +252,7 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
   if (isolation === 'unsandboxed') logger.warn('builder: building without a sandbox (METAL_BUILD_UNSANDBOXED=1): a configuration\'s derivations run as this user');
   if (!hasNix) logger.warn('builder: nix-build is not on PATH; every build will fail until it is installed (see docs/builder.md)');
   const extras = [
-    ...(bootCheck !== 'off' ? [`each image boots in a VM before publication (METAL_BUILD_BOOT_CHECK=${bootCheck}${findQemu() && kvmUsable() ? ', KVM' : ', no KVM: emulated'})`] : []),
+    ...(bootCheck !== 'off' ? [`each image boots in a VM before publication (METAL_BUILD_BOOT_CHECK=${bootCheck}${kvmUsable() ? ', KVM' : ', no KVM: emulated'})`] : []),
     ...(signer ? [`kernels are signed for Secure Boot by ${signer.subject}`] : []),
   ];
   logger.info(

@@ -5,20 +5,11 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkSecureBootKeys, EfiSigner, SecureBootUnavailable, SigningError, verifiedBy } from './secure-boot.ts';
-import { makeSigningKeys, signingSkipReason } from '../../test/support/secure-boot.ts';
+import { EFI_SAMPLE, makeSigningKeys, signingSkipReason } from '../../test/support/secure-boot.ts';
 
-const skip = signingSkipReason();
-/** A real EFI image to sign: Debian's iPXE for UEFI, else the cloud kernel (an EFI stub). */
-const EFI_SAMPLE = ['/usr/lib/ipxe/snponly.efi', '/usr/lib/ipxe/ipxe.efi'].find((f) => {
-  try {
-    readFileSync(f);
-    return true;
-  } catch {
-    return false;
-  }
-});
+const skip = signingSkipReason({ efiSample: true });
 
-describe('Secure Boot signing (real sbsign and sbverify)', { skip: skip ?? (EFI_SAMPLE ? undefined : 'no iPXE EFI binary (Debian package ipxe)') }, () => {
+describe('Secure Boot signing (real sbsign and sbverify)', { skip }, () => {
   let dir: string;
   let site: ReturnType<typeof makeSigningKeys>;
   let other: ReturnType<typeof makeSigningKeys>;
@@ -45,7 +36,7 @@ describe('Secure Boot signing (real sbsign and sbverify)', { skip: skip ?? (EFI_
     assert.equal(signer.subject, 'CN=Site db');
     assert.match(signer.certSha256, /^[0-9a-f]{64}$/);
     const input = join(dir, 'input.efi');
-    copyFileSync(EFI_SAMPLE!, input);
+    copyFileSync(EFI_SAMPLE, input);
     const before = readFileSync(input);
     const output = join(dir, 'signed.efi');
     await signer.sign(input, output);

@@ -119,7 +119,7 @@ export class EfiSigner {
   }
 }
 
-/** Whether `file` carries a valid signature by `cert` (sbverify), for tests and `metal` checks. */
+/** Whether `file` carries a valid signature by `cert` (sbverify); the tests check what was signed with it. */
 export async function verifiedBy(file: string, cert: string, path = process.env.PATH ?? ''): Promise<boolean> {
   const sbverify = findExecutable('sbverify', path);
   if (!sbverify) throw new Error('no sbverify on PATH; install sbsigntool');

@@ -8,16 +8,9 @@ import { ImageLayout } from './image-layout.ts';
 import { ImageResultError, publishBuildImage, verifyBuildImage } from './image-publisher.ts';
 import { EfiSigner, verifiedBy } from './secure-boot.ts';
 import { prepareSignedIpxeDir } from './signed-ipxe.ts';
-import { makeSigningKeys, signingSkipReason } from '../../test/support/secure-boot.ts';
+import { EFI_SAMPLE, makeSigningKeys, signingSkipReason } from '../../test/support/secure-boot.ts';
 
-const EFI_SAMPLE = '/usr/lib/ipxe/snponly.efi';
-let skip = signingSkipReason();
-try {
-  readFileSync(EFI_SAMPLE);
-} catch {
-  if (process.env.CI === 'true') throw new Error(`required in CI: ${EFI_SAMPLE} (Debian package ipxe)`);
-  skip ??= `no ${EFI_SAMPLE} (Debian package ipxe)`;
-}
+const skip = signingSkipReason({ efiSample: true });
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 describe('publication with Secure Boot (real sbsign)', { skip }, () => {

@@ -10,12 +10,17 @@ const SNAKEOIL_KEY = '/usr/share/ovmf/PkKek-1-snakeoil.key';
 /** The passphrase of that key, as /usr/share/doc/ovmf/README.Debian gives it. */
 const SNAKEOIL_PASSPHRASE = 'snakeoil';
 
+/** A real EFI image to sign: Debian's iPXE for UEFI (package ipxe). */
+export const EFI_SAMPLE = '/usr/lib/ipxe/snponly.efi';
+
 /**
- * For tests that sign: undefined when sbsign, sbverify and openssl are here, else the reason to skip,
- * announced loudly. In CI (`CI=true`) a missing tool is an error instead.
+ * For tests that sign: undefined when sbsign, sbverify and openssl are here (and with `efiSample`,
+ * EFI_SAMPLE), else the reason to skip, announced loudly. In CI (`CI=true`) a missing tool is an
+ * error instead.
  */
-export function signingSkipReason(options: { snakeoil?: boolean } = {}): string | undefined {
+export function signingSkipReason(options: { snakeoil?: boolean; efiSample?: boolean } = {}): string | undefined {
   const missing: string[] = [];
+  if (options.efiSample && !existsSync(EFI_SAMPLE)) missing.push(`${EFI_SAMPLE} (Debian package ipxe)`);
   for (const tool of ['sbsign', 'sbverify', 'openssl']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
@@ -25,7 +30,7 @@ export function signingSkipReason(options: { snakeoil?: boolean } = {}): string 
   }
   if (options.snakeoil && !existsSync(SNAKEOIL_KEY)) missing.push(`${SNAKEOIL_KEY} (Debian package ovmf)`);
   if (missing.length === 0) return undefined;
-  const reason = `no ${missing.join(', ')}; install sbsigntool openssl ovmf`;
+  const reason = `no ${missing.join(', ')}; install sbsigntool openssl ovmf ipxe`;
   if (process.env.CI === 'true') throw new Error(`required in CI: ${reason}`);
   console.warn(`\n*** SKIPPING Secure Boot signing tests: ${reason} ***\n`);
   return reason;

@@ -17,6 +17,8 @@ import { listenForReport, type HeardReport } from './report-listener.ts';
  */
 export type BootCheckMode = 'off' | 'booted' | 'healthy';
 export const BOOT_CHECK_MODES = ['off', 'booted', 'healthy'] as const;
+/** METAL_BUILD_BOOT_CHECK_TIMEOUT's default. */
+export const DEFAULT_BOOT_CHECK_TIMEOUT_MS = 600_000;
 
 /** One boot check of a published build. */
 export interface BootCheckOptions {
@@ -80,10 +82,9 @@ export async function runBootCheck(o: BootCheckOptions): Promise<BootCheckResult
     const listener = await listenForReport(socketPath, { serviceTag: o.serviceTag, buildId: o.buildId, token }, (line) => o.onOutput(`boot check: the image asked ${line}\n`));
     const consoleLogs = Array.from({ length: serialPorts(manifest.manifest) }, (_, n) => join(dir, `ttyS${n}.log`));
     const consoleFollower = followConsole(consoleLogs, (line) => o.onOutput(`vm| ${line}\n`), { keep: 80 });
+    // Ends the VM: the report came, or the build was stopped.
     const stopVm = new AbortController();
-    const onAbort = () => stopVm.abort();
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    if (o.signal?.aborted) stopVm.abort();
+    const vmSignal = o.signal ? AbortSignal.any([o.signal, stopVm.signal]) : stopVm.signal;
     try {
       const args = checkVmArguments({
         kernel,
@@ -99,7 +100,7 @@ export async function runBootCheck(o: BootCheckOptions): Promise<BootCheckResult
         cpus,
       });
       o.onOutput(`boot check: booting the image in a VM (${kvm ? 'KVM' : 'TCG, no KVM on this host: emulated, slower'}, ${memoryMb} MiB, ${cpus} CPU${cpus === 1 ? '' : 's'}) until it reports booted, at most ${Math.round(o.timeoutMs / 1000)} s (METAL_BUILD_BOOT_CHECK_TIMEOUT)\n`);
-      const vm = runQemu(qemu, args, { stdio: 'ignore', timeoutMs: o.timeoutMs, signal: stopVm.signal });
+      const vm = runQemu(qemu, args, { stdio: 'ignore', timeoutMs: o.timeoutMs, signal: vmSignal });
       const first = await Promise.race([
         listener.heard.then((report) => ({ kind: 'report' as const, report })),
         vm.then((result) => ({ kind: 'exit' as const, result })),
@@ -112,7 +113,6 @@ export async function runBootCheck(o: BootCheckOptions): Promise<BootCheckResult
       if (first.kind === 'report') return judgeReport(first.report, o, seconds);
       return { outcome: 'failed', reason: describeEnd(exit, seconds, o.timeoutMs, consoleFollower.lastLines()) };
     } finally {
-      o.signal?.removeEventListener('abort', onAbort);
       stopVm.abort();
       await consoleFollower.stop();
       await listener.close();
