@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { findExecutable } from '../../src/builder/nix-build.ts';
 import { freshPostgres, isPostgresAvailable } from '../support/databases.ts';
-import { freePort } from '../cluster/support/nginx.ts';
+import { freeTcpPort as freePort, freeUdpPort } from '../support/power/free-port.ts';
 import { pollUntil } from '../support/poll.ts';
+import { makeSigningKeys } from '../support/secure-boot.ts';
+import { verifiedBy } from '../../src/images/secure-boot.ts';
 
 /**
  * Builds the Containerfile with Debian's buildah/podman on a machine without an image registry: the
@@ -127,19 +129,22 @@ describe('the container image (Containerfile)', { skip }, () => {
     assert.deepEqual(nix, [], 'Nix only in the builder image');
   });
 
-  test('metal serve in the image answers /readyz against the local PostgreSQL', { timeout: 300_000 }, async () => {
-    const container = run('buildah', [...storage, 'from', 'localhost/metal-enrollment:test'], 300_000).trim();
-    const port = await freePort();
-    const bootPort = await freePort();
-    const env = {
-      METAL_DATABASE_URL: database.url,
-      METAL_SECRET_KEY: 'cd'.repeat(32),
-      METAL_ADMIN_PASSWORD: 'container-admin-password',
-      METAL_LISTEN: `127.0.0.1:${port}`,
-      METAL_BOOT_LISTEN: `127.0.0.1:${bootPort}`,
-    };
+  /**
+   * Runs `metal <args>` in a new working container of `image` (after `setUp` copied files into it) as
+   * `user` with `env`, on the host's network, until `ready(output)` holds (or it exits, or 120 s pass);
+   * then `check` runs while it is still up. The process is stopped afterwards, whatever happened.
+   */
+  async function whileRunning(
+    image: string,
+    how: { user: string; env: Record<string, string>; args: string[]; setUp: (container: string) => void },
+    ready: (output: string) => boolean,
+    check: (container: string) => Promise<void>,
+  ): Promise<void> {
+    const { user, env, args } = how;
+    const container = run('buildah', [...storage, 'from', image], 300_000).trim();
+    how.setUp(container);
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    const child = spawn('buildah', [...storage, 'run', '--isolation', 'chroot', '--network', 'host', '--user', '10001:10001', ...envArgs, container, '--', 'metal', 'serve', '--roles', 'api,boot'], {
+    const child = spawn('buildah', [...storage, 'run', '--isolation', 'chroot', '--network', 'host', '--user', user, ...envArgs, container, '--', 'metal', ...args], {
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -149,36 +154,58 @@ describe('the container image (Containerfile)', { skip }, () => {
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     try {
-      const deadline = Date.now() + 120_000;
-      // Until every role of the process is up, /readyz answers 503 "starting: …" (http/readiness.ts):
-      // asked again until it answers 200, or the deadline.
-      let ready: { status: number; body: string } | undefined;
-      while (ready?.status !== 200 && Date.now() < deadline && child.exitCode === null) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) });
-          ready = { status: res.status, body: await res.text() };
-          if (res.status === 503 && ready.body.includes('starting')) await new Promise((resolve) => setTimeout(resolve, 250));
-          else if (res.status !== 200) break;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
-      }
-      assert.ok(ready, `no answer on /readyz: ${output.slice(-2000)}`);
-      assert.equal(ready.status, 200, `${ready.body}\n${output.slice(-2000)}`);
-      assert.equal(ready.body, '{"status":"ready"}');
-      // Ready means every listener of the process is bound: the boot listener answers at once.
-      const boot = await pollUntil(
-        'the boot listener answers /healthz',
-        () => fetch(`http://127.0.0.1:${bootPort}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined),
-        { timeoutMs: Math.max(5000, deadline - Date.now()), intervalMs: 250 },
-      );
-      assert.equal(boot.status, 200);
+      const readyOrExited = () => ready(output) || child.exitCode !== null;
+      await pollUntil(`metal ${args.join(' ')} in ${image} is ready`, readyOrExited, { timeoutMs: 120_000, intervalMs: 250 }).catch((err: Error) => assert.fail(`${err.message}\n${output.slice(-3000)}`));
+      assert.ok(ready(output), `metal ${args.join(' ')} exited (${child.exitCode}) before it was ready:\n${output.slice(-3000)}`);
+      await check(container);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
       const timer = setTimeout(() => child.exitCode === null && process.kill(-child.pid!, 'SIGKILL'), 35_000);
       await exited;
       clearTimeout(timer);
     }
+  }
+  /** A Secure Boot key and certificate, copied into a container for `user` (the key readable by it alone). */
+  const keys = makeSigningKeys(work, 'Metal container test db');
+  const copyKeys = (container: string, user: string) => {
+    run('buildah', [...storage, 'copy', '--chown', user, '--chmod', '0600', container, keys.key, '/tmp/db.key'], 60_000);
+    run('buildah', [...storage, 'copy', '--chown', user, '--chmod', '0644', container, keys.cert, '/tmp/db.pem'], 60_000);
+  };
+
+  test('metal serve in the image: /readyz against the local PostgreSQL, iPXE signed at /ipxe/, and the pxe role\'s TFTP', { timeout: 300_000 }, async () => {
+    const image = 'localhost/metal-enrollment:test';
+    const [port, bootPort, tftpPort] = [await freePort(), await freePort(), await freeUdpPort()];
+    const env = {
+      METAL_DATABASE_URL: database.url,
+      METAL_SECRET_KEY: 'cd'.repeat(32),
+      METAL_ADMIN_PASSWORD: 'container-admin-password',
+      METAL_LISTEN: `127.0.0.1:${port}`,
+      METAL_BOOT_LISTEN: `127.0.0.1:${bootPort}`,
+      METAL_TFTP_LISTEN: `127.0.0.1:${tftpPort}`,
+      METAL_SECURE_BOOT_KEY: '/tmp/db.key',
+      METAL_SECURE_BOOT_CERT: '/tmp/db.pem',
+    };
+    // The process logs `metal: ready` once every role is up; /readyz then also asks the database.
+    const user = '10001:10001';
+    await whileRunning(image, { user, env, args: ['serve', '--roles', 'api,boot,pxe'], setUp: (c) => copyKeys(c, user) }, (out) => out.includes('"metal: ready"'), async (container) => {
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(ready.status, 200);
+      assert.equal(await ready.text(), '{"status":"ready"}');
+      const health = await fetch(`http://127.0.0.1:${bootPort}/healthz`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(health.status, 200);
+      const rootfs = run('buildah', [...storage, 'mount', container], 60_000).trim();
+      // The boot role serves Debian's iPXE for UEFI signed with the site's key (sbsign in the image).
+      const efi = await fetch(`http://127.0.0.1:${bootPort}/ipxe/snponly.efi`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(efi.status, 200);
+      const signed = join(work, 'snponly.efi');
+      writeFileSync(signed, Buffer.from(await efi.arrayBuffer()));
+      assert.ok(await verifiedBy(signed, keys.cert), 'the served snponly.efi is signed by the site certificate');
+      assert.ok(!readFileSync(join(rootfs, 'usr/lib/ipxe/snponly.efi')).equals(readFileSync(signed)), 'the image\'s own file is left unsigned');
+      // The pxe role hands out the image's iPXE for BIOS over TFTP, as it is.
+      const tftp = spawnSync('curl', ['-sS', '--max-time', '20', `tftp://127.0.0.1:${tftpPort}/undionly.kpxe`], { timeout: 30_000, maxBuffer: 16 * 1024 * 1024 });
+      assert.equal(tftp.status, 0, `curl tftp: ${tftp.stderr?.toString()}`);
+      assert.ok(tftp.stdout.equals(readFileSync(join(rootfs, 'usr/lib/ipxe/undionly.kpxe'))), 'undionly.kpxe over TFTP is the image\'s file');
+    });
   });
 
   test('the builder image: Nix builds as its own user', { timeout: 900_000 }, () => {
@@ -197,5 +224,24 @@ describe('the container image (Containerfile)', { skip }, () => {
     assert.equal(readFileSync(join(rootfs, result), 'utf8'), 'built-as-10002\n');
     assert.equal(statSync(join(rootfs, result)).uid, 10002, 'the store path belongs to the builder user');
     assert.equal(readFileSync(join(rootfs, 'tmp/version'), 'utf8'), '0.1.0\n');
+  });
+
+  test('the builder image: QEMU for the boot check and sbsign for Secure Boot, so the builder starts with both on', { timeout: 300_000 }, async () => {
+    const image = 'localhost/metal-enrollment-builder:test';
+    const rootfs = mountImage(image);
+    for (const tool of ['usr/bin/qemu-system-x86_64', 'usr/bin/sbsign', 'usr/bin/nix-build']) assert.ok(existsSync(join(rootfs, tool)), `${tool} in the builder image`);
+    const env = {
+      METAL_DATABASE_URL: database.url,
+      METAL_SECRET_KEY: 'cd'.repeat(32),
+      METAL_BUILD_BOOT_CHECK: 'booted',
+      METAL_SECURE_BOOT_KEY: '/tmp/db.key',
+      METAL_SECURE_BOOT_CERT: '/tmp/db.pem',
+      NIX_CONFIG: 'build-users-group =\nsandbox = false\nsubstituters =',
+    };
+    // Without QEMU or sbsign the builder refuses to start, naming the setting (serve-process.test.ts);
+    // here it says it is ready and what it will do.
+    const readyLine = (out: string) => /builder: \S+ ready; each image boots in a VM before publication \(METAL_BUILD_BOOT_CHECK=booted[^)]*\); kernels are signed for Secure Boot by CN ?= ?Metal container test db/.test(out);
+    const user = '10002:10002';
+    await whileRunning(image, { user, env, args: ['builder'], setUp: (c) => copyKeys(c, user) }, readyLine, async () => {});
   });
 });
