@@ -18,8 +18,11 @@ let
   cfg = config.services.metal-enrollment;
   inherit (lib) mkEnableOption mkIf mkMerge mkOption types;
 
-  serverRoles = builtins.filter (r: r != "builder") cfg.roles;
+  # The builder and the pxe role each have a unit of their own (another user; a capability).
+  serverRoles = builtins.filter (r: r != "builder" && r != "pxe") cfg.roles;
   runsBuilder = builtins.elem "builder" cfg.roles;
+  runsPxe = builtins.elem "pxe" cfg.roles;
+  proxyDhcpInterface = cfg.settings.METAL_PROXYDHCP_INTERFACE or null;
 
   # Secret files by the credential name they are loaded under, and the setting each one fills.
   secrets = lib.filterAttrs (_: s: s.file != null) {
@@ -46,6 +49,9 @@ let
   environment = {
     METAL_DATA_DIR = cfg.dataDir;
     METAL_IMAGES_DIR = cfg.imagesDir;
+    # The boot role serves these at /ipxe/ (UEFI HTTP boot) and the pxe role over TFTP. nixpkgs' ipxe
+    # puts undionly.kpxe, ipxe.efi and snp.efi at the top of its output (pkgs/by-name/ip/ipxe/package.nix).
+    METAL_IPXE_DIR = "${pkgs.ipxe}";
   } // lib.mapAttrs (_: toString) cfg.settings;
 
   hardening = {
@@ -81,10 +87,13 @@ in
     };
 
     roles = mkOption {
-      type = types.listOf (types.enum [ "api" "boot" "builder" ]);
+      type = types.listOf (types.enum [ "api" "boot" "builder" "pxe" ]);
       default = [ "api" "boot" "builder" ];
-      example = [ "boot" ];
-      description = "Roles on this machine. `api` and `boot` share one unit; `builder` has its own.";
+      example = [ "boot" "pxe" ];
+      description = ''
+        Roles on this machine. `api` and `boot` share one unit; `builder` has its own, and so has `pxe`
+        (proxyDHCP on settings.METAL_PROXYDHCP_INTERFACE and TFTP, with CAP_NET_BIND_SERVICE alone).
+      '';
     };
 
     settings = mkOption {
@@ -161,7 +170,10 @@ in
     openFirewall = mkOption {
       type = types.bool;
       default = false;
-      description = "Open the API (8080) and boot server (8081) ports.";
+      description = ''
+        Open the API (8080) and boot server (8081) ports; with the pxe role, UDP 67, 69 and 4011 on
+        METAL_PROXYDHCP_INTERFACE (without one, UDP 69 on every interface: TFTP only).
+      '';
     };
   };
 
@@ -261,6 +273,35 @@ in
           ExecStart = "${start} serve --roles ${lib.concatStringsSep "," serverRoles}";
         };
       };
+    })
+
+    (mkIf runsPxe {
+      systemd.services.metal-enrollment-pxe = {
+        description = "Metal Enrollment PXE services (proxyDHCP and TFTP)";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network-online.target" "postgresql.service" "metal-enrollment-migrate.service" ];
+        wants = [ "network-online.target" ];
+        requires = [ "metal-enrollment-migrate.service" ];
+        # METAL_SECURE_BOOT_KEY: the pxe role signs the iPXE EFI binaries it hands out.
+        path = lib.optionals secureBoot [ pkgs.sbsigntool ];
+        inherit environment;
+        serviceConfig = hardening // {
+          Type = "exec";
+          User = "metal";
+          Group = "metal";
+          ExecStart = "${start} serve --roles pxe";
+          # Ports 67, 69 and 4011 are below 1024: this one capability, and no other.
+          AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
+          CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
+          # The role reads its interface's address; getifaddrs asks the kernel over netlink.
+          RestrictAddressFamilies = hardening.RestrictAddressFamilies ++ [ "AF_NETLINK" ];
+        };
+      };
+
+      # networking.firewall.interfaces.<name>.allowedUDPPorts (nixos/modules/services/networking/firewall.nix).
+      networking.firewall = if proxyDhcpInterface != null
+        then { interfaces.${proxyDhcpInterface}.allowedUDPPorts = lib.optionals cfg.openFirewall [ 67 69 4011 ]; }
+        else { allowedUDPPorts = lib.optionals cfg.openFirewall [ 69 ]; };
     })
 
     (mkIf runsBuilder {

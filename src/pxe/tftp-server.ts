@@ -110,7 +110,7 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
     const onError = (err: NodeJS.ErrnoException) => {
       const where = `${options.listen.host}:${options.listen.port}`;
       if (err.code === 'EADDRINUSE') reject(new Error(`METAL_TFTP_LISTEN: ${where} is already in use`));
-      else if (err.code === 'EACCES') reject(new Error(`METAL_TFTP_LISTEN: not allowed to listen on ${where}`));
+      else if (err.code === 'EACCES') reject(new Error(`METAL_TFTP_LISTEN: not allowed to listen on ${where} (ports below 1024 need root or CAP_NET_BIND_SERVICE, which deploy/systemd/metal-pxe.service grants)`));
       else if (err.code === 'EADDRNOTAVAIL') reject(new Error(`METAL_TFTP_LISTEN: ${options.listen.host} is not an address of this host`));
       else reject(err);
     };

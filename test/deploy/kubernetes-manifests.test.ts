@@ -14,7 +14,9 @@ import {
   renderKustomization,
   schemaProblems,
   type KubeObject,
+  type PodSpec,
 } from './manifest-checks.ts';
+import { unitCapabilities } from '../support/unit-privileges.ts';
 
 const KUBERNETES_DIR = fileURLToPath(new URL('../../deploy/kubernetes/', import.meta.url));
 const OVERLAYS = readdirSync(`${KUBERNETES_DIR}overlays`).sort();
@@ -84,6 +86,38 @@ spec:
     }
   });
 
+  test('root is allowed to the pxe DaemonSet alone, on the node\'s network, with NET_BIND_SERVICE as its one capability', () => {
+    const pxe = (name: string, hostNetwork: boolean, add: string[]) =>
+      parseManifests(`
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: ${name}}
+spec:
+  selector: {matchLabels: {app: pxe}}
+  template:
+    metadata: {labels: {app: pxe}}
+    spec:
+      hostNetwork: ${hostNetwork}
+      containers:
+        - name: pxe
+          image: metal-enrollment:1
+          readinessProbe: {exec: {command: [x]}}
+          livenessProbe: {exec: {command: [x]}}
+          resources: {requests: {cpu: 1m, memory: 1Mi}, limits: {cpu: 1m, memory: 1Mi}}
+          securityContext: {runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL], add: [${add.join(', ')}]}}
+`);
+    assert.deepEqual(policyProblems(pxe('metal-pxe', true, ['NET_BIND_SERVICE'])), []);
+    assert.deepEqual(policyProblems(pxe('metal-pxe', true, ['NET_BIND_SERVICE', 'NET_RAW'])), [
+      'DaemonSet/metal-pxe container pxe: may run as root only with NET_BIND_SERVICE as its one added capability (adds NET_BIND_SERVICE, NET_RAW)',
+    ]);
+    assert.deepEqual(policyProblems(pxe('metal-pxe', false, ['NET_BIND_SERVICE'])), ["DaemonSet/metal-pxe container pxe: runs as root but not on the node's network"]);
+    assert.deepEqual(policyProblems(pxe('other', true, ['NET_BIND_SERVICE'])), [
+      'DaemonSet/other container pxe: runAsNonRoot is not true',
+      'DaemonSet/other container pxe: runAsUser is not set to a non-root id',
+      'DaemonSet/other container pxe: adds capabilities NET_BIND_SERVICE',
+    ]);
+  });
+
   test('a selector that misses its pods and a missing Secret are named', () => {
     assert.deepEqual(referenceProblems(broken), [
       'Deployment/broken: its selector does not match its pod template',
@@ -147,7 +181,8 @@ describe('the Kubernetes deployment (deploy/kubernetes)', { skip }, () => {
             else assert.doesNotMatch(c.image, /builder/, 'only the builder carries Nix');
           }
         }
-        assert.deepEqual([...commands.keys()].sort(), ['metal-api', 'metal-boot', 'metal-builder', 'metal-migrate']);
+        const expected = ['metal-api', 'metal-boot', 'metal-builder', 'metal-migrate', ...(overlay === 'ha-host-network' ? ['metal-pxe'] : [])];
+        assert.deepEqual([...commands.keys()].sort(), expected);
         assert.deepEqual(commands.get('metal-api'), ['serve', '--roles', 'api']);
       });
 
@@ -199,6 +234,18 @@ describe('the Kubernetes deployment (deploy/kubernetes)', { skip }, () => {
           const builder = JSON.stringify(podSpecOf(find(objects, 'Deployment', 'metal-builder')));
           assert.match(builder, /"path":"\/nix\/var\/nix\/daemon-socket"/);
           assert.match(builder, /"name":"NIX_REMOTE","value":"daemon"/);
+        });
+
+        test('the pxe role runs on every boot node, on its network, as deploy/systemd/metal-pxe.service grants: NET_BIND_SERVICE alone', () => {
+          const daemonSet = find(objects, 'DaemonSet', 'metal-pxe');
+          const pxe = podSpecOf(daemonSet) as unknown as PodSpec & { nodeSelector: Record<string, string> };
+          const boot = podSpecOf(find(objects, 'Deployment', 'metal-boot')) as unknown as { nodeSelector: Record<string, string> };
+          assert.equal(pxe.hostNetwork, true);
+          assert.deepEqual(pxe.nodeSelector, boot.nodeSelector, 'on the nodes of the boot servers');
+          const [container] = pxe.containers;
+          assert.deepEqual(container!.args, ['serve', '--roles', 'pxe']);
+          assert.deepEqual(container!.securityContext?.capabilities?.add, unitCapabilities('metal-pxe.service').map((c) => c.replace(/^CAP_/, '')));
+          assert.equal(daemonSet.metadata.namespace, 'metal');
         });
       }
     });

@@ -99,9 +99,17 @@ export async function schemaProblems(objects: KubeObject[]): Promise<string[]> {
 }
 
 /**
+ * The one container that may run as uid 0: the pxe role binds UDP 67, 69 and 4011 on the node's network,
+ * and Kubernetes gives a non-root container no ambient capabilities. It must be on the node's network
+ * and add NET_BIND_SERVICE alone (every capability else still dropped).
+ */
+export const LOW_PORTS_AS_ROOT = { workload: 'DaemonSet/metal-pxe', container: 'pxe' } as const;
+
+/**
  * The house rules for every container: a pinned image (a tag other than `latest`, or a digest), CPU and
- * memory requests and limits, non-root, no privilege escalation, a read-only root file system, every
- * capability dropped; containers of long-running workloads also need readiness and liveness probes.
+ * memory requests and limits, non-root (but LOW_PORTS_AS_ROOT), no privilege escalation, a read-only
+ * root file system, every capability dropped; containers of long-running workloads also need readiness
+ * and liveness probes.
  */
 export function policyProblems(objects: KubeObject[]): string[] {
   const problems: string[] = [];
@@ -127,13 +135,20 @@ export function policyProblems(objects: KubeObject[]): string[] {
       const sc = c.securityContext ?? {};
       const nonRoot = sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot;
       const user = sc.runAsUser ?? pod.securityContext?.runAsUser;
-      if (nonRoot !== true) problems.push(`${at}: runAsNonRoot is not true`);
-      if (user === undefined || user === 0) problems.push(`${at}: runAsUser is not set to a non-root id`);
+      const lowPorts = where === LOW_PORTS_AS_ROOT.workload && c.name === LOW_PORTS_AS_ROOT.container;
+      if (lowPorts) {
+        const added = sc.capabilities?.add ?? [];
+        if (added.length !== 1 || added[0] !== 'NET_BIND_SERVICE') problems.push(`${at}: may run as root only with NET_BIND_SERVICE as its one added capability (adds ${added.join(', ') || 'none'})`);
+        if (pod.hostNetwork !== true) problems.push(`${at}: runs as root but not on the node's network`);
+      } else {
+        if (nonRoot !== true) problems.push(`${at}: runAsNonRoot is not true`);
+        if (user === undefined || user === 0) problems.push(`${at}: runAsUser is not set to a non-root id`);
+        if (sc.capabilities?.add?.length) problems.push(`${at}: adds capabilities ${sc.capabilities.add.join(', ')}`);
+      }
       if (sc.allowPrivilegeEscalation !== false) problems.push(`${at}: allowPrivilegeEscalation is not false`);
       if (sc.readOnlyRootFilesystem !== true) problems.push(`${at}: readOnlyRootFilesystem is not true`);
       if (sc.privileged) problems.push(`${at}: privileged`);
       if (!sc.capabilities?.drop?.includes('ALL')) problems.push(`${at}: capabilities do not drop ALL`);
-      if (sc.capabilities?.add?.length) problems.push(`${at}: adds capabilities ${sc.capabilities.add.join(', ')}`);
     }
   }
   return problems;

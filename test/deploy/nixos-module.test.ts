@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { CONFIG_KEYS, loadConfig } from '../../src/config/config.ts';
 import { OFFLINE_NIX_CONFIG, findExecutable } from '../../src/builder/nix-build.ts';
+import { unitCapabilities } from '../support/unit-privileges.ts';
 
 const MODULE = fileURLToPath(new URL('../../nix/module.nix', import.meta.url));
 const EVAL = fileURLToPath(new URL('./nix/eval-module.nix', import.meta.url));
@@ -22,12 +23,29 @@ const skip = nixSkipReason();
 
 interface Evaluated {
   options: string[];
-  services: Record<string, { user: string; execStart: string; credentials: string[]; environment: Record<string, string>; requires: string[]; start: string; path: string[]; groups: string[] }>;
+  services: Record<
+    string,
+    {
+      user: string;
+      execStart: string;
+      credentials: string[];
+      environment: Record<string, string>;
+      requires: string[];
+      start: string;
+      path: string[];
+      groups: string[];
+      capabilities: string[];
+      boundingSet: string[] | null;
+      addressFamilies: string[];
+    }
+  >;
   timers: Record<string, { onCalendar: string; wantedBy: string[] }>;
   users: string[];
   tmpfiles: string[];
   failedAssertions: string[];
   firewall: number[];
+  firewallUdp: number[];
+  firewallInterfaces: Record<string, { allowedUDPPorts?: number[] }>;
 }
 
 const nixEnv = { ...process.env, NIX_CONFIG: OFFLINE_NIX_CONFIG };
@@ -119,6 +137,37 @@ describe('the NixOS module (nix/module.nix)', { skip }, () => {
     assert.match(e.services['metal-enrollment']!.execStart, / serve --roles boot$/);
     assert.deepEqual(e.users, ['metal']);
     assert.deepEqual(e.firewall, [8080, 8081]);
+  });
+
+  test('the pxe role: a unit of its own as metal with CAP_NET_BIND_SERVICE alone, nixpkgs\' iPXE, UDP 67, 69 and 4011 open on the provisioning interface', { timeout: 60_000 }, () => {
+    const e = evaluate({ enable: true, roles: ['boot', 'pxe'], openFirewall: true, settings: { METAL_PROXYDHCP_INTERFACE: 'eno2', METAL_BOOT_URL: 'http://10.0.0.5:8081' } });
+    assert.deepEqual(e.failedAssertions, []);
+    assert.deepEqual(Object.keys(e.services).sort(), ['metal-enrollment', 'metal-enrollment-migrate', 'metal-enrollment-pxe']);
+    assert.match(e.services['metal-enrollment']!.execStart, / serve --roles boot$/, 'the pxe role is not in the server unit');
+    const pxe = e.services['metal-enrollment-pxe']!;
+    assert.equal(pxe.user, 'metal');
+    assert.match(pxe.execStart, / serve --roles pxe$/);
+    assert.deepEqual(pxe.requires, ['metal-enrollment-migrate.service']);
+    // What deploy/systemd/metal-pxe.service grants, and test/deploy/pxe-privileges.test.ts proves enough.
+    assert.deepEqual(pxe.capabilities, unitCapabilities('metal-pxe.service'));
+    assert.deepEqual(pxe.boundingSet, ['CAP_NET_BIND_SERVICE']);
+    assert.ok(pxe.addressFamilies.includes('AF_NETLINK'), 'the role reads the interface address over netlink');
+    assert.deepEqual(e.services['metal-enrollment']!.capabilities, [], 'no other unit gets a capability');
+    const config = loadConfig(Object.fromEntries(Object.entries(pxe.environment).filter(([k]) => k.startsWith('METAL_'))));
+    assert.equal(config.proxyDhcpInterface, 'eno2');
+    assert.equal(config.ipxeDir, '/nix/store/ipxe', 'nixpkgs\' ipxe, not /usr/lib/ipxe');
+    assert.equal(loadConfig(Object.fromEntries(Object.entries(e.services['metal-enrollment']!.environment).filter(([k]) => k.startsWith('METAL_')))).ipxeDir, '/nix/store/ipxe', 'the boot role serves the same at /ipxe/');
+    assert.deepEqual(e.firewallInterfaces, { eno2: { allowedUDPPorts: [67, 69, 4011] } });
+    assert.deepEqual(e.firewallUdp, []);
+    // Without an interface: TFTP only, for a site DHCP server that names the boot file.
+    const tftpOnly = evaluate({ enable: true, roles: ['pxe'], openFirewall: true });
+    assert.deepEqual(tftpOnly.firewallUdp, [69]);
+    assert.deepEqual(tftpOnly.firewallInterfaces, {});
+    assert.deepEqual(Object.keys(tftpOnly.services).sort(), ['metal-enrollment-migrate', 'metal-enrollment-pxe']);
+    // Closed unless asked; a METAL_IPXE_DIR of the site's wins.
+    const closed = evaluate({ enable: true, roles: ['pxe'], settings: { METAL_PROXYDHCP_INTERFACE: 'eno2', METAL_IPXE_DIR: '/srv/ipxe' } });
+    assert.deepEqual(closed.firewallInterfaces, { eno2: { allowedUDPPorts: [] } });
+    assert.equal(closed.services['metal-enrollment-pxe']!.environment.METAL_IPXE_DIR, '/srv/ipxe');
   });
 
   test('backups: none unless backupDir is set; then a daily unit runs metal backup into it, keeping backupKeep', { timeout: 60_000 }, () => {

@@ -44,7 +44,7 @@ describe('systemd units (deploy/systemd)', () => {
     for (const unit of units) {
       const exec = /^ExecStart=\/usr\/local\/bin\/metal (.+)$/m.exec(readFileSync(join(SYSTEMD_DIR, unit), 'utf8'))?.[1];
       assert.ok(exec, `${unit} runs /usr/local/bin/metal`);
-      assert.match(exec, /^(serve|serve --roles %i|builder|migrate|backup \/var\/backups\/metal --keep \d+)$/, unit);
+      assert.match(exec, /^(serve|serve --roles %i|serve --roles pxe|builder|migrate|backup \/var\/backups\/metal --keep \d+)$/, unit);
     }
     const builder = readFileSync(join(SYSTEMD_DIR, 'metal-builder.service'), 'utf8');
     assert.match(builder, /^User=metal-builder$/m, 'the builder runs as its own user');

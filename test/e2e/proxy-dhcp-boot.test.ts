@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,8 +13,11 @@ import { bootVm, consoleReport } from './support/lab-vm.ts';
 import { createPxeTestNetwork, NETWORK, netnsUnavailableReason, type PxeTestNetwork } from './support/netns.ts';
 import { startPxeRole, type PxeRoleProcess } from './support/pxe-role-process.ts';
 import { startSiteDhcp, type SiteDhcp } from './support/site-dhcp.ts';
+import { unitPrivileges, unprivilegedDir } from '../support/unit-privileges.ts';
 
 const IPXE_DIR = '/usr/lib/ipxe';
+/** The pxe role runs with what deploy/systemd/metal-pxe.service gives it. */
+const PXE_UNIT = unitPrivileges('metal-pxe.service');
 const BOOT_PORT = 8081;
 const BOOT_URL = `http://${NETWORK.server}:${BOOT_PORT}`;
 
@@ -44,8 +47,8 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
     lab = await startLabServer(freshSqlite(), { bootUrl: BOOT_URL });
     forwarder = await forwardBootServer(net.pxeNs, NETWORK.server, BOOT_PORT, lab.bootPort, workDir);
     site = await startSiteDhcp(net.siteNs, net.siteInterface, workDir);
-    mkdirSync(join(workDir, 'pxe'));
-    pxe = await startPxeRole(net.pxeNs, { iface: net.bridge, ipxeDir: IPXE_DIR, bootUrl: BOOT_URL, dataDir: join(workDir, 'pxe') });
+    // As the metal-pxe unit runs it: an unprivileged user whose one capability is CAP_NET_BIND_SERVICE.
+    pxe = await startPxeRole(net.pxeNs, { iface: net.bridge, ipxeDir: IPXE_DIR, bootUrl: BOOT_URL, dataDir: unprivilegedDir(workDir, 'pxe'), runAs: PXE_UNIT });
   }, { timeout: 180_000 });
 
   after(async () => {
@@ -128,8 +131,8 @@ describe('network boot on a network with no DHCP server at all: the pxe role giv
     net = await createPxeTestNetwork(`${process.pid}f`);
     lab = await startLabServer(freshSqlite(), { bootUrl: BOOT_URL });
     forwarder = await forwardBootServer(net.pxeNs, NETWORK.server, BOOT_PORT, lab.bootPort, workDir);
-    mkdirSync(join(workDir, 'pxe'));
-    pxe = await startPxeRole(net.pxeNs, { iface: net.bridge, ipxeDir: IPXE_DIR, bootUrl: BOOT_URL, dataDir: join(workDir, 'pxe'), dhcpRange: `${NETWORK.range[0]}-${NETWORK.range[1]}` });
+    const dhcpRange = `${NETWORK.range[0]}-${NETWORK.range[1]}`;
+    pxe = await startPxeRole(net.pxeNs, { iface: net.bridge, ipxeDir: IPXE_DIR, bootUrl: BOOT_URL, dataDir: unprivilegedDir(workDir, 'pxe'), dhcpRange, runAs: PXE_UNIT });
   }, { timeout: 180_000 });
 
   after(async () => {

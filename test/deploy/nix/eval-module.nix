@@ -39,6 +39,7 @@ let
     util-linux = "/nix/store/util-linux";
     qemu_kvm = "/nix/store/qemu-kvm";
     sbsigntool = "/nix/store/sbsigntool";
+    ipxe = "/nix/store/ipxe";
     writeShellScript = name: text: builtins.toFile name text;
   };
   package = { outPath = packagePath; };
@@ -63,6 +64,9 @@ in
     requires = s.requires or [ ];
     path = s.path or [ ];
     groups = s.serviceConfig.SupplementaryGroups or [ ];
+    capabilities = s.serviceConfig.AmbientCapabilities or [ ];
+    boundingSet = s.serviceConfig.CapabilityBoundingSet or null;
+    addressFamilies = s.serviceConfig.RestrictAddressFamilies;
     start = builtins.readFile (builtins.head (builtins.split " " s.serviceConfig.ExecStart));
   }) (result.systemd.services or { });
   timers = builtins.mapAttrs (_: t: { onCalendar = t.timerConfig.OnCalendar; wantedBy = t.wantedBy; }) (result.systemd.timers or { });
@@ -70,4 +74,6 @@ in
   tmpfiles = result.systemd.tmpfiles.rules or [ ];
   failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) (result.assertions or [ ]));
   firewall = result.networking.firewall.allowedTCPPorts or [ ];
+  firewallUdp = result.networking.firewall.allowedUDPPorts or [ ];
+  firewallInterfaces = result.networking.firewall.interfaces or { };
 }

@@ -14,8 +14,13 @@ export interface PxeRoleProcess {
 /**
  * Starts `metal serve --roles pxe` inside `netns` as the product runs it: proxyDHCP on `iface`,
  * TFTP on port 69 serving `ipxeDir`, answering iPXE with `bootUrl`/boot.ipxe; with `dhcpRange`, full DHCP.
+ * `runAs` is a command prefix that drops privileges (test/support/unit-privileges.ts), as the
+ * `metal-pxe` unit does; `dataDir` must then be the unprivileged user's.
  */
-export async function startPxeRole(netns: string, options: { iface: string; ipxeDir: string; bootUrl: string; dataDir: string; dhcpRange?: string }): Promise<PxeRoleProcess> {
+export async function startPxeRole(
+  netns: string,
+  options: { iface: string; ipxeDir: string; bootUrl: string; dataDir: string; dhcpRange?: string; runAs?: string[] },
+): Promise<PxeRoleProcess> {
   const env = {
     ...process.env,
     METAL_DATA_DIR: options.dataDir,
@@ -27,7 +32,7 @@ export async function startPxeRole(netns: string, options: { iface: string; ipxe
     METAL_LOG_LEVEL: 'debug',
     ...(options.dhcpRange ? { METAL_DHCP_RANGE: options.dhcpRange } : {}),
   };
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, METAL, 'serve', '--roles', 'pxe'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', netns, ...(options.runAs ?? []), process.execPath, METAL, 'serve', '--roles', 'pxe'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
