@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPxeTestNetwork, NETWORK, netnsUnavailableReason, type PxeTestNetwork } from '../e2e/support/netns.ts';
 import { startPxeRole } from '../e2e/support/pxe-role-process.ts';
-import { UNPRIVILEGED, unitCapabilities, unitPrivileges, unprivilegedDir } from '../support/unit-privileges.ts';
+import { parse } from 'yaml';
+import { dropPrivileges, UNPRIVILEGED, unitCapabilities, unitPrivileges, unprivilegedDir } from '../support/unit-privileges.ts';
 
 /**
  * deploy/systemd/metal-pxe.service runs the pxe role as an unprivileged user with one capability,
- * CAP_NET_BIND_SERVICE. Here the role runs with exactly what the unit gives it (setpriv), in a network
- * namespace of its own, and must bind proxyDHCP (67, 4011) and TFTP (69) and serve a file; without the
- * capability it must refuse to start, naming the setting. (The e2e proxyDHCP boots run it the same way.)
+ * CAP_NET_BIND_SERVICE (the NixOS module's unit too). Here the role runs with exactly what the unit gives
+ * it (setpriv), in a network namespace of its own, and must bind proxyDHCP (67, 4011) and TFTP (69) and
+ * serve a file; so must it as the Kubernetes DaemonSet runs it (uid 0, that capability alone); without the
+ * capability it must refuse to start, naming the setting. (The e2e proxyDHCP boots run it as the unit.)
  */
 
 const IPXE_DIR = '/usr/lib/ipxe';
@@ -88,6 +90,33 @@ describe(`the pxe role with what ${UNIT} gives it`, { skip: skipReason() }, () =
       const status = readFileSync(`/proc/${(JSON.parse(started) as { pid: number }).pid}/status`, 'utf8');
       assert.match(status, new RegExp(`^Uid:\\s+${UNPRIVILEGED.uid}\\s+${UNPRIVILEGED.uid}\\s`, 'm'));
       assert.match(status, /^CapEff:\s+0*400$/m);
+    } finally {
+      await pxe.stop();
+    }
+  });
+
+  test('as the Kubernetes pxe pod runs it (components/pxe-host-network): uid 0 with NET_BIND_SERVICE alone', { timeout: 90_000 }, async () => {
+    const pod = parse(readFileSync(new URL('../../deploy/kubernetes/components/pxe-host-network/pxe.yaml', import.meta.url), 'utf8')) as {
+      spec: { template: { spec: { containers: Array<{ securityContext: { runAsUser: number; capabilities: { drop: string[]; add: string[] } } }> } } };
+    };
+    const { securityContext } = pod.spec.template.spec.containers[0]!;
+    assert.equal(securityContext.runAsUser, 0);
+    assert.deepEqual(securityContext.capabilities.drop, ['ALL']);
+    const runAs = dropPrivileges({ uid: 0, gid: 0, capabilities: securityContext.capabilities.add });
+    // The pod's data directory is an emptyDir, made by the kubelet and writable by it (root without
+    // CAP_DAC_OVERRIDE writes only where its own permissions allow).
+    const podDir = join(work, 'pod');
+    mkdirSync(podDir, { mode: 0o777 });
+    chmodSync(podDir, 0o777);
+    const pxe = await startPxeRole(net!.pxeNs, { iface: net!.bridge, ipxeDir: IPXE_DIR, bootUrl: `http://${NETWORK.server}:8081`, dataDir: podDir, runAs });
+    try {
+      const tftp = inNamespace(net!.pxeNs, ['curl', '-sS', '--max-time', '20', `tftp://${NETWORK.server}/undionly.kpxe`]);
+      assert.equal(tftp.status, 0, `${tftp.stderr}\n${pxe.output().slice(-2000)}`);
+      const started = pxe.output().split('\n').find((l) => l.includes('"metal: starting"'));
+      assert.ok(started, pxe.output());
+      const status = readFileSync(`/proc/${(JSON.parse(started) as { pid: number }).pid}/status`, 'utf8');
+      assert.match(status, /^Uid:\s+0\s+0\s/m);
+      assert.match(status, /^CapEff:\s+0*400$/m, 'root, but with NET_BIND_SERVICE its only capability');
     } finally {
       await pxe.stop();
     }

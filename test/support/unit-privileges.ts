@@ -11,15 +11,24 @@ export const UNPRIVILEGED = { uid: 65534, gid: 65534 } as const;
  * ambient and the bounding set; with none, no capability at all). `capabilities` overrides the unit's.
  */
 export function unitPrivileges(unit: string, capabilities = unitCapabilities(unit)): string[] {
-  const caps = capabilities.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  return dropPrivileges({ ...UNPRIVILEGED, capabilities });
+}
+
+/**
+ * `setpriv` arguments for a command run as `uid`/`gid` with `capabilities` (e.g. `CAP_NET_BIND_SERVICE`
+ * or `NET_BIND_SERVICE`) and no other: for a non-root user they are made ambient, as systemd does; root
+ * keeps them through its bounding set alone, as a container runtime gives them to a pod running as uid 0.
+ */
+export function dropPrivileges(options: { uid: number; gid: number; capabilities: string[] }): string[] {
+  const caps = options.capabilities.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
   const set = ['-all', ...caps].join(',');
   return [
     'setpriv',
-    `--reuid=${UNPRIVILEGED.uid}`,
-    `--regid=${UNPRIVILEGED.gid}`,
+    `--reuid=${options.uid}`,
+    `--regid=${options.gid}`,
     '--clear-groups',
     `--inh-caps=${set}`,
-    ...(caps.length > 0 ? [`--ambient-caps=${set}`] : []),
+    ...(caps.length > 0 && options.uid !== 0 ? [`--ambient-caps=${set}`] : []),
     `--bounding-set=${set}`,
     '--',
   ];
