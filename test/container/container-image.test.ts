@@ -237,6 +237,8 @@ describe('the container image (Containerfile)', { skip }, () => {
       METAL_SECURE_BOOT_KEY: '/tmp/db.key',
       METAL_SECURE_BOOT_CERT: '/tmp/db.pem',
       NIX_CONFIG: 'build-users-group =\nsandbox = false\nsubstituters =',
+      // Its own /nix, no daemon: as deploy/kubernetes/base/builder.yaml runs it.
+      METAL_BUILD_UNSANDBOXED: '1',
     };
     // Without QEMU or sbsign the builder refuses to start, naming the setting (serve-process.test.ts);
     // here it says it is ready and what it will do.

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import { parseSecretKey } from '../../src/auth/secret-key.ts';
 import { CONFIG_KEYS, loadConfig } from '../../src/config/config.ts';
 import { parseRoles } from '../../src/server/serve.ts';
+import { chooseIsolation } from '../../src/builder/builder.ts';
 import {
   kustomizeVersion,
   parseManifests,
@@ -166,6 +167,16 @@ describe('the Kubernetes deployment (deploy/kubernetes)', { skip }, () => {
         } else {
           assert.throws(() => parseSecretKey(secret.METAL_SECRET_KEY!), /METAL_SECRET_KEY/, 'the placeholder key is refused at start-up');
         }
+      });
+
+      test('the builder can start: through a Nix daemon, or told it may build without one (METAL_BUILD_UNSANDBOXED)', () => {
+        const config = find(objects, 'ConfigMap', 'metal-config').data ?? {};
+        const [builder] = podSpecOf(find(objects, 'Deployment', 'metal-builder'))!.containers;
+        const env = Object.fromEntries((builder!.env ?? []).map((e) => [e.name, e.value ?? '']));
+        const daemon = env.NIX_REMOTE === 'daemon';
+        // As the builder decides at start (builder/builder.ts): without this it refuses, naming the setting.
+        assert.equal(chooseIsolation(loadConfig({ ...config, ...env }), daemon), daemon ? 'daemon' : 'unsandboxed');
+        if (daemon) assert.match(JSON.stringify(podSpecOf(find(objects, 'Deployment', 'metal-builder'))), /"mountPath":"\/nix\/var\/nix\/daemon-socket"/);
       });
 
       test('every metal container runs a metal command with valid roles', () => {

@@ -28,6 +28,7 @@ interface Container {
     capabilities?: { drop?: string[]; add?: string[] };
   };
   envFrom?: Array<{ configMapRef?: { name: string }; secretRef?: { name: string } }>;
+  env?: Array<{ name: string; value?: string }>;
 }
 
 export interface PodSpec {
