@@ -74,7 +74,7 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['description', printable(m.description) || '-'],
     ['labels', formatLabels(m.labels) || '-'],
     ['profile', printable(m.profile) || '-'],
-    ['out of date', m.out_of_date ? 'yes (metal machines build or metal bulk build)' : 'no'],
+    ['out of date', m.out_of_date ? `yes (metal build ${printable(m.service_tag)}, or metal bulk build --out-of-date for all)` : 'no'],
     ['mac', printable(m.mac_address)],
     ['hardware', printable([hw.manufacturer, hw.model].filter(Boolean).join(' ')) || '-'],
     ['cpu', printable([cpu.model, cpu.cores !== undefined ? `${cpu.cores} cores` : '', cpu.threads !== undefined ? `${cpu.threads} threads` : ''].filter(Boolean).join(', ')) || '-'],

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MAX_RAW_CHARS, boundedJson, clip, cpuSummary, shortCpuModel, switchPortText, totalDiskBytes, viewHardware } from './hardware-view.ts';
+import { MAX_RAW_CHARS, boundedJson, clip, cpuSummary, diskKindText, shortCpuModel, switchPortText, totalDiskBytes, viewHardware } from './hardware-view.ts';
 
 describe('viewHardware', () => {
   test('a NIC\'s switch port: name and port id, else chassis id and port description; nothing when the neighbour says nothing usable', () => {
@@ -38,6 +38,20 @@ describe('viewHardware', () => {
     assert.equal(view.gpus[0]?.pciAddress, '0000:01:00.0');
     assert.deepEqual(view.extra, { rack: 'R12' });
     assert.equal(cpuSummary(view), '2 × Intel Xeon Gold 6230 · 40 cores / 80 threads');
+  });
+
+  test('a disk\'s kind: a RAID volume with its controller, NVMe, else HDD or SSD by the rotational flag', () => {
+    const kinds = viewHardware({
+      disks: [
+        { name: 'sda', kind: 'raid', controller: 'Broadcom / LSI MegaRAID Tri-Mode SAS3508 (PERC H740P Mini)', rotational: true },
+        { name: 'sdb', kind: 'raid', controller: null, rotational: false },
+        { name: 'nvme0n1', kind: 'nvme', rotational: false },
+        { name: 'sdc', kind: 'disk', rotational: true },
+        { name: 'sdd', rotational: false },
+        { name: 'sde', kind: 7 },
+      ],
+    }).disks.map(diskKindText);
+    assert.deepEqual(kinds, ['RAID volume (Broadcom / LSI MegaRAID Tri-Mode SAS3508 (PERC H740P Mini))', 'RAID volume', 'NVMe SSD', 'HDD', 'SSD', '—']);
   });
 
   test('wrong types and missing parts become empty, never an exception', () => {

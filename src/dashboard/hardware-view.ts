@@ -11,7 +11,17 @@ export interface HardwareView {
   cpu: { model: string | null; architecture: string | null; sockets: number | null; cores: number | null; threads: number | null } | null;
   memoryBytes: number | null;
   dimms: Array<{ locator: string | null; sizeBytes: number | null; type: string | null; speedMts: number | null }>;
-  disks: Array<{ name: string | null; sizeBytes: number | null; model: string | null; serial: string | null; rotational: boolean | null }>;
+  disks: Array<{
+    name: string | null;
+    sizeBytes: number | null;
+    model: string | null;
+    serial: string | null;
+    rotational: boolean | null;
+    /** The agent's `kind`: `nvme`, `disk`, or `raid` (a RAID controller's logical volume), else null. */
+    kind: string | null;
+    /** The RAID controller of a `raid` volume, as the agent names it. */
+    controller: string | null;
+  }>;
   nics: Array<{ name: string | null; mac: string | null; driver: string | null; speedMbps: number | null; link: boolean | null; lldp: LldpView | null }>;
   gpus: Array<{ vendor: string | null; model: string | null; pciAddress: string | null }>;
   /** Fields the agent sent that the dashboard has no place for, shown raw. */
@@ -45,7 +55,15 @@ export function viewHardware(hardware: Hardware | null | undefined): HardwareVie
       : null,
     memoryBytes: count(memory?.total_bytes),
     dimms: list(memory?.dimms).map((d) => ({ locator: text(d.locator), sizeBytes: count(d.size_bytes), type: text(d.type), speedMts: count(d.speed_mts) })),
-    disks: list(h.disks).map((d) => ({ name: text(d.name), sizeBytes: count(d.size_bytes), model: text(d.model), serial: text(d.serial), rotational: flag(d.rotational) })),
+    disks: list(h.disks).map((d) => ({
+      name: text(d.name),
+      sizeBytes: count(d.size_bytes),
+      model: text(d.model),
+      serial: text(d.serial),
+      rotational: flag(d.rotational),
+      kind: text(d.kind),
+      controller: text(d.controller),
+    })),
     nics: list(h.nics).map((n) => ({ name: text(n.name), mac: text(n.mac), driver: text(n.driver), speedMbps: count(n.speed_mbps), link: flag(n.link), lldp: viewLldp(n) })),
     gpus: list(h.gpus).map((g) => ({ vendor: text(g.vendor), model: text(g.model), pciAddress: text(g.pci_address) })),
     extra: Object.fromEntries(Object.entries(h).filter(([k]) => !KNOWN.has(k))),
@@ -64,6 +82,16 @@ export function switchPortText(lldp: LldpView | null): string {
   if (!lldp) return '—';
   const port = [lldp.switchName ?? '?', lldp.port ?? '?'].join(' ') + (lldp.portDescription ? ` (${lldp.portDescription})` : '');
   return lldp.vlanId === null ? port : `${port} · VLAN ${lldp.vlanId}`;
+}
+
+/**
+ * What a disk is, in a word: a RAID controller's logical volume (whose rotational flag is the
+ * controller's guess, not a disk's), an NVMe SSD, else HDD or SSD by the rotational flag.
+ */
+export function diskKindText(disk: Pick<HardwareView['disks'][number], 'kind' | 'controller' | 'rotational'>): string {
+  if (disk.kind === 'raid') return disk.controller ? `RAID volume (${disk.controller})` : 'RAID volume';
+  if (disk.kind === 'nvme') return 'NVMe SSD';
+  return disk.rotational === null ? '—' : disk.rotational ? 'HDD' : 'SSD';
 }
 
 /** Rows a hardware table shows; the rest are counted, not rendered. */

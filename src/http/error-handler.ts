@@ -77,6 +77,30 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send(body);
 }
 
+/** The longest piece of a request's path an error message quotes. */
+const QUOTED_PATH_MAX = 120;
+
+/** A request path as an error message quotes it: JSON-quoted, cut short. */
+function quotedPath(path: string): string {
+  return JSON.stringify(path.length > QUOTED_PATH_MAX ? `${path.slice(0, QUOTED_PATH_MAX)}…` : path);
+}
+
+/**
+ * What the router refuses before any route runs (fastify's `frameworkErrors`): a path that is not valid
+ * percent-encoding, or a path parameter longer than the router takes. Answered in the one error format,
+ * quoting at most QUOTED_PATH_MAX characters of the path.
+ */
+export function sendFrameworkError(error: FastifyError, request: { url: string }, reply: FastifyReply): FastifyReply {
+  const path = request.url.split('?')[0] ?? '';
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return reply.code(414).type('application/json; charset=utf-8').send({ error: { code: 'invalid_input', message: `a part of the path ${quotedPath(path)} is too long` } } satisfies ErrorBody);
+  }
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return reply.code(400).type('application/json; charset=utf-8').send({ error: { code: 'invalid_input', message: `the path ${quotedPath(path)} is not valid percent-encoding` } } satisfies ErrorBody);
+  }
+  return sendError(reply, error);
+}
+
 /** Installs the one error mapping and a JSON 404 on a server. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
@@ -91,6 +115,6 @@ export function installErrorHandling(app: FastifyInstance): void {
     return sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${request.url.split('?')[0]}` } } satisfies ErrorBody),
+    reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${quotedPath(request.url.split('?')[0] ?? '')}` } } satisfies ErrorBody),
   );
 }

@@ -4,7 +4,7 @@ import { assertBodyDepth } from '../core/json-bounds.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { installAccessControl, type Authenticator } from './access.ts';
-import { installErrorHandling } from './error-handler.ts';
+import { installErrorHandling, sendFrameworkError } from './error-handler.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
 /** What every listener is built with. */
@@ -38,6 +38,8 @@ export function createHttpServer(platform: HttpPlatform, options: FastifyServerO
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     schemaController: { compilersFactory: { buildValidator: strictBodyValidator() } },
     forceCloseConnections: 'idle',
+    // A path the router cannot decode, or whose parameter is too long, is answered like any error.
+    frameworkErrors: sendFrameworkError,
     // A stalled upload (headers, part of a body, then silence) holds a socket and its buffered bytes:
     // the whole request must arrive within requestTimeout, checked often enough to cut it on time.
     requestTimeout,

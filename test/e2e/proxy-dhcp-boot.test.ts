@@ -74,7 +74,7 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
-  async function bootAndEnroll(name: string, input: { serial: string; uefi: boolean; mac: string }, options: { uefiHttpBoot?: boolean } = {}) {
+  async function bootAndEnroll(name: string, input: { serial: string; uefi: boolean; mac: string; managementNicMac?: string }, options: { uefiHttpBoot?: boolean } = {}) {
     const network = { netns: net!.pxeNs, tap: net!.tap, uefiHttpBoot: options.uefiHttpBoot };
     const boot = await bootVm(name, { ...input, cpus: 2, memoryMb: 1024, diskGb: 2, manufacturer: 'Supermicro', product: 'SYS-1029P' }, { timeoutMs: VM_TIMEOUT_MS, network });
     const why = `${consoleReport(boot.console)}\n--- pxe role ---\n${pxe!.output().slice(-6000)}\n--- site DHCP ---\n${site!.output().slice(-3000)}`;
@@ -101,9 +101,12 @@ describe('network boot with nothing else set up: the site DHCP server has no PXE
     assert.ok(log.some((l) => l.msg === 'tftp: transfer complete' && l.file === 'snponly.efi'), `snponly.efi went over our TFTP\n${why}`);
   });
 
-  test('legacy BIOS: the NIC boot ROM (iPXE under SeaBIOS) is sent to /boot.ipxe by the proxyDHCP and enrolls', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
+  test('legacy BIOS: the NIC boot ROM (iPXE under SeaBIOS) is sent to /boot.ipxe by the proxyDHCP and enrolls, with the booting NIC as its MAC though another comes first', { timeout: VM_TIMEOUT_MS + 60_000 }, async () => {
     const mac = '52:54:00:e2:f0:02';
-    const { why } = await bootAndEnroll('pxe-bios', { serial: 'E2EPXEBIOS1', uefi: false, mac });
+    // A management port before the booting one: iPXE's net0. /boot.ipxe must name the NIC it boots
+    // through (${netX/mac}), and bootAndEnroll checks the machine's MAC is that one.
+    const { boot, why } = await bootAndEnroll('pxe-bios', { serial: 'E2EPXEBIOS1', uefi: false, mac, managementNicMac: '52:54:00:e2:f0:12' });
+    assert.match(boot.console, /metal\.boot_mac=52:54:00:e2:f0:02/, why);
     const answers = pxeLog().filter((l) => l.mac === mac && typeof l.boot === 'string');
     assert.ok(answers.some((l) => l.boot === `${BOOT_URL}/boot.ipxe` && l.arch === 0), `the BIOS client was given the boot script URL\n${why}`);
   });

@@ -117,6 +117,16 @@ describe('iPXE rendering of generated values', () => {
   });
 });
 
+/** A refusal in the API's error format, `{"error": {"code", "message"}}`, that does not echo a long request back. */
+function assertErrorBody(r: { statusCode: number; body: string; headers: Record<string, unknown> }, url: string): void {
+  const where = `${url.slice(0, 120)}: ${r.statusCode} ${r.body.slice(0, 200)}`;
+  assert.match(String(r.headers['content-type']), /^application\/json/, where);
+  const body = JSON.parse(r.body) as { error?: { code?: unknown; message?: unknown } };
+  assert.equal(typeof body.error?.code, 'string', where);
+  assert.equal(typeof body.error?.message, 'string', where);
+  assert.ok(r.body.length < 1024, `${where}: the answer is ${r.body.length} bytes`);
+}
+
 describe('boot scripts served for generated requests', { timeout: 120_000 }, () => {
   let t: TestContext;
   let boot: FastifyInstance;
@@ -146,9 +156,16 @@ describe('boot scripts served for generated requests', { timeout: 120_000 }, () 
         const r = await boot.inject({ url });
         assert.ok(r.statusCode < 500, `${url}: ${r.statusCode} ${r.body.slice(0, 200)}`);
         if (r.statusCode === 200) assertSafeScript(r.body, url);
+        else assertErrorBody(r, url);
       }),
       { seed: 0x1b0e_0004, numRuns: runs(400) },
     );
+    // What the router itself refuses (bad percent-encoding, an over-long name) is answered the same way.
+    for (const [url, status] of [['/nixos/machines/%ZZ.ipxe', 400], [`/nixos/machines/${'A'.repeat(5000)}.ipxe`, 414], ['/nixos/machines/%E0%A4%A.ipxe', 400]] as const) {
+      const r = await boot.inject({ url });
+      assert.equal(r.statusCode, status, url.slice(0, 80));
+      assertErrorBody(r, url);
+    }
     // Scripts record last_seen_at in memory only until the next flush: no row was added.
     assert.deepEqual(await rowCounts(t.ctx), before);
     assertSafeScript((await boot.inject({ url: '/boot.ipxe' })).body.replace(/\$\{serial:uristring\}\.ipxe\?mac=\$\{net0\/mac\}&uuid=\$\{uuid\}/, 'x.ipxe'), '/boot.ipxe');

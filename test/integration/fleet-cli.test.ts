@@ -104,6 +104,9 @@ describe('fleet configuration through the metal command line', { skip: !nix }, (
     assert.match(edit.stdout, /profile lab changed; 3 of its 3 machines are out of date/);
     const stale = await metalCli('machines', 'ls', '--out-of-date', '--json');
     assert.equal((JSON.parse(stale.stdout) as { total: number }).total, 3);
+    // `machines show` says how to bring it up to date (`metal build`, not a `machines build` there is none of).
+    const shown = await metalCli('machines', 'show', 'LAB0001');
+    assert.match(shown.stdout, /out of date\s+yes \(metal build LAB0001, or metal bulk build --out-of-date for all\)/);
     const dry = await metalCli('bulk', 'build', '-l', 'role=lab', '--dry-run');
     assert.match(dry.stderr, /3 machines matched \(dry run: nothing was changed\)/);
     const nothingPicked = await runCli(['bulk', 'build'], env);

@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { Hardware } from '../../core/types.ts';
 import { Fact } from '../components.tsx';
 import { formatBinaryBytes, formatDecimalBytes, formatLinkSpeed } from '../format.ts';
-import { MAX_HARDWARE_ROWS, boundedJson, clip, cpuSummary, switchPortText, totalDiskBytes, viewHardware } from '../hardware-view.ts';
+import { MAX_HARDWARE_ROWS, boundedJson, clip, cpuSummary, diskKindText, switchPortText, totalDiskBytes, viewHardware } from '../hardware-view.ts';
 
 const dash = (v: string | number | null | undefined) => (v === null || v === undefined || v === '' ? '—' : clip(String(v)));
 
@@ -45,7 +45,7 @@ export const HardwareSection: FC<{ hardware: Hardware }> = ({ hardware }) => {
         <HwTable
           caption="Disks"
           head={['Name', 'Size', 'Kind', 'Model', 'Serial']}
-          rows={hw.disks.map((d) => [dash(d.name), formatDecimalBytes(d.sizeBytes), d.rotational === null ? '—' : d.rotational ? 'HDD' : 'SSD', dash(d.model), dash(d.serial)])}
+          rows={hw.disks.map((d) => [dash(d.name), formatDecimalBytes(d.sizeBytes), clip(diskKindText(d)), dash(d.model), dash(d.serial)])}
         />
       )}
       {hw.nics.length > 0 && (
