@@ -155,12 +155,13 @@ export function renderHoldScript(o: { selfUrl: string; messages: string[]; sleep
 
 /**
  * `/boot.ipxe`, for sites whose iPXE has no embedded script: chains the machine's own script with
- * its serial (URI-encoded, as vendor placeholders have spaces), MAC and SMBIOS UUID.
+ * its serial (URI-encoded, as vendor placeholders have spaces), the MAC of the NIC it boots through
+ * (`${netX/mac}`: net0 is the first NIC iPXE found, often a management port) and its SMBIOS UUID.
  */
 export function renderEntryScript(bootUrl: string): string {
   return script([
     ':retry',
-    `chain --replace --autofree ${word(bootUrl)}/nixos/machines/\${serial:uristring}.ipxe?mac=\${net0/mac}&uuid=\${uuid} || goto failed`,
+    `chain --replace --autofree ${word(bootUrl)}/nixos/machines/\${serial:uristring}.ipxe?mac=${BOOTING_NIC_MAC}&uuid=\${uuid} || goto failed`,
     ':failed',
     echo(`the boot server did not answer, retrying in ${RETRY_DELAY_SECONDS} s`),
     `sleep ${RETRY_DELAY_SECONDS}`,

@@ -248,7 +248,7 @@ goto fetch
         body,
         `#!ipxe
 :retry
-chain --replace --autofree http://10.0.2.100/nixos/machines/\${serial:uristring}.ipxe?mac=\${net0/mac}&uuid=\${uuid} || goto failed
+chain --replace --autofree http://10.0.2.100/nixos/machines/\${serial:uristring}.ipxe?mac=\${netX/mac}&uuid=\${uuid} || goto failed
 :failed
 echo metal: the boot server did not answer, retrying in 5 s
 sleep 5

@@ -8,6 +8,7 @@ import { verifyBuildImage } from '../images/image-publisher.ts';
 import { createTestContext, type TestContext, sqlOf } from '../../test/support/context.ts';
 import { testDatabaseKinds } from '../../test/support/databases.ts';
 import { type RunningBuilder } from './builder.ts';
+import { pollUntil } from '../../test/support/poll.ts';
 import { FIXTURES, enrollAndConfigure, nixBuildAvailable, processesMentioning, requestBuild, uniqueConfig, waitForBuild } from '../../test/support/builder.ts';
 
 const operator = { 'x-test-role': 'operator' };
@@ -198,12 +199,22 @@ for (const kind of await testDatabaseKinds()) {
       await enrollAndConfigure(api, 'SRV004', 'web-04', uniqueConfig());
       const id = await requestBuild(api, 'SRV004');
       await waitForBuild(t.ctx, id, (b) => b.log_output.includes('stand-in: working 0'));
+      // A running builder says so (its heartbeat), with the build it runs.
+      const builders = async () => (await api.inject({ url: '/api/v1/builders', headers: operator })).json().items as Array<{ name: string; live: boolean; running: number; concurrency: number; boot_check: string }>;
+      await pollUntil('b1 reports its running build', async () => (await builders()).some((b) => b.name === 'b1' && b.running === 1) || undefined, { timeoutMs: 20_000, intervalMs: 100 });
+      assert.deepEqual((await builders()).map((b) => [b.name, b.live, b.concurrency, b.boot_check]), [['b1', true, 1, 'off']]);
       await builder.stop();
       builder = undefined;
+      assert.deepEqual(await builders(), [], 'a builder that stops removes its row');
       const released = await t.ctx.builds.get(id);
       assert.equal(released.status, 'pending');
       assert.equal(released.attempts, 0);
       assert.match(released.log_output, /builder b1 stopped; the build goes back to the queue/);
+      // Waiting with no builder running: the build page and the overview say so, and how to start one.
+      const page = await api.inject({ url: `/builds/${id}`, headers: operator });
+      assert.match(page.body, /class="alert alert-warning"[^>]*>No builder is running\. Builds wait until a builder takes them; start one \(metal builder/);
+      const overview = await api.inject({ url: '/', headers: operator });
+      assert.match(overview.body, /1 build waits\. No builder is running/);
       builder = await startBuilder(t.ctx, { name: 'b2' });
       const build = await waitForBuild(t.ctx, id);
       assert.equal(build.status, 'success', build.error ?? '');

@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import type { BuildLifecycle } from '../core/build-lifecycle.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Notifier } from '../core/notifier.ts';
+import type { BuilderPresenceStore } from '../core/ports.ts';
+import { startPresenceHeartbeat } from './presence-heartbeat.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import { removeStaleStaging } from '../images/image-publisher.ts';
 import { startBuildRun, type RunningBuild } from './build-runner.ts';
@@ -23,6 +25,8 @@ export interface RunningBuilder {
 /** What a builder works with. */
 export interface BuilderDeps {
   builds: Pick<BuildLifecycle, 'queueFor'>;
+  /** Where the builder says it is running (its heartbeat), so waiting builds can tell when none is. */
+  presence: BuilderPresenceStore;
   notifier: Notifier;
   images: ImageLayout;
   logger: Logger;
@@ -102,6 +106,8 @@ export interface BuilderOptions {
   nixEntry?: string;
   /** How often retention and the work-directory sweep run besides after builds (default 10 minutes). */
   maintenanceIntervalMs?: number;
+  /** How often the builder writes its presence row (default BUILDER_HEARTBEAT_MS). */
+  heartbeatMs?: number;
 }
 
 /** Staging leftovers of publications interrupted this long ago are removed at start. */
@@ -259,6 +265,13 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
     { concurrency: settings.buildConcurrency, entry: runner.nixEntry, leaseMs, boot_check: bootCheck, secure_boot: signer ? signer.subject : null },
     `builder: ${name} ready${extras.length > 0 ? `; ${extras.join('; ')}` : ''}`,
   );
+  const heartbeat = await startPresenceHeartbeat(
+    deps.presence,
+    { name, concurrency: settings.buildConcurrency, bootCheck, secureBoot: signer ? signer.subject : null },
+    () => running.size,
+    logger,
+    options.heartbeatMs,
+  );
   await removeStaleStaging(deps.images, STALE_STAGING_MS).catch((err: unknown) => logger.warn({ err }, 'builder: could not clean staging leftovers'));
   await sweep();
   await maintain();
@@ -277,6 +290,7 @@ export async function startBuildWorker(deps: BuilderDeps, options: BuilderOption
       await maintaining;
       for (const run of running.values()) run.stop('shutdown');
       await Promise.all([...running.values()].map((r) => r.done));
+      await heartbeat.stop();
       logger.info(`builder: ${name} stopped`);
     },
   };

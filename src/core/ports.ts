@@ -685,6 +685,34 @@ export interface Stores {
   rateLimits: RateLimitStore;
   rollouts: RolloutStore;
   settings: SettingStore;
+  builderPresence: BuilderPresenceStore;
+}
+
+/** A running builder as it last said: kept up to date by its heartbeat. */
+export interface BuilderPresence {
+  /** e.g. `build-01-4242` (host and process id) */
+  name: string;
+  startedAt: string;
+  lastSeenAt: string;
+  /** METAL_BUILD_CONCURRENCY: builds it runs at once. */
+  concurrency: number;
+  /** Builds it was running when it last said. */
+  running: number;
+  /** METAL_BUILD_BOOT_CHECK: `off`, `booted` or `healthy`. */
+  bootCheck: string;
+  /** The subject of the certificate it signs kernels for, or null. */
+  secureBoot: string | null;
+}
+
+/** Which builders are running: each writes its own row (a heartbeat) and removes it when it stops. */
+export interface BuilderPresenceStore {
+  /** Writes or replaces the builder's row. */
+  put(presence: BuilderPresence): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Every row, by name. */
+  list(): Promise<BuilderPresence[]>;
+  /** Removes rows last seen before `before` (builders that died without removing theirs); how many. */
+  prune(before: string): Promise<number>;
 }
 
 /** Fleet-wide facts by name (e.g. which nixpkgs pin the desired hashes were computed with). */

@@ -5,6 +5,7 @@ import type { DashboardDeps } from './dashboard-deps.ts';
 import type { BuildLogStreams } from './build-log-stream.ts';
 import { BuildPage, type BuildData } from './pages/build-page.tsx';
 import { readPublishedImage } from '../images/published-image.ts';
+import { builderStatuses, noBuilderNotice } from '../core/builder-presence.ts';
 import { pageContext, queryParam, sendHtml } from './render.ts';
 
 type Id = { Params: { id: string } };
@@ -23,7 +24,9 @@ export function registerBuildRoutes(app: FastifyInstance, deps: DashboardDeps, s
     const machine = await deps.reads.machines.findById(build.machine_id);
     const image = build.status === 'success' ? await readPublishedImage(deps.images, build.id, build.artifact_url) : null;
     const notice = NOTICES[queryParam(request, 'notice') ?? ''];
-    const data: BuildData = { build, serviceTag: machine?.service_tag ?? null, image, ...(notice ? { notice } : {}) };
+    // A build waiting with no builder running would wait for ever without a word: the page says so.
+    const noBuilder = build.status === 'pending' ? noBuilderNotice(await builderStatuses(deps.reads.builderPresence)) : undefined;
+    const data: BuildData = { build, serviceTag: machine?.service_tag ?? null, image, ...(notice ? { notice } : {}), ...(noBuilder ? { noBuilder } : {}) };
     return sendHtml(reply, <BuildPage data={data} page={pageContext(request)} />);
   });
 

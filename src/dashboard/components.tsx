@@ -143,7 +143,7 @@ export const When: FC<{ iso: string | null | undefined; now: Date }> = ({ iso, n
   );
 
 /** A notice or error line at the top of a page. */
-export const Alert: FC<{ kind: 'error' | 'notice'; children?: Child }> = ({ kind, children }) => (
+export const Alert: FC<{ kind: 'error' | 'notice' | 'warning'; children?: Child }> = ({ kind, children }) => (
   <div class={`alert alert-${kind}`} role={kind === 'error' ? 'alert' : 'status'}>
     {children}
   </div>

@@ -6,7 +6,7 @@ import type { BulkService } from '../core/bulk-service.ts';
 import type { ProfileService } from '../core/profile-service.ts';
 import type { RuleService } from '../core/rule-service.ts';
 import type { Notifier } from '../core/notifier.ts';
-import type { BuildStore, EventStore, MachineStore, SettingStore } from '../core/ports.ts';
+import type { BuilderPresenceStore, BuildStore, EventStore, MachineStore, SettingStore } from '../core/ports.ts';
 import type { StreamGuard } from '../http/stream-guard.ts';
 import type { ImageLayout } from '../images/image-layout.ts';
 import type { WebhookService } from '../webhooks/webhook-service.ts';
@@ -22,7 +22,9 @@ export interface DashboardDeps {
   /** Reads the pages need beyond the services: summaries, recent activity. */
   reads: {
     machines: Pick<MachineStore, 'findById' | 'imageBuildId' | 'summaryRows'>;
-    builds: Pick<BuildStore, 'findById' | 'recent'>;
+    builds: Pick<BuildStore, 'findById' | 'recent' | 'countByStatus'>;
+    /** Running builders (their heartbeats): a waiting build says when none is. */
+    builderPresence: Pick<BuilderPresenceStore, 'list'>;
     events: Pick<EventStore, 'recent'>;
     /** The last backup's record (`core/backup-record.ts`), for the overview. */
     settings: Pick<SettingStore, 'get'>;

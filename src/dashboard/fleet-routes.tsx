@@ -6,6 +6,7 @@ import { OverviewBody, OverviewPage, type OverviewData } from './pages/overview-
 import { field, pageContext, queryParam, sendHtml } from './render.ts';
 import { parseSelector, type Selector } from '../core/labels.ts';
 import { LAST_BACKUP_SETTING, parseBackupRecord } from '../core/backup-record.ts';
+import { builderStatuses } from '../core/builder-presence.ts';
 import { DomainError, InvalidInputError } from '../core/errors.ts';
 import { toHttpError } from '../http/error-handler.ts';
 import { ErrorPage } from './pages/login-page.tsx';
@@ -23,8 +24,15 @@ function bulkNotice(notice: string | undefined): string | undefined {
 /** GET / (the fleet overview) and GET /machines (the list); `?fragment=` serves the live part alone. */
 export function registerFleetRoutes(app: FastifyInstance, deps: DashboardDeps, summary: FleetSummaryCache): void {
   app.get('/', { config: { access: 'viewer' } }, async (request, reply) => {
-    const [fleet, events, builds, backup] = await Promise.all([summary.get(), deps.reads.events.recent(10), deps.reads.builds.recent(8), deps.reads.settings.get(LAST_BACKUP_SETTING)]);
-    const data: OverviewData = { summary: fleet, events, builds, bootUrl: deps.bootUrl, lastBackup: parseBackupRecord(backup) };
+    const [fleet, events, builds, backup, builders, byStatus] = await Promise.all([
+      summary.get(),
+      deps.reads.events.recent(10),
+      deps.reads.builds.recent(8),
+      deps.reads.settings.get(LAST_BACKUP_SETTING),
+      builderStatuses(deps.reads.builderPresence),
+      deps.reads.builds.countByStatus(),
+    ]);
+    const data: OverviewData = { summary: fleet, events, builds, bootUrl: deps.bootUrl, lastBackup: parseBackupRecord(backup), builders, pendingBuilds: byStatus.pending ?? 0 };
     const page = pageContext(request);
     if (queryParam(request, 'fragment') === 'overview') return sendHtml(reply, <OverviewBody data={data} page={page} />, true);
     return sendHtml(reply, <OverviewPage data={data} page={page} />);

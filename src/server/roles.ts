@@ -5,6 +5,7 @@ import { registerAuth } from '../auth/register-auth.ts';
 import { CredentialStreamGuard, type StreamGuardOptions } from '../auth/stream-guard.ts';
 import { registerBuildLogRoutes } from '../api/routes/build-log-routes.ts';
 import { registerBuildRoutes } from '../api/routes/builds.ts';
+import { builderStatuses } from '../core/builder-presence.ts';
 import { registerEnrollRoute } from '../api/routes/enroll.ts';
 import { registerMachineRoutes } from '../api/routes/machines.ts';
 import { registerRollbackRoute } from '../api/routes/rollback.ts';
@@ -62,7 +63,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
   registerMachineRoutes(app, { machines, builds, events: storage.events, profiles: ctx.profiles });
   registerRollbackRoute(app, { machineImages: ctx.machineImages });
   registerRolloutRoutes(app, { rollouts: ctx.rollouts });
-  registerBuildRoutes(app, { builds });
+  registerBuildRoutes(app, { builds, builders: () => builderStatuses(ctx.storage.builderPresence) });
   registerBuildLogRoutes(app, { builds, notifier, streamGuard });
   registerWebhookRoutes(app, { webhooks: ctx.webhooks });
   registerPowerRoutes(app, { power: ctx.power });
@@ -73,7 +74,7 @@ export async function buildApiServer(ctx: AppContext, modules: RouteModule[] = [
     machines,
     builds,
     auth: ctx.auth,
-    reads: { machines: storage.machines, builds: storage.builds, events: storage.events, settings: storage.settings },
+    reads: { machines: storage.machines, builds: storage.builds, events: storage.events, settings: storage.settings, builderPresence: storage.builderPresence },
     notifier,
     streamGuard,
     images: ctx.images,
@@ -196,6 +197,7 @@ export function startBuilder(ctx: AppContext, options: BuilderOptions = {}): Pro
   return startBuildWorker(
     {
       builds: ctx.builds,
+      presence: ctx.storage.builderPresence,
       notifier: ctx.notifier,
       images: ctx.images,
       logger: ctx.logger,

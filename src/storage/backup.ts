@@ -56,6 +56,7 @@ export const BACKUP_TABLES: ReadonlyArray<{ name: string; key: readonly string[]
 export const LEFT_OUT_TABLES: Readonly<Record<string, string>> = {
   sessions: 'dashboard sign-ins: everyone signs in again after a restore',
   rate_limits: 'request counts of the last minutes',
+  builder_presence: 'which builders are running now: each running builder writes its own row again',
   change_counter: 'the boot change feed’s counter, set again as the rows are restored',
   machine_tombstones: 'deletions already read by the boot processes of the old installation',
 };

@@ -266,8 +266,20 @@ export interface SettingsTable {
   updated_at: string;
 }
 
+/** Running builders, each keeping its row up to date (0022). */
+export interface BuilderPresenceTable {
+  name: string;
+  started_at: string;
+  last_seen_at: string;
+  concurrency: number;
+  running: number;
+  boot_check: string;
+  secure_boot: string | null;
+}
+
 export interface Schema extends AuthSchema {
   settings: SettingsTable;
+  builder_presence: BuilderPresenceTable;
   profiles: ProfilesTable;
   rules: RulesTable;
   machines: MachinesTable;

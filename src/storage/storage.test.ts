@@ -430,6 +430,21 @@ for (const kind of kinds) {
       assert.equal(await storage.settings.get('desired_hash_nixpkgs'), '', 'an empty value is a value');
     });
 
+    test('builder presence: put replaces a builder\'s row, list is by name, prune removes the silent, remove its own', async () => {
+      const at = (minutes: number) => new Date(Date.parse(NOW) + minutes * 60_000).toISOString();
+      const row = (name: string, lastSeenAt: string, running = 0) => ({ name, startedAt: NOW, lastSeenAt, concurrency: 2, running, bootCheck: 'booted', secureBoot: null });
+      assert.deepEqual(await storage.builderPresence.list(), []);
+      await storage.builderPresence.put(row('b-2', at(0)));
+      await storage.builderPresence.put({ ...row('b-1', at(0)), secureBoot: 'CN=Site db' });
+      await storage.builderPresence.put(row('b-2', at(5), 1));
+      assert.deepEqual(await storage.builderPresence.list(), [{ ...row('b-1', at(0)), secureBoot: 'CN=Site db' }, row('b-2', at(5), 1)]);
+      assert.equal(await storage.builderPresence.prune(at(1)), 1);
+      assert.deepEqual((await storage.builderPresence.list()).map((b) => b.name), ['b-2']);
+      await storage.builderPresence.remove('b-2');
+      await storage.builderPresence.remove('never-there');
+      assert.deepEqual(await storage.builderPresence.list(), []);
+    });
+
     test('setDesiredHashes writes only the hashes that differ, in one batch', async () => {
       const m = (await storage.machines.insertEnrolled(newMachine('DH1', '0c:c4:7a:00:20:01'), NOW))!;
       const n = (await storage.machines.insertEnrolled(newMachine('DH2', '0c:c4:7a:00:20:02'), NOW))!;

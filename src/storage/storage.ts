@@ -14,6 +14,7 @@ import type { Schema } from './schema.ts';
 import type { SqliteSideWriter } from './sqlite-side-writer.ts';
 import { SqlRolloutStore } from './rollout-store.ts';
 import { SqlSettingStore } from './setting-store.ts';
+import { SqlBuilderPresenceStore } from './builder-presence-store.ts';
 import { SqlUserStore } from './user-store.ts';
 import { SqlWebhookStore } from './webhook-store.ts';
 
@@ -35,6 +36,7 @@ class SqlStores implements Stores {
   readonly rateLimits: SqlRateLimitStore;
   readonly rollouts: SqlRolloutStore;
   readonly settings: SqlSettingStore;
+  readonly builderPresence: SqlBuilderPresenceStore;
 
   constructor(db: Kysely<Schema>, dialect: Dialect, inTransaction: boolean, sideWriter?: SqliteSideWriter) {
     this.machines = new SqlMachineStore(db, dialect, inTransaction, sideWriter);
@@ -50,6 +52,7 @@ class SqlStores implements Stores {
     this.rateLimits = new SqlRateLimitStore(rateLimitDb(db), dialect);
     this.rollouts = new SqlRolloutStore(db);
     this.settings = new SqlSettingStore(db);
+    this.builderPresence = new SqlBuilderPresenceStore(db);
   }
 }
 

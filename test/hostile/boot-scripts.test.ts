@@ -168,6 +168,6 @@ describe('boot scripts served for generated requests', { timeout: 120_000 }, () 
     }
     // Scripts record last_seen_at in memory only until the next flush: no row was added.
     assert.deepEqual(await rowCounts(t.ctx), before);
-    assertSafeScript((await boot.inject({ url: '/boot.ipxe' })).body.replace(/\$\{serial:uristring\}\.ipxe\?mac=\$\{net0\/mac\}&uuid=\$\{uuid\}/, 'x.ipxe'), '/boot.ipxe');
+    assertSafeScript((await boot.inject({ url: '/boot.ipxe' })).body.replace(/\$\{serial:uristring\}\.ipxe\?mac=\$\{netX\/mac\}&uuid=\$\{uuid\}/, 'x.ipxe'), '/boot.ipxe');
   });
 });

@@ -31,6 +31,8 @@ import {
   type RuleStore,
   type RateLimitStore,
   type SettingStore,
+  type BuilderPresence,
+  type BuilderPresenceStore,
   type Storage,
   type Stores,
   type SummaryRow,
@@ -87,6 +89,7 @@ interface Tables {
   /** Token buckets by `<bucket> <key>`. */
   rateLimits: Record<string, { tokens: number; updatedAt: number; expiresAt: number }>;
   settings: Record<string, string>;
+  builderPresence: Record<string, BuilderPresence>;
   nextId: number;
 }
 
@@ -96,7 +99,7 @@ function assertIdentityFree(rows: MachineRow[], exceptId: number | undefined, ma
   if (taken) throw new DuplicateKeyError('its MAC or UUID was taken by another machine meanwhile');
 }
 
-const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, settings: {}, nextId: 1 });
+const empty = (): Tables => ({ machines: [], builds: [], bootMarkers: {}, events: [], users: [], sessions: [], tokens: [], webhooks: [], deliveries: [], power: [], credentialSets: [], profiles: [], rules: [], rollouts: [], locks: {}, rateLimits: {}, settings: {}, builderPresence: {}, nextId: 1 });
 const copy = <T>(v: T): T => structuredClone(v);
 
 /**
@@ -146,6 +149,9 @@ export class MemoryStorage implements Storage {
   }
   get settings(): SettingStore {
     return new MemoryStores(() => this.live(), () => this.failing).settings;
+  }
+  get builderPresence(): BuilderPresenceStore {
+    return new MemoryStores(() => this.live(), () => this.failing).builderPresence;
   }
   get rateLimits(): RateLimitStore {
     return new MemoryStores(() => this.live(), () => this.failing).rateLimits;
@@ -1119,6 +1125,29 @@ class MemoryStores implements Stores {
       },
       async put(name, value) {
         db().settings[name] = value;
+      },
+    };
+  }
+
+  get builderPresence(): BuilderPresenceStore {
+    const db = () => this.check();
+    return {
+      async put(presence) {
+        db().builderPresence[presence.name] = copy(presence);
+      },
+      async remove(name) {
+        delete db().builderPresence[name];
+      },
+      async list() {
+        return Object.values(db().builderPresence)
+          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+          .map(copy);
+      },
+      async prune(before) {
+        const t = db();
+        const gone = Object.values(t.builderPresence).filter((p) => p.lastSeenAt < before);
+        for (const p of gone) delete t.builderPresence[p.name];
+        return gone.length;
       },
     };
   }

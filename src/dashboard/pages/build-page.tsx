@@ -55,6 +55,8 @@ export interface BuildData {
   image: PublishedImage | null;
   notice?: string;
   error?: string;
+  /** The build waits and no builder is running: why it will not start (core/builder-presence.ts). */
+  noBuilder?: string;
 }
 
 /** One build: status, error first when it failed, the log (streamed while it runs), its files. */
@@ -86,6 +88,7 @@ export const BuildPage: FC<{ data: BuildData; page: PageContext }> = ({ data, pa
       </div>
       {data.error && <Alert kind="error">{data.error}</Alert>}
       {data.notice && <Alert kind="notice">{data.notice}</Alert>}
+      {data.noBuilder && <Alert kind="warning">{data.noBuilder}</Alert>}
       {b.error && (
         <div class="alert alert-error build-error" role="alert">
           <strong>Build {b.status}:</strong> <span class="pre-wrap">{b.error}</span>

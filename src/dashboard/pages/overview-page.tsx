@@ -4,7 +4,8 @@ import type { BackupRecord } from '../../core/backup-record.ts';
 import type { BuildSummary, EventSummary } from '../../core/ports.ts';
 import { shortNixpkgs } from '../../core/build-nixpkgs.ts';
 import { Bars, Donut } from '../charts.tsx';
-import { CsrfField, FirstMachineHint, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
+import { Alert, CsrfField, FirstMachineHint, Layout, StatusBadge, When, may, type PageContext } from '../components.tsx';
+import { noBuilderNotice, type BuilderStatus } from '../../core/builder-presence.ts';
 import type { FleetSummary } from '../fleet-summary.ts';
 import { formatBinaryBytes, formatCount, formatDecimalBytes, formatDuration } from '../format.ts';
 import { machineRef } from '../../core/machine-service.ts';
@@ -17,6 +18,10 @@ export interface OverviewData {
   bootUrl: string;
   /** The last whole `metal backup`, if one was recorded. */
   lastBackup: BackupRecord | undefined;
+  /** Every builder with a presence row, live or silent. */
+  builders: BuilderStatus[];
+  /** Builds waiting for a builder. */
+  pendingBuilds: number;
 }
 
 /** A day and a bit: past this a daily backup was missed (as the MetalBackupOld alert says). */
@@ -27,8 +32,10 @@ const TOP = 8;
 /** The live part of the overview, also served alone for polling. */
 export const OverviewBody: FC<{ data: OverviewData; page: PageContext }> = ({ data, page }) => {
   const { summary } = data;
+  const noBuilder = data.pendingBuilds > 0 ? noBuilderNotice(data.builders) : undefined;
   return (
     <div id="overview" hx-get="/?fragment=overview" hx-trigger="every 5s" hx-swap="outerHTML">
+      {noBuilder && <Alert kind="warning">{`${formatCount(data.pendingBuilds)} build${data.pendingBuilds === 1 ? ' waits' : 's wait'}. ${noBuilder}`}</Alert>}
       {summary.total === 0 ? (
         <FirstMachineHint bootUrl={data.bootUrl} />
       ) : (
@@ -39,6 +46,7 @@ export const OverviewBody: FC<{ data: OverviewData; page: PageContext }> = ({ da
             <Stat label="Memory" value={formatBinaryBytes(summary.memoryBytes)} />
             <Stat label="Disk" value={formatDecimalBytes(summary.diskBytes)} />
             <BackupStat record={data.lastBackup} />
+            <BuildersStat builders={data.builders} pending={data.pendingBuilds} />
           </section>
           <div class="grid-3">
             <section class="card" aria-labelledby="by-status">
@@ -93,6 +101,15 @@ const Stat: FC<{ label: string; value: string; note?: string; warn?: boolean }> 
     {note && <div class="stat-note">{note}</div>}
   </div>
 );
+
+/** How many builders run, and how many builds they run of how many they could. */
+const BuildersStat: FC<{ builders: BuilderStatus[]; pending: number }> = ({ builders, pending }) => {
+  const live = builders.filter((b) => b.live);
+  if (live.length === 0) return <Stat label="Builders" value="none" note={pending > 0 ? `${formatCount(pending)} builds wait` : 'metal builder (docs/builder.md)'} warn={pending > 0} />;
+  const running = live.reduce((n, b) => n + b.running, 0);
+  const slots = live.reduce((n, b) => n + b.concurrency, 0);
+  return <Stat label={live.length === 1 ? 'Builder' : 'Builders'} value={formatCount(live.length)} note={`${formatCount(running)} of ${formatCount(slots)} build slots busy${pending > 0 ? `, ${formatCount(pending)} waiting` : ''}`} />;
+};
 
 /** How old the last backup is: a warning when none was recorded or it is older than a day and a bit. */
 const BackupStat: FC<{ record: BackupRecord | undefined; now?: Date }> = ({ record, now = new Date() }) => {

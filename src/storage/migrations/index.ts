@@ -18,6 +18,7 @@ import * as m0018 from './0018-machine-search-index.ts';
 import * as m0019 from './0019-boot-feed-columns.ts';
 import * as m0020 from './0020-build-boot-check.ts';
 import * as m0021 from './0021-skip-boot-check.ts';
+import * as m0022 from './0022-builder-presence.ts';
 
 /**
  * Every migration, in order. Names are numbered and never change once released; add new ones at
@@ -43,4 +44,5 @@ export const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0019-boot-feed-columns', m0019],
   ['0020-build-boot-check', m0020],
   ['0021-skip-boot-check', m0021],
+  ['0022-builder-presence', m0022],
 ];
