@@ -12,6 +12,20 @@ interface BuildList {
   total: number;
 }
 
+/** `GET /api/v1/builders`. */
+interface BuilderList {
+  items: Array<{ name: string; live: boolean; started_at: string; last_seen_at: string; concurrency: number; running: number; boot_check: string; secure_boot: string | null }>;
+}
+
+const NO_BUILDER = 'no builder is running; builds wait until one starts (metal builder, or metal serve on a host with Nix; docs/builder.md)';
+
+/** Says so on standard error when a build was requested and no builder will take it. */
+async function warnWithoutBuilder(client: ApiClient, build: Build): Promise<void> {
+  if (build.status !== 'pending') return;
+  const builders = await client.get<BuilderList>('/api/v1/builders').catch(() => undefined);
+  if (builders && !builders.items.some((b) => b.live)) progress(`note: ${NO_BUILDER}`);
+}
+
 function seconds(from: string | null, to: string | null): string {
   if (!from) return '';
   const ms = (to ? Date.parse(to) : Date.now()) - Date.parse(from);
@@ -101,6 +115,7 @@ export function registerBuildCommands(program: Command): void {
   ).action(async (tag: string, opts: { wait?: boolean; json?: boolean }) => {
     const client = clientFromEnvironment();
     const build = await client.post<Build>(`/api/v1/machines/${segment(tag)}/build`);
+    await warnWithoutBuilder(client, build);
     if (!opts.wait) {
       if (opts.json) return printJson(build);
       process.stdout.write(`build ${build.id} requested for ${printable(tag)} (${build.status}); follow it with: metal builds logs ${build.id} -f\n`);
@@ -111,6 +126,30 @@ export function registerBuildCommands(program: Command): void {
     if (opts.json) printJson(finished);
     const failure = failureOf(finished);
     if (failure) throw failure;
+  });
+
+  withExamples(
+    program.command('builders').description('the builders: which run, what they are building, when each was last heard from').option('--json', 'print the API response as JSON'),
+    'metal builders',
+  ).action(async (opts: { json?: boolean }) => {
+    const list = await clientFromEnvironment().get<BuilderList>('/api/v1/builders');
+    if (opts.json) return printJson(list);
+    if (list.items.length === 0) return void process.stderr.write(`${NO_BUILDER}\n`);
+    printLines(
+      formatTable(
+        ['NAME', 'STATE', 'BUILDS', 'BOOT CHECK', 'SECURE BOOT', 'STARTED', 'LAST SEEN'],
+        list.items.map((b) => [
+          printable(b.name),
+          b.live ? 'live' : 'silent',
+          `${b.running}/${b.concurrency}`,
+          printable(b.boot_check),
+          printable(b.secure_boot ?? '-'),
+          b.started_at.replace(/\.\d+Z$/, 'Z'),
+          b.last_seen_at.replace(/\.\d+Z$/, 'Z'),
+        ]),
+      ),
+    );
+    if (!list.items.some((b) => b.live)) process.stderr.write(`${NO_BUILDER}\n`);
   });
 
   const builds = withExamples(program.command('builds').description('inspect, follow and cancel image builds'), 'metal builds ls ABC123', 'metal builds logs 42 -f');

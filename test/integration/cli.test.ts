@@ -156,9 +156,23 @@ describe('the metal command line against a real server', () => {
     assert.equal(r.stderr, 'metal: not logged in or token expired: run metal login\n');
   });
 
+  test('builders lists the running builder; --json is the API\'s response', async () => {
+    const [table, json] = await Promise.all([runCli(['builders'], loggedIn), runCli(['builders', '--json'], loggedIn)]);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^NAME +STATE +BUILDS +BOOT CHECK +SECURE BOOT +STARTED +LAST SEEN$/);
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, /^\S+-\d+ +live +0\/1 +off +- +\d{4}-/);
+    assert.equal(table.stderr, '');
+    const listed = JSON.parse(json.stdout) as { items: Array<{ name: string; last_seen_at: string }> };
+    const fromApi = await api<{ items: Array<{ name: string }> }>('GET', '/api/v1/builders');
+    assert.deepEqual(listed.items.map((b) => b.name), fromApi.items.map((b) => b.name));
+  });
+
   test('build --wait streams the log and exits 0 when the image is built', { skip: !nix }, async () => {
     const r = await runCli(['build', 'CLI001', '--wait'], loggedIn, { timeoutMs: 120_000 });
     assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /no builder is running/, 'a builder runs here');
     assert.match(r.stdout, /stand-in: building image for web-01 \(CLI001\)/);
     assert.match(r.stderr, /metal: build \d+ requested for CLI001/);
     assert.match(r.stderr, /metal: build \d+ success/);
@@ -325,5 +339,31 @@ describe('metal build --wait on a build that is cancelled', { skip: !nix }, () =
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`metal: build ${id} cancelled`));
     assert.match(r.stdout, /stand-in: slow build for slow-01/);
+  });
+});
+
+describe('the metal command line against a server with no builder', () => {
+  const home = mkdtempSync(join(tmpdir(), 'metal-cli-nobuilder-'));
+  let metal: ApiServer;
+  before(async () => {
+    metal = await startApiServer(STANDIN_ENTRY, {}, ['api']);
+    await enroll(metal.url, enrollmentPayload('NOB001'));
+  });
+  after(async () => {
+    await metal?.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('build says the build will wait, and builders says none runs', async () => {
+    const env = { XDG_CONFIG_HOME: home, METAL_URL: metal.url, METAL_TOKEN: metal.adminToken };
+    await metal.api('PUT', '/api/v1/machines/NOB001', { hostname: 'nob-01' });
+    const requested = await runCli(['build', 'NOB001'], env);
+    assert.equal(requested.code, 0, requested.stderr);
+    assert.match(requested.stdout, /^build \d+ requested for NOB001 \(pending\)/);
+    assert.equal(requested.stderr, 'metal: note: no builder is running; builds wait until one starts (metal builder, or metal serve on a host with Nix; docs/builder.md)\n');
+    const builders = await runCli(['builders'], env);
+    assert.equal(builders.code, 0, builders.stderr);
+    assert.equal(builders.stdout, '');
+    assert.match(builders.stderr, /^no builder is running; builds wait until one starts/);
   });
 });

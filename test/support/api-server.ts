@@ -21,7 +21,7 @@ export interface ApiServer {
 }
 
 /** Starts the api and builder roles in this process, building with the given Nix entry. */
-export async function startApiServer(nixEntry: string, env: Partial<Record<ConfigKey, string>> = {}): Promise<ApiServer> {
+export async function startApiServer(nixEntry: string, env: Partial<Record<ConfigKey, string>> = {}, roles: Array<'api' | 'builder'> = ['api', 'builder']): Promise<ApiServer> {
   // The stand-in entries build from host tools: offline, without build users or sandbox.
   process.env.NIX_CONFIG ??= OFFLINE_NIX_CONFIG;
   const dataDir = mkdtempSync(join(tmpdir(), 'metal-cli-data-'));
@@ -40,7 +40,7 @@ export async function startApiServer(nixEntry: string, env: Partial<Record<Confi
     },
     {},
   );
-  const server = await startServer(config, createLogger(config.logLevel), ['api', 'builder']);
+  const server = await startServer(config, createLogger(config.logLevel), roles);
   const url = server.addresses.api!;
   const login = await fetch(`${url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }) });
   if (!login.ok) throw new Error(`admin login failed: ${login.status} ${await login.text()}`);
