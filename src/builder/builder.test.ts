@@ -136,7 +136,7 @@ for (const kind of await testDatabaseKinds()) {
       const build = await waitForBuild(t.ctx, id);
       assert.equal(build.status, 'failed');
       assert.equal(build.error, "error: syntax error, unexpected end of file, expecting ';'");
-      assert.ok(build.log_output.startsWith(`error: ${build.error}\n`), build.log_output.slice(0, 200));
+      assert.ok(build.log_output.startsWith("error: syntax error, unexpected end of file, expecting ';'\n"), build.log_output.slice(0, 200));
       assert.equal((await machine('SRV001')).status, 'failed');
       assert.equal(await imageBuildId('SRV001'), published);
       assert.equal(readlinkSync(join(t.ctx.config.imagesDir, 'machines', 'SRV001')), `../builds/${published}`);

@@ -429,7 +429,8 @@ async function finish(tx: Stores, record: BuildRecord, actor: Actor, outcome: Ou
       : { error: oneLine(outcome.reason) };
   const done = await tx.builds.transition(id, [record.status], outcome.status, { ...fields, ...RELEASED, completed_at: now }, now);
   if (!done) return false;
-  if (outcome.status === 'failed') await tx.builds.prependLog(id, `error: ${fields.error}\n`);
+  // The reason heads the log as one `error:` line (nix's own line already starts so: not twice).
+  if (outcome.status === 'failed') await tx.builds.prependLog(id, `error: ${(fields.error ?? '').replace(/^error:\s*/, '')}\n`);
   const machine = await tx.machines.findById(record.machine_id);
   if (outcome.status === 'success' && machine && record.hold) {
     // A held build: its image is published, the machine keeps booting what it booted.
