@@ -41,5 +41,5 @@ export async function ensureFirstAdmin(auth: AuthService, config: Pick<Config, '
   } finally {
     rmSync(pending, { force: true });
   }
-  logger.warn({ file: path }, `auth: created the first admin, "admin"; its password is in ${path} (change it with PUT /api/v1/auth/password, then delete the file)`);
+  logger.warn({ file: path }, `auth: created the first admin, "admin"; its password is in ${path} (sign in and change it: metal login, then metal passwd, or PUT /api/v1/auth/password; then delete the file)`);
 }

@@ -3,7 +3,7 @@ import { ApiClient, ApiError, CliError } from './client/api-client.ts';
 import { clientFromEnvironment, readSettings, settingsPath, writeSettings } from './client/client-settings.ts';
 import { printJson, withExamples } from './client/output.ts';
 import { printable } from './client/table.ts';
-import { promptSecret, readSecretFromStdin } from './client/terminal-input.ts';
+import { promptSecret, readSecretFromStdin, readStdin } from './client/terminal-input.ts';
 
 interface LoginResponse {
   token: string;
@@ -16,7 +16,7 @@ interface Me {
   kind: string;
 }
 
-/** `metal login`, `metal logout` and `metal whoami`. */
+/** `metal login`, `metal logout`, `metal passwd` and `metal whoami`. */
 export function registerLoginCommands(program: Command): void {
   withExamples(
     program
@@ -63,6 +63,31 @@ export function registerLoginCommands(program: Command): void {
     const { token: _token, expires_at: _expires, ...rest } = saved;
     writeSettings(rest);
     process.stderr.write(`logged out${saved.url ? ` of ${saved.url}` : ''}; the token is removed from ${settingsPath()}\n`);
+  });
+
+  withExamples(
+    program
+      .command('passwd')
+      .description('change your own password; your other sessions end, and your API tokens are revoked unless --keep-tokens')
+      .option('--password-stdin', 'read the current password and then the new one, a line each, from standard input')
+      .option('--keep-tokens', 'keep your other API tokens'),
+    'metal passwd',
+    'printf "%s\\n%s\\n" "$OLD" "$NEW" | metal passwd --password-stdin',
+  ).action(async (opts: { passwordStdin?: boolean; keepTokens?: boolean }) => {
+    const client = clientFromEnvironment();
+    let current: string;
+    let next: string;
+    if (opts.passwordStdin) {
+      const [first = '', second = ''] = (await readStdin(64 * 1024)).split(/\r?\n/);
+      if (!first || !second) throw new CliError('give the current password and the new one on standard input, a line each');
+      [current, next] = [first, second];
+    } else {
+      current = await promptSecret('current password: ');
+      next = await promptSecret('new password: ');
+      if ((await promptSecret('again: ')) !== next) throw new CliError('the new passwords differ; nothing was changed');
+    }
+    await client.put('/api/v1/auth/password', { current_password: current, new_password: next, ...(opts.keepTokens ? { keep_tokens: true } : {}) });
+    process.stderr.write(`metal: password changed${opts.keepTokens ? '' : '; your other sessions and API tokens no longer work'}\n`);
   });
 
   withExamples(program.command('whoami').description('who the saved session or METAL_TOKEN signs in as').option('--json', 'print the API response as JSON'), 'metal whoami').action(

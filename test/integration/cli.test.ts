@@ -366,4 +366,20 @@ describe('the metal command line against a server with no builder', () => {
     assert.equal(builders.stdout, '');
     assert.match(builders.stderr, /^no builder is running; builds wait until one starts/);
   });
+
+  test('passwd changes your own password: a wrong current one changes nothing, then the new one signs in and the old does not', async () => {
+    const env = { XDG_CONFIG_HOME: home, METAL_URL: metal.url, METAL_TOKEN: metal.adminToken };
+    const wrong = await runCli(['passwd', '--password-stdin'], env, { input: 'not-the-password\nnew-password-0123\n' });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^metal: .*current password/i);
+    const short = await runCli(['passwd', '--password-stdin'], env, { input: `${ADMIN_PASSWORD}\n` });
+    assert.equal(short.code, 1);
+    assert.equal(short.stderr, 'metal: give the current password and the new one on standard input, a line each\n');
+    const changed = await runCli(['passwd', '--password-stdin', '--keep-tokens'], env, { input: `${ADMIN_PASSWORD}\nnew-password-0123\n` });
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.equal(changed.stderr, 'metal: password changed\n');
+    const login = (password: string) => runCli(['login', '--url', metal.url, '--user', 'admin', '--password-stdin'], { XDG_CONFIG_HOME: home }, { input: `${password}\n` });
+    assert.equal((await login(ADMIN_PASSWORD)).code, 1, 'the old password no longer signs in');
+    assert.equal((await login('new-password-0123')).code, 0, 'the new one does');
+  });
 });
