@@ -45,6 +45,25 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(login.headers['content-security-policy']?.includes("script-src 'self'"), true);
     });
 
+    test('a browser\'s unknown or undecodable address gets a page (the path escaped and cut short); API clients keep JSON', async () => {
+      const html = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+      const missing = await app.inject({ url: '/settings<b>x</b>', headers: { ...viewer, ...html } });
+      assert.equal(missing.statusCode, 404);
+      assert.match(String(missing.headers['content-type']), /^text\/html/);
+      assert.match(missing.body, /<h1>Not found<\/h1>/);
+      assert.match(missing.body, /role="alert">no route for GET &quot;\/settings%3Cb%3Ex%3C\/b%3E&quot;<\/div>/);
+      const bad = await app.inject({ url: '/machines/%ZZ', headers: html });
+      assert.equal(bad.statusCode, 400);
+      assert.match(bad.body, /<h1>Request refused<\/h1>[\s\S]*is not valid percent-encoding/);
+      assert.match(bad.body, /href="\/login"/, 'nobody is known yet: the page offers to sign in');
+      const long = await app.inject({ url: `/machines/${'A'.repeat(5000)}`, headers: html });
+      assert.ok(long.body.length < 20_000 && !long.body.includes('A'.repeat(200)), 'the path is not echoed whole');
+      const api = await app.inject({ url: '/api/v1/nope', headers: { ...viewer, ...html } });
+      assert.deepEqual(api.json(), { error: { code: 'not_found', message: 'no route for GET "/api/v1/nope"' } });
+      const json = await app.inject({ url: '/settings', headers: viewer });
+      assert.equal(json.json().error.code, 'not_found');
+    });
+
     test('an empty fleet tells a newcomer how to get a first machine in', async () => {
       const r = await app.inject({ url: '/', headers: viewer });
       assert.equal(r.statusCode, 200);

@@ -1,6 +1,6 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance } from 'fastify';
-import { toHttpError } from '../http/error-handler.ts';
+import { setErrorPage, toHttpError } from '../http/error-handler.ts';
 import type { DashboardDeps } from './dashboard-deps.ts';
 import { registerAdminRoutes } from './admin-routes.tsx';
 import { registerWebhookPages } from './webhook-routes.tsx';
@@ -21,6 +21,10 @@ import { registerStaticAssets } from './static-assets.ts';
  * request without a session is sent to /login (303) instead of getting a JSON 401.
  */
 export async function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Promise<void> {
+  // A browser's mistyped or stale address gets a page, not the API's JSON.
+  setErrorPage(app, (reply, status, message, request) =>
+    sendHtml(reply, <ErrorPage status={status} message={message} signedIn={isSignedIn(request.actor)} />),
+  );
   await app.register(async (scope) => {
     scope.addHook('onRoute', (route) => {
       route.schema = { ...route.schema, hide: true };
@@ -53,4 +57,9 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     if (deps.fleet) registerFleetConfigPages(scope, deps.fleet);
     if (deps.rollouts) registerRolloutPages(scope, deps.rollouts);
   });
+}
+
+/** Whether a request came from someone signed in; the router's refusals come before anyone is known. */
+function isSignedIn(actor: { kind: string } | null | undefined): boolean {
+  return actor !== null && actor !== undefined && actor.kind !== 'anonymous';
 }

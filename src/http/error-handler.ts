@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, RateLimitedError, type ErrorCode } from '../core/errors.ts';
 import { PowerError } from '../power/power-error.ts';
 import { powerErrorStatus } from '../power/power-error-status.ts';
@@ -77,6 +77,27 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send(body);
 }
 
+/** Renders an error as an HTML page (the dashboard's), for a browser that asked for a page. */
+export type ErrorPageRenderer = (reply: FastifyReply, status: number, message: string, request: FastifyRequest) => FastifyReply;
+
+/** The page renderer of each server that has one (the API listener, once the dashboard is registered). */
+const errorPages = new WeakMap<FastifyInstance, ErrorPageRenderer>();
+
+/**
+ * Makes the 404 and the router's refusals on `app` an HTML page for browsers (a request that accepts
+ * `text/html`, outside `/api/`); API clients keep the JSON error.
+ */
+export function setErrorPage(app: FastifyInstance, renderer: ErrorPageRenderer): void {
+  errorPages.set(app, renderer);
+}
+
+/** The page renderer when `request` is a browser's asking for a page on `app`. */
+export function errorPageFor(app: FastifyInstance, request: FastifyRequest): ErrorPageRenderer | undefined {
+  const page = errorPages.get(app);
+  if (!page || request.url.startsWith('/api/')) return undefined;
+  return /\btext\/html\b/.test(String(request.headers.accept ?? '')) ? page : undefined;
+}
+
 /** The longest piece of a request's path an error message quotes. */
 const QUOTED_PATH_MAX = 120;
 
@@ -90,15 +111,17 @@ function quotedPath(path: string): string {
  * percent-encoding, or a path parameter longer than the router takes. Answered in the one error format,
  * quoting at most QUOTED_PATH_MAX characters of the path.
  */
-export function sendFrameworkError(error: FastifyError, request: { url: string }, reply: FastifyReply): FastifyReply {
+export function sendFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply, page?: ErrorPageRenderer): FastifyReply {
   const path = request.url.split('?')[0] ?? '';
-  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    return reply.code(414).type('application/json; charset=utf-8').send({ error: { code: 'invalid_input', message: `a part of the path ${quotedPath(path)} is too long` } } satisfies ErrorBody);
-  }
-  if (error.code === 'FST_ERR_BAD_URL') {
-    return reply.code(400).type('application/json; charset=utf-8').send({ error: { code: 'invalid_input', message: `the path ${quotedPath(path)} is not valid percent-encoding` } } satisfies ErrorBody);
-  }
-  return sendError(reply, error);
+  const refused =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? { status: 414, message: `a part of the path ${quotedPath(path)} is too long` }
+      : error.code === 'FST_ERR_BAD_URL'
+        ? { status: 400, message: `the path ${quotedPath(path)} is not valid percent-encoding` }
+        : undefined;
+  if (!refused) return sendError(reply, error);
+  if (page) return page(reply.code(refused.status), refused.status, refused.message, request);
+  return reply.code(refused.status).type('application/json; charset=utf-8').send({ error: { code: 'invalid_input', message: refused.message } } satisfies ErrorBody);
 }
 
 /** Installs the one error mapping and a JSON 404 on a server. */
@@ -114,7 +137,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     else request.log.info({ code: (err as FastifyError).code, msg: (err as Error).message }, 'request rejected');
     return sendError(reply, err);
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${quotedPath(request.url.split('?')[0] ?? '')}` } } satisfies ErrorBody),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const message = `no route for ${request.method} ${quotedPath(request.url.split('?')[0] ?? '')}`;
+    const page = errorPageFor(app, request);
+    if (page) return page(reply.code(404), 404, message, request);
+    return reply.code(404).send({ error: { code: 'not_found', message } } satisfies ErrorBody);
+  });
 }

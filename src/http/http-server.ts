@@ -4,7 +4,7 @@ import { assertBodyDepth } from '../core/json-bounds.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { installAccessControl, type Authenticator } from './access.ts';
-import { installErrorHandling, sendFrameworkError } from './error-handler.ts';
+import { errorPageFor, installErrorHandling, sendFrameworkError } from './error-handler.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 
 /** What every listener is built with. */
@@ -31,7 +31,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
  */
 export function createHttpServer(platform: HttpPlatform, options: FastifyServerOptions = {}): FastifyInstance {
   const requestTimeout = platform.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const app = Fastify({
+  const app: FastifyInstance = Fastify({
     loggerInstance: platform.logger,
     bodyLimit: 1024 * 1024,
     trustProxy: platform.trustProxy.length > 0 ? [...platform.trustProxy] : false,
@@ -39,7 +39,7 @@ export function createHttpServer(platform: HttpPlatform, options: FastifyServerO
     schemaController: { compilersFactory: { buildValidator: strictBodyValidator() } },
     forceCloseConnections: 'idle',
     // A path the router cannot decode, or whose parameter is too long, is answered like any error.
-    frameworkErrors: sendFrameworkError,
+    frameworkErrors: (error, request, reply) => sendFrameworkError(error, request, reply, errorPageFor(app, request)),
     // A stalled upload (headers, part of a body, then silence) holds a socket and its buffered bytes:
     // the whole request must arrive within requestTimeout, checked often enough to cut it on time.
     requestTimeout,
