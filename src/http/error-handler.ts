@@ -57,7 +57,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; re
   }
   const fe = err as Partial<FastifyError>;
   if (fe.validation) {
-    return { status: 400, body: { error: { code: 'invalid_input', message: `invalid request: ${fe.message ?? 'validation failed'}` } } };
+    return { status: 400, body: { error: { code: 'invalid_input', message: `invalid request: ${describeValidation(fe)}` } } };
   }
   const code = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (code) return { status: STATUS[code], body: { error: { code, message: fe.message ?? code } } };
@@ -69,6 +69,20 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; re
     return { status: 503, body: { error: { code: 'unavailable', message: 'the database does not answer; try again shortly' } }, retryAfter: UNAVAILABLE_RETRY_SECONDS };
   }
   return { status: 500, body: { error: { code: 'internal', message: 'internal error; see the server log' } } };
+}
+
+/**
+ * A schema refusal as a person reads it: ajv's message, naming the field a body may not have (ajv only
+ * says "must NOT have additional properties"), quoted and cut short.
+ */
+function describeValidation(fe: Partial<FastifyError>): string {
+  const extra = fe.validation?.find((v) => v.keyword === 'additionalProperties');
+  const name = (extra?.params as { additionalProperty?: unknown } | undefined)?.additionalProperty;
+  if (extra && typeof name === 'string') {
+    const where = `${fe.validationContext ?? 'body'}${extra.instancePath ? extra.instancePath.replaceAll('/', '.') : ''}`;
+    return `${where} has a field it does not take: ${JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name)}`;
+  }
+  return fe.message ?? 'validation failed';
 }
 
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
