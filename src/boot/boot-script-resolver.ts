@@ -206,7 +206,8 @@ export class BootScriptResolver {
       return this.hold('hold-building', machine, selfUrl, [`${name} has a build in progress`], BUILDING_SLEEP_SECONDS);
     }
     if (machine.imageBuildId === null) {
-      return this.hold('hold-no-image', machine, selfUrl, [`${name} is enrolled but has no image yet, build one for it`], NO_IMAGE_SLEEP_SECONDS);
+      const why = machine.status === 'failed' ? `${name} has no image: its last build failed, see it on the dashboard and build again` : `${name} is enrolled but has no image yet, build one for it`;
+      return this.hold('hold-no-image', machine, selfUrl, [why], NO_IMAGE_SLEEP_SECONDS);
     }
     const buildId = machine.imageBuildId;
     const broken = (reason: string) => {

@@ -183,6 +183,19 @@ goto fetch
       );
     });
 
+    test('known machine whose first build failed: the hold says so', async () => {
+      await enroll(t.ctx, 'FAIL1', '52:54:00:00:00:12');
+      await t.ctx.machines.update('FAIL1', { hostname: 'fail1' }, OPERATOR);
+      const requested = await t.ctx.machines.requestBuild('FAIL1', OPERATOR);
+      const queue = t.ctx.builds.queueFor({ kind: 'builder', name: 'test' }, 60_000);
+      const row = await queue.claimNext();
+      assert.equal(row?.id, requested.id, 'the one build waiting');
+      await queue.fail(row.id, 'error: boom');
+      assert.equal((await t.ctx.builds.get(requested.id)).status, 'failed');
+      const body = await fetchScript(app, '/nixos/machines/FAIL1.ipxe');
+      assert.equal(body, holdScript('http://10.0.2.100/nixos/machines/FAIL1.ipxe', ['FAIL1 has no image: its last build failed, see it on the dashboard and build again'], 30));
+    });
+
     test('known machine with a build running: hold with the short sleep, even when it has an older image', async () => {
       await enroll(t.ctx, 'BUILD1', '52:54:00:00:00:03');
       await t.ctx.machines.update('BUILD1', { hostname: 'build1' }, OPERATOR);
