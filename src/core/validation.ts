@@ -38,6 +38,14 @@ const PLACEHOLDER_SERIALS = new Set(
   ].map((s) => s.toLowerCase()),
 );
 
+/** What firmware puts in the DMI vendor and product fields when the board maker filled in nothing. */
+const PLACEHOLDER_DMI_TEXT = new Set([...PLACEHOLDER_SERIALS, 'to be filled by o.e.m', 'o.e.m.', 'oem', 'system manufacturer', 'system product name', 'system version', 'default']);
+
+/** True for a DMI vendor or product name that says nothing (`To Be Filled By O.E.M.`, `System manufacturer`, …). */
+export function isPlaceholderDmiText(value: string): boolean {
+  return PLACEHOLDER_DMI_TEXT.has(value.trim().toLowerCase());
+}
+
 /** SMBIOS UUIDs that firmware gives every board of a kind: they identify no one machine. */
 const PLACEHOLDER_UUIDS = new Set([
   '00000000-0000-0000-0000-000000000000',

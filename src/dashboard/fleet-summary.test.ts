@@ -12,15 +12,17 @@ describe('summarizeFleet', () => {
       { status: 'ready', manufacturer: 'Dell Inc.', model: 'R740', hardware: hw(40, 100, 1000) },
       { status: 'enrolled', manufacturer: 'HPE', model: 'DL380', hardware: hw(8, 10, 10) },
       { status: 'failed', manufacturer: null, model: null, hardware: 'not json' },
+      // A white-box board that says nothing counts as unknown, not as a vendor called "To Be Filled By O.E.M.".
+      { status: 'enrolled', manufacturer: 'To Be Filled By O.E.M.', model: 'System Product Name', hardware: hw(0, 0, 0) },
     ]);
-    assert.equal(s.total, 4);
-    assert.deepEqual(s.byStatus, { enrolled: 1, configured: 0, building: 0, ready: 2, failed: 1 });
+    assert.equal(s.total, 5);
+    assert.deepEqual(s.byStatus, { enrolled: 2, configured: 0, building: 0, ready: 2, failed: 1 });
     assert.equal(s.cores, 88);
     assert.equal(s.threads, 176);
     assert.equal(s.memoryBytes, 210);
     assert.equal(s.diskBytes, 2010);
-    assert.deepEqual(s.byModel, [['R740', 2], ['DL380', 1], ['unknown model', 1]]);
-    assert.deepEqual(s.byVendor, [['Dell Inc.', 2], ['HPE', 1], ['unknown vendor', 1]]);
+    assert.deepEqual(s.byModel, [['R740', 2], ['unknown model', 2], ['DL380', 1]]);
+    assert.deepEqual(s.byVendor, [['Dell Inc.', 2], ['unknown vendor', 2], ['HPE', 1]]);
   });
 });
 

@@ -3,7 +3,7 @@ import { MACHINE_STATUSES } from '../core/lifecycle.ts';
 import type { Notifier } from '../core/notifier.ts';
 import type { Hardware } from '../core/types.ts';
 import type { MachineStore, SummaryRow } from '../core/ports.ts';
-import { totalDiskBytes, viewHardware } from './hardware-view.ts';
+import { knownDmiText, totalDiskBytes, viewHardware } from './hardware-view.ts';
 
 /** The numbers on the fleet overview. */
 export interface FleetSummary {
@@ -68,8 +68,8 @@ class FleetFold {
   add(row: SummaryRow): void {
     this.total += 1;
     if (row.status in this.byStatus) this.byStatus[row.status as MachineStatus] += 1;
-    bump(this.models, row.model ?? 'unknown model');
-    bump(this.vendors, row.manufacturer ?? 'unknown vendor');
+    bump(this.models, knownDmiText(row.model) ?? 'unknown model');
+    bump(this.vendors, knownDmiText(row.manufacturer) ?? 'unknown vendor');
     const view = viewHardware(parse(row.hardware));
     this.cores += view.cpu?.cores ?? 0;
     this.threads += view.cpu?.threads ?? view.cpu?.cores ?? 0;

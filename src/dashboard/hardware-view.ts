@@ -1,5 +1,6 @@
 import { switchPortOf } from '../core/cabling.ts';
 import type { Hardware } from '../core/types.ts';
+import { isPlaceholderDmiText } from '../core/validation.ts';
 
 /** Hardware facts as the dashboard shows them; every field tolerates a missing or odd value. */
 export interface HardwareView {
@@ -92,6 +93,11 @@ export function diskKindText(disk: Pick<HardwareView['disks'][number], 'kind' | 
   if (disk.kind === 'raid') return disk.controller ? `RAID volume (${disk.controller})` : 'RAID volume';
   if (disk.kind === 'nvme') return 'NVMe SSD';
   return disk.rotational === null ? '—' : disk.rotational ? 'HDD' : 'SSD';
+}
+
+/** A DMI vendor or model name, or null for none or a placeholder (`To Be Filled By O.E.M.`): lists and charts group those as unknown. */
+export function knownDmiText(value: unknown): string | null {
+  return typeof value === 'string' && value.trim() !== '' && !isPlaceholderDmiText(value) ? value : null;
 }
 
 /** Rows a hardware table shows; the rest are counted, not rendered. */

@@ -50,7 +50,7 @@ export const ConfigEditor: FC<{ entry: string; files: FormFile[]; canEdit: boole
         NixOS configuration: <span class="mono">{ENTRY_FILE}</span>
       </label>
       <small>The entry; it imports the other files, e.g. <span class="mono">imports = [ ./hardware.nix ];</span></small>
-      <CodeEditor id="nixos_config" name="nixos_config" text={entry} readonly={!canEdit} rows={18} placeholder={'{ pkgs, ... }:\n{\n  services.openssh.enable = true;\n}'} describedBy="config-help" />
+      <CodeEditor id="nixos_config" name="nixos_config" text={entry} readonly={!canEdit} rows={18} placeholder={'# Empty: the build is an empty NixOS module. For example:\n# { pkgs, ... }:\n# {\n#   services.openssh.enable = true;\n# }'} describedBy="config-help" />
       {files.map((f, i) => (
         <fieldset class="config-file" id={`file-${i + 1}`}>
           <legend class="mono">{f.name || 'unnamed file'}</legend>

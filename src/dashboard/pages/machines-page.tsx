@@ -3,7 +3,7 @@ import { MACHINE_STATUSES, type MachineStatus } from '../../core/lifecycle.ts';
 import type { Machine } from '../../core/types.ts';
 import { Alert, CsrfField, FirstMachineHint, Layout, PowerBadge, StatusBadge, When, may, type PageContext } from '../components.tsx';
 import { formatBinaryBytes, formatCount } from '../format.ts';
-import { cpuSummary, viewHardware } from '../hardware-view.ts';
+import { cpuSummary, knownDmiText, viewHardware } from '../hardware-view.ts';
 import { machineRef } from '../../core/machine-service.ts';
 
 /** Columns the list can be sorted by (each backed by the machine store's sort). */
@@ -173,7 +173,7 @@ export const MachineTable: FC<{ data: MachinesData; page: PageContext }> = ({ da
                       <td>
                         <LabelChips labels={m.labels} query={query} />
                       </td>
-                      <td class="clip">{[hw.manufacturer, hw.model].filter(Boolean).join(' ') || '—'}</td>
+                      <td class="clip">{[knownDmiText(hw.manufacturer), knownDmiText(hw.model)].filter(Boolean).join(' ') || '—'}</td>
                       <td class="clip">{cpuSummary(hw)}</td>
                       <td class="num">{formatBinaryBytes(hw.memoryBytes)}</td>
                       <td>
