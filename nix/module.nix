@@ -76,6 +76,23 @@ let
     TimeoutStopSec = "40s";
     LimitNOFILE = 65536;
   };
+
+  # A unit running `metal serve --roles <roles>` as metal once the migrations ran, with `extra` service
+  # settings. METAL_SECURE_BOOT_KEY: the boot and pxe roles sign the iPXE EFI binaries they hand out.
+  serveUnit = description: roles: extra: {
+    inherit description environment;
+    wantedBy = [ "multi-user.target" ];
+    after = [ "network-online.target" "postgresql.service" "metal-enrollment-migrate.service" ];
+    wants = [ "network-online.target" ];
+    requires = [ "metal-enrollment-migrate.service" ];
+    path = lib.optionals secureBoot [ pkgs.sbsigntool ];
+    serviceConfig = hardening // {
+      Type = "exec";
+      User = "metal";
+      Group = "metal";
+      ExecStart = "${start} serve --roles ${lib.concatStringsSep "," roles}";
+    } // extra;
+  };
 in
 {
   options.services.metal-enrollment = {
@@ -257,45 +274,16 @@ in
     })
 
     (mkIf (serverRoles != [ ]) {
-      systemd.services.metal-enrollment = {
-        description = "Metal Enrollment (${lib.concatStringsSep ", " serverRoles})";
-        wantedBy = [ "multi-user.target" ];
-        after = [ "network-online.target" "postgresql.service" "metal-enrollment-migrate.service" ];
-        wants = [ "network-online.target" ];
-        requires = [ "metal-enrollment-migrate.service" ];
-        # METAL_SECURE_BOOT_KEY: the boot role signs the iPXE EFI binaries it hands out.
-        path = lib.optionals secureBoot [ pkgs.sbsigntool ];
-        inherit environment;
-        serviceConfig = hardening // {
-          Type = "exec";
-          User = "metal";
-          Group = "metal";
-          ExecStart = "${start} serve --roles ${lib.concatStringsSep "," serverRoles}";
-        };
-      };
+      systemd.services.metal-enrollment = serveUnit "Metal Enrollment (${lib.concatStringsSep ", " serverRoles})" serverRoles { };
     })
 
     (mkIf runsPxe {
-      systemd.services.metal-enrollment-pxe = {
-        description = "Metal Enrollment PXE services (proxyDHCP and TFTP)";
-        wantedBy = [ "multi-user.target" ];
-        after = [ "network-online.target" "postgresql.service" "metal-enrollment-migrate.service" ];
-        wants = [ "network-online.target" ];
-        requires = [ "metal-enrollment-migrate.service" ];
-        # METAL_SECURE_BOOT_KEY: the pxe role signs the iPXE EFI binaries it hands out.
-        path = lib.optionals secureBoot [ pkgs.sbsigntool ];
-        inherit environment;
-        serviceConfig = hardening // {
-          Type = "exec";
-          User = "metal";
-          Group = "metal";
-          ExecStart = "${start} serve --roles pxe";
-          # Ports 67, 69 and 4011 are below 1024: this one capability, and no other.
-          AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
-          CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
-          # The role reads its interface's address; getifaddrs asks the kernel over netlink.
-          RestrictAddressFamilies = hardening.RestrictAddressFamilies ++ [ "AF_NETLINK" ];
-        };
+      systemd.services.metal-enrollment-pxe = serveUnit "Metal Enrollment PXE services (proxyDHCP and TFTP)" [ "pxe" ] {
+        # Ports 67, 69 and 4011 are below 1024: this one capability, and no other.
+        AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
+        CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
+        # The role reads its interface's address; getifaddrs asks the kernel over netlink.
+        RestrictAddressFamilies = hardening.RestrictAddressFamilies ++ [ "AF_NETLINK" ];
       };
 
       # networking.firewall.interfaces.<name>.allowedUDPPorts (nixos/modules/services/networking/firewall.nix).
