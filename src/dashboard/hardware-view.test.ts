@@ -51,7 +51,8 @@ describe('viewHardware', () => {
         { name: 'sde', kind: 7 },
       ],
     }).disks.map(diskKindText);
-    assert.deepEqual(kinds, ['RAID volume (Broadcom / LSI MegaRAID Tri-Mode SAS3508 (PERC H740P Mini))', 'RAID volume', 'NVMe SSD', 'HDD', 'SSD', '—']);
+    assert.deepEqual(kinds, ['RAID volume (PERC H740P Mini)', 'RAID volume', 'NVMe SSD', 'HDD', 'SSD', '—']);
+    assert.equal(diskKindText({ kind: 'raid', controller: `Vendor ${'x'.repeat(60)}`, rotational: null }), `RAID volume (Vendor ${'x'.repeat(33)}…)`);
   });
 
   test('wrong types and missing parts become empty, never an exception', () => {

@@ -90,7 +90,12 @@ export function switchPortText(lldp: LldpView | null): string {
  * controller's guess, not a disk's), an NVMe SSD, else HDD or SSD by the rotational flag.
  */
 export function diskKindText(disk: Pick<HardwareView['disks'][number], 'kind' | 'controller' | 'rotational'>): string {
-  if (disk.kind === 'raid') return disk.controller ? `RAID volume (${disk.controller})` : 'RAID volume';
+  if (disk.kind === 'raid') {
+    if (!disk.controller) return 'RAID volume';
+    // lspci names the card last, in parentheses: `Broadcom / LSI MegaRAID SAS3508 (PERC H740P Mini)`.
+    const card = /\(([^()]+)\)\s*$/.exec(disk.controller)?.[1] ?? disk.controller;
+    return `RAID volume (${card.length > 40 ? `${card.slice(0, 40)}…` : card})`;
+  }
   if (disk.kind === 'nvme') return 'NVMe SSD';
   return disk.rotational === null ? '—' : disk.rotational ? 'HDD' : 'SSD';
 }

@@ -105,7 +105,7 @@ const Stat: FC<{ label: string; value: string; note?: string; warn?: boolean }> 
 /** How many builders run, and how many builds they run of how many they could. */
 const BuildersStat: FC<{ builders: BuilderStatus[]; pending: number }> = ({ builders, pending }) => {
   const live = builders.filter((b) => b.live);
-  if (live.length === 0) return <Stat label="Builders" value="none" note={pending > 0 ? `${formatCount(pending)} builds wait` : 'metal builder (docs/builder.md)'} warn={pending > 0} />;
+  if (live.length === 0) return <Stat label="Builders" value="none" note={pending > 0 ? `${formatCount(pending)} build${pending === 1 ? ' waits' : 's wait'}` : 'metal builder (docs/builder.md)'} warn={pending > 0} />;
   const running = live.reduce((n, b) => n + b.running, 0);
   const slots = live.reduce((n, b) => n + b.concurrency, 0);
   return <Stat label={live.length === 1 ? 'Builder' : 'Builders'} value={formatCount(live.length)} note={`${formatCount(running)} of ${formatCount(slots)} build slots busy${pending > 0 ? `, ${formatCount(pending)} waiting` : ''}`} />;
