@@ -161,7 +161,7 @@ export function registerMachineCommands(program: Command): void {
       .command('set')
       .description('change a machine’s hostname, description, profile or NixOS configuration')
       .argument('<tag>', 'service tag or id')
-      .option('--hostname <name>', 'an RFC 1123 label, e.g. web-01')
+      .option('--hostname <name>', "an RFC 1123 label, e.g. web-01 ('' clears it)")
       .option('--profile <name>', 'the profile whose module is built before its own (names it from the profile’s pattern when it has no hostname)')
       .option('--no-profile', 'remove its profile')
       .option('--description <text>', 'free text')
@@ -172,7 +172,8 @@ export function registerMachineCommands(program: Command): void {
     'nix-instantiate --parse web.nix >/dev/null && metal machines set ABC123 --config - < web.nix',
   ).action(async (tag: string, opts: { hostname?: string; description?: string; config?: string; profile?: string | false; json?: boolean }) => {
     const body: Record<string, unknown> = {};
-    if (opts.hostname !== undefined) body.hostname = opts.hostname;
+    // '' clears it, as an empty field does on the dashboard.
+    if (opts.hostname !== undefined) body.hostname = opts.hostname === '' ? null : opts.hostname;
     if (opts.profile !== undefined) body.profile = opts.profile === false ? null : opts.profile;
     if (opts.description !== undefined) body.description = opts.description;
     if (opts.config !== undefined) {

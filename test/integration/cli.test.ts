@@ -150,6 +150,14 @@ describe('the metal command line against a real server', () => {
     assert.equal(nothing.stderr, 'metal: nothing to change: give --hostname, --description, --profile or --config\n');
   });
 
+  test("set --hostname '' clears a hostname, as an empty field does on the dashboard", async () => {
+    assert.equal((await runCli(['machines', 'set', 'CLI003', '--hostname', 'qemu-03'], loggedIn)).code, 0);
+    assert.equal((await api<{ hostname: string | null }>('GET', '/api/v1/machines/CLI003')).hostname, 'qemu-03');
+    const cleared = await runCli(['machines', 'set', 'CLI003', '--hostname', ''], loggedIn);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.equal((await api<{ hostname: string | null }>('GET', '/api/v1/machines/CLI003')).hostname, null);
+  });
+
   test('a bad token gets a message that says to log in', async () => {
     const r = await runCli(['machines', 'ls'], { XDG_CONFIG_HOME: join(home, 'unused'), METAL_URL: url, METAL_TOKEN: 'mt_not_a_real_token' });
     assert.equal(r.code, 1);
