@@ -5,7 +5,7 @@ import type { Event, Machine } from '../core/types.ts';
 import { CliError, segment } from './client/api-client.ts';
 import { clientFromEnvironment } from './client/client-settings.ts';
 import { positiveInteger, printJson, printLines, withExamples } from './client/output.ts';
-import { colourStatus, formatBytes, formatTable, printable, shouldColour, statusCell } from './client/table.ts';
+import { colourStatus, formatBytes, formatDiskBytes, formatTable, printable, shouldColour, statusCell } from './client/table.ts';
 import { confirm, readTextArgument } from './client/terminal-input.ts';
 import { readConfigDirectory, writeConfigDirectory } from './client/config-directory.ts';
 import { statSync } from 'node:fs';
@@ -79,7 +79,7 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['hardware', printable([hw.manufacturer, hw.model].filter(Boolean).join(' ')) || '-'],
     ['cpu', printable([cpu.model, cpu.cores !== undefined ? `${cpu.cores} cores` : '', cpu.threads !== undefined ? `${cpu.threads} threads` : ''].filter(Boolean).join(', ')) || '-'],
     ['memory', formatBytes(memory.total_bytes) || '-'],
-    ['disks', disks.map((d) => printable(`${d.name ?? '?'} ${formatBytes(d.size_bytes)}${d.model ? ` ${d.model}` : ''}`.trim())).join('; ') || '-'],
+    ['disks', disks.map((d) => printable(`${d.name ?? '?'} ${formatDiskBytes(d.size_bytes)}${d.model ? ` ${d.model}` : ''}`.trim())).join('; ') || '-'],
     ['nics', nics.map((n) => printable(`${n.name ?? '?'} ${n.mac ?? ''}${n.speed_mbps ? ` ${n.speed_mbps} Mb/s` : ''}`.trim())).join('; ') || '-'],
     ['cabled to', switchPorts(hw).map((p) => printable(`${p.nic ?? '?'}: ${describeSwitchPort(p)}`)).join('; ') || '- (no LLDP neighbour reported)'],
     ['last build', m.last_build_id === null ? '-' : `${m.last_build_id}  (metal builds show ${m.last_build_id})`],

@@ -1,27 +1,15 @@
 /** Human units and times for the dashboard; pure so they can be tested on their own. */
 
-const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-const DECIMAL_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+import { binaryBytes, decimalBytes, trimNumber } from '../core/byte-units.ts';
 
 /** Memory in binary units, e.g. 412316860416 -> "384 GiB". */
 export function formatBinaryBytes(bytes: number | null | undefined): string {
-  return scaled(bytes, 1024, BINARY_UNITS);
+  return binaryBytes(bytes) ?? '—';
 }
 
 /** Disk and file sizes in decimal units as vendors label them, e.g. 960197124096 -> "960 GB". */
 export function formatDecimalBytes(bytes: number | null | undefined): string {
-  return scaled(bytes, 1000, DECIMAL_UNITS);
-}
-
-function scaled(value: number | null | undefined, base: number, units: string[]): string {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return '—';
-  let v = value;
-  let i = 0;
-  while (v >= base && i < units.length - 1) {
-    v /= base;
-    i += 1;
-  }
-  return `${i === 0 ? v : trimNumber(v)} ${units[i]}`;
+  return decimalBytes(bytes) ?? '—';
 }
 
 /** Link speed from Mb/s, e.g. 25000 -> "25 Gb/s", 100 -> "100 Mb/s"; unknown -> "—". */
@@ -31,10 +19,6 @@ export function formatLinkSpeed(mbps: number | null | undefined): string {
 }
 
 /** Three significant digits at most, no trailing zeros: 1.5, 960, 3.64, 12.3. */
-function trimNumber(v: number): string {
-  const digits = v >= 100 ? 0 : v >= 10 ? 1 : 2;
-  return String(Number(v.toFixed(digits)));
-}
 
 /** "just now", "3 min ago", "2 h ago", "5 days ago"; "in the future" for clock skew; "never" for null. */
 export function formatRelativeTime(iso: string | null | undefined, now: Date = new Date()): string {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LogPrinter, colourStatus, formatBytes, formatTable, printable, printableLog, shouldColour, statusCell } from './table.ts';
+import { LogPrinter, colourStatus, formatBytes, formatDiskBytes, formatTable, printable, printableLog, shouldColour, statusCell } from './table.ts';
 
 describe('tables', () => {
   test('columns are aligned on the longest cell and the last column is not padded', () => {
@@ -42,5 +42,8 @@ describe('tables', () => {
     assert.equal(formatBytes(1536), '1.5 KiB');
     assert.equal(formatBytes(412316860416), '384 GiB');
     assert.equal(formatBytes(undefined), '');
+    // Disks as vendors label them and as the dashboard shows them: a "1.92 TB" SSD is not "1.7 TiB".
+    assert.equal(formatDiskBytes(1920383410176), '1.92 TB');
+    assert.equal(formatDiskBytes(null), '');
   });
 });

@@ -1,4 +1,5 @@
 /** Plain-text tables and status colours for terminal output. */
+import { binaryBytes, decimalBytes } from '../../core/byte-units.ts';
 
 const STATUS_COLOURS: Record<string, number> = {
   enrolled: 36, // cyan
@@ -52,17 +53,14 @@ export function printable(value: string | null | undefined): string {
   return value.replace(/[\n\t]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
-/** `1.5 GiB` from bytes. */
+/** Memory and files: `1.5 GiB` from bytes; '' for no size. */
 export function formatBytes(bytes: number | undefined | null): string {
-  if (typeof bytes !== 'number' || !Number.isFinite(bytes)) return '';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value >= 10 ? 0 : 1)} ${units[unit]}`;
+  return binaryBytes(bytes) ?? '';
+}
+
+/** Disks, in decimal units as vendors label them (and as the dashboard shows them): `960 GB`; '' for no size. */
+export function formatDiskBytes(bytes: number | undefined | null): string {
+  return decimalBytes(bytes) ?? '';
 }
 
 /** A build log made safe for a terminal: lines and tabs kept, escape sequences and other control characters dropped. */
