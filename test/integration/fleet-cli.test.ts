@@ -106,7 +106,7 @@ describe('fleet configuration through the metal command line', { skip: !nix }, (
     assert.equal((JSON.parse(stale.stdout) as { total: number }).total, 3);
     // `machines show` says how to bring it up to date (`metal build`, not a `machines build` there is none of).
     const shown = await metalCli('machines', 'show', 'LAB0001');
-    assert.match(shown.stdout, /out of date\s+yes \(metal build LAB0001, or metal bulk build --out-of-date for all\)/);
+    assert.match(shown.stdout, /out of date:\s+yes \(metal build LAB0001, or metal bulk build --out-of-date for all\)/);
     const dry = await metalCli('bulk', 'build', '-l', 'role=lab', '--dry-run');
     assert.match(dry.stderr, /3 machines matched \(dry run: nothing was changed\)/);
     const nothingPicked = await runCli(['bulk', 'build'], env);
