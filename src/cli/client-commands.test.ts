@@ -28,7 +28,7 @@ describe('client command tree', () => {
   });
 
   test('every read command takes --json', () => {
-    const reads = ['whoami', 'machines ls', 'machines show', 'machines events', 'builds ls', 'builds show', 'builders', 'tokens ls', 'users ls', 'webhooks ls', 'webhooks deliveries'];
+    const reads = ['whoami', 'machines ls', 'machines show', 'machines events', 'builds ls', 'builds show', 'builders', 'events', 'tokens ls', 'users ls', 'webhooks ls', 'webhooks deliveries'];
     for (const [name, cmd] of commands.filter(([n]) => reads.includes(n))) {
       assert.ok(cmd.options.some((o) => o.long === '--json'), `metal ${name} --json`);
     }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerBuildCommands } from './build-commands.ts';
 import { registerCompletionCommands } from './completion-commands.ts';
+import { registerEventCommands } from './event-commands.ts';
 import { registerFleetCommands } from './fleet-commands.ts';
 import { registerInventoryCommands } from './inventory-commands.ts';
 import { registerLoginCommands } from './login-commands.ts';
@@ -23,6 +24,7 @@ export function registerClientCommands(program: Command): void {
   registerInventoryCommands(program);
   registerTokenCommands(program);
   registerUsersCommands(program);
+  registerEventCommands(program);
   registerWebhookCommands(program);
   registerCompletionCommands(program);
   for (const cmd of program.commands) if (!before.has(cmd)) cmd.hook('preAction', quietOnClosedPipe);

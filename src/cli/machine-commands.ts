@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
 import { describeSwitchPort, switchPorts } from '../core/cabling.ts';
 import { MACHINE_STATUSES } from '../core/lifecycle.ts';
 import type { Event, Machine } from '../core/types.ts';
@@ -92,7 +92,7 @@ function describeMachine(m: Machine, colour: boolean): string[] {
   if (conflict) {
     const claimed = `MAC ${conflict.mac_address}${conflict.system_uuid ? ` UUID ${conflict.system_uuid}` : ''}`;
     const held = conflict.held_by.length > 0 ? `, held by ${conflict.held_by.join(', ')}` : '';
-    fields.push(['identity conflict', printable(`${claimed}${held}, from ${conflict.address ?? '?'} at ${conflict.claimed_at} (accept or reject: POST /api/v1/machines/${machineRef(m.service_tag)}/identity)`)]);
+    fields.push(['identity conflict', printable(`${claimed}${held}, from ${conflict.address ?? '?'} at ${conflict.claimed_at} (settle it: metal machines identity ${machineRef(m.service_tag)} accept|reject)`)]);
   }
   const width = Math.max(...fields.map(([k]) => k.length));
   const lines = fields.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`);
@@ -254,6 +254,20 @@ export function registerMachineCommands(program: Command): void {
     const list = await clientFromEnvironment().get<{ items: Event[]; total: number }>(`/api/v1/machines/${segment(tag)}/events`, { query: { limit: opts.limit } });
     if (opts.json) return printJson(list);
     printLines(formatTable(['TIME', 'KIND', 'ACTOR', 'MESSAGE'], list.items.map((e) => [e.created_at.replace(/\.\d+Z$/, 'Z'), printable(e.kind), printable(e.actor), printable(e.message)])));
+  });
+
+  withExamples(
+    machines
+      .command('identity')
+      .description('settle a machine’s identity conflict: accept the MAC and UUID it claimed (others owning them give them up), or reject them')
+      .argument('<tag>', 'service tag or id')
+      .addArgument(new Argument('<decision>', 'accept or reject').choices(['accept', 'reject']))
+      .option('--json', 'print the API response as JSON'),
+    'metal machines identity ABC123 accept',
+  ).action(async (tag: string, decision: 'accept' | 'reject', opts: { json?: boolean }) => {
+    const m = await clientFromEnvironment().post<Machine>(`/api/v1/machines/${segment(tag)}/identity`, { action: decision });
+    if (opts.json) return printJson(m);
+    process.stdout.write(`${printable(m.service_tag)}: identity ${decision === 'accept' ? 'accepted' : 'rejected'}; its MAC is ${printable(m.mac_address) || '-'}\n`);
   });
 
   withExamples(

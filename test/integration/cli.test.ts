@@ -150,6 +150,32 @@ describe('the metal command line against a real server', () => {
     assert.equal(nothing.stderr, 'metal: nothing to change: give --hostname, --description, --profile or --config\n');
   });
 
+  test('an identity conflict is shown with the command that settles it; identity reject settles it; events finds the record', async () => {
+    const claim = { ...enrollmentPayload('CLI002'), mac_address: '52:54:00:00:0c:02' };
+    const response = await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(claim) });
+    assert.equal(response.status, 409, await response.text());
+    const shown = await runCli(['machines', 'show', 'CLI002'], loggedIn);
+    assert.match(shown.stdout, /identity conflict: .*\(settle it: metal machines identity CLI002 accept\|reject\)/);
+    const bad = await runCli(['machines', 'identity', 'CLI002', 'maybe'], loggedIn);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /value 'maybe' is invalid for argument 'decision'\. Allowed choices are accept, reject/);
+    const rejected = await runCli(['machines', 'identity', 'CLI002', 'reject'], loggedIn);
+    assert.equal(rejected.code, 0, rejected.stderr);
+    assert.match(rejected.stdout, /^CLI002: identity rejected; its MAC is /);
+    assert.equal((await api<{ identity_conflict: unknown }>('GET', '/api/v1/machines/CLI002')).identity_conflict, null);
+    const events = await runCli(['events', '--machine', 'CLI002', '--kind', 'machine.identity_rejected'], loggedIn);
+    assert.equal(events.code, 0, events.stderr);
+    const lines = events.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^TIME +KIND +ACTOR +MACHINE +MESSAGE$/);
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, /machine\.identity_rejected +user:admin/);
+    const json = await runCli(['events', '--kind', 'machine.identity_rejected', '--json'], loggedIn);
+    assert.deepEqual(JSON.parse(json.stdout), await api('GET', '/api/v1/events?kind=machine.identity_rejected&limit=50'));
+    const none = await runCli(['events', '--kind', 'no.such.kind'], loggedIn);
+    assert.equal(none.code, 0);
+    assert.equal(none.stderr, 'no events match\n');
+  });
+
   test("set --hostname '' clears a hostname, as an empty field does on the dashboard", async () => {
     assert.equal((await runCli(['machines', 'set', 'CLI003', '--hostname', 'qemu-03'], loggedIn)).code, 0);
     assert.equal((await api<{ hostname: string | null }>('GET', '/api/v1/machines/CLI003')).hostname, 'qemu-03');
