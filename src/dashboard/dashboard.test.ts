@@ -51,7 +51,7 @@ for (const kind of await testDatabaseKinds()) {
       assert.equal(missing.statusCode, 404);
       assert.match(String(missing.headers['content-type']), /^text\/html/);
       assert.match(missing.body, /<h1>Not found<\/h1>/);
-      assert.match(missing.body, /role="alert">no route for GET &quot;\/settings%3Cb%3Ex%3C\/b%3E&quot;<\/div>/);
+      assert.match(missing.body, /role="alert">There is no page at &quot;\/settings%3Cb%3Ex%3C\/b%3E&quot;\.<\/div>/);
       const bad = await app.inject({ url: '/machines/%ZZ', headers: html });
       assert.equal(bad.statusCode, 400);
       assert.match(bad.body, /<h1>Request refused<\/h1>[\s\S]*is not valid percent-encoding/);

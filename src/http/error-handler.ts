@@ -152,9 +152,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     return sendError(reply, err);
   });
   app.setNotFoundHandler((request, reply) => {
-    const message = `no route for ${request.method} ${quotedPath(request.url.split('?')[0] ?? '')}`;
+    const path = quotedPath(request.url.split('?')[0] ?? '');
     const page = errorPageFor(app, request);
-    if (page) return page(reply.code(404), 404, message, request);
-    return reply.code(404).send({ error: { code: 'not_found', message } } satisfies ErrorBody);
+    if (page) return page(reply.code(404), 404, `There is no page at ${path}.`, request);
+    return reply.code(404).send({ error: { code: 'not_found', message: `no route for ${request.method} ${path}` } } satisfies ErrorBody);
   });
 }
