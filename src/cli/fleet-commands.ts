@@ -2,7 +2,7 @@ import type { RuleEffect } from '../core/rule-service.ts';
 import type { Command } from 'commander';
 import { formatSelector, parseSelector } from '../core/labels.ts';
 import type { Profile } from '../core/profile.ts';
-import type { Rule } from '../core/rule.ts';
+import { describeRuleMatch, describeRuleSet, type Rule } from '../core/rule.ts';
 import { CliError, segment } from './client/api-client.ts';
 import { clientFromEnvironment } from './client/client-settings.ts';
 import { printJson, printLines, withExamples } from './client/output.ts';
@@ -168,7 +168,7 @@ function registerRuleCommands(program: Command): void {
     printLines(
       formatTable(
         ['ID', 'NAME', 'PRIORITY', 'ENABLED', 'MATCH', 'SET', 'BUILD'],
-        list.items.map((r) => [String(r.id), printable(r.name), String(r.priority), r.enabled ? 'yes' : 'no', printable(JSON.stringify(r.match)), printable(JSON.stringify(r.set)), r.build ? 'yes' : 'no']),
+        list.items.map((r) => [String(r.id), printable(r.name), String(r.priority), r.enabled ? 'yes' : 'no', printable(describeRuleMatch(r.match)), printable(describeRuleSet(r.set)), r.build ? 'yes' : 'no']),
       ),
     );
   });

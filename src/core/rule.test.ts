@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { assertRuleFields, firstMatchingRule, ruleMatches, type Rule, type RuleMatch } from './rule.ts';
+import { assertRuleFields, describeRuleMatch, describeRuleSet, firstMatchingRule, ruleMatches, type Rule, type RuleMatch } from './rule.ts';
 
 const dell = {
   service_tag: 'CZJ9450B2K',
@@ -90,4 +90,14 @@ describe('rule validation', () => {
   test('defaults: priority 100, enabled, no build', () => {
     assert.deepEqual(assertRuleFields({ name: 'web', set: { profile: 'web' } }), { name: 'web', priority: 100, match: {}, set: { profile: 'web' }, build: false, enabled: true });
   });
+});
+
+test('a rule in words: what it matches and what it gives', () => {
+  assert.equal(describeRuleMatch({}), 'every machine');
+  assert.equal(
+    describeRuleMatch({ manufacturer: 'Dell*', mac: '3c:ec:ef', cpu_threads: { min: 32 }, memory_bytes: { min: 68719476736, max: 274877906944 }, disk_count: { max: 4 }, disk_bytes: { min: 960000000000, max: 960000000000 }, gpu: false, switch: 'leaf-r12-*', labels: 'env=prod' }),
+    'manufacturer Dell*, MAC 3c:ec:ef…, CPU threads ≥ 32, memory 64 GiB–256 GiB, disks ≤ 4, disk space 960 GB, no GPU, switch leaf-r12-*, labels env=prod',
+  );
+  assert.equal(describeRuleSet({}), 'nothing');
+  assert.equal(describeRuleSet({ profile: 'web', labels: { role: 'web', rack: 'r12' }, hostname_pattern: 'web-{n}' }), 'profile web, labels role=web,rack=r12, hostname web-{n}');
 });

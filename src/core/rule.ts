@@ -1,4 +1,5 @@
 import { switchPorts } from './cabling.ts';
+import { binaryBytes, decimalBytes } from './byte-units.ts';
 import { InvalidInputError } from './errors.ts';
 import { parseHostnamePattern } from './hostname-pattern.ts';
 import { assertLabels, matchesSelector, parseSelector, type Labels } from './labels.ts';
@@ -247,4 +248,41 @@ function cabledTo(hw: Hardware, switchGlob: string | undefined, portGlob: string
 /** The first rule that matches, in order (priority, then id); disabled rules are skipped. */
 export function firstMatchingRule(rules: readonly Rule[], m: MatchSubject): Rule | undefined {
   return [...rules].filter((r) => r.enabled).sort((a, b) => a.priority - b.priority || a.id - b.id).find((r) => ruleMatches(r.match, m));
+}
+
+/** A range as a person reads it: `8-64`, `≥ 8`, `≤ 64`; `unit` formats each end. */
+function describeRange(r: Range, unit: (n: number) => string = String): string {
+  if (r.min !== undefined && r.max !== undefined) return r.min === r.max ? unit(r.min) : `${unit(r.min)}–${unit(r.max)}`;
+  if (r.min !== undefined) return `≥ ${unit(r.min)}`;
+  return r.max !== undefined ? `≤ ${unit(r.max)}` : 'any';
+}
+
+/** What a rule matches, in words: `manufacturer Dell*, CPU threads ≥ 32, GPU`; `every machine` when empty. */
+export function describeRuleMatch(match: RuleMatch): string {
+  const bytes = (n: number) => decimalBytes(n) ?? String(n);
+  const memory = (n: number) => binaryBytes(n) ?? String(n);
+  const parts = [
+    match.manufacturer !== undefined && `manufacturer ${match.manufacturer}`,
+    match.model !== undefined && `model ${match.model}`,
+    match.service_tag !== undefined && `service tag ${match.service_tag}`,
+    match.mac !== undefined && `MAC ${match.mac}…`,
+    match.cpu_threads && `CPU threads ${describeRange(match.cpu_threads)}`,
+    match.memory_bytes && `memory ${describeRange(match.memory_bytes, memory)}`,
+    match.disk_count && `disks ${describeRange(match.disk_count)}`,
+    match.disk_bytes && `disk space ${describeRange(match.disk_bytes, bytes)}`,
+    match.gpu !== undefined && (match.gpu ? 'a GPU' : 'no GPU'),
+    match.switch !== undefined && `switch ${match.switch}`,
+    match.switch_port !== undefined && `switch port ${match.switch_port}`,
+    match.labels !== undefined && `labels ${match.labels}`,
+  ].filter((p): p is string => typeof p === 'string');
+  return parts.length === 0 ? 'every machine' : parts.join(', ');
+}
+
+/** What a rule gives, in words: `profile web, labels role=web, hostname web-{n}`; `nothing` when empty. */
+export function describeRuleSet(set: RuleSet): string {
+  const labels = set.labels ? Object.entries(set.labels).map(([k, v]) => `${k}=${v}`).join(',') : '';
+  const parts = [set.profile !== undefined && `profile ${set.profile}`, labels && `labels ${labels}`, set.hostname_pattern !== undefined && `hostname ${set.hostname_pattern}`].filter(
+    (p): p is string => typeof p === 'string' && p !== '',
+  );
+  return parts.length === 0 ? 'nothing' : parts.join(', ');
 }

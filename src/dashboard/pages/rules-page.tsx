@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { Profile } from '../../core/profile.ts';
-import type { Rule } from '../../core/rule.ts';
+import { describeRuleMatch, describeRuleSet, type Rule } from '../../core/rule.ts';
 import type { RuleEffect } from '../../core/rule-service.ts';
 import { Alert, CsrfField, DangerButtonForm, Layout, may, type PageContext, TableHead } from '../components.tsx';
 
@@ -96,8 +96,8 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
                 <tr>
                   <td class="num">{r.priority}</td>
                   <td class="mono">{r.name}</td>
-                  <td class="mono clip">{text(r.match)}</td>
-                  <td class="mono clip">{text(r.set)}</td>
+                  <td class="clip" title={text(r.match)}>{describeRuleMatch(r.match)}</td>
+                  <td class="clip" title={text(r.set)}>{describeRuleSet(r.set)}</td>
                   <td>{r.build ? 'yes' : 'no'}</td>
                   <td>{r.enabled ? 'yes' : 'no'}</td>
                   <td>
