@@ -121,7 +121,8 @@ export const RulesPage: FC<{ rules: Rule[]; profiles: Profile[]; page: PageConte
             <label for="rule-priority">Priority (lower first)</label>
             <input id="rule-priority" name="priority" type="number" min={0} max={1000000} value={f.priority} />
             <fieldset>
-              <legend>Match (every field given must hold; globs with * and ?)</legend>
+              <legend>Match</legend>
+              <p class="muted">Every field given must hold; globs with * and ?.</p>
               <label for="m-manufacturer">Manufacturer</label>
               <input id="m-manufacturer" name="manufacturer" maxlength={128} value={f.manufacturer} placeholder="Dell*" />
               <label for="m-model">Model</label>
