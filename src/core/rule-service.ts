@@ -144,7 +144,7 @@ export class RuleService {
    * writes nothing (the changes are made in a transaction that is rolled back).
    */
   async preview(body: unknown): Promise<{ matched: number; items: RuleEffect[] }> {
-    const fields = assertRuleFields(body, false);
+    const fields = assertRuleFields(body, false, false);
     const rule: Rule = { ...fields, name: fields.name || 'preview', id: 0, created_at: '', updated_at: '' };
     // Every machine is looked at (the match is on hardware facts, which no query selects); the
     // changes of the first MAX_RULE_MACHINES matches, by id, are worked out.

@@ -182,8 +182,11 @@ export function assertRuleSet(input: unknown): RuleSet {
   return out;
 }
 
-/** Checks a whole rule body (create or preview). */
-export function assertRuleFields(input: unknown, requireName = true): RuleFields {
+/**
+ * Checks a whole rule body: to create one (a name, and something it does), or to preview one (a
+ * preview half typed in may have neither: it still says which machines the match picks).
+ */
+export function assertRuleFields(input: unknown, requireName = true, requireEffect = true): RuleFields {
   if (!isObject(input)) throw new InvalidInputError('a rule must be an object');
   for (const key of Object.keys(input)) {
     if (!['name', 'priority', 'match', 'set', 'build', 'enabled'].includes(key)) throw bad(key, 'unknown field; a rule has name, priority, match, set, build and enabled');
@@ -199,7 +202,7 @@ export function assertRuleFields(input: unknown, requireName = true): RuleFields
   if (input.enabled !== undefined && typeof input.enabled !== 'boolean') throw bad('enabled', 'must be true or false');
   const set = assertRuleSet(input.set);
   const build = input.build === true;
-  if (Object.keys(set).length === 0 && !build) throw bad('set', 'a rule must set a profile, labels or a hostname pattern, or build');
+  if (requireEffect && Object.keys(set).length === 0 && !build) throw bad('set', 'a rule must set a profile, labels or a hostname pattern, or build');
   return { name, priority, match: assertRuleMatch(input.match), set, build, enabled: input.enabled !== false };
 }
 
