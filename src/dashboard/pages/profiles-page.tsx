@@ -152,7 +152,7 @@ export const ProfilePage: FC<{ profile: Profile; machines: Machine[]; page: Page
                   <td>
                     <StatusBadge status={m.status} />
                   </td>
-                  <td>{m.out_of_date ? <span class="badge badge-failed">out of date</span> : 'yes'}</td>
+                  <td>{m.out_of_date ? <span class="badge badge-configured" title="its configuration changed since its image was built">out of date</span> : 'yes'}</td>
                 </tr>
               ))}
             </tbody>
