@@ -137,56 +137,58 @@ export const BuildList: FC<{
   /** Builds the machine could boot instead (a "Boot this build" form posts to `path`/boot-build). */
   bootable?: { ids: number[]; path: string };
 }> = ({ builds, page, showMachine, bootable }) => (
-  <table class="compact">
-    <thead>
-      <tr>
-        <th scope="col">Build</th>
-        {showMachine ? <th scope="col">Machine</th> : null}
-        <th scope="col">Status</th>
-        <th scope="col">Duration</th>
-        <th scope="col">nixpkgs</th>
-        <th scope="col">Requested</th>
-        {bootable ? <th scope="col"><span class="visually-hidden">Actions</span></th> : null}
-      </tr>
-    </thead>
-    <tbody>
-      {builds.map((b) => (
+  <div class="table-scroll">
+    <table class="compact">
+      <thead>
         <tr>
-          <td>
-            <a href={`/builds/${b.id}`}>#{b.id}</a>
-          </td>
-          {showMachine ? (
-            <td>
-              <a href={`/machines/${encodeURIComponent(machineRef(b.service_tag))}`}>{b.hostname}</a>
-            </td>
-          ) : null}
-          <td>
-            <StatusBadge status={b.status} />
-          </td>
-          <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
-          <td class="mono" title={b.nixpkgs_revision ?? b.nixpkgs_version ?? undefined}>
-            {shortNixpkgs({ revision: b.nixpkgs_revision, version: b.nixpkgs_version }).replace(/^-$/, '—')}
-          </td>
-          <td>
-            <When iso={b.created_at} now={page.now} />
-          </td>
-          {bootable ? (
-            <td>
-              {bootable.ids.includes(b.id) && may(page, 'operator') ? (
-                <form method="post" action={`${bootable.path}/boot-build`} class="inline">
-                  <CsrfField page={page} />
-                  <input type="hidden" name="build_id" value={String(b.id)} />
-                  <button type="submit" class="small" title="Point the machine at this build; it boots it at its next boot">
-                    Boot this build
-                  </button>
-                </form>
-              ) : null}
-            </td>
-          ) : null}
+          <th scope="col">Build</th>
+          {showMachine ? <th scope="col">Machine</th> : null}
+          <th scope="col">Status</th>
+          <th scope="col">Duration</th>
+          <th scope="col">nixpkgs</th>
+          <th scope="col">Requested</th>
+          {bootable ? <th scope="col"><span class="visually-hidden">Actions</span></th> : null}
         </tr>
-      ))}
-    </tbody>
-  </table>
+      </thead>
+      <tbody>
+        {builds.map((b) => (
+          <tr>
+            <td>
+              <a href={`/builds/${b.id}`}>#{b.id}</a>
+            </td>
+            {showMachine ? (
+              <td>
+                <a href={`/machines/${encodeURIComponent(machineRef(b.service_tag))}`}>{b.hostname}</a>
+              </td>
+            ) : null}
+            <td>
+              <StatusBadge status={b.status} />
+            </td>
+            <td>{formatDuration(b.started_at, b.completed_at, page.now)}</td>
+            <td class="mono" title={b.nixpkgs_revision ?? b.nixpkgs_version ?? undefined}>
+              {shortNixpkgs({ revision: b.nixpkgs_revision, version: b.nixpkgs_version }).replace(/^-$/, '—')}
+            </td>
+            <td>
+              <When iso={b.created_at} now={page.now} />
+            </td>
+            {bootable ? (
+              <td>
+                {bootable.ids.includes(b.id) && may(page, 'operator') ? (
+                  <form method="post" action={`${bootable.path}/boot-build`} class="inline">
+                    <CsrfField page={page} />
+                    <input type="hidden" name="build_id" value={String(b.id)} />
+                    <button type="submit" class="small" title="Point the machine at this build; it boots it at its next boot">
+                      Boot this build
+                    </button>
+                  </form>
+                ) : null}
+              </td>
+            ) : null}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
 );
 
 export const EventList: FC<{ events: EventSummary[]; page: PageContext; showMachine?: boolean }> = ({ events, page, showMachine }) => (
