@@ -30,7 +30,7 @@ describe('shell completion', () => {
   test('the tree lists every command with its subcommands and options', () => {
     const nodes = new Map(completionNodes(program()).map((n) => [n.path, n]));
     assert.ok(nodes.get('')!.words.includes('machines'));
-    assert.deepEqual(nodes.get('machines')!.words, ['ls', 'show', 'set', 'config', 'label', 'events', 'rollback', 'rm', '--help']);
+    assert.deepEqual(nodes.get('machines')!.words, ['ls', 'show', 'set', 'config', 'label', 'events', 'identity', 'rollback', 'rm', '--help']);
     assert.deepEqual(nodes.get('machines ls')!.values.get('--status'), ['enrolled', 'configured', 'building', 'ready', 'failed']);
     assert.equal(nodes.get('machines set')!.values.get('--config'), null);
   });
@@ -49,7 +49,7 @@ describe('shell completion', () => {
         .split('\n')
         .filter(Boolean);
     assert.deepEqual(complete('mach'), ['machines']);
-    assert.deepEqual(complete('machines', ''), ['ls', 'show', 'set', 'config', 'label', 'events', 'rollback', 'rm', '--help']);
+    assert.deepEqual(complete('machines', ''), ['ls', 'show', 'set', 'config', 'label', 'events', 'identity', 'rollback', 'rm', '--help']);
     assert.deepEqual(complete('machines', 'ls', '--st'), ['--status']);
     assert.deepEqual(complete('machines', 'ls', '--status', 're'), ['ready']);
     assert.deepEqual(complete('machines', 'set', 'ABC', '--config', 'web'), ['web-01.nix']);
