@@ -120,13 +120,18 @@ describe('IPMI driver with chassis control (boot device support)', { skip, timeo
   });
 });
 
+/** What the garbage BMC answers to anything: 40 bytes that are not an RMCP packet. */
+const GARBAGE = Buffer.from('not an RMCP packet, not IPMI at all....', 'ascii');
+
 describe('IPMI driver against silent and garbage BMCs', { skip, timeout: 60_000 }, () => {
   let blackHole: Socket;
   let garbage: Socket;
   before(async () => {
     blackHole = createSocket('udp4');
     garbage = createSocket('udp4');
-    garbage.on('message', (_msg, rinfo) => garbage.send(randomBytes(40), rinfo.port, rinfo.address));
+    // The same garbage every time, and none of it RMCP (whose first byte is 0x06): random bytes now and
+    // then began like a real answer and got another refusal from ipmitool.
+    garbage.on('message', (_msg, rinfo) => garbage.send(GARBAGE, rinfo.port, rinfo.address));
     await Promise.all([blackHole, garbage].map((s) => new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))));
   });
   after(() => {
