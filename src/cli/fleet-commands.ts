@@ -1,6 +1,6 @@
 import type { RuleEffect } from '../core/rule-service.ts';
 import type { Command } from 'commander';
-import { formatSelector, parseSelector } from '../core/labels.ts';
+import { formatLabels, formatSelector, parseSelector } from '../core/labels.ts';
 import type { Profile } from '../core/profile.ts';
 import { describeRuleMatch, describeRuleSet, type Rule } from '../core/rule.ts';
 import { CliError, segment } from './client/api-client.ts';
@@ -29,7 +29,7 @@ function selectorArgument(text: string): string {
   }
 }
 
-const labelText = (labels: Record<string, string>) => printable(Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')) || '-';
+const labelText = (labels: Record<string, string>) => printable(formatLabels(labels)) || '-';
 
 function effectRows(items: RuleEffect[]): string[] {
   return formatTable(

@@ -10,7 +10,7 @@ import { confirm, readTextArgument } from './client/terminal-input.ts';
 import { readConfigDirectory, writeConfigDirectory } from './client/config-directory.ts';
 import { statSync } from 'node:fs';
 import { machineRef } from '../core/machine-service.ts';
-import { applyLabelArgs, formatSelector, parseSelector } from '../core/labels.ts';
+import { applyLabelArgs, formatLabels, formatSelector, parseSelector } from '../core/labels.ts';
 
 /** The largest NixOS configuration the API accepts. */
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -51,13 +51,9 @@ function machineRows(machines: Machine[], colour: boolean): string[] {
   );
 }
 
-/** `rack=r12,role=web` (sorted, printable), or '' without labels. */
-function formatLabels(labels: Record<string, string> | undefined): string {
-  return printable(
-    Object.entries(labels ?? {})
-      .map(([k, v]) => `${k}=${v}`)
-      .join(','),
-  );
+/** `rack=r12,role=web` (printable), or '' without labels. */
+function printableLabels(labels: Record<string, string> | undefined): string {
+  return printable(formatLabels(labels));
 }
 
 function describeMachine(m: Machine, colour: boolean): string[] {
@@ -72,7 +68,7 @@ function describeMachine(m: Machine, colour: boolean): string[] {
     ['status', colourStatus(m.status, colour)],
     ['hostname', printable(m.hostname) || '-'],
     ['description', printable(m.description) || '-'],
-    ['labels', formatLabels(m.labels) || '-'],
+    ['labels', printableLabels(m.labels) || '-'],
     ['profile', printable(m.profile) || '-'],
     ['out of date', m.out_of_date ? `yes (metal build ${printable(m.service_tag)}, or metal bulk build --out-of-date for all)` : 'no'],
     ['mac', printable(m.mac_address)],
@@ -239,7 +235,7 @@ export function registerMachineCommands(program: Command): void {
     }
     const machine = await client.put<Machine>(`/api/v1/machines/${segment(tag)}`, { labels });
     if (opts.json) return printJson(machine);
-    process.stdout.write(`${printable(machine.service_tag)}: labels ${formatLabels(machine.labels) || '(none)'}\n`);
+    process.stdout.write(`${printable(machine.service_tag)}: labels ${printableLabels(machine.labels) || '(none)'}\n`);
   });
 
   withExamples(

@@ -234,3 +234,10 @@ export function formatSelector(selector: Selector): string {
     })
     .join(',');
 }
+
+/** Labels as one word: `role=web,rack=r12` (in the order given), or '' without any. */
+export function formatLabels(labels: Labels | undefined): string {
+  return Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}

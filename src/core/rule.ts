@@ -2,7 +2,7 @@ import { switchPorts } from './cabling.ts';
 import { binaryBytes, decimalBytes } from './byte-units.ts';
 import { InvalidInputError } from './errors.ts';
 import { parseHostnamePattern } from './hostname-pattern.ts';
-import { assertLabels, matchesSelector, parseSelector, type Labels } from './labels.ts';
+import { assertLabels, formatLabels, matchesSelector, parseSelector, type Labels } from './labels.ts';
 import { assertProfileName } from './profile.ts';
 import type { Hardware } from './types.ts';
 
@@ -283,7 +283,7 @@ export function describeRuleMatch(match: RuleMatch): string {
 
 /** What a rule gives, in words: `profile web, labels role=web, hostname web-{n}`; `nothing` when empty. */
 export function describeRuleSet(set: RuleSet): string {
-  const labels = set.labels ? Object.entries(set.labels).map(([k, v]) => `${k}=${v}`).join(',') : '';
+  const labels = formatLabels(set.labels);
   const parts = [set.profile !== undefined && `profile ${set.profile}`, labels && `labels ${labels}`, set.hostname_pattern !== undefined && `hostname ${set.hostname_pattern}`].filter(
     (p): p is string => typeof p === 'string' && p !== '',
   );
